@@ -1,0 +1,61 @@
+# plldb build, test and benchmark entry points. Every target installs what it needs itself, so a fresh machine
+# with only the toolchains can run `make demo` and `make test`.
+
+GO        ?= go
+PYTHON    ?= python3
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+BUILD     := build
+GOFLAGS_STATIC := CGO_ENABLED=0
+LDFLAGS   := -s -w
+PKGS      := ./...
+
+.PHONY: all build layer venv test test-go lint bench fuzz demo clean
+
+all: build layer
+
+build: $(BUILD)/plldb
+
+$(BUILD)/plldb: FORCE
+	@mkdir -p $(BUILD)
+	$(GO) build -o $@ ./cmd/plldb
+
+# The Lambda layer: /opt/plldb/wrapper plus the static proxy binary beside it, one zip per architecture.
+layer: $(BUILD)/layer-x86_64.zip $(BUILD)/layer-arm64.zip
+
+$(BUILD)/layer-%.zip: FORCE
+	@mkdir -p $(BUILD)
+	$(GO) run ./layer/cmd/mklayer -arch $* -o $@
+
+$(VENV)/.stamp: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# The whole test suite: Go tests with the race detector against real processes, debugpy and loopback sockets.
+test: venv lint
+	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+# Benchmarks behind the performance targets in BENCHMARKS.md.
+bench: venv
+	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 20m $(PKGS)
+
+# Short fuzz runs of every fuzz target (the seed corpora in testdata/fuzz run in `make test` too).
+FUZZTIME ?= 20s
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./bridge/wire | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./bridge/wire || exit 1; done
+
+demo: build venv
+	$(BUILD)/plldb demo --python $(abspath $(VPY))
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:

@@ -1,0 +1,146 @@
+// Package wire defines what crosses the plldb relay: a versioned JSON envelope, the bodies of each message
+// type, and the compression and chunking that keep every WebSocket message inside API Gateway's limits.
+//
+// The relay (bridge/relay) reads only the envelope header (v, t, id, to, from) and never the body, so it can
+// route chunks of a large message without reassembling them. docs/protocol.md is the prose version of this file.
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Version is the protocol version written in every envelope. A peer refuses envelopes of another version.
+const Version = 1
+
+// Type names a message kind.
+type Type string
+
+// The message types. Bodies are documented on their structs.
+const (
+	TypeHello  Type = "hello"  // first message on every connection: who is speaking
+	TypeInvoke Type = "invoke" // function → developer: run this invocation
+	TypeAck    Type = "ack"    // developer → function: I have the invocation, do not fall back
+	TypeResult Type = "result" // developer → function: the handler returned
+	TypeError  Type = "error"  // developer → function: the handler raised (Lambda's error document)
+	TypeLog    Type = "log"    // developer → function: log lines for the sandbox's stdout (CloudWatch)
+	TypePing   Type = "ping"   // either side → relay: heartbeat; the relay answers pong to the sender
+	TypePong   Type = "pong"   // relay → sender
+	TypeBye    Type = "bye"    // orderly goodbye; the relay sends it to functions when their developer leaves
+	TypeNack   Type = "nack"   // relay → sender: the message could not be delivered
+	TypeChunk  Type = "chunk"  // one piece of a compressed envelope that was too large for one message
+)
+
+// Role is who holds a connection. Tickets are bound to one role.
+type Role string
+
+const (
+	RoleDeveloper Role = "developer"
+	RoleFunction  Role = "function"
+)
+
+// Envelope is one logical message. Body is kept raw so the relay and proxies can pass bodies they do not
+// understand unchanged.
+type Envelope struct {
+	V  int    `json:"v"`
+	T  Type   `json:"t"`
+	ID string `json:"id,omitempty"` // message id; for invocation traffic, the Lambda request id
+	// To names the destination peer. Developer → function messages must set it; function → developer
+	// messages leave it empty (a session has one developer).
+	To string `json:"to,omitempty"`
+	// From is set by the relay to the sender's peer id; whatever the sender put there is overwritten.
+	From string          `json:"from,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// FunctionIdentity says which function an invocation belongs to.
+type FunctionIdentity struct {
+	LogicalID string `json:"logicalId,omitempty"`
+	Name      string `json:"name"`
+	ARN       string `json:"arn,omitempty"`
+	Version   string `json:"version,omitempty"`
+	MemoryMB  int    `json:"memoryMB,omitempty"`
+	Region    string `json:"region,omitempty"`
+	Runtime   string `json:"runtime,omitempty"`
+	Handler   string `json:"handler,omitempty"`
+}
+
+// Hello is the body of TypeHello.
+type Hello struct {
+	Role     Role              `json:"role"`
+	Peer     string            `json:"peer"`
+	Agent    string            `json:"agent,omitempty"` // e.g. "plldb-proxy/0.1.0"
+	Function *FunctionIdentity `json:"function,omitempty"`
+}
+
+// Invoke is the body of TypeInvoke: everything the Runtime API gave the sandbox for one invocation.
+type Invoke struct {
+	RequestID       string           `json:"requestId"`
+	Function        FunctionIdentity `json:"function"`
+	Deadline        time.Time        `json:"deadline"`
+	TraceID         string           `json:"traceId,omitempty"`
+	ClientContext   string           `json:"clientContext,omitempty"`   // raw Lambda-Runtime-Client-Context header
+	CognitoIdentity string           `json:"cognitoIdentity,omitempty"` // raw Lambda-Runtime-Cognito-Identity header
+	Event           []byte           `json:"event"`                     // raw event bytes, exactly as received
+	// Env is the function's environment after the redaction policy; Redacted lists the names whose values
+	// were withheld (credentials, plldb's own keys) so the developer side knows they exist.
+	Env      map[string]string `json:"env,omitempty"`
+	Redacted []string          `json:"redacted,omitempty"`
+}
+
+// Ack is the body of TypeAck.
+type Ack struct {
+	RequestID string `json:"requestId"`
+}
+
+// Result is the body of TypeResult: the handler's return value, serialized, exactly as it is posted to the
+// Runtime API.
+type Result struct {
+	RequestID string `json:"requestId"`
+	Payload   []byte `json:"payload"`
+}
+
+// Error is the body of TypeError: Lambda's error document plus the request it answers.
+type Error struct {
+	RequestID    string   `json:"requestId"`
+	ErrorMessage string   `json:"errorMessage"`
+	ErrorType    string   `json:"errorType"`
+	StackTrace   []string `json:"stackTrace,omitempty"`
+}
+
+// Log is the body of TypeLog: output the handler printed, to be echoed on the sandbox's stdout.
+type Log struct {
+	RequestID string    `json:"requestId,omitempty"`
+	Time      time.Time `json:"time"`
+	Stream    string    `json:"stream,omitempty"` // "stdout" or "stderr"
+	Text      string    `json:"text"`
+}
+
+// Ping is the body of TypePing and TypePong.
+type Ping struct {
+	Sent time.Time `json:"sent"`
+}
+
+// Bye is the body of TypeBye.
+type Bye struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Nack is the body of TypeNack: the relay could not deliver the message Ref (its envelope id).
+type Nack struct {
+	Ref    string `json:"ref"`
+	T      Type   `json:"t,omitempty"` // type of the undelivered message (for chunks, "chunk")
+	Reason string `json:"reason"`
+}
+
+// Chunk is the body of TypeChunk. The chunks of one message share Msg; the data of chunks 0..Count-1 in order,
+// concatenated, is the compressed envelope, Size bytes long, whose SHA-256 is Sum.
+type Chunk struct {
+	Msg   string `json:"msg"`
+	Seq   int    `json:"seq"`
+	Count int    `json:"count"`
+	Size  int    `json:"size"`
+	Sum   string `json:"sum"` // hex SHA-256 of the whole compressed envelope
+	Enc   string `json:"enc"` // compression: "zstd"
+	Data  []byte `json:"data"`
+}
