@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 )
@@ -78,6 +79,27 @@ func FuzzValidJSON(f *testing.F) {
 		err := validJSON(b)
 		if (err == nil) != json.Valid(b) {
 			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, err, json.Valid(b))
+		}
+	})
+}
+
+// FuzzChunkBody checks the direct chunk decoder against encoding/json.
+func FuzzChunkBody(f *testing.F) {
+	f.Add([]byte(`{"msg":"m","seq":1,"count":2,"size":3,"sum":"s","enc":"zstd","data":"AAEC"}`))
+	f.Add([]byte(`{"msg":"m","seq":-0,"data":"AA=="}`))
+	f.Add([]byte(`{"Msg":"m","seq":1,"seq":2}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := decodeChunkBody(&Envelope{V: Version, T: TypeChunk, Body: body})
+		var want Chunk
+		wantErr := json.Unmarshal(body, &want)
+		if len(body) == 0 {
+			want, wantErr = Chunk{}, nil // an absent body decodes like {}
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("decodeChunkBody error %v, encoding/json error %v, for %q", err, wantErr, body)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeChunkBody %+v, encoding/json %+v, for %q", got, want, body)
 		}
 	})
 }
