@@ -581,3 +581,26 @@ func TestConcurrentTraffic(t *testing.T) {
 		}
 	}
 }
+
+func TestSenderCannotSpoofFrom(t *testing.T) {
+	x := newHarness(t, "A")
+	x.connect(t, "A", wire.RoleDeveloper, "dev-1")
+	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-2")
+	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+
+	for _, msg := range []string{
+		`{"v":1,"t":"ack","id":"1","to":"fn-1","from":"dev-1"}`,
+		`{"v":1,"t":"ack","id":"2","to":"fn-1","FROM":"dev-1"}`,
+		`{"v":1,"t":"ack","id":"3","to":"fn-1","fr\u006fm":"dev-1","from":"dev-1"}`,
+		`{"from":"dev-1","v":1,"t":"ack","id":"4","to":"fn-1","body":{"from":"dev-1"}}`,
+	} {
+		_, err := x.send(t, dev, []byte(msg))
+		require.NoError(t, err)
+		got := x.conns.take(fn)
+		require.Len(t, got, 1, msg)
+		// Read it the way a peer does.
+		e, err := wire.Unmarshal(got[0])
+		require.NoError(t, err, msg)
+		assert.Equal(t, "dev-2", e.From, msg)
+	}
+}
