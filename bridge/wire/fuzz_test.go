@@ -1,0 +1,222 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+)
+
+func FuzzUnmarshal(f *testing.F) {
+	for _, s := range []string{
+		`{"v":1,"t":"ping"}`,
+		`{"v":1,"t":"invoke","id":"r","to":"fn","from":"dev","body":{"event":"e30="}}`,
+		`{"V":1,"T":"ack","\u0074o":"x","to":null,"body":null}`,
+		`{"v":1,"t":"log","body":[]}`,
+		`[]`,
+		`{"v":1,"t":"x","from":"a","FROM":"b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		e, err := Unmarshal(msg)
+		h, perr := PeekHeader(msg)
+		if err != nil {
+			return
+		}
+		// Whatever a peer accepts, the relay must read the same way.
+		if perr != nil {
+			t.Fatalf("Unmarshal accepted %q but PeekHeader refused it: %v", msg, perr)
+		}
+		if h != headerOf(e) {
+			t.Fatalf("PeekHeader %+v != Unmarshal header %+v for %q", h, headerOf(e), msg)
+		}
+		again, err := Marshal(e)
+		if err != nil {
+			t.Fatalf("Marshal of an accepted envelope failed: %v", err)
+		}
+		e2, err := Unmarshal(again)
+		if err != nil {
+			t.Fatalf("Unmarshal(Marshal(e)) failed: %v", err)
+		}
+		if headerOf(e2) != headerOf(e) {
+			t.Fatalf("header changed in a round trip: %+v != %+v", headerOf(e2), headerOf(e))
+		}
+		third, err := Marshal(e2)
+		if err != nil || !bytes.Equal(third, again) {
+			t.Fatalf("Marshal is not stable: %q vs %q (%v)", again, third, err)
+		}
+	})
+}
+
+func FuzzPeekHeaderRestamp(f *testing.F) {
+	f.Add([]byte(`{"v":1,"t":"ping"}`), "fn-1")
+	f.Add([]byte(`{"v":1,"t":"chunk","to":"fn","from":"spoof","body":{"data":"AAAA"}}`), "dev")
+	f.Add([]byte(`{"from":"a","v":1,"From":"b","t":"log","body":{"x":"}"},"\u0066rom":"c"}`), "p\"q")
+	f.Add([]byte(` { "v" : 1 , "t" : "x" } `), "")
+	f.Fuzz(func(t *testing.T, msg []byte, peer string) {
+		h, perr := PeekHeader(msg)
+		out, rerr := Restamp(msg, peer)
+		peerOK := peer != "" && len(peer) <= MaxPeerLen
+		if perr == nil && peerOK && rerr != nil {
+			t.Fatalf("PeekHeader accepted %q but Restamp(%q) failed: %v", msg, peer, rerr)
+		}
+		if rerr != nil {
+			return
+		}
+		if !peerOK {
+			t.Fatalf("Restamp accepted peer %q", peer)
+		}
+		h2, err := PeekHeader(out)
+		if err != nil {
+			t.Fatalf("restamped message %q does not peek: %v", out, err)
+		}
+		if h2.From != peer {
+			t.Fatalf("from is %q, want %q", h2.From, peer)
+		}
+		if perr == nil {
+			h.From = peer
+			if h != h2 {
+				t.Fatalf("header changed by Restamp: %+v != %+v", h2, h)
+			}
+		}
+		e, err := Unmarshal(msg)
+		if err != nil {
+			return
+		}
+		e2, err := Unmarshal(out)
+		if err != nil {
+			t.Fatalf("Unmarshal accepted the message but not its restamped form %q: %v", out, err)
+		}
+		if e2.From != peer || e2.T != e.T || e2.ID != e.ID || e2.To != e.To || !bytes.Equal(e2.Body, e.Body) {
+			t.Fatalf("restamp changed more than from: %+v -> %+v", e, e2)
+		}
+	})
+}
+
+// FuzzReassemble derives an envelope and a sequence of chunk operations from the input. Whatever the
+// operations do, Add must not panic, and an envelope it returns from chunks must be the original.
+func FuzzReassemble(f *testing.F) {
+	f.Add([]byte("\x00\x00\x00\x00\x00\x00\x00\x00hello"))
+	f.Add([]byte("\x10\x01\x02\x03\x04\x05\x06\x07some event text that is long enough to matter"))
+	f.Add([]byte("\xff\x02\x05\x09\x01\x00\x00\x40" + string(bytes.Repeat([]byte("ab"), 300))))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var hdr [8]byte
+		copy(hdr[:], in)
+		payload := in[min(len(in), 8):]
+		seed := binary.LittleEndian.Uint64(hdr[:])
+		rng := rand.New(rand.NewPCG(seed, uint64(len(payload))))
+
+		// Incompressible filler makes several chunks even from a short input.
+		event := append(append([]byte(nil), payload...), randomEvent(int(hdr[7])*16, seed)...)
+		orig, err := NewEnvelope(TypeInvoke, "req", Invoke{RequestID: "req", Event: event})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig.To = "fn"
+		limit := 400 + int(hdr[0])*8
+		msgs, err := SplitWith(orig, SplitOptions{MaxMessage: limit})
+		if err != nil {
+			t.Fatalf("split: %v", err)
+		}
+		for _, m := range msgs {
+			if len(m) > limit {
+				t.Fatalf("message of %d bytes over the %d limit", len(m), limit)
+			}
+		}
+
+		// Mutate: each of hdr[1..6] picks an operation.
+		for _, op := range hdr[1:7] {
+			if len(msgs) == 0 {
+				break
+			}
+			i := rng.IntN(len(msgs))
+			switch op % 8 {
+			case 1: // drop a message
+				msgs = append(msgs[:i], msgs[i+1:]...)
+			case 2: // duplicate a message
+				msgs = append(msgs, msgs[i])
+			case 3: // flip a byte of a message
+				m := append([]byte(nil), msgs[i]...)
+				m[rng.IntN(len(m))] ^= byte(1 + rng.IntN(255))
+				msgs[i] = m
+			case 4: // truncate a message
+				msgs[i] = msgs[i][:rng.IntN(len(msgs[i]))]
+			case 5: // corrupt a chunk field
+				msgs[i] = mutateChunk(msgs[i], rng)
+			case 6: // shuffle
+				rng.Shuffle(len(msgs), func(a, b int) { msgs[a], msgs[b] = msgs[b], msgs[a] })
+			case 7: // swap two neighbours
+				if i+1 < len(msgs) {
+					msgs[i], msgs[i+1] = msgs[i+1], msgs[i]
+				}
+			}
+		}
+
+		r := NewReassembler(ReassemblerOptions{MaxPartial: 4, MaxPending: 1 << 20})
+		for _, m := range msgs {
+			stamped, err := Restamp(m, "peer")
+			if err != nil {
+				continue
+			}
+			e, err := Unmarshal(stamped)
+			if err != nil {
+				continue
+			}
+			out, err := r.Add(e)
+			if err != nil || out == nil || e.T != TypeChunk {
+				continue
+			}
+			if out.V != orig.V || out.T != orig.T || out.ID != orig.ID || out.To != orig.To || out.From != "peer" ||
+				!bytes.Equal(out.Body, orig.Body) {
+				t.Fatalf("reassembled %+v, want %+v", out, orig)
+			}
+		}
+		m, b := r.Pending()
+		if m < 0 || b < 0 || b > 1<<20 {
+			t.Fatalf("pending out of bounds: %d messages, %d bytes", m, b)
+		}
+	})
+}
+
+// mutateChunk rewrites one field of a chunk message; messages that are not chunks are returned as they are.
+func mutateChunk(msg []byte, rng *rand.Rand) []byte {
+	e, err := Unmarshal(msg)
+	if err != nil || e.T != TypeChunk {
+		return msg
+	}
+	var c Chunk
+	if e.DecodeBody(&c) != nil {
+		return msg
+	}
+	deltas := []int{-1, 1, 1 << 20, -(1 << 20)}
+	d := deltas[rng.IntN(len(deltas))]
+	switch rng.IntN(7) {
+	case 0:
+		c.Seq += d
+	case 1:
+		c.Count += d
+	case 2:
+		c.Size += d
+	case 3:
+		c.Sum = c.Sum[:len(c.Sum)-1] + "0"
+	case 4:
+		c.Enc = "gzip"
+	case 5:
+		if len(c.Data) > 0 {
+			c.Data[rng.IntN(len(c.Data))] ^= 0x55
+		}
+	case 6:
+		c.Msg += "x"
+	}
+	ne, err := NewEnvelope(TypeChunk, e.ID, c)
+	if err != nil {
+		return msg
+	}
+	ne.To = e.To
+	out, err := Marshal(ne)
+	if err != nil {
+		return msg
+	}
+	return out
+}
