@@ -11,6 +11,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -21,8 +22,9 @@ var ErrGone = errors.New("connection gone")
 // ErrNotFound is returned (possibly wrapped) by Store lookups that find nothing.
 var ErrNotFound = errors.New("not found")
 
-// ErrReplayed is returned by Store.UseTicket when the ticket id was already used.
-var ErrReplayed = errors.New("ticket already used")
+// ErrReplayed is returned by Store.UseTicket when the ticket id was already used. It is ticket.ErrReplayed, so the
+// ticket verifier recognises a store's replay error without translation.
+var ErrReplayed = ticket.ErrReplayed
 
 // Connections is the management side of a WebSocket API: API Gateway's @connections endpoint.
 type Connections interface {
