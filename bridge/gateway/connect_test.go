@@ -215,3 +215,52 @@ func TestWildcardMatch(t *testing.T) {
 	// A pathological pattern stays linear-ish rather than exponential.
 	assert.False(t, wildcardMatch("*a*a*a*a*a*a*a*a*a*b", string(make([]byte, 2000))))
 }
+
+func TestConnectMayChooseASubprotocol(t *testing.T) {
+	g, _ := startGateway(t, Config{})
+	d := &websocket.Dialer{Subprotocols: []string{"plldb.v1", "other"}}
+	ws, _, err := dial(t, g, url.Values{"name": {"a"}, "proto": {"plldb.v1"}}, d)
+	require.NoError(t, err)
+	assert.Equal(t, "plldb.v1", ws.Subprotocol())
+}
+
+func TestCloseDuringAHandshake(t *testing.T) {
+	r := newFakeRoutes()
+	g := New(Config{Logger: testLogger(t)}, nil)
+	r.gw = g
+	g.SetRoutes(r)
+	require.NoError(t, g.Start(context.Background()))
+
+	type result struct {
+		status int
+		err    error
+	}
+	dialed := make(chan result, 1)
+	go func() {
+		ws, resp, err := websocket.DefaultDialer.Dial(g.URL()+"?name=late&auth=block", nil)
+		res := result{err: err}
+		if resp != nil {
+			res.status = resp.StatusCode
+			_ = resp.Body.Close()
+		}
+		if ws != nil {
+			_ = ws.Close()
+		}
+		dialed <- res
+	}()
+	require.Eventually(t, func() bool { a, _, _, _ := r.counts(); return a == 1 }, eventually, tick)
+
+	closed := make(chan error, 1)
+	go func() { closed <- g.Close() }()
+	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.closed }, eventually, tick)
+	close(r.authRelease)
+
+	res := <-dialed
+	require.ErrorIs(t, res.err, websocket.ErrBadHandshake)
+	assert.Equal(t, http.StatusServiceUnavailable, res.status)
+	require.NoError(t, <-closed)
+	_, connects, _, disconnects := r.counts()
+	assert.Equal(t, 1, connects, "$connect ran before the gateway noticed it was closing")
+	assert.Equal(t, 1, disconnects, "so the connection's owner hears it is gone")
+	requireNoLeaks(t)
+}

@@ -27,7 +27,9 @@ func newFrameLimiter(limit int) *frameLimiter {
 }
 
 // feed consumes the next bytes of the stream. It returns how many of them come before the header of an
-// oversized frame (all of p when there is none) and whether such a frame was found. Once a violation is found
+// oversized frame (all of p when there is none) and whether such a frame was found. When that header is split
+// across reads, its first part was already let through by earlier calls; that is harmless, since a reader
+// cannot act on part of a header. Once a violation is found
 // the limiter stays violated and consumes nothing more.
 func (f *frameLimiter) feed(p []byte) (clean int, violated bool) {
 	if f.violated {

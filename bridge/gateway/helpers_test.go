@@ -40,11 +40,12 @@ type fakeRoutes struct {
 	messages    []events.APIGatewayWebsocketProxyRequest
 	disconnects []events.APIGatewayWebsocketProxyRequest
 
-	release chan struct{}
+	release     chan struct{}
+	authRelease chan struct{} // auth=block waits for it
 }
 
 func newFakeRoutes() *fakeRoutes {
-	return &fakeRoutes{ids: map[string]string{}, release: make(chan struct{})}
+	return &fakeRoutes{ids: map[string]string{}, release: make(chan struct{}), authRelease: make(chan struct{})}
 }
 
 func (f *fakeRoutes) Authorize(_ context.Context, req events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
@@ -73,6 +74,8 @@ func (f *fakeRoutes) Authorize(_ context.Context, req events.APIGatewayCustomAut
 		return events.APIGatewayCustomAuthorizerResponse{}, errors.New("store unreachable")
 	case "nested":
 		allow.Context["obj"] = map[string]any{"a": 1}
+	case "block":
+		<-f.authRelease
 	}
 	return allow, nil
 }
@@ -84,7 +87,11 @@ func (f *fakeRoutes) Connect(_ context.Context, req events.APIGatewayWebsocketPr
 	f.mu.Unlock()
 	switch c := req.QueryStringParameters["connect"]; c {
 	case "":
-		return events.APIGatewayProxyResponse{StatusCode: 200}, nil
+		resp := events.APIGatewayProxyResponse{StatusCode: 200}
+		if p := req.QueryStringParameters["proto"]; p != "" {
+			resp.Headers = map[string]string{"Sec-WebSocket-Protocol": p}
+		}
+		return resp, nil
 	case "error":
 		return events.APIGatewayProxyResponse{}, errors.New("connect exploded")
 	default:
