@@ -297,6 +297,11 @@ func (c *conn) send(ctx context.Context, data []byte) error {
 	if c.closing.Load() {
 		return fmt.Errorf("post to connection %s: %w", c.id, relay.ErrGone)
 	}
+	// select picks at random among ready cases: a context that ended while we waited must not start a write
+	// (the AfterFunc below would hang up a healthy connection).
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("post to connection %s: %w", c.id, err)
+	}
 	deadline := time.Now().Add(writeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d

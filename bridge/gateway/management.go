@@ -78,6 +78,9 @@ func (g *Gateway) GetConnection(ctx context.Context, id string) (ConnectionInfo,
 	}, nil
 }
 
+// isoMillis is the ISO 8601 form AWS uses for timestamps in JSON answers ("2026-11-21T17:21:16.123Z").
+const isoMillis = "2006-01-02T15:04:05.000Z07:00"
+
 // connectionJSON is GetConnection's HTTP answer. It carries each field twice: with the capitalised names of
 // the SDK documentation (what callers of this package were promised) and with the lower-case names AWS
 // actually puts on the wire (connectedAt, identity.sourceIp, …), which is what an AWS SDK client parses.
@@ -131,8 +134,8 @@ func (g *Gateway) serveManagement(w http.ResponseWriter, r *http.Request, escape
 			g.writeManagementError(w, log, err)
 			return
 		}
-		connected := info.ConnectedAt.UTC().Format(time.RFC3339Nano)
-		last := info.LastActiveAt.UTC().Format(time.RFC3339Nano)
+		connected := info.ConnectedAt.UTC().Format(isoMillis)
+		last := info.LastActiveAt.UTC().Format(isoMillis)
 		ident := identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent, WireSourceIP: info.SourceIP, WireUserAgent: info.UserAgent}
 		body, err := json.Marshal(connectionJSON{
 			ConnectedAt: connected, Identity: ident, LastActiveAt: last,
