@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/gorilla/websocket"
 
 	"github.com/plldb/plldb/bridge/relay"
@@ -242,6 +243,7 @@ func (c *conn) finish() {
 
 // route runs $default for one inbound message.
 func (g *Gateway) route(c *conn, mt int, data []byte) {
+	c.log.Debug("message", "bytes", len(data), "binary", mt == websocket.BinaryMessage)
 	ev := g.baseEvent(c.hs, c.authz, "$default", "MESSAGE")
 	ev.RequestContext.MessageID = newAWSID()
 	if mt == websocket.BinaryMessage {
@@ -255,7 +257,7 @@ func (g *Gateway) route(c *conn, mt int, data []byte) {
 		err = errors.New("no routes set")
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), integrationTimeout)
-		_, err = routes.Default(ctx, ev)
+		_, err = invoke("$default", func() (events.APIGatewayProxyResponse, error) { return routes.Default(ctx, ev) })
 		cancel()
 	}
 	if err == nil {

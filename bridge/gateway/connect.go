@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -68,7 +69,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), integrationTimeout)
-	resp, err := routes.Connect(ctx, g.connectEvent(hs, authz))
+	ev := g.connectEvent(hs, authz)
+	resp, err := invoke("$connect", func() (events.APIGatewayProxyResponse, error) { return routes.Connect(ctx, ev) })
 	cancel()
 	if err != nil {
 		log.Error("$connect handler failed", "err", err)
@@ -240,7 +242,7 @@ func (g *Gateway) authorize(ctx context.Context, routes Routes, hs handshake, lo
 	}
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, integrationTimeout)
-	resp, err := routes.Authorize(actx, req)
+	resp, err := invoke("authorizer", func() (events.APIGatewayCustomAuthorizerResponse, error) { return routes.Authorize(actx, req) })
 	cancel()
 	latency := time.Since(start).Milliseconds()
 	if err != nil {
@@ -420,10 +422,21 @@ func (g *Gateway) disconnect(hs handshake, authz map[string]any, code int, reaso
 	ev.MultiValueHeaders = map[string][]string{"Host": {hs.headers["Host"]}, "X-Forwarded-For": {hs.sourceIP}}
 	ctx, cancel := context.WithTimeout(context.Background(), integrationTimeout)
 	defer cancel()
-	if _, err := routes.Disconnect(ctx, ev); err != nil {
+	if _, err := invoke("$disconnect", func() (events.APIGatewayProxyResponse, error) { return routes.Disconnect(ctx, ev) }); err != nil {
 		log.Error("$disconnect handler failed", "err", err)
 	}
 	log.Info("disconnected", "code", code, "reason", reason)
+}
+
+// invoke calls a handler the way the Lambda runtime does: a panic becomes the invocation's error (and is
+// logged with its stack by the caller's error log) instead of taking the whole gateway down.
+func invoke[T any](name string, fn func() (T, error)) (resp T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s handler panicked: %v\n%s", name, p, debug.Stack())
+		}
+	}()
+	return fn()
 }
 
 // writeJSONMessage writes API Gateway's error body {"message": …}. errType, when set, goes into

@@ -90,6 +90,7 @@ func TestConnectRefusals(t *testing.T) {
 		{"wrapped Unauthorized is an authorizer failure", "auth", "wrapped", http.StatusInternalServerError},
 		{"authorizer error", "auth", "fail", http.StatusInternalServerError},
 		{"authorizer context with an object", "auth", "nested", http.StatusInternalServerError},
+		{"authorizer panic", "auth", "panic", http.StatusInternalServerError},
 		{"$connect 403", "connect", "403", http.StatusForbidden},
 		{"$connect 429", "connect", "429", http.StatusTooManyRequests},
 		{"$connect error", "connect", "error", http.StatusInternalServerError},

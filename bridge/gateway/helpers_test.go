@@ -76,6 +76,8 @@ func (f *fakeRoutes) Authorize(_ context.Context, req events.APIGatewayCustomAut
 		allow.Context["obj"] = map[string]any{"a": 1}
 	case "block":
 		<-f.authRelease
+	case "panic":
+		panic("authorizer bug")
 	}
 	return allow, nil
 }
@@ -114,6 +116,8 @@ func (f *fakeRoutes) Default(ctx context.Context, req events.APIGatewayWebsocket
 	switch {
 	case req.Body == "fail":
 		return events.APIGatewayProxyResponse{}, errors.New("handler exploded")
+	case req.Body == "panic":
+		panic("handler bug")
 	case req.Body == "block":
 		select {
 		case <-f.release:

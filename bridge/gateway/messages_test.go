@@ -83,6 +83,13 @@ func TestDefaultErrorIsReportedAndKeepsTheConnection(t *testing.T) {
 	assert.Equal(t, id, m["connectionId"])
 	assert.Equal(t, r.messagesOf(id)[0].RequestContext.RequestID, m["requestId"])
 
+	// A panicking handler is an error too, as the Lambda runtime reports it; the gateway survives it.
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("panic")))
+	_, data, err = ws.ReadMessage()
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &m))
+	assert.Equal(t, "Internal server error", m["message"])
+
 	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("echo still here")))
 	_, data, err = ws.ReadMessage()
 	require.NoError(t, err)
