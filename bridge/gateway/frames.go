@@ -20,6 +20,8 @@ type frameLimiter struct {
 	hdrNeed   int    // total header length, known once the first two bytes are in
 	remaining uint64 // payload bytes of the current frame not yet seen
 	violated  bool
+	rest      []byte // after a violation: the bytes of that read following the oversized frame's header
+	sawClose  bool   // a close frame's header went by
 }
 
 func newFrameLimiter(limit int) *frameLimiter {
@@ -35,6 +37,7 @@ func (f *frameLimiter) feed(p []byte) (clean int, violated bool) {
 	if f.violated {
 		return 0, true
 	}
+	f.sawClose = false
 	i := 0
 	for i < len(p) {
 		if f.remaining > 0 {
@@ -81,13 +84,29 @@ func (f *frameLimiter) feed(p []byte) (clean int, violated bool) {
 			n = uint64(l)
 		}
 		f.hdrLen, f.hdrNeed = 0, 0
-		if n > f.limit {
+		if n > f.limit && !f.violated {
 			f.violated = true
+			f.remaining = n
+			f.rest = append([]byte(nil), p[i:]...) // p is the reader's buffer
 			return hdrStart, true
+		}
+		if f.hdr[0]&0x0f == 0x8 {
+			f.sawClose = true
 		}
 		f.remaining = n
 	}
 	return len(p), false
+}
+
+// watch follows the frames after a violation, only to notice the client's close frame (its answer to our
+// 1009): then the connection can be hung up at once instead of after the grace period.
+func (f *frameLimiter) watch(p []byte) (sawClose bool) {
+	violated := f.violated
+	f.violated = false
+	f.limit = ^uint64(0)
+	f.feed(p)
+	f.violated = violated
+	return f.sawClose
 }
 
 // sniffListener wraps every accepted connection in a sniffConn. The same listener serves the management API and
@@ -143,16 +162,28 @@ func (c *sniffConn) frameTooBig() bool {
 	return c.err != nil
 }
 
-// drain discards what the client still sends until it closes or until the deadline. Closing a socket with
-// unread data makes the kernel send RST, which can destroy our close frame before the client reads it; after a
-// 1009 the client is typically still writing the rest of its oversized frame.
+// drain discards what the client still sends until it answers our close frame, closes, or the deadline
+// passes. Closing a socket with unread data makes the kernel send RST, which can destroy our close frame
+// before the client reads it; after a 1009 the client is typically still writing the rest of its oversized
+// frame.
 func (c *sniffConn) drain(deadline time.Time, maxBytes int64) {
 	_ = c.Conn.SetReadDeadline(deadline)
+	if c.lim != nil && c.lim.violated {
+		// What followed the oversized frame's header in the read that found it was never handed on.
+		rest := c.lim.rest
+		c.lim.rest = nil
+		if c.lim.watch(rest) {
+			return
+		}
+	}
 	buf := make([]byte, 32<<10)
 	var total int64
 	for total < maxBytes {
 		n, err := c.Conn.Read(buf)
 		total += int64(n)
+		if c.lim != nil && c.lim.watch(buf[:n]) {
+			return
+		}
 		if err != nil {
 			return
 		}

@@ -122,3 +122,18 @@ func FuzzFrameLimiter(f *testing.F) {
 		}
 	})
 }
+
+func TestFrameLimiterWatchFindsTheCloseAfterAViolation(t *testing.T) {
+	f := newFrameLimiter(10)
+	over := rawFrame(2, true, make([]byte, 50))
+	closeFrame := rawFrame(8, true, []byte{0x03, 0xf1})
+	// The oversized frame arrives with part of its payload; the rest and the close come later, split.
+	clean, bad := f.feed(over[:20])
+	require.True(t, bad)
+	require.Zero(t, clean)
+	assert.False(t, f.watch(f.rest))
+	tail := append(append([]byte{}, over[20:]...), rawFrame(1, true, []byte("late"))...)
+	assert.False(t, f.watch(tail))
+	assert.False(t, f.watch(closeFrame[:1]))
+	assert.True(t, f.watch(closeFrame[1:]))
+}
