@@ -17,6 +17,9 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 )
 
+// The relay handlers reach connections through relay.Connections; the gateway is that, in-process.
+var _ relay.Connections = (*Gateway)(nil)
+
 func (g *Gateway) lookup(id string) *conn {
 	g.mu.Lock()
 	defer g.mu.Unlock()
