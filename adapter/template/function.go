@@ -45,7 +45,7 @@ func (b *builder) function(id string) (*Function, error) {
 	}
 	if typ == TypeServerlessFunction && b.globalFn != nil {
 		// SAM merges Globals before it resolves anything, so intrinsics from both sides survive the merge.
-		props = mergeGlobals(b.globalFn, props)
+		props = mergeGlobals(b.globalFn, props, 0)
 	}
 	var reasons []string
 	unsupported := func(format string, args ...any) { reasons = append(reasons, fmt.Sprintf(format, args...)) }
@@ -395,9 +395,11 @@ func (b *builder) layer(ref string) (*layerInfo, error) {
 // mergeGlobals merges Globals.Function into a function's Properties the way SAM does: mappings merge key by key
 // (recursively), lists concatenate with the globals first, anything else (scalars, intrinsic functions, a type
 // mismatch) takes the function's value.
-func mergeGlobals(global, local *yaml.Node) *yaml.Node {
+func mergeGlobals(global, local *yaml.Node, depth int) *yaml.Node {
 	global, local = deref(global), deref(local)
 	switch {
+	case depth > maxDepth: // aliases that contain themselves: resolving reports the cycle
+		return local
 	case global == nil:
 		return local
 	case local == nil:
@@ -408,7 +410,7 @@ func mergeGlobals(global, local *yaml.Node) *yaml.Node {
 			k := global.Content[i]
 			v := global.Content[i+1]
 			if lv := mapGet(local, k.Value); lv != nil {
-				k, v = mapKey(local, k.Value), mergeGlobals(v, lv)
+				k, v = mapKey(local, k.Value), mergeGlobals(v, lv, depth+1)
 			}
 			out.Content = append(out.Content, k, v)
 		}

@@ -69,6 +69,7 @@ type resolver struct {
 	condVal    map[string]bool
 	condBusy   []string
 	steps      int
+	anchored   map[*yaml.Node]bool // anchored nodes being resolved: meeting one again is an alias cycle
 }
 
 func (r *resolver) errf(n *yaml.Node, format string, args ...any) *Error {
@@ -106,9 +107,20 @@ func (r *resolver) resolve(n *yaml.Node, depth int) (any, error) {
 	if err := r.enter(n, depth); err != nil {
 		return nil, err
 	}
+	alias := n
 	n, err := r.deref(n, depth)
 	if err != nil {
 		return nil, err
+	}
+	if n.Anchor != "" {
+		if r.anchored[n] {
+			return nil, r.errf(alias, "circular alias: &%s contains *%s, so its value would contain itself", n.Anchor, n.Anchor)
+		}
+		if r.anchored == nil {
+			r.anchored = map[*yaml.Node]bool{}
+		}
+		r.anchored[n] = true
+		defer delete(r.anchored, n)
 	}
 	if isCustomTag(n.Tag) {
 		fn, ok := shortForms[n.Tag]
