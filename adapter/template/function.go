@@ -45,7 +45,8 @@ func (b *builder) function(id string) (*Function, error) {
 	}
 	if typ == TypeServerlessFunction && b.globalFn != nil {
 		// SAM merges Globals before it resolves anything, so intrinsics from both sides survive the merge.
-		props = mergeGlobals(b.globalFn, props, 0)
+		budget := maxMergeSteps
+		props = mergeGlobals(b.globalFn, props, &budget)
 	}
 	var reasons []string
 	unsupported := func(format string, args ...any) { reasons = append(reasons, fmt.Sprintf(format, args...)) }
@@ -392,13 +393,17 @@ func (b *builder) layer(ref string) (*layerInfo, error) {
 	return li, nil
 }
 
+// maxMergeSteps bounds the work of merging Globals into one function, against aliases that contain themselves.
+const maxMergeSteps = 10_000
+
 // mergeGlobals merges Globals.Function into a function's Properties the way SAM does: mappings merge key by key
 // (recursively), lists concatenate with the globals first, anything else (scalars, intrinsic functions, a type
 // mismatch) takes the function's value.
-func mergeGlobals(global, local *yaml.Node, depth int) *yaml.Node {
+func mergeGlobals(global, local *yaml.Node, budget *int) *yaml.Node {
 	global, local = deref(global), deref(local)
+	*budget--
 	switch {
-	case depth > maxDepth: // aliases that contain themselves: resolving reports the cycle
+	case *budget < 0: // aliases that contain themselves; resolving what is read reports the cycle
 		return local
 	case global == nil:
 		return local
@@ -410,7 +415,7 @@ func mergeGlobals(global, local *yaml.Node, depth int) *yaml.Node {
 			k := global.Content[i]
 			v := global.Content[i+1]
 			if lv := mapGet(local, k.Value); lv != nil {
-				k, v = mapKey(local, k.Value), mergeGlobals(v, lv, depth+1)
+				k, v = mapKey(local, k.Value), mergeGlobals(v, lv, budget)
 			}
 			out.Content = append(out.Content, k, v)
 		}

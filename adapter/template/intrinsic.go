@@ -29,6 +29,8 @@ const (
 	maxDepth = 500
 	// maxSteps bounds the work of resolving one template, against alias bombs (a billion laughs).
 	maxSteps = 1_000_000
+	// maxValueBytes bounds one resolved string: a whole template may not be larger.
+	maxValueBytes = 1 << 20
 )
 
 // shortForms maps the YAML short-form tags to the long-form function names.
@@ -294,6 +296,15 @@ func (r *resolver) call(fn string, at, arg *yaml.Node, depth int) (any, error) {
 	if err := r.enter(at, depth); err != nil {
 		return nil, err
 	}
+	v, err := r.eval(fn, at, arg, depth)
+	if s, ok := v.(string); ok && len(s) > maxValueBytes {
+		// Strings doubled through aliases grow exponentially with little work; stop them here.
+		return nil, r.errf(at, "%s: the value is longer than %d bytes (CloudFormation's own template limit)", fn, maxValueBytes)
+	}
+	return v, err
+}
+
+func (r *resolver) eval(fn string, at, arg *yaml.Node, depth int) (any, error) {
 	switch fn {
 	case "Ref":
 		name, err := r.str(fn, arg, depth, "the name")
