@@ -310,3 +310,49 @@ func replaceOnce(t *testing.T, s, old, new string) string {
 	require.Equal(t, 1, strings.Count(s, old), "%q should occur once", old)
 	return strings.Replace(s, old, new, 1)
 }
+
+func TestForEach(t *testing.T) {
+	src := `Transform: [AWS::LanguageExtensions, AWS::Serverless-2016-10-31]
+Parameters:
+  Names: {Type: CommaDelimitedList, Default: "orders,user-profiles"}
+Resources:
+  Fn::ForEach::Handlers:
+    - Name
+    - !Ref Names
+    - "&{Name}Function":
+        Type: AWS::Serverless::Function
+        Properties:
+          Runtime: python3.12
+          Handler: !Sub "app.${Name}"
+          Environment:
+            Variables:
+              NAME: !Ref Name
+              LONG: {"Ref": "Name"}
+              KEY: "&{Name}"
+              OTHER: !Ref AWS::Region
+      Fn::ForEach::Inner:
+        - Size
+        - [S, L]
+        - "&{Name}${Size}Function":
+            Type: AWS::Lambda::Function
+            Properties: {Runtime: python3.12, Handler: !Sub "app.h${Size}", Code: "."}
+`
+	tmpl, _ := parseIn(t, src)
+	var ids []string
+	for _, f := range tmpl.Functions {
+		ids = append(ids, f.LogicalID)
+	}
+	assert.Equal(t, []string{"ordersFunction", "ordersLFunction", "ordersSFunction", "userprofilesFunction", "userprofilesLFunction", "userprofilesSFunction"}, ids)
+	f := mustFunction(t, tmpl, "userprofilesFunction")
+	assert.Equal(t, "app.user-profiles", f.Handler)
+	assert.Equal(t, map[string]string{"NAME": "user-profiles", "LONG": "user-profiles", "KEY": "userprofiles", "OTHER": "us-east-1"}, f.Env)
+	assert.Equal(t, `handler "app.user-profiles" is malformed: want module.function or package.module.function`, f.Reason)
+	f = mustFunction(t, tmpl, "ordersSFunction")
+	assert.True(t, f.Supported, f.Reason)
+	assert.Equal(t, "app.hS", f.Handler)
+
+	_, err := parseInline(t, "Resources:\n  Fn::ForEach::X: [a, b]\n", LoadOptions{})
+	require.ErrorContains(t, err, "2:19: Fn::ForEach::X: want [Identifier, [values…], {OutputKey: OutputValue}], got a list")
+	_, err = parseInline(t, "Resources:\n  Fn::ForEach::X: [N, [a, a], {\"R${N}\": {Type: T}}]\n", LoadOptions{})
+	require.ErrorContains(t, err, "resource Ra is defined twice")
+}

@@ -21,6 +21,7 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(fmt.Sprintf(intrinsicTemplate, expr)), false)
 	}
+	f.Add([]byte("Resources:\n  Fn::ForEach::L:\n    - N\n    - [a, b]\n    - \"&{N}Fn\": {Type: AWS::Serverless::Function, Properties: {Runtime: python3.12, Handler: !Sub \"app.${N}\", CodeUri: src/}}\n"), false)
 	dir, err := filepath.Abs(filepath.Join("..", "..", "testfixtures", "apps", "hello"))
 	if err != nil {
 		f.Fatal(err)

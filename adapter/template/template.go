@@ -265,13 +265,20 @@ func (b *builder) build() (*Template, error) {
 	}
 	b.types = map[string]string{}
 	b.keys = map[string]*yaml.Node{}
+	entries, err := b.resourceEntries(resources)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
-	for i := 0; i+1 < len(resources.Content); i += 2 {
-		k, v := resources.Content[i], deref(resources.Content[i+1])
+	for i := 0; i+1 < len(entries); i += 2 {
+		k, v := entries[i], deref(entries[i+1])
 		if k.Kind != yaml.ScalarNode || isCustomTag(k.Tag) || k.Value == "" {
 			return nil, b.errf(k, "a resource's logical id must be a plain string, got %s", kindName(k))
 		}
 		id := k.Value
+		if first, dup := b.keys[id]; dup {
+			return nil, b.errf(k, "resource %s is defined twice (first at line %d)", id, first.Line)
+		}
 		if v.Kind != yaml.MappingNode || isCustomTag(v.Tag) {
 			return nil, b.errf(v, "resource %s must be a mapping with Type and Properties, got %s", id, kindName(v))
 		}
