@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/plldb/plldb/testfixtures/apps"
 )
 
 // FuzzParse feeds arbitrary bytes to the parser: it must never panic or hang, every failure must be an *Error
@@ -22,10 +24,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(fmt.Sprintf(intrinsicTemplate, expr)), false)
 	}
 	f.Add([]byte("Resources:\n  Fn::ForEach::L:\n    - N\n    - [a, b]\n    - \"&{N}Fn\": {Type: AWS::Serverless::Function, Properties: {Runtime: python3.12, Handler: !Sub \"app.${N}\", CodeUri: src/}}\n"), false)
-	dir, err := filepath.Abs(filepath.Join("..", "..", "testfixtures", "apps", "hello"))
-	if err != nil {
-		f.Fatal(err)
-	}
+	dir := apps.Dir("hello")
 	f.Fuzz(func(t *testing.T, data []byte, asJSON bool) {
 		path := filepath.Join(dir, "fuzz.yaml") // in the hello app, so that its code and layer folders resolve
 		if asJSON {
@@ -74,10 +73,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func BenchmarkParseHello(b *testing.B) {
-	path, err := filepath.Abs(filepath.Join("..", "..", "testfixtures", "apps", "hello", "template.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	path := apps.HelloTemplate()
 	data := readFileB(b, path)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

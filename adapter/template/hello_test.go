@@ -11,13 +11,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
 func appDir(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "testfixtures", "apps", name))
-	require.NoError(t, err)
+	dir := apps.Dir(name)
+	require.DirExists(t, dir)
 	return dir
 }
 

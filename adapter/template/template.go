@@ -105,6 +105,9 @@ func Load(path string) (*Template, error) {
 
 // LoadWith is Load with options.
 func LoadWith(path string, opts LoadOptions) (*Template, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		found := false
 		for _, name := range templateNames {
@@ -157,7 +160,7 @@ func ParseWith(path string, data []byte, opts LoadOptions) (*Template, error) {
 	return b.build()
 }
 
-// Function finds a function by logical id, or else by name.
+// Function finds a function by logical id, or else by name (FunctionName). The result points into t.Functions.
 func (t *Template) Function(nameOrLogicalID string) (*Function, bool) {
 	for i := range t.Functions {
 		if t.Functions[i].LogicalID == nameOrLogicalID {
