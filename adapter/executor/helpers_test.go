@@ -18,21 +18,35 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
 		// Every executor is closed by its test; whatever it started must be gone shortly after.
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+		var leaked []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			leaked = ourGoroutines()
+			if len(leaked) == 0 || time.Now().After(deadline) {
+				break
+			}
 		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leaked goroutines: %d > %d\n%s\n", n, base, buf[:runtime.Stack(buf, true)])
+		if len(leaked) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", strings.Join(leaked, "\n\n"))
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// ourGoroutines lists the stacks of goroutines running this package's or jsonrpc2's code, other than the caller.
+func ourGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n")[1:] {
+		if strings.Contains(g, "plldb/plldb/adapter/executor.") || strings.Contains(g, "sourcegraph/jsonrpc2.") {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // writeFiles creates files (relative path → content) under dir.
