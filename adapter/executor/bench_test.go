@@ -102,3 +102,16 @@ func BenchmarkReloadScan(b *testing.B) {
 		b.ReportMetric(float64(e.scanNs.Load())/float64(n), "scan-ns/op")
 	}
 }
+
+// BenchmarkLargeRoundTrip sends a 6 MB event and gets a 6 MB response back (Lambda's synchronous limits).
+func BenchmarkLargeRoundTrip(b *testing.B) {
+	e, _ := start(b, Spec{}, map[string]string{"app.py": "def handler(event, context):\n    return event\n"})
+	ev := []byte(`{"data": "` + strings.Repeat("0123456789abcdef", 6<<20/16-16) + `"}`)
+	b.SetBytes(int64(2 * len(ev)))
+	for b.Loop() {
+		out, err := e.Invoke(context.Background(), Invocation{Event: ev})
+		if err != nil || out.Err != nil || len(out.Payload) < len(ev)-8 {
+			b.Fatalf("round trip failed: %v %v (%d bytes)", err, out.Err, len(out.Payload))
+		}
+	}
+}

@@ -136,6 +136,8 @@ func TestBreakpointInHandlerThread(t *testing.T) {
 
 func testBreakpoint(t *testing.T, adapterProcess bool) {
 	e, _ := start(t, Spec{Debug: true, adapterProcess: adapterProcess}, map[string]string{"app.py": "def handler(event, context):\n    x = event['n'] + 1\n    return {'x': x}\n"})
+	// A first invocation before the debugger attaches leaves a pooled thread that must be traced as well.
+	assert.JSONEq(t, `{"x": 1}`, string(invoke(t, e, Invocation{Event: []byte(`{"n": 0}`)}).Payload))
 	c := dialDAP(t, e.DebugPort())
 	c.attachWithBreakpoint(filepath.Join(e.spec.CodeDir, "app.py"), 3)
 

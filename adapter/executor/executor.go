@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -122,6 +123,7 @@ type Executor struct {
 	closed   bool
 
 	scanNs, scans atomic.Int64 // reload-scan cost reported by Python, for BenchmarkReloadScan
+	refs          atomic.Uint64
 }
 
 // Start validates spec, starts the Python process and returns once it is ready (and debugpy listening, if
@@ -387,9 +389,16 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 		if err != nil {
 			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
 		}
-		w, err := p.conn.DispatchCall(ctx, "invoke", params)
+		var w jsonrpc2.Waiter
+		err = nil
+		if params.EventRef != 0 {
+			err = p.dataOut.send(params.EventRef, inv.Event)
+		}
+		if err == nil {
+			w, err = p.conn.DispatchCall(ctx, "invoke", params)
+		}
 		if err != nil {
-			if errors.Is(err, jsonrpc2.ErrClosed) && attempt < 2 {
+			if (errors.Is(err, jsonrpc2.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE)) && attempt < 2 {
 				// The process died before the request went out, so the handler never ran: use its successor.
 				if err := p.waitExit(ctx); err != nil {
 					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
@@ -413,18 +422,34 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 			if res.Error != nil {
 				return Outcome{Err: res.Error, Duration: dur}, nil
 			}
+			if res.PayloadRef != 0 {
+				if res.PayloadRef != params.Ref {
+					return Outcome{}, fmt.Errorf("invocation %s: executor answered with body %d, want %d", rid, res.PayloadRef, params.Ref)
+				}
+				b, err := p.dataIn.take(params.Ref, ctx.Done())
+				if err != nil {
+					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+				}
+				return Outcome{Payload: b, Duration: time.Since(start)}, nil
+			}
 			if len(res.Payload) == 0 {
 				return Outcome{}, fmt.Errorf("invocation %s: executor answered without payload or error", rid)
 			}
 			return Outcome{Payload: []byte(res.Payload), Duration: dur}, nil
 		case ctx.Err() != nil:
+			p.dataIn.abandon(params.Ref)
 			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, ctx.Err())
 		case errors.Is(err, context.DeadlineExceeded):
 			e.log.Warn("invocation timed out; restarting the executor", "requestId", rid, "timeoutSec", e.spec.TimeoutSec)
 			// The handler thread cannot be killed; Lambda resets the sandbox too.
 			p.stop("request "+rid+" timed out", 0)
+			secs := float64(e.spec.TimeoutSec)
+			now := time.Now()
+			// Lambda writes this line to the function's log as well.
+			e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: now,
+				Text: fmt.Sprintf("%s %s Task timed out after %.2f seconds\n", now.UTC().Format("2006-01-02T15:04:05.000Z"), rid, secs)})
 			return Outcome{Err: &LambdaError{
-				ErrorMessage: fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", rid, float64(e.spec.TimeoutSec)),
+				ErrorMessage: fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", rid, secs),
 				ErrorType:    "Sandbox.Timedout",
 			}, Duration: dur}, nil
 		case errors.Is(err, jsonrpc2.ErrClosed):
@@ -438,10 +463,9 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 				p.stop("lost the control connection", 0)
 				<-p.done
 			}
-			return Outcome{Err: &LambdaError{
-				ErrorMessage: fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", rid, p.exitDescription()),
-				ErrorType:    "Runtime.ExitError",
-			}, Duration: time.Since(start)}, nil
+			msg := fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", rid, p.exitDescription())
+			e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: time.Now(), Text: msg + "\nRuntime.ExitError\n"})
+			return Outcome{Err: &LambdaError{ErrorMessage: msg, ErrorType: "Runtime.ExitError"}, Duration: time.Since(start)}, nil
 		default:
 			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
 		}
@@ -450,7 +474,9 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 
 type invokeParams struct {
 	RequestID          string          `json:"requestId"`
-	Event              json.RawMessage `json:"event"`
+	Ref                uint64          `json:"ref"`                // names this invocation's bodies on the data pipes
+	Event              json.RawMessage `json:"event,omitempty"`    // inline, or
+	EventRef           uint64          `json:"eventRef,omitempty"` // sent on the data pipe (= Ref)
 	DeadlineMs         int64           `json:"deadlineMs"`
 	InvokedFunctionArn string          `json:"invokedFunctionArn"`
 	TraceID            string          `json:"traceId,omitempty"`
@@ -459,13 +485,14 @@ type invokeParams struct {
 }
 
 type invokeResult struct {
-	Payload json.RawMessage `json:"payload"`
-	Error   *LambdaError    `json:"error"`
-	ScanNs  int64           `json:"scanNs"`
+	Payload    json.RawMessage `json:"payload"`
+	PayloadRef uint64          `json:"payloadRef"`
+	Error      *LambdaError    `json:"error"`
+	ScanNs     int64           `json:"scanNs"`
 }
 
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
-	p := &invokeParams{RequestID: inv.RequestID, Event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
+	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), Event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
 	if p.RequestID == "" {
 		p.RequestID = newRequestID()
 	}
@@ -473,6 +500,9 @@ func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 		p.Event = json.RawMessage("{}")
 	} else if !json.Valid(p.Event) {
 		return nil, fmt.Errorf("invocation %s: event is not valid JSON", p.RequestID)
+	}
+	if len(p.Event) > inlineMax {
+		p.EventRef, p.Event = p.Ref, nil
 	}
 	deadline := inv.Deadline
 	if deadline.IsZero() {

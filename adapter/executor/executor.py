@@ -72,7 +72,65 @@ class _Wire:
         self.send({"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}})
 
 
+class _DataIn:
+    """Bulk bodies from Go (events over the inline limit), read by their own thread: `<ref> <length>\\n<bytes>`."""
+
+    def __init__(self, fd):
+        self._r = os.fdopen(fd, "rb", buffering=1 << 16)
+        self._cv = threading.Condition()
+        self._frames = {}
+        self._eof = False
+
+    def run(self):
+        try:
+            while True:
+                header = self._r.readline()
+                if not header:
+                    break
+                ref, size = header.split()
+                data = self._r.read(int(size))
+                if len(data) != int(size):
+                    break
+                with self._cv:
+                    self._frames[int(ref)] = data
+                    self._cv.notify_all()
+        except (OSError, ValueError) as e:
+            _diag("data channel: %s" % e)
+        with self._cv:
+            self._eof = True
+            self._cv.notify_all()
+
+    def take(self, ref):
+        with self._cv:
+            while ref not in self._frames and not self._eof:
+                self._cv.wait()
+            return self._frames.pop(ref, None)
+
+
+class _DataOut:
+    """Bulk bodies to Go (payloads over the inline limit), written before the JSON-RPC answer naming them."""
+
+    def __init__(self, fd):
+        self._w = os.fdopen(fd, "wb", buffering=1 << 16)
+        self._lock = threading.Lock()
+
+    def send(self, ref, data):
+        with self._lock:
+            try:
+                self._w.write(b"%d %d\n" % (ref, len(data)))
+                self._w.write(data)
+                self._w.flush()
+            except (OSError, ValueError):
+                os._exit(70)
+
+
+# Bodies up to this size travel inside the JSON-RPC message; bigger ones over the data pipes, so a 6 MB payload
+# is copied once instead of being re-encoded and re-scanned by every JSON layer on the Go side.
+_INLINE_MAX = 32 << 10
+
 _wire = None
+_data_in = None
+_data_out = None
 
 # ---------------------------------------------------------------------------------------------------------------
 # Output capture. Every thread carries the request id it works for (_plldb_rid); threads created by a handler
@@ -525,7 +583,14 @@ def _invoke(rpc_id, params):
                 int(params.get("deadlineMs") or 0),
                 params.get("invokedFunctionArn"),
             )
-            result = handler(params.get("event"), ctx)
+            if "eventRef" in params:
+                raw = _data_in.take(params["eventRef"])
+                if raw is None:
+                    raise RuntimeError("event body %s never arrived" % params["eventRef"])
+                event = json.loads(raw)
+            else:
+                event = params.get("event")
+            result = handler(event, ctx)
             try:
                 payload = _marshal(result)
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
@@ -544,7 +609,10 @@ def _invoke(rpc_id, params):
     finally:
         _router.flush(rid)
         me._plldb_rid = None
-    if err is None:
+    if err is None and len(payload) > _INLINE_MAX and params.get("ref"):
+        _data_out.send(params["ref"], payload)
+        _wire.reply(rpc_id, {"payloadRef": params["ref"], "scanNs": scan_ns})
+    elif err is None:
         head = b'{"jsonrpc":"2.0","id":' + _dumps(rpc_id) + b',"result":{"payload":'
         _wire.send_raw(head + payload + b',"scanNs":' + str(scan_ns).encode() + b"}}\n")
     else:
@@ -631,8 +699,11 @@ def _initialize(params):
 
 
 def main():
-    global _wire
+    global _wire, _data_in, _data_out
     _wire = _Wire(3, 4)
+    _data_in = _DataIn(5)
+    _data_out = _DataOut(6)
+    threading.Thread(target=_data_in.run, name="plldb-data", daemon=True).start()
     _install_output_capture()
     for line in _wire.reader:
         try:

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -275,7 +276,7 @@ func TestReloadOnEdit(t *testing.T) {
 }
 
 func TestTimeoutRestarts(t *testing.T) {
-	e, _ := start(t, Spec{TimeoutSec: 1, EnforceTimeout: true}, map[string]string{"app.py": `import time
+	e, sink := start(t, Spec{TimeoutSec: 1, EnforceTimeout: true}, map[string]string{"app.py": `import time
 def handler(event, context):
     if event.get('sleep'):
         time.sleep(60)
@@ -285,6 +286,7 @@ def handler(event, context):
 	out := invoke(t, e, Invocation{RequestID: "slow", Event: []byte(`{"sleep": true}`), Deadline: time.Now().Add(time.Second)})
 	require.NotNil(t, out.Err)
 	assert.Equal(t, &LambdaError{ErrorType: "Sandbox.Timedout", ErrorMessage: "RequestId: slow Error: Task timed out after 1.00 seconds"}, out.Err)
+	assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z slow Task timed out after 1\.00 seconds\n$`, sink.text("slow", "stdout"))
 	require.Eventually(t, func() bool { p := e.PID(); return p != 0 && p != pid }, 30*time.Second, 10*time.Millisecond, "a fresh process replaces the timed-out one")
 	assert.Equal(t, map[string]any{"ok": true}, payload(t, invoke(t, e, Invocation{})))
 }
@@ -322,7 +324,7 @@ def handler(event, context):
 	out := invoke(t, e, Invocation{RequestID: "crash", Event: []byte(`{"exit": true}`)})
 	require.NotNil(t, out.Err)
 	assert.Equal(t, &LambdaError{ErrorType: "Runtime.ExitError", ErrorMessage: "RequestId: crash Error: Runtime exited with error: exit status 3"}, out.Err)
-	assert.Equal(t, "bye\n", sink.text("crash", "stdout"))
+	assert.Equal(t, "bye\nRequestId: crash Error: Runtime exited with error: exit status 3\nRuntime.ExitError\n", sink.text("crash", "stdout"))
 	b := <-other
 	require.NotNil(t, b.Err)
 	assert.Equal(t, "RequestId: bystander Error: Runtime exited with error: exit status 3", b.Err.ErrorMessage)
@@ -433,3 +435,19 @@ def handler(event, context):
         time.sleep(event['s'])
     return 1
 `
+
+func TestLargePayloads(t *testing.T) {
+	e, _ := start(t, Spec{}, map[string]string{"app.py": "def handler(event, context):\n    return {'echo': event['data'], 'n': len(event['data'])}\n"})
+	// Mostly plain text, as payloads usually are, with escapes and non-ASCII in it.
+	data := "é\n\"\u2028" + strings.Repeat("0123456789abcdef", 6<<20/16-64)
+	ev, err := json.Marshal(map[string]string{"data": data})
+	require.NoError(t, err)
+	out := invoke(t, e, Invocation{Event: ev})
+	var m struct {
+		Echo string `json:"echo"`
+		N    int    `json:"n"`
+	}
+	require.NoError(t, json.Unmarshal(out.Payload, &m))
+	assert.Equal(t, len([]rune(data)), m.N)
+	assert.True(t, m.Echo == data, "6 MB must pass both ways unchanged")
+}

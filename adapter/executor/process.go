@@ -27,6 +27,8 @@ type process struct {
 	done      chan struct{} // closed after the process has exited and state is set
 	state     *os.ProcessState
 	tail      *tailBuffer // end of its stderr, for start-up errors
+	dataIn    *dataIn
+	dataOut   *dataOut
 
 	mu     sync.Mutex
 	reason string // why plldb stopped it, if it did
@@ -116,6 +118,21 @@ func (p pipePair) Close() error                { return errors.Join(p.w.Close(),
 
 // spawn starts a process and waits until it has answered initialize.
 func (e *Executor) spawn(ctx context.Context) (*process, error) {
+	// Reserve the process's three goroutines while holding mu, so Close (which sets closed under mu and then
+	// waits) never races a late Add.
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e.wg.Add(4)
+	e.mu.Unlock()
+	started := false
+	defer func() {
+		if !started {
+			e.wg.Add(-4)
+		}
+	}()
 	var files []*os.File
 	closeAll := func() {
 		for _, f := range files {
@@ -133,7 +150,9 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 	fromPyR, fromPyW, err2 := pipe()
 	outR, outW, err3 := pipe()
 	errR, errW, err4 := pipe()
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	dataToPyR, dataToPyW, err5 := pipe()
+	dataFromPyR, dataFromPyW, err6 := pipe()
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("create pipes: %w", err)
 	}
@@ -142,7 +161,7 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 	cmd.Env = e.env
 	cmd.Stdout = outW
 	cmd.Stderr = errW
-	cmd.ExtraFiles = []*os.File{toPyR, fromPyW} // fds 3 and 4
+	cmd.ExtraFiles = []*os.File{toPyR, fromPyW, dataToPyR, dataFromPyW} // fds 3, 4, 5, 6
 	// Its own process group, so stop reaches the handler's subprocesses and a Ctrl-C meant for plldb does not
 	// reach the function.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -155,11 +174,15 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 	fromPyW.Close()
 	outW.Close()
 	errW.Close()
+	dataToPyR.Close()
+	dataFromPyW.Close()
 
-	p := &process{pid: cmd.Process.Pid, done: make(chan struct{}), tail: &tailBuffer{max: 8 << 10}}
+	p := &process{pid: cmd.Process.Pid, done: make(chan struct{}), tail: &tailBuffer{max: 8 << 10},
+		dataIn: newDataIn(), dataOut: &dataOut{w: dataToPyW}}
+	started = true
 	var readers sync.WaitGroup
-	readers.Add(2)
-	e.wg.Add(3)
+	readers.Add(3)
+	go func() { defer e.wg.Done(); defer readers.Done(); defer dataFromPyR.Close(); p.dataIn.run(dataFromPyR) }()
 	go func() { defer e.wg.Done(); defer readers.Done(); e.readOutput(outR, "stdout", nil) }()
 	go func() { defer e.wg.Done(); defer readers.Done(); e.readOutput(errR, "stderr", p.tail) }()
 
@@ -170,10 +193,12 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 		_ = cmd.Wait() // the exit status is in ProcessState
 		p.state = cmd.ProcessState
 		p.conn.Close()
+		dataToPyW.Close()
 		// Output pipes close when the last holder exits; a detached grandchild may hold them for ever.
 		if !waitTimeout(&readers, time.Second) {
 			outR.Close()
 			errR.Close()
+			dataFromPyR.Close()
 			readers.Wait()
 		}
 		close(p.done)
