@@ -4,8 +4,15 @@
 // from the local source tree, with sys.path, environment and context object as Lambda builds them, and runs
 // invocations concurrently, one thread each, under debugpy when debugging. Go controls it with JSON-RPC 2.0 over
 // two dedicated pipes (fds 3 and 4 in the child), never stdin/stdout, so whatever the handler prints cannot
-// corrupt the protocol. Messages are newline-delimited JSON (jsonrpc2.NewPlainObjectStream): json.dumps writes one
-// line per object, so the Python side needs no framing code and answers are never parsed twice.
+// corrupt the protocol. Messages are newline-delimited JSON (jsonrpc2.NewPlainObjectStream) rather than
+// Content-Length framing: json.dumps writes one object per line, so the stdlib-only Python side needs no framing
+// code and reads with a plain readline. Events and payloads over 32 KB travel on a second pipe pair (fds 5 and
+// 6) as length-prefixed frames named by the JSON-RPC message, because jsonrpc2 re-encodes and re-scans every
+// message several times (see data.go).
+//
+// Protocol: Go calls initialize {handler, codeDir, layerDirs, debug} → {pid, version, debugPort}, then invoke
+// {requestId, ref, event | eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
+// {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
 // The Executor hides the process's life: it restarts it after a crash or an enforced timeout (as Lambda resets
 // its sandbox) and answers the invocations it lost with Lambda-format errors.
@@ -21,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,8 +135,9 @@ type Executor struct {
 }
 
 // Start validates spec, starts the Python process and returns once it is ready (and debugpy listening, if
-// Debug). onLog (may be nil) receives the function's output; it is called from the connection's reader, so it
-// must not block. All output of an invocation is delivered before Invoke returns its outcome.
+// Debug). onLog (may be nil: output is then logged) receives the function's output. It is called from several
+// reader goroutines, so it must be safe for concurrent use, and it must not block. An invocation's output sent
+// before its answer is delivered before Invoke returns its outcome.
 func Start(ctx context.Context, spec Spec, onLog func(LogLine)) (*Executor, error) {
 	if err := validate(&spec); err != nil {
 		return nil, err
@@ -179,7 +188,7 @@ func validate(spec *Spec) error {
 		return fmt.Errorf("function %s: handler %q is not of the form module.function", name, spec.Handler)
 	case spec.CodeDir == "":
 		return fmt.Errorf("function %s: no code folder given", name)
-	case !isAbs(spec.CodeDir):
+	case !filepath.IsAbs(spec.CodeDir):
 		return fmt.Errorf("function %s: code folder %q is not an absolute path", name, spec.CodeDir)
 	case spec.TimeoutSec < 0 || spec.TimeoutSec > 900:
 		return fmt.Errorf("function %s: timeout %d s is outside Lambda's 1–900 s", name, spec.TimeoutSec)
@@ -218,8 +227,6 @@ func validate(spec *Spec) error {
 	}
 	return nil
 }
-
-func isAbs(p string) bool { return strings.HasPrefix(p, "/") }
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
@@ -262,7 +269,7 @@ func buildEnv(spec Spec, script string) []string {
 		"AWS_DEFAULT_REGION":              spec.Region,
 		"_HANDLER":                        spec.Handler,
 		"LAMBDA_TASK_ROOT":                spec.CodeDir,
-		"LAMBDA_RUNTIME_DIR":              dirOf(script),
+		"LAMBDA_RUNTIME_DIR":              filepath.Dir(script),
 		"TZ":                              ":UTC",
 		"PYTHONUNBUFFERED":                "1",
 	}
@@ -280,13 +287,6 @@ func buildEnv(spec Spec, script string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-func dirOf(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		return p[:i]
-	}
-	return "/"
 }
 
 func randomHex(n int) string {

@@ -427,6 +427,7 @@ class _Loader:
         self.handler = None
         self.tracked = {}  # path -> (mtime_ns, size, ino) at the time it was first seen
         self.modules_seen = -1
+        self.last_scan_start = 0
 
     def configure(self, handler_spec, code_dir, layer_roots):
         self.handler_spec = handler_spec
@@ -498,11 +499,15 @@ class _Loader:
         importlib.invalidate_caches()
         return dropped
 
-    def get(self):
-        """Returns (handler, scan_ns); raises _Fault or the import's exception."""
+    def get(self, arrived):
+        """Returns (handler, scan_ns); raises _Fault or the import's exception.
+
+        A scan that started after this invocation arrived has seen every edit made before it, so concurrent
+        invocations waiting here share one scan instead of repeating it."""
         with self.lock:
             t0 = _perf_ns()
-            if self.tracked:
+            if self.tracked and self.last_scan_start < arrived:
+                self.last_scan_start = t0
                 changed = self._changed()
                 if changed:
                     n = self._drop(changed)
@@ -562,6 +567,7 @@ def _marshal(value):
 
 
 def _invoke(rpc_id, params):
+    arrived = _perf_ns()
     rid = params.get("requestId") or ""
     me = threading.current_thread()
     me._plldb_rid = rid
@@ -575,7 +581,7 @@ def _invoke(rpc_id, params):
         else:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
-            handler, scan_ns = _loader.get()
+            handler, scan_ns = _loader.get(arrived)
             ctx = LambdaContext(
                 rid,
                 params.get("clientContext"),
