@@ -1,0 +1,613 @@
+// Package executor runs one AWS Lambda function's Python handler on the developer's machine.
+//
+// Each function gets one Python "executor" process (executor.py, embedded in the binary) that imports the handler
+// from the local source tree, with sys.path, environment and context object as Lambda builds them, and runs
+// invocations concurrently, one thread each, under debugpy when debugging. Go controls it with JSON-RPC 2.0 over
+// two dedicated pipes (fds 3 and 4 in the child), never stdin/stdout, so whatever the handler prints cannot
+// corrupt the protocol. Messages are newline-delimited JSON (jsonrpc2.NewPlainObjectStream) rather than
+// Content-Length framing: json.dumps writes one object per line, so the stdlib-only Python side needs no framing
+// code and reads with a plain readline. Events and payloads over 32 KB travel on a second pipe pair (fds 5 and
+// 6) as length-prefixed frames named by the JSON-RPC message, because jsonrpc2 re-encodes and re-scans every
+// message several times (see data.go).
+//
+// Protocol: Go calls initialize {handler, codeDir, layerDirs, debug} → {pid, version, debugPort}, then invoke
+// {requestId, ref, event | eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
+// {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
+//
+// The Executor hides the process's life: it restarts it after a crash or an enforced timeout (as Lambda resets
+// its sandbox) and answers the invocations it lost with Lambda-format errors.
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// Spec describes the function an executor runs and how.
+type Spec struct {
+	LogicalID, FunctionName, Handler, Runtime, Region, Version string
+	// CodeDir is absolute; it becomes LAMBDA_TASK_ROOT, the working directory and sys.path[0].
+	CodeDir string
+	// LayerDirs are each layer's python/ folder, in order; they follow the code folder on sys.path (with their
+	// lib/pythonX.Y/site-packages, when present, as Lambda does for /opt/python).
+	LayerDirs []string
+	// Env holds the function's variables (from the template, or forwarded from the sandbox).
+	Env                  map[string]string
+	MemoryMB, TimeoutSec int
+	// Python is the interpreter; "" resolves with FindPython("", CodeDir).
+	Python string
+	// Debug starts debugpy listening on 127.0.0.1 (random port) before any handler code is imported.
+	Debug bool
+	// EnforceTimeout answers an invocation still running at its deadline with Lambda's timeout error and restarts
+	// the process. Leave it off while debugging: a developer paused at a breakpoint is not a timeout.
+	EnforceTimeout bool
+	// OnStart, if set, is called after every (re)start with the new process id and debugpy port (0 unless
+	// Debug), so a debugger can reconnect after a restart.
+	OnStart func(pid, debugPort int)
+	Logger  *slog.Logger
+
+	// adapterProcess runs debugpy's DAP adapter as a separate process instead of inside the executor (slower to
+	// start; kept for the cold-start benchmark that chose the default).
+	adapterProcess bool
+}
+
+// Invocation is one call of the function.
+type Invocation struct {
+	RequestID string // "" → a fresh UUID
+	Event     []byte // JSON; empty means {}
+	Deadline  time.Time
+	// InvokedARN defaults to a local placeholder ARN; ClientContext is JSON (or base64 JSON, as the Invoke API
+	// takes it) and CognitoIdentity is JSON with cognitoIdentityId and cognitoIdentityPoolId.
+	InvokedARN, TraceID, ClientContext, CognitoIdentity string
+}
+
+// Outcome is what the function answered: Payload (JSON) on success, Err when the function failed.
+type Outcome struct {
+	Payload  []byte
+	Err      *LambdaError
+	Duration time.Duration
+}
+
+// LambdaError is an error in the shape Lambda returns it to the caller.
+type LambdaError struct {
+	ErrorMessage string   `json:"errorMessage"`
+	ErrorType    string   `json:"errorType"`
+	RequestID    string   `json:"requestId,omitempty"`
+	StackTrace   []string `json:"stackTrace,omitempty"`
+}
+
+func (e *LambdaError) Error() string { return e.ErrorType + ": " + e.ErrorMessage }
+
+// LogLine is output of the function. RequestID is "" for output outside any invocation (the process's own
+// stdout/stderr). Text holds whole lines with their newline, except possibly a request's last piece.
+type LogLine struct {
+	RequestID, Stream, Text string
+	Time                    time.Time
+}
+
+// ErrClosed is returned by Invoke and Restart once Close has been called.
+var ErrClosed = errors.New("executor closed")
+
+const (
+	defaultTimeoutSec = 3
+	defaultMemoryMB   = 128
+	stopGrace         = 2 * time.Second
+	codeNoDebugpy     = -32001
+)
+
+// Executor runs one function's Python process. Its methods are safe for concurrent use.
+type Executor struct {
+	spec   Spec
+	python string
+	script string
+	env    []string
+	args   []string
+	onLog  func(LogLine)
+	log    *slog.Logger
+
+	life   context.Context // cancelled by Close; background restarts and connections live in it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	proc     *process
+	starting chan struct{} // non-nil while a start is under way; closed when it ends
+	closed   bool
+
+	scanNs, scans atomic.Int64 // reload-scan cost reported by Python, for BenchmarkReloadScan
+	refs          atomic.Uint64
+}
+
+// Start validates spec, starts the Python process and returns once it is ready (and debugpy listening, if
+// Debug). onLog (may be nil: output is then logged) receives the function's output. It is called from several
+// reader goroutines, so it must be safe for concurrent use, and it must not block. An invocation's output sent
+// before its answer is delivered before Invoke returns its outcome.
+func Start(ctx context.Context, spec Spec, onLog func(LogLine)) (*Executor, error) {
+	if err := validate(&spec); err != nil {
+		return nil, err
+	}
+	python, err := FindPython(spec.Python, spec.CodeDir)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", spec.LogicalID, err)
+	}
+	script, err := writeScript()
+	if err != nil {
+		return nil, err
+	}
+	logger := spec.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	e := &Executor{
+		spec:   spec,
+		python: python,
+		script: script,
+		onLog:  onLog,
+		log:    logger.With("function", spec.LogicalID),
+	}
+	e.env = buildEnv(spec, script)
+	if spec.Debug {
+		// debugpy warns that frozen stdlib modules may miss breakpoints; older interpreters ignore the option.
+		e.args = append(e.args, "-X", "frozen_modules=off")
+	}
+	e.args = append(e.args, script)
+	e.life, e.cancel = context.WithCancel(context.Background())
+	if _, err := e.current(ctx); err != nil {
+		e.cancel()
+		e.wg.Wait()
+		return nil, err
+	}
+	return e, nil
+}
+
+func validate(spec *Spec) error {
+	name := spec.LogicalID
+	if name == "" {
+		name = spec.FunctionName
+	}
+	switch {
+	case spec.Handler == "":
+		return fmt.Errorf("function %s: no handler given", name)
+	case !strings.Contains(spec.Handler, ".") || strings.HasPrefix(spec.Handler, ".") || strings.HasSuffix(spec.Handler, "."):
+		return fmt.Errorf("function %s: handler %q is not of the form module.function", name, spec.Handler)
+	case spec.CodeDir == "":
+		return fmt.Errorf("function %s: no code folder given", name)
+	case !filepath.IsAbs(spec.CodeDir):
+		return fmt.Errorf("function %s: code folder %q is not an absolute path", name, spec.CodeDir)
+	case spec.TimeoutSec < 0 || spec.TimeoutSec > 900:
+		return fmt.Errorf("function %s: timeout %d s is outside Lambda's 1–900 s", name, spec.TimeoutSec)
+	case spec.MemoryMB < 0 || spec.MemoryMB > 10240:
+		return fmt.Errorf("function %s: memory %d MB is outside Lambda's 128–10240 MB", name, spec.MemoryMB)
+	}
+	if st, err := os.Stat(spec.CodeDir); err != nil {
+		return fmt.Errorf("function %s: code folder: %w", name, err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("function %s: code folder %s is not a folder", name, spec.CodeDir)
+	}
+	for _, d := range spec.LayerDirs {
+		if st, err := os.Stat(d); err != nil {
+			return fmt.Errorf("function %s: layer folder: %w", name, err)
+		} else if !st.IsDir() {
+			return fmt.Errorf("function %s: layer folder %s is not a folder", name, d)
+		}
+	}
+	if spec.LogicalID == "" {
+		spec.LogicalID = spec.FunctionName
+	}
+	if spec.FunctionName == "" {
+		spec.FunctionName = spec.LogicalID
+	}
+	if spec.TimeoutSec == 0 {
+		spec.TimeoutSec = defaultTimeoutSec
+	}
+	if spec.MemoryMB == 0 {
+		spec.MemoryMB = defaultMemoryMB
+	}
+	if spec.Version == "" {
+		spec.Version = "$LATEST"
+	}
+	if spec.Region == "" {
+		spec.Region = firstNonEmpty(spec.Env["AWS_REGION"], os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), "us-east-1")
+	}
+	return nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// buildEnv gives the process the developer's environment (credentials, PATH, …) overlaid with what Lambda sets,
+// the function's own variables, and last the variables that must point at the local tree.
+func buildEnv(spec Spec, script string) []string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	// A developer's PYTHONPATH/PYTHONHOME would change the sys.path Lambda builds (or break the venv).
+	delete(env, "PYTHONPATH")
+	delete(env, "PYTHONHOME")
+	delete(env, "AWS_LAMBDA_EXEC_WRAPPER")
+	now := time.Now().UTC()
+	defaults := map[string]string{
+		"AWS_LAMBDA_LOG_GROUP_NAME":  "/aws/lambda/" + spec.FunctionName,
+		"AWS_LAMBDA_LOG_STREAM_NAME": now.Format("2006/01/02") + "/[" + spec.Version + "]" + randomHex(16),
+	}
+	for k, v := range defaults {
+		env[k] = v
+	}
+	for k, v := range spec.Env {
+		env[k] = v
+	}
+	set := map[string]string{
+		"AWS_LAMBDA_FUNCTION_NAME":        spec.FunctionName,
+		"AWS_LAMBDA_FUNCTION_VERSION":     spec.Version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(spec.MemoryMB),
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_REGION":                      spec.Region,
+		"AWS_DEFAULT_REGION":              spec.Region,
+		"_HANDLER":                        spec.Handler,
+		"LAMBDA_TASK_ROOT":                spec.CodeDir,
+		"LAMBDA_RUNTIME_DIR":              filepath.Dir(script),
+		"TZ":                              ":UTC",
+		"PYTHONUNBUFFERED":                "1",
+	}
+	if spec.Runtime != "" {
+		set["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + spec.Runtime
+	}
+	if spec.Debug {
+		set["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+	}
+	for k, v := range set {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// current returns the running process, starting one if there is none. Concurrent callers share one start.
+func (e *Executor) current(ctx context.Context) (*process, error) {
+	e.mu.Lock()
+	for {
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if p := e.proc; p != nil {
+			e.mu.Unlock()
+			return p, nil
+		}
+		if ch := e.starting; ch != nil {
+			e.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("wait for executor start: %w", ctx.Err())
+			}
+			e.mu.Lock()
+			continue
+		}
+		ch := make(chan struct{})
+		e.starting = ch
+		e.mu.Unlock()
+		p, err := e.spawn(ctx)
+		e.mu.Lock()
+		e.starting = nil
+		close(ch)
+		if err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		if e.closed {
+			e.mu.Unlock()
+			p.stop("executor closed", 0)
+			return nil, ErrClosed
+		}
+		e.proc = p
+		e.mu.Unlock()
+		if e.spec.OnStart != nil {
+			e.spec.OnStart(p.pid, p.debugPort)
+		}
+		return p, nil
+	}
+}
+
+// exited runs when a process has ended. A process that ended on its own (crash, os._exit) or was stopped for a
+// timeout is replaced at once, so the next invocation does not pay the cold start.
+func (e *Executor) exited(p *process) {
+	e.mu.Lock()
+	wasCurrent := e.proc == p
+	if wasCurrent {
+		e.proc = nil
+	}
+	closed := e.closed
+	e.mu.Unlock()
+	if !wasCurrent || closed {
+		return
+	}
+	e.log.Warn("executor exited; restarting", "pid", p.pid, "status", p.exitDescription())
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if _, err := e.current(e.life); err != nil && e.life.Err() == nil {
+			e.log.Error("restart executor", "err", err)
+		}
+	}()
+}
+
+// Invoke runs one invocation and returns the function's outcome. Function failures (exceptions, import
+// errors, timeouts, crashes) are Outcome.Err in Lambda's format; the error is for failures to invoke at all
+// (bad input, ctx cancelled, executor closed or unable to start).
+func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) {
+	params, err := e.invokeParams(inv)
+	if err != nil {
+		return Outcome{}, err
+	}
+	rid := params.RequestID
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		p, err := e.current(ctx)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+		}
+		var w jsonrpc2.Waiter
+		err = nil
+		if params.EventRef != 0 {
+			err = p.dataOut.send(params.EventRef, inv.Event)
+		}
+		if err == nil {
+			w, err = p.conn.DispatchCall(ctx, "invoke", params)
+		}
+		if err != nil {
+			if (errors.Is(err, jsonrpc2.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE)) && attempt < 2 {
+				// The process died before the request went out, so the handler never ran: use its successor.
+				if err := p.waitExit(ctx); err != nil {
+					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+				}
+				continue
+			}
+			return Outcome{}, fmt.Errorf("send invocation %s: %w", rid, err)
+		}
+		waitCtx, cancel := ctx, context.CancelFunc(func() {})
+		if e.spec.EnforceTimeout {
+			waitCtx, cancel = context.WithDeadline(ctx, time.UnixMilli(params.DeadlineMs))
+		}
+		var res invokeResult
+		err = w.Wait(waitCtx, &res)
+		cancel()
+		dur := time.Since(start)
+		switch {
+		case err == nil:
+			e.scanNs.Add(res.ScanNs)
+			e.scans.Add(1)
+			if res.Error != nil {
+				return Outcome{Err: res.Error, Duration: dur}, nil
+			}
+			if res.PayloadRef != 0 {
+				if res.PayloadRef != params.Ref {
+					return Outcome{}, fmt.Errorf("invocation %s: executor answered with body %d, want %d", rid, res.PayloadRef, params.Ref)
+				}
+				b, err := p.dataIn.take(params.Ref, ctx.Done())
+				if err != nil {
+					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+				}
+				return Outcome{Payload: b, Duration: time.Since(start)}, nil
+			}
+			if len(res.Payload) == 0 {
+				return Outcome{}, fmt.Errorf("invocation %s: executor answered without payload or error", rid)
+			}
+			return Outcome{Payload: []byte(res.Payload), Duration: dur}, nil
+		case ctx.Err() != nil:
+			p.dataIn.abandon(params.Ref)
+			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, ctx.Err())
+		case errors.Is(err, context.DeadlineExceeded):
+			e.log.Warn("invocation timed out; restarting the executor", "requestId", rid, "timeoutSec", e.spec.TimeoutSec)
+			// The handler thread cannot be killed; Lambda resets the sandbox too.
+			p.stop("request "+rid+" timed out", 0)
+			secs := float64(e.spec.TimeoutSec)
+			now := time.Now()
+			// Lambda writes this line to the function's log as well.
+			e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: now,
+				Text: fmt.Sprintf("%s %s Task timed out after %.2f seconds\n", now.UTC().Format("2006-01-02T15:04:05.000Z"), rid, secs)})
+			return Outcome{Err: &LambdaError{
+				ErrorMessage: fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", rid, secs),
+				ErrorType:    "Sandbox.Timedout",
+			}, Duration: dur}, nil
+		case errors.Is(err, jsonrpc2.ErrClosed):
+			if e.isClosed() {
+				return Outcome{}, fmt.Errorf("invocation %s: %w", rid, ErrClosed)
+			}
+			select {
+			case <-p.done:
+			case <-time.After(stopGrace):
+				// The connection broke but the process lives on: without a channel it is useless.
+				p.stop("lost the control connection", 0)
+				<-p.done
+			}
+			msg := fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", rid, p.exitDescription())
+			e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: time.Now(), Text: msg + "\nRuntime.ExitError\n"})
+			return Outcome{Err: &LambdaError{ErrorMessage: msg, ErrorType: "Runtime.ExitError"}, Duration: time.Since(start)}, nil
+		default:
+			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+		}
+	}
+}
+
+type invokeParams struct {
+	RequestID          string          `json:"requestId"`
+	Ref                uint64          `json:"ref"`                // names this invocation's bodies on the data pipes
+	Event              json.RawMessage `json:"event,omitempty"`    // inline, or
+	EventRef           uint64          `json:"eventRef,omitempty"` // sent on the data pipe (= Ref)
+	DeadlineMs         int64           `json:"deadlineMs"`
+	InvokedFunctionArn string          `json:"invokedFunctionArn"`
+	TraceID            string          `json:"traceId,omitempty"`
+	ClientContext      json.RawMessage `json:"clientContext,omitempty"`
+	CognitoIdentity    json.RawMessage `json:"cognitoIdentity,omitempty"`
+}
+
+type invokeResult struct {
+	Payload    json.RawMessage `json:"payload"`
+	PayloadRef uint64          `json:"payloadRef"`
+	Error      *LambdaError    `json:"error"`
+	ScanNs     int64           `json:"scanNs"`
+}
+
+func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
+	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), Event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
+	if p.RequestID == "" {
+		p.RequestID = newRequestID()
+	}
+	if len(p.Event) == 0 {
+		p.Event = json.RawMessage("{}")
+	} else if !json.Valid(p.Event) {
+		return nil, fmt.Errorf("invocation %s: event is not valid JSON", p.RequestID)
+	}
+	if len(p.Event) > inlineMax {
+		p.EventRef, p.Event = p.Ref, nil
+	}
+	deadline := inv.Deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(time.Duration(e.spec.TimeoutSec) * time.Second)
+	}
+	p.DeadlineMs = deadline.UnixMilli()
+	if p.InvokedFunctionArn == "" {
+		p.InvokedFunctionArn = "arn:aws:lambda:" + e.spec.Region + ":012345678912:function:" + e.spec.FunctionName
+	}
+	var err error
+	if p.ClientContext, err = jsonObject(inv.ClientContext, true); err != nil {
+		return nil, fmt.Errorf("invocation %s: client context: %w", p.RequestID, err)
+	}
+	if p.CognitoIdentity, err = jsonObject(inv.CognitoIdentity, false); err != nil {
+		return nil, fmt.Errorf("invocation %s: cognito identity: %w", p.RequestID, err)
+	}
+	return p, nil
+}
+
+// jsonObject accepts "" (none), a JSON object, or (if b64) base64 of one, as the Invoke API carries client
+// context.
+func jsonObject(s string, b64 bool) (json.RawMessage, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(s, "{") {
+		if !json.Valid([]byte(s)) {
+			return nil, errors.New("not valid JSON")
+		}
+		return json.RawMessage(s), nil
+	}
+	if b64 {
+		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && json.Valid(raw) && strings.HasPrefix(strings.TrimSpace(string(raw)), "{") {
+			return json.RawMessage(raw), nil
+		}
+		return nil, errors.New("neither a JSON object nor base64 of one")
+	}
+	return nil, errors.New("not a JSON object")
+}
+
+func (e *Executor) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// DebugPort is the port debugpy listens on (127.0.0.1), 0 unless Debug or while no process runs.
+func (e *Executor) DebugPort() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proc == nil {
+		return 0
+	}
+	return e.proc.debugPort
+}
+
+// PID is the Python process id, 0 while no process runs.
+func (e *Executor) PID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proc == nil {
+		return 0
+	}
+	return e.proc.pid
+}
+
+// Restart replaces the process with a fresh one; invocations running in the old one end with Runtime.ExitError.
+func (e *Executor) Restart(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	old := e.proc
+	e.proc = nil
+	e.mu.Unlock()
+	if old != nil {
+		old.stop("restart requested", stopGrace)
+		if err := old.waitExit(ctx); err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+	}
+	if _, err := e.current(ctx); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// Close stops the process (SIGTERM, then SIGKILL after a grace period) and answers invocations still running
+// with ErrClosed. It waits for every goroutine the executor started.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	p := e.proc
+	e.proc = nil
+	e.mu.Unlock()
+	e.cancel()
+	if p != nil {
+		p.stop("executor closed", stopGrace)
+	}
+	e.wg.Wait()
+	return nil
+}
