@@ -378,14 +378,14 @@ func (c *Client) run(cur *conn) {
 		select {
 		case <-c.ctx.Done():
 			c.setStopped(ErrClosed)
-			c.closeConn(cur, true, "client closed")
+			c.closeConn(cur, true, "client closed", closeWait)
 			return
 
 		case <-cur.readDone:
 			c.setCurrent(nil)
 			c.log.Warn("connection lost, reconnecting", "conn", cur.id, "err", cur.reason(),
 				"age", time.Since(cur.born).Round(time.Millisecond))
-			c.closeConn(cur, false, "")
+			c.closeConn(cur, false, "", closeWait)
 			next, err := c.connectRetry(c.ctx, cur)
 			if err != nil {
 				if c.ctx.Err() != nil {
@@ -409,7 +409,7 @@ func (c *Client) run(cur *conn) {
 				if isPermanent(err) {
 					c.log.Error("planned reconnect refused, giving up", "err", err)
 					c.setStopped(err)
-					c.closeConn(cur, true, "giving up")
+					c.closeConn(cur, true, "giving up", closeWait)
 					return
 				}
 				// The old connection still has time before the hard cap; try again soon.
@@ -518,7 +518,7 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	if c.cfg.OnConnect != nil {
 		octx := context.WithValue(ctx, connKey{}, cn)
 		if err := c.cfg.OnConnect(octx, c); err != nil {
-			c.closeConn(cn, false, "")
+			c.closeConn(cn, false, "", closeWait)
 			err = fmt.Errorf("wsclient: on-connect for connection %d: %w", cn.id, err)
 			if isPermanent(err) {
 				return nil, Permanent(err)

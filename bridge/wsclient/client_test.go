@@ -148,8 +148,21 @@ func sendCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// Invoke events of every size class go client → server, and results of the same size come back, split by the
+// server on its own: both directions through wire.Split and the Reassembler.
 func TestRoundTripSizes(t *testing.T) {
 	srv := newTestServer(t, 0)
+	srv.setReply(func(e *wire.Envelope) *wire.Envelope {
+		var inv wire.Invoke
+		if e.T != wire.TypeInvoke || e.DecodeBody(&inv) != nil {
+			return nil
+		}
+		r, err := wire.NewEnvelope(wire.TypeResult, e.ID, wire.Result{RequestID: inv.RequestID, Payload: inv.Event})
+		if err != nil {
+			return nil
+		}
+		return r
+	})
 	h := dial(t, srv, nil)
 	for _, size := range []int{0, 1, 127 << 10, 129 << 10, 6 << 20} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -158,14 +171,14 @@ func TestRoundTripSizes(t *testing.T) {
 			require.NoError(t, h.c.Send(sendCtx(t), e))
 
 			back := recvID(t, h.c, id)
-			require.Equal(t, wire.TypeInvoke, back.T)
-			var inv wire.Invoke
-			require.NoError(t, back.DecodeBody(&inv))
-			assert.Equal(t, id, inv.RequestID)
-			assert.True(t, bytes.Equal(event, inv.Event), "event of %d bytes came back different (%d bytes)",
-				size, len(inv.Event))
+			require.Equal(t, wire.TypeResult, back.T)
+			var res wire.Result
+			require.NoError(t, back.DecodeBody(&res))
+			assert.Equal(t, id, res.RequestID)
+			assert.True(t, bytes.Equal(event, res.Payload), "payload of %d bytes came back different (%d bytes)",
+				size, len(res.Payload))
 
-			// The server reassembled the same envelope on its side: the client→server direction on its own.
+			// What the server reassembled is exactly what was sent.
 			got := srv.received()
 			require.NotEmpty(t, got)
 			last := got[len(got)-1]
@@ -183,6 +196,7 @@ func TestRoundTripSizes(t *testing.T) {
 	srv.mu.Lock()
 	sizes := append([]int(nil), srv.msgSizes...)
 	srv.mu.Unlock()
+	require.Greater(t, len(sizes), 5, "the large payloads should have been chunked")
 	for _, n := range sizes {
 		require.LessOrEqual(t, n, wire.MaxMessageBytes, "message over API Gateway's limit")
 	}
@@ -341,7 +355,7 @@ func TestPlannedReconnectDuringStream(t *testing.T) {
 				e = logEnvelope(t, fmt.Sprintf("m-%d", i))
 			}
 			if err := h.c.Send(context.Background(), e); err != nil {
-				errc <- err
+				errc <- fmt.Errorf("send m-%d: %w", i, err)
 				return
 			}
 		}
@@ -350,6 +364,7 @@ func TestPlannedReconnectDuringStream(t *testing.T) {
 
 	seen := map[string]int{}
 	got := 0
+	deadline := time.After(60 * time.Second) // one deadline: hello echoes keep arriving on every switch
 	for got < n {
 		select {
 		case e := <-h.c.Recv():
@@ -357,11 +372,22 @@ func TestPlannedReconnectDuringStream(t *testing.T) {
 				seen[e.ID]++
 				got++
 			}
-		case <-time.After(30 * time.Second):
-			require.FailNow(t, "stream stalled", "received %d of %d", got, n)
+		case err := <-errc:
+			require.NoError(t, err, "sender failed after %d messages", got)
+			errc = nil
+		case <-deadline:
+			var missing []string
+			for i := range n {
+				if seen[fmt.Sprintf("m-%d", i)] == 0 {
+					missing = append(missing, fmt.Sprint(i))
+				}
+			}
+			require.FailNow(t, "stream stalled", "received %d of %d; missing %v", got, n, missing)
 		}
 	}
-	require.NoError(t, <-errc)
+	if errc != nil {
+		require.NoError(t, <-errc)
+	}
 	for i := range n {
 		require.Equal(t, 1, seen[fmt.Sprintf("m-%d", i)], "m-%d", i)
 	}

@@ -287,17 +287,22 @@ func (c *Client) drain(old *conn) {
 	case <-t.C:
 	case <-c.ctx.Done():
 	}
-	c.closeConn(old, false, "reconnected")
+	// Nobody waits on this goroutine, so it can give the relay time to answer the close: messages it routed to
+	// the old connection before the switch arrive ahead of its close frame.
+	c.closeConn(old, false, "reconnected", max(closeWait, c.cfg.DrainTimeout))
 	c.log.Debug("old connection closed", "conn", old.id)
 }
 
-// closeConn closes cn with 1000 (after a bye envelope when bye is set), waits briefly for the peer's close frame
-// so messages it already sent are still read, and then closes the socket. It never waits on the consumer.
-func (c *Client) closeConn(cn *conn, bye bool, why string) {
+// closeConn closes cn with 1000 (after a bye envelope when bye is set), waits up to wait for the peer's close
+// frame so messages it sent before it are still read, and then closes the socket. It never waits on the
+// consumer of Recv.
+func (c *Client) closeConn(cn *conn, bye bool, why string, wait time.Duration) {
 	cn.stopKeepalive()
 	if !cn.isDead() {
-		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
-		if cn.lock(ctx) == nil {
+		lctx, lcancel := context.WithTimeout(context.Background(), closeWait)
+		locked := cn.lock(lctx) == nil
+		lcancel()
+		if locked {
 			if !cn.closed {
 				if bye {
 					if err := c.writeBye(cn, why); err != nil {
@@ -314,11 +319,17 @@ func (c *Client) closeConn(cn *conn, bye bool, why string) {
 			}
 			cn.unlock()
 		}
+		var closing <-chan struct{}
+		if wait > closeWait {
+			closing = c.ctx.Done() // a long wait must not hold up Close
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-cn.readDone:
-		case <-ctx.Done():
+		case <-t.C:
+		case <-closing:
 		}
-		cancel()
+		t.Stop()
 	}
 	cn.kill(errClosing)
 }

@@ -38,12 +38,14 @@ type testServer struct {
 	frames    []frameInfo
 	msgSizes  []int
 	pings     int
-	got       []*wire.Envelope     // reassembled envelopes received, pings excluded
-	firstType map[int]wire.Type    // type of the first envelope on each connection
-	closes    map[int]int          // close code each connection's client sent, by connection
-	badMsgs   int                  // messages the server could not parse or reassemble
-	reasm     *wire.Reassembler    // guarded by mu
-	onMessage func(*wire.Envelope) // optional hook, called without mu
+	got       []*wire.Envelope  // reassembled envelopes received, pings excluded
+	firstType map[int]wire.Type // type of the first envelope on each connection
+	closes    map[int]int       // close code each connection's client sent, by connection
+	badMsgs   int               // messages the server could not parse or reassemble
+	reasm     *wire.Reassembler // guarded by mu
+	// reply, when set, replaces the echo: every whole envelope received is answered with what reply returns
+	// (nothing for nil), split by the server itself with wire.Split.
+	reply func(*wire.Envelope) *wire.Envelope
 }
 
 type frameInfo struct {
@@ -193,12 +195,27 @@ func (s *testServer) handle(sc *srvConn, data []byte) {
 	if whole != nil {
 		s.got = append(s.got, whole)
 	}
-	hook := s.onMessage
+	reply := s.reply
 	s.mu.Unlock()
-	if whole != nil && hook != nil {
-		hook(whole)
+	if reply == nil {
+		_ = sc.write(data) // echo, byte for byte
+		return
 	}
-	_ = sc.write(data) // echo, byte for byte
+	if whole == nil {
+		return
+	}
+	if r := reply(whole); r != nil {
+		msgs, err := wire.Split(r)
+		if err != nil {
+			s.t.Errorf("test server: split reply: %v", err)
+			return
+		}
+		for _, m := range msgs {
+			if err := sc.write(m); err != nil {
+				return
+			}
+		}
+	}
 }
 
 // dropAll cuts every connection without a close frame, as a network failure would.
@@ -226,6 +243,12 @@ func (s *testServer) push(b []byte) {
 func (s *testServer) setRefuse(status int) {
 	s.mu.Lock()
 	s.refuse = status
+	s.mu.Unlock()
+}
+
+func (s *testServer) setReply(f func(*wire.Envelope) *wire.Envelope) {
+	s.mu.Lock()
+	s.reply = f
 	s.mu.Unlock()
 }
 
