@@ -235,8 +235,12 @@ func (cfg *Config) normalize() error {
 		return fmt.Errorf("wsclient: config: BackoffMax %v is below BackoffMin %v", cfg.BackoffMax, cfg.BackoffMin)
 	}
 	for k := range cfg.Header {
-		if http.CanonicalHeaderKey(k) == "Authorization" {
+		switch ck := http.CanonicalHeaderKey(k); ck {
+		case "Authorization":
 			return errors.New("wsclient: config: Header must not set Authorization; use Ticket")
+		case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
+			// gorilla refuses these on every dial, which would otherwise be retried forever.
+			return fmt.Errorf("wsclient: config: Header must not set %s; the WebSocket handshake sets it", ck)
 		}
 	}
 	return nil

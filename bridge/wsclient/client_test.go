@@ -630,14 +630,15 @@ func TestDialGivesUpWithContext(t *testing.T) {
 
 func TestInvalidConfig(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"URL is empty":                  {},
-		`scheme "http"`:                 {URL: "http://127.0.0.1:1"},
-		"no host":                       {URL: "ws:///path"},
-		"PongTimeout is negative":       {URL: "ws://127.0.0.1:1", PongTimeout: -time.Second},
-		"BackoffMax 1ms is below":       {URL: "ws://127.0.0.1:1", BackoffMin: time.Second, BackoffMax: time.Millisecond},
-		"must not set Authorization":    {URL: "ws://127.0.0.1:1", Header: http.Header{"Authorization": {"x"}}},
-		"DrainTimeout is negative":      {URL: "ws://127.0.0.1:1", DrainTimeout: -1},
-		"BackoffMin is negative (-1ns)": {URL: "ws://127.0.0.1:1", BackoffMin: -1},
+		"URL is empty":                   {},
+		`scheme "http"`:                  {URL: "http://127.0.0.1:1"},
+		"no host":                        {URL: "ws:///path"},
+		"PongTimeout is negative":        {URL: "ws://127.0.0.1:1", PongTimeout: -time.Second},
+		"BackoffMax 1ms is below":        {URL: "ws://127.0.0.1:1", BackoffMin: time.Second, BackoffMax: time.Millisecond},
+		"must not set Authorization":     {URL: "ws://127.0.0.1:1", Header: http.Header{"Authorization": {"x"}}},
+		"must not set Sec-Websocket-Key": {URL: "ws://127.0.0.1:1", Header: http.Header{"Sec-WebSocket-Key": {"x"}}},
+		"DrainTimeout is negative":       {URL: "ws://127.0.0.1:1", DrainTimeout: -1},
+		"BackoffMin is negative (-1ns)":  {URL: "ws://127.0.0.1:1", BackoffMin: -1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Dial(context.Background(), cfg)
@@ -685,5 +686,69 @@ func benchRoundTrip(b *testing.B, size int) {
 		if got := <-c.Recv(); got == nil || got.ID != "bench" {
 			b.Fatal("bad echo")
 		}
+	}
+}
+
+// A consumer that stops reading Recv stalls the reader, so pongs queue unread behind the backlog; that must not
+// be mistaken for a dead connection, and nothing may be lost once the consumer reads again.
+func TestSlowConsumerIsNotAPongTimeout(t *testing.T) {
+	srv := newTestServer(t, 0)
+	h := dial(t, srv, func(c *Config) {
+		c.HeartbeatInterval = 20 * time.Millisecond
+		c.PongTimeout = 60 * time.Millisecond
+	})
+	const n = 3 * recvBuffer
+	for i := range n {
+		b, err := wire.Marshal(logEnvelope(t, fmt.Sprintf("push-%d", i)))
+		require.NoError(t, err)
+		srv.push(b)
+	}
+	assert.Never(t, func() bool { return srv.dials() > 1 }, 500*time.Millisecond, 10*time.Millisecond,
+		"a stalled consumer made the connection look dead")
+	for i := range n {
+		recvID(t, h.c, fmt.Sprintf("push-%d", i))
+	}
+	assert.Equal(t, 1, srv.dials())
+	assert.NotContains(t, h.logs.String(), "no pong")
+}
+
+func TestConcurrentSends(t *testing.T) {
+	srv := newTestServer(t, 0)
+	h := dial(t, srv, nil)
+	const senders, each = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("s%d-%d", s, i)
+				e := logEnvelope(t, id)
+				if i == each/2 {
+					e, _ = invokeEnvelope(t, id, 300<<10) // chunked, interleaved with the others' messages
+				}
+				if err := h.c.Send(sendCtx(t), e); err != nil {
+					errs <- fmt.Errorf("send %s: %w", id, err)
+					return
+				}
+			}
+		}()
+	}
+	seen := map[string]int{}
+	for range senders * each {
+		select {
+		case e := <-h.c.Recv():
+			seen[e.ID]++
+		case err := <-errs:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			require.FailNow(t, "missing envelopes", "got %d", len(seen))
+		}
+	}
+	wg.Wait()
+	require.Len(t, seen, senders*each)
+	for id, n := range seen {
+		assert.Equal(t, 1, n, id)
 	}
 }
