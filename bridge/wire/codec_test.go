@@ -78,6 +78,7 @@ func TestMarshalRejects(t *testing.T) {
 		{"long to", &Envelope{V: Version, T: TypePing, To: long}, `"to" is 129 bytes`},
 		{"long from", &Envelope{V: Version, T: TypePing, From: long}, `"from" is 129 bytes`},
 		{"long id", &Envelope{V: Version, T: TypePing, ID: strings.Repeat("i", MaxIDLen+1)}, `"id" is 257 bytes`},
+		{"invalid UTF-8 to", &Envelope{V: Version, T: TypePing, To: "fn\xff"}, "not valid UTF-8"},
 		{"array body", &Envelope{V: Version, T: TypePing, Body: json.RawMessage(`[1]`)}, "body is not a JSON object"},
 		{"invalid body", &Envelope{V: Version, T: TypePing, Body: json.RawMessage(`{"a":`)}, "marshal ping envelope"},
 	}

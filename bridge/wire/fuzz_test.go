@@ -3,8 +3,11 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzUnmarshal(f *testing.F) {
@@ -21,8 +24,26 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		e, err := Unmarshal(msg)
 		h, perr := PeekHeader(msg)
+
+		// encoding/json is the reference for what an envelope means.
+		var ref Envelope
+		refErr := json.Unmarshal(msg, &ref)
+		refOK := refErr == nil && validateHeader(headerOf(&ref)) == nil && bytes.HasPrefix(msg[skipWS(msg, 0):], []byte("{")) &&
+			(len(ref.Body) == 0 || isObjectOrNull(ref.Body))
+		if refOK != (err == nil) {
+			t.Fatalf("Unmarshal error %v, but encoding/json error %v, header %+v, for %q", err, refErr, headerOf(&ref), msg)
+		}
 		if err != nil {
 			return
+		}
+		if headerOf(&ref) != headerOf(e) {
+			t.Fatalf("header %+v, encoding/json decodes %+v from %q", headerOf(e), headerOf(&ref), msg)
+		}
+		if bytes.Equal(ref.Body, jsonNull) {
+			ref.Body = nil
+		}
+		if !bytes.Equal(ref.Body, e.Body) {
+			t.Fatalf("body %q, encoding/json decodes %q", e.Body, ref.Body)
 		}
 		// Whatever a peer accepts, the relay must read the same way.
 		if perr != nil {
@@ -49,6 +70,40 @@ func FuzzUnmarshal(f *testing.F) {
 	})
 }
 
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `[1,-0.5e+3,"\u00e9\n",true,false,null,{"a":[]}]`, `01`, `1.`, `"\x"`, `{"a" 1}`,
+		` "s" `, `[1,]`, "\"\x01\"", `-`, `1e`, `{"a":1}}`, `"\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := validJSON(b)
+		if (err == nil) != json.Valid(b) {
+			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, err, json.Valid(b))
+		}
+	})
+}
+
+// FuzzChunkBody checks the direct chunk decoder against encoding/json.
+func FuzzChunkBody(f *testing.F) {
+	f.Add([]byte(`{"msg":"m","seq":1,"count":2,"size":3,"sum":"s","enc":"zstd","data":"AAEC"}`))
+	f.Add([]byte(`{"msg":"m","seq":-0,"data":"AA=="}`))
+	f.Add([]byte(`{"Msg":"m","seq":1,"seq":2}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := decodeChunkBody(&Envelope{V: Version, T: TypeChunk, Body: body})
+		var want Chunk
+		wantErr := json.Unmarshal(body, &want)
+		if len(body) == 0 {
+			want, wantErr = Chunk{}, nil // an absent body decodes like {}
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("decodeChunkBody error %v, encoding/json error %v, for %q", err, wantErr, body)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeChunkBody %+v, encoding/json %+v, for %q", got, want, body)
+		}
+	})
+}
+
 func FuzzPeekHeaderRestamp(f *testing.F) {
 	f.Add([]byte(`{"v":1,"t":"ping"}`), "fn-1")
 	f.Add([]byte(`{"v":1,"t":"chunk","to":"fn","from":"spoof","body":{"data":"AAAA"}}`), "dev")
@@ -57,7 +112,7 @@ func FuzzPeekHeaderRestamp(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte, peer string) {
 		h, perr := PeekHeader(msg)
 		out, rerr := Restamp(msg, peer)
-		peerOK := peer != "" && len(peer) <= MaxPeerLen
+		peerOK := peer != "" && len(peer) <= MaxPeerLen && utf8.ValidString(peer)
 		if perr == nil && peerOK && rerr != nil {
 			t.Fatalf("PeekHeader accepted %q but Restamp(%q) failed: %v", msg, peer, rerr)
 		}
@@ -137,11 +192,15 @@ func FuzzReassemble(f *testing.F) {
 			case 2: // duplicate a message
 				msgs = append(msgs, msgs[i])
 			case 3: // flip a byte of a message
-				m := append([]byte(nil), msgs[i]...)
-				m[rng.IntN(len(m))] ^= byte(1 + rng.IntN(255))
-				msgs[i] = m
+				if len(msgs[i]) > 0 {
+					m := append([]byte(nil), msgs[i]...)
+					m[rng.IntN(len(m))] ^= byte(1 + rng.IntN(255))
+					msgs[i] = m
+				}
 			case 4: // truncate a message
-				msgs[i] = msgs[i][:rng.IntN(len(msgs[i]))]
+				if len(msgs[i]) > 0 {
+					msgs[i] = msgs[i][:rng.IntN(len(msgs[i]))]
+				}
 			case 5: // corrupt a chunk field
 				msgs[i] = mutateChunk(msgs[i], rng)
 			case 6: // shuffle
@@ -199,7 +258,7 @@ func mutateChunk(msg []byte, rng *rand.Rand) []byte {
 	case 2:
 		c.Size += d
 	case 3:
-		c.Sum = c.Sum[:len(c.Sum)-1] + "0"
+		c.Sum = "0" + c.Sum
 	case 4:
 		c.Enc = "gzip"
 	case 5:

@@ -25,7 +25,7 @@ type Header struct {
 // Keys are matched the way encoding/json matches them (case-insensitively, escapes decoded, the last duplicate
 // wins), so the relay and the receiving peer always see the same header.
 func PeekHeader(msg []byte) (Header, error) {
-	members, err := scanObject(msg)
+	members, err := scanObject(msg, false)
 	if err != nil {
 		return Header{}, fmt.Errorf("peek header: %w", err)
 	}
@@ -50,7 +50,10 @@ func Restamp(msg []byte, from string) ([]byte, error) {
 	if len(from) > MaxPeerLen {
 		return nil, fmt.Errorf("restamp: peer id is %d bytes, longer than %d", len(from), MaxPeerLen)
 	}
-	members, err := scanObject(msg)
+	if !utf8.ValidString(from) {
+		return nil, errors.New("restamp: peer id is not valid UTF-8")
+	}
+	members, err := scanObject(msg, false)
 	if err != nil {
 		return nil, fmt.Errorf("restamp: %w", err)
 	}
@@ -133,11 +136,12 @@ type member struct {
 // maxDepth matches encoding/json's nesting limit.
 const maxDepth = 10000
 
-// scanObject splits a top-level JSON object into its members. Member values are skipped, not validated:
-// strings and brackets are tracked only far enough to find where each value ends. A message that is not valid
-// JSON may therefore pass here, but it is rejected by Unmarshal at the receiving peer, and on valid JSON the
-// members found here are exactly the ones encoding/json sees.
-func scanObject(msg []byte) ([]member, error) {
+// scanObject splits a top-level JSON object into its members. With validate, the whole message is checked to
+// be valid JSON (what json.Valid accepts). Without it, member values are only skipped: strings and brackets are
+// tracked just far enough to find where each value ends, so a message that is not valid JSON may pass, but it
+// is rejected by Unmarshal at the receiving peer; on valid JSON the members found are exactly the ones
+// encoding/json sees.
+func scanObject(msg []byte, validate bool) ([]member, error) {
 	i := skipWS(msg, 0)
 	if i >= len(msg) {
 		return nil, errors.New("empty message")
@@ -157,7 +161,11 @@ func scanObject(msg []byte) ([]member, error) {
 			if msg[i] != '"' {
 				return nil, fmt.Errorf("offset %d: expected a string key", i)
 			}
-			keyEnd, err := scanString(msg, i)
+			scanStr := scanString
+			if validate {
+				scanStr = validString
+			}
+			keyEnd, err := scanStr(msg, i)
 			if err != nil {
 				return nil, err
 			}
@@ -170,7 +178,12 @@ func scanObject(msg []byte) ([]member, error) {
 				return nil, fmt.Errorf("offset %d: expected ':' after key %q", j, key)
 			}
 			j = skipWS(msg, j+1)
-			end, err := skipValue(msg, j)
+			var end int
+			if validate {
+				end, err = validValue(msg, j, 1)
+			} else {
+				end, err = skipValue(msg, j)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("value of %q: %w", key, err)
 			}

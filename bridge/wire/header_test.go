@@ -150,6 +150,8 @@ func TestRestampErrors(t *testing.T) {
 	require.ErrorContains(t, err, "empty peer id")
 	_, err = Restamp(valid, strings.Repeat("p", MaxPeerLen+1))
 	require.ErrorContains(t, err, "peer id is 129 bytes, longer than 128")
+	_, err = Restamp(valid, "fn-\xff")
+	require.ErrorContains(t, err, "peer id is not valid UTF-8")
 
 	for _, msg := range []string{``, `[]`, `{"v":1,"t":"ping"`, `{"v":2,"t":"ping"}`, `{"v":1}`, `{"v":1,"t":"x"} x`,
 		`{"v":1,"t":"x","to":"` + strings.Repeat("p", MaxPeerLen+1) + `"}`} {

@@ -141,8 +141,8 @@ func (r *Reassembler) Add(e *Envelope) (*Envelope, error) {
 	if e.T != TypeChunk {
 		return e, nil
 	}
-	var c Chunk
-	if err := e.DecodeBody(&c); err != nil {
+	c, err := decodeChunkBody(e)
+	if err != nil {
 		return nil, &ChunkError{Seq: -1, Reason: "unreadable chunk body", Err: err}
 	}
 	key := msgKey{from: e.From, msg: c.Msg}
@@ -289,7 +289,7 @@ func (r *Reassembler) assemble(p *partial) (*Envelope, string, error) {
 	if err != nil {
 		return nil, "decompression failed", err
 	}
-	inner, err := unmarshalLimit(raw, r.maxEnvelope)
+	inner, err := unmarshalLimit(raw, r.maxEnvelope, true)
 	if err != nil {
 		return nil, "inner envelope invalid", err
 	}

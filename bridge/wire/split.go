@@ -3,9 +3,11 @@ package wire
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // MaxChunks is the most chunks one message may be cut into, on both sides. With the default message size a
@@ -101,13 +103,36 @@ func SplitWith(e *Envelope, o SplitOptions) ([][]byte, error) {
 	return out, nil
 }
 
+// marshalChunk writes a chunk envelope directly, byte for byte what Marshal(NewEnvelope(TypeChunk, …)) would
+// write, without encoding/json's reflection and its second pass over the data.
 func marshalChunk(to string, c Chunk) ([]byte, error) {
-	env, err := NewEnvelope(TypeChunk, newID(), c)
-	if err != nil {
-		return nil, err
+	if len(to) > MaxPeerLen {
+		return nil, fmt.Errorf(`peer id "to" is %d bytes, longer than %d`, len(to), MaxPeerLen)
 	}
-	env.To = to
-	return Marshal(env)
+	b := make([]byte, 0, 256+len(to)+len(c.Msg)+base64.StdEncoding.EncodedLen(len(c.Data)))
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, Version, 10)
+	b = append(b, `,"t":"chunk","id":`...)
+	b = appendString(b, newID())
+	if to != "" {
+		b = append(b, `,"to":`...)
+		b = appendString(b, to)
+	}
+	b = append(b, `,"body":{"msg":`...)
+	b = appendString(b, c.Msg)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, int64(c.Seq), 10)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, int64(c.Count), 10)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(c.Size), 10)
+	b = append(b, `,"sum":`...)
+	b = appendString(b, c.Sum)
+	b = append(b, `,"enc":`...)
+	b = appendString(b, c.Enc)
+	b = append(b, `,"data":"`...)
+	b = base64.StdEncoding.AppendEncode(b, c.Data)
+	return append(b, `"}}`...), nil
 }
 
 func chunkLen(to string, c Chunk) (int, error) {
