@@ -186,7 +186,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	// Cancelling ctx must abort the dial, and so must Close (not reachable yet, but keeps connect uniform).
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	cn, err := c.connectRetry(dctx, nil)
+	cn, err := c.connectRetry(dctx, false, 0)
 	if err != nil {
 		c.cancel()
 		c.wg.Wait()
@@ -378,6 +378,9 @@ func (c *Client) run(cur *conn) {
 	defer age.Stop()
 	expire := time.NewTicker(expireInterval)
 	defer expire.Stop()
+	// quickLosses counts connections in a row that died young; backoff starts that far up the curve, so a relay
+	// that accepts and immediately drops connections is not hammered.
+	quickLosses := 0
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -390,7 +393,12 @@ func (c *Client) run(cur *conn) {
 			c.log.Warn("connection lost, reconnecting", "conn", cur.id, "err", cur.reason(),
 				"age", time.Since(cur.born).Round(time.Millisecond))
 			c.closeConn(cur, false, "", closeWait)
-			next, err := c.connectRetry(c.ctx, cur)
+			if time.Since(cur.born) < c.cfg.BackoffMax {
+				quickLosses++
+			} else {
+				quickLosses = 0
+			}
+			next, err := c.connectRetry(c.ctx, true, quickLosses)
 			if err != nil {
 				if c.ctx.Err() != nil {
 					c.setStopped(ErrClosed)
@@ -448,14 +456,10 @@ func (c *Client) shutdown() {
 	close(c.done)
 }
 
-// connectRetry dials until a connection is up, ctx is done, or the error is permanent. prev is the connection
-// that was lost (nil for the first dial); backoff restarts only after a connection that lived a while, so a
-// relay that accepts and immediately drops connections is not hammered.
-func (c *Client) connectRetry(ctx context.Context, prev *conn) (*conn, error) {
-	attempt := 0
-	if prev != nil && time.Since(prev.born) < c.cfg.BackoffMax {
-		attempt = 2
-	}
+// connectRetry dials until a connection is up, ctx is done, or the error is permanent. A reconnect waits a
+// backoff before its first attempt too (clients that lost the relay together must not return together), starting
+// at attempt.
+func (c *Client) connectRetry(ctx context.Context, reconnect bool, attempt int) (*conn, error) {
 	var lastErr error
 	gaveUp := func() error {
 		if lastErr == nil {
@@ -464,7 +468,7 @@ func (c *Client) connectRetry(ctx context.Context, prev *conn) (*conn, error) {
 		return fmt.Errorf("wsclient: connect to %s: %w (last attempt: %w)", c.target, ctx.Err(), lastErr)
 	}
 	for {
-		if prev != nil || attempt > 0 {
+		if reconnect || attempt > 0 {
 			t := time.NewTimer(backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, attempt))
 			select {
 			case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -132,10 +133,7 @@ func (cn *conn) writeLocked(m []byte) error {
 	}
 	err := cn.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err == nil {
-		var w interface {
-			Write([]byte) (int, error)
-			Close() error
-		}
+		var w io.WriteCloser
 		w, err = cn.ws.NextWriter(websocket.TextMessage)
 		if err == nil {
 			_, err = w.Write(m)
