@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/internal/leakcheck"
 	"github.com/plldb/plldb/layer/layerzip"
 	"github.com/plldb/plldb/layer/runtimeapi"
 	"github.com/plldb/plldb/testfixtures/pyenv"
@@ -53,7 +54,14 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		if err := leakcheck.Check(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return code
 }
 
 // fixtures is testfixtures/runtime: bootstrap.py and the test handlers.

@@ -33,6 +33,7 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 		return 1, errors.New("proxy: session mode without a Dial function")
 	}
 	p := newProxy(cfg)
+	defer p.real.CloseIdleConnections()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

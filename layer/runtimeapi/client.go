@@ -40,6 +40,9 @@ func NewClient(addr string, hc *http.Client) *Client {
 	return &Client{base: "http://" + addr + "/" + APIVersion + "/runtime/", hc: hc}
 }
 
+// CloseIdleConnections drops the kept-alive connections, e.g. when the Client is no longer used.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
 // Next waits for the next invocation. When a header is malformed but the request id is present, it returns the
 // invocation as far as it could be read together with an error wrapping ErrMalformed, so a caller that only
 // passes invocations through can still do so.

@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/layer/internal/leakcheck"
 )
 
 func startServer(t *testing.T, opts ServerOptions) (*Server, *Client) {
@@ -308,4 +312,15 @@ func FuzzParseInvocation(f *testing.F) {
 			t.Fatal("deadline accepted but not set")
 		}
 	})
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := leakcheck.Check(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
