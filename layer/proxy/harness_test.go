@@ -29,7 +29,31 @@ import (
 var layerDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(goRuntimeEnv) == "1" {
+		os.Exit(goRuntime())
+	}
 	os.Exit(runMain(m))
+}
+
+// goRuntimeEnv makes the test binary a minimal Go runtime (see goRuntime), for benchmarks that should measure
+// the proxy rather than Python.
+const goRuntimeEnv = "LAYER_TEST_GO_RUNTIME" // not PLLDB_*: the proxy withholds those from its child
+
+// goRuntime answers every invocation with its own event until the Runtime API goes away.
+func goRuntime() int {
+	c := runtimeapi.NewClient(os.Getenv("AWS_LAMBDA_RUNTIME_API"), nil)
+	ctx := context.Background()
+	for {
+		inv, err := c.Next(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "go runtime:", err)
+			return 0
+		}
+		if err := c.Respond(ctx, inv.RequestID, inv.Event, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "go runtime:", err)
+			return 1
+		}
+	}
 }
 
 func runMain(m *testing.M) int {
@@ -118,6 +142,8 @@ type sandboxOpts struct {
 	env     []string // added to baseEnv
 	direct  bool     // no exec wrapper: the runtime talks to the stand-in itself
 	wrapper string   // exec wrapper path; default the unpacked layer's
+	// goRuntime runs this test binary as a minimal Go runtime instead of bootstrap.py.
+	goRuntime bool
 }
 
 func startSandbox(t testing.TB, o sandboxOpts) *sandbox {
@@ -126,9 +152,16 @@ func startSandbox(t testing.TB, o sandboxOpts) *sandbox {
 	require.NoError(t, api.Start(context.Background()))
 	t.Cleanup(func() { _ = api.Close() })
 
-	script := `exec "$AWS_LAMBDA_EXEC_WRAPPER" python3 bootstrap.py "$@"`
+	runtimeCmd := "python3 bootstrap.py"
+	if o.goRuntime {
+		exe, err := os.Executable()
+		require.NoError(t, err)
+		runtimeCmd = "'" + exe + "'"
+		o.env = append(o.env, goRuntimeEnv+"=1")
+	}
+	script := `exec "$AWS_LAMBDA_EXEC_WRAPPER" ` + runtimeCmd + ` "$@"`
 	if o.direct {
-		script = `exec python3 bootstrap.py "$@"`
+		script = `exec ` + runtimeCmd + ` "$@"`
 	}
 	wrapperPath := o.wrapper
 	if wrapperPath == "" {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/plldb/plldb/layer/proxy"
@@ -18,6 +19,11 @@ func main() {
 }
 
 func run() int {
+	if os.Getenv("GOMAXPROCS") == "" {
+		// The proxy's work is a chain of hand-offs between a few goroutines; on one P they stay on one thread
+		// instead of waking others, which measurably cuts per-invocation latency and memory.
+		runtime.GOMAXPROCS(1)
+	}
 	cfg, err := proxy.ConfigFromEnv(os.Args[1:], os.Environ())
 	if err != nil && !errors.Is(err, proxy.ErrSessionConfig) {
 		fmt.Fprintf(os.Stderr, "plldb proxy: %v\n", err)
