@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -195,4 +196,22 @@ func TestProxyRefusesToStartWithoutRuntimeAPI(t *testing.T) {
 	code, err := Run(context.Background(), Config{RuntimeAPI: "127.0.0.1:1", Command: []string{"/nonexistent/runtime"}})
 	require.ErrorContains(t, err, `start runtime "/nonexistent/runtime"`)
 	assert.Equal(t, 1, code)
+}
+
+func TestAnswerPostedEvenWhenTheRuntimeExitsRightAfter(t *testing.T) {
+	sb := startSandbox(t, sandboxOpts{handler: "answer_exit.handler"})
+	r := sb.invoke(t, runtimeapi.Invocation{Event: []byte(`{}`)})
+	assert.False(t, r.Error)
+	assert.JSONEq(t, `{"answered": true}`, string(r.Payload))
+	assert.Equal(t, 3, sb.waitExit(t))
+}
+
+func TestProxyBinaryExplainsMissingSandbox(t *testing.T) {
+	cmd := exec.Command(filepath.Join(layerDir, "plldb", "proxy"), "python3", "bootstrap.py")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr)
+	assert.Equal(t, 1, exitErr.ExitCode())
+	assert.Contains(t, string(out), "AWS_LAMBDA_RUNTIME_API is not set")
 }

@@ -180,14 +180,33 @@ func exitCodeOf(cmd *exec.Cmd, waitErr error) int {
 // forwardInitError relays the child's /init/error to the real Runtime API, so an import failure looks to
 // Lambda exactly as it would without plldb.
 func (p *proxy) forwardInitError(ctx context.Context) {
+	var r runtimeapi.Response
 	select {
-	case r := <-p.srv.InitError():
-		if err := p.real.InitError(ctx, r.Payload, r.ErrorType); err != nil {
-			p.log.Error("forward init error", "err", err)
-		}
+	case r = <-p.srv.InitError():
 	case <-p.srv.Ready():
+		return
 	case <-ctx.Done():
+		// A runtime that reports its init error exits right after; the report is already queued then.
+		select {
+		case r = <-p.srv.InitError():
+		default:
+			return
+		}
 	}
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := p.real.InitError(pctx, r.Payload, r.ErrorType); err != nil {
+		p.log.Error("forward init error", "err", err)
+	}
+}
+
+// answerTimeout bounds posting one answer to the real Runtime API.
+const answerTimeout = 10 * time.Second
+
+// answerContext is for posting an answer that exists: it outlives the child's exit and the proxy's shutdown,
+// so an invocation that was answered is never lost on the way out.
+func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), answerTimeout)
 }
 
 // loop serves invocations until ctx ends. It asks the real API for work only once the child asked for its
@@ -229,10 +248,12 @@ func (p *proxy) passThrough(ctx context.Context, inv runtimeapi.Invocation) {
 		return
 	}
 	hdr := forwardHeaders(resp.Header)
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
 	if resp.Error {
-		err = p.real.Error(ctx, inv.RequestID, resp.Payload, resp.ErrorType, hdr)
+		err = p.real.Error(pctx, inv.RequestID, resp.Payload, resp.ErrorType, hdr)
 	} else {
-		err = p.real.Respond(ctx, inv.RequestID, resp.Payload, hdr)
+		err = p.real.Respond(pctx, inv.RequestID, resp.Payload, hdr)
 	}
 	if err != nil {
 		p.log.Error("post answer", "request_id", inv.RequestID, "err", err)

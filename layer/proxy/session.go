@@ -358,7 +358,9 @@ func (s *session) answerResult(ctx context.Context, inv runtimeapi.Invocation, e
 		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's result could not be decoded: %v", err))
 		return
 	}
-	if err := s.p.real.Respond(ctx, inv.RequestID, r.Payload, nil); err != nil {
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := s.p.real.Respond(pctx, inv.RequestID, r.Payload, nil); err != nil {
 		s.p.log.Error("post developer result", "request_id", inv.RequestID, "err", err)
 	}
 }
@@ -370,14 +372,18 @@ func (s *session) answerDeveloperError(ctx context.Context, inv runtimeapi.Invoc
 		return
 	}
 	doc, _ := json.Marshal(runtimeapi.ErrorDocument{ErrorMessage: we.ErrorMessage, ErrorType: we.ErrorType, StackTrace: we.StackTrace})
-	if err := s.p.real.Error(ctx, inv.RequestID, doc, we.ErrorType, nil); err != nil {
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := s.p.real.Error(pctx, inv.RequestID, doc, we.ErrorType, nil); err != nil {
 		s.p.log.Error("post developer error", "request_id", inv.RequestID, "err", err)
 	}
 }
 
 func (s *session) answerError(ctx context.Context, id, errorType, msg string) {
 	doc, _ := json.Marshal(runtimeapi.ErrorDocument{ErrorMessage: msg, ErrorType: errorType})
-	if err := s.p.real.Error(ctx, id, doc, errorType, nil); err != nil {
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := s.p.real.Error(pctx, id, doc, errorType, nil); err != nil {
 		s.p.log.Error("post error", "request_id", id, "error_type", errorType, "err", err)
 	}
 }

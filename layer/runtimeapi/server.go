@@ -185,6 +185,12 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Response, error) {
 	case r := <-c.done:
 		return r, nil
 	case <-ctx.Done():
+		// An answer that arrived together with the cancellation (a runtime answering, then exiting) wins.
+		select {
+		case r := <-c.done:
+			return r, nil
+		default:
+		}
 		return Response{}, fmt.Errorf("invoke %s: no answer from the runtime: %w", c.id, ctx.Err())
 	case <-s.closed:
 		return Response{}, fmt.Errorf("invoke %s: %w", c.id, ErrServerClosed)

@@ -5,8 +5,9 @@ import failure to /runtime/init/error, then loops: GET /next, call handler(event
 /error in Lambda's error format.
 
 Test-only extensions on the context object: `raw_event` (the body bytes as received), `runtime_headers` (every
-header of the /next answer) and `response_headers` (a dict the handler may fill; sent with its response). A
-handler returning bytes has them posted unchanged instead of JSON-encoded.
+header of the /next answer), `response_headers` (a dict the handler may fill; sent with its response) and
+`exit_after_response` (an exit code: the runtime exits right after posting the response). A handler returning
+bytes has them posted unchanged instead of JSON-encoded.
 """
 
 import http.client
@@ -38,6 +39,7 @@ class Context:
         self.raw_event = raw_event
         self.runtime_headers = headers
         self.response_headers = {}
+        self.exit_after_response = None
 
     def get_remaining_time_in_millis(self):
         return max(0, self._deadline_ms - int(time.time() * 1000))
@@ -108,6 +110,8 @@ def main():
         hdrs = {"Content-Type": "application/json"}
         hdrs.update(ctx.response_headers)
         client.post("/invocation/%s/response" % request_id, body, hdrs)
+        if ctx.exit_after_response is not None:
+            sys.exit(ctx.exit_after_response)
 
 
 if __name__ == "__main__":
