@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,6 +263,7 @@ type inproc struct {
 	api    *runtimeapi.Server
 	link   *memLink
 	stdout *syncBuffer
+	logs   *syncBuffer // the proxy's own log
 	done   chan struct{}
 	code   int
 	err    error
@@ -280,7 +282,7 @@ func startInProc(t testing.TB, handler string, link *memLink, sc SessionConfig, 
 	if sc.Env == nil {
 		sc.Env = envMap(env)
 	}
-	ip := &inproc{api: api, link: link, stdout: &syncBuffer{}, done: make(chan struct{})}
+	ip := &inproc{api: api, link: link, stdout: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan struct{})}
 	childOut := &syncBuffer{}
 	cfg := Config{
 		RuntimeAPI:  api.Addr(),
@@ -288,6 +290,7 @@ func startInProc(t testing.TB, handler string, link *memLink, sc SessionConfig, 
 		Env:         env,
 		Session:     &sc,
 		Stdout:      ip.stdout,
+		Logger:      slog.New(slog.NewTextHandler(ip.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ChildStdout: childOut,
 		ChildStderr: childOut,
 	}
@@ -302,7 +305,7 @@ func startInProc(t testing.TB, handler string, link *memLink, sc SessionConfig, 
 		cancel()
 		<-ip.done
 		if t.Failed() {
-			t.Logf("runtime output:\n%s", childOut)
+			t.Logf("runtime output:\n%s\nproxy log:\n%s", childOut, ip.logs)
 		}
 	})
 	return ip

@@ -295,9 +295,14 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) {
 			return
 		case <-pollC:
 			if !link.Connected() {
+				if graceTimer == nil {
+					s.p.log.Warn("relay connection lost during an invocation; waiting for it to come back",
+						"request_id", inv.RequestID, "grace", s.cfg.DisconnectGrace)
+				}
 				startGrace(false)
 			} else if graceTimer != nil && !graceFromBye {
 				// Our own connection dropped and came back: the developer is still there.
+				s.p.log.Info("relay connection back", "request_id", inv.RequestID)
 				graceTimer.Stop()
 				graceTimer, graceC = nil, nil
 			}

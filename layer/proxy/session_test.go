@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +102,9 @@ func TestDeveloperAnswersWithResultAndLogs(t *testing.T) {
 	assert.False(t, r.resp.Error)
 	assert.Equal(t, []byte(`{"from":"developer"}`), r.resp.Payload)
 	assert.Equal(t, []string{"first line", "second line"}, lines(ip.stdout.String()), "logs printed before the answer")
+	for _, secret := range []string{"very-secret", "hunter2", "tok"} {
+		assert.NotContains(t, ip.logs.String(), secret, "no secret in the proxy's log")
+	}
 }
 
 // sentRaw re-encodes the invoke body the proxy sent, to check no redacted value leaked anywhere in it.
@@ -274,4 +278,55 @@ func TestHelloEnvelopeNamesTheFunction(t *testing.T) {
 	assert.Equal(t, "fn-1", h.Peer)
 	require.NotNil(t, h.Function)
 	assert.Equal(t, "Fn", h.Function.LogicalID)
+}
+
+func TestLinkBackWithinGraceKeepsWaitingForTheDeveloper(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{DisconnectGrace: 400 * time.Millisecond})
+	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-flap", Event: []byte(`{}`)})
+	link.expectSent(t)
+	link.deliver(t, wire.TypeAck, "req-flap", wire.Ack{RequestID: "req-flap"})
+	link.connected.Store(false)
+	require.Eventually(t, func() bool { return strings.Contains(ip.logs.String(), "relay connection lost") },
+		20*time.Second, 10*time.Millisecond)
+	link.connected.Store(true)
+	require.Eventually(t, func() bool { return strings.Contains(ip.logs.String(), "relay connection back") },
+		20*time.Second, 10*time.Millisecond)
+	// Well past the grace: had it not been cancelled, the invocation would be answered DeveloperDisconnected.
+	select {
+	case r := <-got:
+		t.Fatalf("answered while the developer was still there: %s", r.resp.Payload)
+	case <-time.After(time.Second):
+	}
+	link.deliver(t, wire.TypeResult, "req-flap", wire.Result{RequestID: "req-flap", Payload: []byte(`"still here"`)})
+	r := await(t, got)
+	assert.False(t, r.resp.Error)
+	assert.Equal(t, []byte(`"still here"`), r.resp.Payload)
+}
+
+func FuzzDeveloperEnvelope(f *testing.F) {
+	f.Add("result", "req-1", []byte(`{"requestId":"req-1","payload":"eyJhIjoxfQ=="}`))
+	f.Add("nack", "", []byte(`{"ref":"req-1","t":"invoke","reason":"no developer"}`))
+	f.Add("error", "", []byte(`{"requestId":"req-1","errorMessage":"x","errorType":"E","stackTrace":["a"]}`))
+	f.Add("bye", "x", []byte(`null`))
+	f.Add("log", "req-1", []byte(`{"text":1}`))
+	f.Fuzz(func(t *testing.T, typ, id string, body []byte) {
+		e := &wire.Envelope{V: wire.Version, T: wire.Type(typ), ID: id, Body: body}
+		fl := &inflight{id: "req-1"}
+		owned := fl.owns(e)
+		if e.T == wire.TypeBye && !owned {
+			t.Fatal("a bye concerns the current invocation")
+		}
+		if id != "" && id != "req-1" && owned && e.T != wire.TypeBye && e.T != wire.TypeNack {
+			t.Fatalf("envelope for %q routed to req-1", id)
+		}
+		_ = nackReason(e)
+		_ = byeReason(e)
+		var r wire.Result
+		var we wire.Error
+		var l wire.Log
+		_ = json.Unmarshal(body, &r)
+		_ = json.Unmarshal(body, &we)
+		_ = json.Unmarshal(body, &l)
+	})
 }
