@@ -69,7 +69,7 @@ func newConnectedLink() *memLink { return newMemLink(true) }
 func TestDeveloperAnswersWithResultAndLogs(t *testing.T) {
 	link := newConnectedLink()
 	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: 10 * time.Second},
-		"AWS_SECRET_ACCESS_KEY=very-secret", "AWS_ACCESS_KEY_ID=AKIA...", "AWS_SESSION_TOKEN=tok",
+		"AWS_SECRET_ACCESS_KEY=very-secret", "AWS_ACCESS_KEY_ID=AKIA...", "AWS_SESSION_TOKEN=sess-tok-9f8e",
 		"PLLDB_FUNCTION_KEY=a2V5", "MY_DB_PASSWORD=hunter2", "MY_DB_HOST=db.local", "PLLDB_REDACT=*_PASSWORD, OTHER")
 	deadline := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
 	got := ip.invokeAsync(runtimeapi.Invocation{
@@ -102,7 +102,7 @@ func TestDeveloperAnswersWithResultAndLogs(t *testing.T) {
 	assert.False(t, r.resp.Error)
 	assert.Equal(t, []byte(`{"from":"developer"}`), r.resp.Payload)
 	assert.Equal(t, []string{"first line", "second line"}, lines(ip.stdout.String()), "logs printed before the answer")
-	for _, secret := range []string{"very-secret", "hunter2", "tok"} {
+	for _, secret := range []string{"very-secret", "hunter2", "sess-tok-9f8e"} {
 		assert.NotContains(t, ip.logs.String(), secret, "no secret in the proxy's log")
 	}
 }
