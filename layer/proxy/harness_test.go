@@ -308,6 +308,8 @@ func startInProc(t testing.TB, handler string, link *memLink, sc SessionConfig, 
 			t.Logf("runtime output:\n%s\nproxy log:\n%s", childOut, ip.logs)
 		}
 	})
+	require.Eventually(t, func() bool { return strings.Contains(ip.logs.String(), "connected to the plldb relay") },
+		20*time.Second, 5*time.Millisecond, "the proxy dials at start")
 	return ip
 }
 

@@ -57,10 +57,9 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	}()
 	// Everything below stops when the child is gone.
 	loopCtx, stopLoop := context.WithCancel(ctx)
-	defer stopLoop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer stopLoop()
+	defer stopLoop() // runs first: the goroutines in wg end on it
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

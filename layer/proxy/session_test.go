@@ -62,8 +62,7 @@ func decodeInvoke(t *testing.T, e *wire.Envelope) wire.Invoke {
 	return inv
 }
 
-// connected waits until the proxy has dialed and, once, the runtime finished init; an invocation sent
-// before that would still be fine but the tests want the session path.
+// newConnectedLink is a link that is up from the start; startInProc waits until the proxy has dialed it.
 func newConnectedLink() *memLink { return newMemLink(true) }
 
 func TestDeveloperAnswersWithResultAndLogs(t *testing.T) {
