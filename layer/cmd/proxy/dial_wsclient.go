@@ -1,0 +1,46 @@
+//go:build plldb_wsclient
+
+// INTEGRATOR: this file wires the proxy to bridge/wsclient and bridge/ticket. When both packages are on main,
+// delete dial_pending.go, remove the build tag above, and check the two APIs below still match.
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/plldb/plldb/bridge/ticket"
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/bridge/wsclient"
+	"github.com/plldb/plldb/layer/proxy"
+)
+
+func relayDialer(sc *proxy.SessionConfig, log *slog.Logger) (func(context.Context) (proxy.Link, error), error) {
+	mint := func(context.Context) (string, error) {
+		now := time.Now()
+		return ticket.Mint(sc.FunctionKey, ticket.Claims{
+			Session:  sc.SessionID,
+			Role:     wire.RoleFunction,
+			Peer:     sc.Peer,
+			Audience: sc.Audience,
+			IssuedAt: now,
+			Expires:  now.Add(time.Minute),
+		})
+	}
+	return func(ctx context.Context) (proxy.Link, error) {
+		c, err := wsclient.Dial(ctx, wsclient.Config{
+			URL:    sc.Endpoint,
+			Ticket: mint,
+			OnConnect: func(ctx context.Context, c *wsclient.Client) error {
+				return c.Send(ctx, proxy.HelloEnvelope(sc))
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dial relay %s: %w", sc.Endpoint, err)
+		}
+		return c, nil
+	}, nil
+}

@@ -1,0 +1,316 @@
+// Package proxy is the plldb layer's Runtime API proxy as a library: started through AWS_LAMBDA_EXEC_WRAPPER,
+// it runs the function's original runtime as its child behind its own Runtime API, polls the sandbox's real
+// Runtime API, and for each invocation either relays it to the developer over a Link (session mode) or hands it
+// to the child unchanged (pass-through and fallback). `plldb local` runs the same code in-process.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plldb/plldb/bridge/wire"
+)
+
+// Defaults of the session settings.
+const (
+	DefaultAckTimeout      = 3 * time.Second
+	DefaultDeadlineMargin  = 500 * time.Millisecond
+	DefaultDisconnectGrace = 10 * time.Second
+)
+
+// Error types the proxy answers with when the developer side cannot.
+const (
+	ErrorTypeNoDeveloper           = "Plldb.NoDeveloper"
+	ErrorTypeTimeout               = "Plldb.Timeout"
+	ErrorTypeDeveloperDisconnected = "Plldb.DeveloperDisconnected"
+)
+
+// Config is everything Run needs.
+type Config struct {
+	RuntimeAPI string // the sandbox's real Runtime API (AWS_LAMBDA_RUNTIME_API)
+	// Command is the original runtime command ("$@" of the wrapper). With PrevWrapper set the child is
+	// [PrevWrapper]+Command: a wrapper the function had before plldb still runs.
+	Command     []string
+	PrevWrapper string
+	// Env is the child's environment base (os.Environ()). The proxy points AWS_LAMBDA_RUNTIME_API at itself,
+	// restores AWS_LAMBDA_EXEC_WRAPPER to PrevWrapper (or removes it) and withholds PLLDB_* variables.
+	Env     []string
+	Session *SessionConfig // nil: pure pass-through
+	Logger  *slog.Logger   // default: discard
+	// Stdout receives the function logs relayed from the developer (the sandbox's stdout, i.e. CloudWatch).
+	// Default os.Stdout.
+	Stdout io.Writer
+	// ChildStdout and ChildStderr are the child's output; default os.Stdout and os.Stderr (inherited).
+	ChildStdout, ChildStderr io.Writer
+	// KillGrace is how long the child has to exit after SIGTERM before it is killed; default 2 s.
+	KillGrace time.Duration
+}
+
+// SessionConfig turns on relaying to a developer.
+type SessionConfig struct {
+	// Dial connects to the relay. Run calls it in the background and retries it with backoff until it
+	// succeeds; the Link it returns is expected to reconnect by itself.
+	Dial           func(ctx context.Context) (Link, error)
+	Function       wire.FunctionIdentity
+	AckTimeout     time.Duration // default DefaultAckTimeout
+	Strict         bool          // no fallback: answer Plldb.NoDeveloper instead
+	DeadlineMargin time.Duration // default DefaultDeadlineMargin
+	// DisconnectGrace is how long an acknowledged invocation waits for the developer after a bye or a lost
+	// link before it is answered with Plldb.DeveloperDisconnected; default DefaultDisconnectGrace.
+	DisconnectGrace time.Duration
+	Env             map[string]string // the function's environment, forwarded after Redact
+
+	// What a Dial implementation needs, filled by ConfigFromEnv.
+	Endpoint    string // PLLDB_ENDPOINT, ws:// or wss://
+	SessionID   string // PLLDB_SESSION
+	Audience    string // PLLDB_AUDIENCE
+	Peer        string // this sandbox's peer id, random per proxy process
+	FunctionKey Secret // PLLDB_FUNCTION_KEY, decoded
+}
+
+// Secret is key material that must never be printed.
+type Secret []byte
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) GoString() string             { return "[redacted]" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Link is a connection to the relay as the proxy uses it; bridge/wsclient's Client satisfies it.
+type Link interface {
+	Send(ctx context.Context, e *wire.Envelope) error
+	Recv() <-chan *wire.Envelope
+	Connected() bool
+	Close() error
+}
+
+// ErrSessionConfig marks a problem with the PLLDB_* session settings. ConfigFromEnv still returns a usable
+// pass-through Config with it: a broken debugging setup must not break the function.
+var ErrSessionConfig = errors.New("plldb session settings")
+
+// ConfigFromEnv builds a Config from the wrapper's arguments and the process environment. Session mode is on
+// when PLLDB_ENDPOINT, PLLDB_SESSION and PLLDB_FUNCTION_KEY are all set; Session.Dial is left for the caller.
+// When only the session settings are wrong the returned error wraps ErrSessionConfig and the Config is a
+// working pass-through one.
+func ConfigFromEnv(args []string, environ []string) (Config, error) {
+	env := envMap(environ)
+	cfg := Config{
+		RuntimeAPI:  env["AWS_LAMBDA_RUNTIME_API"],
+		Command:     args,
+		PrevWrapper: env["PLLDB_PREV_WRAPPER"],
+		Env:         environ,
+		Stdout:      os.Stdout,
+	}
+	level, err := parseLevel(env["PLLDB_LOG_LEVEL"])
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "plldb-proxy")
+	if cfg.RuntimeAPI == "" {
+		return Config{}, errors.New("AWS_LAMBDA_RUNTIME_API is not set: the plldb proxy only runs inside a Lambda sandbox, started through AWS_LAMBDA_EXEC_WRAPPER")
+	}
+	if len(args) == 0 || args[0] == "" {
+		return Config{}, errors.New("no runtime command: the exec wrapper must be called with the runtime's command as its arguments")
+	}
+	if cfg.PrevWrapper != "" && cfg.PrevWrapper == env["AWS_LAMBDA_EXEC_WRAPPER"] {
+		return Config{}, fmt.Errorf("PLLDB_PREV_WRAPPER=%s is the plldb wrapper itself: it would start itself forever", cfg.PrevWrapper)
+	}
+	if _, err := compileGlobs(env["PLLDB_REDACT"]); err != nil {
+		return Config{}, err
+	}
+	sess, err := sessionFromEnv(env)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %w (running without a debugging session)", ErrSessionConfig, err)
+	}
+	cfg.Session = sess
+	return cfg, nil
+}
+
+func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
+	names := []string{"PLLDB_ENDPOINT", "PLLDB_SESSION", "PLLDB_FUNCTION_KEY"}
+	var set, missing []string
+	for _, n := range names {
+		if env[n] != "" {
+			set = append(set, n)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s set but %s missing", strings.Join(set, ", "), strings.Join(missing, ", "))
+	}
+	u, err := url.Parse(env["PLLDB_ENDPOINT"])
+	if err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
+		return nil, fmt.Errorf("PLLDB_ENDPOINT %q is not a ws:// or wss:// URL", env["PLLDB_ENDPOINT"])
+	}
+	key, err := decodeKey(env["PLLDB_FUNCTION_KEY"])
+	if err != nil {
+		return nil, err
+	}
+	sc := &SessionConfig{
+		Endpoint:        env["PLLDB_ENDPOINT"],
+		SessionID:       env["PLLDB_SESSION"],
+		Audience:        env["PLLDB_AUDIENCE"],
+		FunctionKey:     key,
+		Peer:            newPeerID(),
+		AckTimeout:      DefaultAckTimeout,
+		DeadlineMargin:  DefaultDeadlineMargin,
+		DisconnectGrace: DefaultDisconnectGrace,
+		Env:             env,
+		Function: wire.FunctionIdentity{
+			LogicalID: env["PLLDB_LOGICAL_ID"],
+			Name:      env["AWS_LAMBDA_FUNCTION_NAME"],
+			Version:   env["AWS_LAMBDA_FUNCTION_VERSION"],
+			Region:    env["AWS_REGION"],
+			Runtime:   env["AWS_EXECUTION_ENV"],
+			Handler:   env["_HANDLER"],
+		},
+	}
+	if sc.Audience == "" {
+		sc.Audience = u.Host
+	}
+	if m := env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]; m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE %q is not a positive integer", m)
+		}
+		sc.Function.MemoryMB = n
+	}
+	if v := env["PLLDB_ACK_TIMEOUT"]; v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("PLLDB_ACK_TIMEOUT: %w", err)
+		}
+		sc.AckTimeout = d
+	}
+	if v := env["PLLDB_STRICT"]; v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("PLLDB_STRICT %q is not a boolean (true/false/1/0)", v)
+		}
+		sc.Strict = b
+	}
+	return sc, nil
+}
+
+// decodeKey accepts standard or URL-safe base64, padded or not. The value never appears in errors.
+func decodeKey(s string) (Secret, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) < 16 {
+				return nil, fmt.Errorf("PLLDB_FUNCTION_KEY decodes to %d bytes; at least 16 expected", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("PLLDB_FUNCTION_KEY is not valid base64")
+}
+
+// parseDuration takes a Go duration ("3s", "1500ms") or a plain number of seconds ("3", "0.5").
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil {
+			return 0, fmt.Errorf("%q is neither a duration (3s, 1500ms) nor a number of seconds", v)
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d <= 0 || d > 15*time.Minute {
+		return 0, fmt.Errorf("%q is out of range (0, 15m]", v)
+	}
+	return d, nil
+}
+
+func parseLevel(v string) (slog.Level, error) {
+	if v == "" {
+		return slog.LevelInfo, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return 0, fmt.Errorf("PLLDB_LOG_LEVEL %q is not one of debug, info, warn, error", v)
+	}
+	return l, nil
+}
+
+func newPeerID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "fn-" + hex.EncodeToString(b[:])
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && k != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// alwaysRedacted are withheld from the developer whatever PLLDB_REDACT says: the role's credentials, plldb's
+// own key, and the sandbox-internal Runtime API address.
+var alwaysRedacted = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", "AWS_LAMBDA_RUNTIME_API",
+}
+
+// Redact applies the redaction policy to env: the names in alwaysRedacted and the names matching the
+// comma-separated globs of env["PLLDB_REDACT"] (path.Match syntax) are withheld. It returns the kept
+// variables and the sorted names of the withheld ones.
+func Redact(env map[string]string) (kept map[string]string, redacted []string) {
+	globs, _ := compileGlobs(env["PLLDB_REDACT"])
+	kept = make(map[string]string, len(env))
+	for k, v := range env {
+		if slices.Contains(alwaysRedacted, k) || matchAny(globs, k) {
+			redacted = append(redacted, k)
+			continue
+		}
+		kept[k] = v
+	}
+	slices.Sort(redacted)
+	return kept, redacted
+}
+
+func compileGlobs(v string) ([]string, error) {
+	var globs []string
+	for _, g := range strings.Split(v, ",") {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("PLLDB_REDACT: pattern %q: %w", g, err)
+		}
+		globs = append(globs, g)
+	}
+	return globs, nil
+}
+
+func matchAny(globs []string, name string) bool {
+	for _, g := range globs {
+		if ok, err := path.Match(g, name); ok || (err != nil && g == name) {
+			return true
+		}
+	}
+	return false
+}

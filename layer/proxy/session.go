@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
+)
+
+// Agent names the proxy in its hello.
+const Agent = "plldb-proxy/0.1.0"
+
+// linkPoll is how often an acknowledged invocation checks that the link is still up. The Link interface has
+// no disconnect notification, and a poll this coarse costs nothing on the pass-through path.
+const linkPoll = 100 * time.Millisecond
+
+// HelloEnvelope is the first message the proxy sends on every (re)connection.
+func HelloEnvelope(sc *SessionConfig) *wire.Envelope {
+	fn := sc.Function
+	body, _ := json.Marshal(wire.Hello{Role: wire.RoleFunction, Peer: sc.Peer, Agent: Agent, Function: &fn})
+	return &wire.Envelope{V: wire.Version, T: wire.TypeHello, Body: body}
+}
+
+type session struct {
+	p        *proxy
+	cfg      SessionConfig
+	env      map[string]string
+	redacted []string
+
+	mu   sync.Mutex
+	link Link
+	cur  *inflight
+}
+
+// inflight is the invocation currently with the developer; the pump routes its envelopes to ch.
+type inflight struct {
+	id   string
+	ch   chan *wire.Envelope
+	done chan struct{}
+}
+
+func newSession(p *proxy, cfg *SessionConfig) *session {
+	c := *cfg
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.DeadlineMargin <= 0 {
+		c.DeadlineMargin = DefaultDeadlineMargin
+	}
+	if c.DisconnectGrace <= 0 {
+		c.DisconnectGrace = DefaultDisconnectGrace
+	}
+	s := &session{p: p, cfg: c}
+	s.env, s.redacted = Redact(c.Env)
+	return s
+}
+
+// startSession dials in the background so that the child's initialisation is not held up by the network.
+func (p *proxy) startSession(ctx context.Context, wg *sync.WaitGroup) {
+	s := p.sess
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		link := s.dial(ctx)
+		if link == nil {
+			return
+		}
+		s.mu.Lock()
+		s.link = link
+		s.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.pump(ctx, link)
+		}()
+		<-ctx.Done()
+		if err := link.Close(); err != nil {
+			p.log.Debug("close link", "err", err)
+		}
+	}()
+}
+
+func (s *session) dial(ctx context.Context) Link {
+	backoff := 250 * time.Millisecond
+	for {
+		link, err := s.cfg.Dial(ctx)
+		if err == nil {
+			s.p.log.Info("connected to the plldb relay", "peer", s.cfg.Peer)
+			return link
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.p.log.Warn("connect to the plldb relay failed; invocations fall back until it works", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// pump drains the link so that its reader never blocks, prints log envelopes, and hands invocation traffic to
+// the current invocation in arrival order.
+func (s *session) pump(ctx context.Context, link Link) {
+	recv := link.Recv()
+	for {
+		var e *wire.Envelope
+		var ok bool
+		select {
+		case e, ok = <-recv:
+		case <-ctx.Done():
+			return
+		}
+		if !ok {
+			return
+		}
+		if e == nil {
+			continue
+		}
+		if e.V != wire.Version {
+			s.p.log.Warn("dropping envelope of another protocol version", "v", e.V, "t", e.T)
+			continue
+		}
+		switch e.T {
+		case wire.TypeLog:
+			s.printLog(e)
+			continue
+		case wire.TypeAck, wire.TypeNack, wire.TypeResult, wire.TypeError, wire.TypeBye:
+		default:
+			continue
+		}
+		s.mu.Lock()
+		f := s.cur
+		s.mu.Unlock()
+		if f == nil || !f.owns(e) {
+			s.p.log.Debug("dropping envelope for no current invocation", "t", e.T, "id", e.ID)
+			continue
+		}
+		select {
+		case f.ch <- e:
+		case <-f.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (f *inflight) owns(e *wire.Envelope) bool {
+	switch e.T {
+	case wire.TypeBye:
+		return true
+	case wire.TypeNack:
+		var n wire.Nack
+		if json.Unmarshal(e.Body, &n) == nil {
+			return n.Ref == f.id || n.Ref == "" || n.T == wire.TypeChunk || e.ID == f.id
+		}
+		return e.ID == f.id || e.ID == ""
+	}
+	if e.ID != "" {
+		return e.ID == f.id
+	}
+	var b struct {
+		RequestID string `json:"requestId"`
+	}
+	return json.Unmarshal(e.Body, &b) == nil && b.RequestID == f.id
+}
+
+func (s *session) printLog(e *wire.Envelope) {
+	var l wire.Log
+	if err := json.Unmarshal(e.Body, &l); err != nil {
+		s.p.log.Warn("dropping malformed log envelope", "id", e.ID, "err", err)
+		return
+	}
+	text := l.Text
+	if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	if _, err := io.WriteString(s.p.cfg.Stdout, text); err != nil {
+		s.p.log.Warn("print relayed log", "err", err)
+	}
+}
+
+func (s *session) currentLink() Link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link
+}
+
+// handle gives one invocation to the developer and makes sure it gets exactly one answer.
+func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) {
+	arrived := time.Now()
+	link := s.currentLink()
+	if link == nil || !link.Connected() {
+		s.noDeveloper(ctx, inv, "no connection to the plldb relay")
+		return
+	}
+	f := &inflight{id: inv.RequestID, ch: make(chan *wire.Envelope, 16), done: make(chan struct{})}
+	s.mu.Lock()
+	s.cur = f
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.cur = nil
+		s.mu.Unlock()
+		close(f.done)
+	}()
+
+	env, err := s.invokeEnvelope(inv)
+	if err != nil {
+		s.p.log.Error("encode invoke", "request_id", inv.RequestID, "err", err)
+		s.noDeveloper(ctx, inv, "the invocation could not be encoded")
+		return
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.AckTimeout)
+	err = link.Send(sendCtx, env)
+	cancel()
+	if err != nil {
+		s.noDeveloper(ctx, inv, fmt.Sprintf("sending it to the developer failed: %v", err))
+		return
+	}
+
+	ackTimer := time.NewTimer(s.cfg.AckTimeout)
+	defer ackTimer.Stop()
+	ackC := ackTimer.C
+	var deadlineC <-chan time.Time
+	if !inv.Deadline.IsZero() {
+		t := time.NewTimer(time.Until(inv.Deadline.Add(-s.cfg.DeadlineMargin)))
+		defer t.Stop()
+		deadlineC = t.C
+	}
+	var graceTimer *time.Timer
+	var graceC <-chan time.Time
+	graceFromBye := false
+	startGrace := func(bye bool) {
+		graceFromBye = graceFromBye || bye
+		if graceTimer == nil {
+			graceTimer = time.NewTimer(s.cfg.DisconnectGrace)
+			graceC = graceTimer.C
+		}
+	}
+	defer func() {
+		if graceTimer != nil {
+			graceTimer.Stop()
+		}
+	}()
+	var pollC <-chan time.Time
+	acked := false
+
+	for {
+		select {
+		case e := <-f.ch:
+			switch e.T {
+			case wire.TypeAck:
+				if !acked {
+					acked = true
+					ackTimer.Stop()
+					ackC = nil
+					poll := time.NewTicker(linkPoll)
+					defer poll.Stop()
+					pollC = poll.C
+				}
+			case wire.TypeNack:
+				if !acked {
+					s.noDeveloper(ctx, inv, "the relay could not deliver it: "+nackReason(e))
+					return
+				}
+				s.p.log.Warn("nack after ack ignored", "request_id", inv.RequestID, "reason", nackReason(e))
+			case wire.TypeBye:
+				if !acked {
+					s.noDeveloper(ctx, inv, "the developer left: "+byeReason(e))
+					return
+				}
+				s.p.log.Warn("developer left during an invocation; waiting for them to come back",
+					"request_id", inv.RequestID, "grace", s.cfg.DisconnectGrace, "reason", byeReason(e))
+				startGrace(true)
+			case wire.TypeResult:
+				s.answerResult(ctx, inv, e)
+				return
+			case wire.TypeError:
+				s.answerDeveloperError(ctx, inv, e)
+				return
+			}
+		case <-ackC:
+			s.noDeveloper(ctx, inv, fmt.Sprintf("no acknowledgement from the developer within %s", s.cfg.AckTimeout))
+			return
+		case <-pollC:
+			if !link.Connected() {
+				if graceTimer == nil {
+					s.p.log.Warn("relay connection lost during an invocation; waiting for it to come back",
+						"request_id", inv.RequestID, "grace", s.cfg.DisconnectGrace)
+				}
+				startGrace(false)
+			} else if graceTimer != nil && !graceFromBye {
+				// Our own connection dropped and came back: the developer is still there.
+				s.p.log.Info("relay connection back", "request_id", inv.RequestID)
+				graceTimer.Stop()
+				graceTimer, graceC = nil, nil
+			}
+		case <-graceC:
+			s.answerError(ctx, inv.RequestID, ErrorTypeDeveloperDisconnected, fmt.Sprintf(
+				"plldb: the developer's debugger disconnected during this invocation and did not come back within %s; "+
+					"it was not run again by the function's own runtime because the handler may already have had side effects",
+				s.cfg.DisconnectGrace))
+			return
+		case <-deadlineC:
+			timeout := inv.Deadline.Sub(arrived).Round(time.Second)
+			s.answerError(ctx, inv.RequestID, ErrorTypeTimeout, fmt.Sprintf(
+				"plldb: the developer did not answer before the function's deadline (function timeout about %s; "+
+					"answered %s early): the handler was paused in the debugger or is too slow. "+
+					"Raise the function's timeout or resume sooner.", timeout, s.cfg.DeadlineMargin))
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, error) {
+	fn := s.cfg.Function
+	fn.ARN = inv.FunctionARN
+	body, err := json.Marshal(wire.Invoke{
+		RequestID:       inv.RequestID,
+		Function:        fn,
+		Deadline:        inv.Deadline,
+		TraceID:         inv.TraceID,
+		ClientContext:   inv.ClientContext,
+		CognitoIdentity: inv.CognitoIdentity,
+		Event:           inv.Event,
+		Env:             s.env,
+		Redacted:        s.redacted,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marshal invoke %s: %w", inv.RequestID, err)
+	}
+	return &wire.Envelope{V: wire.Version, T: wire.TypeInvoke, ID: inv.RequestID, Body: body}, nil
+}
+
+// noDeveloper falls back to the original runtime, or in strict mode answers Plldb.NoDeveloper.
+func (s *session) noDeveloper(ctx context.Context, inv runtimeapi.Invocation, reason string) {
+	if s.cfg.Strict {
+		s.p.log.Warn("no developer, strict mode: answering with an error", "request_id", inv.RequestID, "reason", reason)
+		s.answerError(ctx, inv.RequestID, ErrorTypeNoDeveloper,
+			"plldb strict mode: no developer took this invocation ("+reason+"); the function's own runtime was not used")
+		return
+	}
+	s.p.log.Info("no developer, falling back to the function's runtime", "request_id", inv.RequestID, "reason", reason)
+	s.p.passThrough(ctx, inv)
+}
+
+func (s *session) answerResult(ctx context.Context, inv runtimeapi.Invocation, e *wire.Envelope) {
+	var r wire.Result
+	if err := json.Unmarshal(e.Body, &r); err != nil {
+		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's result could not be decoded: %v", err))
+		return
+	}
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := s.p.real.Respond(pctx, inv.RequestID, r.Payload, nil); err != nil {
+		s.p.log.Error("post developer result", "request_id", inv.RequestID, "err", err)
+	}
+}
+
+func (s *session) answerDeveloperError(ctx context.Context, inv runtimeapi.Invocation, e *wire.Envelope) {
+	var we wire.Error
+	if err := json.Unmarshal(e.Body, &we); err != nil {
+		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's error could not be decoded: %v", err))
+		return
+	}
+	doc, _ := json.Marshal(runtimeapi.ErrorDocument{ErrorMessage: we.ErrorMessage, ErrorType: we.ErrorType, StackTrace: we.StackTrace})
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := s.p.real.Error(pctx, inv.RequestID, doc, we.ErrorType, nil); err != nil {
+		s.p.log.Error("post developer error", "request_id", inv.RequestID, "err", err)
+	}
+}
+
+func (s *session) answerError(ctx context.Context, id, errorType, msg string) {
+	doc, _ := json.Marshal(runtimeapi.ErrorDocument{ErrorMessage: msg, ErrorType: errorType})
+	pctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := s.p.real.Error(pctx, id, doc, errorType, nil); err != nil {
+		s.p.log.Error("post error", "request_id", id, "error_type", errorType, "err", err)
+	}
+}
+
+func nackReason(e *wire.Envelope) string {
+	var n wire.Nack
+	if json.Unmarshal(e.Body, &n) == nil && n.Reason != "" {
+		return n.Reason
+	}
+	return "no reason given"
+}
+
+func byeReason(e *wire.Envelope) string {
+	var b wire.Bye
+	if json.Unmarshal(e.Body, &b) == nil && b.Reason != "" {
+		return b.Reason
+	}
+	return "no reason given"
+}
