@@ -1,22 +1,129 @@
 // Command plldb debugs AWS Lambda functions written in Python from the developer's own editor: it relays real
-// invocations to the local source tree and runs them under debugpy. This file only wires subcommands together.
+// invocations to the local source tree and runs them under debugpy. This package only wires subcommands to the
+// packages that do the work.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
 )
 
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"local":   {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
+	"demo":    {"invoke a sample function through the local pipeline and print the result", runDemo},
+	"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error { _, err := fmt.Fprintln(stdout, "plldb", version); return err }},
+}
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "plldb:", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "plldb:", err)
+		}
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("usage: plldb <command> [flags]")
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
 	}
-	return fmt.Errorf("unknown command %q", args[0])
+	cmd, ok := commands[args[0]]
+	if !ok {
+		usage(stderr)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return cmd.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: plldb <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'plldb <command> -h' for the flags of a command.")
+}
+
+// logFlags are the logging flags every long-running command takes.
+type logFlags struct {
+	level string
+	file  string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&l.file, "log-file", "", "write logs to this file instead of stderr")
+}
+
+// logger builds the slog logger; the returned closer closes the log file, if any.
+func (l *logFlags) logger(stderr io.Writer) (*slog.Logger, func(), error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(strings.ToUpper(l.level))); err != nil {
+		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", l.level)
+	}
+	w, closer := stderr, func() {}
+	if l.file != "" {
+		f, err := os.OpenFile(l.file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
+		}
+		w, closer = f, func() { _ = f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), closer, nil
+}
+
+// kvFlag collects repeated KEY=VALUE flags.
+type kvFlag map[string]string
+
+func (k kvFlag) String() string { return "" }
+
+func (k kvFlag) Set(s string) error {
+	key, val, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", s)
+	}
+	k[key] = val
+	return nil
+}
+
+// listFlag collects comma-separated or repeated values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
 }

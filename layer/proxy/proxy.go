@@ -26,17 +26,23 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if cfg.RuntimeAPI == "" {
 		return 1, errors.New("proxy: no Runtime API address")
 	}
-	if len(cfg.Command) == 0 {
-		return 1, errors.New("proxy: no runtime command")
+	childless := len(cfg.Command) == 0
+	if childless && (cfg.Session == nil || !cfg.Session.Strict) {
+		return 1, errors.New("proxy: no runtime command (only a strict session can run without one)")
 	}
 	if cfg.Session != nil && cfg.Session.Dial == nil {
 		return 1, errors.New("proxy: session mode without a Dial function")
 	}
 	p := newProxy(cfg)
+	p.childless = childless
 	defer p.real.CloseIdleConnections()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+
+	if childless {
+		return 0, p.runChildless(ctx)
+	}
 
 	if err := p.srv.Start(ctx); err != nil {
 		return 1, fmt.Errorf("proxy: %w", err)
@@ -98,6 +104,19 @@ type proxy struct {
 	srv  *runtimeapi.Server
 	real *runtimeapi.Client
 	sess *session
+	// childless: no original runtime runs beside the proxy (plldb local's emulated sandboxes, where the
+	// developer side is the only runtime). Every invocation goes to the session, strictly.
+	childless bool
+}
+
+// runChildless serves invocations to the session alone until ctx ends.
+func (p *proxy) runChildless(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	p.startSession(loopCtx, &wg)
+	return p.loop(loopCtx)
 }
 
 func newProxy(cfg Config) *proxy {
@@ -211,10 +230,12 @@ func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // loop serves invocations until ctx ends. It asks the real API for work only once the child asked for its
 // first invocation, so the child's initialisation stays Lambda's init phase.
 func (p *proxy) loop(ctx context.Context) error {
-	select {
-	case <-p.srv.Ready():
-	case <-ctx.Done():
-		return nil
+	if !p.childless {
+		select {
+		case <-p.srv.Ready():
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	for {
 		inv, err := p.real.Next(ctx)
@@ -223,6 +244,11 @@ func (p *proxy) loop(ctx context.Context) error {
 		}
 		if err != nil && (inv.RequestID == "" || !errors.Is(err, runtimeapi.ErrMalformed)) {
 			return fmt.Errorf("proxy: %w", err)
+		}
+		if err != nil && p.childless {
+			p.log.Warn("malformed invocation", "request_id", inv.RequestID, "err", err)
+			p.sess.answerError(ctx, inv.RequestID, "Runtime.InvalidInvocation", "plldb: malformed invocation: "+err.Error())
+			continue
 		}
 		if err != nil {
 			// The child gets the raw headers and judges them itself, as it would without plldb.

@@ -1,7 +1,4 @@
-//go:build plldb_wsclient
-
-// INTEGRATOR: this file wires the proxy to bridge/wsclient and bridge/ticket. When both packages are on main,
-// delete dial_pending.go, remove the build tag above, and check the two APIs below still match.
+// relayDialer connects a session-mode proxy to the relay: bridge/wsclient with a fresh function ticket per dial.
 
 package main
 

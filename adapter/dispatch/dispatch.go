@@ -1,0 +1,225 @@
+// Package dispatch is the developer end of the relay. It receives the invocations that sandboxes relay, acks
+// them, runs each in its function's executor, streams the handler's log lines back, and answers with the result
+// or Lambda's error document. The same dispatcher serves `plldb local` (sandboxes emulated in-process) and AWS
+// mode (sandboxes in the cloud); only the link differs.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/bridge/wire"
+)
+
+// Link is the dispatcher's connection to the relay; *wsclient.Client satisfies it.
+type Link interface {
+	Send(ctx context.Context, e *wire.Envelope) error
+	Recv() <-chan *wire.Envelope
+}
+
+// Runner runs one invocation; *executor.Executor satisfies it.
+type Runner interface {
+	Invoke(ctx context.Context, inv executor.Invocation) (executor.Outcome, error)
+}
+
+// Observer hears about every invocation; the CLI logs them and the debug adapter turns them into output events.
+// Its methods are called from the invocation's own goroutine and must not block for long.
+type Observer interface {
+	Started(inv *wire.Invoke)
+	Finished(inv *wire.Invoke, out executor.Outcome, err error)
+}
+
+// Target is where the invocations of one function run.
+type Target struct {
+	Runner Runner
+	// Timeout is the function's own configured timeout. The sandbox's deadline may be later (attach raises the
+	// timeout so a paused developer is not cut off); the handler still sees its configured budget.
+	Timeout time.Duration
+}
+
+// Config wires a Dispatcher.
+type Config struct {
+	Link Link
+	// Resolve finds the target for the function an invocation names; false means plldb does not serve it.
+	Resolve  func(fn wire.FunctionIdentity) (Target, bool)
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Dispatcher serves invocations arriving on a Link until it is closed or its context ends.
+type Dispatcher struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]string // request id → peer of the sandbox that sent it
+	wg       sync.WaitGroup
+}
+
+// New returns a Dispatcher; Run starts it.
+func New(cfg Config) *Dispatcher {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Dispatcher{cfg: cfg, log: log, inflight: map[string]string{}}
+}
+
+// Run reads the link until ctx ends or the link's receive channel closes, then waits for the invocations it
+// started. Invocations still running when ctx ends are cancelled through their context, so the executor
+// answers them with an error rather than leaving a caller waiting.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	defer d.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case env, ok := <-d.cfg.Link.Recv():
+			if !ok {
+				return nil
+			}
+			d.handle(ctx, env)
+		}
+	}
+}
+
+// Log routes a line the handler printed to the sandbox that relayed its invocation. Lines of requests the
+// dispatcher does not know (already answered) are dropped.
+func (d *Dispatcher) Log(ctx context.Context, line executor.LogLine) {
+	d.mu.Lock()
+	peer, ok := d.inflight[line.RequestID]
+	d.mu.Unlock()
+	if !ok {
+		return
+	}
+	env, err := wire.NewEnvelope(wire.TypeLog, line.RequestID, wire.Log{
+		RequestID: line.RequestID, Time: line.Time, Stream: line.Stream, Text: line.Text,
+	})
+	if err != nil {
+		d.log.Warn("encode log line", "request", line.RequestID, "err", err)
+		return
+	}
+	env.To = peer
+	if err := d.cfg.Link.Send(ctx, env); err != nil {
+		d.log.Debug("send log line", "request", line.RequestID, "err", err)
+	}
+}
+
+func (d *Dispatcher) handle(ctx context.Context, env *wire.Envelope) {
+	switch env.T {
+	case wire.TypeInvoke:
+		var inv wire.Invoke
+		if err := env.DecodeBody(&inv); err != nil {
+			d.log.Warn("bad invoke envelope", "from", env.From, "err", err)
+			return
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.invoke(ctx, env.From, &inv)
+		}()
+	case wire.TypeNack:
+		var n wire.Nack
+		_ = env.DecodeBody(&n)
+		d.log.Warn("relay could not deliver a message", "ref", n.Ref, "type", n.T, "reason", n.Reason)
+	case wire.TypeHello, wire.TypeBye, wire.TypePong:
+		d.log.Debug("relay message", "type", env.T, "from", env.From)
+	default:
+		d.log.Debug("ignoring message", "type", env.T, "from", env.From)
+	}
+}
+
+func (d *Dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) {
+	id := inv.RequestID
+	log := d.log.With("request", id, "function", functionLabel(inv.Function))
+	target, ok := d.cfg.Resolve(inv.Function)
+	if !ok {
+		// Not acking lets the sandbox fall back to the function's own runtime: it is not ours to answer.
+		log.Warn("invocation for a function this session does not serve; letting the sandbox fall back")
+		return
+	}
+	ack, err := wire.NewEnvelope(wire.TypeAck, id, wire.Ack{RequestID: id})
+	if err != nil {
+		log.Error("encode ack", "err", err)
+		return
+	}
+	ack.To = peer
+	if err := d.cfg.Link.Send(ctx, ack); err != nil {
+		log.Warn("send ack", "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.inflight[id] = peer
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.inflight, id)
+		d.mu.Unlock()
+	}()
+
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.Started(inv)
+	}
+	deadline := inv.Deadline
+	if target.Timeout > 0 {
+		if own := time.Now().Add(target.Timeout); deadline.IsZero() || own.Before(deadline) {
+			deadline = own
+		}
+	}
+	out, runErr := target.Runner.Invoke(ctx, executor.Invocation{
+		RequestID:       id,
+		Event:           inv.Event,
+		Deadline:        deadline,
+		InvokedARN:      inv.Function.ARN,
+		TraceID:         inv.TraceID,
+		ClientContext:   inv.ClientContext,
+		CognitoIdentity: inv.CognitoIdentity,
+	})
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.Finished(inv, out, runErr)
+	}
+	reply, err := answer(id, out, runErr)
+	if err != nil {
+		log.Error("encode answer", "err", err)
+		return
+	}
+	reply.To = peer
+	// The answer must get out even when the session is shutting down: the caller is waiting for it.
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.cfg.Link.Send(sendCtx, reply); err != nil {
+		log.Warn("send answer", "err", err)
+	}
+}
+
+// answer turns an executor outcome into the envelope the sandbox posts to the Runtime API.
+func answer(id string, out executor.Outcome, runErr error) (*wire.Envelope, error) {
+	switch {
+	case runErr != nil:
+		typ := "Plldb.ExecutorError"
+		if errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded) {
+			typ = "Plldb.SessionEnded"
+		}
+		return wire.NewEnvelope(wire.TypeError, id, wire.Error{
+			RequestID: id, ErrorType: typ, ErrorMessage: fmt.Sprintf("plldb could not run the invocation: %v", runErr),
+		})
+	case out.Err != nil:
+		return wire.NewEnvelope(wire.TypeError, id, wire.Error{
+			RequestID: id, ErrorType: out.Err.ErrorType, ErrorMessage: out.Err.ErrorMessage, StackTrace: out.Err.StackTrace,
+		})
+	default:
+		return wire.NewEnvelope(wire.TypeResult, id, wire.Result{RequestID: id, Payload: out.Payload})
+	}
+}
+
+func functionLabel(fn wire.FunctionIdentity) string {
+	if fn.LogicalID != "" {
+		return fn.LogicalID
+	}
+	return fn.Name
+}

@@ -1,0 +1,486 @@
+// Package local runs the whole plldb pipeline on one machine, with no AWS account and no Docker: the embedded
+// gateway running the real relay handlers, one emulated Lambda sandbox per concurrent invocation running the real
+// layer proxy against an in-process Runtime API, the developer side (dispatcher and Python executors), and
+// Lambda's Invoke API in front. An invocation through it crosses exactly the code a cloud invocation crosses.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plldb/plldb/adapter/dispatch"
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/template"
+	"github.com/plldb/plldb/bridge/gateway"
+	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/bridge/ticket"
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/bridge/wsclient"
+)
+
+// Options configure a local pipeline.
+type Options struct {
+	Template   string
+	Parameters map[string]string
+	// Functions limits the served functions to these logical ids; empty serves every supported function.
+	Functions []string
+	Python    string // interpreter; "" finds the project's virtualenv, then python3
+	Host      string // Invoke API host; "" → 127.0.0.1
+	Port      int    // Invoke API port; 0 → any free port (the CLI defaults to 3001)
+	Region    string // "" → us-east-1
+	// Debug starts every executor with debugpy listening on 127.0.0.1; local timeouts are then not enforced,
+	// since a developer paused at a breakpoint is not a slow handler.
+	Debug bool
+	// MaxSandboxes caps concurrent invocations per function (Lambda's concurrency); 0 → 64.
+	MaxSandboxes int
+	Observer     dispatch.Observer
+	// OnLog, if set, also receives every line a handler prints.
+	OnLog  func(executor.LogLine)
+	Logger *slog.Logger
+}
+
+// servedFunction is one function of the template that this pipeline runs.
+type servedFunction struct {
+	template.Function
+	exec    *executor.Executor
+	timeout time.Duration
+
+	mu      sync.Mutex
+	idle    []*sandbox
+	running int
+}
+
+// Pipeline is a running local pipeline. Close stops it.
+type Pipeline struct {
+	opts     Options
+	log      *slog.Logger
+	tpl      *template.Template
+	fns      []*servedFunction
+	byName   map[string]*servedFunction
+	gw       *gateway.Gateway
+	session  relay.Session
+	audience string
+	link     *wsclient.Client
+	disp     *dispatch.Dispatcher
+	ln       net.Listener
+	srv      *http.Server
+
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start reads the template, starts the executors and the relay, and serves the Invoke API. It returns once an
+// invocation can be served.
+func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.MaxSandboxes <= 0 {
+		opts.MaxSandboxes = 64
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	params := map[string]string{"AWS::Region": opts.Region}
+	for k, v := range opts.Parameters {
+		params[k] = v
+	}
+	tpl, err := template.LoadWith(opts.Template, template.LoadOptions{Parameters: params})
+	if err != nil {
+		return nil, err
+	}
+	fns, err := selectFunctions(tpl, opts.Functions)
+	if err != nil {
+		return nil, err
+	}
+
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p = &Pipeline{opts: opts, log: log, tpl: tpl, byName: map[string]*servedFunction{}, ctx: pctx, cancel: cancel}
+	defer func() {
+		if err != nil {
+			_ = p.Close(context.Background())
+		}
+	}()
+
+	if err := p.startRelay(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.startExecutors(ctx, fns); err != nil {
+		return nil, err
+	}
+	if err := p.connectDeveloper(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.serveInvokeAPI(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func selectFunctions(tpl *template.Template, want []string) ([]template.Function, error) {
+	if len(want) == 0 {
+		fns := tpl.Supported()
+		if len(fns) == 0 {
+			return nil, fmt.Errorf("%s: no function plldb can serve (only Python runtimes with local code are supported)", tpl.Path)
+		}
+		return fns, nil
+	}
+	var fns []template.Function
+	for _, name := range want {
+		fn, ok := tpl.Function(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: no function %q in the template", tpl.Path, name)
+		}
+		if !fn.Supported {
+			return nil, fmt.Errorf("%s: function %s: %s", tpl.Path, fn.LogicalID, fn.Reason)
+		}
+		fns = append(fns, *fn)
+	}
+	return fns, nil
+}
+
+func (p *Pipeline) startRelay(ctx context.Context) error {
+	store := relay.NewMemoryStore()
+	p.session = relay.NewSession("local-"+randomID(6), ownerName(), time.Time{})
+	store.PutSession(p.session)
+	p.audience = "plldb-local"
+	p.gw = gateway.New(gateway.Config{Logger: p.log.With("component", "gateway")}, nil)
+	p.gw.SetRoutes(&relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")})
+	// The gateway lives as long as the pipeline, not as long as the caller's start-up context.
+	if err := p.gw.Start(p.ctx); err != nil {
+		return fmt.Errorf("start embedded gateway: %w", err)
+	}
+	return nil
+}
+
+func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) error {
+	type started struct {
+		i   int
+		ex  *executor.Executor
+		err error
+	}
+	pythons := make([]string, len(fns))
+	for i, fn := range fns {
+		python, err := executor.FindPython(p.opts.Python, filepath.Dir(p.tpl.Path), fn.CodeDir)
+		if err != nil {
+			return fmt.Errorf("function %s: %w", fn.LogicalID, err)
+		}
+		pythons[i] = python
+	}
+	results := make(chan started, len(fns))
+	for i, fn := range fns {
+		go func() {
+			ex, err := executor.Start(ctx, p.spec(fn, pythons[i]), p.onLog)
+			results <- started{i, ex, err}
+		}()
+	}
+	p.fns = make([]*servedFunction, len(fns))
+	var errs []error
+	for range fns {
+		r := <-results
+		fn := fns[r.i]
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("start executor for %s: %w", fn.LogicalID, r.err))
+			continue
+		}
+		sf := &servedFunction{Function: fn, exec: r.ex, timeout: time.Duration(fn.Timeout) * time.Second}
+		p.fns[r.i] = sf
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, sf := range p.fns {
+		p.byName[sf.LogicalID] = sf
+		p.byName[sf.Name] = sf
+	}
+	return nil
+}
+
+func (p *Pipeline) spec(fn template.Function, python string) executor.Spec {
+	var layers []string
+	for _, l := range fn.Layers {
+		if l.PythonDir != "" {
+			layers = append(layers, l.PythonDir)
+		}
+	}
+	return executor.Spec{
+		LogicalID:      fn.LogicalID,
+		FunctionName:   fn.Name,
+		Handler:        fn.Handler,
+		Runtime:        fn.Runtime,
+		Region:         p.opts.Region,
+		Version:        "$LATEST",
+		CodeDir:        fn.CodeDir,
+		LayerDirs:      layers,
+		Env:            fn.Env,
+		MemoryMB:       fn.MemoryMB,
+		TimeoutSec:     fn.Timeout,
+		Python:         python,
+		Debug:          p.opts.Debug,
+		EnforceTimeout: !p.opts.Debug,
+		Logger:         p.log.With("function", fn.LogicalID),
+	}
+}
+
+func (p *Pipeline) onLog(line executor.LogLine) {
+	if p.disp != nil {
+		p.disp.Log(p.ctx, line)
+	}
+	if p.opts.OnLog != nil {
+		p.opts.OnLog(line)
+	}
+}
+
+// connectDeveloper connects the developer side to the gateway exactly as `plldb attach` connects to the cloud
+// relay, and starts dispatching.
+func (p *Pipeline) connectDeveloper(ctx context.Context) error {
+	peer := "developer-" + randomID(4)
+	link, err := wsclient.Dial(ctx, wsclient.Config{
+		URL:    p.gw.URL(),
+		Ticket: p.ticketer(wire.RoleDeveloper, peer),
+		Logger: p.log.With("component", "developer-link"),
+	})
+	if err != nil {
+		return fmt.Errorf("connect developer side to the embedded gateway: %w", err)
+	}
+	p.link = link
+	p.disp = dispatch.New(dispatch.Config{
+		Link:     link,
+		Resolve:  p.resolveTarget,
+		Observer: p.opts.Observer,
+		Logger:   p.log.With("component", "dispatch"),
+	})
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.disp.Run(p.ctx); err != nil {
+			p.log.Error("dispatcher stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (p *Pipeline) resolveTarget(id wire.FunctionIdentity) (dispatch.Target, bool) {
+	sf, ok := p.byName[id.LogicalID]
+	if !ok {
+		sf, ok = p.byName[id.Name]
+	}
+	if !ok {
+		return dispatch.Target{}, false
+	}
+	return dispatch.Target{Runner: sf.exec, Timeout: sf.timeout}, true
+}
+
+func (p *Pipeline) ticketer(role wire.Role, peer string) func(context.Context) (string, error) {
+	key := p.session.Keys[role]
+	return func(context.Context) (string, error) {
+		return ticket.Mint(key, ticket.Claims{Session: p.session.ID, Role: role, Peer: peer, Audience: p.audience})
+	}
+}
+
+func hello(h wire.Hello) func(context.Context, *wsclient.Client) error {
+	return func(ctx context.Context, c *wsclient.Client) error {
+		env, err := wire.NewEnvelope(wire.TypeHello, "", h)
+		if err != nil {
+			return err
+		}
+		return c.Send(ctx, env)
+	}
+}
+
+func (p *Pipeline) serveInvokeAPI() error {
+	addr := net.JoinHostPort(p.opts.Host, strconv.Itoa(p.opts.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for the Invoke API on %s: %w", addr, err)
+	}
+	p.ln = ln
+	p.srv = &http.Server{Handler: &invokeAPI{b: p, log: p.log}, ReadHeaderTimeout: 10 * time.Second}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("Invoke API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Endpoint is the Invoke API's base URL, for --endpoint-url.
+func (p *Pipeline) Endpoint() string { return "http://" + p.ln.Addr().String() }
+
+// Functions lists the served functions.
+func (p *Pipeline) Functions() []template.Function {
+	out := make([]template.Function, len(p.fns))
+	for i, sf := range p.fns {
+		out[i] = sf.Function
+	}
+	return out
+}
+
+// Template is the template the pipeline serves.
+func (p *Pipeline) Template() *template.Template { return p.tpl }
+
+// Executor returns the executor of a served function (by logical id or name).
+func (p *Pipeline) Executor(name string) (*executor.Executor, bool) {
+	sf, ok := p.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return sf.exec, true
+}
+
+// Invoke runs one invocation through the whole pipeline, as the Invoke API does.
+func (p *Pipeline) Invoke(ctx context.Context, function string, req InvokeRequest) (InvokeResponse, error) {
+	sf, ok := p.resolve(function)
+	if !ok {
+		return InvokeResponse{}, fmt.Errorf("function %q is not served (have %s)", function, strings.Join(p.names(), ", "))
+	}
+	return p.invoke(ctx, sf, req)
+}
+
+func (p *Pipeline) names() []string {
+	var out []string
+	for _, sf := range p.fns {
+		out = append(out, sf.LogicalID)
+	}
+	return out
+}
+
+func (p *Pipeline) resolve(name string) (*servedFunction, bool) {
+	if i := strings.LastIndex(name, ":function:"); i >= 0 { // an ARN, possibly qualified
+		name = name[i+len(":function:"):]
+		if j := strings.IndexByte(name, ':'); j >= 0 {
+			name = name[:j]
+		}
+	}
+	sf, ok := p.byName[name]
+	return sf, ok
+}
+
+func (p *Pipeline) arn(sf *servedFunction) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:123456789012:function:%s", p.opts.Region, sf.Name)
+}
+
+func (p *Pipeline) background(fn func(ctx context.Context)) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		fn(p.ctx)
+	}()
+}
+
+func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeRequest) (InvokeResponse, error) {
+	sb, err := p.acquire(ctx, sf)
+	if err != nil {
+		return InvokeResponse{}, err
+	}
+	id := newRequestID()
+	// Like attach in AWS mode, the sandbox's deadline is generous while debugging (a paused developer must not be
+	// cut off by the emulated Lambda); otherwise it trails the function's timeout so the executor's own, exact
+	// timeout error wins.
+	budget := sf.timeout + 2*time.Second
+	if p.opts.Debug {
+		budget = 900 * time.Second
+	}
+	sb.out.Reset()
+	start := time.Now()
+	fmt.Fprintf(sb.out, "START RequestId: %s Version: $LATEST\n", id)
+	resp, err := sb.api.Invoke(ctx, runtimeInvocation(id, start.Add(budget), p.arn(sf), req))
+	elapsed := time.Since(start)
+	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
+		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB)
+	logs := sb.out.Bytes()
+	p.release(sf, sb, err == nil)
+	if err != nil {
+		return InvokeResponse{}, fmt.Errorf("invoke %s: %w", sf.LogicalID, err)
+	}
+	out := InvokeResponse{RequestID: id, Payload: resp.Payload, Log: logs}
+	if resp.Error {
+		out.FunctionError = "Unhandled"
+	}
+	return out, nil
+}
+
+// Close answers in-flight invocations, then stops the Invoke API, the sandboxes, the developer side, the
+// executors and the gateway, in that order.
+func (p *Pipeline) Close(ctx context.Context) error {
+	var errs []error
+	if p.srv != nil {
+		if err := p.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop Invoke API: %w", err))
+		}
+	}
+	p.cancel()
+	for _, sf := range p.fns {
+		if sf == nil {
+			continue
+		}
+		sf.mu.Lock()
+		idle := sf.idle
+		sf.idle = nil
+		sf.mu.Unlock()
+		for _, sb := range idle {
+			sb.stop()
+		}
+	}
+	if p.link != nil {
+		_ = p.link.Close()
+	}
+	p.wg.Wait()
+	for _, sf := range p.fns {
+		if sf != nil && sf.exec != nil {
+			if err := sf.exec.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop executor %s: %w", sf.LogicalID, err))
+			}
+		}
+	}
+	if p.gw != nil {
+		if err := p.gw.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop gateway: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newRequestID returns a UUID v4, the shape of Lambda's request ids.
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func ownerName() string {
+	host, _ := os.Hostname()
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "developer"
+	}
+	return user + "@" + host
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/bridge/wire"
+)
+
+func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plldb local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		opts      local.Options
+		params    = kvFlag{}
+		functions listFlag
+		logs      logFlags
+	)
+	fs.StringVar(&opts.Template, "template", "template.yaml", "SAM or CloudFormation template (YAML or JSON)")
+	fs.IntVar(&opts.Port, "port", 3001, "port of the Lambda Invoke endpoint (0: any free port)")
+	fs.StringVar(&opts.Host, "host", "127.0.0.1", "host of the Lambda Invoke endpoint")
+	fs.StringVar(&opts.Python, "python", "", "Python interpreter (default: .venv or venv next to the template or code, else python3)")
+	fs.StringVar(&opts.Region, "region", "us-east-1", "region the functions believe they run in")
+	fs.Var(params, "parameter", "template parameter override KEY=VALUE (repeatable)")
+	fs.Var(&functions, "functions", "logical ids of the functions to serve (comma-separated; default all)")
+	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports")
+	logs.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("plldb local: unexpected argument %q", fs.Arg(0))
+	}
+	log, closeLog, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	opts.Parameters, opts.Functions, opts.Logger = params, functions, log
+	printer := &invocationPrinter{w: stdout}
+	opts.Observer, opts.OnLog = printer, printer.logLine
+
+	p, err := local.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	printServing(stdout, p, opts.Debug)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return p.Close(closeCtx)
+}
+
+func printServing(w io.Writer, p *local.Pipeline, debug bool) {
+	fmt.Fprintf(w, "plldb local: serving %s\n", p.Template().Path)
+	for _, fn := range p.Functions() {
+		line := fmt.Sprintf("  %-24s %s  %s", fn.LogicalID, fn.Runtime, fn.Handler)
+		if debug {
+			if ex, ok := p.Executor(fn.LogicalID); ok {
+				line += fmt.Sprintf("  debugpy 127.0.0.1:%d", ex.DebugPort())
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, fn := range p.Template().Functions {
+		if !fn.Supported {
+			fmt.Fprintf(w, "  %-24s not served: %s\n", fn.LogicalID, fn.Reason)
+		}
+	}
+	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
+	if fns := p.Functions(); len(fns) > 0 {
+		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
+			p.Endpoint(), fns[0].LogicalID)
+	}
+	fmt.Fprintln(w, "Ctrl-C stops.")
+}
+
+// invocationPrinter logs every invocation and the lines its handler prints.
+type invocationPrinter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *invocationPrinter) Started(inv *wire.Invoke) {
+	p.printf("START %s %s\n", inv.Function.LogicalID, inv.RequestID)
+}
+
+func (p *invocationPrinter) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
+	status := "ok"
+	switch {
+	case err != nil:
+		status = "failed: " + err.Error()
+	case out.Err != nil:
+		status = "error " + out.Err.ErrorType + ": " + out.Err.ErrorMessage
+	}
+	p.printf("END   %s %s %.1f ms %s\n", inv.Function.LogicalID, inv.RequestID, float64(out.Duration.Microseconds())/1000, status)
+}
+
+func (p *invocationPrinter) logLine(l executor.LogLine) {
+	p.printf("      %s %s\n", l.RequestID, trimNewline(l.Text))
+}
+
+func (p *invocationPrinter) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format, args...)
+}
+
+func trimNewline(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+var errDemo = errors.New("demo failed")
