@@ -26,9 +26,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"local":   {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
-	"demo":    {"invoke a sample function through the local pipeline and print the result", runDemo},
-	"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error { _, err := fmt.Fprintln(stdout, "plldb", version); return err }},
+	"local": {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
+	"demo":  {"invoke a sample function through the local pipeline and print the result", runDemo},
+	"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+		_, err := fmt.Fprintln(stdout, "plldb", version)
+		return err
+	}},
 }
 
 func main() {
