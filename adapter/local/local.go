@@ -163,8 +163,9 @@ func (p *Pipeline) startRelay(ctx context.Context) error {
 	p.audience = "plldb-local"
 	p.gw = gateway.New(gateway.Config{Logger: p.log.With("component", "gateway")}, nil)
 	p.gw.SetRoutes(&relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")})
-	// The gateway lives as long as the pipeline, not as long as the caller's start-up context.
-	if err := p.gw.Start(p.ctx); err != nil {
+	// The gateway lives until Close stops it last, after every link has said goodbye; not as long as the
+	// caller's start-up context, nor the pipeline's context, which Close cancels first.
+	if err := p.gw.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start embedded gateway: %w", err)
 	}
 	return nil
