@@ -230,12 +230,14 @@ func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // loop serves invocations until ctx ends. It asks the real API for work only once the child asked for its
 // first invocation, so the child's initialisation stays Lambda's init phase.
 func (p *proxy) loop(ctx context.Context) error {
-	if !p.childless {
-		select {
-		case <-p.srv.Ready():
-		case <-ctx.Done():
-			return nil
-		}
+	ready := p.srv.Ready()
+	if p.childless {
+		ready = p.sess.linked
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil
 	}
 	for {
 		inv, err := p.real.Next(ctx)

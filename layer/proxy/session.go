@@ -36,6 +36,8 @@ type session struct {
 	mu   sync.Mutex
 	link Link
 	cur  *inflight
+	// linked is closed once the first link is up; a child-less proxy takes no invocation before that.
+	linked chan struct{}
 }
 
 // inflight is the invocation currently with the developer; the pump routes its envelopes to ch.
@@ -56,7 +58,7 @@ func newSession(p *proxy, cfg *SessionConfig) *session {
 	if c.DisconnectGrace <= 0 {
 		c.DisconnectGrace = DefaultDisconnectGrace
 	}
-	s := &session{p: p, cfg: c}
+	s := &session{p: p, cfg: c, linked: make(chan struct{})}
 	s.env, s.redacted = Redact(c.Env)
 	return s
 }
@@ -74,6 +76,7 @@ func (p *proxy) startSession(ctx context.Context, wg *sync.WaitGroup) {
 		s.mu.Lock()
 		s.link = link
 		s.mu.Unlock()
+		close(s.linked)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
