@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/plldb/plldb/bridge/ticket"
 	"io"
 	"log/slog"
 	"net/url"
@@ -214,8 +215,8 @@ func decodeKey(s string) (Secret, error) {
 	s = strings.TrimSpace(s)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) < 16 {
-				return nil, fmt.Errorf("PLLDB_FUNCTION_KEY decodes to %d bytes; at least 16 expected", len(b))
+			if len(b) < ticket.KeyLen {
+				return nil, fmt.Errorf("PLLDB_FUNCTION_KEY decodes to %d bytes; at least %d expected", len(b), ticket.KeyLen)
 			}
 			return b, nil
 		}
