@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/plldb/plldb/bridge/wire"
 )
 
 // Spec describes the function an executor runs and how.
@@ -498,7 +500,7 @@ func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 	}
 	if len(p.Event) == 0 {
 		p.Event = json.RawMessage("{}")
-	} else if !json.Valid(p.Event) {
+	} else if !wire.Valid(p.Event) {
 		return nil, fmt.Errorf("invocation %s: event is not valid JSON", p.RequestID)
 	}
 	if len(p.Event) > inlineMax {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/plldb/plldb/bridge/wire"
 )
 
 // MaxPayload is Lambda's synchronous invocation payload limit, both ways.
@@ -86,7 +88,7 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
-	if !json.Valid(body) {
+	if !wire.Valid(body) {
 		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
 			"Could not parse request body into json: the payload is not valid JSON")
 		return

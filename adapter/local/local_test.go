@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,9 +28,13 @@ import (
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
-func start(t *testing.T, opts local.Options) *local.Pipeline {
+func start(t testing.TB, opts local.Options) *local.Pipeline {
 	t.Helper()
 	opts.Python = pyenv.Python(t)
+	if opts.Logger == nil {
+		// Warnings and errors only: the pipeline's info lines would drown test and benchmark output.
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, err := local.Start(ctx, opts)
@@ -334,7 +339,7 @@ func TestBadTemplatesAreReportedClearly(t *testing.T) {
 
 // writeApp writes a one-folder SAM app: files go to src/, each "Name: module.fn" line of fns becomes a
 // python3.12 function with a 1 s timeout (or N s with a " @N" suffix), and env (already indented YAML lines) becomes Globals variables.
-func writeApp(t *testing.T, files map[string]string, fns, env string) string {
+func writeApp(t testing.TB, files map[string]string, fns, env string) string {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
@@ -342,7 +347,7 @@ func writeApp(t *testing.T, files map[string]string, fns, env string) string {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "src", name), []byte(strings.TrimLeft(body, "\n")), 0o644))
 	}
 	var b strings.Builder
-	b.WriteString("Transform: AWS::Serverless-2016-10-31\nGlobals:\n  Function:\n    Runtime: python3.12\n    Timeout: 1\n    CodeUri: src/\n")
+	b.WriteString("Transform: AWS::Serverless-2016-10-31\nGlobals:\n  Function:\n    Runtime: python3.11\n    Timeout: 1\n    CodeUri: src/\n")
 	if env != "" {
 		b.WriteString("    Environment:\n      Variables:\n  " + env + "\n")
 	}

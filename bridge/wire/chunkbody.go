@@ -106,10 +106,10 @@ func plainBase64(v []byte) ([]byte, bool) {
 		return nil, false
 	}
 	s := v[1 : len(v)-1]
-	for _, c := range s {
-		if c == '\\' || c < 0x20 || c >= 0x80 {
-			return nil, false
-		}
+	// Base64 has no quotes, escapes or control characters; anything else is left to encoding/json, and so are
+	// bytes ≥ 0x80, which the decoder below rejects.
+	if plainRun(s, 0) != len(s) {
+		return nil, false
 	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
 	n, err := base64.StdEncoding.Decode(out, s)

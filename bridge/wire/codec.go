@@ -52,6 +52,12 @@ func (e *Envelope) DecodeBody(v any) error {
 	if len(e.Body) == 0 {
 		return nil
 	}
+	if done, err := decodeFast(e.Body, v); done {
+		if err != nil {
+			return fmt.Errorf("decode %s body (envelope %q): %w", e.T, e.ID, err)
+		}
+		return nil
+	}
 	if err := json.Unmarshal(e.Body, v); err != nil {
 		return fmt.Errorf("decode %s body (envelope %q): %w", e.T, e.ID, err)
 	}

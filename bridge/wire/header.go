@@ -210,7 +210,7 @@ func scanObject(msg []byte, validate bool) ([]member, error) {
 
 // scanString returns the offset just past the string starting at msg[i] == '"'.
 func scanString(msg []byte, i int) (int, error) {
-	for j := i + 1; j < len(msg); j++ {
+	for j := plainRun(msg, i+1); j < len(msg); j = plainRun(msg, j+1) {
 		switch c := msg[j]; {
 		case c == '\\':
 			j++

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -58,9 +59,7 @@ func validString(b []byte, i int) (int, error) {
 	j := i + 1
 	for {
 		// The common case: a run of ordinary characters (base64 data is nothing else).
-		for j < len(b) && b[j] >= 0x20 && b[j] != '"' && b[j] != '\\' {
-			j++
-		}
+		j = plainRun(b, j)
 		if j >= len(b) {
 			return 0, fmt.Errorf("offset %d: unterminated string", i)
 		}
@@ -200,3 +199,29 @@ func validArray(b []byte, i, depth int) (int, error) {
 		}
 	}
 }
+
+// plainRun returns the index of the first byte at or after j that is '"', '\\' or a control character, or
+// len(b). Strings on the wire are mostly megabytes of base64, so it looks at eight bytes at a time.
+func plainRun(b []byte, j int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; j+8 <= len(b); j += 8 {
+		w := binary.LittleEndian.Uint64(b[j:])
+		quote := w ^ (ones * '"')
+		slash := w ^ (ones * '\\')
+		special := ((w - ones*0x20) & ^w) | ((quote - ones) & ^quote) | ((slash - ones) & ^slash)
+		if special&highs != 0 {
+			break
+		}
+	}
+	for j < len(b) && b[j] >= 0x20 && b[j] != '"' && b[j] != '\\' {
+		j++
+	}
+	return j
+}
+
+// Valid reports whether b is one valid JSON value, exactly as json.Valid does, several times faster on the
+// long strings Lambda payloads are made of.
+func Valid(b []byte) bool { return validJSON(b) == nil }

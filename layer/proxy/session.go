@@ -362,7 +362,7 @@ func (s *session) noDeveloper(ctx context.Context, inv runtimeapi.Invocation, re
 
 func (s *session) answerResult(ctx context.Context, inv runtimeapi.Invocation, e *wire.Envelope) {
 	var r wire.Result
-	if err := json.Unmarshal(e.Body, &r); err != nil {
+	if err := e.DecodeBody(&r); err != nil {
 		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's result could not be decoded: %v", err))
 		return
 	}
@@ -375,7 +375,7 @@ func (s *session) answerResult(ctx context.Context, inv runtimeapi.Invocation, e
 
 func (s *session) answerDeveloperError(ctx context.Context, inv runtimeapi.Invocation, e *wire.Envelope) {
 	var we wire.Error
-	if err := json.Unmarshal(e.Body, &we); err != nil {
+	if err := e.DecodeBody(&we); err != nil {
 		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's error could not be decoded: %v", err))
 		return
 	}

@@ -1,0 +1,164 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/local"
+)
+
+// benchApp is a trivial handler and an echo handler, so that what is measured is plldb, not Python.
+func benchApp(b *testing.B) string {
+	return writeApp(b, map[string]string{"app.py": "def noop(event, context):\n    return 1\n\ndef echo(event, context):\n    return event\n"},
+		"Noop: app.noop @30\nEcho: app.echo @60", "")
+}
+
+func startBench(b *testing.B) *local.Pipeline {
+	p := start(b, local.Options{Template: benchApp(b)})
+	return p
+}
+
+// latencies collects per-operation durations and reports their percentiles.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) pct(p float64) time.Duration {
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	if len(l.d) == 0 {
+		return 0
+	}
+	return l.d[int(float64(len(l.d)-1)*p)]
+}
+
+func (l *latencies) report(b *testing.B) {
+	b.ReportMetric(float64(l.pct(0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(l.pct(0.99).Microseconds())/1000, "p99-ms")
+}
+
+func httpInvoke(b *testing.B, client *http.Client, url string, payload []byte) []byte {
+	resp, err := client.Post(url, "application/json", bytes.NewReader(payload))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
+		b.Fatalf("invoke: %v HTTP %d %.200s", err, resp.StatusCode, body)
+	}
+	return body
+}
+
+// BenchmarkInvokeOverhead compares one invocation of a trivial handler through the whole local pipeline
+// (Invoke API → emulated sandbox → layer proxy → gateway/relay → developer side → executor, and back) with the
+// same handler called directly in its executor. The difference of the two p50s is plldb's overhead.
+func BenchmarkInvokeOverhead(b *testing.B) {
+	p := startBench(b)
+	ex, ok := p.Executor("Noop")
+	require.True(b, ok)
+
+	b.Run("direct-executor", func(b *testing.B) {
+		var lat latencies
+		for i := 0; b.Loop(); i++ {
+			start := time.Now()
+			out, err := ex.Invoke(context.Background(), executor.Invocation{RequestID: "bench", Event: []byte(`{}`), Deadline: time.Now().Add(time.Minute)})
+			if err != nil || out.Err != nil {
+				b.Fatalf("%v %v", err, out.Err)
+			}
+			lat.add(time.Since(start))
+		}
+		lat.report(b)
+	})
+	b.Run("pipeline-http", func(b *testing.B) {
+		url := p.Endpoint() + "/2015-03-31/functions/Noop/invocations"
+		client := &http.Client{}
+		httpInvoke(b, client, url, []byte(`{}`)) // warm the sandbox
+		var lat latencies
+		for b.Loop() {
+			start := time.Now()
+			httpInvoke(b, client, url, []byte(`{}`))
+			lat.add(time.Since(start))
+		}
+		lat.report(b)
+	})
+}
+
+// BenchmarkThroughput8 drives the trivial handler with 8 concurrent callers over the Invoke API.
+func BenchmarkThroughput8(b *testing.B) {
+	p := startBench(b)
+	url := p.Endpoint() + "/2015-03-31/functions/Noop/invocations"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	const callers = 8
+	work := make(chan struct{})
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				httpInvoke(b, client, url, []byte(`{}`))
+			}
+		}()
+	}
+	for range callers { // warm a sandbox per caller
+		work <- struct{}{}
+	}
+	start := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "invocations/s")
+}
+
+// BenchmarkSixMegabytesRoundTrip sends a 6 MB request to an echo handler, which answers the same 6 MB.
+func BenchmarkSixMegabytesRoundTrip(b *testing.B) {
+	p := startBench(b)
+	url := p.Endpoint() + "/2015-03-31/functions/Echo/invocations"
+	// A realistic large event: JSON records, as an S3 batch or API payload would be, written with the separators
+	// Python's json.dumps uses so that the echoed answer is the same size (just under 6 MB both ways).
+	var sb strings.Builder
+	sb.WriteString(`{"records": [`)
+	for i := 0; sb.Len() < local.MaxPayload-200; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, `{"id": %d, "name": "customer-%s", "amount": %d, "tags": ["a", "b"]}`, i, strings.Repeat("x", i%17), i*37%1000)
+	}
+	sb.WriteString(`]}`)
+	payload := []byte(sb.String())
+	require.LessOrEqual(b, len(payload), local.MaxPayload)
+	client := &http.Client{}
+	httpInvoke(b, client, url, payload)
+	b.SetBytes(int64(2 * len(payload)))
+	var lat latencies
+	for b.Loop() {
+		start := time.Now()
+		out := httpInvoke(b, client, url, payload)
+		lat.add(time.Since(start))
+		if len(out) < len(payload)-1024 {
+			b.Fatalf("echo came back short: %d bytes", len(out))
+		}
+	}
+	lat.report(b)
+}
