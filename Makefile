@@ -1,6 +1,9 @@
 # plldb build, test and benchmark entry points. Every target installs what it needs itself, so a fresh machine
 # with only the toolchains can run `make demo` and `make test`.
 
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 GO        ?= go
 PYTHON    ?= python3
 VENV      := .venv
@@ -44,13 +47,17 @@ test: venv lint
 
 # Benchmarks behind the performance targets in BENCHMARKS.md.
 bench: venv
-	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 20m $(PKGS)
+	@mkdir -p $(BUILD)
+	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m $(PKGS) 2>&1 | tee build/bench.txt
 
-# Short fuzz runs of every fuzz target (the seed corpora in testdata/fuzz run in `make test` too).
+# Short fuzz runs of every fuzz target in the module (the seed corpora in testdata/fuzz run in `make test` too).
 FUZZTIME ?= 20s
-fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./bridge/wire | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./bridge/wire || exit 1; done
+fuzz: venv
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$t"; \
+			PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+		done; done
 
 demo: build venv
 	$(BUILD)/plldb demo --python $(abspath $(VPY))

@@ -137,6 +137,11 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, context.Canceled) {
 			return // the caller went away
 		}
+		if errors.Is(err, errThrottled) {
+			w.Header().Set("Retry-After", "1")
+			lambdaError(w, http.StatusTooManyRequests, "TooManyRequestsException", err.Error())
+			return
+		}
 		lambdaError(w, http.StatusInternalServerError, "ServiceException", err.Error())
 		return
 	}
