@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -171,4 +172,17 @@ func (g *Gateway) writeManagementError(w http.ResponseWriter, log *slog.Logger, 
 		log.Warn("management call failed", "err", err)
 		writeJSONMessage(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")
 	}
+}
+
+// ConnectionIDs lists the live connections, sorted; API Gateway has no such call, but plldb local and the
+// tests use it to look at (and drop) what is connected.
+func (g *Gateway) ConnectionIDs() []string {
+	g.mu.Lock()
+	ids := make([]string, 0, len(g.conns))
+	for id := range g.conns {
+		ids = append(ids, id)
+	}
+	g.mu.Unlock()
+	sort.Strings(ids)
+	return ids
 }
