@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/pyenv"
+)
+
+var plldbBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "plldb-bin-")
+	if err != nil {
+		panic(err)
+	}
+	plldbBin = filepath.Join(dir, "plldb")
+	if out, err := exec.Command("go", "build", "-o", plldbBin, ".").CombinedOutput(); err != nil {
+		panic("build plldb: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startLocal runs `plldb local` and returns its Invoke endpoint, read from what it prints.
+func startLocal(t *testing.T, template string) (*exec.Cmd, string, *lockedBuilder) {
+	t.Helper()
+	cmd := exec.Command(plldbBin, "local", "--template", template, "--port", "0", "--python", pyenv.Python(t), "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	out := &lockedBuilder{}
+	endpoint := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			out.WriteString(line + "\n")
+			if ep, ok := strings.CutPrefix(line, "Lambda Invoke endpoint: "); ok {
+				endpoint <- ep
+			}
+		}
+	}()
+	select {
+	case ep := <-endpoint:
+		return cmd, ep, out
+	case <-time.After(60 * time.Second):
+		t.Fatalf("plldb local printed no endpoint\nstderr:\n%s", stderr.String())
+		return nil, "", nil
+	}
+}
+
+func TestLocalAnswersInFlightInvocationsOnCtrlC(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte("import time\ndef slow(event, context):\n    time.sleep(2)\n    return 'finished'\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Transform: AWS::Serverless-2016-10-31
+Resources:
+  Slow:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src/, Handler: app.slow, Runtime: python3.11, Timeout: 30}
+`), 0o644))
+	cmd, endpoint, out := startLocal(t, filepath.Join(dir, "template.yaml"))
+
+	answer := make(chan string, 1)
+	go func() {
+		resp, err := http.Post(endpoint+"/2015-03-31/functions/Slow/invocations", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			answer <- "error: " + err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- string(body)
+	}()
+	// Interrupt once the invocation is running.
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "START Slow") }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+
+	select {
+	case a := <-answer:
+		assert.Equal(t, `"finished"`, a, "the in-flight invocation is answered before plldb exits")
+	case <-time.After(30 * time.Second):
+		t.Fatal("in-flight invocation never answered")
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "plldb local exits cleanly on Ctrl-C")
+	case <-time.After(30 * time.Second):
+		t.Fatal("plldb local did not exit")
+	}
+	// No executor process survives it.
+	ps, err := exec.Command("pgrep", "-f", filepath.Join(dir, "src")).Output()
+	assert.Error(t, err, "leftover processes: %s", ps)
+}
+
+func TestLocalReportsUnreadableTemplates(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "template.yaml")
+	require.NoError(t, os.WriteFile(broken, []byte("Resources: [\n"), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, plldbBin, "local", "--template", broken, "--port", "0").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), broken+":")
+
+	out, err = exec.CommandContext(ctx, plldbBin, "local", "--template", apps.HelloTemplate(), "--functions", "NodeFunction", "--port", "0").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "not supported yet")
+}
+
+func TestUnknownCommandAndFlags(t *testing.T) {
+	out, err := exec.Command(plldbBin, "frobnicate").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), `unknown command "frobnicate"`)
+	out, err = exec.Command(plldbBin, "local", "--log-level", "loud").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "--log-level")
+}
+
+// lockedBuilder is a strings.Builder read by the test while a goroutine writes it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
