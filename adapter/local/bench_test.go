@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -25,7 +26,7 @@ func benchApp(b *testing.B) string {
 }
 
 func startBench(b *testing.B) *local.Pipeline {
-	p := start(b, local.Options{Template: benchApp(b)})
+	p := start(b, local.Options{Template: benchApp(b), Logger: slog.New(slog.DiscardHandler)})
 	return p
 }
 
