@@ -39,6 +39,7 @@ import (
 	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
 // Spec describes the function an executor runs and how.
@@ -297,15 +298,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func newRequestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
 // current returns the running process, starting one if there is none. Concurrent callers share one start.
 func (e *Executor) current(ctx context.Context) (*process, error) {
 	e.mu.Lock()
@@ -496,7 +488,7 @@ type invokeResult struct {
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), Event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
 	if p.RequestID == "" {
-		p.RequestID = newRequestID()
+		p.RequestID = runtimeapi.NewRequestID()
 	}
 	if len(p.Event) == 0 {
 		p.Event = json.RawMessage("{}")

@@ -28,6 +28,7 @@ import (
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
+	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
 // Options configure a local pipeline.
@@ -393,7 +394,7 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 	if err != nil {
 		return InvokeResponse{}, err
 	}
-	id := newRequestID()
+	id := runtimeapi.NewRequestID()
 	// Like attach in AWS mode, the sandbox's deadline is generous while debugging (a paused developer must not be
 	// cut off by the emulated Lambda); otherwise it trails the function's timeout so the executor's own, exact
 	// timeout error wins.
@@ -465,16 +466,6 @@ func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// newRequestID returns a UUID v4, the shape of Lambda's request ids.
-func newRequestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func ownerName() string {

@@ -205,7 +205,7 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 	id := hdr.Get(HeaderRequestID)
 	switch {
 	case id == "" && inv.RequestID == "":
-		id = newRequestID()
+		id = NewRequestID()
 	case id == "":
 		id = inv.RequestID
 	case inv.RequestID != "" && inv.RequestID != id:
@@ -394,8 +394,8 @@ func writeError(w http.ResponseWriter, status int, typ, msg string) {
 	_, _ = w.Write(doc)
 }
 
-// newRequestID returns a random UUID (version 4), the form Lambda's request ids take.
-func newRequestID() string {
+// NewRequestID returns a random UUID (version 4), the form Lambda's request ids take.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
