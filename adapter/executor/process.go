@@ -192,6 +192,12 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 		defer e.wg.Done()
 		_ = cmd.Wait() // the exit status is in ProcessState
 		p.state = cmd.ProcessState
+		// Let the connection read what the process wrote before it died (a handler's last log lines before
+		// os._exit): its end of the pipe is closed now, so the reader reaches EOF after the last message.
+		select {
+		case <-p.conn.DisconnectNotify():
+		case <-time.After(time.Second):
+		}
 		p.conn.Close()
 		dataToPyW.Close()
 		// Output pipes close when the last holder exits; a detached grandchild may hold them for ever.
@@ -217,7 +223,7 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 		err = e.checkVersion(res.Version)
 	}
 	if err != nil {
-		if errors.Is(err, jsonrpc2.ErrClosed) {
+		if exitedEarly(err) {
 			// It is exiting by itself: let its exit status, not our kill, explain the failure.
 			select {
 			case <-p.done:
@@ -240,7 +246,7 @@ func (e *Executor) startError(p *process, err error) error {
 	case errors.As(err, &rpcErr) && rpcErr.Code == codeNoDebugpy:
 		return fmt.Errorf("function %s: debugging needs debugpy, which %s cannot import (%s); install it with: %s -m pip install debugpy==%s",
 			e.spec.LogicalID, e.python, rpcErr.Message, e.python, DebugpyVersion)
-	case errors.Is(err, jsonrpc2.ErrClosed):
+	case exitedEarly(err):
 		out := strings.TrimSpace(p.tail.String())
 		if out != "" {
 			out = ":\n" + out
@@ -249,6 +255,12 @@ func (e *Executor) startError(p *process, err error) error {
 	default:
 		return fmt.Errorf("function %s: start executor %s: %w", e.spec.LogicalID, e.python, err)
 	}
+}
+
+// exitedEarly reports whether a start-up call failed because the process went away: the connection closed, or
+// the write of the request met a pipe nobody reads any more.
+func exitedEarly(err error) bool {
+	return errors.Is(err, jsonrpc2.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrClosedPipe)
 }
 
 func (e *Executor) checkVersion(v string) error {
