@@ -38,7 +38,6 @@ func (m memoryStore) DeleteSession(_ context.Context, id string) error {
 // storeFactory returns an empty store whose clock is now.
 type storeFactory func(t *testing.T, now func() time.Time) sessionStore
 
-
 func TestConformanceMemory(t *testing.T) {
 	testConformance(t, func(_ *testing.T, now func() time.Time) sessionStore {
 		m := relay.NewMemoryStore()
