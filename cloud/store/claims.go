@@ -372,3 +372,29 @@ func (s *Store) Release(ctx context.Context, functionARN, session string) error 
 	}
 	return nil
 }
+
+// Snapshots lists every claim, ordered by ARN. It scans the claims table: for `plldb status` and sweeps after
+// session expiry, never for the relay's hot path.
+func (s *Store) Snapshots(ctx context.Context) ([]Snapshot, error) {
+	in := &dynamodb.ScanInput{TableName: aws.String(s.t.Claims), ConsistentRead: aws.Bool(true)}
+	var snaps []Snapshot
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots: %w", err)
+		}
+		for _, it := range out.Items {
+			snap, _, err := decodeClaim(it)
+			if err != nil {
+				return nil, fmt.Errorf("list snapshots: %w", err)
+			}
+			snaps = append(snaps, snap)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	slices.SortFunc(snaps, func(a, b Snapshot) int { return strings.Compare(a.FunctionARN, b.FunctionARN) })
+	return snaps, nil
+}

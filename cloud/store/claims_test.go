@@ -320,3 +320,24 @@ func TestClaimReportsStoreFailures(t *testing.T) {
 	var held *store.HeldError
 	assert.False(t, errors.As(err, &held), "a failure is not a refusal")
 }
+
+func TestListings(t *testing.T) {
+	x := newClaims(t)
+	ctx := context.Background()
+	exp := x.clk.Now().Add(time.Hour)
+	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S2", "bob", exp)))
+	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S1", "alice", time.Time{})))
+	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S0", "carol", x.clk.Now().Add(time.Minute))))
+	require.NoError(t, x.s.Claim(ctx, snapshot("b", "S2"), "bob"))
+	require.NoError(t, x.s.Claim(ctx, snapshot("a", "S1"), "alice"))
+	x.clk.Advance(time.Minute)
+
+	sessions, err := x.s.Sessions(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.SessionInfo{{ID: "S1", Owner: "alice"}, {ID: "S2", Owner: "bob", ExpiresAt: exp}}, sessions,
+		"live sessions only, by id, without keys")
+
+	snaps, err := x.s.Snapshots(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Snapshot{snapshot("a", "S1"), snapshot("b", "S2")}, snaps)
+}

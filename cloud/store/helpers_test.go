@@ -13,10 +13,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/testfixtures/moto"
 )
+
+// TestMain fails the binary if a test leaves goroutines behind. Two kinds live as long as the binary by design:
+// the SDK HTTP client's idle keep-alive connections to moto, and the copier of the shared moto server's output.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("os/exec.(*Cmd).writerDescriptor.func1"))
+}
 
 // clock is a settable clock: tests move it exactly to expiry boundaries.
 type clock struct {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -458,4 +459,44 @@ func (s *Store) SessionConnections(ctx context.Context, session string, role wir
 		out[i] = c.Connection
 	}
 	return out, nil
+}
+
+// SessionInfo is what may be shown of a session: never its keys.
+type SessionInfo struct {
+	ID, Owner string
+	ExpiresAt time.Time // zero: no expiry
+}
+
+// Sessions lists the live sessions, ordered by ID, without their keys. It scans the sessions table: for
+// `plldb status`, never for the relay's hot path.
+func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(s.t.Sessions),
+		ProjectionExpression:     aws.String("#id, #owner, #exp"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID, "#owner": attrOwner, "#exp": attrExpires},
+		ConsistentRead:           aws.Bool(true),
+	}
+	now := s.now()
+	var list []SessionInfo
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		for _, it := range out.Items {
+			sess, err := decodeSession(it)
+			if err != nil {
+				return nil, fmt.Errorf("list sessions: %w", err)
+			}
+			if sess.ExpiresAt.IsZero() || now.Before(sess.ExpiresAt) {
+				list = append(list, SessionInfo{ID: sess.ID, Owner: sess.Owner, ExpiresAt: sess.ExpiresAt})
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	slices.SortFunc(list, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
+	return list, nil
 }
