@@ -341,3 +341,29 @@ func TestListings(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []store.Snapshot{snapshot("a", "S1"), snapshot("b", "S2")}, snaps)
 }
+
+// BenchmarkClaimRelease50 is the store's share of attaching and detaching 50 functions: 50 claims in parallel,
+// then 50 releases in parallel, against moto.
+func BenchmarkClaimRelease50(b *testing.B) {
+	d := newDynamo(b)
+	s := d.store(nil)
+	ctx := context.Background()
+	require.NoError(b, s.PutSession(ctx, relay.NewSession("S", "alice", time.Time{})))
+	const n = 50
+	round := 0
+	for b.Loop() {
+		round++
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() { errs[i] = s.Claim(ctx, snapshot(fmt.Sprintf("r%d-f%d", round, i), "S"), "alice") })
+		}
+		wg.Wait()
+		for i := range n {
+			wg.Go(func() { errs[i] = errors.Join(errs[i], s.Release(ctx, fmt.Sprintf("%sr%d-f%d", arnPrefix, round, i), "S")) })
+		}
+		wg.Wait()
+		require.NoError(b, errors.Join(errs...))
+	}
+	b.ReportMetric(float64(total(d.calls.take()))/float64(round), "dynamodb-calls/op")
+}

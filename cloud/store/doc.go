@@ -39,4 +39,17 @@
 //
 // Expiry is always checked on read against the store's clock, so an item DynamoDB has not yet deleted is never
 // taken as live.
+//
+// # Calls and permissions
+//
+// Per routed message ($default) the relay makes two reads: GetItem (sender) and Query (destination). $connect
+// costs GetItem on sessions and a conditional PutItem on tickets in the authorizer, then GetItem and
+// TransactWriteItems on connections; $disconnect a GetItem, a GetItem and a TransactWriteItems, and one Query per
+// role when a developer leaves. The IAM actions each side needs (TransactWriteItems is authorized as the
+// PutItem, DeleteItem and ConditionCheckItem it contains):
+//
+//	relay Lambda   sessions: GetItem; tickets: PutItem; connections: GetItem, Query, PutItem, DeleteItem,
+//	               ConditionCheckItem; claims (expiry restore): GetItem, Query on index by-session, DeleteItem
+//	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
+//	               UpdateItem, DeleteItem, Scan, Query on index by-session
 package store

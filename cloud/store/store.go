@@ -298,13 +298,16 @@ func connCondition(old storedConn, found bool) (string, map[string]string, item)
 	return "#put = :put", map[string]string{"#put": attrPutAt}, item{":put": nv(old.putAt)}
 }
 
-func isCancelledByCondition(err error) bool {
+// isRetryableCancel tells a transaction that lost a race (its condition failed because the connection changed
+// after it was read, or DynamoDB saw a conflicting transaction) from a real failure.
+func isRetryableCancel(err error) bool {
 	var tc *types.TransactionCanceledException
 	if !errors.As(err, &tc) {
 		return false
 	}
 	for _, r := range tc.CancellationReasons {
-		if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+		switch aws.ToString(r.Code) {
+		case "ConditionalCheckFailed", "TransactionConflict":
 			return true
 		}
 	}
@@ -335,7 +338,7 @@ func (s *Store) PutConnection(ctx context.Context, c relay.Connection) error {
 			ops = append(ops, s.indexDeletes(old)...)
 		}
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
-		if isCancelledByCondition(err) {
+		if isRetryableCancel(err) {
 			continue // replaced or removed meanwhile: read again
 		}
 		if err != nil {
@@ -374,7 +377,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 			ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values,
 		}}}, s.indexDeletes(old)...)
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
-		if isCancelledByCondition(err) {
+		if isRetryableCancel(err) {
 			continue
 		}
 		if err != nil {
