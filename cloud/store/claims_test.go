@@ -360,7 +360,9 @@ func BenchmarkClaimRelease50(b *testing.B) {
 		}
 		wg.Wait()
 		for i := range n {
-			wg.Go(func() { errs[i] = errors.Join(errs[i], s.Release(ctx, fmt.Sprintf("%sr%d-f%d", arnPrefix, round, i), "S")) })
+			wg.Go(func() {
+				errs[i] = errors.Join(errs[i], s.Release(ctx, fmt.Sprintf("%sr%d-f%d", arnPrefix, round, i), "S"))
+			})
 		}
 		wg.Wait()
 		require.NoError(b, errors.Join(errs...))
