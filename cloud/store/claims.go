@@ -223,6 +223,9 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 // SetRevisionAfter records the function's RevisionId after plldb's update. It fails with *HeldError when another
 // session holds the function, and with an error wrapping ErrNotFound when nobody does.
 func (s *Store) SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error {
+	if functionARN == "" {
+		return errors.New("set revision: empty function ARN")
+	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.t.Claims),
 		Key:                                 claimKey(functionARN),
@@ -248,6 +251,9 @@ func (s *Store) SetRevisionAfter(ctx context.Context, functionARN, session, revi
 // GetSnapshot returns the snapshot of the function's claim, whichever session holds it; ok is false when the
 // function is not claimed.
 func (s *Store) GetSnapshot(ctx context.Context, functionARN string) (Snapshot, bool, error) {
+	if functionARN == "" {
+		return Snapshot{}, false, errors.New("get snapshot: empty function ARN")
+	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.t.Claims),
 		Key:            claimKey(functionARN),
@@ -355,6 +361,9 @@ func (s *Store) StackSnapshots(ctx context.Context, arns []string) ([]Snapshot, 
 // Release drops the session's claim on the function. Releasing a function nobody holds is not an error;
 // releasing one another session holds fails with *HeldError and changes nothing.
 func (s *Store) Release(ctx context.Context, functionARN, session string) error {
+	if functionARN == "" {
+		return errors.New("release: empty function ARN")
+	}
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                           aws.String(s.t.Claims),
 		Key:                                 claimKey(functionARN),

@@ -189,6 +189,10 @@ func TestClaimNeedsALiveSession(t *testing.T) {
 	require.ErrorContains(t, x.s.Claim(ctx, bad, "alice"), "function ARN")
 	bad = snapshot("f", "")
 	require.ErrorContains(t, x.s.Claim(ctx, bad, "alice"), "session")
+	_, _, err = x.s.GetSnapshot(ctx, "")
+	require.ErrorContains(t, err, "empty function ARN")
+	require.ErrorContains(t, x.s.Release(ctx, "", "S"), "empty function ARN")
+	require.ErrorContains(t, x.s.SetRevisionAfter(ctx, "", "S", "r"), "empty function ARN")
 }
 
 func TestSetRevisionAfter(t *testing.T) {

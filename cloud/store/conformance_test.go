@@ -73,6 +73,21 @@ func testConformance(t *testing.T, factory storeFactory) {
 			require.ErrorIs(t, err, relay.ErrNotFound)
 			assert.Contains(t, err.Error(), `"nope"`)
 		}},
+		{"empty ids find nothing", func(t *testing.T, ctx context.Context, s sessionStore, _ *clock) {
+			require.NoError(t, s.PutConnection(ctx, relay.Connection{ID: "c", Session: "A", Role: wire.RoleFunction, Peer: "p"}))
+			_, err := s.GetSession(ctx, "")
+			require.ErrorIs(t, err, relay.ErrNotFound)
+			_, err = s.GetConnection(ctx, "")
+			require.ErrorIs(t, err, relay.ErrNotFound)
+			_, err = s.PeerConnection(ctx, "A", "")
+			require.ErrorIs(t, err, relay.ErrNotFound)
+			_, err = s.PeerConnection(ctx, "", "p")
+			require.ErrorIs(t, err, relay.ErrNotFound)
+			all, err := s.SessionConnections(ctx, "", "")
+			require.NoError(t, err)
+			assert.Empty(t, all)
+			require.NoError(t, s.DeleteConnection(ctx, ""))
+		}},
 		{"session round trip", func(t *testing.T, ctx context.Context, s sessionStore, clk *clock) {
 			sess := relay.NewSession("s1", "alice@host", clk.Now().Add(time.Hour+123*time.Nanosecond))
 			require.NoError(t, s.PutSession(ctx, sess))
