@@ -1,0 +1,55 @@
+// Package store is plldb's session store on DynamoDB: the relay Lambda's implementation of relay.Store
+// (sessions, connections, single-use ticket ids), and the function claims that attach and detach use to
+// snapshot a function's configuration before instrumenting it and to find that snapshot again for an exact
+// restore, even after a crash.
+//
+// # Tables and key schema
+//
+// Four tables, named from the install name by DefaultTables ("plldb-sessions", …). Separate tables rather than
+// one keep each table's TTL attribute meaningful (claims must never expire: they hold the only copy of a
+// function's original configuration), and let the helper stack's IAM policy grant the relay and the developer
+// exactly the tables they need. Every table is PAY_PER_REQUEST. CreateTableInputs returns the exact definitions;
+// the CloudFormation template mirrors them:
+//
+//	Sessions     HASH id (S)                    TTL attribute "ttl"
+//	             owner S, keys M{role: B}, expires N (unix ns; absent = never)
+//	Connections  HASH pk (S), RANGE sk (S)      TTL attribute "ttl"
+//	             pk "c#<connection id>", sk "c"                    the connection, by id
+//	             pk "s#<session>",       sk "r#<role>#<order>#<id>" index entry: by session and role
+//	             pk "s#<session>",       sk "p#<peer>#<order>#<id>" index entry: by session and peer
+//	Tickets      HASH jti (S)                   TTL attribute "ttl"
+//	             expires N (unix ns)
+//	Claims       HASH arn (S)                   no TTL
+//	             GSI "by-session": HASH session (S), projection ALL
+//
+// Connections use a composite key in the base table instead of a global secondary index because GSIs are
+// only eventually consistent: a function that connects and at once sends an invocation would race the index,
+// and the relay would answer "not connected". Each connection is written as three items in one transaction
+// (itself plus its two index entries, each a full copy), so every lookup on the hot path is one strongly
+// consistent GetItem or Query and never a Scan: by id; newest of a peer (Query on "p#<peer>#", descending,
+// Limit 1); all of a role, oldest first (Query on "r#<role>#"). <order> is the connection time then the
+// insertion time as fixed-width numbers, so key order is age order and equal connection times keep insertion
+// order, as in relay.MemoryStore. Role and peer are escaped ('%' and '#') so one peer's prefix is never another's.
+// A connection item's TTL is set past API Gateway's two-hour connection limit, which only cleans up after a
+// relay that missed a $disconnect; reads never depend on TTL deletion, which DynamoDB runs lazily.
+//
+// Claims are read by ARN (GetItem, BatchGetItem), always strongly consistent, and by session through the
+// by-session GSI, which is eventually consistent: SessionSnapshots may miss a claim made a moment ago, so
+// restore after a crash goes by ARN (StackSnapshots).
+//
+// Expiry is always checked on read against the store's clock, so an item DynamoDB has not yet deleted is never
+// taken as live.
+//
+// # Calls and permissions
+//
+// Per routed message ($default) the relay makes two reads: GetItem (sender) and Query (destination). $connect
+// costs GetItem on sessions and a conditional PutItem on tickets in the authorizer, then GetItem and
+// TransactWriteItems on connections; $disconnect a GetItem, a GetItem and a TransactWriteItems, and one Query per
+// role when a developer leaves. The IAM actions each side needs (TransactWriteItems is authorized as the
+// PutItem, DeleteItem and ConditionCheckItem it contains):
+//
+//	relay Lambda   sessions: GetItem; tickets: PutItem; connections: GetItem, Query, PutItem, DeleteItem,
+//	               ConditionCheckItem; claims (expiry restore): GetItem, Query on index by-session, DeleteItem
+//	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
+//	               UpdateItem, DeleteItem, Scan, Query on index by-session
+package store

@@ -1,0 +1,505 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/bridge/wire"
+)
+
+// ErrNotFound is relay.ErrNotFound: lookups that find nothing return an error wrapping it.
+var ErrNotFound = relay.ErrNotFound
+
+// ConnectionRetention is how long a connection's items outlive their write before DynamoDB TTL may delete
+// them: past API Gateway's two-hour maximum connection duration, so only connections whose $disconnect was
+// missed are ever cleaned up this way.
+const ConnectionRetention = 3 * time.Hour
+
+// writeAttempts bounds the optimistic retries of a write that lost a race with a concurrent one.
+const writeAttempts = 5
+
+// Store is the DynamoDB store. It implements relay.Store and is safe for concurrent use.
+type Store struct {
+	// Now is the store's clock for session, ticket and claim expiry; nil means time.Now. Set it before first use.
+	Now    func() time.Time
+	Logger *slog.Logger // nil → slog.Default()
+
+	db     *dynamodb.Client
+	t      Tables
+	lastAt atomic.Int64 // last insertion stamp handed out, so stamps from one process strictly increase
+}
+
+var _ relay.Store = (*Store)(nil)
+
+// New returns a store over the given tables (see CreateTables and the package doc for their schema).
+func New(client *dynamodb.Client, t Tables) *Store {
+	return &Store{db: client, t: t}
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Store) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// putStamp orders insertions. Wall-clock nanoseconds keep the order across relay instances (up to clock skew,
+// which only matters for connections made within the same nanosecond); within one process it strictly grows.
+func (s *Store) putStamp() int64 {
+	for {
+		last := s.lastAt.Load()
+		next := max(time.Now().UnixNano(), last+1)
+		if s.lastAt.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
+// PutSession stores sess, replacing a session with the same ID. Attach creates the session with it.
+func (s *Store) PutSession(ctx context.Context, sess relay.Session) error {
+	if sess.ID == "" {
+		return errors.New("put session: id is required")
+	}
+	keys := make(item, len(sess.Keys))
+	for role, k := range sess.Keys {
+		if len(k) > 0 {
+			keys[string(role)] = &types.AttributeValueMemberB{Value: k}
+		}
+	}
+	it := item{
+		attrID:    sv(sess.ID),
+		attrOwner: sv(sess.Owner),
+		attrKeys:  &types.AttributeValueMemberM{Value: keys},
+	}
+	if !sess.ExpiresAt.IsZero() {
+		it[attrExpires] = nv(unixNano(sess.ExpiresAt))
+		it[TTLAttribute] = nv(ttlSeconds(sess.ExpiresAt))
+	}
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.t.Sessions), Item: it}); err != nil {
+		return fmt.Errorf("put session %q: %w", sess.ID, err)
+	}
+	return nil
+}
+
+// DeleteSession removes the session; its connections stay until they disconnect, but no new ticket for it
+// verifies and its claims are no longer held by a live session. Deleting a missing session is not an error.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.t.Sessions),
+		Key:       item{attrID: sv(id)},
+	})
+	if err != nil {
+		return fmt.Errorf("delete session %q: %w", id, err)
+	}
+	return nil
+}
+
+// GetSession implements relay.Store. An expired session is reported as not found, whether or not DynamoDB TTL
+// has deleted it yet.
+func (s *Store) GetSession(ctx context.Context, id string) (relay.Session, error) {
+	if id == "" {
+		return relay.Session{}, fmt.Errorf("session %q: %w", id, ErrNotFound)
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.t.Sessions),
+		Key:            item{attrID: sv(id)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return relay.Session{}, fmt.Errorf("get session %q: %w", id, err)
+	}
+	if len(out.Item) == 0 {
+		return relay.Session{}, fmt.Errorf("session %q: %w", id, ErrNotFound)
+	}
+	sess, err := decodeSession(out.Item)
+	if err != nil {
+		return relay.Session{}, fmt.Errorf("session %q: %w", id, err)
+	}
+	if !sess.ExpiresAt.IsZero() && !s.now().Before(sess.ExpiresAt) {
+		return relay.Session{}, fmt.Errorf("session %q expired: %w", id, ErrNotFound)
+	}
+	return sess, nil
+}
+
+func decodeSession(it item) (relay.Session, error) {
+	var sess relay.Session
+	var err error
+	if sess.ID, err = getS(it, attrID); err != nil {
+		return sess, err
+	}
+	if sess.Owner, err = getS(it, attrOwner); err != nil {
+		return sess, err
+	}
+	switch keys := it[attrKeys].(type) {
+	case nil:
+	case *types.AttributeValueMemberM:
+		sess.Keys = make(map[wire.Role][]byte, len(keys.Value))
+		for role, v := range keys.Value {
+			b, ok := v.(*types.AttributeValueMemberB)
+			if !ok {
+				return sess, fmt.Errorf("key of role %q is %T, not binary", role, v)
+			}
+			sess.Keys[wire.Role(role)] = b.Value
+		}
+	default:
+		return sess, fmt.Errorf("attribute %s is %T, not a map", attrKeys, keys)
+	}
+	exp, ok, err := getN(it, attrExpires)
+	if err != nil {
+		return sess, err
+	}
+	if ok {
+		sess.ExpiresAt = fromUnixNano(exp)
+	}
+	return sess, nil
+}
+
+// UseTicket implements relay.Store: one conditional write, which fails when the id is already recorded with an
+// expiry still ahead.
+func (s *Store) UseTicket(ctx context.Context, jti string, expires time.Time) error {
+	if jti == "" {
+		return errors.New("use ticket: empty ticket id")
+	}
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.t.Tickets),
+		Item: item{
+			attrJTI:      sv(jti),
+			attrExpires:  nv(unixNano(expires)),
+			TTLAttribute: nv(ttlSeconds(expires)),
+		},
+		ConditionExpression:       aws.String("attribute_not_exists(#jti) OR #exp <= :now"),
+		ExpressionAttributeNames:  map[string]string{"#jti": attrJTI, "#exp": attrExpires},
+		ExpressionAttributeValues: item{":now": nv(unixNano(s.now()))},
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		return fmt.Errorf("ticket id: %w", relay.ErrReplayed)
+	}
+	if err != nil {
+		// The ticket id is a secret-free random jti, but there is no need to log it either.
+		return fmt.Errorf("record ticket id: %w", err)
+	}
+	return nil
+}
+
+// Connection items.
+
+func connKey(id string) item { return item{attrPK: sv("c#" + id), attrSK: sv("c")} }
+
+func sessionPK(session string) types.AttributeValue { return sv("s#" + session) }
+
+func roleSK(c relay.Connection, putAt int64) string {
+	return "r#" + escapeKey(string(c.Role)) + "#" + order(c.ConnectedAt, putAt) + "#" + c.ID
+}
+
+func peerSK(c relay.Connection, putAt int64) string {
+	return "p#" + escapeKey(c.Peer) + "#" + order(c.ConnectedAt, putAt) + "#" + c.ID
+}
+
+// storedConn is a connection with its insertion stamp, which locates its index entries.
+type storedConn struct {
+	relay.Connection
+	putAt int64
+}
+
+func (s *Store) connItem(key item, c relay.Connection, putAt int64) item {
+	it := item{
+		attrID:          sv(c.ID),
+		attrSession:     sv(c.Session),
+		attrRole:        sv(string(c.Role)),
+		attrPeer:        sv(c.Peer),
+		attrConnectedAt: timeS(c.ConnectedAt),
+		attrPutAt:       nv(putAt),
+		TTLAttribute:    nv(ttlSeconds(s.now().Add(ConnectionRetention))),
+	}
+	maps.Copy(it, key)
+	return it
+}
+
+func decodeConn(it item) (storedConn, error) {
+	var c storedConn
+	var err error
+	if c.ID, err = getS(it, attrID); err != nil {
+		return c, err
+	}
+	if c.Session, err = getS(it, attrSession); err != nil {
+		return c, err
+	}
+	role, err := getS(it, attrRole)
+	if err != nil {
+		return c, err
+	}
+	c.Role = wire.Role(role)
+	if c.Peer, err = getS(it, attrPeer); err != nil {
+		return c, err
+	}
+	if c.ConnectedAt, err = getTime(it, attrConnectedAt); err != nil {
+		return c, err
+	}
+	if c.putAt, _, err = getN(it, attrPutAt); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (s *Store) getConn(ctx context.Context, id string) (storedConn, bool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.t.Connections),
+		Key:            connKey(id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return storedConn{}, false, fmt.Errorf("get connection %q: %w", id, err)
+	}
+	if len(out.Item) == 0 {
+		return storedConn{}, false, nil
+	}
+	c, err := decodeConn(out.Item)
+	if err != nil {
+		return storedConn{}, false, fmt.Errorf("connection %q: %w", id, err)
+	}
+	return c, true, nil
+}
+
+// indexDeletes deletes c's two index entries.
+func (s *Store) indexDeletes(c storedConn) []types.TransactWriteItem {
+	table := aws.String(s.t.Connections)
+	return []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: table, Key: item{attrPK: sessionPK(c.Session), attrSK: sv(roleSK(c.Connection, c.putAt))}}},
+		{Delete: &types.Delete{TableName: table, Key: item{attrPK: sessionPK(c.Session), attrSK: sv(peerSK(c.Connection, c.putAt))}}},
+	}
+}
+
+// connCondition makes a transaction apply only if the connection item is still the one read (or still absent),
+// so that the index entries deleted are the ones it points at.
+func connCondition(old storedConn, found bool) (string, map[string]string, item) {
+	if !found {
+		return "attribute_not_exists(#pk)", map[string]string{"#pk": attrPK}, nil
+	}
+	return "#put = :put", map[string]string{"#put": attrPutAt}, item{":put": nv(old.putAt)}
+}
+
+// isRetryableCancel tells a transaction that lost a race (its condition failed because the connection changed
+// after it was read, or DynamoDB saw a conflicting transaction) from a real failure.
+func isRetryableCancel(err error) bool {
+	var tc *types.TransactionCanceledException
+	if !errors.As(err, &tc) {
+		return false
+	}
+	for _, r := range tc.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "ConditionalCheckFailed", "TransactionConflict":
+			return true
+		}
+	}
+	return false
+}
+
+// PutConnection implements relay.Store. The connection and its two index entries are written in one
+// transaction, which also removes the entries of a connection it replaces.
+func (s *Store) PutConnection(ctx context.Context, c relay.Connection) error {
+	if c.ID == "" || c.Session == "" {
+		return fmt.Errorf("put connection: id and session are required (id %q, session %q)", c.ID, c.Session)
+	}
+	table := aws.String(s.t.Connections)
+	for range writeAttempts {
+		old, found, err := s.getConn(ctx, c.ID)
+		if err != nil {
+			return fmt.Errorf("put connection: %w", err)
+		}
+		putAt := s.putStamp()
+		cond, names, values := connCondition(old, found)
+		ops := []types.TransactWriteItem{
+			{Put: &types.Put{TableName: table, Item: s.connItem(connKey(c.ID), c, putAt),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}},
+			{Put: &types.Put{TableName: table, Item: s.connItem(item{attrPK: sessionPK(c.Session), attrSK: sv(roleSK(c, putAt))}, c, putAt)}},
+			{Put: &types.Put{TableName: table, Item: s.connItem(item{attrPK: sessionPK(c.Session), attrSK: sv(peerSK(c, putAt))}, c, putAt)}},
+		}
+		if found {
+			ops = append(ops, s.indexDeletes(old)...)
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+		if isRetryableCancel(err) {
+			continue // replaced or removed meanwhile: read again
+		}
+		if err != nil {
+			return fmt.Errorf("put connection %q: %w", c.ID, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("put connection %q: changed concurrently %d times", c.ID, writeAttempts)
+}
+
+// GetConnection implements relay.Store: one GetItem.
+func (s *Store) GetConnection(ctx context.Context, id string) (relay.Connection, error) {
+	c, found, err := s.getConn(ctx, id)
+	if err != nil {
+		return relay.Connection{}, err
+	}
+	if !found {
+		return relay.Connection{}, fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	return c.Connection, nil
+}
+
+// DeleteConnection implements relay.Store: the connection and its index entries go in one transaction.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	for range writeAttempts {
+		old, found, err := s.getConn(ctx, id)
+		if err != nil {
+			return fmt.Errorf("delete connection: %w", err)
+		}
+		if !found {
+			return nil
+		}
+		cond, names, values := connCondition(old, true)
+		ops := append([]types.TransactWriteItem{{Delete: &types.Delete{
+			TableName: aws.String(s.t.Connections), Key: connKey(id),
+			ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+		}}}, s.indexDeletes(old)...)
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+		if isRetryableCancel(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("delete connection %q: %w", id, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("delete connection %q: changed concurrently %d times", id, writeAttempts)
+}
+
+// PeerConnection implements relay.Store: one Query, newest entry first, limit one.
+func (s *Store) PeerConnection(ctx context.Context, session, peer string) (relay.Connection, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.t.Connections),
+		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: item{":pk": sessionPK(session), ":prefix": sv("p#" + escapeKey(peer) + "#")},
+		ScanIndexForward:          aws.Bool(false),
+		Limit:                     aws.Int32(1),
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return relay.Connection{}, fmt.Errorf("find peer %q in session %q: %w", peer, session, err)
+	}
+	if len(out.Items) == 0 {
+		return relay.Connection{}, fmt.Errorf("peer %q in session %q: %w", peer, session, ErrNotFound)
+	}
+	c, err := decodeConn(out.Items[0])
+	if err != nil {
+		return relay.Connection{}, fmt.Errorf("peer %q in session %q: %w", peer, session, err)
+	}
+	return c.Connection, nil
+}
+
+// SessionConnections implements relay.Store: one Query (more only past 1 MB of connections). The list is
+// ordered oldest first.
+func (s *Store) SessionConnections(ctx context.Context, session string, role wire.Role) ([]relay.Connection, error) {
+	prefix := "r#"
+	if role != "" {
+		prefix += escapeKey(string(role)) + "#"
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.t.Connections),
+		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: item{":pk": sessionPK(session), ":prefix": sv(prefix)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var list []storedConn
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list connections of session %q: %w", session, err)
+		}
+		for _, it := range out.Items {
+			c, err := decodeConn(it)
+			if err != nil {
+				return nil, fmt.Errorf("list connections of session %q: %w", session, err)
+			}
+			list = append(list, c)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	// Entries of one role come back in age order already; across roles they are merged here.
+	slices.SortStableFunc(list, func(a, b storedConn) int {
+		if c := a.ConnectedAt.Compare(b.ConnectedAt); c != 0 {
+			return c
+		}
+		switch {
+		case a.putAt < b.putAt:
+			return -1
+		case a.putAt > b.putAt:
+			return 1
+		}
+		return 0
+	})
+	out := make([]relay.Connection, len(list))
+	for i, c := range list {
+		out[i] = c.Connection
+	}
+	return out, nil
+}
+
+// SessionInfo is what may be shown of a session: never its keys.
+type SessionInfo struct {
+	ID, Owner string
+	ExpiresAt time.Time // zero: no expiry
+}
+
+// Sessions lists the live sessions, ordered by ID, without their keys. It scans the sessions table: for
+// `plldb status`, never for the relay's hot path.
+func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(s.t.Sessions),
+		ProjectionExpression:     aws.String("#id, #owner, #exp"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID, "#owner": attrOwner, "#exp": attrExpires},
+		ConsistentRead:           aws.Bool(true),
+	}
+	now := s.now()
+	var list []SessionInfo
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		for _, it := range out.Items {
+			sess, err := decodeSession(it)
+			if err != nil {
+				return nil, fmt.Errorf("list sessions: %w", err)
+			}
+			if sess.ExpiresAt.IsZero() || now.Before(sess.ExpiresAt) {
+				list = append(list, SessionInfo{ID: sess.ID, Owner: sess.Owner, ExpiresAt: sess.ExpiresAt})
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	slices.SortFunc(list, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
+	return list, nil
+}
