@@ -30,7 +30,7 @@ import (
 const (
 	// DefaultConcurrency bounds the calls in flight. Lambda's control plane throttles at a few requests per
 	// second per API; the SDK retries throttled calls, so a moderate bound is faster than a large one.
-	DefaultConcurrency = 10
+	DefaultConcurrency  = 10
 	DefaultPollInterval = 250 * time.Millisecond
 	DefaultWaitTimeout  = 3 * time.Minute
 	maxPollInterval     = 2 * time.Second

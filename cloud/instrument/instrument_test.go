@@ -370,8 +370,11 @@ func TestInstrumentRejectsBadInput(t *testing.T) {
 			_, err := in.Instrument(ctx, session("s"), []instrument.Target{k})
 			return err
 		},
-		"twice":   func() error { _, err := in.Instrument(ctx, session("s"), []instrument.Target{tg, tg}); return err },
-		"no ARN":  func() error { _, err := in.Instrument(ctx, session("s"), []instrument.Target{{Key: []byte("k")}}); return err },
+		"twice": func() error { _, err := in.Instrument(ctx, session("s"), []instrument.Target{tg, tg}); return err },
+		"no ARN": func() error {
+			_, err := in.Instrument(ctx, session("s"), []instrument.Target{{Key: []byte("k")}})
+			return err
+		},
 		"restore": func() error { _, err := in.Restore(ctx, ""); return err },
 		"no layers": func() error {
 			bare := *in
