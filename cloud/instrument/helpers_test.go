@@ -94,7 +94,7 @@ func unique(t testing.TB, what string) string {
 	if len(base) > 30 {
 		base = base[len(base)-30:]
 	}
-	return fmt.Sprintf("%s-%s-%s", base, what, hex.EncodeToString(b))
+	return fmt.Sprintf("%s-%s-%s", base, nameClean.ReplaceAllString(what, ""), hex.EncodeToString(b))
 }
 
 func zipOf(files map[string]string) []byte {
