@@ -290,7 +290,10 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 	p := &plan{target: t, cur: cur}
 	if found {
 		// This session attached the function before: build on the configuration it saved then, not on the
-		// instrumented one it sees now.
+		// instrumented one it sees now, unless someone else changed the function since.
+		if in.state(stored, &cur) == changedByOthers {
+			return refuse("%s; detach first, then attach again", ConflictMessage)
+		}
 		p.reclaim = true
 		p.snap = stored
 	} else {
@@ -370,7 +373,8 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 		if errors.As(err, &pf) {
 			return nil, false, fmt.Errorf("%s (%s) changed while plldb was attaching (someone else updated it); nothing of theirs was overwritten, attach again", t.LogicalID, t.Name)
 		}
-		return nil, false, fmt.Errorf("update %s: %w", t.Name, err)
+		// Lambda quotes the variables back in some refusals ("String measured: {...}"): keep the key out.
+		return nil, false, fmt.Errorf("update %s: %w", t.Name, redact(err, p.env[EnvFunctionKey]))
 	}
 	after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
 	if err != nil {
@@ -486,4 +490,17 @@ func (in *Instrumenter) waitUpdated(ctx context.Context, fn string, c fnConfig) 
 			return c, err
 		}
 	}
+}
+
+// redactedError is an error whose message has a secret cut out. It does not unwrap: the original's message
+// still holds the secret.
+type redactedError struct{ msg string }
+
+func (e *redactedError) Error() string { return e.msg }
+
+func redact(err error, secret string) error {
+	if secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), secret, "[redacted]")}
 }

@@ -2,6 +2,8 @@ package instrument_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -135,4 +137,91 @@ func TestRestoreComparesRevisionIds(t *testing.T) {
 	assert.Equal(t, "deployed by someone else", aws.ToString(e.config(changed.Name).Description))
 	assert.Equal(t, instrument.WrapperPath, vars(e.config(changed.Name))["AWS_LAMBDA_EXEC_WRAPPER"], "left as it is")
 	assert.Equal(t, keptBefore, restorable(t, e.raw(kept.Name)))
+}
+
+func TestReattachAfterSomeoneElseChangedTheFunctionIsRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tg := e.create(fn{what: "reattach", env: map[string]string{"A": "1"}})
+	rl := &revisions{Client: e.lambda, rev: map[string]int{}}
+	claims := instrument.NewMemoryClaims()
+	in := e.instrumenter(claims)
+	in.Lambda = rl
+	_, err := in.Instrument(ctx, session("s-re"), []instrument.Target{tg})
+	require.NoError(t, err)
+	rl.someoneElse(t, tg.Name)
+	theirs := e.raw(tg.Name)
+
+	_, err = in.Instrument(ctx, session("s-re"), []instrument.Target{tg})
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "changed by someone else since attach")
+	assert.Equal(t, string(theirs), string(e.raw(tg.Name)), "their change stands")
+}
+
+// echoingLambda refuses updates the way Lambda refuses an oversized environment: by quoting the variables.
+type echoingLambda struct{ *lambda.Client }
+
+func (l echoingLambda) UpdateFunctionConfiguration(_ context.Context, in *lambda.UpdateFunctionConfigurationInput, _ ...func(*lambda.Options)) (*lambda.UpdateFunctionConfigurationOutput, error) {
+	b, _ := json.Marshal(in.Environment.Variables)
+	return nil, &types.InvalidParameterValueException{Message: aws.String("Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: " + string(b))}
+}
+
+func TestTheFunctionKeyNeverAppearsInErrors(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tg := e.create(fn{what: "echo"})
+	before := e.raw(tg.Name)
+	in := e.instrumenter(instrument.NewMemoryClaims())
+	in.Lambda = echoingLambda{e.lambda}
+	_, err := in.Instrument(ctx, session("s-echo"), []instrument.Target{tg})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "String measured")
+	assert.NotContains(t, err.Error(), base64.StdEncoding.EncodeToString(tg.Key))
+	assert.Contains(t, err.Error(), "[redacted]")
+	assert.Equal(t, string(before), string(e.raw(tg.Name)))
+}
+
+func TestCtrlCDuringAttachLeavesNothingBehind(t *testing.T) {
+	e := newEnv(t)
+	targets := []instrument.Target{e.create(fn{what: "c1"}), e.create(fn{what: "c2", env: map[string]string{"A": "1"}})}
+	before := map[string]string{}
+	for _, tg := range targets {
+		before[tg.Name] = string(e.raw(tg.Name))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rl := &revisions{Client: e.lambda, rev: map[string]int{}, beforeUpdate: cancel}
+	claims := instrument.NewMemoryClaims()
+	in := e.instrumenter(claims)
+	in.Lambda = rl
+	_, err := in.Instrument(ctx, session("s-ctrlc"), targets)
+	require.ErrorIs(t, err, context.Canceled)
+	for _, tg := range targets {
+		assert.Equal(t, before[tg.Name], string(e.raw(tg.Name)), tg.LogicalID)
+	}
+	left, err := claims.SessionSnapshots(context.Background(), "s-ctrlc")
+	require.NoError(t, err)
+	assert.Empty(t, left)
+}
+
+func TestRecoverAClaimWhoseUpdateNeverHappened(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tg := e.create(fn{what: "never", env: map[string]string{"A": "1"}})
+	raw := e.raw(tg.Name)
+	claims := instrument.NewMemoryClaims()
+	// plldb died after claiming, before its update.
+	require.NoError(t, claims.Claim(ctx, instrument.Snapshot{FunctionARN: tg.ARN, FunctionName: tg.Name, Session: "s-dead", Config: raw,
+		Environment: map[string]string{"A": "1"}, HasEnvironment: true, Timeout: 3}, "alice"))
+	claims.EndSession("s-dead")
+	results, err := e.instrumenter(claims).Recover(ctx, instrument.Recovery{Session: "s-detach", FunctionARNs: []string{tg.ARN}})
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	assert.Equal(t, instrument.Restored, results[0].Outcome)
+	assert.Contains(t, results[0].Message, "never reached")
+	assert.Equal(t, string(raw), string(e.raw(tg.Name)))
+	_, ok, err := claims.GetSnapshot(ctx, tg.ARN)
+	require.NoError(t, err)
+	assert.False(t, ok)
 }
