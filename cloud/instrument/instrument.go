@@ -298,6 +298,9 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 		p.snap = stored
 	} else {
 		p.snap = snapshotOf(t, s.ID, raw, &cur, in.now())
+		if recovered != nil && recovered.Outcome == Conflict {
+			return refuse("ended session %s left it instrumented and someone else changed it since, so plldb did not put it back; remove the PLLDB_* variables, %s and the plldb layer by hand", stored.Session, EnvExecWrapper)
+		}
 		if cur.vars()[EnvExecWrapper] == WrapperPath || cur.vars()[EnvSession] != "" {
 			return refuse("it already carries plldb's instrumentation (session %q) but the claim store has no snapshot to restore it from; remove the PLLDB_* variables, %s and the plldb layer by hand", cur.vars()[EnvSession], EnvExecWrapper)
 		}

@@ -389,3 +389,27 @@ func TestInstrumentRejectsBadInput(t *testing.T) {
 	require.Error(t, err, "an unknown function")
 	assert.Contains(t, err.Error(), "read configuration")
 }
+
+func TestNextAttachReportsLeftoversSomeoneElseChanged(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tg := e.create(fn{what: "leftover", env: map[string]string{"A": "1"}})
+	claims := instrument.NewMemoryClaims()
+	_, err := e.instrumenter(claims).Instrument(ctx, session("s-gone"), []instrument.Target{tg})
+	require.NoError(t, err)
+	claims.EndSession("s-gone")
+	theirs := vars(e.config(tg.Name))
+	theirs["NEW"] = "x"
+	_, err = e.lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(tg.Name), Environment: &types.Environment{Variables: theirs}})
+	require.NoError(t, err)
+	afterTheirs := e.raw(tg.Name)
+
+	att, err := e.instrumenter(claims).Instrument(ctx, session("s-next"), []instrument.Target{tg})
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "s-gone")
+	assert.Contains(t, err.Error(), "someone else changed it")
+	require.Len(t, att.Recovered, 1)
+	assert.Equal(t, instrument.Conflict, att.Recovered[0].Outcome)
+	assert.Equal(t, string(afterTheirs), string(e.raw(tg.Name)), "left as it is")
+}
