@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -215,7 +216,9 @@ func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Tar
 		attached[i], updated[i], errs[i] = in.apply(ctx, s, plans[i])
 	})
 	if err := errors.Join(errs...); err != nil {
-		in.rollback(s, plans, claimed, updated)
+		if stuck := in.rollback(s, plans, claimed, updated); len(stuck) > 0 {
+			err = fmt.Errorf("%w\nand could not put back %s; the snapshots stay in the store for plldb detach", err, strings.Join(stuck, ", "))
+		}
 		return att, fmt.Errorf("attach: %w", err)
 	}
 	for _, a := range attached {
@@ -393,7 +396,10 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 
 // rollback undoes a failed Instrument: functions this call claimed go back to their snapshots, and their
 // claims are released. Functions the session held before the call keep their claims for the caller's detach.
-func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bool) {
+// It returns "name (why)" for the functions it could not put back.
+func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bool) []string {
+	var mu sync.Mutex
+	var stuck []string
 	// The caller's context may be what failed; putting functions back must not depend on it.
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultWaitTimeout)
 	defer cancel()
@@ -411,12 +417,20 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 		snap, ok, err := in.Claims.GetSnapshot(ctx, p.target.ARN)
 		if err != nil || !ok {
 			in.logger().Warn("no snapshot to roll back", "function", p.target.Name, "err", err)
+			mu.Lock()
+			stuck = append(stuck, fmt.Sprintf("%s (its snapshot could not be read)", p.target.Name))
+			mu.Unlock()
 			return
 		}
 		if r := in.restoreOne(ctx, snap); r.Outcome != Restored {
 			in.logger().Warn("roll back a failed attach", "function", p.target.Name, "outcome", r.Outcome, "message", r.Message)
+			mu.Lock()
+			stuck = append(stuck, fmt.Sprintf("%s (%s)", p.target.Name, r.Message))
+			mu.Unlock()
 		}
 	})
+	sort.Strings(stuck)
+	return stuck
 }
 
 func (in *Instrumenter) releaseClaimed(session string, plans []*plan, claimed []bool) {
@@ -490,7 +504,7 @@ func (in *Instrumenter) waitUpdated(ctx context.Context, fn string, c fnConfig) 
 		delay = min(delay*2, maxPollInterval)
 		var err error
 		if _, c, err = in.get(ctx, fn); err != nil {
-			return c, err
+			return c, fmt.Errorf("wait for the update of %s to finish: %w", fn, err)
 		}
 	}
 }
