@@ -25,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/plldb/plldb/bridge/ticket"
 )
 
 // Defaults of Instrumenter's knobs.
@@ -243,8 +245,9 @@ func (in *Instrumenter) check(s Session, targets []Target) error {
 		switch {
 		case t.ARN == "" || t.Name == "":
 			return fmt.Errorf("attach: function %q has no name or ARN", t.LogicalID)
-		case len(t.Key) == 0:
-			return fmt.Errorf("attach: function %s has no ticket key", t.Name)
+		case len(t.Key) < ticket.KeyLen:
+			// The layer would refuse a shorter key and run the function without plldb.
+			return fmt.Errorf("attach: the ticket key of function %s has %d bytes; at least %d are needed", t.Name, len(t.Key), ticket.KeyLen)
 		case seen[t.ARN]:
 			return fmt.Errorf("attach: function %s is listed twice", t.Name)
 		}

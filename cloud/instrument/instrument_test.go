@@ -360,13 +360,13 @@ func TestInstrumentRejectsBadInput(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	in := e.instrumenter(instrument.NewMemoryClaims())
-	tg := instrument.Target{StackFunction: instrument.StackFunction{LogicalID: "F", Name: "f", ARN: "arn:aws:lambda:us-east-1:123456789012:function:f"}, Key: []byte("k")}
+	tg := instrument.Target{StackFunction: instrument.StackFunction{LogicalID: "F", Name: "f", ARN: "arn:aws:lambda:us-east-1:123456789012:function:f"}, Key: make([]byte, 32)}
 	for name, call := range map[string]func() error{
 		"empty session": func() error { _, err := in.Instrument(ctx, instrument.Session{Endpoint: "wss://x"}, nil); return err },
 		"no endpoint":   func() error { _, err := in.Instrument(ctx, instrument.Session{ID: "s"}, nil); return err },
-		"no key": func() error {
+		"short key": func() error {
 			k := tg
-			k.Key = nil
+			k.Key = []byte("short")
 			_, err := in.Instrument(ctx, session("s"), []instrument.Target{k})
 			return err
 		},
