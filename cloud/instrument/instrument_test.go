@@ -413,3 +413,38 @@ func TestNextAttachReportsLeftoversSomeoneElseChanged(t *testing.T) {
 	assert.Equal(t, instrument.Conflict, att.Recovered[0].Outcome)
 	assert.Equal(t, string(afterTheirs), string(e.raw(tg.Name)), "left as it is")
 }
+
+func TestEnvironmentLimitIsExactlyLambdas(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := session("s-limit")
+	// padded gives the function a PAD variable sized so that its environment with plldb's variables takes
+	// total bytes.
+	padded := func(what string, total int) instrument.Target {
+		tg := e.create(fn{what: what})
+		withPlldb := map[string]string{
+			"PAD": "", "AWS_LAMBDA_EXEC_WRAPPER": instrument.WrapperPath, "PLLDB_ENDPOINT": s.Endpoint, "PLLDB_SESSION": s.ID,
+			"PLLDB_FUNCTION_KEY": base64.StdEncoding.EncodeToString(tg.Key), "PLLDB_AUDIENCE": s.Audience, "PLLDB_LOGICAL_ID": tg.LogicalID,
+		}
+		pad := strings.Repeat("p", total-instrument.EnvironmentSize(withPlldb))
+		_, err := e.lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String(tg.Name), Environment: &types.Environment{Variables: map[string]string{"PAD": pad}},
+		})
+		require.NoError(t, err)
+		return tg
+	}
+	fits, over := padded("fits", instrument.MaxEnvironmentBytes), padded("over", instrument.MaxEnvironmentBytes+1)
+	in := e.instrumenter(instrument.NewMemoryClaims())
+
+	_, err := in.Instrument(ctx, s, []instrument.Target{over})
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "4097 bytes")
+
+	_, err = in.Instrument(ctx, s, []instrument.Target{fits})
+	require.NoError(t, err, "4096 bytes is within the limit")
+	assert.Equal(t, instrument.MaxEnvironmentBytes, instrument.EnvironmentSize(vars(e.config(fits.Name))))
+	results, err := in.Restore(ctx, s.ID)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]instrument.Outcome{fits.Name: instrument.Restored}, outcomes(results))
+}
