@@ -243,7 +243,8 @@ func TestCrashRecoveryRestoresFromTheClaimStoreAlone(t *testing.T) {
 		require.NoError(t, err)
 	}()
 
-	fresh := e.instrumenter(claims)
+	// What a later process has: a Lambda client and the store; no layer ARNs, no memory of the attach.
+	fresh := &instrument.Instrumenter{Lambda: e.lambda, Claims: claims}
 	t.Run("detach while the crashed session still counts as live", func(t *testing.T) {
 		results, err := fresh.Recover(ctx, instrument.Recovery{Session: "s-detach", Owner: "alice@laptop", FunctionARNs: targetsARNs(targets)})
 		require.NoError(t, err)
