@@ -1,0 +1,526 @@
+// Package instrument attaches plldb to deployed Lambda functions and puts them back exactly as they were.
+//
+// ListFunctions finds a stack's functions, nested stacks included. Instrumenter.Instrument snapshots each
+// function's configuration into a claim store before changing anything, then adds the plldb layer, the exec
+// wrapper and the session variables and raises the timeout, guarded by the function's RevisionId so that a
+// concurrent deploy is never overwritten. Instrumenter.Restore and Instrumenter.Recover put the snapshot back
+// (environment, layers, timeout) unless someone else changed the function since, which they report instead.
+// Everything a restore needs is in the claim store, so detach, session expiry and crash recovery all work from
+// the store alone.
+package instrument
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/plldb/plldb/bridge/ticket"
+)
+
+// Defaults of Instrumenter's knobs.
+const (
+	// DefaultConcurrency bounds the calls in flight. Lambda's control plane throttles at a few requests per
+	// second per API; the SDK retries throttled calls, so a moderate bound is faster than a large one.
+	DefaultConcurrency  = 10
+	DefaultPollInterval = 250 * time.Millisecond
+	DefaultWaitTimeout  = 3 * time.Minute
+	maxPollInterval     = 2 * time.Second
+)
+
+// LayerARNs are the plldb layer versions, one per architecture.
+type LayerARNs struct {
+	X86_64, Arm64 string
+}
+
+// For picks the layer for a function's architectures: arm64 for [arm64], x86_64 otherwise.
+func (l LayerARNs) For(architectures []string) string {
+	if len(architectures) == 1 && architectures[0] == string(types.ArchitectureArm64) {
+		return l.Arm64
+	}
+	return l.X86_64
+}
+
+// Session is the debug session functions are attached to.
+type Session struct {
+	ID       string
+	Owner    string // who attaches, for "held by" messages; never a secret
+	Endpoint string // the relay's WebSocket URL (PLLDB_ENDPOINT)
+	Audience string // the ticket audience (PLLDB_AUDIENCE); "" leaves it to the layer (the endpoint's host)
+}
+
+// Target is a function to instrument with its ticket key.
+type Target struct {
+	StackFunction
+	Key []byte // PLLDB_FUNCTION_KEY, written base64-encoded; never logged
+}
+
+// Attached is a function Instrument changed.
+type Attached struct {
+	StackFunction
+	Layer    string // the plldb layer version it got
+	Revision string // the revision plldb's update left
+}
+
+// Attachment is what Instrument did.
+type Attachment struct {
+	Functions []Attached
+	// Recovered are functions that sessions which are no longer live had left instrumented, put back before
+	// attaching.
+	Recovered []Result
+}
+
+// Refusal is one reason Instrument would not start.
+type Refusal struct {
+	Function StackFunction
+	Reason   string
+	Held     *HeldError // set when another live session holds the function
+}
+
+// RefusedError is Instrument's answer when any function cannot be instrumented; no function was changed.
+type RefusedError struct{ Refusals []Refusal }
+
+func (e *RefusedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plldb will not attach (nothing was changed): %d function(s) refused", len(e.Refusals))
+	for _, r := range e.Refusals {
+		fmt.Fprintf(&b, "\n  %s (%s): %s", r.Function.LogicalID, r.Function.Name, r.Reason)
+	}
+	return b.String()
+}
+
+// Instrumenter attaches and detaches functions.
+type Instrumenter struct {
+	Lambda LambdaAPI
+	Claims Claims
+	Layers LayerARNs
+	// Concurrency bounds the functions handled at once; default DefaultConcurrency.
+	Concurrency int
+	// PollInterval is the first wait between checks of an update's status; it doubles up to 2 s.
+	PollInterval time.Duration
+	// WaitTimeout bounds the wait for one function's update to finish; default DefaultWaitTimeout.
+	WaitTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+func (in *Instrumenter) logger() *slog.Logger {
+	if in.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return in.Logger
+}
+
+func (in *Instrumenter) now() time.Time {
+	if in.Now == nil {
+		return time.Now().UTC()
+	}
+	return in.Now()
+}
+
+// each runs fn for 0..n-1 with at most Concurrency running at once and returns when all have returned.
+func (in *Instrumenter) each(n int, fn func(i int)) {
+	limit := in.Concurrency
+	if limit <= 0 {
+		limit = DefaultConcurrency
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// plan is what Instrument will do to one function.
+type plan struct {
+	target  Target
+	cur     fnConfig
+	snap    Snapshot // what to claim
+	reclaim bool     // this session already holds the function: its first snapshot stands
+	env     map[string]string
+	layers  []string
+	layer   string
+}
+
+// Instrument attaches the session to the targets. It first puts back functions that ended sessions left
+// instrumented, then checks every target and refuses with a *RefusedError, changing nothing, if any target
+// has 5 layers already, would exceed Lambda's environment limit, runs on a runtime without exec wrappers, or is
+// held by another live session. Otherwise it claims every function with its snapshot and updates them in
+// parallel. If an update fails, the functions this call changed are put back and the error says why.
+// Attaching a function the session already holds again is allowed and keeps the first snapshot.
+func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
+	if err := in.check(s, targets); err != nil {
+		return nil, err
+	}
+	att := &Attachment{}
+	plans := make([]*plan, len(targets))
+	refusals := make([]*Refusal, len(targets))
+	errs := make([]error, len(targets))
+	recovered := make([]*Result, len(targets))
+	in.each(len(targets), func(i int) {
+		plans[i], recovered[i], refusals[i], errs[i] = in.inspect(ctx, s, targets[i])
+	})
+	for _, r := range recovered {
+		if r != nil {
+			att.Recovered = append(att.Recovered, *r)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return att, fmt.Errorf("attach: %w", err)
+	}
+	if r := collect(refusals); r != nil {
+		return att, r
+	}
+
+	// Claim everything before touching anything, so that a second developer racing us is refused cleanly.
+	claimed := make([]bool, len(plans))
+	in.each(len(plans), func(i int) {
+		p := plans[i]
+		err := in.Claims.Claim(ctx, p.snap, s.Owner)
+		var held *HeldError
+		switch {
+		case errors.As(err, &held):
+			refusals[i] = &Refusal{Function: p.target.StackFunction, Held: held, Reason: held.Error()}
+		case err != nil:
+			errs[i] = fmt.Errorf("claim %s: %w", p.target.Name, err)
+		default:
+			claimed[i] = !p.reclaim
+		}
+	})
+	if r, err := collect(refusals), errors.Join(errs...); r != nil || err != nil {
+		in.releaseClaimed(s.ID, plans, claimed)
+		if err != nil {
+			return att, fmt.Errorf("attach: %w", err)
+		}
+		return att, r
+	}
+
+	attached := make([]*Attached, len(plans))
+	updated := make([]bool, len(plans))
+	in.each(len(plans), func(i int) {
+		attached[i], updated[i], errs[i] = in.apply(ctx, s, plans[i])
+	})
+	if err := errors.Join(errs...); err != nil {
+		if stuck := in.rollback(s, plans, claimed, updated); len(stuck) > 0 {
+			err = fmt.Errorf("%w\nand could not put back %s; the snapshots stay in the store for plldb detach", err, strings.Join(stuck, ", "))
+		}
+		return att, fmt.Errorf("attach: %w", err)
+	}
+	for _, a := range attached {
+		att.Functions = append(att.Functions, *a)
+	}
+	return att, nil
+}
+
+func (in *Instrumenter) check(s Session, targets []Target) error {
+	switch {
+	case in.Lambda == nil || in.Claims == nil:
+		return errors.New("attach: the instrumenter needs a Lambda client and a claim store")
+	case s.ID == "":
+		return errors.New("attach: empty session id")
+	case s.Endpoint == "":
+		return errors.New("attach: empty relay endpoint")
+	case in.Layers.X86_64 == "" || in.Layers.Arm64 == "":
+		return errors.New("attach: the plldb layer ARNs for x86_64 and arm64 are both needed (is the helper stack installed?)")
+	}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		switch {
+		case t.ARN == "" || t.Name == "":
+			return fmt.Errorf("attach: function %q has no name or ARN", t.LogicalID)
+		case len(t.Key) < ticket.KeyLen:
+			// The layer would refuse a shorter key and run the function without plldb.
+			return fmt.Errorf("attach: the ticket key of function %s has %d bytes; at least %d are needed", t.Name, len(t.Key), ticket.KeyLen)
+		case seen[t.ARN]:
+			return fmt.Errorf("attach: function %s is listed twice", t.Name)
+		}
+		seen[t.ARN] = true
+	}
+	return nil
+}
+
+func collect(rs []*Refusal) *RefusedError {
+	var out []Refusal
+	for _, r := range rs {
+		if r != nil {
+			out = append(out, *r)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &RefusedError{Refusals: out}
+}
+
+// inspect reads one target and decides what to do with it, changing nothing but leftovers of ended sessions.
+func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan, *Result, *Refusal, error) {
+	var recovered *Result
+	refuse := func(format string, args ...any) (*plan, *Result, *Refusal, error) {
+		return nil, recovered, &Refusal{Function: t.StackFunction, Reason: fmt.Sprintf(format, args...)}, nil
+	}
+	stored, found, err := in.Claims.GetSnapshot(ctx, t.ARN)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read the claim on %s: %w", t.Name, err)
+	}
+	if found && stored.Session != s.ID {
+		r, held := in.takeOver(ctx, s.ID, s.Owner, stored)
+		if held != nil {
+			return nil, nil, &Refusal{Function: t.StackFunction, Held: held, Reason: held.Error()}, nil
+		}
+		recovered, found = &r, false
+		if r.Outcome == Failed {
+			return nil, recovered, nil, fmt.Errorf("put back %s, left instrumented by ended session %s: %w", t.Name, stored.Session, r.Err)
+		}
+	}
+	raw, cur, err := in.getSettled(ctx, t.ARN)
+	if err != nil {
+		return nil, recovered, nil, err
+	}
+	p := &plan{target: t, cur: cur}
+	if found {
+		// This session attached the function before: build on the configuration it saved then, not on the
+		// instrumented one it sees now, unless someone else changed the function since.
+		if in.state(stored, &cur) == changedByOthers {
+			return refuse("%s; detach first, then attach again", ConflictMessage)
+		}
+		p.reclaim = true
+		p.snap = stored
+	} else {
+		p.snap = snapshotOf(t, s.ID, raw, &cur, in.now())
+		if recovered != nil && recovered.Outcome == Conflict {
+			return refuse("ended session %s left it instrumented and someone else changed it since, so plldb did not put it back; remove the PLLDB_* variables, %s and the plldb layer by hand", stored.Session, EnvExecWrapper)
+		}
+		if cur.vars()[EnvExecWrapper] == WrapperPath || cur.vars()[EnvSession] != "" {
+			return refuse("it already carries plldb's instrumentation (session %q) but the claim store has no snapshot to restore it from; remove the PLLDB_* variables, %s and the plldb layer by hand", cur.vars()[EnvSession], EnvExecWrapper)
+		}
+	}
+	if problem := runtimeProblem(&cur); problem != "" {
+		return refuse("%s", problem)
+	}
+	p.layer = in.Layers.For(cur.Architectures)
+	p.layers = slices.Clone(p.snap.Layers)
+	if !slices.Contains(p.layers, p.layer) {
+		if len(p.layers) >= MaxLayers {
+			return refuse("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(p.layers))
+		}
+		p.layers = append(p.layers, p.layer)
+	}
+	p.env = sessionEnvironment(p.snap.Environment, s, t)
+	if size := EnvironmentSize(p.env); size > MaxEnvironmentBytes {
+		return refuse("its environment with plldb's variables would take %d bytes, over Lambda's %d-byte limit (its own variables take %d)",
+			size, MaxEnvironmentBytes, EnvironmentSize(p.snap.Environment))
+	}
+	return p, recovered, nil, nil
+}
+
+func snapshotOf(t Target, session string, raw []byte, c *fnConfig, now time.Time) Snapshot {
+	snap := Snapshot{
+		FunctionARN: t.ARN, FunctionName: t.Name, Session: session, Config: raw,
+		Layers: c.layerARNs(), Timeout: c.timeout(), TakenAt: now,
+	}
+	if c.Environment != nil {
+		snap.HasEnvironment = true
+		snap.Environment = maps.Clone(c.Environment.Variables)
+		snap.ExecWrapper = snap.Environment[EnvExecWrapper]
+	}
+	return snap
+}
+
+// sessionEnvironment is the function's own variables plus plldb's. A wrapper the function already had moves to
+// PLLDB_PREV_WRAPPER, from where the plldb proxy still runs it.
+func sessionEnvironment(own map[string]string, s Session, t Target) map[string]string {
+	env := make(map[string]string, len(own)+7)
+	maps.Copy(env, own)
+	if w := own[EnvExecWrapper]; w != "" && w != WrapperPath {
+		env[EnvPrevWrapper] = w
+	}
+	env[EnvExecWrapper] = WrapperPath
+	env[EnvEndpoint] = s.Endpoint
+	env[EnvSession] = s.ID
+	env[EnvFunctionKey] = base64.StdEncoding.EncodeToString(t.Key)
+	if s.Audience != "" {
+		env[EnvAudience] = s.Audience
+	}
+	if t.LogicalID != "" {
+		env[EnvLogicalID] = t.LogicalID
+	}
+	return env
+}
+
+// apply updates one function; updated reports whether Lambda accepted the change.
+func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attached, bool, error) {
+	t := p.target
+	in2 := &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String(t.ARN),
+		Environment:  &types.Environment{Variables: p.env},
+		Layers:       p.layers,
+		Timeout:      aws.Int32(DebugTimeout),
+	}
+	if p.cur.RevisionId != "" {
+		in2.RevisionId = aws.String(p.cur.RevisionId)
+	}
+	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, in2)
+	if err != nil {
+		var pf *types.PreconditionFailedException
+		if errors.As(err, &pf) {
+			return nil, false, fmt.Errorf("%s (%s) changed while plldb was attaching (someone else updated it); nothing of theirs was overwritten, attach again", t.LogicalID, t.Name)
+		}
+		// Lambda quotes the variables back in some refusals ("String measured: {...}"): keep the key out.
+		return nil, false, fmt.Errorf("update %s: %w", t.Name, redact(err, p.env[EnvFunctionKey]))
+	}
+	after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
+	if err != nil {
+		return nil, true, err
+	}
+	rev := after.revision()
+	if err := in.Claims.SetRevisionAfter(ctx, t.ARN, s.ID, rev); err != nil {
+		return nil, true, fmt.Errorf("record the revision of %s: %w", t.Name, err)
+	}
+	in.logger().Debug("instrumented", "function", t.Name, "logical_id", t.LogicalID, "layer", p.layer)
+	return &Attached{StackFunction: t.StackFunction, Layer: p.layer, Revision: rev}, true, nil
+}
+
+// rollback undoes a failed Instrument: functions this call claimed go back to their snapshots, and their
+// claims are released. Functions the session held before the call keep their claims for the caller's detach.
+// It returns "name (why)" for the functions it could not put back.
+func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bool) []string {
+	var mu sync.Mutex
+	var stuck []string
+	// The caller's context may be what failed; putting functions back must not depend on it.
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultWaitTimeout)
+	defer cancel()
+	in.each(len(plans), func(i int) {
+		if !claimed[i] {
+			return
+		}
+		p := plans[i]
+		if !updated[i] {
+			if err := in.Claims.Release(ctx, p.target.ARN, s.ID); err != nil {
+				in.logger().Warn("release claim after a failed attach", "function", p.target.Name, "err", err)
+			}
+			return
+		}
+		snap, ok, err := in.Claims.GetSnapshot(ctx, p.target.ARN)
+		if err != nil || !ok {
+			in.logger().Warn("no snapshot to roll back", "function", p.target.Name, "err", err)
+			mu.Lock()
+			stuck = append(stuck, fmt.Sprintf("%s (its snapshot could not be read)", p.target.Name))
+			mu.Unlock()
+			return
+		}
+		if r := in.restoreOne(ctx, snap); r.Outcome != Restored {
+			in.logger().Warn("roll back a failed attach", "function", p.target.Name, "outcome", r.Outcome, "message", r.Message)
+			mu.Lock()
+			stuck = append(stuck, fmt.Sprintf("%s (%s)", p.target.Name, r.Message))
+			mu.Unlock()
+		}
+	})
+	sort.Strings(stuck)
+	return stuck
+}
+
+func (in *Instrumenter) releaseClaimed(session string, plans []*plan, claimed []bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultWaitTimeout)
+	defer cancel()
+	for i, p := range plans {
+		if claimed[i] {
+			if err := in.Claims.Release(ctx, p.target.ARN, session); err != nil {
+				in.logger().Warn("release claim after a refused attach", "function", p.target.Name, "err", err)
+			}
+		}
+	}
+}
+
+// getSettled reads a function's configuration once no update is in progress, with the raw answer.
+func (in *Instrumenter) getSettled(ctx context.Context, fn string) ([]byte, fnConfig, error) {
+	raw, c, err := in.get(ctx, fn)
+	if err != nil {
+		return nil, fnConfig{}, err
+	}
+	if c.LastUpdateStatus != string(types.LastUpdateStatusInProgress) && c.State != string(types.StatePending) {
+		return raw, c, nil
+	}
+	if _, err := in.waitUpdated(ctx, fn, c); err != nil {
+		return nil, fnConfig{}, err
+	}
+	return in.get(ctx, fn)
+}
+
+func (in *Instrumenter) get(ctx context.Context, fn string) ([]byte, fnConfig, error) {
+	var raw []byte
+	out, err := in.Lambda.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(fn)}, captureBody(&raw))
+	if err != nil {
+		return nil, fnConfig{}, fmt.Errorf("read configuration of %s: %w", fn, err)
+	}
+	c := fromGet(out)
+	if len(raw) == 0 {
+		// A client without an HTTP transport (a test double): keep the SDK's reading instead.
+		raw = mustJSON(c)
+	}
+	return raw, c, nil
+}
+
+// waitUpdated polls until the function's last update is no longer in progress.
+func (in *Instrumenter) waitUpdated(ctx context.Context, fn string, c fnConfig) (fnConfig, error) {
+	limit := in.WaitTimeout
+	if limit <= 0 {
+		limit = DefaultWaitTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	delay := in.PollInterval
+	if delay <= 0 {
+		delay = DefaultPollInterval
+	}
+	for {
+		switch {
+		case c.LastUpdateStatus == string(types.LastUpdateStatusFailed):
+			return c, fmt.Errorf("update of %s failed: %s %s", fn, c.LastUpdateStatusReasonCode, c.LastUpdateStatusReason)
+		case c.LastUpdateStatus != string(types.LastUpdateStatusInProgress) && c.State != string(types.StatePending):
+			// Successful, or an endpoint that does not report the status at all.
+			return c, nil
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return c, fmt.Errorf("wait for the update of %s to finish: %w", fn, ctx.Err())
+		case <-timer.C:
+		}
+		delay = min(delay*2, maxPollInterval)
+		var err error
+		if _, c, err = in.get(ctx, fn); err != nil {
+			return c, fmt.Errorf("wait for the update of %s to finish: %w", fn, err)
+		}
+	}
+}
+
+// redactedError is an error whose message has a secret cut out. It does not unwrap: the original's message
+// still holds the secret.
+type redactedError struct{ msg string }
+
+func (e *redactedError) Error() string { return e.msg }
+
+func redact(err error, secret string) error {
+	if secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), secret, "[redacted]")}
+}

@@ -1,0 +1,254 @@
+package instrument
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+)
+
+// Outcome is what a restore did to one function.
+type Outcome string
+
+// Outcomes of a restore.
+const (
+	// Restored: the function is back as its snapshot shows (or was never changed), and the claim is released.
+	Restored Outcome = "restored"
+	// Conflict: someone else changed the function since plldb attached; it was left as it is and the claim
+	// released.
+	Conflict Outcome = "conflict"
+	// Held: another live session holds the function (Recover only); nothing was done.
+	Held Outcome = "held"
+	// Gone: the function no longer exists; the claim was released.
+	Gone Outcome = "gone"
+	// Failed: an error stopped the restore; the claim and its snapshot stay for another try.
+	Failed Outcome = "failed"
+)
+
+// Result is the restore of one function.
+type Result struct {
+	FunctionARN, FunctionName string
+	Outcome                   Outcome
+	Message                   string // for people: what happened and why
+	Err                       error  // for Failed
+}
+
+// ConflictMessage is the Message of a Conflict result.
+const ConflictMessage = "changed by someone else since attach; left as it is"
+
+// Restore puts back every function the session holds, in parallel, and releases the claims. Per-function
+// problems are in the results; the error is for a store that cannot be read.
+func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, error) {
+	if session == "" {
+		return nil, errors.New("restore: empty session id")
+	}
+	snaps, err := in.Claims.SessionSnapshots(ctx, session)
+	if err != nil {
+		return nil, fmt.Errorf("restore: list the functions session %s holds: %w", session, err)
+	}
+	results := make([]Result, len(snaps))
+	in.each(len(snaps), func(i int) { results[i] = in.restoreOne(ctx, snaps[i]) })
+	return results, nil
+}
+
+// Recovery asks Recover to put back functions whatever session left them instrumented.
+type Recovery struct {
+	Session, Owner string   // who recovers; takes over the claims of ended sessions
+	FunctionARNs   []string // the functions to look at, e.g. a stack's
+	// Force restores functions held by sessions the store still counts as live, for a developer who knows
+	// their session crashed before it could expire. Never use it against someone else's session.
+	Force bool
+}
+
+// Recover puts back the listed functions that any session left instrumented: the path of `plldb detach
+// --stack-name` and of the next attach after a crash. A function held by another live session is reported as
+// Held and left alone unless Force is set; functions with no claim produce no result.
+func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, error) {
+	if r.Session == "" {
+		return nil, errors.New("recover: empty session id")
+	}
+	results := make([]*Result, len(r.FunctionARNs))
+	errs := make([]error, len(r.FunctionARNs))
+	in.each(len(r.FunctionARNs), func(i int) {
+		arn := r.FunctionARNs[i]
+		snap, ok, err := in.Claims.GetSnapshot(ctx, arn)
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("recover: read the claim on %s: %w", arn, err)
+			return
+		case !ok:
+			return
+		case snap.Session == r.Session:
+			res := in.restoreOne(ctx, snap)
+			results[i] = &res
+			return
+		}
+		res, held := in.takeOver(ctx, r.Session, r.Owner, snap)
+		if held != nil && r.Force {
+			res = in.restoreOne(ctx, snap)
+		}
+		results[i] = &res
+	})
+	var out []Result
+	for _, res := range results {
+		if res != nil {
+			out = append(out, *res)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// takeOver claims a snapshot left by another session, keeping its content, and restores it. held is set, and
+// nothing done, when that session is still live.
+func (in *Instrumenter) takeOver(ctx context.Context, session, owner string, stale Snapshot) (Result, *HeldError) {
+	mine := stale
+	mine.Session = session
+	err := in.Claims.Claim(ctx, mine, owner)
+	var held *HeldError
+	switch {
+	case errors.As(err, &held):
+		return Result{FunctionARN: stale.FunctionARN, FunctionName: stale.FunctionName, Outcome: Held, Message: held.Error()}, held
+	case err != nil:
+		return failed(stale, fmt.Errorf("take over the claim of ended session %s: %w", stale.Session, err)), nil
+	}
+	in.logger().Info("restoring a function an ended session left instrumented", "function", stale.FunctionName, "session", stale.Session)
+	return in.restoreOne(ctx, mine), nil
+}
+
+func failed(s Snapshot, err error) Result {
+	return Result{FunctionARN: s.FunctionARN, FunctionName: s.FunctionName, Outcome: Failed, Message: err.Error(), Err: err}
+}
+
+// restoreOne puts one snapshot back if the function is still as plldb left it, and releases the claim unless
+// the restore failed.
+func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
+	res := Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName}
+	release := func(r Result) Result {
+		if err := in.Claims.Release(ctx, snap.FunctionARN, snap.Session); err != nil {
+			return failed(snap, fmt.Errorf("release the claim on %s: %w", snap.FunctionName, err))
+		}
+		return r
+	}
+	_, cur, err := in.getSettled(ctx, snap.FunctionARN)
+	var nf *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		res.Outcome, res.Message = Gone, "the function no longer exists"
+		return release(res)
+	case err != nil:
+		return failed(snap, err)
+	}
+	switch in.state(snap, &cur) {
+	case untouched:
+		res.Outcome, res.Message = Restored, "plldb's change never reached it; nothing to put back"
+		return release(res)
+	case changedByOthers:
+		res.Outcome, res.Message = Conflict, ConflictMessage
+		in.logger().Warn("not restoring a function someone else changed", "function", snap.FunctionName)
+		return release(res)
+	}
+	up := &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String(snap.FunctionARN),
+		// An empty map is how the API removes every variable, which is what an absent environment needs.
+		Environment: &types.Environment{Variables: map[string]string{}},
+		Layers:      []string{},
+		Timeout:     aws.Int32(snap.Timeout),
+	}
+	maps.Copy(up.Environment.Variables, snap.Environment)
+	up.Layers = append(up.Layers, snap.Layers...)
+	if cur.RevisionId != "" {
+		up.RevisionId = aws.String(cur.RevisionId)
+	}
+	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
+	var pf *types.PreconditionFailedException
+	switch {
+	case errors.As(err, &pf):
+		res.Outcome, res.Message = Conflict, ConflictMessage
+		return release(res)
+	case err != nil:
+		return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, err))
+	}
+	if _, err := in.waitUpdated(ctx, snap.FunctionARN, fromUpdate(out)); err != nil {
+		return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, err))
+	}
+	res.Outcome, res.Message = Restored, "configuration put back"
+	in.logger().Debug("restored", "function", snap.FunctionName)
+	return release(res)
+}
+
+type fnState int
+
+const (
+	asLeft fnState = iota
+	untouched
+	changedByOthers
+)
+
+// state compares a function with what plldb did to it. With the revision plldb recorded after its update the
+// answer is exact. Without it (plldb stopped between its update and recording the revision) the function is
+// untouched if it still has its snapshot's revision, and as plldb left it if it differs from the snapshot only
+// by plldb's own change.
+func (in *Instrumenter) state(snap Snapshot, cur *fnConfig) fnState {
+	if snap.RevisionAfter != "" {
+		if cur.revision() == snap.RevisionAfter {
+			return asLeft
+		}
+		return changedByOthers
+	}
+	if before, err := parseConfig(snap.Config); err == nil && before.revision() == cur.revision() {
+		return untouched
+	}
+	if onlyPlldbChanged(snap, cur) {
+		return asLeft
+	}
+	return changedByOthers
+}
+
+// onlyPlldbChanged tells whether cur is snap plus exactly the changes Instrument makes for snap's session.
+func onlyPlldbChanged(snap Snapshot, cur *fnConfig) bool {
+	vars := cur.vars()
+	if vars[EnvSession] != snap.Session || vars[EnvExecWrapper] != WrapperPath || cur.timeout() != DebugTimeout {
+		return false
+	}
+	rest := map[string]string{}
+	for k, v := range vars {
+		switch k {
+		case EnvEndpoint, EnvSession, EnvFunctionKey, EnvAudience, EnvLogicalID, EnvPrevWrapper, EnvExecWrapper:
+		default:
+			rest[k] = v
+		}
+	}
+	own := map[string]string{}
+	for k, v := range snap.Environment {
+		if k != EnvExecWrapper && k != EnvPrevWrapper {
+			own[k] = v
+		}
+	}
+	wantPrev := snap.Environment[EnvPrevWrapper]
+	if w := snap.ExecWrapper; w != "" && w != WrapperPath {
+		wantPrev = w
+	}
+	if !maps.Equal(rest, own) || vars[EnvPrevWrapper] != wantPrev {
+		return false
+	}
+	layers := cur.layerARNs()
+	if len(layers) != len(snap.Layers)+1 || !slices.Equal(layers[:len(snap.Layers)], snap.Layers) {
+		return false
+	}
+	return strings.Contains(layers[len(layers)-1], ":layer:")
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", v, err)) // plain structs of strings and maps cannot fail
+	}
+	return b
+}
