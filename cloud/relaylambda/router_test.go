@@ -32,7 +32,7 @@ type management struct {
 	gone  map[string]bool
 }
 
-func newManagement(t *testing.T) (*management, *httptest.Server) {
+func newManagement(t testing.TB) (*management, *httptest.Server) {
 	m := &management{posts: map[string][][]byte{}, gone: map[string]bool{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		const prefix = "/relay/@connections/"
@@ -65,7 +65,7 @@ type fixture struct {
 	session relay.Session
 }
 
-func newFixture(t *testing.T, endpointOverride bool) *fixture {
+func newFixture(t testing.TB, endpointOverride bool) *fixture {
 	m, srv := newManagement(t)
 	store := relay.NewMemoryStore()
 	s := relay.NewSession("s1", "alice@host", time.Now().Add(time.Hour))

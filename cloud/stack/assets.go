@@ -34,6 +34,11 @@ func readAsset(what, path, want string) (asset, error) {
 	if err != nil {
 		return asset{}, fmt.Errorf("read %s zip: %w", what, err)
 	}
+	return parseAsset(what, path, want, data)
+}
+
+// parseAsset checks that data is a zip holding the entry want.
+func parseAsset(what, path, want string, data []byte) (asset, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return asset{}, fmt.Errorf("%s zip %s: not a zip file: %w", what, path, err)

@@ -153,7 +153,7 @@ func (w *watcher) bar(done int) {
 
 // finish completes the bar's line on a terminal.
 func (w *watcher) finish(complete bool) {
-	if complete {
+	if complete && (w.tty || w.lastDone != w.total) {
 		w.bar(w.total)
 	}
 	if w.tty && w.barShown {
