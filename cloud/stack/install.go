@@ -98,24 +98,47 @@ func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error
 	tags := []cfntypes.Tag{{Key: aws.String(InstallTag), Value: aws.String(o.Name)}}
 	name := StackName(o.Name)
 
-	existing, err := describe(ctx, c.cfn, name)
-	if err != nil && !errors.Is(err, errStackGone) {
+	stackID, err := deploy(ctx, c.cfn, deployment{
+		install: o.Name, stack: name, params: params, tags: tags, out: out, poll: o.PollInterval, total: total,
+	})
+	if err != nil {
 		return Info{}, err
+	}
+	return finish(ctx, c, stackID, bucket, o.Name, out)
+}
+
+// deployment is one create-or-update of the helper stack.
+type deployment struct {
+	install, stack string
+	params         []cfntypes.Parameter
+	tags           []cfntypes.Tag
+	out            io.Writer
+	poll           time.Duration
+	total          int
+}
+
+// deploy creates or updates the stack, streaming its events until it settles, and returns the stack's id. A
+// stack busy with another operation is waited for first; one whose creation failed is deleted and created again.
+func deploy(ctx context.Context, cfn *cloudformation.Client, d deployment) (string, error) {
+	name, out := d.stack, d.out
+	existing, err := describe(ctx, cfn, name)
+	if err != nil && !errors.Is(err, errStackGone) {
+		return "", err
 	}
 	exists := err == nil
 	if exists {
-		if v := tagValue(existing.Tags, InstallTag); v != o.Name {
-			return Info{}, fmt.Errorf("stack %s exists but is not a plldb install (no %s=%s tag): choose another --name", name, InstallTag, o.Name)
+		if v := tagValue(existing.Tags, InstallTag); v != d.install {
+			return "", fmt.Errorf("stack %s exists but is not a plldb install (no %s=%s tag): choose another --name", name, InstallTag, d.install)
 		}
 		st := string(existing.StackStatus)
 		if strings.HasSuffix(st, "_IN_PROGRESS") {
 			fmt.Fprintf(out, "stack %s is busy (%s); waiting for it\n", name, st)
-			w := newWatcher(c.cfn, aws.ToString(existing.StackId), out, o.PollInterval, total)
+			w := newWatcher(cfn, aws.ToString(existing.StackId), out, d.poll, d.total)
 			if err := w.skipExisting(ctx); err != nil {
-				return Info{}, err
+				return "", err
 			}
 			if st, _, err = w.wait(ctx); err != nil {
-				return Info{}, err
+				return "", err
 			}
 			if st == "DELETE_COMPLETE" {
 				exists = false
@@ -124,41 +147,41 @@ func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error
 		// A stack whose creation failed cannot be updated; it has to go before it can be created again.
 		if exists && (st == string(cfntypes.StackStatusRollbackComplete) || st == string(cfntypes.StackStatusRollbackFailed)) {
 			fmt.Fprintf(out, "stack %s failed to create earlier (%s); deleting it first\n", name, st)
-			if err := deleteStack(ctx, c, aws.ToString(existing.StackId), out, o.PollInterval, total); err != nil {
-				return Info{}, err
+			if err := deleteStack(ctx, cfn, aws.ToString(existing.StackId), out, d.poll, d.total); err != nil {
+				return "", err
 			}
 			exists = false
 		}
 	}
 
 	var stackID string
-	w := newWatcher(c.cfn, name, out, o.PollInterval, total)
+	w := newWatcher(cfn, name, out, d.poll, d.total)
 	if exists {
 		stackID = aws.ToString(existing.StackId)
 		w.stack = stackID
 		if err := w.skipExisting(ctx); err != nil {
-			return Info{}, err
+			return "", err
 		}
-		_, err := c.cfn.UpdateStack(ctx, &cloudformation.UpdateStackInput{
-			StackName: aws.String(stackID), TemplateBody: aws.String(Template), Parameters: params, Tags: tags,
+		_, err := cfn.UpdateStack(ctx, &cloudformation.UpdateStackInput{
+			StackName: aws.String(stackID), TemplateBody: aws.String(Template), Parameters: d.params, Tags: d.tags,
 			Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam},
 		})
 		if err != nil && strings.Contains(err.Error(), "No updates are to be performed") {
 			fmt.Fprintf(out, "stack %s is up to date\n", name)
-			return finish(ctx, c, name, bucket, o.Name, out)
+			return stackID, nil
 		}
 		if err != nil {
-			return Info{}, fmt.Errorf("update stack %s: %w", name, err)
+			return "", fmt.Errorf("update stack %s: %w", name, err)
 		}
 		fmt.Fprintf(out, "updating stack %s\n", name)
 	} else {
-		res, err := c.cfn.CreateStack(ctx, &cloudformation.CreateStackInput{
-			StackName: aws.String(name), TemplateBody: aws.String(Template), Parameters: params, Tags: tags,
+		res, err := cfn.CreateStack(ctx, &cloudformation.CreateStackInput{
+			StackName: aws.String(name), TemplateBody: aws.String(Template), Parameters: d.params, Tags: d.tags,
 			Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam},
 			OnFailure:    cfntypes.OnFailureRollback,
 		})
 		if err != nil {
-			return Info{}, fmt.Errorf("create stack %s: %w", name, err)
+			return "", fmt.Errorf("create stack %s: %w", name, err)
 		}
 		stackID = aws.ToString(res.StackId)
 		w.stack = stackID
@@ -166,15 +189,15 @@ func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error
 	}
 	st, failure, err := w.wait(ctx)
 	if err != nil {
-		return Info{}, err
+		return "", err
 	}
 	if st != "CREATE_COMPLETE" && st != "UPDATE_COMPLETE" {
 		if failure == "" {
 			failure = "no reason given"
 		}
-		return Info{}, fmt.Errorf("stack %s ended in %s: %s", name, st, failure)
+		return "", fmt.Errorf("stack %s ended in %s: %s", name, st, failure)
 	}
-	return finish(ctx, c, stackID, bucket, o.Name, out)
+	return stackID, nil
 }
 
 // finish reads the settled stack and prints its outputs.

@@ -55,7 +55,7 @@ func Uninstall(ctx context.Context, cfg aws.Config, o UninstallOptions) error {
 	case tagValue(s.Tags, InstallTag) != o.Name:
 		return fmt.Errorf("stack %s is not a plldb install (no %s=%s tag); leaving it alone", name, InstallTag, o.Name)
 	default:
-		if err := deleteStack(ctx, c, aws.ToString(s.StackId), out, o.PollInterval, total); err != nil {
+		if err := deleteStack(ctx, c.cfn, aws.ToString(s.StackId), out, o.PollInterval, total); err != nil {
 			return err
 		}
 	}
@@ -74,12 +74,12 @@ func Uninstall(ctx context.Context, cfg aws.Config, o UninstallOptions) error {
 }
 
 // deleteStack deletes a stack by id and streams its events until it is gone.
-func deleteStack(ctx context.Context, c clients, stackID string, out io.Writer, poll time.Duration, total int) error {
-	w := newWatcher(c.cfn, stackID, out, poll, total)
+func deleteStack(ctx context.Context, cfn *cloudformation.Client, stackID string, out io.Writer, poll time.Duration, total int) error {
+	w := newWatcher(cfn, stackID, out, poll, total)
 	if err := w.skipExisting(ctx); err != nil {
 		return err
 	}
-	if _, err := c.cfn.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(stackID)}); err != nil {
+	if _, err := cfn.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(stackID)}); err != nil {
 		return fmt.Errorf("delete stack %s: %w", stackID, err)
 	}
 	fmt.Fprintf(out, "deleting stack %s\n", stackID)

@@ -37,6 +37,11 @@ type fakeCFN struct {
 	status     string
 	events     []fakeEvent // newest first, as CloudFormation lists them
 	onDescribe func(n int)
+
+	tag       string                // the stack's plldb:install tag ("" none)
+	scripts   map[string][]fakeStep // what CreateStack, UpdateStack, DeleteStack set in motion
+	noUpdates bool                  // UpdateStack answers "No updates are to be performed."
+	calls     []string              // the mutating actions called, in order
 }
 
 func (f *fakeCFN) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +52,20 @@ func (f *fakeCFN) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "text/xml")
-	switch r.Form.Get("Action") {
+	switch action := r.Form.Get("Action"); action {
+	case "CreateStack", "UpdateStack", "DeleteStack":
+		f.calls = append(f.calls, action)
+		if action == "UpdateStack" && f.noUpdates {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No updates are to be performed.</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
+			return
+		}
+		f.steps, f.next = f.scripts[action], 0
+		if action == "DeleteStack" {
+			fmt.Fprint(w, `<DeleteStackResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DeleteStackResponse>`)
+			return
+		}
+		fmt.Fprintf(w, `<%[1]sResponse><%[1]sResult><StackId>arn:s</StackId></%[1]sResult></%[1]sResponse>`, action)
 	case "DescribeStacks":
 		if f.next < len(f.steps) {
 			st := f.steps[f.next]
@@ -60,7 +78,7 @@ func (f *fakeCFN) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				f.onDescribe(f.next)
 			}
 		}
-		if f.status == "GONE" {
+		if f.status == "GONE" || f.status == "" {
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Stack with id s does not exist</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
 			return
@@ -69,8 +87,12 @@ func (f *fakeCFN) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.next > 0 {
 			reason = f.steps[f.next-1].reason
 		}
+		tags := ""
+		if f.tag != "" {
+			tags = fmt.Sprintf(`<Tags><member><Key>%s</Key><Value>%s</Value></member></Tags>`, InstallTag, f.tag)
+		}
 		fmt.Fprintf(w, `<DescribeStacksResponse><DescribeStacksResult><Stacks><member><StackName>s</StackName><StackId>arn:s</StackId>`+
-			`<StackStatus>%s</StackStatus><StackStatusReason>%s</StackStatusReason><CreationTime>2026-01-01T00:00:00Z</CreationTime></member></Stacks></DescribeStacksResult></DescribeStacksResponse>`, f.status, reason)
+			`<StackStatus>%s</StackStatus><StackStatusReason>%s</StackStatusReason><CreationTime>2026-01-01T00:00:00Z</CreationTime>%s</member></Stacks></DescribeStacksResult></DescribeStacksResponse>`, f.status, reason, tags)
 	case "DescribeStackEvents":
 		var b strings.Builder
 		for _, e := range f.events {
@@ -162,4 +184,70 @@ func TestWaitStopsWhenCancelled(t *testing.T) {
 	}
 	_, _, err := newWatcher(fakeClient(t, f), "s", nil, time.Hour, 1).wait(ctx)
 	require.ErrorIs(t, err, context.Canceled, "an hour-long poll interval must not hold a cancelled wait")
+}
+
+func testDeployment(out *bytes.Buffer) deployment {
+	return deployment{install: "t", stack: "s", out: out, poll: time.Millisecond, total: 2}
+}
+
+func TestDeployCreatesAMissingStack(t *testing.T) {
+	f := &fakeCFN{tag: "t", scripts: map[string][]fakeStep{
+		"CreateStack": {{status: "CREATE_IN_PROGRESS"}, {status: "CREATE_COMPLETE", events: []fakeEvent{{"1", "Table", tableType, "CREATE_COMPLETE", ""}}}},
+	}}
+	var out bytes.Buffer
+	id, err := deploy(context.Background(), fakeClient(t, f), testDeployment(&out))
+	require.NoError(t, err)
+	assert.Equal(t, "arn:s", id)
+	assert.Equal(t, []string{"CreateStack"}, f.calls)
+	assert.Contains(t, out.String(), "creating stack s")
+}
+
+func TestDeployTreatsNoUpdatesAsSuccess(t *testing.T) {
+	f := &fakeCFN{tag: "t", noUpdates: true, steps: []fakeStep{{status: "UPDATE_COMPLETE"}}}
+	var out bytes.Buffer
+	id, err := deploy(context.Background(), fakeClient(t, f), testDeployment(&out))
+	require.NoError(t, err)
+	assert.Equal(t, "arn:s", id)
+	assert.Equal(t, []string{"UpdateStack"}, f.calls)
+	assert.Contains(t, out.String(), "stack s is up to date")
+}
+
+func TestDeployWaitsForABusyStackThenUpdates(t *testing.T) {
+	f := &fakeCFN{tag: "t",
+		steps: []fakeStep{{status: "UPDATE_IN_PROGRESS"}, {status: "UPDATE_IN_PROGRESS"}, {status: "UPDATE_COMPLETE"}},
+		scripts: map[string][]fakeStep{
+			"UpdateStack": {{status: "UPDATE_IN_PROGRESS"}, {status: "UPDATE_COMPLETE"}},
+		}}
+	var out bytes.Buffer
+	_, err := deploy(context.Background(), fakeClient(t, f), testDeployment(&out))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"UpdateStack"}, f.calls)
+	assert.Contains(t, out.String(), "stack s is busy (UPDATE_IN_PROGRESS); waiting for it")
+	assert.Contains(t, out.String(), "updating stack s")
+}
+
+func TestDeployReplacesAStackWhoseCreationFailed(t *testing.T) {
+	f := &fakeCFN{tag: "t",
+		steps: []fakeStep{{status: "ROLLBACK_COMPLETE"}},
+		scripts: map[string][]fakeStep{
+			"DeleteStack": {{status: "DELETE_IN_PROGRESS"}, {status: "GONE"}},
+			"CreateStack": {{status: "CREATE_COMPLETE"}},
+		}}
+	var out bytes.Buffer
+	_, err := deploy(context.Background(), fakeClient(t, f), testDeployment(&out))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"DeleteStack", "CreateStack"}, f.calls)
+	assert.Contains(t, out.String(), "failed to create earlier (ROLLBACK_COMPLETE); deleting it first")
+}
+
+func TestDeployReportsAFailedCreate(t *testing.T) {
+	f := &fakeCFN{tag: "t", scripts: map[string][]fakeStep{
+		"CreateStack": {
+			{status: "CREATE_IN_PROGRESS", events: []fakeEvent{{"1", "RelayFunction", fnType, "CREATE_FAILED", "Resource handler returned message: bad zip"}}},
+			{status: "ROLLBACK_COMPLETE"},
+		},
+	}}
+	_, err := deploy(context.Background(), fakeClient(t, f), testDeployment(&bytes.Buffer{}))
+	require.Error(t, err)
+	assert.Equal(t, "stack s ended in ROLLBACK_COMPLETE: RelayFunction (CREATE_FAILED): Resource handler returned message: bad zip", err.Error())
 }
