@@ -39,7 +39,7 @@ func BuildRelayZip(ctx context.Context, out string) error {
 	// lambda.norpc drops aws-lambda-go's net/rpc mode, which only the retired go1.x runtime used.
 	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false", "-tags", "lambda.norpc",
 		"-ldflags", "-s -w", "-o", bin, RelayPackage)
-	cmd.Dir = sourceDir()
+	cmd.Dir = SourceDir()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build relay Lambda for linux/arm64: %w\n%s", err, b)
@@ -78,9 +78,9 @@ func BuildRelayZip(ctx context.Context, out string) error {
 	return nil
 }
 
-// sourceDir is the directory of this source file when it exists (the binary was built from a checkout), else
+// SourceDir is the directory of this package's source when it exists (the binary was built from a checkout), else
 // "" (the current directory).
-func sourceDir() string {
+func SourceDir() string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return ""

@@ -112,7 +112,7 @@ func layerZip(ctx context.Context, arch, given, dir string, stdout io.Writer) (s
 	}
 	out := filepath.Join(dir, "layer-"+arch+".zip")
 	fmt.Fprintf(stdout, "building the %s layer\n", arch)
-	if err := layerzip.Build(ctx, layerzip.Options{Arch: arch, Out: out}); err != nil {
+	if err := layerzip.Build(ctx, layerzip.Options{Arch: arch, Out: out, Dir: stack.SourceDir()}); err != nil {
 		return "", fmt.Errorf("build the %s layer (or pass --layer-%s): %w", arch, arch, err)
 	}
 	return out, nil
