@@ -1,0 +1,52 @@
+// Command relaylambda is the relay Lambda of the helper stack (provided.al2023, arm64, built as "bootstrap" by
+// cloud/stack.BuildRelayZip). One function serves every route of the WebSocket API: the $connect REQUEST
+// authorizer, $connect, $disconnect and $default, all handed to bridge/relay.Handlers, with the session store
+// on DynamoDB and connections reached through the @connections management API.
+//
+// Environment (set by the helper stack's template):
+//
+//	PLLDB_AUDIENCE               the audience relay tickets must carry (required)
+//	PLLDB_SESSIONS_TABLE, PLLDB_CONNECTIONS_TABLE, PLLDB_TICKETS_TABLE, PLLDB_CLAIMS_TABLE
+//	                             the DynamoDB tables (required)
+//	PLLDB_MANAGEMENT_ENDPOINT    optional: the @connections endpoint; by default it is derived from each
+//	                             event's domain name and stage
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	slog.SetDefault(log)
+	r, err := setup(context.Background(), os.Getenv, log)
+	if err != nil {
+		// Failing the init phase makes Lambda report the reason on every invocation, in the function's logs.
+		log.Error("relay init failed", "err", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(r.Handle)
+}
+
+// setup builds the router from the function's environment.
+func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*Router, error) {
+	env, err := readEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	store, err := openStore(ctx, cfg, env.Tables)
+	if err != nil {
+		return nil, fmt.Errorf("open relay store: %w", err)
+	}
+	return &Router{Store: store, Audience: env.Audience, AWS: cfg, ManagementEndpoint: env.ManagementEndpoint, Logger: log}, nil
+}

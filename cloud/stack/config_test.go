@@ -1,0 +1,79 @@
+package stack_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/cloud/stack"
+	"github.com/plldb/plldb/testfixtures/moto"
+)
+
+// isolate points the SDK's default chain at an empty home, so the machine's own AWS setup cannot leak in.
+func isolate(t *testing.T) string {
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	return dir
+}
+
+func TestLoadConfigFlagsOverrideTheChain(t *testing.T) {
+	isolate(t)
+	t.Setenv("AWS_REGION", "eu-west-1")
+	cfg, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{Region: "ap-south-1", EndpointURL: "http://127.0.0.1:5000"})
+	require.NoError(t, err)
+	assert.Equal(t, "ap-south-1", cfg.Region)
+	assert.Equal(t, "http://127.0.0.1:5000", aws.ToString(cfg.BaseEndpoint))
+}
+
+func TestLoadConfigReadsProfilesAndEnvironment(t *testing.T) {
+	dir := isolate(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte("[profile dev]\nregion = eu-north-1\n"), 0o600))
+	cfg, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{Profile: "dev"})
+	require.NoError(t, err)
+	assert.Equal(t, "eu-north-1", cfg.Region)
+
+	t.Setenv("AWS_REGION", "us-west-2")
+	cfg, err = stack.LoadConfig(context.Background(), stack.ConfigOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "us-west-2", cfg.Region)
+}
+
+func TestLoadConfigBadInput(t *testing.T) {
+	isolate(t)
+	_, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{Region: "Europe"})
+	require.ErrorContains(t, err, `invalid AWS region "Europe"`)
+	_, err = stack.LoadConfig(context.Background(), stack.ConfigOptions{Profile: "nope"})
+	require.ErrorContains(t, err, "nope")
+}
+
+// AWS_ENDPOINT_URL (honoured by the SDK) is enough to point every client at moto.
+func TestEndpointFromTheEnvironmentReachesMoto(t *testing.T) {
+	s := moto.Start(t)
+	isolate(t)
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	cfg, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{})
+	require.NoError(t, err)
+	_, err = stack.Install(context.Background(), cfg, options(t, "t-env", "v1", nil))
+	require.NoError(t, err)
+	infos, err := stack.Status(context.Background(), cfg, stack.StatusOptions{})
+	require.NoError(t, err)
+	var names []string
+	for _, i := range infos {
+		names = append(names, i.Name)
+	}
+	assert.Contains(t, names, "t-env")
+}

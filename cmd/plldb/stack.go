@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/plldb/plldb/cloud/stack"
+	"github.com/plldb/plldb/layer/layerzip"
+)
+
+// The helper stack's commands register themselves here, so main.go's table stays a list of the local ones.
+func init() {
+	commands["install"] = command{"create or update the helper stack (relay, tables, layers) in an AWS account", runInstall}
+	commands["uninstall"] = command{"delete the helper stack and its assets bucket", runUninstall}
+	commands["status"] = command{"list the helper stack installs of a region", runStatus}
+}
+
+// awsFlags are the flags of every command that talks to AWS.
+type awsFlags struct {
+	name, region, profile, endpoint string
+}
+
+func (a *awsFlags) register(fs *flag.FlagSet, withName bool) {
+	if withName {
+		fs.StringVar(&a.name, "name", stack.DefaultName, "install name (several installs can share an account and region)")
+	}
+	fs.StringVar(&a.region, "region", "", "AWS region (default: from the environment or profile)")
+	fs.StringVar(&a.profile, "profile", "", "AWS profile (default: AWS_PROFILE or the default profile)")
+	fs.StringVar(&a.endpoint, "endpoint-url", "", "send every AWS call to this endpoint (moto, LocalStack)")
+}
+
+func (a *awsFlags) config(ctx context.Context) (aws.Config, error) {
+	return stack.LoadConfig(ctx, stack.ConfigOptions{Profile: a.profile, Region: a.region, EndpointURL: a.endpoint})
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plldb install", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		a         awsFlags
+		layerX86  = fs.String("layer-x86_64", "", "x86_64 layer zip (default: build/layer-x86_64.zip, else built now)")
+		layerArm  = fs.String("layer-arm64", "", "arm64 layer zip (default: build/layer-arm64.zip, else built now)")
+		relayZip  = fs.String("relay-zip", "", "relay Lambda zip (default: built now from the source tree)")
+		keepBuild = fs.String("build-dir", "", "where zips built now are written (default: a temporary directory)")
+	)
+	a.register(fs, true)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := stack.ValidateName(a.name); err != nil {
+		return err
+	}
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	dir := *keepBuild
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "plldb-install-")
+		if err != nil {
+			return fmt.Errorf("plldb install: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	layers := map[string]string{}
+	for arch, flagValue := range map[string]string{stack.ArchX86: *layerX86, stack.ArchArm64: *layerArm} {
+		p, err := layerZip(ctx, arch, flagValue, dir, stdout)
+		if err != nil {
+			return err
+		}
+		layers[arch] = p
+	}
+	if *relayZip == "" {
+		*relayZip = filepath.Join(dir, "relay.zip")
+		fmt.Fprintln(stdout, "building the relay Lambda (linux/arm64)")
+		if err := stack.BuildRelayZip(ctx, *relayZip); err != nil {
+			return err
+		}
+	}
+	_, err = stack.Install(ctx, cfg, stack.InstallOptions{Name: a.name, LayerZips: layers, RelayZip: *relayZip, Out: stdout})
+	return err
+}
+
+// layerZip returns the layer zip to upload: the flag's, else make layer's, else one built now.
+func layerZip(ctx context.Context, arch, given, dir string, stdout io.Writer) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	made := filepath.Join("build", "layer-"+arch+".zip")
+	if _, err := os.Stat(made); err == nil {
+		return made, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("plldb install: %w", err)
+	}
+	out := filepath.Join(dir, "layer-"+arch+".zip")
+	fmt.Fprintf(stdout, "building the %s layer\n", arch)
+	if err := layerzip.Build(ctx, layerzip.Options{Arch: arch, Out: out, Dir: stack.SourceDir()}); err != nil {
+		return "", fmt.Errorf("build the %s layer (or pass --layer-%s): %w", arch, arch, err)
+	}
+	return out, nil
+}
+
+func runUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plldb uninstall", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a awsFlags
+	a.register(fs, true)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := stack.ValidateName(a.name); err != nil {
+		return err
+	}
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	return stack.Uninstall(ctx, cfg, stack.UninstallOptions{Name: a.name, Out: stdout})
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plldb status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a awsFlags
+	a.register(fs, false)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	// INTEGRATOR: live sessions and instrumented functions come from cloud/store through stack.StatusOptions.Hook.
+	_, err = stack.Status(ctx, cfg, stack.StatusOptions{Out: stdout})
+	return err
+}
