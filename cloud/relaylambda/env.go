@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // Tables are the relay's DynamoDB tables, as the helper stack names them.
@@ -51,18 +52,9 @@ func readEnv(getenv func(string) string) (Env, error) {
 	return e, nil
 }
 
-// errNoStore is what openStore returns until the DynamoDB store is wired in.
-var errNoStore = errors.New("the DynamoDB relay store (cloud/store) is not wired into the relay Lambda yet")
-
-// openStore opens the relay's session store on DynamoDB.
-//
-// INTEGRATOR: cloud/store (written in parallel) implements relay.Store on DynamoDB. Once it is merged, replace
-// this body with something like
-//
-//	return store.New(dynamodb.NewFromConfig(cfg), store.Tables{Sessions: t.Sessions, Connections: t.Connections,
-//		Tickets: t.Tickets, Claims: t.Claims}), nil
-//
-// and check that the store's key schema matches the tables in cloud/stack/template.yaml (pk/sk, gsi1, ttl).
-var openStore = func(_ context.Context, _ aws.Config, _ Tables) (relay.Store, error) {
-	return nil, errNoStore
+// openStore opens the relay's session store on DynamoDB (a variable so tests can substitute one).
+var openStore = func(_ context.Context, cfg aws.Config, t Tables) (relay.Store, error) {
+	return store.New(dynamodb.NewFromConfig(cfg), store.Tables{
+		Sessions: t.Sessions, Connections: t.Connections, Tickets: t.Tickets, Claims: t.Claims,
+	}), nil
 }

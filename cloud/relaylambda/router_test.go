@@ -20,6 +20,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/cloud/wsmanage"
 )
 
@@ -231,7 +232,10 @@ func TestEnvironmentIsChecked(t *testing.T) {
 	e, err := readEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	assert.Equal(t, "x-claims", e.Tables.Claims)
-	// Until cloud/store is wired in, setup refuses rather than running without a store.
-	_, err = setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
-	require.ErrorIs(t, err, errNoStore)
+	// The relay runs on the DynamoDB store over the tables the environment names.
+	t.Setenv("AWS_REGION", "us-east-1")
+	r, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	assert.IsType(t, &store.Store{}, r.Store)
+	assert.Equal(t, "plldb:x", r.Audience)
 }

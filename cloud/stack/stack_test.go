@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dynamodbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -23,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/cloud/stack"
+	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/testfixtures/moto"
 )
 
@@ -103,19 +105,21 @@ func TestInstallCreatesWhatMotoCanCreate(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, aws.ToBool(pab.PublicAccessBlockConfiguration.BlockPublicAcls))
 
-	// Tables with the documented key schema (moto's CloudFormation ignores TimeToLiveSpecification; the template
-	// test checks it).
+	// Tables exactly as cloud/store defines them (moto's CloudFormation ignores TimeToLiveSpecification; the
+	// template test checks it).
 	db := dynamodb.NewFromConfig(cfg)
-	for _, table := range []string{"sessions", "connections", "tickets", "claims"} {
+	want := store.CreateTableInputs(store.DefaultTables("t-create"))
+	for i, table := range []string{"sessions", "connections", "tickets", "claims"} {
 		name := "t-create-" + table
 		d, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 		require.NoError(t, err, name)
-		require.Len(t, d.Table.KeySchema, 2)
-		assert.Equal(t, "pk", aws.ToString(d.Table.KeySchema[0].AttributeName))
-		assert.Equal(t, "sk", aws.ToString(d.Table.KeySchema[1].AttributeName))
-		if table == "connections" || table == "claims" {
-			require.Len(t, d.Table.GlobalSecondaryIndexes, 1, name)
-			assert.Equal(t, "gsi1", aws.ToString(d.Table.GlobalSecondaryIndexes[0].IndexName))
+		assert.Equal(t, aws.ToString(want[i].TableName), name)
+		assert.Equal(t, keyNames(want[i].KeySchema), keyNames(d.Table.KeySchema), name)
+		require.Len(t, d.Table.GlobalSecondaryIndexes, len(want[i].GlobalSecondaryIndexes), name)
+		for j, gsi := range want[i].GlobalSecondaryIndexes {
+			got := d.Table.GlobalSecondaryIndexes[j]
+			assert.Equal(t, aws.ToString(gsi.IndexName), aws.ToString(got.IndexName), name)
+			assert.Equal(t, keyNames(gsi.KeySchema), keyNames(got.KeySchema), name)
 		}
 		assert.Equal(t, name, info.Outputs[strings.ToUpper(table[:1])+table[1:]+"Table"])
 	}
@@ -388,3 +392,11 @@ func stackInstall(t *testing.T, cfg aws.Config, name string) (stack.Info, error)
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+func keyNames(ks []dynamodbtypes.KeySchemaElement) []string {
+	var out []string
+	for _, k := range ks {
+		out = append(out, aws.ToString(k.AttributeName)+" "+string(k.KeyType))
+	}
+	return out
+}

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/plldb/plldb/cloud/stack"
+	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -74,9 +75,18 @@ func TestTemplateHasTheRelayPieces(t *testing.T) {
 	for name, arch := range map[string]string{"LayerX86": "x86_64", "LayerArm64": "arm64"} {
 		assert.Equal(t, []any{arch}, tm.Resources[name].Properties["CompatibleArchitectures"], name)
 	}
+	// TTL exactly where cloud/store expects DynamoDB to expire items; claims must never expire.
+	ttl := map[string]bool{}
+	for _, table := range store.TTLTables(store.DefaultTables("x")) {
+		ttl[strings.TrimPrefix(table, "x-")] = true
+	}
 	for _, name := range []string{"SessionsTable", "ConnectionsTable", "TicketsTable", "ClaimsTable"} {
 		p := tm.Resources[name].Properties
-		assert.Equal(t, map[string]any{"AttributeName": "ttl", "Enabled": true}, p["TimeToLiveSpecification"], name)
+		if ttl[strings.ToLower(strings.TrimSuffix(name, "Table"))] {
+			assert.Equal(t, map[string]any{"AttributeName": store.TTLAttribute, "Enabled": true}, p["TimeToLiveSpecification"], name)
+		} else {
+			assert.Nil(t, p["TimeToLiveSpecification"], name)
+		}
 		assert.Equal(t, "PAY_PER_REQUEST", p["BillingMode"], name)
 	}
 	for _, k := range []string{stack.OutputWebSocketURL, stack.OutputAudience, stack.OutputSessionsTable, stack.OutputConnectionsTable,
