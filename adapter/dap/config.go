@@ -145,8 +145,8 @@ func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
 }
 
 func clip(b []byte) string {
-	if len(b) > 60 {
-		return string(b[:60]) + "…"
+	if len(b) > 300 {
+		return string(b[:300]) + "…"
 	}
 	return string(b)
 }

@@ -72,6 +72,9 @@ func (d *debuggee) read() {
 			d.log.Debug("debuggee connection ended", "err", err)
 			return
 		}
+		if d.log.Enabled(context.Background(), slog.LevelDebug) {
+			d.log.Debug("from debugpy", "msg", clip(raw))
+		}
 		m, err := parseObj(raw)
 		if err != nil {
 			d.log.Warn("debuggee sent a message that is not a JSON object", "err", err)
@@ -121,7 +124,11 @@ func (d *debuggee) start(command string, args json.RawMessage) (chan obj, error)
 	if len(args) > 0 {
 		msg["arguments"] = args
 	}
-	if err := godap.WriteBaseMessage(d.conn, msg.bytes()); err != nil {
+	b := msg.bytes()
+	if d.log.Enabled(context.Background(), slog.LevelDebug) {
+		d.log.Debug("to debugpy", "msg", clip(b))
+	}
+	if err := godap.WriteBaseMessage(d.conn, b); err != nil {
 		d.mu.Lock()
 		delete(d.pending, seq)
 		d.mu.Unlock()

@@ -62,6 +62,8 @@ func helloApp(t *testing.T) string {
 }
 
 // launch initializes and launches a local session of app serving fns, and returns the Invoke API endpoint.
+func testPython(t *testing.T) string { return pyenv.Python(t) }
+
 func launch(t *testing.T, c *daptest.Client, app string, fns []string, extra map[string]any) string {
 	t.Helper()
 	c.ExpectInitializeResponse(t)

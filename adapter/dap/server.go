@@ -82,4 +82,3 @@ func (l *Listener) Serve(ctx context.Context) error {
 
 // Close stops accepting.
 func (l *Listener) Close() error { return l.ln.Close() }
-

@@ -381,6 +381,12 @@ func (s *session) handle(req request) bool {
 	return false
 }
 
+// resumes are the requests debugpy answers only for a suspended thread.
+var resumes = map[string]bool{"continue": true, "next": true, "stepIn": true, "stepOut": true}
+
+// resumeTimeout is how long a resume waits for debugpy's answer before the adapter answers it.
+const resumeTimeout = 5 * time.Second
+
 func capabilities() map[string]any {
 	return map[string]any{
 		"supportsConfigurationDoneRequest":  true,
@@ -452,7 +458,24 @@ func (s *session) forward(req request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		resp, err := d.wait(s.ctx, req.command, ch)
+		ctx := s.ctx
+		if resumes[req.command] {
+			// debugpy never answers a resume of a thread that is not suspended (one the IDE saw stopped just
+			// as another request resumed it); the IDE must not wait forever for that.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(s.ctx, resumeTimeout)
+			defer cancel()
+		}
+		resp, err := d.wait(ctx, req.command, ch)
+		if err != nil && resumes[req.command] && errors.Is(err, context.DeadlineExceeded) && s.ctx.Err() == nil {
+			s.log.Debug("debugpy did not answer a resume; the thread was not suspended", "command", req.command)
+			body := map[string]any{}
+			if req.command == "continue" {
+				body["allThreadsContinued"] = false
+			}
+			s.respond(req, body)
+			return
+		}
 		if err != nil {
 			s.respondErr(req, "%v", err)
 			return
@@ -1099,6 +1122,10 @@ func (s *session) stopOthers(d *debuggee, tid int, reason string) {
 	}
 	for _, t := range b.Threads {
 		s.mu.Lock()
+		if !s.stopped[tid] { // continued meanwhile: the others were released with it
+			s.mu.Unlock()
+			return
+		}
 		already := t.ID == tid || s.stopped[t.ID]
 		if !already {
 			s.stopped[t.ID] = true
