@@ -35,7 +35,9 @@ func (s *stdio) Close() error {
 // ServeStdio serves one debug session on r (the IDE's requests, normally os.Stdin) and w (normally os.Stdout).
 // Nothing but DAP messages is ever written to w: logs go to opts.Logger.
 func ServeStdio(ctx context.Context, r io.Reader, w io.Writer, opts Options) error {
-	return Serve(ctx, &stdio{Reader: r, Writer: w}, opts)
+	s := newSession(&stdio{Reader: r, Writer: w}, opts)
+	s.detachedReader = true
+	return s.run(ctx)
 }
 
 // Listener serves debug sessions on a TCP listener, one at a time.

@@ -47,6 +47,8 @@ type session struct {
 
 	initArgs json.RawMessage
 	progress bool
+	// detachedReader: rw's Close does not interrupt a Read (stdin), so run does not wait for the reader.
+	detachedReader bool
 
 	mu        sync.Mutex
 	cfg       *LaunchConfig
@@ -133,9 +135,12 @@ func (s *session) run(ctx context.Context) error {
 	s.shutdown(false)
 	s.cancel()
 	_ = s.rw.Close()
-	for range reqs { // let the reader finish
-	}
 	s.wg.Wait()
+	if s.detachedReader {
+		// A blocking stdin cannot be interrupted by Close; its reader ends when the IDE closes the pipe (it
+		// never blocks on the request channel once the session's context is done), or with the process.
+		return nil
+	}
 	err := <-readErr
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || strings.Contains(err.Error(), "use of closed") {
 		return nil
