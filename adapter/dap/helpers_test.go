@@ -34,7 +34,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // startAdapter serves the adapter on a loopback listener and connects a test client to it.
-func startAdapter(t *testing.T) *daptest.Client {
+func startAdapter(t testing.TB) *daptest.Client {
 	t.Helper()
 	l, err := Listen("127.0.0.1:0", Options{Logger: testLogger(t)})
 	require.NoError(t, err)
@@ -54,7 +54,7 @@ func startAdapter(t *testing.T) *daptest.Client {
 
 // helloApp copies the hello sample app into a temporary folder (tests edit handlers and the interpreter writes
 // __pycache__) and returns its folder.
-func helloApp(t *testing.T) string {
+func helloApp(t testing.TB) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "hello")
 	require.NoError(t, os.CopyFS(dst, os.DirFS(apps.Dir("hello"))))
@@ -62,9 +62,9 @@ func helloApp(t *testing.T) string {
 }
 
 // launch initializes and launches a local session of app serving fns, and returns the Invoke API endpoint.
-func testPython(t *testing.T) string { return pyenv.Python(t) }
+func testPython(t testing.TB) string { return pyenv.Python(t) }
 
-func launch(t *testing.T, c *daptest.Client, app string, fns []string, extra map[string]any) string {
+func launch(t testing.TB, c *daptest.Client, app string, fns []string, extra map[string]any) string {
 	t.Helper()
 	c.ExpectInitializeResponse(t)
 	args := map[string]any{
@@ -89,7 +89,7 @@ type invokeResult struct {
 }
 
 // invoke calls a function over the Invoke API in the background.
-func invoke(t *testing.T, endpoint, fn, payload string) <-chan invokeResult {
+func invoke(t testing.TB, endpoint, fn, payload string) <-chan invokeResult {
 	t.Helper()
 	ch := make(chan invokeResult, 1)
 	go func() {
@@ -113,7 +113,7 @@ func invoke(t *testing.T, endpoint, fn, payload string) <-chan invokeResult {
 }
 
 // result waits for an invocation's answer.
-func result(t *testing.T, ch <-chan invokeResult) invokeResult {
+func result(t testing.TB, ch <-chan invokeResult) invokeResult {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -125,7 +125,7 @@ func result(t *testing.T, ch <-chan invokeResult) invokeResult {
 	}
 }
 
-func setBreakpoints(t *testing.T, c *daptest.Client, path string, bps ...map[string]any) []map[string]any {
+func setBreakpoints(t testing.TB, c *daptest.Client, path string, bps ...map[string]any) []map[string]any {
 	t.Helper()
 	if bps == nil {
 		bps = []map[string]any{}
@@ -137,7 +137,7 @@ func setBreakpoints(t *testing.T, c *daptest.Client, path string, bps ...map[str
 	return b.Breakpoints
 }
 
-func bpLine(t *testing.T, file, fn string) int {
+func bpLine(t testing.TB, file, fn string) int {
 	t.Helper()
 	line, err := apps.BreakpointLine(file, fn)
 	require.NoError(t, err)
