@@ -868,6 +868,8 @@ func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig)
 	attachArgs := map[string]any{
 		"justMyCode": cfg.JustMyCode, "subProcess": cfg.SubProcess, "redirectOutput": false,
 		"showReturnValue": true,
+		// The executor runs as __main__; its frames below the handler are plldb's, not the developer's code.
+		"rules": []map[string]any{{"module": "__main__", "include": false}},
 	}
 	if len(cfg.PathMappings) > 0 {
 		attachArgs["pathMappings"] = cfg.PathMappings
