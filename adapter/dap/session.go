@@ -145,7 +145,7 @@ func (s *session) run(ctx context.Context) error {
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || strings.Contains(err.Error(), "use of closed") {
 		return nil
 	}
-	return err
+	return fmt.Errorf("read from the IDE: %w", err)
 }
 
 func (s *session) readLoop(reqs chan<- request) error {
