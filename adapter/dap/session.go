@@ -767,7 +767,7 @@ func (s *session) launch(req request) {
 		Python:          cfg.Python,
 		Host:            cfg.InvokeHost,
 		Port:            cfg.InvokePort,
-		Debug:           true,
+		Debug:           !cfg.NoDebug,
 		Env:             cfg.Env,
 		Observer:        observer{s},
 		OnLog:           s.onLog,
@@ -787,6 +787,9 @@ func (s *session) launch(req request) {
 	var mu sync.Mutex
 	var errs []error
 	for _, fn := range p.Functions() {
+		if cfg.NoDebug { // "Run without debugging": the pipeline alone, no debugpy to attach to
+			break
+		}
 		ex, _ := p.Executor(fn.LogicalID)
 		wg.Add(1)
 		go func() {
@@ -1007,9 +1010,9 @@ func (s *session) forget(d *debuggee) {
 // attached by launch itself.
 func (s *session) onExecutorStart(fn string, _ int, port int) {
 	s.mu.Lock()
-	ready := s.pipeline != nil
+	ready, cfg := s.pipeline != nil, s.cfg
 	s.mu.Unlock()
-	if !ready || port == 0 || s.ctx.Err() != nil {
+	if !ready || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
 		return
 	}
 	s.wg.Add(1)
