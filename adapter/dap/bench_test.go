@@ -151,7 +151,8 @@ func stoppedDirect(b *testing.B) (*daptest.Client, int, int, func()) {
 	require.NoError(b, err)
 	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ex.DebugPort())))
 	require.NoError(b, err)
-	c := daptest.New(conn)
+	// The same delayed-ACK fix the adapter applies, so the comparison measures the proxy, not the socket options.
+	c := daptest.New(quickAck(conn))
 	c.ExpectInitializeResponse(b)
 	c.MustSend(b, "attach", map[string]any{"justMyCode": true})
 	c.ExpectInitializedEvent(b)

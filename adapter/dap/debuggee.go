@@ -25,7 +25,7 @@ type debuggee struct {
 	wmu     sync.Mutex // serializes writes and seq
 	seq     int
 	mu      sync.Mutex
-	pending map[int]chan obj
+	pending map[int]func(resp obj, ok bool) // by request seq; ok is false when the connection ended first
 	gone    bool
 
 	onEvent     func(*debuggee, obj)
@@ -46,9 +46,10 @@ func dialDebuggee(ctx context.Context, fn string, port int, log *slog.Logger, on
 	if err != nil {
 		return nil, fmt.Errorf("connect to debugpy of %s on port %d: %w", fn, port, err)
 	}
+	conn = quickAck(conn)
 	d := &debuggee{
 		fn: fn, port: port, log: log.With("function", fn, "debugPort", port), conn: conn,
-		pending: map[int]chan obj{}, onEvent: onEvent, initialized: make(chan struct{}), done: make(chan struct{}),
+		pending: map[int]func(obj, bool){}, onEvent: onEvent, initialized: make(chan struct{}), done: make(chan struct{}),
 	}
 	go d.read()
 	return d, nil
@@ -59,11 +60,12 @@ func (d *debuggee) read() {
 	defer func() {
 		d.mu.Lock()
 		d.gone = true
-		for seq, ch := range d.pending {
-			close(ch)
-			delete(d.pending, seq)
-		}
+		pending := d.pending
+		d.pending = map[int]func(obj, bool){}
 		d.mu.Unlock()
+		for _, fn := range pending {
+			fn(nil, false)
+		}
 	}()
 	br := bufio.NewReader(d.conn)
 	for {
@@ -84,11 +86,11 @@ func (d *debuggee) read() {
 		case "response":
 			rs, _ := m.num("request_seq")
 			d.mu.Lock()
-			ch, ok := d.pending[rs]
+			fn, ok := d.pending[rs]
 			delete(d.pending, rs)
 			d.mu.Unlock()
 			if ok {
-				ch <- m
+				fn(m, true)
 			}
 		case "event":
 			if m.str("event") == "initialized" {
@@ -106,16 +108,29 @@ func (d *debuggee) read() {
 // start sends a request and returns the channel its response arrives on (closed if the connection ends first).
 func (d *debuggee) start(command string, args json.RawMessage) (chan obj, error) {
 	ch := make(chan obj, 1)
+	err := d.startFunc(command, args, func(m obj, ok bool) {
+		if ok {
+			ch <- m
+		}
+		close(ch)
+	})
+	return ch, err
+}
+
+// startFunc sends a request; onResponse runs on the reader goroutine when the response arrives (or with ok
+// false if the connection ends first), so it must not wait for another response from this debuggee. Answering
+// from the reader saves the hop through a waiting goroutine on every proxied request.
+func (d *debuggee) startFunc(command string, args json.RawMessage, onResponse func(resp obj, ok bool)) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	d.mu.Lock()
 	if d.gone {
 		d.mu.Unlock()
-		return nil, errDebuggeeGone
+		return errDebuggeeGone
 	}
 	d.seq++
 	seq := d.seq
-	d.pending[seq] = ch
+	d.pending[seq] = onResponse
 	d.mu.Unlock()
 	msg := obj{}
 	msg.set("seq", seq)
@@ -128,13 +143,13 @@ func (d *debuggee) start(command string, args json.RawMessage) (chan obj, error)
 	if d.log.Enabled(context.Background(), slog.LevelDebug) {
 		d.log.Debug("to debugpy", "msg", clip(b))
 	}
-	if err := godap.WriteBaseMessage(d.conn, b); err != nil {
+	if err := writeFrame(d.conn, b); err != nil {
 		d.mu.Lock()
 		delete(d.pending, seq)
 		d.mu.Unlock()
-		return nil, fmt.Errorf("send %s to %s: %w", command, d.fn, err)
+		return fmt.Errorf("send %s to %s: %w", command, d.fn, err)
 	}
-	return ch, nil
+	return nil
 }
 
 // request sends a request and waits for its response (which may be an error response: check "success").

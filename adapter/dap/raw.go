@@ -3,6 +3,8 @@ package dap
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strconv"
 )
 
 // obj is a DAP message or one of its objects, kept as raw JSON per field so that fields the adapter does not
@@ -196,4 +198,16 @@ func mapNums(v json.RawMessage, m mapper, kind idKind) (json.RawMessage, bool) {
 	}
 	b, _ := json.Marshal(ns)
 	return b, true
+}
+
+// writeFrame writes one Content-Length framed message with a single write: go-dap's WriteBaseMessage writes
+// the header and the body separately, which costs a second syscall and often a second wakeup of the reader.
+func writeFrame(w io.Writer, content []byte) error {
+	buf := make([]byte, 0, len(content)+32)
+	buf = append(buf, "Content-Length: "...)
+	buf = strconv.AppendInt(buf, int64(len(content)), 10)
+	buf = append(buf, "\r\n\r\n"...)
+	buf = append(buf, content...)
+	_, err := w.Write(buf)
+	return err
 }

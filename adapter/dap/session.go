@@ -45,7 +45,7 @@ type session struct {
 	wmu sync.Mutex
 	seq int
 
-	initArgs json.RawMessage
+	initArgs json.RawMessage // under mu: re-attaches read it from other goroutines
 	progress bool
 	// detachedReader: rw's Close does not interrupt a Read (stdin), so run does not wait for the reader.
 	detachedReader bool
@@ -183,7 +183,7 @@ func (s *session) send(m obj) {
 	defer s.wmu.Unlock()
 	s.seq++
 	m.set("seq", s.seq)
-	if err := godap.WriteBaseMessage(s.rw, m.bytes()); err != nil {
+	if err := writeFrame(s.rw, m.bytes()); err != nil {
 		s.log.Debug("write to IDE", "err", err)
 	}
 }
@@ -338,7 +338,9 @@ func (s *session) handle(req request) bool {
 	s.log.Debug("request", "command", req.command, "seq", req.seq)
 	switch req.command {
 	case "initialize":
+		s.mu.Lock()
 		s.initArgs = req.args
+		s.mu.Unlock()
 		var a struct {
 			SupportsProgressReporting bool `json:"supportsProgressReporting"`
 		}
@@ -454,42 +456,44 @@ func (s *session) forward(req request) {
 		s.respondErr(req, "%s: no function is being debugged", req.command)
 		return
 	}
-	ch, err := d.start(req.command, args)
-	if err != nil {
-		s.respondErr(req, "%s: %v", req.command, err)
-		return
-	}
-	// Wait off the dispatcher: a continue must not hold up the next request while debugpy answers.
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx := s.ctx
-		if resumes[req.command] {
-			// debugpy never answers a resume of a thread that is not suspended (one the IDE saw stopped just
-			// as another request resumed it); the IDE must not wait forever for that.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(s.ctx, resumeTimeout)
-			defer cancel()
-		}
-		resp, err := d.wait(ctx, req.command, ch)
-		if err != nil && resumes[req.command] && errors.Is(err, context.DeadlineExceeded) && s.ctx.Err() == nil {
-			s.log.Debug("debugpy did not answer a resume; the thread was not suspended", "command", req.command)
-			body := map[string]any{}
-			if req.command == "continue" {
-				body["allThreadsContinued"] = false
+	// The response is relayed from the debuggee's reader: the dispatcher moves on at once, and no goroutine
+	// sits between debugpy's answer and the IDE.
+	var once sync.Once
+	var timer *time.Timer
+	answer := func(resp obj, ok bool) {
+		once.Do(func() {
+			if timer != nil {
+				timer.Stop()
 			}
-			s.respond(req, body)
-			return
+			switch {
+			case !ok:
+				s.respondErr(req, "%s of %s: %v", req.command, d.fn, errDebuggeeGone)
+			case resp == nil:
+				// debugpy never answers a resume of a thread that is not suspended (one the IDE saw stopped
+				// just as another request resumed it); the IDE must not wait forever for that.
+				s.log.Debug("debugpy did not answer a resume; the thread was not suspended", "command", req.command)
+				body := map[string]any{}
+				if req.command == "continue" {
+					body["allThreadsContinued"] = false
+				}
+				s.respond(req, body)
+			default:
+				if req.command == "continue" {
+					s.continued(d, args, resp)
+				}
+				s.relay(req, d, resp)
+			}
+		})
+	}
+	if resumes[req.command] {
+		timer = time.AfterFunc(resumeTimeout, func() { answer(nil, true) })
+	}
+	if err := d.startFunc(req.command, args, answer); err != nil {
+		if timer != nil {
+			timer.Stop()
 		}
-		if err != nil {
-			s.respondErr(req, "%v", err)
-			return
-		}
-		if req.command == "continue" {
-			s.continued(d, args, resp)
-		}
-		s.relay(req, d, resp)
-	}()
+		s.respondErr(req, "%s: %v", req.command, err)
+	}
 }
 
 // continued keeps a continue that released every thread of one debuggee from releasing other functions' threads
@@ -859,7 +863,9 @@ func (s *session) attach(fn string, port int) error {
 // configure runs debugpy's attach handshake: initialize, attach, wait for initialized, replay the session's
 // breakpoints and exception settings, configurationDone, then the attach response.
 func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig) error {
+	s.mu.Lock()
 	init := s.initArgs
+	s.mu.Unlock()
 	if len(init) == 0 {
 		init = mustJSON(map[string]any{"clientID": "plldb", "adapterID": "python", "linesStartAt1": true, "columnsStartAt1": true, "pathFormat": "path"})
 	}
