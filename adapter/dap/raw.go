@@ -1,6 +1,7 @@
 package dap
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,9 +64,73 @@ func (o obj) sub(k string) (obj, bool) {
 	return s, err == nil
 }
 
+// bytes encodes the object. The values are already JSON (decoded from a message, or marshalled by set), so they
+// are copied as they are: json.Marshal would re-validate and compact every one of them on every message.
 func (o obj) bytes() []byte {
-	b, _ := json.Marshal(map[string]json.RawMessage(o))
-	return b
+	n := 2
+	for k, v := range o {
+		n += len(k) + len(v) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	first := true
+	for k, v := range o {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendKey(b, k)
+		b = append(b, ':')
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		b = append(b, v...)
+	}
+	return append(b, '}')
+}
+
+func appendKey(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(k)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"')
+}
+
+func appendArray(items []json.RawMessage) []byte {
+	n := 2
+	for _, v := range items {
+		n += len(v) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, v := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		b = append(b, v...)
+	}
+	return append(b, ']')
+}
+
+// idKeys are the field names remap rewrites; a value holding none of them is passed on without decoding.
+var idKeys = [][]byte{[]byte(`"threadId"`), []byte(`"frameId"`), []byte(`"variablesReference"`), []byte(`"sourceReference"`),
+	[]byte(`"id"`), []byte(`"threadIds"`), []byte(`"hitBreakpointIds"`)}
+
+func hasIDKey(raw []byte) bool {
+	for _, k := range idKeys {
+		if bytes.Contains(raw, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // idKind names an id space that differs between debuggees and must be remapped.
@@ -86,6 +151,9 @@ type mapper func(kind idKind, id int) (int, bool)
 // that hold one. Which field is which id follows the DAP schema: threadId/frameId/variablesReference/
 // sourceReference anywhere, and the "id" of stack frames, threads and breakpoints by the array they sit in.
 func remap(raw json.RawMessage, m mapper) json.RawMessage {
+	if !hasIDKey(raw) {
+		return raw
+	}
 	out, _ := walk(raw, m, -1)
 	return out
 }
@@ -96,6 +164,9 @@ func walk(raw json.RawMessage, m mapper, idKindHere idKind) (json.RawMessage, bo
 		i++
 	}
 	if i == len(raw) {
+		return raw, false
+	}
+	if !hasIDKey(raw) {
 		return raw, false
 	}
 	switch raw[i] {
@@ -162,8 +233,7 @@ func walk(raw json.RawMessage, m mapper, idKindHere idKind) (json.RawMessage, bo
 		if !changed {
 			return raw, false
 		}
-		b, _ := json.Marshal(a)
-		return b, true
+		return appendArray(a), true
 	}
 	return raw, false
 }

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,11 +32,11 @@ type Options struct {
 
 // session is one IDE debug session: one connection, one local pipeline, one debuggee per function.
 //
-// Goroutines: a reader turns the IDE's messages into requests on a channel; one dispatcher goroutine handles
-// them in order (so setBreakpoints for one source apply in the order sent); each debuggee has a reader that
-// translates its events and sends them on. Every write to the IDE goes through send, which serializes them.
-// The session ends when the IDE disconnects, terminates or goes away (EOF); the pipeline is then closed, which
-// answers every in-flight invocation.
+// Goroutines: one reader handles the IDE's requests in order (so setBreakpoints for one source apply in the
+// order sent); each debuggee has a reader that translates its events, and relays the responses to proxied
+// requests, as they arrive. Every write to the IDE goes through send, which serializes them. The session ends
+// when the IDE disconnects or goes away (EOF), or ctx ends; the pipeline is then closed, which answers every
+// in-flight invocation.
 type session struct {
 	opts Options
 	log  *slog.Logger
@@ -63,6 +66,7 @@ type session struct {
 	fnBps     json.RawMessage        // last setFunctionBreakpoints arguments
 	excBps    json.RawMessage        // last setExceptionBreakpoints arguments
 	invokes   map[string]invokeState // request id → its function and start
+	closing   bool                   // shutdown has begun: nothing new may start
 	shutOnce  sync.Once
 	shutDone  chan struct{}
 	wg        sync.WaitGroup
@@ -116,39 +120,34 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, opts Options) error {
 }
 
 func (s *session) run(ctx context.Context) error {
-	reqs := make(chan request)
-	readErr := make(chan error, 1)
-	go func() {
-		err := s.readLoop(reqs)
-		// The IDE went away (or the connection was closed): nothing it asked for is worth waiting for.
+	served := make(chan error, 1)
+	go func() { served <- s.serveRequests() }()
+	var err error
+	select {
+	case err = <-served:
+	case <-ctx.Done():
 		s.cancel()
-		readErr <- err
-		close(reqs)
-	}()
-	stop := context.AfterFunc(ctx, func() { _ = s.rw.Close() })
-	defer stop()
-	for req := range reqs {
-		if s.handle(req) {
-			break
+		_ = s.rw.Close()
+		if !s.detachedReader {
+			err = <-served
 		}
+		// A blocking stdin cannot be interrupted by Close: its reader ends when the IDE closes the pipe or with
+		// the process, and whatever it is handling sees the session closing.
 	}
 	s.shutdown(false)
 	s.cancel()
 	_ = s.rw.Close()
 	s.wg.Wait()
-	if s.detachedReader {
-		// A blocking stdin cannot be interrupted by Close; its reader ends when the IDE closes the pipe (it
-		// never blocks on the request channel once the session's context is done), or with the process.
-		return nil
-	}
-	err := <-readErr
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || strings.Contains(err.Error(), "use of closed") {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 		return nil
 	}
 	return fmt.Errorf("read from the IDE: %w", err)
 }
 
-func (s *session) readLoop(reqs chan<- request) error {
+// serveRequests reads the IDE's requests and handles them in order on this one goroutine, until disconnect or
+// the end of the connection. Handling in the reader keeps a request one wakeup closer to debugpy; the handlers
+// that wait (launch, setBreakpoints) are bounded by the session's context and per-request timeouts.
+func (s *session) serveRequests() error {
 	br := bufio.NewReader(s.rw)
 	for {
 		raw, err := godap.ReadBaseMessage(br)
@@ -168,9 +167,7 @@ func (s *session) readLoop(reqs chan<- request) error {
 			continue // responses to reverse requests we never send
 		}
 		seq, _ := m.num("seq")
-		select {
-		case reqs <- request{seq: seq, command: m.str("command"), args: m["arguments"]}:
-		case <-s.ctx.Done():
+		if s.handle(request{seq: seq, command: m.str("command"), args: m["arguments"]}) {
 			return nil
 		}
 	}
@@ -204,7 +201,9 @@ func (s *session) respond(req request, body any) {
 	m.set("request_seq", req.seq)
 	m.set("command", req.command)
 	m.set("success", true)
-	if body != nil {
+	if o, ok := body.(obj); ok {
+		m["body"] = o.bytes()
+	} else if body != nil {
 		m.set("body", body)
 	}
 	s.send(m)
@@ -528,29 +527,63 @@ func (s *session) continued(d *debuggee, args json.RawMessage, resp obj) {
 	}
 }
 
+// threadsRequest asks every debuggee for its threads and answers with all of them, renamed and remapped. The
+// answers are collected on the debuggees' readers, so a single function costs no extra goroutine hop.
 func (s *session) threadsRequest(req request) {
 	all := s.current()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		threads := []json.RawMessage{}
-		for _, d := range all {
-			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-			resp, err := d.request(ctx, "threads", nil)
-			cancel()
-			if err != nil || !resp.boolean("success") {
-				continue
-			}
-			body := s.nameThreads(d, s.toIDE(d, resp["body"]))
-			var b struct {
-				Threads []json.RawMessage `json:"threads"`
-			}
-			if json.Unmarshal(body, &b) == nil {
-				threads = append(threads, b.Threads...)
-			}
+	if len(all) == 0 {
+		s.respond(req, map[string]any{"threads": []any{}})
+		return
+	}
+	var mu sync.Mutex
+	results := make([][]json.RawMessage, len(all))
+	remaining := len(all)
+	done := func(i int, threads []json.RawMessage) {
+		mu.Lock()
+		results[i] = threads
+		remaining--
+		last := remaining == 0
+		mu.Unlock()
+		if !last {
+			return
 		}
-		s.respond(req, map[string]any{"threads": threads})
-	}()
+		var flat []json.RawMessage
+		for _, r := range results {
+			flat = append(flat, r...)
+		}
+		s.respond(req, obj{"threads": appendArray(flat)})
+	}
+	for i, d := range all {
+		err := d.startFunc("threads", nil, func(resp obj, ok bool) {
+			if !ok || !resp.boolean("success") {
+				done(i, nil)
+				return
+			}
+			done(i, s.debuggeeThreads(d, resp["body"]))
+		})
+		if err != nil {
+			done(i, nil)
+		}
+	}
+}
+
+// debuggeeThreads turns a debuggee's threads body into the IDE's threads: adapter ids and function names.
+func (s *session) debuggeeThreads(d *debuggee, body json.RawMessage) []json.RawMessage {
+	var b struct {
+		Threads []obj `json:"threads"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return nil
+	}
+	out := make([]json.RawMessage, 0, len(b.Threads))
+	for _, t := range b.Threads {
+		if id, ok := t.num("id"); ok {
+			t["id"] = strconv.AppendInt(nil, int64(s.threads.get(ref{d, id})), 10)
+		}
+		t.set("name", threadName(d.fn, t.str("name")))
+		out = append(out, t.bytes())
+	}
+	return out
 }
 
 func (s *session) modulesRequest(req request) {
@@ -784,6 +817,15 @@ func (s *session) launch(req request) {
 		return
 	}
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		endProgress("session ended")
+		closeCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		_ = p.Close(closeCtx)
+		cancel()
+		s.respondErr(req, "launch: the session ended")
+		return
+	}
 	s.cfg, s.pipeline = cfg, p
 	s.mu.Unlock()
 
@@ -850,6 +892,11 @@ func (s *session) attach(fn string, port int) error {
 		return fmt.Errorf("attach to %s: %w", fn, err)
 	}
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		d.close()
+		return fmt.Errorf("attach to %s: the session ended", fn)
+	}
 	old := s.debuggees[fn]
 	s.debuggees[fn] = d
 	s.mu.Unlock()
@@ -1206,6 +1253,7 @@ func (s *session) shutdown(terminate bool) {
 	s.shutOnce.Do(func() {
 		defer close(s.shutDone)
 		s.mu.Lock()
+		s.closing = true
 		p := s.pipeline
 		ds := make([]*debuggee, 0, len(s.debuggees))
 		for _, d := range s.debuggees {

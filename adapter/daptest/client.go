@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,7 +133,9 @@ func (c *Client) Send(command string, args any) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode %s request: %w", command, err)
 	}
-	if err := dap.WriteBaseMessage(c.rw, b); err != nil {
+	// One write per frame (go-dap's WriteBaseMessage writes the header and the body separately).
+	frame := append([]byte("Content-Length: "+strconv.Itoa(len(b))+"\r\n\r\n"), b...)
+	if _, err := c.rw.Write(frame); err != nil {
 		return 0, fmt.Errorf("send %s request: %w", command, err)
 	}
 	return c.sq, nil
