@@ -39,6 +39,19 @@ func TestBreakpointInHandler(t *testing.T) {
 	require.Contains(t, locals, "event")
 	assert.Contains(t, locals["event"].Value, "plldb")
 	assert.Equal(t, "'plldb'", c.Evaluate(t, frames[0].ID, "event['name']"))
+	var comp struct {
+		Targets []struct {
+			Label string `json:"label"`
+		} `json:"targets"`
+	}
+	require.NoError(t, c.Request(t, "completions", map[string]any{"frameId": frames[0].ID, "text": "eve", "column": 4}).Decode(&comp))
+	var labels []string
+	for _, target := range comp.Targets {
+		labels = append(labels, target.Label)
+	}
+	assert.Contains(t, labels, "event")
+	c.Request(t, "setExpression", map[string]any{"frameId": frames[0].ID, "expression": "event['name']", "value": "'edited'"})
+	assert.Equal(t, "'edited'", c.Evaluate(t, frames[0].ID, "event['name']"))
 
 	var threads struct {
 		Threads []struct {
@@ -64,6 +77,7 @@ func TestBreakpointInHandler(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.body), &out))
 	assert.Contains(t, out.Body, "hello from dev")
+	assert.Contains(t, out.Body, `"name": "edited"`, "setExpression changed what the handler returned")
 	c.ExpectOutputEventContaining(t, "← HelloFunction")
 	c.Request(t, "disconnect", nil)
 }
