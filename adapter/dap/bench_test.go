@@ -42,8 +42,8 @@ func BenchmarkInvocationToStopped(b *testing.B) {
 	result(b, warm)
 
 	var lat []time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	// b.Loop runs the setup above once, not once per round of b.N.
+	for b.Loop() {
 		start := time.Now()
 		res := invoke(b, endpoint, "HelloFunction", `{}`)
 		st := c.ExpectStoppedEvent(b)
@@ -67,8 +67,8 @@ func BenchmarkColdStartToDebugpyReady(b *testing.B) {
 	s := newSession(nopConn{}, Options{Logger: log})
 	cfg := &LaunchConfig{JustMyCode: true}
 	var lat []time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	// b.Loop runs the setup above once, not once per round of b.N.
+	for b.Loop() {
 		start := time.Now()
 		ex, err := executor.Start(context.Background(), executor.Spec{
 			LogicalID: "HelloFunction", Handler: "app.handler", CodeDir: filepath.Join(app, "src"), Python: python, Debug: true,
@@ -119,8 +119,8 @@ func roundTrips(b *testing.B, c *daptest.Client, command string, threadID, frame
 	case "stackTrace":
 		args = map[string]any{"threadId": threadID}
 	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	// b.Loop runs the setup above once, not once per round of b.N.
+	for b.Loop() {
 		c.Request(b, command, args)
 	}
 }
