@@ -28,7 +28,7 @@ func TestDebugpyListens(t *testing.T) {
 	assert.Equal(t, true, resp["success"], "response %v", resp)
 	body, _ := resp["body"].(map[string]any)
 	assert.Equal(t, true, body["supportsConfigurationDoneRequest"])
-	assert.Equal(t, `"plldb-invoke"`, string(invoke(t, e, Invocation{}).Payload))
+	assert.Equal(t, `"plldb-invoke rid-1"`, string(invoke(t, e, Invocation{RequestID: "rid-1"}).Payload), "invocation threads carry the request id in their name")
 }
 
 func TestMissingDebugpy(t *testing.T) {

@@ -571,6 +571,8 @@ def _invoke(rpc_id, params):
     rid = params.get("requestId") or ""
     me = threading.current_thread()
     me._plldb_rid = rid
+    # A debugger lists threads by name: the debug adapter shows this one as "<function> <request id>".
+    me.name = "plldb-invoke " + rid
     scan_ns = 0
     payload = None
     err = None
@@ -615,6 +617,7 @@ def _invoke(rpc_id, params):
     finally:
         _router.flush(rid)
         me._plldb_rid = None
+        me.name = "plldb-idle"
     if err is None and len(payload) > _INLINE_MAX and params.get("ref"):
         _data_out.send(params["ref"], payload)
         _wire.reply(rpc_id, {"payloadRef": params["ref"], "scanNs": scan_ns})
@@ -642,7 +645,7 @@ class _Pool:
         if reuse:
             self._q.put((fn, args))
         else:
-            threading.Thread(target=self._work, args=((fn, args),), name="plldb-invoke", daemon=True).start()
+            threading.Thread(target=self._work, args=((fn, args),), name="plldb-idle", daemon=True).start()
 
     def _work(self, task):
         while True:

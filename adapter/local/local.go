@@ -48,7 +48,12 @@ type Options struct {
 	MaxSandboxes int
 	Observer     dispatch.Observer
 	// OnLog, if set, also receives every line a handler prints.
-	OnLog  func(executor.LogLine)
+	OnLog func(executor.LogLine)
+	// OnExecutorStart, if set, hears every (re)start of a function's executor with its process id and debugpy
+	// port, so a debugger can attach again after a crash replaced the process.
+	OnExecutorStart func(logicalID string, pid, debugPort int)
+	// Env is added to every function's environment (over the template's variables).
+	Env    map[string]string
 	Logger *slog.Logger
 }
 
@@ -222,6 +227,16 @@ func (p *Pipeline) spec(fn template.Function, python string) executor.Spec {
 			layers = append(layers, l.PythonDir)
 		}
 	}
+	env := fn.Env
+	if len(p.opts.Env) > 0 {
+		env = make(map[string]string, len(fn.Env)+len(p.opts.Env))
+		for k, v := range fn.Env {
+			env[k] = v
+		}
+		for k, v := range p.opts.Env {
+			env[k] = v
+		}
+	}
 	return executor.Spec{
 		LogicalID:      fn.LogicalID,
 		FunctionName:   fn.Name,
@@ -231,14 +246,22 @@ func (p *Pipeline) spec(fn template.Function, python string) executor.Spec {
 		Version:        "$LATEST",
 		CodeDir:        fn.CodeDir,
 		LayerDirs:      layers,
-		Env:            fn.Env,
+		Env:            env,
 		MemoryMB:       fn.MemoryMB,
 		TimeoutSec:     fn.Timeout,
 		Python:         python,
 		Debug:          p.opts.Debug,
 		EnforceTimeout: !p.opts.Debug,
 		Logger:         p.log.With("function", fn.LogicalID),
+		OnStart:        p.onStart(fn.LogicalID),
 	}
+}
+
+func (p *Pipeline) onStart(logicalID string) func(pid, debugPort int) {
+	if p.opts.OnExecutorStart == nil {
+		return nil
+	}
+	return func(pid, debugPort int) { p.opts.OnExecutorStart(logicalID, pid, debugPort) }
 }
 
 func (p *Pipeline) onLog(line executor.LogLine) {

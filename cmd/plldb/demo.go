@@ -43,7 +43,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer p.Close(context.Background()) //nolint:errcheck
+	closed := false
+	defer func() {
+		if !closed {
+			_ = p.Close(context.Background())
+		}
+	}()
 	fmt.Fprintf(stdout, "pipeline up in %s\n", time.Since(start).Round(time.Millisecond))
 	printServing(stdout, p, false)
 
@@ -56,6 +61,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := demoInvoke(ctx, stdout, p.Endpoint(), call.fn, call.payload); err != nil {
 			return fmt.Errorf("%w: %v", errDemo, err)
 		}
+	}
+	closed = true
+	if err := p.Close(context.Background()); err != nil {
+		return fmt.Errorf("%w: close pipeline: %v", errDemo, err)
+	}
+	if err := demoDebug(ctx, stdout, opts.Template, opts.Python, log); err != nil {
+		return fmt.Errorf("%w: debug session: %v", errDemo, err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ type command struct {
 
 var commands = map[string]command{
 	"local": {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
+	"dap":   {"debug adapter (DAP on stdin/stdout, or --listen HOST:PORT) for VS Code, nvim-dap, JetBrains", runDAP},
 	"demo":  {"invoke a sample function through the local pipeline and print the result", runDemo},
 	"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintln(stdout, "plldb", version)

@@ -1,0 +1,174 @@
+package dap
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/plldb/plldb/adapter/daptest"
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/testfixtures/pyenv"
+	"github.com/stretchr/testify/require"
+)
+
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return float64(s[int(float64(len(s)-1)*p)].Microseconds()) / 1000
+}
+
+// BenchmarkInvocationToStopped measures, with a warm executor, the time from sending an invocation to the
+// Invoke API to the IDE receiving the stopped event for its breakpoint (target ≤ 50 ms p50).
+func BenchmarkInvocationToStopped(b *testing.B) {
+	app := helloApp(b)
+	file := filepath.Join(app, "src", "app.py")
+	c := startAdapter(b)
+	endpoint := launch(b, c, app, []string{"HelloFunction"}, nil)
+	setBreakpoints(b, c, file, map[string]any{"line": bpLine(b, file, "handler")})
+	c.Request(b, "configurationDone", nil)
+	warm := invoke(b, endpoint, "HelloFunction", `{}`)
+	st := c.ExpectStoppedEvent(b)
+	c.Request(b, "continue", map[string]any{"threadId": st.ThreadID})
+	result(b, warm)
+
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		res := invoke(b, endpoint, "HelloFunction", `{}`)
+		st := c.ExpectStoppedEvent(b)
+		lat = append(lat, time.Since(start))
+		b.StopTimer()
+		c.Request(b, "continue", map[string]any{"threadId": st.ThreadID})
+		result(b, res)
+		c.Drain()
+		b.StartTimer()
+	}
+	b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+	b.ReportMetric(percentile(lat, 0.95), "p95-ms")
+}
+
+// BenchmarkColdStartToDebugpyReady measures starting an executor under debugpy until the adapter has attached
+// and configured it (target ≤ 1.5 s).
+func BenchmarkColdStartToDebugpyReady(b *testing.B) {
+	app := helloApp(b)
+	python := pyenv.Python(b)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := newSession(nopConn{}, Options{Logger: log})
+	cfg := &LaunchConfig{JustMyCode: true}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		ex, err := executor.Start(context.Background(), executor.Spec{
+			LogicalID: "HelloFunction", Handler: "app.handler", CodeDir: filepath.Join(app, "src"), Python: python, Debug: true,
+		}, func(executor.LogLine) {})
+		require.NoError(b, err)
+		ctx, cancel := context.WithTimeout(context.Background(), attachTimeout)
+		d, err := dialDebuggee(ctx, "HelloFunction", ex.DebugPort(), log, func(*debuggee, obj) {})
+		require.NoError(b, err)
+		require.NoError(b, s.configure(ctx, d, cfg))
+		lat = append(lat, time.Since(start))
+		cancel()
+		b.StopTimer()
+		d.close()
+		require.NoError(b, ex.Close())
+		b.StartTimer()
+	}
+	b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+}
+
+type nopConn struct{}
+
+func (nopConn) Read([]byte) (int, error)    { return 0, io.EOF }
+func (nopConn) Write(p []byte) (int, error) { return len(p), nil }
+func (nopConn) Close() error                { return nil }
+
+// BenchmarkRequestRoundTrip compares a DAP request on a stopped thread sent through the adapter with the same
+// request sent straight to debugpy (target: adapter ≤ 1.2× direct).
+func BenchmarkRequestRoundTrip(b *testing.B) {
+	for _, command := range []string{"evaluate", "threads", "stackTrace"} {
+		b.Run("direct/"+command, func(b *testing.B) {
+			c, threadID, frameID, stop := stoppedDirect(b)
+			defer stop()
+			roundTrips(b, c, command, threadID, frameID)
+		})
+		b.Run("adapter/"+command, func(b *testing.B) {
+			c, threadID, frameID, stop := stoppedThroughAdapter(b)
+			defer stop()
+			roundTrips(b, c, command, threadID, frameID)
+		})
+	}
+}
+
+func roundTrips(b *testing.B, c *daptest.Client, command string, threadID, frameID int) {
+	var args any
+	switch command {
+	case "evaluate":
+		args = map[string]any{"expression": "event", "frameId": frameID, "context": "hover"}
+	case "stackTrace":
+		args = map[string]any{"threadId": threadID}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Request(b, command, args)
+	}
+}
+
+func stoppedThroughAdapter(b *testing.B) (*daptest.Client, int, int, func()) {
+	app := helloApp(b)
+	file := filepath.Join(app, "src", "app.py")
+	c := startAdapter(b)
+	endpoint := launch(b, c, app, []string{"HelloFunction"}, nil)
+	setBreakpoints(b, c, file, map[string]any{"line": bpLine(b, file, "handler")})
+	c.Request(b, "configurationDone", nil)
+	res := invoke(b, endpoint, "HelloFunction", `{"k": "v"}`)
+	st := c.ExpectStoppedEvent(b)
+	frames := c.StackTrace(b, st.ThreadID)
+	c.Drain()
+	return c, st.ThreadID, frames[0].ID, func() {
+		c.Request(b, "continue", map[string]any{"threadId": st.ThreadID})
+		result(b, res)
+	}
+}
+
+func stoppedDirect(b *testing.B) (*daptest.Client, int, int, func()) {
+	app := helloApp(b)
+	file := filepath.Join(app, "src", "app.py")
+	ex, err := executor.Start(context.Background(), executor.Spec{
+		LogicalID: "HelloFunction", Handler: "app.handler", CodeDir: filepath.Join(app, "src"), Python: pyenv.Python(b), Debug: true,
+	}, func(executor.LogLine) {})
+	require.NoError(b, err)
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ex.DebugPort())))
+	require.NoError(b, err)
+	c := daptest.New(conn)
+	c.ExpectInitializeResponse(b)
+	c.MustSend(b, "attach", map[string]any{"justMyCode": true})
+	c.ExpectInitializedEvent(b)
+	setBreakpoints(b, c, file, map[string]any{"line": bpLine(b, file, "handler")})
+	c.Request(b, "configurationDone", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := ex.Invoke(context.Background(), executor.Invocation{Event: json.RawMessage(`{"k": "v"}`)})
+		done <- err
+	}()
+	st := c.ExpectStoppedEvent(b)
+	frames := c.StackTrace(b, st.ThreadID)
+	c.Drain()
+	return c, st.ThreadID, frames[0].ID, func() {
+		c.Request(b, "continue", map[string]any{"threadId": st.ThreadID})
+		require.NoError(b, <-done)
+		_ = c.Close()
+		require.NoError(b, ex.Close())
+	}
+}

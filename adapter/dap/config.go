@@ -1,0 +1,152 @@
+package dap
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LaunchConfig is a launch request's arguments, validated.
+type LaunchConfig struct {
+	Mode           string            // "local" (default) or "aws"
+	Template       string            // absolute
+	InvokeHost     string            // default 127.0.0.1
+	InvokePort     int               // default 3001; 0 picks a free port
+	Functions      []string          // logical ids; empty means all
+	Python         string            // interpreter; "" finds the project's virtualenv, then python3
+	Cwd            string            // base of relative paths; default the adapter's working directory
+	Env            map[string]string // added to every function's environment
+	JustMyCode     bool              // default true
+	PathMappings   []PathMapping
+	SubProcess     bool
+	RedirectOutput bool // default true: handler output becomes output events
+	Strict         bool
+	NoDebug        bool
+	// AWS mode (not served yet).
+	StackName, Region, Profile string
+}
+
+// PathMapping maps the IDE's folder to the folder the executor runs the code from.
+type PathMapping struct {
+	LocalRoot  string `json:"localRoot"`
+	RemoteRoot string `json:"remoteRoot"`
+}
+
+// DefaultInvokePort is Lambda's local Invoke API port, as `sam local start-lambda` uses.
+const DefaultInvokePort = 3001
+
+// parseLaunch validates launch arguments. Every error names the attribute and what is wrong with it; attributes
+// it does not know (VS Code adds name, type, request, __sessionId, …) are ignored.
+func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	var a obj
+	if err := json.Unmarshal(raw, &a); err != nil || a == nil {
+		return nil, errors.New("launch arguments must be a JSON object")
+	}
+	c := &LaunchConfig{Mode: "local", InvokeHost: "127.0.0.1", InvokePort: DefaultInvokePort, JustMyCode: true, RedirectOutput: true}
+	var errs []string
+	field := func(name string, dst any, what string) bool {
+		v, ok := a[name]
+		if !ok || string(v) == "null" {
+			return false
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			errs = append(errs, fmt.Sprintf("%q must be %s, got %s", name, what, clip(v)))
+			return false
+		}
+		return true
+	}
+	field("mode", &c.Mode, "a string")
+	field("template", &c.Template, "a string")
+	field("invokeHost", &c.InvokeHost, "a string")
+	if field("invokePort", &c.InvokePort, "an integer") && (c.InvokePort < 0 || c.InvokePort > 65535) {
+		errs = append(errs, fmt.Sprintf(`"invokePort" %d is not a TCP port (0–65535; 0 picks a free one)`, c.InvokePort))
+	}
+	field("functions", &c.Functions, "a list of logical ids")
+	field("python", &c.Python, "a string")
+	field("cwd", &c.Cwd, "a string")
+	field("env", &c.Env, "an object of string values")
+	field("justMyCode", &c.JustMyCode, "true or false")
+	field("pathMappings", &c.PathMappings, `a list of {"localRoot", "remoteRoot"}`)
+	field("subProcess", &c.SubProcess, "true or false")
+	field("redirectOutput", &c.RedirectOutput, "true or false")
+	field("strict", &c.Strict, "true or false")
+	field("noDebug", &c.NoDebug, "true or false")
+	field("stackName", &c.StackName, "a string")
+	field("region", &c.Region, "a string")
+	field("profile", &c.Profile, "a string")
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+
+	switch c.Mode {
+	case "local":
+	case "aws":
+		if c.StackName == "" {
+			return nil, errors.New(`"stackName" is required with "mode": "aws"`)
+		}
+		return nil, errors.New(`"mode": "aws" is not available in this version of plldb yet; use "mode": "local"`)
+	default:
+		return nil, fmt.Errorf(`"mode" %q is not supported: want "local" or "aws"`, c.Mode)
+	}
+	if c.Cwd == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf(`"cwd" not given and the working directory is unknown: %w`, err)
+		}
+		c.Cwd = wd
+	} else if st, err := os.Stat(c.Cwd); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf(`"cwd" %q is not a folder`, c.Cwd)
+	}
+	if c.Template == "" {
+		// sam's default names, as `plldb local` finds them.
+		for _, name := range []string{"template.yaml", "template.yml", "template.json"} {
+			if _, err := os.Stat(filepath.Join(c.Cwd, name)); err == nil {
+				c.Template = name
+				break
+			}
+		}
+		if c.Template == "" {
+			return nil, fmt.Errorf(`"template" is required: no template.yaml in %s`, c.Cwd)
+		}
+	}
+	if !filepath.IsAbs(c.Template) {
+		c.Template = filepath.Join(c.Cwd, c.Template)
+	}
+	if st, err := os.Stat(c.Template); err != nil {
+		return nil, fmt.Errorf(`"template" %s: %w`, c.Template, err)
+	} else if st.IsDir() {
+		return nil, fmt.Errorf(`"template" %s is a folder, not a template file`, c.Template)
+	}
+	if c.InvokeHost == "" {
+		return nil, errors.New(`"invokeHost" must not be empty`)
+	}
+	for i, f := range c.Functions {
+		if strings.TrimSpace(f) == "" {
+			return nil, fmt.Errorf(`"functions"[%d] is empty`, i)
+		}
+	}
+	for i, pm := range c.PathMappings {
+		if pm.LocalRoot == "" || pm.RemoteRoot == "" {
+			return nil, fmt.Errorf(`"pathMappings"[%d] needs both "localRoot" and "remoteRoot"`, i)
+		}
+	}
+	if c.Python != "" {
+		if _, err := os.Stat(c.Python); err != nil {
+			return nil, fmt.Errorf(`"python" %s: %w`, c.Python, err)
+		}
+	}
+	return c, nil
+}
+
+func clip(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,145 @@
+package dap
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plldb/plldb/adapter/daptest"
+	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/pyenv"
+	"github.com/stretchr/testify/require"
+)
+
+// testLogger logs to the test's output at debug level when PLLDB_TEST_LOG is set, else discards.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("PLLDB_TEST_LOG") == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startAdapter serves the adapter on a loopback listener and connects a test client to it.
+func startAdapter(t testing.TB) *daptest.Client {
+	t.Helper()
+	l, err := Listen("127.0.0.1:0", Options{Logger: testLogger(t)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	c := daptest.New(conn)
+	t.Cleanup(func() {
+		_ = c.Close()
+		cancel()
+		require.NoError(t, <-served)
+	})
+	return c
+}
+
+// helloApp copies the hello sample app into a temporary folder (tests edit handlers and the interpreter writes
+// __pycache__) and returns its folder.
+func helloApp(t testing.TB) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "hello")
+	require.NoError(t, os.CopyFS(dst, os.DirFS(apps.Dir("hello"))))
+	return dst
+}
+
+// launch initializes and launches a local session of app serving fns, and returns the Invoke API endpoint.
+func testPython(t testing.TB) string { return pyenv.Python(t) }
+
+func launch(t testing.TB, c *daptest.Client, app string, fns []string, extra map[string]any) string {
+	t.Helper()
+	c.ExpectInitializeResponse(t)
+	args := map[string]any{
+		"mode": "local", "template": filepath.Join(app, "template.yaml"), "invokePort": 0,
+		"python": pyenv.Python(t), "functions": fns, "name": "test", "type": "plldb", "request": "launch",
+	}
+	for k, v := range extra {
+		args[k] = v
+	}
+	c.Request(t, "launch", args)
+	out := c.ExpectOutputEventContaining(t, "Invoke API at ")
+	c.ExpectInitializedEvent(t)
+	_, endpoint, _ := strings.Cut(strings.TrimSpace(out), "Invoke API at ")
+	require.True(t, strings.HasPrefix(endpoint, "http://127.0.0.1:"), "endpoint %q", endpoint)
+	return endpoint
+}
+
+type invokeResult struct {
+	status int
+	body   string
+	err    error
+}
+
+// invoke calls a function over the Invoke API in the background.
+func invoke(t testing.TB, endpoint, fn, payload string) <-chan invokeResult {
+	t.Helper()
+	ch := make(chan invokeResult, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/2015-03-31/functions/"+fn+"/invocations", strings.NewReader(payload))
+		if err != nil {
+			ch <- invokeResult{err: err}
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			ch <- invokeResult{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		ch <- invokeResult{status: resp.StatusCode, body: string(b), err: err}
+	}()
+	return ch
+}
+
+// result waits for an invocation's answer.
+func result(t testing.TB, ch <-chan invokeResult) invokeResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		require.NoError(t, r.err)
+		return r
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no answer to the invocation")
+		return invokeResult{}
+	}
+}
+
+func setBreakpoints(t testing.TB, c *daptest.Client, path string, bps ...map[string]any) []map[string]any {
+	t.Helper()
+	if bps == nil {
+		bps = []map[string]any{}
+	}
+	var b struct {
+		Breakpoints []map[string]any `json:"breakpoints"`
+	}
+	require.NoError(t, c.Request(t, "setBreakpoints", map[string]any{"source": map[string]any{"path": path}, "breakpoints": bps}).Decode(&b))
+	return b.Breakpoints
+}
+
+func bpLine(t testing.TB, file, fn string) int {
+	t.Helper()
+	line, err := apps.BreakpointLine(file, fn)
+	require.NoError(t, err)
+	return line
+}

@@ -1,0 +1,86 @@
+// Package dap is plldb's debug adapter: it speaks the Debug Adapter Protocol to the IDE and proxies it to the
+// debugpy inside every function's executor, so that all the functions of a template debug as one program.
+//
+// The design follows Delve's DAP server (service/dap/server.go): one session per connection, a reader goroutine
+// feeding one request dispatcher, a single serialized sender, and generic handle maps that give the IDE ids that
+// never collide across debuggees. debugpy's messages are proxied as raw JSON, patching only the ids the adapter
+// remaps, so fields and events this adapter does not know reach the IDE unchanged.
+package dap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// stdio joins stdin and stdout into one connection.
+type stdio struct {
+	io.Reader
+	io.Writer
+	closeOnce sync.Once
+}
+
+func (s *stdio) Close() error {
+	s.closeOnce.Do(func() {
+		if c, ok := s.Reader.(io.Closer); ok {
+			_ = c.Close()
+		}
+	})
+	return nil
+}
+
+// ServeStdio serves one debug session on r (the IDE's requests, normally os.Stdin) and w (normally os.Stdout).
+// Nothing but DAP messages is ever written to w: logs go to opts.Logger.
+func ServeStdio(ctx context.Context, r io.Reader, w io.Writer, opts Options) error {
+	s := newSession(&stdio{Reader: r, Writer: w}, opts)
+	s.detachedReader = true
+	return s.run(ctx)
+}
+
+// Listener serves debug sessions on a TCP listener, one at a time.
+type Listener struct {
+	ln   net.Listener
+	opts Options
+}
+
+// Listen listens on addr (host:port, port 0 picks one). Serve then accepts sessions.
+func Listen(addr string, opts Options) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for DAP clients on %s: %w", addr, err)
+	}
+	return &Listener{ln: ln, opts: opts}, nil
+}
+
+// Addr is the address the listener accepts on.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Serve accepts connections and serves one session per connection, sequentially, until ctx ends. A session's
+// failure is logged and the next connection is served.
+func (l *Listener) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = l.ln.Close() })
+	defer stop()
+	defer l.ln.Close()
+	log := l.opts.Logger
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("accept DAP client: %w", err)
+		}
+		if log != nil {
+			log.Info("DAP client connected", "remote", conn.RemoteAddr().String())
+		}
+		if err := Serve(ctx, conn, l.opts); err != nil && log != nil {
+			log.Warn("debug session ended with an error", "err", err)
+		}
+	}
+}
+
+// Close stops accepting.
+func (l *Listener) Close() error { return l.ln.Close() }
