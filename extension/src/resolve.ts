@@ -151,6 +151,11 @@ export async function resolve(input: LaunchConfig, ws: Workspace): Promise<Resol
   }
 
   if (c.python) {
+    // The adapter resolves a relative interpreter against its own working directory, not "cwd": hand it an
+    // absolute path so both agree with what launch.json means.
+    if (c.cwd && !path.isAbsolute(c.python) && c.python.includes(path.sep)) {
+      c.python = path.join(c.cwd, c.python);
+    }
     if (!isFile(c.python)) {
       return { error: `"python" ${c.python} does not exist. Point it at an interpreter with debugpy installed (pip install debugpy).` };
     }

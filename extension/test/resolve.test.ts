@@ -85,6 +85,7 @@ test('explicit python is kept if it exists and explained if not; no venv leaves 
   write(path.join(d, 'template.yaml'));
   const py = write(path.join(d, 'py', 'python3'), '', 0o755);
   assert.equal(config(await resolve(launch({ python: py }), ws(d))).python, py);
+  assert.equal(config(await resolve(launch({ python: path.join('py', 'python3') }), ws(d))).python, py, 'relative to cwd');
   assert.match(error(await resolve(launch({ python: path.join(d, 'nope') }), ws(d))), /"python" .*nope does not exist.*debugpy/);
   assert.equal(config(await resolve(launch(), ws(d))).python, undefined);
 });

@@ -47,11 +47,13 @@ function M.template()
   return template
 end
 
---- The project's virtualenv interpreter (.venv or venv beside the template), or nil for plldb's own default.
+--- The project's virtualenv interpreter: the nearest .venv or venv at or above the template's folder, or nil
+--- for plldb's own default (a virtualenv beside the template or the code, else python3).
 function M.python()
   local root = M.project_root()
-  for _, venv in ipairs({ '.venv', 'venv' }) do
-    local py = root .. '/' .. venv .. '/bin/python'
+  local venvs = vim.fs.find({ '.venv', 'venv' }, { upward = true, path = root, type = 'directory', limit = math.huge })
+  for _, venv in ipairs(venvs) do
+    local py = venv .. '/bin/python'
     if vim.fn.executable(py) == 1 then
       return py
     end
