@@ -31,6 +31,9 @@ func TestBreakpointInHandler(t *testing.T) {
 	assert.Equal(t, file, frames[0].Source.Path)
 	assert.Equal(t, line, frames[0].Line)
 	assert.Equal(t, "handler", frames[0].Name)
+	for _, f := range frames {
+		assert.NotContains(t, f.Source.Path, "executor-", "the executor's own frames are not the developer's code")
+	}
 
 	locals := c.Locals(t, frames[0].ID)
 	require.Contains(t, locals, "event")

@@ -226,6 +226,7 @@ func TestExceptionBreakpointRaised(t *testing.T) {
 	assert.Contains(t, info["description"], "boom")
 	assert.Equal(t, filepath.Join(app, "src", "app.py"), c.StackTrace(t, st.ThreadID)[0].Source.Path)
 
+	c.ExpectOutputEventContaining(t, "→ FailingFunction")
 	// The exception may be reported again as it leaves the handler; keep going until the caller has its answer.
 	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
 	for {
@@ -233,6 +234,7 @@ func TestExceptionBreakpointRaised(t *testing.T) {
 		case r := <-res:
 			require.NoError(t, r.err)
 			assert.Equal(t, "ValueError", bodyOf(t, r)["errorType"])
+			c.ExpectOutputEventContaining(t, "[ERROR] ValueError: boom")
 			return
 		default:
 		}
@@ -250,8 +252,10 @@ func TestExceptionBreakpointRaised(t *testing.T) {
 			c.Request(t, "continue", map[string]any{"threadId": again.ThreadID})
 			continue
 		}
-		// The invocation finished: its answer is on its way.
+		// The invocation finished: its answer is on its way, and its log lines reached the IDE.
+		assert.Contains(t, string(m.Body), "error ValueError: boom")
 		assert.Equal(t, "ValueError", bodyOf(t, result(t, res))["errorType"])
+		c.ExpectOutputEventContaining(t, "[ERROR] ValueError: boom")
 		return
 	}
 }
@@ -263,6 +267,7 @@ func TestPathMappings(t *testing.T) {
 	line := bpLine(t, ideFile, "handler")
 	c := startAdapter(t)
 	endpoint := launch(t, c, app, []string{"HelloFunction"}, map[string]any{
+		"env":          map[string]string{"APP_STAGE": "from-launch"},
 		"pathMappings": []map[string]any{{"localRoot": filepath.Join(ideCopy, "src"), "remoteRoot": filepath.Join(app, "src")}},
 	})
 	bps := setBreakpoints(t, c, ideFile, map[string]any{"line": line})
@@ -275,7 +280,7 @@ func TestPathMappings(t *testing.T) {
 	assert.Equal(t, ideFile, frames[0].Source.Path, "frames are reported in the IDE's paths")
 	assert.Equal(t, line, frames[0].Line)
 	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
-	result(t, res)
+	assert.Contains(t, result(t, res).body, "hello from from-launch", "launch env reaches the function")
 }
 
 func TestEditedHandlerStopsOnNewLines(t *testing.T) {
@@ -354,20 +359,28 @@ func TestUnknownRequest(t *testing.T) {
 	c.ExpectInitializeResponse(t)
 }
 
-func TestIDEVanishesWhilePaused(t *testing.T) {
-	app := helloApp(t)
-	file := filepath.Join(app, "src", "app.py")
-	c := startAdapter(t)
-	endpoint := launch(t, c, app, []string{"HelloFunction"}, nil)
-	setBreakpoints(t, c, file, map[string]any{"line": bpLine(t, file, "handler")})
-	c.Request(t, "configurationDone", nil)
-	res := invoke(t, endpoint, "HelloFunction", `{}`)
-	c.ExpectStoppedEventReason(t, "breakpoint")
+func TestIDEGoneWhilePaused(t *testing.T) {
+	for _, how := range []string{"eof", "disconnect"} {
+		t.Run(how, func(t *testing.T) {
+			app := helloApp(t)
+			file := filepath.Join(app, "src", "app.py")
+			c := startAdapter(t)
+			endpoint := launch(t, c, app, []string{"HelloFunction"}, nil)
+			setBreakpoints(t, c, file, map[string]any{"line": bpLine(t, file, "handler")})
+			c.Request(t, "configurationDone", nil)
+			res := invoke(t, endpoint, "HelloFunction", `{}`)
+			c.ExpectStoppedEventReason(t, "breakpoint")
 
-	require.NoError(t, c.Close()) // no disconnect: the IDE just goes away
-	r := result(t, res)
-	assert.Equal(t, 200, r.status, "the paused invocation is released and answers: %s", r.body)
-	assert.Contains(t, r.body, "hello from")
+			if how == "eof" {
+				require.NoError(t, c.Close()) // no disconnect: the IDE just goes away
+			} else {
+				c.Request(t, "disconnect", map[string]any{"terminateDebuggee": true})
+			}
+			r := result(t, res)
+			assert.Equal(t, 200, r.status, "the paused invocation is released and answers: %s", r.body)
+			assert.Contains(t, r.body, "hello from")
+		})
+	}
 }
 
 func TestTerminateWhilePaused(t *testing.T) {

@@ -59,3 +59,15 @@ func TestFunctionBreakpointAndProgress(t *testing.T) {
 	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
 	assert.Equal(t, 200, result(t, res).status)
 }
+
+// TestNoDebugLaunch: "Run without debugging" serves the functions without debugpy; breakpoints are ignored.
+func TestNoDebugLaunch(t *testing.T) {
+	app := helloApp(t)
+	file := filepath.Join(app, "src", "app.py")
+	c := startAdapter(t)
+	endpoint := launch(t, c, app, []string{"HelloFunction"}, map[string]any{"noDebug": true})
+	setBreakpoints(t, c, file, map[string]any{"line": bpLine(t, file, "handler")})
+	c.Request(t, "configurationDone", nil)
+	assert.Equal(t, 200, result(t, invoke(t, endpoint, "HelloFunction", `{}`)).status)
+	c.ExpectOutputEventContaining(t, "← HelloFunction")
+}

@@ -145,7 +145,7 @@ func (s *session) run(ctx context.Context) error {
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || strings.Contains(err.Error(), "use of closed") {
 		return nil
 	}
-	return err
+	return fmt.Errorf("read from the IDE: %w", err)
 }
 
 func (s *session) readLoop(reqs chan<- request) error {
@@ -767,7 +767,7 @@ func (s *session) launch(req request) {
 		Python:          cfg.Python,
 		Host:            cfg.InvokeHost,
 		Port:            cfg.InvokePort,
-		Debug:           true,
+		Debug:           !cfg.NoDebug,
 		Env:             cfg.Env,
 		Observer:        observer{s},
 		OnLog:           s.onLog,
@@ -787,6 +787,9 @@ func (s *session) launch(req request) {
 	var mu sync.Mutex
 	var errs []error
 	for _, fn := range p.Functions() {
+		if cfg.NoDebug { // "Run without debugging": the pipeline alone, no debugpy to attach to
+			break
+		}
 		ex, _ := p.Executor(fn.LogicalID)
 		wg.Add(1)
 		go func() {
@@ -868,6 +871,8 @@ func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig)
 	attachArgs := map[string]any{
 		"justMyCode": cfg.JustMyCode, "subProcess": cfg.SubProcess, "redirectOutput": false,
 		"showReturnValue": true,
+		// The executor runs as __main__; its frames below the handler are plldb's, not the developer's code.
+		"rules": []map[string]any{{"module": "__main__", "include": false}},
 	}
 	if len(cfg.PathMappings) > 0 {
 		attachArgs["pathMappings"] = cfg.PathMappings
@@ -1005,9 +1010,9 @@ func (s *session) forget(d *debuggee) {
 // attached by launch itself.
 func (s *session) onExecutorStart(fn string, _ int, port int) {
 	s.mu.Lock()
-	ready := s.pipeline != nil
+	ready, cfg := s.pipeline != nil, s.cfg
 	s.mu.Unlock()
-	if !ready || port == 0 || s.ctx.Err() != nil {
+	if !ready || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
 		return
 	}
 	s.wg.Add(1)
