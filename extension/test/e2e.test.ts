@@ -1,7 +1,7 @@
 // End to end: @vscode/debugadapter-testsupport's DebugClient drives the real `plldb dap` on stdio, as VS Code
 // does, over the hello sample app: breakpoint, stopped location, variables, continue, the caller's answer.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
@@ -172,4 +172,55 @@ test('a launch the adapter cannot serve fails with a message naming the problem'
   await dc.initializeRequest({ adapterID: 'plldb', clientID: 'vscode', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
   await assert.rejects(dc.launchRequest({ mode: 'aws', stackName: 'demo' } as DebugProtocol.LaunchRequestArguments), /"mode": "aws"/);
   await stop(dc);
+});
+
+test('plldb dap --listen, as LSP4IJ and nvim-dap "server" adapters use it; a noDebug launch serves without stopping', { timeout: 2 * TIMEOUT }, async (t) => {
+  const python = testPython();
+  const proc = spawn(plldb, ['dap', '--listen', '127.0.0.1:0'], { cwd: HELLO, stdio: ['ignore', 'pipe', process.env.PLLDB_TEST_VERBOSE ? 'inherit' : 'ignore'] });
+  const exited = new Promise<number | null>((ok) => proc.on('exit', (code) => ok(code)));
+  t.after(async () => {
+    proc.kill('SIGTERM');
+    await exited;
+  });
+  // LSP4IJ's ready pattern for this line is "DAP server listening at: ${address}:${port}".
+  const port = await new Promise<number>((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => {
+      out += b.toString('utf8');
+      const m = /^DAP server listening at: (127\.0\.0\.1):(\d+)\r?\n/.exec(out);
+      if (m) ok(Number(m[2]));
+    });
+    proc.on('exit', (code) => fail(new Error(`plldb dap --listen exited (${code}) before announcing its address: ${out}`)));
+  });
+
+  const dc = newClient();
+  clients.push(dc);
+  await dc.start(port);
+  let endpoint: (v: string) => void;
+  const invokeAPI = new Promise<string>((ok) => (endpoint = ok));
+  dc.on('output', (e: DebugProtocol.OutputEvent) => {
+    const m = /Invoke API at (http:\/\/\S+)/.exec(e.body.output);
+    if (m) endpoint(m[1]);
+  });
+  let stops = 0;
+  dc.on('stopped', () => stops++);
+  await dc.initializeRequest({ adapterID: 'plldb', clientID: 'lsp4ij', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  await Promise.all([
+    dc.waitForEvent('initialized'),
+    dc.launchRequest({ mode: 'local', template: 'template.yaml', cwd: HELLO, functions: ['HelloFunction'], invokePort: 0, python, noDebug: true } as DebugProtocol.LaunchRequestArguments),
+  ]);
+  await dc.setBreakpointsRequest({ source: { path: APP }, breakpoints: [{ line: breakpointLine(APP, 'handler') }] });
+  await dc.configurationDoneRequest();
+  const res = await post(`${await invokeAPI}/2015-03-31/functions/HelloFunction/invocations`, '{"via": "server"}');
+  assert.equal(res.status, 200, res.body);
+  assert.deepEqual(JSON.parse(JSON.parse(res.body).body), { greeting: 'hello from dev', event: { via: 'server' } });
+  assert.equal(stops, 0, 'a noDebug session never stops');
+  await stop(dc);
+  // One session per connection, one after another: the listener takes the next client.
+  const again = newClient();
+  clients.push(again);
+  await again.start(port);
+  const init = await again.initializeRequest({ adapterID: 'plldb', clientID: 'lsp4ij', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  assert.equal(init.success, true);
+  await stop(again);
 });
