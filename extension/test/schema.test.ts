@@ -100,6 +100,11 @@ test('initialConfigurations and snippets are valid launch configurations', () =>
   const modes: string[] = [];
   for (const sn of dbg.configurationSnippets) {
     assert.ok(sn.description, `${sn.label}: no description`);
+    // In a snippet, an unescaped ${workspaceFolder} is a snippet variable that VS Code expands to nothing; it
+    // must be written \${workspaceFolder} to reach launch.json.
+    for (const [k, v] of Object.entries(sn.body)) {
+      if (typeof v === 'string') assert.doesNotMatch(v, /(^|[^\\])\$\{[a-zA-Z]/, `${sn.label}: ${k} has an unescaped variable`);
+    }
     const c = snippetValue(sn.body) as Record<string, unknown>;
     assert.deepEqual(validate(c, schema, `snippet ${sn.label}`), []);
     modes.push(String(c.mode));
