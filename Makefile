@@ -12,8 +12,10 @@ BUILD     := build
 GOFLAGS_STATIC := CGO_ENABLED=0
 LDFLAGS   := -s -w
 PKGS      := ./...
+NPM       ?= npm
+NODE      ?= node
 
-.PHONY: all build layer venv test test-go lint bench fuzz demo clean
+.PHONY: all build layer venv test test-go test-extension extension-compile vsix lint bench fuzz demo clean
 
 all: build layer
 
@@ -41,9 +43,36 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# The whole test suite: Go tests with the race detector against real processes, debugpy and loopback sockets.
+# The whole test suite: Go tests with the race detector against real processes, debugpy and loopback sockets,
+# then the VS Code extension's tests.
 test: venv lint
 	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(MAKE) test-extension
+
+# The VS Code extension (package.json at the root, sources in extension/). npm ci installs the pinned
+# devDependencies (typescript, @vscode/vsce, @vscode/debugadapter-testsupport) from package-lock.json; it reruns
+# only when the lock file changes.
+node_modules/.stamp: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+extension-compile: node_modules/.stamp
+	rm -rf extension/out
+	$(NPM) run --silent compile
+
+# Schema and snippet checks, the configuration provider on temporary folders, and DebugClient driving the real
+# `plldb dap` over testfixtures/apps/hello.
+test-extension: build venv extension-compile
+	PLLDB_BIN=$(abspath $(BUILD)/plldb) PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(NODE) --test extension/out/test/*.test.js
+
+# build/plldb-<platform>.vsix: the extension with the plldb binary for this machine in extension/bin/, marked
+# for this platform only (VS Code's target names are node's platform-arch).
+VSCE_TARGET = $(shell $(NODE) -p 'process.platform + "-" + process.arch')
+vsix: extension-compile
+	@mkdir -p extension/bin $(BUILD)
+	$(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o extension/bin/plldb$(if $(filter win32-%,$(VSCE_TARGET)),.exe) ./cmd/plldb
+	npx --no-install vsce package --no-update-package-json --skip-license --target $(VSCE_TARGET) \
+		--out $(BUILD)/plldb-$(VSCE_TARGET).vsix
 
 # Benchmarks behind the performance targets in BENCHMARKS.md.
 bench: venv
@@ -63,6 +92,6 @@ demo: build venv
 	$(BUILD)/plldb demo --python $(abspath $(VPY))
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) extension/out extension/bin
 
 FORCE:

@@ -1,0 +1,94 @@
+// The plldb VS Code extension: debug type "plldb", served by `plldb dap` over stdio.
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { findPlldb } from './binary';
+import { LaunchConfig, TEMPLATE_EXCLUDE, TEMPLATE_GLOB, defaultConfig, resolve } from './resolve';
+
+const DEBUG_TYPE = 'plldb';
+
+export function activate(context: vscode.ExtensionContext): void {
+  const provider = new ConfigurationProvider();
+  context.subscriptions.push(
+    vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, provider, vscode.DebugConfigurationProviderTriggerKind.Initial),
+    vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, new DynamicProvider(), vscode.DebugConfigurationProviderTriggerKind.Dynamic),
+    vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new AdapterFactory(context)),
+  );
+}
+
+export function deactivate(): void {}
+
+async function findTemplates(folder?: vscode.WorkspaceFolder): Promise<string[]> {
+  const include = folder ? new vscode.RelativePattern(folder, TEMPLATE_GLOB) : TEMPLATE_GLOB;
+  const uris = await vscode.workspace.findFiles(include, TEMPLATE_EXCLUDE, 20);
+  return uris.map((u) => u.fsPath);
+}
+
+function localConfig(name: string, template?: string): vscode.DebugConfiguration {
+  const c: vscode.DebugConfiguration = { ...defaultConfig(), name, type: DEBUG_TYPE, request: 'launch' };
+  if (template) {
+    c.template = template;
+  }
+  c.invokePort = 3001;
+  return c;
+}
+
+class ConfigurationProvider implements vscode.DebugConfigurationProvider {
+  // The launch.json a user creates: one local configuration per template found, or the generic one.
+  async provideDebugConfigurations(folder: vscode.WorkspaceFolder | undefined): Promise<vscode.DebugConfiguration[]> {
+    const templates = await findTemplates(folder);
+    if (templates.length === 0 || !folder) {
+      return [localConfig('Lambda: debug locally', '${workspaceFolder}/template.yaml')];
+    }
+    return templates.map((t) => {
+      const rel = path.relative(folder.uri.fsPath, t).split(path.sep).join('/');
+      return localConfig(templates.length === 1 ? 'Lambda: debug locally' : `Lambda: debug ${rel} locally`, '${workspaceFolder}/' + rel);
+    });
+  }
+
+  // F5 without a launch.json: VS Code hands over an empty configuration.
+  resolveDebugConfiguration(_folder: vscode.WorkspaceFolder | undefined, config: vscode.DebugConfiguration): vscode.DebugConfiguration {
+    if (!config.type && !config.request && !config.name) {
+      return { ...defaultConfig(), ...config } as vscode.DebugConfiguration;
+    }
+    return config;
+  }
+
+  async resolveDebugConfigurationWithSubstitutedVariables(
+    folder: vscode.WorkspaceFolder | undefined,
+    config: vscode.DebugConfiguration,
+  ): Promise<vscode.DebugConfiguration | undefined> {
+    const r = await resolve(config as LaunchConfig, { folder: folder?.uri.fsPath, findTemplates: () => findTemplates(folder) });
+    if ('error' in r) {
+      // undefined aborts the launch quietly; the message says what to fix.
+      void vscode.window.showErrorMessage(`plldb: ${r.error}`);
+      return undefined;
+    }
+    return r.config as vscode.DebugConfiguration;
+  }
+}
+
+// Offers "Lambda: debug <template>" entries in the Run and Debug view without any launch.json.
+class DynamicProvider implements vscode.DebugConfigurationProvider {
+  async provideDebugConfigurations(folder: vscode.WorkspaceFolder | undefined): Promise<vscode.DebugConfiguration[]> {
+    const templates = await findTemplates(folder);
+    return templates.map((t) => {
+      const rel = folder ? path.relative(folder.uri.fsPath, t) : t;
+      return localConfig(`Lambda: debug ${rel} locally`, t);
+    });
+  }
+}
+
+class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
+  constructor(private readonly context: vscode.ExtensionContext) {}
+
+  createDebugAdapterDescriptor(session: vscode.DebugSession): vscode.ProviderResult<vscode.DebugAdapterDescriptor> {
+    const setting = vscode.workspace.getConfiguration('plldb', session.workspaceFolder).get<string>('path');
+    const found = findPlldb({ setting, extensionPath: this.context.extensionPath });
+    if ('error' in found) {
+      // VS Code shows a thrown error's message and ends the session before it starts.
+      throw new Error(found.error);
+    }
+    const cwd = (session.configuration.cwd as string | undefined) ?? session.workspaceFolder?.uri.fsPath;
+    return new vscode.DebugAdapterExecutable(found.path, ['dap'], cwd ? { cwd } : {});
+  }
+}

@@ -1,0 +1,226 @@
+// End to end: @vscode/debugadapter-testsupport's DebugClient drives the real `plldb dap` on stdio, as VS Code
+// does, over the hello sample app: breakpoint, stopped location, variables, continue, the caller's answer.
+import * as assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as path from 'path';
+import { after, before, test } from 'node:test';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
+import { DebugProtocol } from '@vscode/debugprotocol';
+import { resolve } from '../src/resolve';
+import { ROOT, launchSchema } from './util';
+
+const HELLO = path.join(ROOT, 'testfixtures', 'apps', 'hello');
+const APP = path.join(HELLO, 'src', 'app.py');
+// Cold start of debugpy in every executor happens inside launch; generous, because the machine is shared.
+const TIMEOUT = 90_000;
+
+let plldb = process.env.PLLDB_BIN ?? '';
+
+/** testPython is the interpreter with debugpy that `make venv` creates (or PLLDB_TEST_PYTHON). */
+function testPython(): string {
+  const p = process.env.PLLDB_TEST_PYTHON || path.join(ROOT, '.venv', 'bin', 'python');
+  if (!fs.existsSync(p)) {
+    throw new Error(`no test Python at ${p}: run "make venv" (creates .venv with debugpy) or set PLLDB_TEST_PYTHON`);
+  }
+  return p;
+}
+
+/** breakpointLine is the line of the "# BREAKPOINT" marker inside a function of a Python file. */
+function breakpointLine(file: string, fn: string): number {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const def = lines.findIndex((l) => l.startsWith(`def ${fn}(`));
+  assert.ok(def >= 0, `${file}: no def ${fn}`);
+  for (let i = def + 1; i < lines.length && !lines[i].startsWith('def '); i++) {
+    if (lines[i].includes('# BREAKPOINT')) return i + 1;
+  }
+  throw new Error(`${file}: no # BREAKPOINT in ${fn}`);
+}
+
+function post(url: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+function newClient(): DebugClient {
+  // DebugClient spawns `<runtime> <executable>`: here `plldb dap`. The adapter's logs go to stderr.
+  const dc = new DebugClient(plldb, 'dap', 'plldb', { cwd: HELLO, env: { ...process.env } }, !!process.env.PLLDB_TEST_VERBOSE);
+  dc.defaultTimeout = TIMEOUT;
+  return dc;
+}
+
+const clients: DebugClient[] = [];
+async function started(): Promise<DebugClient> {
+  const dc = newClient();
+  clients.push(dc);
+  await dc.start();
+  return dc;
+}
+
+before(() => {
+  if (!plldb) {
+    plldb = path.join(ROOT, 'build', 'plldb');
+    execFileSync('go', ['build', '-o', plldb, './cmd/plldb'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  assert.ok(fs.existsSync(plldb), `${plldb} missing`);
+});
+
+/** stop disconnects and ends the adapter process, whose executors end with it. */
+async function stop(dc: DebugClient): Promise<void> {
+  const i = clients.indexOf(dc);
+  if (i >= 0) {
+    clients.splice(i, 1);
+    await dc.stop();
+  }
+}
+
+after(async () => {
+  // Sessions of failed tests.
+  await Promise.all([...clients].map(stop));
+});
+
+test('breakpoint in the hello handler: stopped location, variables, continue, the caller\'s result', { timeout: 4 * TIMEOUT }, async () => {
+  const python = testPython();
+  const line = breakpointLine(APP, 'handler');
+  // The configuration the extension's provider resolves from a minimal launch.json in the app's folder: it
+  // finds template.yaml itself.
+  const r = await resolve(
+    { type: 'plldb', request: 'launch', name: 'hello', functions: ['HelloFunction'], invokePort: 0, python },
+    { folder: HELLO, findTemplates: async () => [] },
+  );
+  assert.ok('config' in r, 'error' in r ? r.error : '');
+  assert.equal(r.config.template, path.join(HELLO, 'template.yaml'));
+
+  const dc = await started();
+  const outputs: string[] = [];
+  let endpoint: (v: string) => void;
+  const invokeAPI = new Promise<string>((ok) => (endpoint = ok));
+  dc.on('output', (e: DebugProtocol.OutputEvent) => {
+    outputs.push(e.body.output);
+    const m = /Invoke API at (http:\/\/\S+)/.exec(e.body.output);
+    if (m) endpoint(m[1]);
+  });
+
+  const init = await dc.initializeRequest({ adapterID: 'plldb', clientID: 'vscode', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  assert.equal(init.body?.supportsConfigurationDoneRequest, true);
+  await Promise.all([dc.waitForEvent('initialized'), dc.launchRequest(r.config as DebugProtocol.LaunchRequestArguments)]);
+
+  const bps = await dc.setBreakpointsRequest({ source: { path: APP }, breakpoints: [{ line }] });
+  assert.equal(bps.body.breakpoints.length, 1);
+  assert.equal(bps.body.breakpoints[0].line, line);
+  await dc.configurationDoneRequest();
+
+  // The adapter announces where the Invoke API listens (invokePort 0 picks a free port).
+  const url = await invokeAPI;
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  const answer = post(`${url}/2015-03-31/functions/HelloFunction/invocations`, JSON.stringify({ name: 'plldb', n: 7 }));
+
+  const stack = await dc.assertStoppedLocation('breakpoint', { path: APP, line });
+  const frame = stack.body.stackFrames[0];
+  assert.equal(frame.name, 'handler');
+  const scopes = await dc.scopesRequest({ frameId: frame.id });
+  const locals = scopes.body.scopes.find((s) => /locals/i.test(s.name));
+  assert.ok(locals, `no Locals scope in ${scopes.body.scopes.map((s) => s.name).join(', ')}`);
+  const vars = await dc.variablesRequest({ variablesReference: locals.variablesReference });
+  const event = vars.body.variables.find((v) => v.name === 'event');
+  assert.ok(event, `no "event" among ${vars.body.variables.map((v) => v.name).join(', ')}`);
+  assert.match(event.value, /'name': 'plldb'/);
+  assert.ok(event.variablesReference > 0, 'event is expandable');
+  const fields = await dc.variablesRequest({ variablesReference: event.variablesReference });
+  const n = fields.body.variables.find((v) => v.name === "'n'");
+  assert.equal(n?.value, '7');
+  assert.ok(vars.body.variables.some((v) => v.name === 'context'), 'the Lambda context is a local too');
+
+  await dc.continueRequest({ threadId: (await stopped).body.threadId as number });
+  const res = await answer;
+  assert.equal(res.status, 200, res.body);
+  const payload = JSON.parse(res.body);
+  assert.equal(payload.statusCode, 200);
+  assert.deepEqual(JSON.parse(payload.body), { greeting: 'hello from dev', event: { name: 'plldb', n: 7 } });
+  assert.ok(outputs.some((o) => o.includes('debugging HelloFunction')), outputs.join(''));
+
+  await stop(dc);
+});
+
+test('the adapter type-checks every attribute the manifest declares, and names it', { timeout: TIMEOUT }, async () => {
+  // A launch with every attribute of the wrong type: each must be named in the error, so none of the manifest's
+  // attributes is silently ignored by `plldb dap`.
+  const wrong: Record<string, unknown> = { string: 42, integer: 'x', boolean: 'yes', array: 'x', object: 'x' };
+  const args: Record<string, unknown> = {};
+  for (const [k, s] of Object.entries(launchSchema())) args[k] = wrong[String(s.type)];
+  const dc = await started();
+  await dc.initializeRequest({ adapterID: 'plldb', clientID: 'vscode', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  await assert.rejects(dc.launchRequest(args as DebugProtocol.LaunchRequestArguments), (err: Error) => {
+    for (const k of Object.keys(args)) assert.ok(err.message.includes(`"${k}" must be`), `launch error does not name ${k}: ${err.message}`);
+    return true;
+  });
+  await stop(dc);
+});
+
+test('a launch the adapter cannot serve fails with a message naming the problem', { timeout: TIMEOUT }, async () => {
+  const dc = await started();
+  await dc.initializeRequest({ adapterID: 'plldb', clientID: 'vscode', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  await assert.rejects(dc.launchRequest({ mode: 'aws', stackName: 'demo' } as DebugProtocol.LaunchRequestArguments), /"mode": "aws"/);
+  await stop(dc);
+});
+
+test('plldb dap --listen, as LSP4IJ and nvim-dap "server" adapters use it; a noDebug launch serves without stopping', { timeout: 2 * TIMEOUT }, async (t) => {
+  const python = testPython();
+  const proc = spawn(plldb, ['dap', '--listen', '127.0.0.1:0'], { cwd: HELLO, stdio: ['ignore', 'pipe', process.env.PLLDB_TEST_VERBOSE ? 'inherit' : 'ignore'] });
+  const exited = new Promise<number | null>((ok) => proc.on('exit', (code) => ok(code)));
+  t.after(async () => {
+    proc.kill('SIGTERM');
+    await exited;
+  });
+  // LSP4IJ's ready pattern for this line is "DAP server listening at: ${address}:${port}".
+  const port = await new Promise<number>((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => {
+      out += b.toString('utf8');
+      const m = /^DAP server listening at: (127\.0\.0\.1):(\d+)\r?\n/.exec(out);
+      if (m) ok(Number(m[2]));
+    });
+    proc.on('exit', (code) => fail(new Error(`plldb dap --listen exited (${code}) before announcing its address: ${out}`)));
+  });
+
+  const dc = newClient();
+  clients.push(dc);
+  await dc.start(port);
+  let endpoint: (v: string) => void;
+  const invokeAPI = new Promise<string>((ok) => (endpoint = ok));
+  dc.on('output', (e: DebugProtocol.OutputEvent) => {
+    const m = /Invoke API at (http:\/\/\S+)/.exec(e.body.output);
+    if (m) endpoint(m[1]);
+  });
+  let stops = 0;
+  dc.on('stopped', () => stops++);
+  await dc.initializeRequest({ adapterID: 'plldb', clientID: 'lsp4ij', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  await Promise.all([
+    dc.waitForEvent('initialized'),
+    dc.launchRequest({ mode: 'local', template: 'template.yaml', cwd: HELLO, functions: ['HelloFunction'], invokePort: 0, python, noDebug: true } as DebugProtocol.LaunchRequestArguments),
+  ]);
+  await dc.setBreakpointsRequest({ source: { path: APP }, breakpoints: [{ line: breakpointLine(APP, 'handler') }] });
+  await dc.configurationDoneRequest();
+  const res = await post(`${await invokeAPI}/2015-03-31/functions/HelloFunction/invocations`, '{"via": "server"}');
+  assert.equal(res.status, 200, res.body);
+  assert.deepEqual(JSON.parse(JSON.parse(res.body).body), { greeting: 'hello from dev', event: { via: 'server' } });
+  assert.equal(stops, 0, 'a noDebug session never stops');
+  await stop(dc);
+  // One session per connection, one after another: the listener takes the next client.
+  const again = newClient();
+  clients.push(again);
+  await again.start(port);
+  const init = await again.initializeRequest({ adapterID: 'plldb', clientID: 'lsp4ij', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+  assert.equal(init.success, true);
+  await stop(again);
+});
