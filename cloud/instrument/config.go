@@ -136,21 +136,9 @@ func fromGet(o *lambda.GetFunctionConfigurationOutput) fnConfig {
 }
 
 func fromUpdate(o *lambda.UpdateFunctionConfigurationOutput) fnConfig {
-	c := fnConfig{
-		FunctionName: aws.ToString(o.FunctionName), FunctionArn: aws.ToString(o.FunctionArn),
-		Runtime: string(o.Runtime), Role: aws.ToString(o.Role), Handler: aws.ToString(o.Handler),
-		CodeSha256: aws.ToString(o.CodeSha256), Description: aws.ToString(o.Description),
-		Timeout: o.Timeout, MemorySize: o.MemorySize, KMSKeyArn: aws.ToString(o.KMSKeyArn),
-		PackageType: string(o.PackageType), RevisionId: aws.ToString(o.RevisionId),
-		LastUpdateStatus: string(o.LastUpdateStatus), LastUpdateStatusReason: aws.ToString(o.LastUpdateStatusReason),
-		LastUpdateStatusReasonCode: string(o.LastUpdateStatusReasonCode), State: string(o.State),
-	}
-	c.Environment = fromEnv(o.Environment)
-	c.Layers = fromLayers(o.Layers)
-	for _, a := range o.Architectures {
-		c.Architectures = append(c.Architectures, string(a))
-	}
-	return c
+	// The SDK's two outputs are the same shape (the function's configuration), so one reading serves both.
+	g := lambda.GetFunctionConfigurationOutput(*o)
+	return fromGet(&g)
 }
 
 func fromEnv(e *types.EnvironmentResponse) *environment {
