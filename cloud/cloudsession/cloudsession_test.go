@@ -1,0 +1,97 @@
+package cloudsession_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/cloud/cloudsession"
+	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/testfixtures/awsharness"
+)
+
+type fixture struct {
+	h      *awsharness.Harness
+	stack  string
+	fns    map[string]awsharness.Deployed
+	before map[string]awsharness.Settings
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	h := awsharness.New(t, awsharness.Options{})
+	stack := "app-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	if len(stack) > 40 {
+		stack = stack[:40]
+	}
+	deployed, err := filepath.Abs("testdata/deployed")
+	require.NoError(t, err)
+	fns := h.DeployStack(t, stack, []awsharness.Function{
+		{LogicalID: "OrdersFunction", CodeDir: deployed, Env: map[string]string{"STAGE": "dev", "TABLE": "orders"}, Timeout: 7},
+		{LogicalID: "UsersFunction", CodeDir: deployed},
+	})
+	f := &fixture{h: h, stack: stack, fns: fns, before: map[string]awsharness.Settings{}}
+	for id, fn := range fns {
+		f.before[id] = h.Settings(t, fn.Name)
+	}
+	return f
+}
+
+func (f *fixture) options() cloudsession.Options {
+	in := f.h.Install
+	return cloudsession.Options{
+		StackName: f.stack, Template: "testdata/app/template.yaml", Python: f.h.Python,
+		AWS: f.h.AWS, Install: &in,
+	}
+}
+
+func (f *fixture) invoke(t *testing.T, logicalID string) map[string]any {
+	t.Helper()
+	resp, err := f.h.Invoke(context.Background(), f.fns[logicalID].Name, []byte(`{"n":1}`))
+	require.NoError(t, err)
+	require.False(t, resp.Error, "invocation failed: %s", resp.Payload)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(resp.Payload, &out), "payload %s", resp.Payload)
+	return out
+}
+
+func (f *fixture) assertRestored(t *testing.T) {
+	t.Helper()
+	for id, fn := range f.fns {
+		assert.Equal(t, f.before[id], f.h.Settings(t, fn.Name), "function %s is not as it was before attach", id)
+	}
+}
+
+func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
+	f := newFixture(t)
+	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "before attach the deployed code answers")
+
+	s, err := cloudsession.Attach(context.Background(), f.options())
+	require.NoError(t, err)
+	require.Len(t, s.Functions(), 2)
+	during := f.h.Settings(t, f.fns["OrdersFunction"].Name)
+	assert.Equal(t, int32(900), during.Timeout)
+	assert.Equal(t, instrument.WrapperPath, during.Environment[instrument.EnvExecWrapper])
+	assert.Equal(t, "orders", during.Environment["TABLE"], "the function's own variables stay")
+
+	out := f.invoke(t, "OrdersFunction")
+	assert.Equal(t, "local", out["where"], "attached, the local code answers")
+	assert.Equal(t, map[string]any{"n": float64(1)}, out["event"])
+	assert.Equal(t, "local", f.invoke(t, "UsersFunction")["where"])
+
+	results, err := s.Close(context.Background())
+	require.NoError(t, err)
+	require.Len(t, results, 2)
+	for _, r := range results {
+		assert.Equal(t, instrument.Restored, r.Outcome, r.Message)
+	}
+	f.assertRestored(t)
+	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "after close the deployed code answers again")
+	_, err = f.h.Store.GetSession(context.Background(), s.ID)
+	assert.Error(t, err, "the session is deleted")
+}
