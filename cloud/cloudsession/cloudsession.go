@@ -218,9 +218,10 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	if err := c.store.PutSession(ctx, rs); err != nil {
 		return nil, fmt.Errorf("attach: create session: %w", err)
 	}
+	sess := s // the named result is nil by the time a failed return runs the cleanup
 	defer func() {
 		if err != nil {
-			s.cleanup()
+			sess.cleanup()
 		}
 	}()
 

@@ -95,3 +95,37 @@ func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
 	_, err = f.h.Store.GetSession(context.Background(), s.ID)
 	assert.Error(t, err, "the session is deleted")
 }
+
+func TestSecondDeveloperIsRefusedNamingTheHolder(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.Owner = "alice@laptop"
+	first, err := cloudsession.Attach(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = first.Close(context.Background()) })
+	attached := f.h.Settings(t, f.fns["OrdersFunction"].Name)
+
+	o.Owner = "bob@desk"
+	_, err = cloudsession.Attach(context.Background(), o)
+	require.Error(t, err)
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), first.ID)
+	assert.Contains(t, err.Error(), "alice@laptop")
+	assert.Equal(t, attached, f.h.Settings(t, f.fns["OrdersFunction"].Name), "the refused attach changed nothing")
+	assert.Equal(t, "local", f.invoke(t, "OrdersFunction")["where"], "the first session still serves")
+}
+
+func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.StackName = ""
+	_, err := cloudsession.Attach(context.Background(), o)
+	assert.ErrorContains(t, err, "stack name is required")
+
+	o = f.options()
+	o.Functions = []string{"NoSuchFunction"}
+	_, err = cloudsession.Attach(context.Background(), o)
+	assert.ErrorContains(t, err, `no function "NoSuchFunction"`)
+	f.assertRestored(t)
+}
