@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -37,6 +39,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/cloud/cloudsession"
 	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/layer/proxy"
 	"github.com/plldb/plldb/layer/runtimeapi"
@@ -122,7 +125,34 @@ func New(t testing.TB, o Options) *Harness {
 	require.NoError(t, h.Gateway.Start(context.Background()), "start the embedded gateway")
 	h.Install = cloudsession.Install{Name: name, WebSocketURL: h.Gateway.URL(), Audience: audience, Tables: tables, Layers: layers}
 	t.Cleanup(h.close)
+	h.registerInstall(t)
 	return h
+}
+
+// registerInstall creates a stack named after the install whose outputs are the install's, so that the real
+// lookup (cloudsession.LoadInstall: DescribeStacks by install name) finds it, as plldb attach --name does.
+func (h *Harness) registerInstall(t testing.TB) {
+	t.Helper()
+	in := h.Install
+	outputs := map[string]string{
+		stack.OutputWebSocketURL: in.WebSocketURL, stack.OutputAudience: in.Audience,
+		stack.OutputSessionsTable: in.Tables.Sessions, stack.OutputConnectionsTable: in.Tables.Connections,
+		stack.OutputTicketsTable: in.Tables.Tickets, stack.OutputClaimsTable: in.Tables.Claims,
+		stack.OutputLayerX86Arn: in.Layers.X86_64, stack.OutputLayerArm64Arn: in.Layers.Arm64,
+	}
+	var b strings.Builder
+	b.WriteString("Resources:\n  Marker:\n    Type: AWS::CloudFormation::WaitConditionHandle\nOutputs:\n")
+	for _, k := range slices.Sorted(maps.Keys(outputs)) {
+		fmt.Fprintf(&b, "  %s:\n    Value: %q\n", k, outputs[k])
+	}
+	_, err := cloudformation.NewFromConfig(h.AWS).CreateStack(context.Background(), &cloudformation.CreateStackInput{
+		StackName: aws.String(stack.StackName(in.Name)), TemplateBody: aws.String(b.String()),
+		Tags: []cftypes.Tag{{Key: aws.String(stack.InstallTag), Value: aws.String(in.Name)}},
+	})
+	require.NoError(t, err, "register the install's stack")
+	got, err := cloudsession.LoadInstall(context.Background(), h.AWS, in.Name)
+	require.NoError(t, err, "read the install back")
+	require.Equal(t, in, got, "the install's stack outputs")
 }
 
 func (h *Harness) close() {
@@ -176,13 +206,7 @@ func (h *Harness) DeployStack(t testing.TB, stackName string, fns []Function) ma
 		}
 		if len(f.Env) > 0 {
 			b.WriteString("      Environment:\n        Variables:\n")
-			for _, k := range slices.Sorted(func(yield func(string) bool) {
-				for k := range f.Env {
-					if !yield(k) {
-						return
-					}
-				}
-			}) {
+			for _, k := range slices.Sorted(maps.Keys(f.Env)) {
 				fmt.Fprintf(&b, "          %s: %q\n", k, f.Env[k])
 			}
 		}
@@ -431,3 +455,54 @@ func randomID(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// App is a small two-function app for AWS mode tests, written to a temporary folder: the local template and
+// code the developer debugs, and the different code "deployed" to the functions, so a test can tell who
+// answered ("where": "local" or "deployed").
+type App struct {
+	Template string // template.yaml with OrdersFunction and UsersFunction (CodeUri src/, Handler app.handler)
+	Handler  string // src/app.py; its "# BREAKPOINT" line is the handler's first statement
+	Deployed string // the deployed code's folder, for Function.CodeDir
+}
+
+// WriteApp writes the app into a temporary folder.
+func WriteApp(t testing.TB) App {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"template.yaml": `AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.12
+    Timeout: 10
+Resources:
+  OrdersFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+  UsersFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+`,
+		"src/app.py": `def handler(event, context):
+    where = "local"  # BREAKPOINT
+    return {"where": where, "event": event}
+`,
+		"deployed/app.py": `def handler(event, context):
+    return {"where": "deployed", "event": event}
+`,
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	}
+	return App{Template: filepath.Join(dir, "template.yaml"), Handler: filepath.Join(dir, "src", "app.py"), Deployed: filepath.Join(dir, "deployed")}
+}
+
+// BreakpointLine is the line of the app handler's "# BREAKPOINT" comment.
+const BreakpointLine = 2
