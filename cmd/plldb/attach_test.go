@@ -175,3 +175,25 @@ func TestAttachNeedsAStackName(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestRelayRestoresAnExpiredSession: the developer's connection goes away after the session expired, and the
+// relay's $disconnect path puts the functions back from the snapshots, with no plldb process left to do it.
+func TestRelayRestoresAnExpiredSession(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	a.h.Clock.Advance(13 * time.Hour) // past the session's 12 h
+	_, err := a.h.Store.GetSession(context.Background(), session)
+	require.Error(t, err, "the session is expired")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	assert.Eventually(t, func() bool {
+		for id, f := range a.fns {
+			if !assert.ObjectsAreEqual(a.before[id], a.h.Settings(t, f.Name)) {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "the relay did not restore the functions of the expired session")
+	a.assertRestored(t)
+	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
+}

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/cloud/cloudsession"
 	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/cloud/restorer"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/layer/proxy"
@@ -63,12 +65,23 @@ type Harness struct {
 	RelayCalls *instrument.CallCounter
 	Python     string
 	Logger     *slog.Logger
+	// Clock is the relay store's clock: Advance it to expire sessions.
+	Clock *Clock
 
 	t         testing.TB
 	mu        sync.Mutex
 	sandboxes map[string]*sandbox // function name → its warm sandbox
 	codeDirs  map[string]string   // function name → its "deployed" code
 }
+
+// Clock is the wall clock plus an offset tests advance.
+type Clock struct{ offset atomic.Int64 }
+
+// Now is time.Now plus the offset.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // Options configure New.
 type Options struct {
@@ -89,7 +102,7 @@ func New(t testing.TB, o Options) *Harness {
 	ctx := context.Background()
 	h := &Harness{
 		Moto: srv, AWS: cfg, Lambda: lambda.NewFromConfig(cfg), RelayCalls: &instrument.CallCounter{},
-		Python: pyenv.Python(t), Logger: log, t: t,
+		Python: pyenv.Python(t), Logger: log, t: t, Clock: &Clock{},
 		sandboxes: map[string]*sandbox{}, codeDirs: map[string]string{},
 	}
 	name := "h" + randomID(5)
@@ -119,9 +132,14 @@ func New(t testing.TB, o Options) *Harness {
 	relayDB := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, h.RelayCalls.Register) })
 	h.Store = store.New(relayDB, tables)
 	h.Store.Logger = log
+	h.Store.Now = h.Clock.Now
 	audience := name + ".relay.plldb.test"
 	h.Gateway = gateway.New(gateway.Config{Logger: log.With("component", "gateway")}, nil)
-	h.Gateway.SetRoutes(&relay.Handlers{Store: h.Store, Conns: h.Gateway, Audience: audience, Logger: log.With("component", "relay")})
+	h.Gateway.SetRoutes(&relay.Handlers{
+		Store: h.Store, Conns: h.Gateway, Audience: audience, Logger: log.With("component", "relay"),
+		// The relay Lambda's expiry path, on the same store: restores with the Lambda API, untracked by RelayCalls.
+		Restorer: restorer.New(cfg, store.New(dynamodb.NewFromConfig(cfg), tables), log.With("component", "restorer")),
+	})
 	require.NoError(t, h.Gateway.Start(context.Background()), "start the embedded gateway")
 	h.Install = cloudsession.Install{Name: name, WebSocketURL: h.Gateway.URL(), Audience: audience, Tables: tables, Layers: layers}
 	t.Cleanup(h.close)

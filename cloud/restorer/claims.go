@@ -1,4 +1,4 @@
-package cloudsession
+package restorer
 
 import (
 	"context"
