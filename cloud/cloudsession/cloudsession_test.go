@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,7 +24,7 @@ type fixture struct {
 	before map[string]awsharness.Settings
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	h := awsharness.New(t, awsharness.Options{})
 	stack := "app-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
@@ -128,4 +130,29 @@ func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
 	_, err = cloudsession.Attach(context.Background(), o)
 	assert.ErrorContains(t, err, `no function "NoSuchFunction"`)
 	f.assertRestored(t)
+}
+
+// TestCloseReportsAConcurrentChange: a deploy between attach and detach wins; Close reports the function
+// instead of overwriting the deploy, and restores the others.
+func TestCloseReportsAConcurrentChange(t *testing.T) {
+	f := newFixture(t)
+	s, err := cloudsession.Attach(context.Background(), f.options())
+	require.NoError(t, err)
+	orders := f.fns["OrdersFunction"].Name
+	_, err = f.h.Lambda.UpdateFunctionConfiguration(context.Background(), &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String(orders), Timeout: aws.Int32(33),
+	})
+	require.NoError(t, err)
+
+	results, err := s.Close(context.Background())
+	require.NoError(t, err)
+	byName := map[string]instrument.Result{}
+	for _, r := range results {
+		byName[r.FunctionName] = r
+	}
+	assert.Equal(t, instrument.Conflict, byName[orders].Outcome, byName[orders].Message)
+	assert.Equal(t, int32(33), f.h.Settings(t, orders).Timeout, "the other change stands")
+	users := f.fns["UsersFunction"].Name
+	assert.Equal(t, instrument.Restored, byName[users].Outcome)
+	assert.Equal(t, f.before["UsersFunction"], f.h.Settings(t, users))
 }
