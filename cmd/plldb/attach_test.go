@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 	"github.com/plldb/plldb/testfixtures/pyenv"
@@ -196,4 +198,65 @@ func TestRelayRestoresAnExpiredSession(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "the relay did not restore the functions of the expired session")
 	a.assertRestored(t)
 	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
+}
+
+// TestAttachListenServesDAP: `plldb attach --listen` serves DAP; a launch with no attributes attaches to the
+// stack given on the command line, and disconnecting restores the functions.
+func TestAttachListenServesDAP(t *testing.T) {
+	a := newAWSApp(t)
+	cmd := exec.Command(plldbBin, "attach", "--stack-name", a.stack, "--name", a.h.Install.Name, "--functions", "OrdersFunction",
+		"--template", a.app.Template, "--python", pyenv.Python(t), "--listen", "127.0.0.1:0", "--log-level", "warn")
+	cmd.Env = a.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "DAP server listening at: "); ok {
+				addr <- a
+			}
+		}
+	}()
+	var at string
+	select {
+	case at = <-addr:
+	case <-time.After(time.Minute):
+		t.Fatal("plldb attach --listen announced no address")
+	}
+	conn, err := net.Dial("tcp", at)
+	require.NoError(t, err)
+	c := daptest.New(conn)
+	defer c.Close()
+	c.Request(t, "initialize", map[string]any{"adapterID": "plldb"})
+	c.Request(t, "launch", map[string]any{})
+	c.ExpectOutputEventContaining(t, "attached to stack "+a.stack)
+	assert.Equal(t, int32(900), a.h.Settings(t, a.fns["OrdersFunction"].Name).Timeout)
+	assert.Equal(t, a.before["UsersFunction"], a.h.Settings(t, a.fns["UsersFunction"].Name), "--functions limits the attach")
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	assert.Eventually(t, func() bool {
+		return assert.ObjectsAreEqual(a.before["OrdersFunction"], a.h.Settings(t, a.fns["OrdersFunction"].Name))
+	}, 30*time.Second, 100*time.Millisecond, "disconnect restores")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait())
+	a.assertRestored(t)
+}
+
+func TestStatusListsSessionsAndInstrumentedFunctions(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	status := exec.Command(plldbBin, "status")
+	status.Env = a.env()
+	out, err := status.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), a.h.Install.Name+": stack")
+	assert.Contains(t, string(out), "session "+session+" of ")
+	assert.Contains(t, string(out), "instrumented: "+a.fns["OrdersFunction"].Name+" (session "+session+")")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait())
 }
