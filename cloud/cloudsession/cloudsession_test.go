@@ -3,6 +3,8 @@ package cloudsession_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,7 +50,7 @@ func (f *fixture) options() cloudsession.Options {
 	in := f.h.Install
 	return cloudsession.Options{
 		StackName: f.stack, Template: "testdata/app/template.yaml", Python: f.h.Python,
-		AWS: f.h.AWS, Install: &in,
+		AWS: f.h.AWS, Install: &in, Logger: slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -155,4 +157,21 @@ func TestCloseReportsAConcurrentChange(t *testing.T) {
 	users := f.fns["UsersFunction"].Name
 	assert.Equal(t, instrument.Restored, byName[users].Outcome)
 	assert.Equal(t, f.before["UsersFunction"], f.h.Settings(t, users))
+}
+
+// TestWithoutALocalTemplateTheDeployedOneIsRead: no --template and no template.yaml here, so attach maps the
+// functions through the deployed stack's template (GetTemplate); its inline code is no local Python code, which
+// attach says, changing nothing.
+func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.Template = ""
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	require.NoError(t, os.Chdir(t.TempDir()))
+	t.Cleanup(func() { _ = os.Chdir(wd) })
+	_, err = cloudsession.Attach(context.Background(), o)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
+	f.assertRestored(t)
 }
