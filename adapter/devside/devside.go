@@ -75,9 +75,10 @@ func Start(ctx context.Context, cfg Config) (s *Side, err error) {
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s = &Side{cfg: cfg, log: log, byName: map[string]*Served{}, ctx: sctx, cancel: cancel}
+	side := s // a failed return sets the named result to nil before this cleanup runs
 	defer func() {
 		if err != nil {
-			_ = s.Close()
+			_ = side.Close()
 		}
 	}()
 	fns := cfg.Functions

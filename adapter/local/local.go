@@ -119,9 +119,10 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p = &Pipeline{opts: opts, log: log, tpl: tpl, byName: map[string]*servedFunction{}, ctx: pctx, cancel: cancel}
+	pipeline := p // a failed return sets the named result to nil before this cleanup runs
 	defer func() {
 		if err != nil {
-			_ = p.Close(context.Background())
+			_ = pipeline.Close(context.Background())
 		}
 	}()
 
