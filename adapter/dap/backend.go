@@ -113,6 +113,7 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 		StackName:       cfg.StackName,
 		Functions:       cfg.Functions,
 		Template:        cfg.Template,
+		Dir:             cfg.Cwd,
 		Python:          cfg.Python,
 		Name:            cfg.Name,
 		AWS:             awsCfg,

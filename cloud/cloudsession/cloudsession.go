@@ -108,9 +108,11 @@ type Options struct {
 	// Template is the local template mapping functions to code; "" → template.yaml in the working directory,
 	// else the deployed stack's template (GetTemplate).
 	Template string
-	Python   string
-	Name     string // install name; default stack.DefaultName
-	AWS      aws.Config
+	// Dir is where relative paths start and template.yaml is looked for; "" → the working directory.
+	Dir    string
+	Python string
+	Name   string // install name; default stack.DefaultName
+	AWS    aws.Config
 	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
 	Install *Install
 	Debug   bool          // start executors under debugpy
@@ -436,9 +438,12 @@ type pair struct {
 func loadTemplate(ctx context.Context, cfn *cloudformation.Client, o Options) (*template.Template, error) {
 	lo := template.LoadOptions{Parameters: map[string]string{"AWS::Region": o.AWS.Region, "AWS::StackName": o.StackName}}
 	path := o.Template
+	if path != "" && o.Dir != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(o.Dir, path)
+	}
 	if path == "" {
-		if _, err := os.Stat("template.yaml"); err == nil {
-			path = "template.yaml"
+		if _, err := os.Stat(filepath.Join(o.Dir, "template.yaml")); err == nil {
+			path = filepath.Join(o.Dir, "template.yaml")
 		}
 	}
 	if path != "" {
@@ -449,7 +454,7 @@ func loadTemplate(ctx context.Context, cfn *cloudformation.Client, o Options) (*
 		return nil, fmt.Errorf("no template.yaml here and no --template: read the deployed template of %s: %w", o.StackName, err)
 	}
 	// Code paths of the deployed template resolve against the working directory, as a template there would.
-	return template.ParseWith("template.yaml", []byte(aws.ToString(out.TemplateBody)), lo)
+	return template.ParseWith(filepath.Join(o.Dir, "template.yaml"), []byte(aws.ToString(out.TemplateBody)), lo)
 }
 
 func lastSegment(id string) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,11 +165,8 @@ func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
 	f := newFixture(t)
 	o := f.options()
 	o.Template = ""
-	wd, err := os.Getwd()
-	require.NoError(t, err)
-	require.NoError(t, os.Chdir(t.TempDir()))
-	t.Cleanup(func() { _ = os.Chdir(wd) })
-	_, err = cloudsession.Attach(context.Background(), o)
+	o.Dir = t.TempDir() // no template.yaml there
+	_, err := cloudsession.Attach(context.Background(), o)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
 	f.assertRestored(t)
