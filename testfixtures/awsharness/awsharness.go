@@ -367,8 +367,8 @@ func (h *Harness) start(c *lambda.GetFunctionConfigurationOutput) (*sandbox, err
 				_ = api.Close()
 				return nil, fmt.Errorf("invoke %s: %w", name, err)
 			}
-			// Like local's sandboxes, the first invocation waits for the relay link: the proxy passes invocations
-			// through while it has none, and a test invoking right after the cold start would race the dial.
+			// Like local's sandboxes, the first invocation waits for the relay link. The proxy itself holds the first
+			// invocation only up to SessionConfig.ConnectWait; waiting here keeps tests exact on a loaded machine.
 			linked = make(chan error, 1)
 			cfg.Session.Dial = func(ctx context.Context) (proxy.Link, error) {
 				l, err := dial(ctx)
