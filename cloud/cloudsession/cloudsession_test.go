@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -86,6 +88,7 @@ func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
 	assert.Equal(t, "local", out["where"], "attached, the local code answers")
 	assert.Equal(t, map[string]any{"n": float64(1)}, out["event"])
 	assert.Equal(t, "local", f.invoke(t, "UsersFunction")["where"])
+	require.NotEmpty(t, developerGoroutines(), "the leak check sees a live session's goroutines")
 
 	results, err := s.Close(context.Background())
 	require.NoError(t, err)
@@ -97,6 +100,22 @@ func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
 	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "after close the deployed code answers again")
 	_, err = f.h.Store.GetSession(context.Background(), s.ID)
 	assert.Error(t, err, "the session is deleted")
+	assert.Eventually(t, func() bool { return len(developerGoroutines()) == 0 }, 10*time.Second, 20*time.Millisecond,
+		"developer-side goroutines left after Close: %v", developerGoroutines())
+}
+
+// developerGoroutines lists the goroutines of the developer side (executors, dispatcher); the harness's own
+// (gateway, sandboxes) live until the test ends.
+func developerGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "adapter/devside.") || strings.Contains(g, "adapter/dispatch.") || strings.Contains(g, "adapter/executor.") {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func TestSecondDeveloperIsRefusedNamingTheHolder(t *testing.T) {
