@@ -32,7 +32,6 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
 	"github.com/plldb/plldb/cloud/instrument"
-	"github.com/plldb/plldb/cloud/restorer"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 )
@@ -165,7 +164,7 @@ func newClients(cfg aws.Config, in Install, log *slog.Logger) clients {
 }
 
 func (c clients) instrumenter(in Install, log *slog.Logger) *instrument.Instrumenter {
-	return &instrument.Instrumenter{Lambda: c.lambda, Claims: restorer.Claims{Store: c.store}, Layers: in.Layers, Logger: log}
+	return &instrument.Instrumenter{Lambda: c.lambda, Claims: c.store, Layers: in.Layers, Logger: log}
 }
 
 // Attach attaches a debug session to a deployed stack's functions. On failure nothing stays changed.

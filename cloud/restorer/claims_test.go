@@ -10,19 +10,18 @@ import (
 
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/cloud/instrument"
-	"github.com/plldb/plldb/cloud/restorer"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 )
 
-// TestClaimsSpeakTheInstrumentersLanguage: the store's claims, through the adapter, answer with the
+// TestStoreIsTheInstrumentersClaimStore: the DynamoDB store, used as instrument.Claims, answers with the
 // instrumenter's types and errors, which is what its refusal messages and rollbacks rely on.
-func TestClaimsSpeakTheInstrumentersLanguage(t *testing.T) {
+func TestStoreIsTheInstrumentersClaimStore(t *testing.T) {
 	h := awsharness.New(t, awsharness.Options{})
 	ctx := context.Background()
 	for _, id := range []string{"s-alice", "s-bob"} {
 		require.NoError(t, h.Store.PutSession(ctx, relay.NewSession(id, id+"@host", time.Now().Add(time.Hour))))
 	}
-	c := restorer.Claims{Store: h.Store}
+	var c instrument.Claims = h.Store
 	arn := "arn:aws:lambda:us-east-1:123456789012:function:orders"
 	snap := instrument.Snapshot{
 		FunctionARN: arn, FunctionName: "orders", Session: "s-alice", Config: []byte(`{"Timeout":3}`),
@@ -34,9 +33,10 @@ func TestClaimsSpeakTheInstrumentersLanguage(t *testing.T) {
 	err := c.Claim(ctx, instrument.Snapshot{FunctionARN: arn, Session: "s-bob"}, "bob@host")
 	var held *instrument.HeldError
 	require.ErrorAs(t, err, &held)
-	assert.Equal(t, instrument.HeldError{Session: "s-alice", Owner: "alice@host"}, *held)
+	assert.Equal(t, instrument.HeldError{Session: "s-alice", Owner: "alice@host", Function: "orders"}, *held)
 
-	assert.ErrorIs(t, c.SetRevisionAfter(ctx, arn, "s-bob", "r2"), instrument.ErrNotHeld)
+	err = c.SetRevisionAfter(ctx, arn, "s-bob", "r2")
+	require.ErrorAs(t, err, &held, "only the holder records its revision")
 	require.NoError(t, c.SetRevisionAfter(ctx, arn, "s-alice", "r1"))
 	got, ok, err := c.GetSnapshot(ctx, arn)
 	require.NoError(t, err)

@@ -1,6 +1,5 @@
-// Package restorer joins the instrumenter to the DynamoDB store: Claims makes the store the instrumenter's
-// claim store, and Restorer is the relay's expiry path (relay.Restorer), putting back the functions of a session
-// that ended without a detach.
+// Package restorer is the relay's expiry path (relay.Restorer): it puts back the functions of a session that
+// ended without a detach, with the instrumenter on the DynamoDB claim store.
 package restorer
 
 import (
@@ -38,7 +37,7 @@ func New(cfg aws.Config, st *store.Store, log *slog.Logger) *Restorer {
 	}
 	client := lambda.NewFromConfig(cfg)
 	return &Restorer{
-		Instrumenter: &instrument.Instrumenter{Lambda: client, Claims: Claims{Store: st}, Logger: log},
+		Instrumenter: &instrument.Instrumenter{Lambda: client, Claims: st, Logger: log},
 		Lambda:       client,
 		Logger:       log,
 	}
