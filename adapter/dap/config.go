@@ -25,8 +25,10 @@ type LaunchConfig struct {
 	RedirectOutput bool // default true: handler output becomes output events
 	Strict         bool
 	NoDebug        bool
-	// AWS mode (not served yet).
+	// AWS mode: the deployed stack, the AWS configuration (SDK default chain when empty), the helper stack
+	// install name (default "plldb") and an endpoint override (moto, LocalStack).
 	StackName, Region, Profile string
+	Name, EndpointURL          string
 }
 
 // PathMapping maps the IDE's folder to the folder the executor runs the code from.
@@ -40,13 +42,25 @@ const DefaultInvokePort = 3001
 
 // parseLaunch validates launch arguments. Every error names the attribute and what is wrong with it; attributes
 // it does not know (VS Code adds name, type, request, __sessionId, …) are ignored.
-func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
+func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) { return parseLaunchWith(raw, nil) }
+
+// parseLaunchWith is parseLaunch with defaults under the IDE's arguments (Options.LaunchDefaults).
+func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfig, error) {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
 	var a obj
 	if err := json.Unmarshal(raw, &a); err != nil || a == nil {
 		return nil, errors.New("launch arguments must be a JSON object")
+	}
+	for k, v := range defaults {
+		if _, set := a[k]; !set {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("launch default %q: %w", k, err)
+			}
+			a[k] = b
+		}
 	}
 	c := &LaunchConfig{Mode: "local", InvokeHost: "127.0.0.1", InvokePort: DefaultInvokePort, JustMyCode: true, RedirectOutput: true}
 	var errs []string
@@ -80,6 +94,8 @@ func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
 	field("stackName", &c.StackName, "a string")
 	field("region", &c.Region, "a string")
 	field("profile", &c.Profile, "a string")
+	field("name", &c.Name, "a string")
+	field("endpointUrl", &c.EndpointURL, "a string")
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -90,7 +106,6 @@ func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
 		if c.StackName == "" {
 			return nil, errors.New(`"stackName" is required with "mode": "aws"`)
 		}
-		return nil, errors.New(`"mode": "aws" is not available in this version of plldb yet; use "mode": "local"`)
 	default:
 		return nil, fmt.Errorf(`"mode" %q is not supported: want "local" or "aws"`, c.Mode)
 	}
@@ -111,9 +126,12 @@ func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
 				break
 			}
 		}
-		if c.Template == "" {
+		if c.Template == "" && c.Mode == "local" {
 			return nil, fmt.Errorf(`"template" is required: no template.yaml in %s`, c.Cwd)
 		}
+	}
+	if c.Template == "" { // AWS mode without a local template: the deployed stack's template maps the functions
+		return c.checkRest()
 	}
 	if !filepath.IsAbs(c.Template) {
 		c.Template = filepath.Join(c.Cwd, c.Template)
@@ -123,6 +141,10 @@ func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) {
 	} else if st.IsDir() {
 		return nil, fmt.Errorf(`"template" %s is a folder, not a template file`, c.Template)
 	}
+	return c.checkRest()
+}
+
+func (c *LaunchConfig) checkRest() (*LaunchConfig, error) {
 	if c.InvokeHost == "" {
 		return nil, errors.New(`"invokeHost" must not be empty`)
 	}

@@ -87,8 +87,14 @@ func FuzzParseLaunch(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := parseLaunch(data)
-		if err == nil && cfg.Mode != "local" {
+		if err == nil && cfg.Mode != "local" && cfg.Mode != "aws" {
 			t.Fatalf("accepted mode %q", cfg.Mode)
+		}
+		if err == nil && cfg.Mode == "aws" && cfg.StackName == "" {
+			t.Fatal(`accepted "mode": "aws" without a stack name`)
+		}
+		if err == nil && cfg.Mode == "local" && cfg.Template == "" {
+			t.Fatal(`accepted "mode": "local" without a template`)
 		}
 	})
 }

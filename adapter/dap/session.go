@@ -19,7 +19,6 @@ import (
 	godap "github.com/google/go-dap"
 
 	"github.com/plldb/plldb/adapter/executor"
-	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -28,6 +27,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ShutdownTimeout bounds how long disconnect waits for the pipeline to answer in-flight invocations; 0 → 20 s.
 	ShutdownTimeout time.Duration
+	// LaunchDefaults are launch attributes applied when the IDE's launch request leaves them out (`plldb attach
+	// --listen` presets "mode": "aws" and the stack this way).
+	LaunchDefaults map[string]any
 }
 
 // session is one IDE debug session: one connection, one local pipeline, one debuggee per function.
@@ -55,7 +57,7 @@ type session struct {
 
 	mu        sync.Mutex
 	cfg       *LaunchConfig
-	pipeline  *local.Pipeline
+	pipeline  backend
 	debuggees map[string]*debuggee // logical id → current debuggee
 	attaching map[string]int       // logical id → port being attached
 	lastStop  *debuggee
@@ -783,7 +785,7 @@ func (s *session) launch(req request) {
 		s.respondErr(req, "launch: this session has already launched")
 		return
 	}
-	cfg, err := parseLaunch(req.args)
+	cfg, err := parseLaunchWith(req.args, s.opts.LaunchDefaults)
 	if err != nil {
 		s.respondErr(req, "launch: %v", err)
 		return
@@ -798,19 +800,7 @@ func (s *session) launch(req request) {
 		}
 	}
 	start := time.Now()
-	p, err := local.Start(s.ctx, local.Options{
-		Template:        cfg.Template,
-		Functions:       cfg.Functions,
-		Python:          cfg.Python,
-		Host:            cfg.InvokeHost,
-		Port:            cfg.InvokePort,
-		Debug:           !cfg.NoDebug,
-		Env:             cfg.Env,
-		Observer:        observer{s},
-		OnLog:           s.onLog,
-		OnExecutorStart: s.onExecutorStart,
-		Logger:          s.log,
-	})
+	p, err := s.startBackend(cfg)
 	if err != nil {
 		endProgress("failed")
 		s.respondErr(req, "launch: %v", err)
@@ -821,7 +811,7 @@ func (s *session) launch(req request) {
 		s.mu.Unlock()
 		endProgress("session ended")
 		closeCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-		_ = p.Close(closeCtx)
+		_ = p.close(closeCtx)
 		cancel()
 		s.respondErr(req, "launch: the session ended")
 		return
@@ -832,15 +822,14 @@ func (s *session) launch(req request) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for _, fn := range p.Functions() {
+	for _, fn := range p.functions() {
 		if cfg.NoDebug { // "Run without debugging": the pipeline alone, no debugpy to attach to
 			break
 		}
-		ex, _ := p.Executor(fn.LogicalID)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.attach(fn.LogicalID, ex.DebugPort()); err != nil {
+			if err := s.attach(fn.LogicalID, fn.DebugPort); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -854,11 +843,7 @@ func (s *session) launch(req request) {
 		return
 	}
 	endProgress(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)))
-	var names []string
-	for _, fn := range p.Functions() {
-		names = append(names, fn.LogicalID)
-	}
-	s.output("console", fmt.Sprintf("plldb: debugging %s; Invoke API at %s\n", strings.Join(names, ", "), p.Endpoint()))
+	s.output("console", p.banner())
 	s.respond(req, nil)
 	s.sendEvent("initialized", nil)
 }
@@ -1276,8 +1261,9 @@ func (s *session) shutdown(terminate bool) {
 		wg.Wait()
 		if p != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-			if err := p.Close(ctx); err != nil {
-				s.log.Warn("close local pipeline", "err", err)
+			if err := p.close(ctx); err != nil {
+				s.log.Warn("close the launch", "err", err)
+				s.output("stderr", fmt.Sprintf("plldb: %v\n", err))
 			}
 			cancel()
 		}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/dispatch"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/template"
@@ -78,8 +79,7 @@ type Pipeline struct {
 	gw       *gateway.Gateway
 	session  relay.Session
 	audience string
-	link     *wsclient.Client
-	disp     *dispatch.Dispatcher
+	dev      *devside.Side
 	ln       net.Listener
 	srv      *http.Server
 
@@ -119,9 +119,10 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p = &Pipeline{opts: opts, log: log, tpl: tpl, byName: map[string]*servedFunction{}, ctx: pctx, cancel: cancel}
+	pipeline := p // a failed return sets the named result to nil before this cleanup runs
 	defer func() {
 		if err != nil {
-			_ = p.Close(context.Background())
+			_ = pipeline.Close(context.Background())
 		}
 	}()
 
@@ -178,106 +179,36 @@ func (p *Pipeline) startRelay(ctx context.Context) error {
 }
 
 func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) error {
-	type started struct {
-		i   int
-		ex  *executor.Executor
-		err error
-	}
-	pythons := make([]string, len(fns))
-	for i, fn := range fns {
-		python, err := executor.FindPython(p.opts.Python, filepath.Dir(p.tpl.Path), fn.CodeDir)
-		if err != nil {
-			return fmt.Errorf("function %s: %w", fn.LogicalID, err)
-		}
-		pythons[i] = python
-	}
-	results := make(chan started, len(fns))
-	for i, fn := range fns {
-		go func() {
-			ex, err := executor.Start(ctx, p.spec(fn, pythons[i]), p.onLog)
-			results <- started{i, ex, err}
-		}()
-	}
-	p.fns = make([]*servedFunction, len(fns))
-	var errs []error
-	for range fns {
-		r := <-results
-		fn := fns[r.i]
-		if r.err != nil {
-			errs = append(errs, fmt.Errorf("start executor for %s: %w", fn.LogicalID, r.err))
-			continue
-		}
-		sf := &servedFunction{Function: fn, exec: r.ex, timeout: time.Duration(fn.Timeout) * time.Second}
-		p.fns[r.i] = sf
-	}
-	if err := errors.Join(errs...); err != nil {
+	dev, err := devside.Start(ctx, devside.Config{
+		Functions:       fns,
+		TemplateDir:     filepath.Dir(p.tpl.Path),
+		Python:          p.opts.Python,
+		Region:          p.opts.Region,
+		Debug:           p.opts.Debug,
+		Env:             p.opts.Env,
+		Observer:        p.opts.Observer,
+		OnLog:           p.opts.OnLog,
+		OnExecutorStart: p.opts.OnExecutorStart,
+		Logger:          p.log,
+	})
+	if err != nil {
 		return err
 	}
-	for _, sf := range p.fns {
+	p.dev = dev
+	for _, d := range dev.Functions() {
+		sf := &servedFunction{Function: d.Function, exec: d.Exec, timeout: d.Timeout}
+		p.fns = append(p.fns, sf)
 		p.byName[sf.LogicalID] = sf
 		p.byName[sf.Name] = sf
 	}
 	return nil
 }
 
-func (p *Pipeline) spec(fn template.Function, python string) executor.Spec {
-	var layers []string
-	for _, l := range fn.Layers {
-		if l.PythonDir != "" {
-			layers = append(layers, l.PythonDir)
-		}
-	}
-	env := fn.Env
-	if len(p.opts.Env) > 0 {
-		env = make(map[string]string, len(fn.Env)+len(p.opts.Env))
-		for k, v := range fn.Env {
-			env[k] = v
-		}
-		for k, v := range p.opts.Env {
-			env[k] = v
-		}
-	}
-	return executor.Spec{
-		LogicalID:      fn.LogicalID,
-		FunctionName:   fn.Name,
-		Handler:        fn.Handler,
-		Runtime:        fn.Runtime,
-		Region:         p.opts.Region,
-		Version:        "$LATEST",
-		CodeDir:        fn.CodeDir,
-		LayerDirs:      layers,
-		Env:            env,
-		MemoryMB:       fn.MemoryMB,
-		TimeoutSec:     fn.Timeout,
-		Python:         python,
-		Debug:          p.opts.Debug,
-		EnforceTimeout: !p.opts.Debug,
-		Logger:         p.log.With("function", fn.LogicalID),
-		OnStart:        p.onStart(fn.LogicalID),
-	}
-}
-
-func (p *Pipeline) onStart(logicalID string) func(pid, debugPort int) {
-	if p.opts.OnExecutorStart == nil {
-		return nil
-	}
-	return func(pid, debugPort int) { p.opts.OnExecutorStart(logicalID, pid, debugPort) }
-}
-
-func (p *Pipeline) onLog(line executor.LogLine) {
-	if p.disp != nil {
-		p.disp.Log(p.ctx, line)
-	}
-	if p.opts.OnLog != nil {
-		p.opts.OnLog(line)
-	}
-}
-
 // connectDeveloper connects the developer side to the gateway exactly as `plldb attach` connects to the cloud
 // relay, and starts dispatching.
 func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	peer := "developer-" + randomID(4)
-	link, err := wsclient.Dial(ctx, wsclient.Config{
+	err := p.dev.Connect(ctx, wsclient.Config{
 		URL:    p.gw.URL(),
 		Ticket: p.ticketer(wire.RoleDeveloper, peer),
 		Logger: p.log.With("component", "developer-link"),
@@ -285,32 +216,7 @@ func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect developer side to the embedded gateway: %w", err)
 	}
-	p.link = link
-	p.disp = dispatch.New(dispatch.Config{
-		Link:     link,
-		Resolve:  p.resolveTarget,
-		Observer: p.opts.Observer,
-		Logger:   p.log.With("component", "dispatch"),
-	})
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		if err := p.disp.Run(p.ctx); err != nil {
-			p.log.Error("dispatcher stopped", "err", err)
-		}
-	}()
 	return nil
-}
-
-func (p *Pipeline) resolveTarget(id wire.FunctionIdentity) (dispatch.Target, bool) {
-	sf, ok := p.byName[id.LogicalID]
-	if !ok {
-		sf, ok = p.byName[id.Name]
-	}
-	if !ok {
-		return dispatch.Target{}, false
-	}
-	return dispatch.Target{Runner: sf.exec, Timeout: sf.timeout}, true
 }
 
 func (p *Pipeline) ticketer(role wire.Role, peer string) func(context.Context) (string, error) {
@@ -466,15 +372,13 @@ func (p *Pipeline) Close(ctx context.Context) error {
 			sb.stop()
 		}
 	}
-	if p.link != nil {
-		_ = p.link.Close()
+	if p.dev != nil {
+		p.dev.Disconnect()
 	}
 	p.wg.Wait()
-	for _, sf := range p.fns {
-		if sf != nil && sf.exec != nil {
-			if err := sf.exec.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("stop executor %s: %w", sf.LogicalID, err))
-			}
+	if p.dev != nil {
+		if err := p.dev.Close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if p.gw != nil {

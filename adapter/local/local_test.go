@@ -387,3 +387,13 @@ func TestConcurrencyLimitThrottlesLikeLambda(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "a second concurrent invocation over the limit is throttled")
 	require.NoError(t, <-first)
 }
+
+// TestFailedStartCleansUp: a failure after the pipeline began starting (here: no such interpreter) is an error
+// naming the function, and what had started is stopped.
+func TestFailedStartCleansUp(t *testing.T) {
+	_, err := local.Start(context.Background(), local.Options{
+		Template: apps.HelloTemplate(), Functions: []string{"HelloFunction"}, Python: "/nonexistent/python3", Port: 0,
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "HelloFunction")
+}

@@ -48,7 +48,10 @@ const (
 type Handlers struct {
 	Store    Store
 	Conns    Connections
-	Audience string       // the audience tickets must carry
+	Audience string // the audience tickets must carry
+	// Restorer, if set, puts back the functions of a session whose last developer connection went away after
+	// the session ended (expired, or deleted without a detach): the relay's expiry path.
+	Restorer Restorer
 	Logger   *slog.Logger // nil → slog.Default()
 	Now      func() time.Time
 }
@@ -259,6 +262,7 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 	if len(devs) > 0 {
 		return response(http.StatusOK), nil
 	}
+	h.restoreIfEnded(ctx, c.Session, log)
 	fns, err := h.Store.SessionConnections(ctx, c.Session, wire.RoleFunction)
 	if err != nil {
 		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: list functions: %w", id, err)
@@ -279,6 +283,34 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 		}
 	}
 	return response(http.StatusOK), nil
+}
+
+// Restorer restores the functions a session instrumented. cloud/ implements it with the session's snapshots;
+// it is an interface so that the relay does not depend on the Lambda API.
+type Restorer interface {
+	RestoreSession(ctx context.Context, session string) error
+}
+
+// restoreIfEnded restores the session's functions when the session is over (GetSession finds it expired or
+// gone). A live session is left alone: its developer may reconnect. Failures are logged, not returned: the
+// disconnect itself succeeded, and API Gateway does not retry $disconnect.
+func (h *Handlers) restoreIfEnded(ctx context.Context, session string, log *slog.Logger) {
+	if h.Restorer == nil {
+		return
+	}
+	_, err := h.Store.GetSession(ctx, session)
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, ErrNotFound) {
+		log.WarnContext(ctx, "relay could not check whether the session ended", "err", err.Error())
+		return
+	}
+	if err := h.Restorer.RestoreSession(ctx, session); err != nil {
+		log.ErrorContext(ctx, "relay could not restore the functions of an ended session", "err", err.Error())
+		return
+	}
+	log.InfoContext(ctx, "relay restored the functions of an ended session")
 }
 
 // relayMessage builds an envelope the relay itself sends (pong, nack, bye): From is empty, which peers read as

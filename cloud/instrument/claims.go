@@ -8,43 +8,26 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"time"
+
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // Snapshot is what a function looked like before plldb changed it, kept in the claim store so that any plldb
-// process (detach, the next attach, the relay's expiry path) can put it back after a crash.
-type Snapshot struct {
-	FunctionARN, FunctionName, Session string
-	// Config is the GetFunctionConfiguration response body as JSON, verbatim, taken before any change.
-	Config []byte
-	// Environment is the function's variables before the change. HasEnvironment tells an absent environment
-	// from an empty one.
-	Environment    map[string]string
-	HasEnvironment bool
-	Layers         []string // layer version ARNs, in order
-	Timeout        int32
-	// ExecWrapper is the AWS_LAMBDA_EXEC_WRAPPER the function had ("" for none); it is also in Environment.
-	ExecWrapper string
-	// RevisionAfter is the revision plldb's own update left (see Revision); "" until the update completed.
-	RevisionAfter string
-	TakenAt       time.Time
-}
+// process (detach, the next attach, the relay's expiry path) can put it back after a crash. It is the claim
+// store's type, so that the DynamoDB store (*store.Store) is a Claims as it is.
+type Snapshot = store.Snapshot
 
 // HeldError says that another live session holds a function.
-type HeldError struct{ Session, Owner string }
+type HeldError = store.HeldError
 
-func (e *HeldError) Error() string {
-	if e.Owner == "" {
-		return fmt.Sprintf("held by live session %s", e.Session)
-	}
-	return fmt.Sprintf("held by live session %s of %s", e.Session, e.Owner)
-}
+// The DynamoDB store is a claim store.
+var _ Claims = (*store.Store)(nil)
 
 // ErrNotHeld is returned by Claims.SetRevisionAfter when the session does not hold the function.
 var ErrNotHeld = errors.New("function is not held by this session")
 
 // Claims is the store of function claims and snapshots. A function is held by at most one session; the claim
-// carries the snapshot taken before the session changed the function. cloud/store implements it on DynamoDB;
+// carries the snapshot taken before the session changed the function. *store.Store implements it on DynamoDB;
 // MemoryClaims implements it in memory.
 type Claims interface {
 	// Claim records snap as snap.Session's claim on snap.FunctionARN. It returns a *HeldError if another live
@@ -102,7 +85,11 @@ func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) e
 			return nil
 		}
 		if !m.ended[cur.snap.Session] {
-			return &HeldError{Session: cur.snap.Session, Owner: cur.owner}
+			name := cur.snap.FunctionName // as the DynamoDB store names it: by the holder's claim
+			if name == "" {
+				name = cur.snap.FunctionARN
+			}
+			return &HeldError{Session: cur.snap.Session, Owner: cur.owner, Function: name}
 		}
 	}
 	m.claims[snap.FunctionARN] = memoryClaim{snap: copySnapshot(snap), owner: owner}

@@ -13,6 +13,9 @@
 package main
 
 import (
+	"github.com/plldb/plldb/cloud/restorer"
+	"github.com/plldb/plldb/cloud/store"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -44,9 +47,14 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	store, err := openStore(ctx, cfg, env.Tables)
+	st, err := openStore(ctx, cfg, env.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("open relay store: %w", err)
 	}
-	return &Router{Store: store, Audience: env.Audience, AWS: cfg, ManagementEndpoint: env.ManagementEndpoint, Logger: log}, nil
+	r := &Router{Store: st, Audience: env.Audience, AWS: cfg, ManagementEndpoint: env.ManagementEndpoint, Logger: log}
+	if ds, ok := st.(*store.Store); ok {
+		// The expiry path: a session that ended without a detach has its functions put back by the relay.
+		r.Restorer = restorer.New(cfg, ds, log)
+	}
+	return r, nil
 }

@@ -20,9 +20,11 @@ import (
 type Router struct {
 	Store              relay.Store
 	Audience           string
-	AWS                aws.Config   // region and credentials for the management API
-	ManagementEndpoint string       // "" → derived from each event's domain name and stage
-	Logger             *slog.Logger // nil → slog.Default()
+	AWS                aws.Config // region and credentials for the management API
+	ManagementEndpoint string     // "" → derived from each event's domain name and stage
+	// Restorer, if set, restores the functions of a session that ended when its developer disconnects.
+	Restorer relay.Restorer
+	Logger   *slog.Logger // nil → slog.Default()
 
 	mu    sync.Mutex
 	conns map[string]*wsmanage.Client // by endpoint; warm invocations reuse them
@@ -78,7 +80,7 @@ func (r *Router) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 }
 
 func (r *Router) handlers(p probe) *relay.Handlers {
-	h := &relay.Handlers{Store: r.Store, Audience: r.Audience, Logger: r.Logger}
+	h := &relay.Handlers{Store: r.Store, Audience: r.Audience, Logger: r.Logger, Restorer: r.Restorer}
 	endpoint := r.ManagementEndpoint
 	if endpoint == "" && p.RequestContext.DomainName != "" {
 		endpoint = wsmanage.EndpointFor(p.RequestContext.DomainName, p.RequestContext.Stage)

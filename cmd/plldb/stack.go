@@ -148,7 +148,6 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	// INTEGRATOR: live sessions and instrumented functions come from cloud/store through stack.StatusOptions.Hook.
-	_, err = stack.Status(ctx, cfg, stack.StatusOptions{Out: stdout})
+	_, err = stack.Status(ctx, cfg, stack.StatusOptions{Out: stdout, Hook: statusHook})
 	return err
 }

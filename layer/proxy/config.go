@@ -30,6 +30,8 @@ const (
 	DefaultAckTimeout      = 3 * time.Second
 	DefaultDeadlineMargin  = 500 * time.Millisecond
 	DefaultDisconnectGrace = 10 * time.Second
+	// DefaultConnectWait bounds how long init waits for the relay link (Lambda's init phase is limited to 10 s).
+	DefaultConnectWait = 3 * time.Second
 )
 
 // Error types the proxy answers with when the developer side cannot.
@@ -72,7 +74,10 @@ type SessionConfig struct {
 	// DisconnectGrace is how long an acknowledged invocation waits for the developer after a bye or a lost
 	// link before it is answered with Plldb.DeveloperDisconnected; default DefaultDisconnectGrace.
 	DisconnectGrace time.Duration
-	Env             map[string]string // the function's environment, forwarded after Redact
+	// ConnectWait is how long the first invocation is held (in Lambda's init phase) for the relay link to come
+	// up; default DefaultConnectWait, negative: no wait.
+	ConnectWait time.Duration
+	Env         map[string]string // the function's environment, forwarded after Redact
 
 	// What a Dial implementation needs, filled by ConfigFromEnv.
 	Endpoint    string // PLLDB_ENDPOINT, ws:// or wss://

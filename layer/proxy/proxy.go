@@ -239,6 +239,9 @@ func (p *proxy) loop(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	if p.sess != nil && !p.childless && !p.waitLinked(ctx) {
+		return nil
+	}
 	for {
 		inv, err := p.real.Next(ctx)
 		if ctx.Err() != nil {
@@ -264,6 +267,36 @@ func (p *proxy) loop(ctx context.Context) error {
 		}
 		p.sess.handle(ctx, inv)
 	}
+}
+
+// waitLinked holds the first /next, and so Lambda's init phase, until the relay link is up or
+// SessionConfig.ConnectWait passed: the dial runs in the background during init, and without this wait the first
+// invocation after an attach, which is the one the developer is waiting for, would fall back to the deployed code
+// whenever the child initialises faster than the relay answers. It reports false when ctx ended.
+func (p *proxy) waitLinked(ctx context.Context) bool {
+	wait := p.sess.cfg.ConnectWait
+	if wait == 0 {
+		wait = DefaultConnectWait
+	}
+	if wait < 0 {
+		return true
+	}
+	select {
+	case <-p.sess.linked:
+		return true
+	default:
+	}
+	p.log.Debug("runtime initialised; holding the first invocation for the plldb relay", "up_to", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-p.sess.linked:
+	case <-t.C:
+		p.log.Warn("the plldb relay is not connected yet; invocations fall back until it is", "waited", wait)
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // passThrough hands inv to the child runtime unchanged and posts its answer, unchanged, to the real API.

@@ -34,7 +34,7 @@ func run() int {
 		cfg.Logger.Error("session disabled", "err", err)
 	}
 	if cfg.Session != nil {
-		dial, err := relayDialer(cfg.Session, cfg.Logger)
+		dial, err := proxy.RelayDialer(cfg.Session, cfg.Logger)
 		if err != nil {
 			cfg.Logger.Error("session disabled", "err", err)
 			cfg.Session = nil

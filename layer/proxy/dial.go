@@ -1,6 +1,4 @@
-// relayDialer connects a session-mode proxy to the relay: bridge/wsclient with a fresh function ticket per dial.
-
-package main
+package proxy
 
 import (
 	"context"
@@ -11,10 +9,11 @@ import (
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
-	"github.com/plldb/plldb/layer/proxy"
 )
 
-func relayDialer(sc *proxy.SessionConfig, log *slog.Logger) (func(context.Context) (proxy.Link, error), error) {
+// RelayDialer connects a session-mode proxy to the relay: bridge/wsclient with a fresh function ticket per dial.
+// It is the dialer of the layer binary and of the offline harness, so both run the same code.
+func RelayDialer(sc *SessionConfig, log *slog.Logger) (func(context.Context) (Link, error), error) {
 	mint := func(context.Context) (string, error) {
 		now := time.Now()
 		return ticket.Mint(sc.FunctionKey, ticket.Claims{
@@ -26,12 +25,12 @@ func relayDialer(sc *proxy.SessionConfig, log *slog.Logger) (func(context.Contex
 			Expires:  now.Add(time.Minute),
 		})
 	}
-	return func(ctx context.Context) (proxy.Link, error) {
+	return func(ctx context.Context) (Link, error) {
 		c, err := wsclient.Dial(ctx, wsclient.Config{
 			URL:    sc.Endpoint,
 			Ticket: mint,
 			OnConnect: func(ctx context.Context, c *wsclient.Client) error {
-				return c.Send(ctx, proxy.HelloEnvelope(sc))
+				return c.Send(ctx, HelloEnvelope(sc))
 			},
 			Logger: log,
 		})

@@ -1,0 +1,130 @@
+package dap
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/cloud/cloudsession"
+	"github.com/plldb/plldb/cloud/stack"
+)
+
+// backend is what a launch starts: the local pipeline ("mode": "local") or a session attached to a deployed
+// stack ("mode": "aws"). Either way the developer side runs one executor per function, which the session
+// attaches debugpy to.
+type backend interface {
+	functions() []backendFunction
+	banner() string // the console line announcing what runs
+	close(ctx context.Context) error
+}
+
+type backendFunction struct {
+	LogicalID string
+	DebugPort int
+}
+
+type localBackend struct{ p *local.Pipeline }
+
+func (b localBackend) functions() []backendFunction {
+	var out []backendFunction
+	for _, fn := range b.p.Functions() {
+		ex, _ := b.p.Executor(fn.LogicalID)
+		out = append(out, backendFunction{LogicalID: fn.LogicalID, DebugPort: ex.DebugPort()})
+	}
+	return out
+}
+
+func (b localBackend) banner() string {
+	var names []string
+	for _, fn := range b.p.Functions() {
+		names = append(names, fn.LogicalID)
+	}
+	return fmt.Sprintf("plldb: debugging %s; Invoke API at %s\n", strings.Join(names, ", "), b.p.Endpoint())
+}
+
+func (b localBackend) close(ctx context.Context) error { return b.p.Close(ctx) }
+
+type awsBackend struct {
+	s     *cloudsession.Session
+	stack string
+}
+
+func (b awsBackend) functions() []backendFunction {
+	var out []backendFunction
+	for _, fn := range b.s.Functions() {
+		out = append(out, backendFunction{LogicalID: fn.Local.LogicalID, DebugPort: fn.Exec.DebugPort()})
+	}
+	return out
+}
+
+func (b awsBackend) banner() string {
+	var names []string
+	for _, fn := range b.s.Functions() {
+		names = append(names, fn.LogicalID+" ("+fn.Name+")")
+	}
+	return fmt.Sprintf("plldb: session %s attached to stack %s: %s; their invocations now run here, and disconnecting restores them\n",
+		b.s.ID, b.stack, strings.Join(names, ", "))
+}
+
+// close restores every function; a function someone else changed meanwhile is reported, not overwritten.
+func (b awsBackend) close(ctx context.Context) error {
+	results, err := b.s.Close(ctx)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, r := range results {
+		if r.Outcome != "restored" {
+			problems = append(problems, fmt.Sprintf("%s: %s", r.FunctionName, r.Message))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("not restored: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
+	if cfg.Mode != "aws" {
+		p, err := local.Start(s.ctx, local.Options{
+			Template:        cfg.Template,
+			Functions:       cfg.Functions,
+			Python:          cfg.Python,
+			Host:            cfg.InvokeHost,
+			Port:            cfg.InvokePort,
+			Debug:           !cfg.NoDebug,
+			Env:             cfg.Env,
+			Observer:        observer{s},
+			OnLog:           s.onLog,
+			OnExecutorStart: s.onExecutorStart,
+			Logger:          s.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return localBackend{p}, nil
+	}
+	awsCfg, err := stack.LoadConfig(s.ctx, stack.ConfigOptions{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
+	if err != nil {
+		return nil, err
+	}
+	sess, err := cloudsession.Attach(s.ctx, cloudsession.Options{
+		StackName:       cfg.StackName,
+		Functions:       cfg.Functions,
+		Template:        cfg.Template,
+		Dir:             cfg.Cwd,
+		Python:          cfg.Python,
+		Name:            cfg.Name,
+		AWS:             awsCfg,
+		Debug:           !cfg.NoDebug,
+		Observer:        observer{s},
+		OnLog:           s.onLog,
+		OnExecutorStart: s.onExecutorStart,
+		Logger:          s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return awsBackend{s: sess, stack: cfg.StackName}, nil
+}

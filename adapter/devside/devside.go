@@ -1,0 +1,253 @@
+// Package devside is the developer half of a plldb session, shared by `plldb local` and AWS mode: one Python
+// executor per served function, the dispatcher that runs invocations on them, and the developer's WebSocket link
+// to the relay (the embedded gateway locally, the helper stack's API Gateway in AWS).
+package devside
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/plldb/plldb/adapter/dispatch"
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/template"
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/bridge/wsclient"
+)
+
+// Config configures the developer side.
+type Config struct {
+	// Functions are the functions to serve; each gets an executor.
+	Functions []template.Function
+	// TemplateDir is where the template lives: a virtualenv there is preferred by FindPython.
+	TemplateDir string
+	Python      string // interpreter; "" finds the project's virtualenv, then python3
+	Region      string
+	// Debug starts every executor with debugpy listening on 127.0.0.1; timeouts are then not enforced, since a
+	// developer paused at a breakpoint is not a slow handler.
+	Debug bool
+	// Env is added to every function's environment (over the template's variables).
+	Env      map[string]string
+	Observer dispatch.Observer
+	// OnLog, if set, also receives every line a handler prints.
+	OnLog func(executor.LogLine)
+	// OnExecutorStart, if set, hears every (re)start of a function's executor with its process id and debugpy
+	// port, so a debugger can attach again after a crash replaced the process.
+	OnExecutorStart func(logicalID string, pid, debugPort int)
+	Logger          *slog.Logger
+}
+
+// Served is one function the developer side runs.
+type Served struct {
+	template.Function
+	Exec    *executor.Executor
+	Timeout time.Duration
+}
+
+// Side is a running developer side. Close stops it.
+type Side struct {
+	cfg    Config
+	log    *slog.Logger
+	fns    []*Served
+	byName map[string]*Served
+
+	mu   sync.Mutex
+	link *wsclient.Client
+	disp *dispatch.Dispatcher
+
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start starts one executor per function, in parallel. It returns once all have started, or stops those that
+// did and reports every failure.
+func Start(ctx context.Context, cfg Config) (s *Side, err error) {
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s = &Side{cfg: cfg, log: log, byName: map[string]*Served{}, ctx: sctx, cancel: cancel}
+	side := s // a failed return sets the named result to nil before this cleanup runs
+	defer func() {
+		if err != nil {
+			_ = side.Close()
+		}
+	}()
+	fns := cfg.Functions
+	pythons := make([]string, len(fns))
+	for i, fn := range fns {
+		python, err := executor.FindPython(cfg.Python, cfg.TemplateDir, fn.CodeDir)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
+		}
+		pythons[i] = python
+	}
+	type started struct {
+		i   int
+		ex  *executor.Executor
+		err error
+	}
+	results := make(chan started, len(fns))
+	for i, fn := range fns {
+		go func() {
+			ex, err := executor.Start(ctx, s.spec(fn, pythons[i]), s.onLog)
+			results <- started{i, ex, err}
+		}()
+	}
+	s.fns = make([]*Served, len(fns))
+	var errs []error
+	for range fns {
+		r := <-results
+		fn := fns[r.i]
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("start executor for %s: %w", fn.LogicalID, r.err))
+			continue
+		}
+		s.fns[r.i] = &Served{Function: fn, Exec: r.ex, Timeout: time.Duration(fn.Timeout) * time.Second}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, sf := range s.fns {
+		s.byName[sf.LogicalID] = sf
+		s.byName[sf.Name] = sf
+	}
+	return s, nil
+}
+
+func (s *Side) spec(fn template.Function, python string) executor.Spec {
+	var layers []string
+	for _, l := range fn.Layers {
+		if l.PythonDir != "" {
+			layers = append(layers, l.PythonDir)
+		}
+	}
+	env := fn.Env
+	if len(s.cfg.Env) > 0 {
+		env = make(map[string]string, len(fn.Env)+len(s.cfg.Env))
+		for k, v := range fn.Env {
+			env[k] = v
+		}
+		for k, v := range s.cfg.Env {
+			env[k] = v
+		}
+	}
+	var onStart func(pid, debugPort int)
+	if s.cfg.OnExecutorStart != nil {
+		id := fn.LogicalID
+		onStart = func(pid, debugPort int) { s.cfg.OnExecutorStart(id, pid, debugPort) }
+	}
+	return executor.Spec{
+		LogicalID:      fn.LogicalID,
+		FunctionName:   fn.Name,
+		Handler:        fn.Handler,
+		Runtime:        fn.Runtime,
+		Region:         s.cfg.Region,
+		Version:        "$LATEST",
+		CodeDir:        fn.CodeDir,
+		LayerDirs:      layers,
+		Env:            env,
+		MemoryMB:       fn.MemoryMB,
+		TimeoutSec:     fn.Timeout,
+		Python:         python,
+		Debug:          s.cfg.Debug,
+		EnforceTimeout: !s.cfg.Debug,
+		Logger:         s.log.With("function", fn.LogicalID),
+		OnStart:        onStart,
+	}
+}
+
+func (s *Side) onLog(line executor.LogLine) {
+	s.mu.Lock()
+	disp := s.disp
+	s.mu.Unlock()
+	if disp != nil {
+		disp.Log(s.ctx, line)
+	}
+	if s.cfg.OnLog != nil {
+		s.cfg.OnLog(line)
+	}
+}
+
+// Connect dials the relay as the developer (link.Ticket must mint developer tickets) and starts dispatching the
+// invocations that arrive. It returns once the link is up.
+func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
+	if link.Logger == nil {
+		link.Logger = s.log.With("component", "developer-link")
+	}
+	c, err := wsclient.Dial(ctx, link)
+	if err != nil {
+		return fmt.Errorf("connect the developer side to %s: %w", link.URL, err)
+	}
+	disp := dispatch.New(dispatch.Config{
+		Link:     c,
+		Resolve:  s.resolve,
+		Observer: s.cfg.Observer,
+		Logger:   s.log.With("component", "dispatch"),
+	})
+	s.mu.Lock()
+	s.link, s.disp = c, disp
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := disp.Run(s.ctx); err != nil {
+			s.log.Error("dispatcher stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Side) resolve(id wire.FunctionIdentity) (dispatch.Target, bool) {
+	sf, ok := s.byName[id.LogicalID]
+	if !ok {
+		sf, ok = s.byName[id.Name]
+	}
+	if !ok {
+		return dispatch.Target{}, false
+	}
+	return dispatch.Target{Runner: sf.Exec, Timeout: sf.Timeout}, true
+}
+
+// Functions lists the served functions in the order they were given.
+func (s *Side) Functions() []*Served { return s.fns }
+
+// Lookup finds a served function by logical id or name.
+func (s *Side) Lookup(name string) (*Served, bool) {
+	sf, ok := s.byName[name]
+	return sf, ok
+}
+
+// Disconnect closes the developer link and stops dispatching; executors keep running until Close.
+func (s *Side) Disconnect() {
+	s.cancel()
+	s.mu.Lock()
+	link := s.link
+	s.mu.Unlock()
+	if link != nil {
+		_ = link.Close()
+	}
+	s.wg.Wait()
+}
+
+// Close disconnects and stops every executor.
+func (s *Side) Close() error {
+	s.Disconnect()
+	var errs []error
+	for _, sf := range s.fns {
+		if sf != nil && sf.Exec != nil {
+			if err := sf.Exec.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop executor %s: %w", sf.LogicalID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

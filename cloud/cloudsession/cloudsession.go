@@ -1,0 +1,532 @@
+// Package cloudsession is AWS mode's developer side: Attach creates a debug session in a helper stack install,
+// connects the developer side (adapter/devside) to the install's relay, maps the deployed stack's functions to
+// local code and instruments them; Session.Close restores them and ends the session. Detach and the next Attach
+// put back what a crashed session left instrumented.
+package cloudsession
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/plldb/plldb/adapter/devside"
+	"github.com/plldb/plldb/adapter/dispatch"
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/template"
+	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/bridge/ticket"
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/bridge/wsclient"
+	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/cloud/stack"
+	"github.com/plldb/plldb/cloud/store"
+)
+
+// DefaultExpiry is how long a session lives unless closed first; the relay's expiry path restores after it.
+const DefaultExpiry = 12 * time.Hour
+
+// Install is what a session needs of a helper stack install.
+type Install struct {
+	Name         string
+	WebSocketURL string // wss:// URL of the relay
+	Audience     string // the audience relay tickets carry
+	Tables       store.Tables
+	Layers       instrument.LayerARNs
+}
+
+// InstallFromOutputs reads an install from its stack outputs.
+func InstallFromOutputs(name string, out map[string]string) (Install, error) {
+	in := Install{
+		Name:         name,
+		WebSocketURL: out[stack.OutputWebSocketURL],
+		Audience:     out[stack.OutputAudience],
+		Tables: store.Tables{
+			Sessions:    out[stack.OutputSessionsTable],
+			Connections: out[stack.OutputConnectionsTable],
+			Tickets:     out[stack.OutputTicketsTable],
+			Claims:      out[stack.OutputClaimsTable],
+		},
+		Layers: instrument.LayerARNs{X86_64: out[stack.OutputLayerX86Arn], Arm64: out[stack.OutputLayerArm64Arn]},
+	}
+	var missing []string
+	for k, v := range map[string]string{
+		stack.OutputWebSocketURL: in.WebSocketURL, stack.OutputAudience: in.Audience,
+		stack.OutputSessionsTable: in.Tables.Sessions, stack.OutputConnectionsTable: in.Tables.Connections,
+		stack.OutputTicketsTable: in.Tables.Tickets, stack.OutputClaimsTable: in.Tables.Claims,
+		stack.OutputLayerX86Arn: in.Layers.X86_64, stack.OutputLayerArm64Arn: in.Layers.Arm64,
+	} {
+		if v == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return Install{}, fmt.Errorf("install %s: stack outputs lack %s (is the install complete? run plldb install)", name, strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+	}
+	return in, nil
+}
+
+// LoadInstall reads the outputs of the helper stack named name.
+func LoadInstall(ctx context.Context, cfg aws.Config, name string) (Install, error) {
+	if name == "" {
+		name = stack.DefaultName
+	}
+	out, err := cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stack.StackName(name))})
+	if err != nil {
+		return Install{}, fmt.Errorf("find plldb install %q (run plldb install --name %s): %w", name, name, err)
+	}
+	if len(out.Stacks) == 0 {
+		return Install{}, fmt.Errorf("find plldb install %q: no such stack (run plldb install --name %s)", name, name)
+	}
+	outputs := map[string]string{}
+	for _, o := range out.Stacks[0].Outputs {
+		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
+	return InstallFromOutputs(name, outputs)
+}
+
+// Options configure Attach.
+type Options struct {
+	StackName string
+	// Functions limits the session to these functions (logical ids, with or without the nested stack prefix,
+	// or physical names); empty attaches every function of the stack that has local Python code.
+	Functions []string
+	// Template is the local template mapping functions to code; "" → template.yaml in the working directory,
+	// else the deployed stack's template (GetTemplate).
+	Template string
+	// Dir is where relative paths start and template.yaml is looked for; "" → the working directory.
+	Dir    string
+	Python string
+	Name   string // install name; default stack.DefaultName
+	AWS    aws.Config
+	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
+	Install *Install
+	Debug   bool          // start executors under debugpy
+	Expiry  time.Duration // session lifetime; default DefaultExpiry
+	Owner   string        // default user@host
+
+	Observer        dispatch.Observer
+	OnLog           func(executor.LogLine)
+	OnExecutorStart func(logicalID string, pid, debugPort int)
+	Logger          *slog.Logger
+}
+
+// Function is one attached function.
+type Function struct {
+	instrument.StackFunction
+	Local template.Function
+	Exec  *executor.Executor
+}
+
+// Session is an attached debug session. Close ends it.
+type Session struct {
+	ID      string
+	Owner   string
+	Install Install
+
+	log     *slog.Logger
+	store   *store.Store
+	lambda  *lambda.Client
+	inst    *instrument.Instrumenter
+	dev     *devside.Side
+	fns     []Function
+	tagged  []string
+	Results []instrument.Result // what the attach recovered from earlier sessions
+
+	closeOnce sync.Once
+	closeRes  []instrument.Result
+	closeErr  error
+}
+
+type clients struct {
+	cfn    *cloudformation.Client
+	lambda *lambda.Client
+	store  *store.Store
+}
+
+func newClients(cfg aws.Config, in Install, log *slog.Logger) clients {
+	st := store.New(dynamodb.NewFromConfig(cfg), in.Tables)
+	st.Logger = log
+	return clients{cfn: cloudformation.NewFromConfig(cfg), lambda: lambda.NewFromConfig(cfg), store: st}
+}
+
+func (c clients) instrumenter(in Install, log *slog.Logger) *instrument.Instrumenter {
+	return &instrument.Instrumenter{Lambda: c.lambda, Claims: c.store, Layers: in.Layers, Logger: log}
+}
+
+// Attach attaches a debug session to a deployed stack's functions. On failure nothing stays changed.
+func Attach(ctx context.Context, o Options) (s *Session, err error) {
+	if strings.TrimSpace(o.StackName) == "" {
+		return nil, errors.New("attach: a stack name is required (--stack-name)")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Expiry <= 0 {
+		o.Expiry = DefaultExpiry
+	}
+	if o.Owner == "" {
+		o.Owner = Owner()
+	}
+	var in Install
+	if o.Install != nil {
+		in = *o.Install
+	} else if in, err = LoadInstall(ctx, o.AWS, o.Name); err != nil {
+		return nil, err
+	}
+	c := newClients(o.AWS, in, log)
+
+	stackFns, err := instrument.ListFunctions(ctx, c.cfn, o.StackName)
+	if err != nil {
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	tpl, err := loadTemplate(ctx, c.cfn, o)
+	if err != nil {
+		return nil, err
+	}
+	pairs, err := match(stackFns, tpl, o.Functions, log)
+	if err != nil {
+		return nil, err
+	}
+
+	s = &Session{ID: "s-" + randomID(8), Owner: o.Owner, Install: in, store: c.store, lambda: c.lambda}
+	s.log = log.With("session", s.ID)
+	s.inst = c.instrumenter(in, log.With("component", "instrument"))
+	arns := make([]string, len(pairs))
+	for i, p := range pairs {
+		arns[i] = p.remote.ARN
+	}
+	// A session of ours that crashed (no developer connected) still holds its functions until it expires: end it
+	// now so that Instrument recovers its functions before attaching.
+	if err := endCrashed(ctx, c.store, o.Owner, arns, log); err != nil {
+		return nil, err
+	}
+
+	rs := relay.NewSession(s.ID, o.Owner, time.Now().Add(o.Expiry))
+	if err := c.store.PutSession(ctx, rs); err != nil {
+		return nil, fmt.Errorf("attach: create session: %w", err)
+	}
+	sess := s // the named result is nil by the time a failed return runs the cleanup
+	defer func() {
+		if err != nil {
+			sess.cleanup()
+		}
+	}()
+
+	local := make([]template.Function, len(pairs))
+	for i, p := range pairs {
+		local[i] = p.local
+	}
+	s.dev, err = devside.Start(ctx, devside.Config{
+		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
+		Debug: o.Debug, Observer: o.Observer, OnLog: o.OnLog, OnExecutorStart: o.OnExecutorStart, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	devKey := rs.Keys[wire.RoleDeveloper]
+	peer := "developer-" + randomID(4)
+	err = s.dev.Connect(ctx, wsclient.Config{
+		URL: in.WebSocketURL,
+		Ticket: func(context.Context) (string, error) {
+			return ticket.Mint(devKey, ticket.Claims{Session: s.ID, Role: wire.RoleDeveloper, Peer: peer, Audience: in.Audience})
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+
+	// The relay role may restore only functions tagged with their session, so the tag goes on first.
+	for _, p := range pairs {
+		if _, err := c.lambda.TagResource(ctx, &lambda.TagResourceInput{
+			Resource: aws.String(p.remote.ARN), Tags: map[string]string{stack.SessionTag: s.ID},
+		}); err != nil {
+			return nil, fmt.Errorf("attach: tag %s with its session: %w", p.remote.Name, err)
+		}
+		s.tagged = append(s.tagged, p.remote.ARN)
+	}
+	targets := make([]instrument.Target, len(pairs))
+	for i, p := range pairs {
+		targets[i] = instrument.Target{StackFunction: p.remote, Key: rs.Keys[wire.RoleFunction]}
+	}
+	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience}, targets)
+	if att != nil {
+		s.Results = att.Recovered
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pairs {
+		sf, _ := s.dev.Lookup(p.local.LogicalID)
+		s.fns = append(s.fns, Function{StackFunction: p.remote, Local: p.local, Exec: sf.Exec})
+	}
+	log.Info("attached", "session", s.ID, "functions", len(s.fns))
+	return s, nil
+}
+
+// Functions lists the attached functions.
+func (s *Session) Functions() []Function { return s.fns }
+
+// Close restores every function the session instrumented, stops the developer side and deletes the session.
+// It uses its own context for the restore, so that a cancelled caller (Ctrl-C) still puts everything back.
+func (s *Session) Close(ctx context.Context) ([]instrument.Result, error) {
+	s.closeOnce.Do(func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		res, err := s.inst.Restore(rctx, s.ID)
+		s.closeRes = res
+		s.closeErr = err
+		for _, r := range res {
+			if r.Outcome != instrument.Restored {
+				s.log.Warn("not restored", "function", r.FunctionName, "outcome", r.Outcome, "message", r.Message)
+			}
+		}
+		if err == nil {
+			s.closeErr = s.cleanupCtx(rctx)
+		}
+	})
+	return s.closeRes, s.closeErr
+}
+
+func (s *Session) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.cleanupCtx(ctx); err != nil {
+		s.log.Warn("clean up after a failed attach", "err", err)
+	}
+}
+
+// cleanupCtx stops the developer side, removes the session tags and deletes the session.
+func (s *Session) cleanupCtx(ctx context.Context) error {
+	var errs []error
+	if s.dev != nil {
+		if err := s.dev.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, arn := range s.tagged {
+		if _, err := s.lambda.UntagResource(ctx, &lambda.UntagResourceInput{Resource: aws.String(arn), TagKeys: []string{stack.SessionTag}}); err != nil {
+			errs = append(errs, fmt.Errorf("remove the session tag of %s: %w", arn, err))
+		}
+	}
+	if err := s.store.DeleteSession(ctx, s.ID); err != nil {
+		errs = append(errs, fmt.Errorf("delete session %s: %w", s.ID, err))
+	}
+	return errors.Join(errs...)
+}
+
+// DetachOptions configure Detach.
+type DetachOptions struct {
+	StackName string
+	Name      string // install name
+	AWS       aws.Config
+	Install   *Install
+	Owner     string // default user@host
+	// Force also restores functions held by live sessions of other owners. Never use it against a colleague.
+	Force  bool
+	Logger *slog.Logger
+}
+
+// Detach puts back every function of the stack that a session of this owner left instrumented (after a crash),
+// and those of sessions that have ended. Functions held by other live sessions are reported as Held.
+func Detach(ctx context.Context, o DetachOptions) ([]instrument.Result, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Owner == "" {
+		o.Owner = Owner()
+	}
+	var in Install
+	var err error
+	if o.Install != nil {
+		in = *o.Install
+	} else if in, err = LoadInstall(ctx, o.AWS, o.Name); err != nil {
+		return nil, err
+	}
+	c := newClients(o.AWS, in, log)
+	fns, err := instrument.ListFunctions(ctx, c.cfn, o.StackName)
+	if err != nil {
+		return nil, fmt.Errorf("detach: %w", err)
+	}
+	arns := make([]string, len(fns))
+	for i, f := range fns {
+		arns[i] = f.ARN
+	}
+	if err := endCrashed(ctx, c.store, o.Owner, arns, log); err != nil {
+		return nil, err
+	}
+	// Recover takes over stale claims in the name of a session, which must exist while it runs.
+	id := "detach-" + randomID(6)
+	if err := c.store.PutSession(ctx, relay.NewSession(id, o.Owner, time.Now().Add(time.Hour))); err != nil {
+		return nil, fmt.Errorf("detach: %w", err)
+	}
+	defer func() {
+		if err := c.store.DeleteSession(context.WithoutCancel(ctx), id); err != nil {
+			log.Warn("delete the detach session", "err", err)
+		}
+	}()
+	res, err := c.instrumenter(in, log).Recover(ctx, instrument.Recovery{Session: id, Owner: o.Owner, FunctionARNs: arns, Force: o.Force})
+	for _, r := range res {
+		if r.Outcome == instrument.Restored {
+			if _, uerr := c.lambda.UntagResource(ctx, &lambda.UntagResourceInput{Resource: aws.String(r.FunctionARN), TagKeys: []string{stack.SessionTag}}); uerr != nil {
+				log.Warn("remove the session tag", "function", r.FunctionName, "err", uerr)
+			}
+		}
+	}
+	return res, err
+}
+
+// endCrashed deletes the sessions of owner that hold any of arns and have no developer connected: they crashed
+// (a closed session deletes itself), and deleting them lets Recover and Instrument take their claims over.
+func endCrashed(ctx context.Context, st *store.Store, owner string, arns []string, log *slog.Logger) error {
+	snaps, err := st.StackSnapshots(ctx, arns)
+	if err != nil {
+		return fmt.Errorf("read the claims on the stack's functions: %w", err)
+	}
+	checked := map[string]bool{}
+	for _, snap := range snaps {
+		if checked[snap.Session] {
+			continue
+		}
+		checked[snap.Session] = true
+		sess, err := st.GetSession(ctx, snap.Session)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read session %s: %w", snap.Session, err)
+		}
+		if sess.Owner != owner {
+			continue
+		}
+		conns, err := st.SessionConnections(ctx, sess.ID, wire.RoleDeveloper)
+		if err != nil {
+			return fmt.Errorf("read the connections of session %s: %w", sess.ID, err)
+		}
+		if len(conns) > 0 {
+			continue
+		}
+		log.Info("ending a crashed session of ours", "session", sess.ID)
+		if err := st.DeleteSession(ctx, sess.ID); err != nil {
+			return fmt.Errorf("end crashed session %s: %w", sess.ID, err)
+		}
+	}
+	return nil
+}
+
+type pair struct {
+	remote instrument.StackFunction
+	local  template.Function
+}
+
+func loadTemplate(ctx context.Context, cfn *cloudformation.Client, o Options) (*template.Template, error) {
+	lo := template.LoadOptions{Parameters: map[string]string{"AWS::Region": o.AWS.Region, "AWS::StackName": o.StackName}}
+	path := o.Template
+	if path != "" && o.Dir != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(o.Dir, path)
+	}
+	if path == "" {
+		if _, err := os.Stat(filepath.Join(o.Dir, "template.yaml")); err == nil {
+			path = filepath.Join(o.Dir, "template.yaml")
+		}
+	}
+	if path != "" {
+		return template.LoadWith(path, lo)
+	}
+	out, err := cfn.GetTemplate(ctx, &cloudformation.GetTemplateInput{StackName: aws.String(o.StackName)})
+	if err != nil {
+		return nil, fmt.Errorf("no template.yaml here and no --template: read the deployed template of %s: %w", o.StackName, err)
+	}
+	// Code paths of the deployed template resolve against the working directory, as a template there would.
+	return template.ParseWith(filepath.Join(o.Dir, "template.yaml"), []byte(aws.ToString(out.TemplateBody)), lo)
+}
+
+func lastSegment(id string) string {
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		return id[i+1:]
+	}
+	return id
+}
+
+// match pairs the stack's functions with the template's. A function named in want must exist and be
+// supported; without want, functions with no local code are skipped with a log line.
+func match(remote []instrument.StackFunction, tpl *template.Template, want []string, log *slog.Logger) ([]pair, error) {
+	byKey := map[string]instrument.StackFunction{}
+	for _, r := range remote {
+		byKey[r.LogicalID] = r
+		byKey[r.Name] = r
+		if _, dup := byKey[lastSegment(r.LogicalID)]; !dup {
+			byKey[lastSegment(r.LogicalID)] = r
+		}
+	}
+	localOf := func(r instrument.StackFunction) (*template.Function, bool) {
+		if f, ok := tpl.Function(r.LogicalID); ok {
+			return f, true
+		}
+		return tpl.Function(lastSegment(r.LogicalID))
+	}
+	var out []pair
+	if len(want) == 0 {
+		for _, r := range remote {
+			f, ok := localOf(r)
+			switch {
+			case !ok:
+				log.Info("not attached: no function with this logical id in the template", "function", r.LogicalID)
+			case !f.Supported:
+				log.Info("not attached", "function", r.LogicalID, "reason", f.Reason)
+			default:
+				out = append(out, pair{r, *f})
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("attach: none of the %d function(s) of the stack has local Python code in %s", len(remote), tpl.Path)
+		}
+		return out, nil
+	}
+	for _, w := range want {
+		r, ok := byKey[w]
+		if !ok {
+			return nil, fmt.Errorf("attach: the stack has no function %q", w)
+		}
+		f, ok := localOf(r)
+		if !ok {
+			return nil, fmt.Errorf("attach: function %s is not in %s", r.LogicalID, tpl.Path)
+		}
+		if !f.Supported {
+			return nil, fmt.Errorf("attach: function %s: %s", r.LogicalID, f.Reason)
+		}
+		out = append(out, pair{r, *f})
+	}
+	return out, nil
+}
+
+// Owner is who attaches, user@host: shown to a second developer the session refuses.
+func Owner() string {
+	host, _ := os.Hostname()
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "developer"
+	}
+	return user + "@" + host
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

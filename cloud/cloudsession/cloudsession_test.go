@@ -1,0 +1,192 @@
+package cloudsession_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/cloud/cloudsession"
+	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/testfixtures/awsharness"
+)
+
+type fixture struct {
+	h      *awsharness.Harness
+	stack  string
+	fns    map[string]awsharness.Deployed
+	before map[string]awsharness.Settings
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	h := awsharness.New(t, awsharness.Options{})
+	stack := "app-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	if len(stack) > 40 {
+		stack = stack[:40]
+	}
+	deployed, err := filepath.Abs("testdata/deployed")
+	require.NoError(t, err)
+	fns := h.DeployStack(t, stack, []awsharness.Function{
+		{LogicalID: "OrdersFunction", CodeDir: deployed, Env: map[string]string{"STAGE": "dev", "TABLE": "orders"}, Timeout: 7},
+		{LogicalID: "UsersFunction", CodeDir: deployed},
+	})
+	f := &fixture{h: h, stack: stack, fns: fns, before: map[string]awsharness.Settings{}}
+	for id, fn := range fns {
+		f.before[id] = h.Settings(t, fn.Name)
+	}
+	return f
+}
+
+func (f *fixture) options() cloudsession.Options {
+	in := f.h.Install
+	return cloudsession.Options{
+		StackName: f.stack, Template: "testdata/app/template.yaml", Python: f.h.Python,
+		AWS: f.h.AWS, Install: &in, Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+func (f *fixture) invoke(t *testing.T, logicalID string) map[string]any {
+	t.Helper()
+	resp, err := f.h.Invoke(context.Background(), f.fns[logicalID].Name, []byte(`{"n":1}`))
+	require.NoError(t, err)
+	require.False(t, resp.Error, "invocation failed: %s", resp.Payload)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(resp.Payload, &out), "payload %s", resp.Payload)
+	return out
+}
+
+func (f *fixture) assertRestored(t *testing.T) {
+	t.Helper()
+	for id, fn := range f.fns {
+		assert.Equal(t, f.before[id], f.h.Settings(t, fn.Name), "function %s is not as it was before attach", id)
+	}
+}
+
+func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
+	f := newFixture(t)
+	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "before attach the deployed code answers")
+
+	s, err := cloudsession.Attach(context.Background(), f.options())
+	require.NoError(t, err)
+	require.Len(t, s.Functions(), 2)
+	during := f.h.Settings(t, f.fns["OrdersFunction"].Name)
+	assert.Equal(t, int32(900), during.Timeout)
+	assert.Equal(t, instrument.WrapperPath, during.Environment[instrument.EnvExecWrapper])
+	assert.Equal(t, "orders", during.Environment["TABLE"], "the function's own variables stay")
+
+	out := f.invoke(t, "OrdersFunction")
+	assert.Equal(t, "local", out["where"], "attached, the local code answers")
+	assert.Equal(t, map[string]any{"n": float64(1)}, out["event"])
+	assert.Equal(t, "local", f.invoke(t, "UsersFunction")["where"])
+	require.NotEmpty(t, developerGoroutines(), "the leak check sees a live session's goroutines")
+
+	results, err := s.Close(context.Background())
+	require.NoError(t, err)
+	require.Len(t, results, 2)
+	for _, r := range results {
+		assert.Equal(t, instrument.Restored, r.Outcome, r.Message)
+	}
+	f.assertRestored(t)
+	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "after close the deployed code answers again")
+	_, err = f.h.Store.GetSession(context.Background(), s.ID)
+	assert.Error(t, err, "the session is deleted")
+	assert.Eventually(t, func() bool { return len(developerGoroutines()) == 0 }, 10*time.Second, 20*time.Millisecond,
+		"developer-side goroutines left after Close: %v", developerGoroutines())
+}
+
+// developerGoroutines lists the goroutines of the developer side (executors, dispatcher); the harness's own
+// (gateway, sandboxes) live until the test ends.
+func developerGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "adapter/devside.") || strings.Contains(g, "adapter/dispatch.") || strings.Contains(g, "adapter/executor.") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func TestSecondDeveloperIsRefusedNamingTheHolder(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.Owner = "alice@laptop"
+	first, err := cloudsession.Attach(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = first.Close(context.Background()) })
+	attached := f.h.Settings(t, f.fns["OrdersFunction"].Name)
+
+	o.Owner = "bob@desk"
+	_, err = cloudsession.Attach(context.Background(), o)
+	require.Error(t, err)
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), first.ID)
+	assert.Contains(t, err.Error(), "alice@laptop")
+	assert.Equal(t, attached, f.h.Settings(t, f.fns["OrdersFunction"].Name), "the refused attach changed nothing")
+	assert.Equal(t, "local", f.invoke(t, "OrdersFunction")["where"], "the first session still serves")
+}
+
+func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.StackName = ""
+	_, err := cloudsession.Attach(context.Background(), o)
+	assert.ErrorContains(t, err, "stack name is required")
+
+	o = f.options()
+	o.Functions = []string{"NoSuchFunction"}
+	_, err = cloudsession.Attach(context.Background(), o)
+	assert.ErrorContains(t, err, `no function "NoSuchFunction"`)
+	f.assertRestored(t)
+}
+
+// TestCloseReportsAConcurrentChange: a deploy between attach and detach wins; Close reports the function
+// instead of overwriting the deploy, and restores the others.
+func TestCloseReportsAConcurrentChange(t *testing.T) {
+	f := newFixture(t)
+	s, err := cloudsession.Attach(context.Background(), f.options())
+	require.NoError(t, err)
+	orders := f.fns["OrdersFunction"].Name
+	_, err = f.h.Lambda.UpdateFunctionConfiguration(context.Background(), &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String(orders), Timeout: aws.Int32(33),
+	})
+	require.NoError(t, err)
+
+	results, err := s.Close(context.Background())
+	require.NoError(t, err)
+	byName := map[string]instrument.Result{}
+	for _, r := range results {
+		byName[r.FunctionName] = r
+	}
+	assert.Equal(t, instrument.Conflict, byName[orders].Outcome, byName[orders].Message)
+	assert.Equal(t, int32(33), f.h.Settings(t, orders).Timeout, "the other change stands")
+	users := f.fns["UsersFunction"].Name
+	assert.Equal(t, instrument.Restored, byName[users].Outcome)
+	assert.Equal(t, f.before["UsersFunction"], f.h.Settings(t, users))
+}
+
+// TestWithoutALocalTemplateTheDeployedOneIsRead: no --template and no template.yaml here, so attach maps the
+// functions through the deployed stack's template (GetTemplate); its inline code is no local Python code, which
+// attach says, changing nothing.
+func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.Template = ""
+	o.Dir = t.TempDir() // no template.yaml there
+	_, err := cloudsession.Attach(context.Background(), o)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
+	f.assertRestored(t)
+}

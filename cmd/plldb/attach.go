@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/plldb/plldb/adapter/dap"
+	"github.com/plldb/plldb/cloud/cloudsession"
+	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/cloud/stack"
+	"github.com/plldb/plldb/cloud/store"
+)
+
+func init() {
+	commands["attach"] = command{"attach to a deployed stack's functions: their invocations run here, under debugpy", runAttach}
+	commands["detach"] = command{"restore the functions of a stack that a crashed plldb attach left instrumented", runDetach}
+}
+
+func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plldb attach", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		a         awsFlags
+		logs      logFlags
+		functions listFlag
+		stackName = fs.String("stack-name", "", "the deployed CloudFormation stack whose functions to attach (required)")
+		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml here, else the deployed one)")
+		listen    = fs.String("listen", "", "serve DAP on HOST:PORT (launch with \"mode\": \"aws\" is implied) instead of printing debugpy ports")
+		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
+	)
+	fs.Var(&functions, "functions", "comma-separated logical ids or names to attach (default: every function with local code)")
+	a.register(fs, true)
+	logs.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *stackName == "" {
+		return errors.New("plldb attach: --stack-name is required")
+	}
+	log, closeLog, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if *listen != "" {
+		if _, _, err := net.SplitHostPort(*listen); err != nil {
+			return fmt.Errorf("plldb attach: --listen %q: want HOST:PORT", *listen)
+		}
+		return serveAWSDAP(ctx, *listen, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, flags: a}, stdout, log)
+	}
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := cloudsession.Attach(ctx, cloudsession.Options{
+		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
+		AWS: cfg, Debug: true, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	printResults(stdout, "recovered from an earlier session", s.Results)
+	fmt.Fprintf(stdout, "plldb: session %s attached to %d function(s) of stack %s; their invocations now run here.\n", s.ID, len(s.Functions()), *stackName)
+	for _, f := range s.Functions() {
+		fmt.Fprintf(stdout, "  %-28s %-40s debugpy at 127.0.0.1:%d\n", f.LogicalID, f.Name, f.Exec.DebugPort())
+	}
+	fmt.Fprintln(stdout, `Attach your debugger to a port above (VS Code: "type": "debugpy", "request": "attach", "connect": {"host": "127.0.0.1", "port": PORT}).`)
+	fmt.Fprintln(stdout, "Press Ctrl-C to detach: every function is put back as it was.")
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "plldb: detaching…")
+	results, err := s.Close(context.WithoutCancel(ctx))
+	printResults(stdout, "detach", results)
+	return err
+}
+
+func printResults(out io.Writer, what string, results []instrument.Result) {
+	for _, r := range results {
+		fmt.Fprintf(out, "  %s: %s (%s): %s\n", what, r.FunctionName, r.Outcome, r.Message)
+	}
+}
+
+func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plldb detach", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		a         awsFlags
+		logs      logFlags
+		stackName = fs.String("stack-name", "", "the stack whose functions to restore (required)")
+		force     = fs.Bool("force", false, "also restore functions held by live sessions of other developers")
+	)
+	a.register(fs, true)
+	logs.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *stackName == "" {
+		return errors.New("plldb detach: --stack-name is required")
+	}
+	log, closeLog, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	results, err := cloudsession.Detach(ctx, cloudsession.DetachOptions{StackName: *stackName, Name: a.name, AWS: cfg, Force: *force, Logger: log})
+	if len(results) == 0 && err == nil {
+		fmt.Fprintf(stdout, "plldb: no function of stack %s is instrumented\n", *stackName)
+	}
+	printResults(stdout, "detach", results)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.Outcome != instrument.Restored {
+			return fmt.Errorf("plldb detach: %s was not restored (%s)", r.FunctionName, r.Outcome)
+		}
+	}
+	return nil
+}
+
+// statusHook prints an install's live sessions and instrumented functions.
+func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Writer) error {
+	in, err := cloudsession.InstallFromOutputs(inst.Name, inst.Outputs)
+	if err != nil {
+		return err
+	}
+	st := store.New(dynamodb.NewFromConfig(cfg), in.Tables)
+	sessions, err := st.Sessions(ctx)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	if len(sessions) == 0 {
+		fmt.Fprintln(out, "  no live sessions")
+	}
+	for _, s := range sessions {
+		exp := "no expiry"
+		if !s.ExpiresAt.IsZero() {
+			exp = "expires " + s.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		fmt.Fprintf(out, "  session %s of %s, %s\n", s.ID, s.Owner, exp)
+	}
+	snaps, err := st.Snapshots(ctx)
+	if err != nil {
+		return fmt.Errorf("list instrumented functions: %w", err)
+	}
+	for _, s := range snaps {
+		fmt.Fprintf(out, "  instrumented: %s (session %s)\n", s.FunctionName, s.Session)
+	}
+	return nil
+}
+
+// awsLaunchDefaults are the attach flags that `plldb attach --listen` hands to every DAP launch.
+type awsLaunchDefaults struct {
+	stackName, template, python string
+	functions                   []string
+	flags                       awsFlags
+}
+
+func (d awsLaunchDefaults) launch() map[string]any {
+	m := map[string]any{"mode": "aws", "stackName": d.stackName, "name": d.flags.name}
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	set("template", d.template)
+	set("python", d.python)
+	set("region", d.flags.region)
+	set("profile", d.flags.profile)
+	set("endpointUrl", d.flags.endpoint)
+	if len(d.functions) > 0 {
+		m["functions"] = d.functions
+	}
+	return m
+}
+
+// serveAWSDAP serves DAP on addr; a launch attaches to the stack (unless it says otherwise) and disconnecting
+// restores the functions.
+func serveAWSDAP(ctx context.Context, addr string, d awsLaunchDefaults, stdout io.Writer, log *slog.Logger) error {
+	l, err := dap.Listen(addr, dap.Options{Logger: log, LaunchDefaults: d.launch()})
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "DAP server listening at: %s\n", l.Addr()); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("announce listening address: %w", err)
+	}
+	return l.Serve(ctx)
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/daptest"
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/pyenv"
+)
+
+// awsApp is a deployed two-function stack on the offline harness and its settings before any attach.
+type awsApp struct {
+	h      *awsharness.Harness
+	app    awsharness.App
+	stack  string
+	fns    map[string]awsharness.Deployed
+	before map[string]awsharness.Settings
+}
+
+func newAWSApp(t *testing.T) *awsApp {
+	t.Helper()
+	h := awsharness.New(t, awsharness.Options{})
+	app := awsharness.WriteApp(t)
+	stack := "cli-" + h.Install.Name
+	fns := h.DeployStack(t, stack, []awsharness.Function{
+		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Env: map[string]string{"STAGE": "dev"}, Timeout: 5},
+		{LogicalID: "UsersFunction", CodeDir: app.Deployed},
+	})
+	a := &awsApp{h: h, app: app, stack: stack, fns: fns, before: map[string]awsharness.Settings{}}
+	for id, f := range fns {
+		a.before[id] = h.Settings(t, f.Name)
+	}
+	return a
+}
+
+func (a *awsApp) env() []string { return append(os.Environ(), a.h.Moto.Env()...) }
+
+func (a *awsApp) where(t *testing.T, logicalID string) string {
+	t.Helper()
+	resp, err := a.h.Invoke(context.Background(), a.fns[logicalID].Name, []byte(`{}`))
+	require.NoError(t, err)
+	require.False(t, resp.Error, "%s", resp.Payload)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(resp.Payload, &out))
+	return out["where"].(string)
+}
+
+func (a *awsApp) assertRestored(t *testing.T) {
+	t.Helper()
+	for id, f := range a.fns {
+		assert.Equal(t, a.before[id], a.h.Settings(t, f.Name), "%s is not as before attach", id)
+	}
+}
+
+func (a *awsApp) assertInstrumented(t *testing.T) {
+	t.Helper()
+	for id, f := range a.fns {
+		assert.Equal(t, int32(900), a.h.Settings(t, f.Name).Timeout, "%s is instrumented", id)
+	}
+}
+
+var sessionLine = regexp.MustCompile(`session (s-[0-9a-f]+) attached`)
+
+// attach runs `plldb attach` and returns once it says the functions are attached, with the session id.
+func (a *awsApp) attach(t *testing.T) (*exec.Cmd, string, *lockedBuilder) {
+	t.Helper()
+	cmd := exec.Command(plldbBin, "attach", "--stack-name", a.stack, "--name", a.h.Install.Name,
+		"--template", a.app.Template, "--python", pyenv.Python(t), "--log-level", "warn")
+	cmd.Env = a.env()
+	// Its own process group, so that cleanup also stops the executors a SIGKILLed plldb leaves behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr := &lockedBuilder{}
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) { stderr.WriteString(string(p)); return len(p), nil })
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	out := &lockedBuilder{}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		session := ""
+		for sc.Scan() {
+			line := sc.Text()
+			out.WriteString(line + "\n")
+			if m := sessionLine.FindStringSubmatch(line); m != nil {
+				session = m[1]
+			}
+			if strings.HasPrefix(line, "Press Ctrl-C") {
+				ready <- session
+			}
+		}
+	}()
+	select {
+	case s := <-ready:
+		require.NotEmpty(t, s, "no session id in\n%s", out.String())
+		return cmd, s, out
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("plldb attach did not attach\nstdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
+		return nil, "", nil
+	}
+}
+
+// crash SIGKILLs plldb attach and waits until the relay has seen its developer connection go.
+func (a *awsApp) crash(t *testing.T, cmd *exec.Cmd, session string) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	require.Eventually(t, func() bool {
+		conns, err := a.h.Store.SessionConnections(context.Background(), session, wire.RoleDeveloper)
+		return err == nil && len(conns) == 0
+	}, 30*time.Second, 50*time.Millisecond, "the relay still counts the crashed developer as connected")
+	a.assertInstrumented(t)
+}
+
+func TestAttachRestoresOnCtrlC(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, _, out := a.attach(t)
+	assert.Contains(t, out.String(), "debugpy at 127.0.0.1:")
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "plldb attach exits cleanly on Ctrl-C\n%s", out.String())
+	a.assertRestored(t)
+	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
+}
+
+func TestDetachRestoresAfterACrash(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	a.crash(t, cmd, session)
+
+	detach := exec.Command(plldbBin, "detach", "--stack-name", a.stack, "--name", a.h.Install.Name, "--log-level", "warn")
+	detach.Env = a.env()
+	out, err := detach.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "restored")
+	a.assertRestored(t)
+	assert.Equal(t, "deployed", a.where(t, "UsersFunction"))
+}
+
+func TestNextAttachRestoresAfterACrash(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	a.crash(t, cmd, session)
+
+	cmd2, session2, out := a.attach(t)
+	assert.NotEqual(t, session, session2)
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"), "the new session serves")
+	require.NoError(t, cmd2.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd2.Wait(), "%s", out.String())
+	a.assertRestored(t)
+}
+
+func TestAttachNeedsAStackName(t *testing.T) {
+	out, err := exec.Command(plldbBin, "attach").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "--stack-name is required")
+	out, err = exec.Command(plldbBin, "detach").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "--stack-name is required")
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestRelayRestoresAnExpiredSession: the developer's connection goes away after the session expired, and the
+// relay's $disconnect path puts the functions back from the snapshots, with no plldb process left to do it.
+func TestRelayRestoresAnExpiredSession(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	a.h.Clock.Advance(13 * time.Hour) // past the session's 12 h
+	_, err := a.h.Store.GetSession(context.Background(), session)
+	require.Error(t, err, "the session is expired")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	assert.Eventually(t, func() bool {
+		for id, f := range a.fns {
+			if !assert.ObjectsAreEqual(a.before[id], a.h.Settings(t, f.Name)) {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "the relay did not restore the functions of the expired session")
+	a.assertRestored(t)
+	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
+}
+
+// TestAttachListenServesDAP: `plldb attach --listen` serves DAP; a launch with no attributes attaches to the
+// stack given on the command line, and disconnecting restores the functions.
+func TestAttachListenServesDAP(t *testing.T) {
+	a := newAWSApp(t)
+	cmd := exec.Command(plldbBin, "attach", "--stack-name", a.stack, "--name", a.h.Install.Name, "--functions", "OrdersFunction",
+		"--template", a.app.Template, "--python", pyenv.Python(t), "--listen", "127.0.0.1:0", "--log-level", "warn")
+	cmd.Env = a.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "DAP server listening at: "); ok {
+				addr <- a
+			}
+		}
+	}()
+	var at string
+	select {
+	case at = <-addr:
+	case <-time.After(time.Minute):
+		t.Fatal("plldb attach --listen announced no address")
+	}
+	conn, err := net.Dial("tcp", at)
+	require.NoError(t, err)
+	c := daptest.New(conn)
+	defer c.Close()
+	c.Request(t, "initialize", map[string]any{"adapterID": "plldb"})
+	c.Request(t, "launch", map[string]any{})
+	c.ExpectOutputEventContaining(t, "attached to stack "+a.stack)
+	assert.Equal(t, int32(900), a.h.Settings(t, a.fns["OrdersFunction"].Name).Timeout)
+	assert.Equal(t, a.before["UsersFunction"], a.h.Settings(t, a.fns["UsersFunction"].Name), "--functions limits the attach")
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	assert.Eventually(t, func() bool {
+		return assert.ObjectsAreEqual(a.before["OrdersFunction"], a.h.Settings(t, a.fns["OrdersFunction"].Name))
+	}, 30*time.Second, 100*time.Millisecond, "disconnect restores")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait())
+	a.assertRestored(t)
+}
+
+func TestStatusListsSessionsAndInstrumentedFunctions(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	status := exec.Command(plldbBin, "status")
+	status.Env = a.env()
+	out, err := status.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), a.h.Install.Name+": stack")
+	assert.Contains(t, string(out), "session "+session+" of ")
+	assert.Contains(t, string(out), "instrumented: "+a.fns["OrdersFunction"].Name+" (session "+session+")")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait())
+}
