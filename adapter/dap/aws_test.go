@@ -37,7 +37,7 @@ func TestAWSModeStopsAtBreakpoint(t *testing.T) {
 	c := startAdapter(t)
 	c.ExpectInitializeResponse(t)
 	c.Request(t, "launch", map[string]any{
-		"mode": "aws", "stackName": stack, "name": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
+		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
 		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"},
 	})
 	c.ExpectOutputEventContaining(t, "attached to stack "+stack)

@@ -28,7 +28,7 @@ type LaunchConfig struct {
 	// AWS mode: the deployed stack, the AWS configuration (SDK default chain when empty), the helper stack
 	// install name (default "plldb") and an endpoint override (moto, LocalStack).
 	StackName, Region, Profile string
-	Name, EndpointURL          string
+	InstallName, EndpointURL   string
 }
 
 // PathMapping maps the IDE's folder to the folder the executor runs the code from.
@@ -94,7 +94,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("stackName", &c.StackName, "a string")
 	field("region", &c.Region, "a string")
 	field("profile", &c.Profile, "a string")
-	field("name", &c.Name, "a string")
+	field("installName", &c.InstallName, "a string")
 	field("endpointUrl", &c.EndpointURL, "a string")
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))

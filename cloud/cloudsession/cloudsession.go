@@ -114,9 +114,11 @@ type Options struct {
 	AWS    aws.Config
 	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
 	Install *Install
-	Debug   bool          // start executors under debugpy
-	Expiry  time.Duration // session lifetime; default DefaultExpiry
-	Owner   string        // default user@host
+	Debug   bool // start executors under debugpy
+	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
+	Strict bool
+	Expiry time.Duration // session lifetime; default DefaultExpiry
+	Owner  string        // default user@host
 
 	Observer        dispatch.Observer
 	OnLog           func(executor.LogLine)
@@ -263,7 +265,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	for i, p := range pairs {
 		targets[i] = instrument.Target{StackFunction: p.remote, Key: rs.Keys[wire.RoleFunction]}
 	}
-	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience}, targets)
+	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict}, targets)
 	if att != nil {
 		s.Results = att.Recovered
 	}

@@ -3,7 +3,9 @@ package cloudsession_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -189,4 +191,52 @@ func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
 	f.assertRestored(t)
+}
+
+// TestAttachTwelveFunctions attaches a 12-function stack (instrumented in parallel), relays an invocation of
+// each, and restores every one of them exactly. Pagination and nested stacks of the discovery are covered in
+// cloud/instrument, against a paginating wrapper: moto answers ListStackResources in one page.
+func TestAttachTwelveFunctions(t *testing.T) {
+	h := awsharness.New(t, awsharness.Options{})
+	deployed, err := filepath.Abs("testdata/deployed")
+	require.NoError(t, err)
+	src, err := filepath.Abs("testdata/app/src")
+	require.NoError(t, err)
+	var fns []awsharness.Function
+	var tpl strings.Builder
+	tpl.WriteString("Transform: AWS::Serverless-2016-10-31\nGlobals:\n  Function:\n    Runtime: python3.12\n    Timeout: 10\nResources:\n")
+	for i := range 12 {
+		id := fmt.Sprintf("Fn%02d", i)
+		fns = append(fns, awsharness.Function{LogicalID: id, CodeDir: deployed, Env: map[string]string{"N": fmt.Sprint(i)}})
+		fmt.Fprintf(&tpl, "  %s:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: %s\n      Handler: app.handler\n", id, src)
+	}
+	stackName := "app-twelve"
+	deployedFns := h.DeployStack(t, stackName, fns)
+	before := map[string]awsharness.Settings{}
+	for id, fn := range deployedFns {
+		before[id] = h.Settings(t, fn.Name)
+	}
+	template := filepath.Join(t.TempDir(), "template.yaml")
+	require.NoError(t, os.WriteFile(template, []byte(tpl.String()), 0o644))
+
+	in := h.Install
+	s, err := cloudsession.Attach(context.Background(), cloudsession.Options{
+		StackName: stackName, Template: template, Python: h.Python, AWS: h.AWS, Install: &in,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	require.Len(t, s.Functions(), 12)
+	for id, fn := range deployedFns {
+		during := h.Settings(t, fn.Name)
+		assert.Equal(t, instrument.WrapperPath, during.Environment[instrument.EnvExecWrapper], id)
+		resp, err := h.Invoke(context.Background(), fn.Name, []byte(`{}`))
+		require.NoError(t, err)
+		assert.Contains(t, string(resp.Payload), `"local"`, "%s answered from the local code", id)
+	}
+	results, err := s.Close(context.Background())
+	require.NoError(t, err)
+	require.Len(t, results, 12)
+	for id, fn := range deployedFns {
+		assert.Equal(t, before[id], h.Settings(t, fn.Name), "function %s restored exactly", id)
+	}
 }

@@ -41,6 +41,7 @@ const (
 	EnvFunctionKey = "PLLDB_FUNCTION_KEY"
 	EnvAudience    = "PLLDB_AUDIENCE"
 	EnvLogicalID   = "PLLDB_LOGICAL_ID"
+	EnvStrict      = "PLLDB_STRICT"
 )
 
 // LambdaAPI is the part of the Lambda API that instrumentation uses.

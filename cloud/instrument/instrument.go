@@ -58,6 +58,9 @@ type Session struct {
 	Owner    string // who attaches, for "held by" messages; never a secret
 	Endpoint string // the relay's WebSocket URL (PLLDB_ENDPOINT)
 	Audience string // the ticket audience (PLLDB_AUDIENCE); "" leaves it to the layer (the endpoint's host)
+	// Strict sets PLLDB_STRICT: an invocation no developer takes is answered Plldb.NoDeveloper instead of
+	// running the deployed code.
+	Strict bool
 }
 
 // Target is a function to instrument with its ticket key.
@@ -360,6 +363,9 @@ func sessionEnvironment(own map[string]string, s Session, t Target) map[string]s
 	}
 	if t.LogicalID != "" {
 		env[EnvLogicalID] = t.LogicalID
+	}
+	if s.Strict {
+		env[EnvStrict] = "true"
 	}
 	return env
 }

@@ -126,6 +126,9 @@ func TestSessionEnvironmentChainsAWrapperAndNeverItself(t *testing.T) {
 	assert.NotContains(t, env, EnvAudience, "left to the layer when empty")
 	env = sessionEnvironment(map[string]string{EnvExecWrapper: WrapperPath}, s, tg)
 	assert.NotContains(t, env, EnvPrevWrapper, "plldb's own wrapper is never chained to itself")
+	assert.NotContains(t, env, EnvStrict)
+	s.Strict = true
+	assert.Equal(t, "true", sessionEnvironment(nil, s, tg)[EnvStrict], "strict sessions tell the layer not to fall back")
 }
 
 func TestMemoryClaims(t *testing.T) {

@@ -35,6 +35,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml here, else the deployed one)")
 		listen    = fs.String("listen", "", "serve DAP on HOST:PORT (launch with \"mode\": \"aws\" is implied) instead of printing debugpy ports")
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
+		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
 	)
 	fs.Var(&functions, "functions", "comma-separated logical ids or names to attach (default: every function with local code)")
 	a.register(fs, true)
@@ -54,7 +55,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if _, _, err := net.SplitHostPort(*listen); err != nil {
 			return fmt.Errorf("plldb attach: --listen %q: want HOST:PORT", *listen)
 		}
-		return serveAWSDAP(ctx, *listen, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, flags: a}, stdout, log)
+		return serveAWSDAP(ctx, *listen, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, flags: a}, stdout, log)
 	}
 	cfg, err := a.config(ctx)
 	if err != nil {
@@ -62,7 +63,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	s, err := cloudsession.Attach(ctx, cloudsession.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
-		AWS: cfg, Debug: true, Logger: log,
+		AWS: cfg, Debug: true, Strict: *strict, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -164,11 +165,12 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 type awsLaunchDefaults struct {
 	stackName, template, python string
 	functions                   []string
+	strict                      bool
 	flags                       awsFlags
 }
 
 func (d awsLaunchDefaults) launch() map[string]any {
-	m := map[string]any{"mode": "aws", "stackName": d.stackName, "name": d.flags.name}
+	m := map[string]any{"mode": "aws", "stackName": d.stackName, "installName": d.flags.name, "strict": d.strict}
 	set := func(k, v string) {
 		if v != "" {
 			m[k] = v

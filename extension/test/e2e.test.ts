@@ -170,7 +170,10 @@ test('the adapter type-checks every attribute the manifest declares, and names i
 test('a launch the adapter cannot serve fails with a message naming the problem', { timeout: TIMEOUT }, async () => {
   const dc = await started();
   await dc.initializeRequest({ adapterID: 'plldb', clientID: 'vscode', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
-  await assert.rejects(dc.launchRequest({ mode: 'aws', stackName: 'demo' } as DebugProtocol.LaunchRequestArguments), /"mode": "aws"/);
+  // AWS mode against an endpoint where nothing answers: the error names the missing install and how to make it.
+  await assert.rejects(
+    dc.launchRequest({ mode: 'aws', stackName: 'demo', region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' } as DebugProtocol.LaunchRequestArguments),
+    /plldb install/);
   await stop(dc);
 });
 
