@@ -71,16 +71,3 @@ func (h *handles[K]) drop(del func(K) bool) {
 		}
 	}
 }
-
-// all lists the keys for which keep is true, with their adapter ids.
-func (h *handles[K]) all(keep func(K) bool) map[int]K {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := map[int]K{}
-	for k, id := range h.fwd {
-		if keep(k) {
-			out[id] = k
-		}
-	}
-	return out
-}

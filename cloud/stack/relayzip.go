@@ -26,9 +26,9 @@ func BuildRelayZip(ctx context.Context, out string) error {
 	if out == "" {
 		return fmt.Errorf("build relay zip: no output file given")
 	}
-	goCmd := "go"
-	if _, err := exec.LookPath(goCmd); err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("build relay zip: the Go toolchain is needed on PATH: %w", err)
 	}
 	tmp, err := os.MkdirTemp("", "plldb-relay-")
 	if err != nil {

@@ -387,10 +387,6 @@ func TestValidNames(t *testing.T) {
 	assert.LessOrEqual(t, len(stack.BucketName(strings.Repeat("a", 24), "123456789012", "ap-southeast-2")), 63)
 }
 
-func stackInstall(t *testing.T, cfg aws.Config, name string) (stack.Info, error) {
-	return stack.Install(context.Background(), cfg, options(t, name, "v1", nil))
-}
-
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
 
 func keyNames(ks []dynamodbtypes.KeySchemaElement) []string {

@@ -66,9 +66,8 @@ func Build(ctx context.Context, o Options) error {
 	}
 	goCmd := o.Go
 	if goCmd == "" {
-		goCmd = "go"
-		if _, err := exec.LookPath(goCmd); err != nil {
-			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		if goCmd, err = exec.LookPath("go"); err != nil {
+			return fmt.Errorf("build layer: the Go toolchain is needed on PATH: %w", err)
 		}
 	}
 	tmp, err := os.MkdirTemp("", "plldb-layer-")
