@@ -94,6 +94,9 @@ Resources:
 	}()
 	// Interrupt once the invocation is running.
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "START Slow") }, 30*time.Second, 20*time.Millisecond)
+	src, err := filepath.EvalSymlinks(filepath.Join(dir, "src"))
+	require.NoError(t, err)
+	require.NotEmpty(t, processesIn(src), "the executor runs in the function's code folder")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 
 	select {
@@ -110,9 +113,19 @@ Resources:
 	case <-time.After(30 * time.Second):
 		t.Fatal("plldb local did not exit")
 	}
-	// No executor process survives it.
-	ps, err := exec.Command("pgrep", "-f", filepath.Join(dir, "src")).Output()
-	assert.Error(t, err, "leftover processes: %s", ps)
+	assert.Empty(t, processesIn(src), "no executor process survives plldb local")
+}
+
+// processesIn lists the pids of processes whose working directory is dir (executors run in the code folder).
+func processesIn(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var pids []string
+	for _, e := range entries {
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == dir {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
 }
 
 func TestLocalReportsUnreadableTemplates(t *testing.T) {
