@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/cloudsession"
-	"github.com/plldb/plldb/cloud/stack"
 )
 
 // backend is what a launch starts: the local pipeline ("mode": "local") or a session attached to a deployed
@@ -105,7 +105,7 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 		}
 		return localBackend{p}, nil
 	}
-	awsCfg, err := stack.LoadConfig(s.ctx, stack.ConfigOptions{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
+	awsCfg, err := awsconfig.Load(s.ctx, awsconfig.Options{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
 	if err != nil {
 		return nil, err
 	}

@@ -5,42 +5,12 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/plldb/plldb/cloud/awsconfig"
 )
-
-// ConfigOptions are the CLI's AWS flags. Empty fields leave the SDK's default chain (environment, shared config
-// and credentials files, SSO, instance roles) in charge; AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> are
-// honoured by the SDK itself.
-type ConfigOptions struct {
-	Profile     string // --profile
-	Region      string // --region
-	EndpointURL string // --endpoint-url: one endpoint for every service (moto, LocalStack)
-}
-
-// LoadConfig loads the AWS configuration from the SDK's default chain with the CLI's overrides.
-func LoadConfig(ctx context.Context, o ConfigOptions) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
-	if o.Profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
-	}
-	if o.Region != "" {
-		if err := ValidateRegion(o.Region); err != nil {
-			return aws.Config{}, err
-		}
-		opts = append(opts, config.WithRegion(o.Region))
-	}
-	if o.EndpointURL != "" {
-		opts = append(opts, config.WithBaseEndpoint(o.EndpointURL))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	return cfg, nil
-}
 
 // clients are the service clients one operation uses.
 type clients struct {
@@ -65,7 +35,7 @@ func regionOf(cfg aws.Config, region string) (aws.Config, error) {
 	if region != "" {
 		cfg.Region = region
 	}
-	if err := ValidateRegion(cfg.Region); err != nil {
+	if err := awsconfig.ValidateRegion(cfg.Region); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/testfixtures/moto"
 )
@@ -27,36 +27,6 @@ func isolate(t *testing.T) string {
 	return dir
 }
 
-func TestLoadConfigFlagsOverrideTheChain(t *testing.T) {
-	isolate(t)
-	t.Setenv("AWS_REGION", "eu-west-1")
-	cfg, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{Region: "ap-south-1", EndpointURL: "http://127.0.0.1:5000"})
-	require.NoError(t, err)
-	assert.Equal(t, "ap-south-1", cfg.Region)
-	assert.Equal(t, "http://127.0.0.1:5000", aws.ToString(cfg.BaseEndpoint))
-}
-
-func TestLoadConfigReadsProfilesAndEnvironment(t *testing.T) {
-	dir := isolate(t)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte("[profile dev]\nregion = eu-north-1\n"), 0o600))
-	cfg, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{Profile: "dev"})
-	require.NoError(t, err)
-	assert.Equal(t, "eu-north-1", cfg.Region)
-
-	t.Setenv("AWS_REGION", "us-west-2")
-	cfg, err = stack.LoadConfig(context.Background(), stack.ConfigOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, "us-west-2", cfg.Region)
-}
-
-func TestLoadConfigBadInput(t *testing.T) {
-	isolate(t)
-	_, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{Region: "Europe"})
-	require.ErrorContains(t, err, `invalid AWS region "Europe"`)
-	_, err = stack.LoadConfig(context.Background(), stack.ConfigOptions{Profile: "nope"})
-	require.ErrorContains(t, err, "nope")
-}
-
 // AWS_ENDPOINT_URL (honoured by the SDK) is enough to point every client at moto.
 func TestEndpointFromTheEnvironmentReachesMoto(t *testing.T) {
 	s := moto.Start(t)
@@ -65,7 +35,7 @@ func TestEndpointFromTheEnvironmentReachesMoto(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	cfg, err := stack.LoadConfig(context.Background(), stack.ConfigOptions{})
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{})
 	require.NoError(t, err)
 	_, err = stack.Install(context.Background(), cfg, options(t, "t-env", "v1", nil))
 	require.NoError(t, err)

@@ -6,7 +6,6 @@ package stack
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -66,24 +65,10 @@ type Info struct {
 // short so "<name>-assets-<account>-<region>" stays within S3's 63 characters.
 var nameRE = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$`)
 
-// Regions look like us-east-1, eu-central-2, us-gov-west-1, ap-southeast-7.
-var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
-
 // ValidateName says why name cannot be an install name, or returns nil.
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("invalid install name %q: use 1 to 24 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen", name)
-	}
-	return nil
-}
-
-// ValidateRegion says why region is not an AWS region name, or returns nil.
-func ValidateRegion(region string) error {
-	if region == "" {
-		return errors.New("no AWS region: pass --region or set AWS_REGION (or a region in your AWS profile)")
-	}
-	if !regionRE.MatchString(region) {
-		return fmt.Errorf("invalid AWS region %q: expected a name like us-east-1", region)
 	}
 	return nil
 }

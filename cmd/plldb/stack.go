@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/layer/layerzip"
 )
@@ -37,7 +38,7 @@ func (a *awsFlags) register(fs *flag.FlagSet, withName bool) {
 }
 
 func (a *awsFlags) config(ctx context.Context) (aws.Config, error) {
-	return stack.LoadConfig(ctx, stack.ConfigOptions{Profile: a.profile, Region: a.region, EndpointURL: a.endpoint})
+	return awsconfig.Load(ctx, awsconfig.Options{Profile: a.profile, Region: a.region, EndpointURL: a.endpoint})
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

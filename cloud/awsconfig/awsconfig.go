@@ -1,0 +1,59 @@
+// Package awsconfig loads the AWS SDK configuration the way the AWS CLI does: the SDK's default chain
+// (environment, shared config and credentials files, SSO, instance roles) with the CLI's --profile, --region and
+// --endpoint-url on top. It is its own package so that everything that talks to AWS (the installer, attach, the
+// DAP adapter's AWS mode) loads credentials one way without linking each other.
+package awsconfig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+)
+
+// Options are the CLI's AWS flags. Empty fields leave the SDK's default chain in charge; AWS_ENDPOINT_URL and
+// AWS_ENDPOINT_URL_<SERVICE> are honoured by the SDK itself.
+type Options struct {
+	Profile     string // --profile
+	Region      string // --region
+	EndpointURL string // --endpoint-url: one endpoint for every service (moto, LocalStack)
+}
+
+// Load loads the AWS configuration from the SDK's default chain with the CLI's overrides.
+func Load(ctx context.Context, o Options) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if o.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Region != "" {
+		if err := ValidateRegion(o.Region); err != nil {
+			return aws.Config{}, err
+		}
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.EndpointURL != "" {
+		opts = append(opts, config.WithBaseEndpoint(o.EndpointURL))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// Regions look like us-east-1, eu-central-2, us-gov-west-1, ap-southeast-7.
+var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+
+// ValidateRegion says why region is not an AWS region name, or returns nil.
+func ValidateRegion(region string) error {
+	if region == "" {
+		return errors.New("no AWS region: pass --region or set AWS_REGION (or a region in your AWS profile)")
+	}
+	if !regionRE.MatchString(region) {
+		return fmt.Errorf("invalid AWS region %q: expected a name like us-east-1", region)
+	}
+	return nil
+}
