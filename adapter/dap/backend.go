@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"strings"
 
+	awsmode "github.com/plldb/plldb/adapter/aws"
+	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/cloud/awsconfig"
-	"github.com/plldb/plldb/cloud/cloudsession"
 )
 
 // backend is what a launch starts: the local pipeline ("mode": "local") or a session attached to a deployed
@@ -46,7 +47,7 @@ func (b localBackend) banner() string {
 func (b localBackend) close(ctx context.Context) error { return b.p.Close(ctx) }
 
 type awsBackend struct {
-	s     *cloudsession.Session
+	s     *awsmode.Session
 	stack string
 }
 
@@ -86,19 +87,18 @@ func (b awsBackend) close(ctx context.Context) error {
 }
 
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
+	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnExecutorStart: s.onExecutorStart}
 	if cfg.Mode != "aws" {
 		p, err := local.Start(s.ctx, local.Options{
-			Template:        cfg.Template,
-			Functions:       cfg.Functions,
-			Python:          cfg.Python,
-			Host:            cfg.InvokeHost,
-			Port:            cfg.InvokePort,
-			Debug:           !cfg.NoDebug,
-			Env:             cfg.Env,
-			Observer:        observer{s},
-			OnLog:           s.onLog,
-			OnExecutorStart: s.onExecutorStart,
-			Logger:          s.log,
+			Template:  cfg.Template,
+			Functions: cfg.Functions,
+			Python:    cfg.Python,
+			Host:      cfg.InvokeHost,
+			Port:      cfg.InvokePort,
+			Debug:     !cfg.NoDebug,
+			Env:       cfg.Env,
+			Hooks:     hooks,
+			Logger:    s.log,
 		})
 		if err != nil {
 			return nil, err
@@ -109,20 +109,18 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := cloudsession.Attach(s.ctx, cloudsession.Options{
-		StackName:       cfg.StackName,
-		Functions:       cfg.Functions,
-		Template:        cfg.Template,
-		Dir:             cfg.Cwd,
-		Python:          cfg.Python,
-		Name:            cfg.InstallName,
-		AWS:             awsCfg,
-		Debug:           !cfg.NoDebug,
-		Strict:          cfg.Strict,
-		Observer:        observer{s},
-		OnLog:           s.onLog,
-		OnExecutorStart: s.onExecutorStart,
-		Logger:          s.log,
+	sess, err := awsmode.Attach(s.ctx, awsmode.Options{
+		StackName: cfg.StackName,
+		Functions: cfg.Functions,
+		Template:  cfg.Template,
+		Dir:       cfg.Cwd,
+		Python:    cfg.Python,
+		Name:      cfg.InstallName,
+		AWS:       awsCfg,
+		Debug:     !cfg.NoDebug,
+		Strict:    cfg.Strict,
+		Hooks:     hooks,
+		Logger:    s.log,
 	})
 	if err != nil {
 		return nil, err

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/testfixtures/pyenv"
-	"github.com/stretchr/testify/require"
 )
 
 func percentile(ds []time.Duration, p float64) float64 {

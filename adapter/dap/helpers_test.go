@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/pyenv"
-	"github.com/stretchr/testify/require"
 )
 
 // testLogger logs to the test's output at debug level when PLLDB_TEST_LOG is set, else discards.

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/daptest"
 )
 
 // adapterGoroutines lists the stacks of goroutines running the session's or a debuggee's code.

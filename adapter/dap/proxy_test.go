@@ -7,9 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/daptest"
 )
 
 func bodyOf(t *testing.T, r invokeResult) map[string]any {

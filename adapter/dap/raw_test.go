@@ -7,9 +7,10 @@ import (
 	"net"
 	"testing"
 
-	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/daptest"
 )
 
 func plus1000(kind idKind, id int) (int, bool) { return id + 1000*(int(kind)+1), true }

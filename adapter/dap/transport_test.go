@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/daptest"
 )
 
 // pipes joins a child's stdout (read) and stdin (write) into the IDE's end of a stdio adapter.

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plldb/plldb/adapter/dispatch"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/wire"
@@ -30,14 +29,21 @@ type Config struct {
 	// developer paused at a breakpoint is not a slow handler.
 	Debug bool
 	// Env is added to every function's environment (over the template's variables).
-	Env      map[string]string
-	Observer dispatch.Observer
-	// OnLog, if set, also receives every line a handler prints.
+	Env map[string]string
+	Hooks
+	Logger *slog.Logger
+}
+
+// Hooks let the program around the developer side (the CLI, the debug adapter) hear what it does. Every field is
+// optional; the options of plldb local and AWS mode embed them and pass them on unchanged.
+type Hooks struct {
+	// Observer hears every invocation's start and end.
+	Observer Observer
+	// OnLog receives every line a handler prints.
 	OnLog func(executor.LogLine)
-	// OnExecutorStart, if set, hears every (re)start of a function's executor with its process id and debugpy
-	// port, so a debugger can attach again after a crash replaced the process.
+	// OnExecutorStart hears every (re)start of a function's executor with its process id and debugpy port, so a
+	// debugger can attach again after a crash replaced the process.
 	OnExecutorStart func(logicalID string, pid, debugPort int)
-	Logger          *slog.Logger
 }
 
 // Served is one function the developer side runs.
@@ -56,7 +62,7 @@ type Side struct {
 
 	mu   sync.Mutex
 	link *wsclient.Client
-	disp *dispatch.Dispatcher
+	disp *dispatcher
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -187,7 +193,7 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 	if err != nil {
 		return fmt.Errorf("connect the developer side to %s: %w", link.URL, err)
 	}
-	disp := dispatch.New(dispatch.Config{
+	disp := newDispatcher(dispatchConfig{
 		Link:     c,
 		Resolve:  s.resolve,
 		Observer: s.cfg.Observer,
@@ -206,15 +212,15 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 	return nil
 }
 
-func (s *Side) resolve(id wire.FunctionIdentity) (dispatch.Target, bool) {
+func (s *Side) resolve(id wire.FunctionIdentity) (target, bool) {
 	sf, ok := s.byName[id.LogicalID]
 	if !ok {
 		sf, ok = s.byName[id.Name]
 	}
 	if !ok {
-		return dispatch.Target{}, false
+		return target{}, false
 	}
-	return dispatch.Target{Runner: sf.Exec, Timeout: sf.Timeout}, true
+	return target{Runner: sf.Exec, Timeout: sf.Timeout}, true
 }
 
 // Functions lists the served functions in the order they were given.

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/plldb/plldb/adapter/devside"
-	"github.com/plldb/plldb/adapter/dispatch"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/gateway"
@@ -47,12 +46,7 @@ type Options struct {
 	Debug bool
 	// MaxSandboxes caps concurrent invocations per function (Lambda's concurrency); 0 → 64.
 	MaxSandboxes int
-	Observer     dispatch.Observer
-	// OnLog, if set, also receives every line a handler prints.
-	OnLog func(executor.LogLine)
-	// OnExecutorStart, if set, hears every (re)start of a function's executor with its process id and debugpy
-	// port, so a debugger can attach again after a crash replaced the process.
-	OnExecutorStart func(logicalID string, pid, debugPort int)
+	devside.Hooks
 	// Env is added to every function's environment (over the template's variables).
 	Env    map[string]string
 	Logger *slog.Logger
@@ -180,16 +174,14 @@ func (p *Pipeline) startRelay(ctx context.Context) error {
 
 func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) error {
 	dev, err := devside.Start(ctx, devside.Config{
-		Functions:       fns,
-		TemplateDir:     filepath.Dir(p.tpl.Path),
-		Python:          p.opts.Python,
-		Region:          p.opts.Region,
-		Debug:           p.opts.Debug,
-		Env:             p.opts.Env,
-		Observer:        p.opts.Observer,
-		OnLog:           p.opts.OnLog,
-		OnExecutorStart: p.opts.OnExecutorStart,
-		Logger:          p.log,
+		Functions:   fns,
+		TemplateDir: filepath.Dir(p.tpl.Path),
+		Python:      p.opts.Python,
+		Region:      p.opts.Region,
+		Debug:       p.opts.Debug,
+		Env:         p.opts.Env,
+		Hooks:       p.opts.Hooks,
+		Logger:      p.log,
 	})
 	if err != nil {
 		return err

@@ -44,10 +44,17 @@ const (
 	EnvStrict      = "PLLDB_STRICT"
 )
 
+// SessionTag is the tag Instrument puts on every function it changes (value: the session id) and a restore
+// removes. The helper stack's relay role may only read, update and untag functions that carry it, which is what
+// lets the relay put back the functions of an expired session and nothing else.
+const SessionTag = "plldb:session"
+
 // LambdaAPI is the part of the Lambda API that instrumentation uses.
 type LambdaAPI interface {
 	GetFunctionConfiguration(ctx context.Context, in *lambda.GetFunctionConfigurationInput, optFns ...func(*lambda.Options)) (*lambda.GetFunctionConfigurationOutput, error)
 	UpdateFunctionConfiguration(ctx context.Context, in *lambda.UpdateFunctionConfigurationInput, optFns ...func(*lambda.Options)) (*lambda.UpdateFunctionConfigurationOutput, error)
+	TagResource(ctx context.Context, in *lambda.TagResourceInput, optFns ...func(*lambda.Options)) (*lambda.TagResourceOutput, error)
+	UntagResource(ctx context.Context, in *lambda.UntagResourceInput, optFns ...func(*lambda.Options)) (*lambda.UntagResourceOutput, error)
 }
 
 // fnConfig is the part of a function's configuration plldb reasons about, with the field names of Lambda's

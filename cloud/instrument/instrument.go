@@ -373,6 +373,13 @@ func sessionEnvironment(own map[string]string, s Session, t Target) map[string]s
 // apply updates one function; updated reports whether Lambda accepted the change.
 func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attached, bool, error) {
 	t := p.target
+	// The relay role may restore only functions that carry their session's tag, so the tag goes on before the
+	// change it will have to undo.
+	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
+		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: s.ID},
+	}); err != nil {
+		return nil, false, fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	}
 	in2 := &lambda.UpdateFunctionConfigurationInput{
 		FunctionName: aws.String(t.ARN),
 		Environment:  &types.Environment{Variables: p.env},
@@ -418,6 +425,7 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 		}
 		p := plans[i]
 		if !updated[i] {
+			in.untag(ctx, p.target.ARN, p.target.Name)
 			if err := in.Claims.Release(ctx, p.target.ARN, s.ID); err != nil {
 				in.logger().Warn("release claim after a failed attach", "function", p.target.Name, "err", err)
 			}

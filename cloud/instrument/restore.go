@@ -122,6 +122,14 @@ func (in *Instrumenter) takeOver(ctx context.Context, session, owner string, sta
 	return in.restoreOne(ctx, mine), nil
 }
 
+// untag removes the session tag. A tag left behind only lets the relay role look at a function no claim
+// points to, so a failure is logged, not returned.
+func (in *Instrumenter) untag(ctx context.Context, arn, name string) {
+	if _, err := in.Lambda.UntagResource(ctx, &lambda.UntagResourceInput{Resource: aws.String(arn), TagKeys: []string{SessionTag}}); err != nil {
+		in.logger().Warn("remove the session tag", "function", name, "err", err)
+	}
+}
+
 func failed(s Snapshot, err error) Result {
 	return Result{FunctionARN: s.FunctionARN, FunctionName: s.FunctionName, Outcome: Failed, Message: err.Error(), Err: err}
 }
@@ -131,6 +139,11 @@ func failed(s Snapshot, err error) Result {
 func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
 	res := Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName}
 	release := func(r Result) Result {
+		// The tag goes while the claim still stands, so that it cannot remove the tag of a session that claims
+		// the function next.
+		if r.Outcome != Gone {
+			in.untag(ctx, snap.FunctionARN, snap.FunctionName)
+		}
 		if err := in.Claims.Release(ctx, snap.FunctionARN, snap.Session); err != nil {
 			return failed(snap, fmt.Errorf("release the claim on %s: %w", snap.FunctionName, err))
 		}

@@ -13,7 +13,7 @@
 package main
 
 import (
-	"github.com/plldb/plldb/cloud/restorer"
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/store"
 
 	"context"
@@ -54,7 +54,7 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	r := &Router{Store: st, Audience: env.Audience, AWS: cfg, ManagementEndpoint: env.ManagementEndpoint, Logger: log}
 	if ds, ok := st.(*store.Store); ok {
 		// The expiry path: a session that ended without a detach has its functions put back by the relay.
-		r.Restorer = restorer.New(cfg, ds, log)
+		r.Restorer = instrument.NewRestorer(cfg, ds, log)
 	}
 	return r, nil
 }

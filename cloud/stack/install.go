@@ -12,11 +12,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+
+	"github.com/plldb/plldb/cloud/install"
 )
 
 // InstallOptions say what to install where.
 type InstallOptions struct {
-	Name         string            // install name; default DefaultName
+	Name         string            // install name; default install.DefaultName
 	Region       string            // overrides the config's region when set
 	LayerZips    map[string]string // ArchX86 and ArchArm64 → layer zip (make layer: build/layer-<arch>.zip)
 	RelayZip     string            // relay Lambda zip (BuildRelayZip)
@@ -28,7 +30,7 @@ type InstallOptions struct {
 // stack, streaming its events to Out until it settles. Running it again with the same assets changes nothing.
 func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error) {
 	if o.Name == "" {
-		o.Name = DefaultName
+		o.Name = install.DefaultName
 	}
 	out := o.Out
 	if out == nil {
@@ -96,7 +98,7 @@ func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error
 		{ParameterKey: aws.String("LayerArm64Key"), ParameterValue: aws.String(assets[2].key)},
 	}
 	tags := []cfntypes.Tag{{Key: aws.String(InstallTag), Value: aws.String(o.Name)}}
-	name := StackName(o.Name)
+	name := install.StackName(o.Name)
 
 	stackID, err := deploy(ctx, c.cfn, deployment{
 		install: o.Name, stack: name, params: params, tags: tags, out: out, poll: o.PollInterval, total: total,

@@ -17,34 +17,14 @@ import (
 //go:embed template.yaml
 var Template string
 
-// DefaultName is the install name when none is given.
-const DefaultName = "plldb"
-
 // InstallTag tags the stack and the bucket of an install; its value is the install name. Status finds installs
 // by it.
 const InstallTag = "plldb:install"
-
-// SessionTag is the tag attach puts on every function it instruments (value: the session id). The relay's IAM
-// role may only read, update and untag functions that carry it.
-const SessionTag = "plldb:session"
 
 // Lambda architectures, the keys of InstallOptions.LayerZips.
 const (
 	ArchX86   = "x86_64"
 	ArchArm64 = "arm64"
-)
-
-// Stack outputs (Info.Outputs keys).
-const (
-	OutputWebSocketURL     = "WebSocketURL"
-	OutputAudience         = "Audience"
-	OutputSessionsTable    = "SessionsTable"
-	OutputConnectionsTable = "ConnectionsTable"
-	OutputTicketsTable     = "TicketsTable"
-	OutputClaimsTable      = "ClaimsTable"
-	OutputLayerX86Arn      = "LayerX86Arn"
-	OutputLayerArm64Arn    = "LayerArm64Arn"
-	OutputRelayFunctionArn = "RelayFunctionArn"
 )
 
 // DefaultPollInterval is how often stack events are fetched while a stack operation runs.
@@ -72,9 +52,6 @@ func ValidateName(name string) error {
 	}
 	return nil
 }
-
-// StackName is the CloudFormation stack name of the install called name.
-func StackName(name string) string { return name }
 
 // BucketName is the assets bucket of an install: bucket names are global, so account and region make it unique.
 func BucketName(name, account, region string) string {

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/testfixtures/moto"
@@ -149,7 +150,7 @@ func TestInstallCreatesWhatMotoCanCreate(t *testing.T) {
 	assert.Equal(t, "bootstrap", aws.ToString(fn.Handler))
 	assert.Equal(t, "t-create-sessions", fn.Environment.Variables["PLLDB_SESSIONS_TABLE"])
 	assert.Equal(t, "plldb:t-create", fn.Environment.Variables["PLLDB_AUDIENCE"])
-	assert.Equal(t, aws.ToString(fn.FunctionArn), info.Outputs[stack.OutputRelayFunctionArn])
+	assert.Equal(t, aws.ToString(fn.FunctionArn), info.Outputs[install.OutputRelayFunctionArn])
 
 	roleName := stackResource(t, cfg, "t-create", "RelayRole")
 	role, err := iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(roleName)})
@@ -160,7 +161,7 @@ func TestInstallCreatesWhatMotoCanCreate(t *testing.T) {
 	assert.Contains(t, aws.ToString(pol.PolicyDocument), "execute-api")
 
 	// Outputs and live output.
-	for _, k := range []string{stack.OutputWebSocketURL, stack.OutputLayerX86Arn, stack.OutputLayerArm64Arn, stack.OutputAudience} {
+	for _, k := range []string{install.OutputWebSocketURL, install.OutputLayerX86Arn, install.OutputLayerArm64Arn, install.OutputAudience} {
 		assert.NotEmpty(t, info.Outputs[k], k)
 	}
 	text := out.String()
@@ -291,7 +292,7 @@ func TestStatusListsInstallsAndCallsTheHook(t *testing.T) {
 	}
 	require.Contains(t, byName, "t-status-a")
 	require.Contains(t, byName, "t-status-b")
-	assert.Equal(t, "t-status-b-sessions", byName["t-status-b"].Outputs[stack.OutputSessionsTable])
+	assert.Equal(t, "t-status-b-sessions", byName["t-status-b"].Outputs[install.OutputSessionsTable])
 	assert.Contains(t, hooked, "t-status-a")
 	assert.Contains(t, hooked, "t-status-b")
 	assert.Contains(t, out.String(), "t-status-a: stack t-status-a, CREATE_COMPLETE")

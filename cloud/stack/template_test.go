@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/plldb/plldb/cloud/install"
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/testfixtures/pyenv"
@@ -89,8 +91,8 @@ func TestTemplateHasTheRelayPieces(t *testing.T) {
 		}
 		assert.Equal(t, "PAY_PER_REQUEST", p["BillingMode"], name)
 	}
-	for _, k := range []string{stack.OutputWebSocketURL, stack.OutputAudience, stack.OutputSessionsTable, stack.OutputConnectionsTable,
-		stack.OutputTicketsTable, stack.OutputClaimsTable, stack.OutputLayerX86Arn, stack.OutputLayerArm64Arn, stack.OutputRelayFunctionArn} {
+	for _, k := range []string{install.OutputWebSocketURL, install.OutputAudience, install.OutputSessionsTable, install.OutputConnectionsTable,
+		install.OutputTicketsTable, install.OutputClaimsTable, install.OutputLayerX86Arn, install.OutputLayerArm64Arn, install.OutputRelayFunctionArn} {
 		assert.Contains(t, tm.Outputs, k)
 	}
 	for _, p := range []string{"InstallName", "AssetsBucket", "RelayCodeKey", "LayerX86Key", "LayerArm64Key"} {
@@ -122,10 +124,10 @@ func TestTemplateRelayRoleIsLeastPrivilege(t *testing.T) {
 	restore := bySid["RestoreAttachedFunctions"]
 	assert.ElementsMatch(t, []string{"lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"}, asList(restore["Action"]))
 	cond := restore["Condition"].(map[string]any)["Null"].(map[string]any)
-	assert.Equal(t, "false", cond["aws:ResourceTag/"+stack.SessionTag], "only functions carrying the session tag")
+	assert.Equal(t, "false", cond["aws:ResourceTag/"+instrument.SessionTag], "only functions carrying the session tag")
 
 	untag := bySid["UntagAttachedFunctions"]
-	assert.Equal(t, []any{stack.SessionTag}, untag["Condition"].(map[string]any)["ForAllValues:StringEquals"].(map[string]any)["aws:TagKeys"])
+	assert.Equal(t, []any{instrument.SessionTag}, untag["Condition"].(map[string]any)["ForAllValues:StringEquals"].(map[string]any)["aws:TagKeys"])
 }
 
 func asList(v any) []string {

@@ -9,11 +9,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+
+	"github.com/plldb/plldb/cloud/install"
 )
 
 // UninstallOptions say which install to remove.
 type UninstallOptions struct {
-	Name         string // default DefaultName
+	Name         string // default install.DefaultName
 	Region       string
 	Out          io.Writer
 	PollInterval time.Duration
@@ -23,7 +25,7 @@ type UninstallOptions struct {
 // which the stack's layers and relay came from. Removing an install that is not there is not an error.
 func Uninstall(ctx context.Context, cfg aws.Config, o UninstallOptions) error {
 	if o.Name == "" {
-		o.Name = DefaultName
+		o.Name = install.DefaultName
 	}
 	out := o.Out
 	if out == nil {
@@ -45,7 +47,7 @@ func Uninstall(ctx context.Context, cfg aws.Config, o UninstallOptions) error {
 	if err != nil {
 		return err
 	}
-	name := StackName(o.Name)
+	name := install.StackName(o.Name)
 	s, err := describe(ctx, c.cfn, name)
 	switch {
 	case errors.Is(err, errStackGone):

@@ -12,8 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/adapter/dap"
-	"github.com/plldb/plldb/cloud/cloudsession"
+	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
@@ -61,7 +62,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	s, err := cloudsession.Attach(ctx, cloudsession.Options{
+	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
 		AWS: cfg, Debug: true, Strict: *strict, Logger: log,
 	})
@@ -114,7 +115,7 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	results, err := cloudsession.Detach(ctx, cloudsession.DetachOptions{StackName: *stackName, Name: a.name, AWS: cfg, Force: *force, Logger: log})
+	results, err := awsmode.Detach(ctx, awsmode.DetachOptions{StackName: *stackName, Name: a.name, AWS: cfg, Force: *force, Logger: log})
 	if len(results) == 0 && err == nil {
 		fmt.Fprintf(stdout, "plldb: no function of stack %s is instrumented\n", *stackName)
 	}
@@ -132,7 +133,7 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // statusHook prints an install's live sessions and instrumented functions.
 func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Writer) error {
-	in, err := cloudsession.InstallFromOutputs(inst.Name, inst.Outputs)
+	in, err := install.FromOutputs(inst.Name, inst.Outputs)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/plldb/plldb/cloud/awsconfig"
+	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/layer/layerzip"
 )
@@ -30,7 +31,7 @@ type awsFlags struct {
 
 func (a *awsFlags) register(fs *flag.FlagSet, withName bool) {
 	if withName {
-		fs.StringVar(&a.name, "name", stack.DefaultName, "install name (several installs can share an account and region)")
+		fs.StringVar(&a.name, "name", install.DefaultName, "install name (several installs can share an account and region)")
 	}
 	fs.StringVar(&a.region, "region", "", "AWS region (default: from the environment or profile)")
 	fs.StringVar(&a.profile, "profile", "", "AWS profile (default: AWS_PROFILE or the default profile)")

@@ -38,9 +38,8 @@ import (
 
 	"github.com/plldb/plldb/bridge/gateway"
 	"github.com/plldb/plldb/bridge/relay"
-	"github.com/plldb/plldb/cloud/cloudsession"
+	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/instrument"
-	"github.com/plldb/plldb/cloud/restorer"
 	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/layer/proxy"
@@ -56,7 +55,7 @@ const Role = "arn:aws:iam::123456789012:role/plldb-harness"
 type Harness struct {
 	Moto    *moto.Server
 	AWS     aws.Config
-	Install cloudsession.Install
+	Install install.Resources
 	// Store is the relay's session store on moto, as the gateway's handlers use it.
 	Store   *store.Store
 	Gateway *gateway.Gateway
@@ -138,37 +137,32 @@ func New(t testing.TB, o Options) *Harness {
 	h.Gateway.SetRoutes(&relay.Handlers{
 		Store: h.Store, Conns: h.Gateway, Audience: audience, Logger: log.With("component", "relay"),
 		// The relay Lambda's expiry path, on the same store: restores with the Lambda API, untracked by RelayCalls.
-		Restorer: restorer.New(cfg, store.New(dynamodb.NewFromConfig(cfg), tables), log.With("component", "restorer")),
+		Restorer: instrument.NewRestorer(cfg, store.New(dynamodb.NewFromConfig(cfg), tables), log.With("component", "restorer")),
 	})
 	require.NoError(t, h.Gateway.Start(context.Background()), "start the embedded gateway")
-	h.Install = cloudsession.Install{Name: name, WebSocketURL: h.Gateway.URL(), Audience: audience, Tables: tables, Layers: layers}
+	h.Install = install.Resources{Name: name, WebSocketURL: h.Gateway.URL(), Audience: audience, Tables: tables, Layers: layers}
 	t.Cleanup(h.close)
 	h.registerInstall(t)
 	return h
 }
 
 // registerInstall creates a stack named after the install whose outputs are the install's, so that the real
-// lookup (cloudsession.LoadInstall: DescribeStacks by install name) finds it, as plldb attach --name does.
+// lookup (awsmode.LoadInstall: DescribeStacks by install name) finds it, as plldb attach --name does.
 func (h *Harness) registerInstall(t testing.TB) {
 	t.Helper()
 	in := h.Install
-	outputs := map[string]string{
-		stack.OutputWebSocketURL: in.WebSocketURL, stack.OutputAudience: in.Audience,
-		stack.OutputSessionsTable: in.Tables.Sessions, stack.OutputConnectionsTable: in.Tables.Connections,
-		stack.OutputTicketsTable: in.Tables.Tickets, stack.OutputClaimsTable: in.Tables.Claims,
-		stack.OutputLayerX86Arn: in.Layers.X86_64, stack.OutputLayerArm64Arn: in.Layers.Arm64,
-	}
+	outputs := install.Outputs(in)
 	var b strings.Builder
 	b.WriteString("Resources:\n  Marker:\n    Type: AWS::CloudFormation::WaitConditionHandle\nOutputs:\n")
 	for _, k := range slices.Sorted(maps.Keys(outputs)) {
 		fmt.Fprintf(&b, "  %s:\n    Value: %q\n", k, outputs[k])
 	}
 	_, err := cloudformation.NewFromConfig(h.AWS).CreateStack(context.Background(), &cloudformation.CreateStackInput{
-		StackName: aws.String(stack.StackName(in.Name)), TemplateBody: aws.String(b.String()),
+		StackName: aws.String(install.StackName(in.Name)), TemplateBody: aws.String(b.String()),
 		Tags: []cftypes.Tag{{Key: aws.String(stack.InstallTag), Value: aws.String(in.Name)}},
 	})
 	require.NoError(t, err, "register the install's stack")
-	got, err := cloudsession.LoadInstall(context.Background(), h.AWS, in.Name)
+	got, err := install.Load(context.Background(), h.AWS, in.Name)
 	require.NoError(t, err, "read the install back")
 	require.Equal(t, in, got, "the install's stack outputs")
 }

@@ -1,4 +1,4 @@
-package cloudsession
+package aws
 
 import (
 	"log/slog"
@@ -54,12 +54,4 @@ func TestMatchMapsNestedAndNamedFunctions(t *testing.T) {
 	assert.ErrorContains(t, err, "is not in")
 	_, err = match(remote, tpl, []string{"Nope"}, log)
 	assert.ErrorContains(t, err, `no function "Nope"`)
-}
-
-func TestInstallFromOutputsNamesWhatIsMissing(t *testing.T) {
-	_, err := InstallFromOutputs("plldb", map[string]string{"WebSocketURL": "wss://x"})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "Audience")
-	assert.Contains(t, err.Error(), "LayerArm64Arn")
-	assert.NotContains(t, err.Error(), "WebSocketURL,")
 }

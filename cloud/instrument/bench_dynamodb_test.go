@@ -1,4 +1,4 @@
-package restorer_test
+package instrument_test
 
 import (
 	"context"
@@ -11,13 +11,12 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/cloud/instrument"
-	"github.com/plldb/plldb/cloud/restorer"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 )
 
-// BenchmarkAttachDetach50 is cloud/instrument's benchmark with the claims in DynamoDB (moto), as plldb attach
+// BenchmarkAttachDetach50DynamoDB is BenchmarkAttachDetach50 with the claims in DynamoDB (moto), as plldb attach
 // and detach run them: 50 functions instrumented, then restored.
-func BenchmarkAttachDetach50(b *testing.B) {
+func BenchmarkAttachDetach50DynamoDB(b *testing.B) {
 	h := awsharness.New(b, awsharness.Options{})
 	var fns []awsharness.Function
 	for i := range 50 {
@@ -32,7 +31,7 @@ func BenchmarkAttachDetach50(b *testing.B) {
 		})
 	}
 	ctx := context.Background()
-	r := restorer.New(h.AWS, h.Store, nil)
+	r := instrument.NewRestorer(h.AWS, h.Store, nil)
 	in := r.Instrumenter
 	in.Layers = h.Install.Layers
 	var attach, detach time.Duration

@@ -1,4 +1,4 @@
-package cloudsession_test
+package aws_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/plldb/plldb/cloud/cloudsession"
+	awsmode "github.com/plldb/plldb/adapter/aws"
 )
 
 // relayCallsPerInvocation attaches one function, warms its sandbox, and returns the relay's DynamoDB calls for
@@ -17,7 +17,7 @@ import (
 func relayCallsPerInvocation(tb testing.TB, f *fixture, n func(yield func() bool)) (map[string]int, int) {
 	o := f.options()
 	o.Functions = []string{"OrdersFunction"}
-	s, err := cloudsession.Attach(context.Background(), o)
+	s, err := awsmode.Attach(context.Background(), o)
 	require.NoError(tb, err)
 	defer func() { _, _ = s.Close(context.Background()) }()
 	name := f.fns["OrdersFunction"].Name

@@ -1,8 +1,10 @@
-// Package dispatch is the developer end of the relay. It receives the invocations that sandboxes relay, acks
+package devside
+
+// The dispatcher is the developer end of the relay. It receives the invocations that sandboxes relay, acks
 // them, runs each in its function's executor, streams the handler's log lines back, and answers with the result
 // or Lambda's error document. The same dispatcher serves `plldb local` (sandboxes emulated in-process) and AWS
 // mode (sandboxes in the cloud); only the link differs.
-package dispatch
+
 
 import (
 	"context"
@@ -16,14 +18,14 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 )
 
-// Link is the dispatcher's connection to the relay; *wsclient.Client satisfies it.
-type Link interface {
+// link is the dispatcher's connection to the relay; *wsclient.Client satisfies it.
+type link interface {
 	Send(ctx context.Context, e *wire.Envelope) error
 	Recv() <-chan *wire.Envelope
 }
 
-// Runner runs one invocation; *executor.Executor satisfies it.
-type Runner interface {
+// runner runs one invocation; *executor.Executor satisfies it.
+type runner interface {
 	Invoke(ctx context.Context, inv executor.Invocation) (executor.Outcome, error)
 }
 
@@ -34,26 +36,26 @@ type Observer interface {
 	Finished(inv *wire.Invoke, out executor.Outcome, err error)
 }
 
-// Target is where the invocations of one function run.
-type Target struct {
-	Runner Runner
+// target is where the invocations of one function run.
+type target struct {
+	Runner runner
 	// Timeout is the function's own configured timeout. The sandbox's deadline may be later (attach raises the
 	// timeout so a paused developer is not cut off); the handler still sees its configured budget.
 	Timeout time.Duration
 }
 
-// Config wires a Dispatcher.
-type Config struct {
-	Link Link
+// dispatchConfig wires a dispatcher.
+type dispatchConfig struct {
+	Link link
 	// Resolve finds the target for the function an invocation names; false means plldb does not serve it.
-	Resolve  func(fn wire.FunctionIdentity) (Target, bool)
+	Resolve  func(fn wire.FunctionIdentity) (target, bool)
 	Observer Observer
 	Logger   *slog.Logger
 }
 
-// Dispatcher serves invocations arriving on a Link until it is closed or its context ends.
-type Dispatcher struct {
-	cfg Config
+// dispatcher serves invocations arriving on a link until it is closed or its context ends.
+type dispatcher struct {
+	cfg dispatchConfig
 	log *slog.Logger
 
 	mu       sync.Mutex
@@ -61,19 +63,19 @@ type Dispatcher struct {
 	wg       sync.WaitGroup
 }
 
-// New returns a Dispatcher; Run starts it.
-func New(cfg Config) *Dispatcher {
+// newDispatcher returns a dispatcher; Run starts it.
+func newDispatcher(cfg dispatchConfig) *dispatcher {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dispatcher{cfg: cfg, log: log, inflight: map[string]string{}}
+	return &dispatcher{cfg: cfg, log: log, inflight: map[string]string{}}
 }
 
 // Run reads the link until ctx ends or the link's receive channel closes, then waits for the invocations it
 // started. Invocations still running when ctx ends are cancelled through their context, so the executor
 // answers them with an error rather than leaving a caller waiting.
-func (d *Dispatcher) Run(ctx context.Context) error {
+func (d *dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
 	for {
 		select {
@@ -90,7 +92,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // Log routes a line the handler printed to the sandbox that relayed its invocation. Lines of requests the
 // dispatcher does not know (already answered) are dropped.
-func (d *Dispatcher) Log(ctx context.Context, line executor.LogLine) {
+func (d *dispatcher) Log(ctx context.Context, line executor.LogLine) {
 	d.mu.Lock()
 	peer, ok := d.inflight[line.RequestID]
 	d.mu.Unlock()
@@ -110,7 +112,7 @@ func (d *Dispatcher) Log(ctx context.Context, line executor.LogLine) {
 	}
 }
 
-func (d *Dispatcher) handle(ctx context.Context, env *wire.Envelope) {
+func (d *dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 	switch env.T {
 	case wire.TypeInvoke:
 		var inv wire.Invoke
@@ -134,10 +136,10 @@ func (d *Dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 	}
 }
 
-func (d *Dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) {
+func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) {
 	id := inv.RequestID
 	log := d.log.With("request", id, "function", functionLabel(inv.Function))
-	target, ok := d.cfg.Resolve(inv.Function)
+	tgt, ok := d.cfg.Resolve(inv.Function)
 	if !ok {
 		// Not acking lets the sandbox fall back to the function's own runtime: it is not ours to answer.
 		log.Warn("invocation for a function this session does not serve; letting the sandbox fall back")
@@ -166,12 +168,12 @@ func (d *Dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		d.cfg.Observer.Started(inv)
 	}
 	deadline := inv.Deadline
-	if target.Timeout > 0 {
-		if own := time.Now().Add(target.Timeout); deadline.IsZero() || own.Before(deadline) {
+	if tgt.Timeout > 0 {
+		if own := time.Now().Add(tgt.Timeout); deadline.IsZero() || own.Before(deadline) {
 			deadline = own
 		}
 	}
-	out, runErr := target.Runner.Invoke(ctx, executor.Invocation{
+	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
 		RequestID:       id,
 		Event:           inv.Event,
 		Deadline:        deadline,

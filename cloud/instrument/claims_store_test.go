@@ -1,4 +1,4 @@
-package restorer_test
+package instrument_test
 
 import (
 	"context"

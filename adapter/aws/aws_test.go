@@ -1,4 +1,4 @@
-package cloudsession_test
+package aws_test
 
 import (
 	"context"
@@ -7,17 +7,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
-	"github.com/plldb/plldb/cloud/cloudsession"
+	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 )
@@ -49,9 +48,9 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
-func (f *fixture) options() cloudsession.Options {
+func (f *fixture) options() awsmode.Options {
 	in := f.h.Install
-	return cloudsession.Options{
+	return awsmode.Options{
 		StackName: f.stack, Template: "testdata/app/template.yaml", Python: f.h.Python,
 		AWS: f.h.AWS, Install: &in, Logger: slog.New(slog.DiscardHandler),
 	}
@@ -75,10 +74,15 @@ func (f *fixture) assertRestored(t *testing.T) {
 }
 
 func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	// Registered before the harness's own cleanup, so it runs after the harness has closed: then nothing of the
+	// session, the harness or the sandboxes may be left.
+	// The moto server, started once per package, outlives every test; its output is read by os/exec.
+	t.Cleanup(func() { goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("os/exec.(*Cmd).writerDescriptor.func1")) })
 	f := newFixture(t)
 	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "before attach the deployed code answers")
 
-	s, err := cloudsession.Attach(context.Background(), f.options())
+	s, err := awsmode.Attach(context.Background(), f.options())
 	require.NoError(t, err)
 	require.Len(t, s.Functions(), 2)
 	during := f.h.Settings(t, f.fns["OrdersFunction"].Name)
@@ -90,7 +94,10 @@ func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
 	assert.Equal(t, "local", out["where"], "attached, the local code answers")
 	assert.Equal(t, map[string]any{"n": float64(1)}, out["event"])
 	assert.Equal(t, "local", f.invoke(t, "UsersFunction")["where"])
-	require.NotEmpty(t, developerGoroutines(), "the leak check sees a live session's goroutines")
+	require.ErrorContains(t, goleak.Find(before), "adapter/devside", "the leak check sees a live session's goroutines")
+	for _, fn := range f.fns {
+		assert.Equal(t, s.ID, f.tags(t, fn.ARN)[instrument.SessionTag], "attached functions carry their session's tag")
+	}
 
 	results, err := s.Close(context.Background())
 	require.NoError(t, err)
@@ -102,35 +109,29 @@ func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
 	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "after close the deployed code answers again")
 	_, err = f.h.Store.GetSession(context.Background(), s.ID)
 	assert.Error(t, err, "the session is deleted")
-	assert.Eventually(t, func() bool { return len(developerGoroutines()) == 0 }, 10*time.Second, 20*time.Millisecond,
-		"developer-side goroutines left after Close: %v", developerGoroutines())
+	for _, fn := range f.fns {
+		assert.NotContains(t, f.tags(t, fn.ARN), instrument.SessionTag, "a restored function loses the session tag")
+	}
 }
 
-// developerGoroutines lists the goroutines of the developer side (executors, dispatcher); the harness's own
-// (gateway, sandboxes) live until the test ends.
-func developerGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "adapter/devside.") || strings.Contains(g, "adapter/dispatch.") || strings.Contains(g, "adapter/executor.") {
-			out = append(out, g)
-		}
-	}
-	return out
+func (f *fixture) tags(t *testing.T, arn string) map[string]string {
+	t.Helper()
+	out, err := f.h.Lambda.ListTags(context.Background(), &lambda.ListTagsInput{Resource: aws.String(arn)})
+	require.NoError(t, err)
+	return out.Tags
 }
 
 func TestSecondDeveloperIsRefusedNamingTheHolder(t *testing.T) {
 	f := newFixture(t)
 	o := f.options()
 	o.Owner = "alice@laptop"
-	first, err := cloudsession.Attach(context.Background(), o)
+	first, err := awsmode.Attach(context.Background(), o)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = first.Close(context.Background()) })
 	attached := f.h.Settings(t, f.fns["OrdersFunction"].Name)
 
 	o.Owner = "bob@desk"
-	_, err = cloudsession.Attach(context.Background(), o)
+	_, err = awsmode.Attach(context.Background(), o)
 	require.Error(t, err)
 	var refused *instrument.RefusedError
 	require.ErrorAs(t, err, &refused)
@@ -144,12 +145,12 @@ func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
 	f := newFixture(t)
 	o := f.options()
 	o.StackName = ""
-	_, err := cloudsession.Attach(context.Background(), o)
+	_, err := awsmode.Attach(context.Background(), o)
 	assert.ErrorContains(t, err, "stack name is required")
 
 	o = f.options()
 	o.Functions = []string{"NoSuchFunction"}
-	_, err = cloudsession.Attach(context.Background(), o)
+	_, err = awsmode.Attach(context.Background(), o)
 	assert.ErrorContains(t, err, `no function "NoSuchFunction"`)
 	f.assertRestored(t)
 }
@@ -158,7 +159,7 @@ func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
 // instead of overwriting the deploy, and restores the others.
 func TestCloseReportsAConcurrentChange(t *testing.T) {
 	f := newFixture(t)
-	s, err := cloudsession.Attach(context.Background(), f.options())
+	s, err := awsmode.Attach(context.Background(), f.options())
 	require.NoError(t, err)
 	orders := f.fns["OrdersFunction"].Name
 	_, err = f.h.Lambda.UpdateFunctionConfiguration(context.Background(), &lambda.UpdateFunctionConfigurationInput{
@@ -187,7 +188,7 @@ func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
 	o := f.options()
 	o.Template = ""
 	o.Dir = t.TempDir() // no template.yaml there
-	_, err := cloudsession.Attach(context.Background(), o)
+	_, err := awsmode.Attach(context.Background(), o)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
 	f.assertRestored(t)
@@ -220,7 +221,7 @@ func TestAttachTwelveFunctions(t *testing.T) {
 	require.NoError(t, os.WriteFile(template, []byte(tpl.String()), 0o644))
 
 	in := h.Install
-	s, err := cloudsession.Attach(context.Background(), cloudsession.Options{
+	s, err := awsmode.Attach(context.Background(), awsmode.Options{
 		StackName: stackName, Template: template, Python: h.Python, AWS: h.AWS, Install: &in,
 		Logger: slog.New(slog.DiscardHandler),
 	})

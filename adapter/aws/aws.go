@@ -1,8 +1,8 @@
-// Package cloudsession is AWS mode's developer side: Attach creates a debug session in a helper stack install,
+// Package aws is AWS mode's developer side, the peer of adapter/local: Attach creates a debug session in a helper stack install,
 // connects the developer side (adapter/devside) to the install's relay, maps the deployed stack's functions to
 // local code and instruments them; Session.Close restores them and ends the session. Detach and the next Attach
 // put back what a crashed session left instrumented.
-package cloudsession
+package aws
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,79 +23,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/plldb/plldb/adapter/devside"
-	"github.com/plldb/plldb/adapter/dispatch"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
+	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/instrument"
-	"github.com/plldb/plldb/cloud/stack"
 	"github.com/plldb/plldb/cloud/store"
 )
 
 // DefaultExpiry is how long a session lives unless closed first; the relay's expiry path restores after it.
 const DefaultExpiry = 12 * time.Hour
-
-// Install is what a session needs of a helper stack install.
-type Install struct {
-	Name         string
-	WebSocketURL string // wss:// URL of the relay
-	Audience     string // the audience relay tickets carry
-	Tables       store.Tables
-	Layers       instrument.LayerARNs
-}
-
-// InstallFromOutputs reads an install from its stack outputs.
-func InstallFromOutputs(name string, out map[string]string) (Install, error) {
-	in := Install{
-		Name:         name,
-		WebSocketURL: out[stack.OutputWebSocketURL],
-		Audience:     out[stack.OutputAudience],
-		Tables: store.Tables{
-			Sessions:    out[stack.OutputSessionsTable],
-			Connections: out[stack.OutputConnectionsTable],
-			Tickets:     out[stack.OutputTicketsTable],
-			Claims:      out[stack.OutputClaimsTable],
-		},
-		Layers: instrument.LayerARNs{X86_64: out[stack.OutputLayerX86Arn], Arm64: out[stack.OutputLayerArm64Arn]},
-	}
-	var missing []string
-	for k, v := range map[string]string{
-		stack.OutputWebSocketURL: in.WebSocketURL, stack.OutputAudience: in.Audience,
-		stack.OutputSessionsTable: in.Tables.Sessions, stack.OutputConnectionsTable: in.Tables.Connections,
-		stack.OutputTicketsTable: in.Tables.Tickets, stack.OutputClaimsTable: in.Tables.Claims,
-		stack.OutputLayerX86Arn: in.Layers.X86_64, stack.OutputLayerArm64Arn: in.Layers.Arm64,
-	} {
-		if v == "" {
-			missing = append(missing, k)
-		}
-	}
-	if len(missing) > 0 {
-		return Install{}, fmt.Errorf("install %s: stack outputs lack %s (is the install complete? run plldb install)", name, strings.Join(slices.Sorted(slices.Values(missing)), ", "))
-	}
-	return in, nil
-}
-
-// LoadInstall reads the outputs of the helper stack named name.
-func LoadInstall(ctx context.Context, cfg aws.Config, name string) (Install, error) {
-	if name == "" {
-		name = stack.DefaultName
-	}
-	out, err := cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stack.StackName(name))})
-	if err != nil {
-		return Install{}, fmt.Errorf("find plldb install %q (run plldb install --name %s): %w", name, name, err)
-	}
-	if len(out.Stacks) == 0 {
-		return Install{}, fmt.Errorf("find plldb install %q: no such stack (run plldb install --name %s)", name, name)
-	}
-	outputs := map[string]string{}
-	for _, o := range out.Stacks[0].Outputs {
-		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
-	}
-	return InstallFromOutputs(name, outputs)
-}
 
 // Options configure Attach.
 type Options struct {
@@ -110,20 +49,18 @@ type Options struct {
 	// Dir is where relative paths start and template.yaml is looked for; "" → the working directory.
 	Dir    string
 	Python string
-	Name   string // install name; default stack.DefaultName
+	Name   string // install name; default install.DefaultName
 	AWS    aws.Config
 	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
-	Install *Install
+	Install *install.Resources
 	Debug   bool // start executors under debugpy
 	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
 	Strict bool
 	Expiry time.Duration // session lifetime; default DefaultExpiry
 	Owner  string        // default user@host
 
-	Observer        dispatch.Observer
-	OnLog           func(executor.LogLine)
-	OnExecutorStart func(logicalID string, pid, debugPort int)
-	Logger          *slog.Logger
+	devside.Hooks
+	Logger *slog.Logger
 }
 
 // Function is one attached function.
@@ -137,15 +74,13 @@ type Function struct {
 type Session struct {
 	ID      string
 	Owner   string
-	Install Install
+	Install install.Resources
 
 	log     *slog.Logger
 	store   *store.Store
-	lambda  *lambda.Client
 	inst    *instrument.Instrumenter
 	dev     *devside.Side
 	fns     []Function
-	tagged  []string
 	Results []instrument.Result // what the attach recovered from earlier sessions
 
 	closeOnce sync.Once
@@ -159,13 +94,13 @@ type clients struct {
 	store  *store.Store
 }
 
-func newClients(cfg aws.Config, in Install, log *slog.Logger) clients {
+func newClients(cfg aws.Config, in install.Resources, log *slog.Logger) clients {
 	st := store.New(dynamodb.NewFromConfig(cfg), in.Tables)
 	st.Logger = log
 	return clients{cfn: cloudformation.NewFromConfig(cfg), lambda: lambda.NewFromConfig(cfg), store: st}
 }
 
-func (c clients) instrumenter(in Install, log *slog.Logger) *instrument.Instrumenter {
+func (c clients) instrumenter(in install.Resources, log *slog.Logger) *instrument.Instrumenter {
 	return &instrument.Instrumenter{Lambda: c.lambda, Claims: c.store, Layers: in.Layers, Logger: log}
 }
 
@@ -184,10 +119,10 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	if o.Owner == "" {
 		o.Owner = Owner()
 	}
-	var in Install
+	var in install.Resources
 	if o.Install != nil {
 		in = *o.Install
-	} else if in, err = LoadInstall(ctx, o.AWS, o.Name); err != nil {
+	} else if in, err = install.Load(ctx, o.AWS, o.Name); err != nil {
 		return nil, err
 	}
 	c := newClients(o.AWS, in, log)
@@ -205,7 +140,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		return nil, err
 	}
 
-	s = &Session{ID: "s-" + randomID(8), Owner: o.Owner, Install: in, store: c.store, lambda: c.lambda}
+	s = &Session{ID: "s-" + randomID(8), Owner: o.Owner, Install: in, store: c.store}
 	s.log = log.With("session", s.ID)
 	s.inst = c.instrumenter(in, log.With("component", "instrument"))
 	arns := make([]string, len(pairs))
@@ -235,7 +170,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	}
 	s.dev, err = devside.Start(ctx, devside.Config{
 		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
-		Debug: o.Debug, Observer: o.Observer, OnLog: o.OnLog, OnExecutorStart: o.OnExecutorStart, Logger: log,
+		Debug: o.Debug, Hooks: o.Hooks, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)
@@ -252,15 +187,6 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		return nil, fmt.Errorf("attach: %w", err)
 	}
 
-	// The relay role may restore only functions tagged with their session, so the tag goes on first.
-	for _, p := range pairs {
-		if _, err := c.lambda.TagResource(ctx, &lambda.TagResourceInput{
-			Resource: aws.String(p.remote.ARN), Tags: map[string]string{stack.SessionTag: s.ID},
-		}); err != nil {
-			return nil, fmt.Errorf("attach: tag %s with its session: %w", p.remote.Name, err)
-		}
-		s.tagged = append(s.tagged, p.remote.ARN)
-	}
 	targets := make([]instrument.Target, len(pairs))
 	for i, p := range pairs {
 		targets[i] = instrument.Target{StackFunction: p.remote, Key: rs.Keys[wire.RoleFunction]}
@@ -312,17 +238,12 @@ func (s *Session) cleanup() {
 	}
 }
 
-// cleanupCtx stops the developer side, removes the session tags and deletes the session.
+// cleanupCtx stops the developer side and deletes the session.
 func (s *Session) cleanupCtx(ctx context.Context) error {
 	var errs []error
 	if s.dev != nil {
 		if err := s.dev.Close(); err != nil {
 			errs = append(errs, err)
-		}
-	}
-	for _, arn := range s.tagged {
-		if _, err := s.lambda.UntagResource(ctx, &lambda.UntagResourceInput{Resource: aws.String(arn), TagKeys: []string{stack.SessionTag}}); err != nil {
-			errs = append(errs, fmt.Errorf("remove the session tag of %s: %w", arn, err))
 		}
 	}
 	if err := s.store.DeleteSession(ctx, s.ID); err != nil {
@@ -336,7 +257,7 @@ type DetachOptions struct {
 	StackName string
 	Name      string // install name
 	AWS       aws.Config
-	Install   *Install
+	Install   *install.Resources
 	Owner     string // default user@host
 	// Force also restores functions held by live sessions of other owners. Never use it against a colleague.
 	Force  bool
@@ -353,11 +274,11 @@ func Detach(ctx context.Context, o DetachOptions) ([]instrument.Result, error) {
 	if o.Owner == "" {
 		o.Owner = Owner()
 	}
-	var in Install
+	var in install.Resources
 	var err error
 	if o.Install != nil {
 		in = *o.Install
-	} else if in, err = LoadInstall(ctx, o.AWS, o.Name); err != nil {
+	} else if in, err = install.Load(ctx, o.AWS, o.Name); err != nil {
 		return nil, err
 	}
 	c := newClients(o.AWS, in, log)
@@ -382,15 +303,7 @@ func Detach(ctx context.Context, o DetachOptions) ([]instrument.Result, error) {
 			log.Warn("delete the detach session", "err", err)
 		}
 	}()
-	res, err := c.instrumenter(in, log).Recover(ctx, instrument.Recovery{Session: id, Owner: o.Owner, FunctionARNs: arns, Force: o.Force})
-	for _, r := range res {
-		if r.Outcome == instrument.Restored {
-			if _, uerr := c.lambda.UntagResource(ctx, &lambda.UntagResourceInput{Resource: aws.String(r.FunctionARN), TagKeys: []string{stack.SessionTag}}); uerr != nil {
-				log.Warn("remove the session tag", "function", r.FunctionName, "err", uerr)
-			}
-		}
-	}
-	return res, err
+	return c.instrumenter(in, log).Recover(ctx, instrument.Recovery{Session: id, Owner: o.Owner, FunctionARNs: arns, Force: o.Force})
 }
 
 // endCrashed deletes the sessions of owner that hold any of arns and have no developer connected: they crashed

@@ -1,0 +1,56 @@
+package instrument
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/cloud/store"
+)
+
+// Restorer is the relay's expiry path (relay.Restorer): it puts back the functions of a session that ended
+// without a detach, from the snapshots in the claim store.
+type Restorer struct {
+	Instrumenter *Instrumenter
+	Logger       *slog.Logger
+}
+
+var _ relay.Restorer = (*Restorer)(nil)
+
+// NewRestorer returns a Restorer using the Lambda API of cfg and the claims in st.
+func NewRestorer(cfg aws.Config, st *store.Store, log *slog.Logger) *Restorer {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Restorer{
+		Instrumenter: &Instrumenter{Lambda: lambda.NewFromConfig(cfg), Claims: st, Logger: log},
+		Logger:       log,
+	}
+}
+
+// RestoreSession puts back every function the session still holds. Functions someone else changed since are
+// reported (logged) and left alone, as Instrumenter.Restore does; only failures make it return an error.
+func (r *Restorer) RestoreSession(ctx context.Context, session string) error {
+	results, err := r.Instrumenter.Restore(ctx, session)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, res := range results {
+		switch res.Outcome {
+		case Restored:
+			r.Logger.InfoContext(ctx, "restored after the session ended", "session", session, "function", res.FunctionName)
+		case Failed:
+			errs = append(errs, fmt.Errorf("restore %s: %w", res.FunctionName, res.Err))
+		default:
+			r.Logger.WarnContext(ctx, "not restored after the session ended", "session", session, "function", res.FunctionName,
+				"outcome", res.Outcome, "message", res.Message)
+		}
+	}
+	return errors.Join(errs...)
+}
