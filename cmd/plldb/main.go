@@ -28,7 +28,6 @@ type command struct {
 var commands = map[string]command{
 	"local": {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
 	"dap":   {"debug adapter (DAP on stdin/stdout, or --listen HOST:PORT) for VS Code, nvim-dap, JetBrains", runDAP},
-	"demo":  {"invoke the sample functions through the local pipeline, then stop at a breakpoint through the debug adapter", runDemo},
 	"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 		_, err := fmt.Fprintln(stdout, "plldb", version)
 		return err
