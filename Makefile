@@ -88,8 +88,14 @@ fuzz: venv
 			PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
 		done; done
 
-demo: build venv
-	$(BUILD)/plldb demo --python $(abspath $(VPY))
+# A developer's first look: build/plldb-demo runs build/plldb local on the hello app and invokes its functions,
+# then drives build/plldb dap with a scripted DAP client that stops at a breakpoint in the hello handler.
+$(BUILD)/plldb-demo: FORCE
+	@mkdir -p $(BUILD)
+	$(GO) build -o $@ ./cmd/plldb-demo
+
+demo: build $(BUILD)/plldb-demo venv
+	$(BUILD)/plldb-demo --python $(abspath $(VPY))
 
 clean:
 	rm -rf $(BUILD) extension/out extension/bin

@@ -20,11 +20,6 @@ import (
 	"github.com/plldb/plldb/cloud/store"
 )
 
-func init() {
-	commands["attach"] = command{"attach to a deployed stack's functions: their invocations run here, under debugpy", runAttach}
-	commands["detach"] = command{"restore the functions of a stack that a crashed plldb attach left instrumented", runDetach}
-}
-
 func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plldb attach", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -120,5 +119,3 @@ func trimNewline(s string) string {
 	}
 	return s
 }
-
-var errDemo = errors.New("demo failed")

@@ -25,14 +25,21 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
+// commands is every subcommand of plldb.
 var commands = map[string]command{
-	"local": {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
-	"dap":   {"debug adapter (DAP on stdin/stdout, or --listen HOST:PORT) for VS Code, nvim-dap, JetBrains", runDAP},
-	"demo":  {"invoke the sample functions through the local pipeline, then stop at a breakpoint through the debug adapter", runDemo},
-	"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-		_, err := fmt.Fprintln(stdout, "plldb", version)
-		return err
-	}},
+	"local":     {"run functions of a SAM/CloudFormation template locally behind a Lambda Invoke endpoint", runLocal},
+	"dap":       {"debug adapter (DAP on stdin/stdout, or --listen HOST:PORT) for VS Code, nvim-dap, JetBrains", runDAP},
+	"attach":    {"attach to a deployed stack's functions: their invocations run here, under debugpy", runAttach},
+	"detach":    {"restore the functions of a stack that a crashed plldb attach left instrumented", runDetach},
+	"install":   {"create or update the helper stack (relay, tables, layers) in an AWS account", runInstall},
+	"uninstall": {"delete the helper stack and its assets bucket", runUninstall},
+	"status":    {"list the helper stack installs of a region", runStatus},
+	"version":   {"print the version", runVersion},
+}
+
+func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
+	_, err := fmt.Fprintln(stdout, "plldb", version)
+	return err
 }
 
 func main() {

@@ -151,6 +151,15 @@ func TestUnknownCommandAndFlags(t *testing.T) {
 	assert.Contains(t, string(out), "--log-level")
 }
 
+func TestUsageListsEveryCommand(t *testing.T) {
+	out, err := exec.Command(plldbBin, "help").CombinedOutput()
+	require.NoError(t, err)
+	for _, name := range []string{"attach", "dap", "detach", "install", "local", "status", "uninstall", "version"} {
+		assert.Regexp(t, `(?m)^  `+name+` +\S`, string(out))
+	}
+	assert.NotContains(t, string(out), "demo", "the demo is cmd/plldb-demo, not a plldb command")
+}
+
 // lockedBuilder is a strings.Builder read by the test while a goroutine writes it.
 type lockedBuilder struct {
 	mu sync.Mutex

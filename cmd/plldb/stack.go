@@ -18,12 +18,6 @@ import (
 )
 
 // The helper stack's commands register themselves here, so main.go's table stays a list of the local ones.
-func init() {
-	commands["install"] = command{"create or update the helper stack (relay, tables, layers) in an AWS account", runInstall}
-	commands["uninstall"] = command{"delete the helper stack and its assets bucket", runUninstall}
-	commands["status"] = command{"list the helper stack installs of a region", runStatus}
-}
-
 // awsFlags are the flags of every command that talks to AWS.
 type awsFlags struct {
 	name, region, profile, endpoint string
