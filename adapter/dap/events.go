@@ -3,6 +3,7 @@ package dap
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"time"
 )
 
@@ -57,25 +58,13 @@ func (s *session) onDebuggeeEvent(d *debuggee, m obj) {
 	case "continued":
 		body, _ := m.sub("body")
 		tid, _ := body.num("threadId")
-		var others []int
-		s.mu.Lock()
-		delete(s.stopped, tid)
-		if body.boolean("allThreadsContinued") {
-			for id := range s.stopped {
-				if r, ok := s.threads.lookup(id); ok && r.d == d {
-					others = append(others, id)
-					delete(s.stopped, id)
-				}
-			}
-		}
-		s.mu.Unlock()
-		if body.boolean("allThreadsContinued") {
+		all := body.boolean("allThreadsContinued")
+		others := s.resumed(d, tid, all)
+		if all {
 			body.set("allThreadsContinued", false)
 			m["body"] = body.bytes()
 			s.send(m)
-			for _, id := range others {
-				s.sendEvent("continued", map[string]any{"threadId": id, "allThreadsContinued": false})
-			}
+			s.sendContinued(others)
 			return
 		}
 	case "thread":
@@ -121,5 +110,39 @@ func (s *session) stopOthers(d *debuggee, tid int, reason string) {
 		if !already {
 			s.sendEvent("stopped", map[string]any{"reason": reason, "threadId": t.ID, "allThreadsStopped": false, "preserveFocusHint": true})
 		}
+	}
+}
+
+// resumed records that thread tid (an adapter id) of d runs again, and with all every other thread of d the IDE
+// believes stopped. It returns those others, for sendContinued: a continue, or a continued event, that says all
+// threads continued would make the IDE release the stopped threads of other functions as well.
+func (s *session) resumed(d *debuggee, tid int, all bool) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.stopped, tid)
+	if !all {
+		return nil
+	}
+	return s.takeStopped(d)
+}
+
+// takeStopped removes d's threads from the ones the IDE believes stopped and returns their adapter ids, sorted.
+// The caller holds s.mu.
+func (s *session) takeStopped(d *debuggee) []int {
+	var ids []int
+	for id := range s.stopped {
+		if r, ok := s.threads.lookup(id); ok && r.d == d {
+			ids = append(ids, id)
+			delete(s.stopped, id)
+		}
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+// sendContinued tells the IDE that each of threads continued, one at a time (allThreadsContinued false).
+func (s *session) sendContinued(threads []int) {
+	for _, id := range threads {
+		s.sendEvent("continued", map[string]any{"threadId": id, "allThreadsContinued": false})
 	}
 }

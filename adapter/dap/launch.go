@@ -255,14 +255,8 @@ func (s *session) breakpointChanged(bp obj) {
 // forget drops a debuggee that went away: its handles, and the IDE's view of its stopped threads.
 func (s *session) forget(d *debuggee) {
 	d.close()
-	var gone []int
 	s.mu.Lock()
-	for id := range s.stopped {
-		if r, ok := s.threads.lookup(id); ok && r.d == d {
-			gone = append(gone, id)
-			delete(s.stopped, id)
-		}
-	}
+	gone := s.takeStopped(d)
 	if s.lastStop == d {
 		s.lastStop = nil
 	}

@@ -182,26 +182,12 @@ func (s *session) continued(d *debuggee, args json.RawMessage, resp obj) {
 	}
 	_ = json.Unmarshal(args, &a)
 	tid, _ := s.threads.peek(ref{d, a.ThreadID})
-	var others []int
-	s.mu.Lock()
-	delete(s.stopped, tid)
-	if all {
-		for id := range s.stopped {
-			if r, ok := s.threads.lookup(id); ok && r.d == d {
-				others = append(others, id)
-				delete(s.stopped, id)
-			}
-		}
-	}
-	s.mu.Unlock()
+	others := s.resumed(d, tid, all)
 	if ok {
 		body.set("allThreadsContinued", false)
 		resp["body"] = body.bytes()
 	}
-	sort.Ints(others)
-	for _, id := range others {
-		s.sendEvent("continued", map[string]any{"threadId": id, "allThreadsContinued": false})
-	}
+	s.sendContinued(others)
 }
 
 // threadsRequest asks every debuggee for its threads and answers with all of them, renamed and remapped. The
