@@ -2,7 +2,6 @@ package dap
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -216,21 +215,8 @@ func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig)
 
 // replayed binds a replayed source's breakpoints and tells the IDE of the ones whose verification changed.
 func (s *session) replayed(d *debuggee, path string, args obj, resp obj) {
-	var want struct {
-		Breakpoints []struct {
-			Line int `json:"line"`
-		} `json:"breakpoints"`
-	}
-	_ = json.Unmarshal(args.bytes(), &want)
-	lines := make([]int, len(want.Breakpoints))
-	merged := make([]obj, len(lines))
-	for i, b := range want.Breakpoints {
-		lines[i] = b.Line
-		merged[i] = obj{}
-		merged[i].set("id", s.bpIDs.get(bpKey{path: path, line: b.Line}))
-		merged[i].set("verified", false)
-		merged[i].set("line", b.Line)
-	}
+	lines, _ := breakpointLines(args.bytes()) // setBreakpoints kept them only once they parsed
+	merged := s.unverified(path, lines)
 	s.mergeBreakpoints(d, path, lines, resp, merged)
 	for _, m := range merged {
 		s.breakpointChanged(m)

@@ -350,22 +350,10 @@ func (s *session) setBreakpoints(req request) {
 		s.forward(req)
 		return
 	}
-	var want struct {
-		Breakpoints []struct {
-			Line int `json:"line"`
-		} `json:"breakpoints"`
-		Lines []int `json:"lines"`
-	}
-	if err := json.Unmarshal(req.args, &want); err != nil {
+	lines, err := breakpointLines(req.args)
+	if err != nil {
 		s.respondErr(req, "setBreakpoints: %v", err)
 		return
-	}
-	lines := want.Lines
-	if len(want.Breakpoints) > 0 {
-		lines = lines[:0:0]
-		for _, b := range want.Breakpoints {
-			lines = append(lines, b.Line)
-		}
 	}
 	s.mu.Lock()
 	if _, ok := s.bps[path]; !ok {
@@ -374,13 +362,7 @@ func (s *session) setBreakpoints(req request) {
 	s.bps[path] = args
 	s.mu.Unlock()
 
-	merged := make([]obj, len(lines))
-	for i, line := range lines {
-		merged[i] = obj{}
-		merged[i].set("id", s.bpIDs.get(bpKey{path: path, line: line}))
-		merged[i].set("verified", false)
-		merged[i].set("line", line)
-	}
+	merged := s.unverified(path, lines)
 	for _, d := range s.current() {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		resp, err := d.request(ctx, "setBreakpoints", req.args)
@@ -400,7 +382,43 @@ func (s *session) setBreakpoints(req request) {
 	s.respond(req, map[string]any{"breakpoints": merged})
 }
 
-// mergeBreakpoints folds one debuggee's setBreakpoints answer into merged and binds its breakpoint ids.
+// breakpointLines returns the lines setBreakpoints arguments ask for: their breakpoints' lines, or the deprecated
+// "lines" when they have no breakpoints.
+func breakpointLines(args json.RawMessage) ([]int, error) {
+	var want struct {
+		Breakpoints []struct {
+			Line int `json:"line"`
+		} `json:"breakpoints"`
+		Lines []int `json:"lines"`
+	}
+	if err := json.Unmarshal(args, &want); err != nil {
+		return nil, err
+	}
+	if len(want.Breakpoints) == 0 {
+		return want.Lines, nil
+	}
+	lines := make([]int, len(want.Breakpoints))
+	for i, b := range want.Breakpoints {
+		lines[i] = b.Line
+	}
+	return lines, nil
+}
+
+// unverified starts a merged setBreakpoints answer for one source: per requested line, an unverified breakpoint
+// with its stable IDE id, which mergeBreakpoints fills in from the debuggees' answers.
+func (s *session) unverified(path string, lines []int) []obj {
+	merged := make([]obj, len(lines))
+	for i, line := range lines {
+		merged[i] = obj{}
+		merged[i].set("id", s.bpIDs.get(bpKey{path: path, line: line}))
+		merged[i].set("verified", false)
+		merged[i].set("line", line)
+	}
+	return merged
+}
+
+// mergeBreakpoints folds one debuggee's setBreakpoints answer into merged (from unverified) and binds its
+// breakpoint ids.
 func (s *session) mergeBreakpoints(d *debuggee, path string, lines []int, resp obj, merged []obj) {
 	var b struct {
 		Breakpoints []obj `json:"breakpoints"`
@@ -419,6 +437,8 @@ func (s *session) mergeBreakpoints(d *debuggee, path string, lines []int, resp o
 		if merged[i].boolean("verified") {
 			continue
 		}
+		// An unverified answer replaces only unverified's placeholder (its 3 fields), so that it carries the
+		// debuggee's message.
 		if bp.boolean("verified") || len(merged[i]) <= 3 {
 			c := obj{}
 			for k, v := range bp {
