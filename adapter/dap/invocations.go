@@ -8,7 +8,7 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 )
 
-// observer turns the pipeline's invocations into output events.
+// observer turns the backend's invocations into output events.
 type observer struct{ s *session }
 
 func (o observer) Started(inv *wire.Invoke) {

@@ -124,7 +124,7 @@ func (s *session) attach(fn string, port int) error {
 }
 
 // configure runs debugpy's attach handshake: initialize, attach, wait for initialized, replay the session's
-// breakpoints and exception settings, configurationDone, then the attach response.
+// source, function and exception breakpoints, configurationDone, then the attach response.
 func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig) error {
 	s.mu.Lock()
 	init := s.initArgs

@@ -111,7 +111,8 @@ func (s *session) current() []*debuggee {
 	return out
 }
 
-// forward routes a request to the debuggee its ids name (or, naming none, the one that stopped last).
+// forward routes a request to the debuggee its ids name (or, naming none, the one that stopped last, else the
+// first function by name).
 func (s *session) forward(req request) {
 	d, args, err := s.fromIDE(req.args)
 	if err != nil {
@@ -132,7 +133,7 @@ func (s *session) forward(req request) {
 		s.respondErr(req, "%s: no function is being debugged", req.command)
 		return
 	}
-	// The response is relayed from the debuggee's reader: the dispatcher moves on at once, and no goroutine
+	// The response is relayed from the debuggee's reader: the request reader moves on at once, and no goroutine
 	// sits between debugpy's answer and the IDE.
 	var once sync.Once
 	var timer *time.Timer

@@ -19,20 +19,23 @@ import (
 // Options configure the adapter's sessions.
 type Options struct {
 	Logger *slog.Logger
-	// ShutdownTimeout bounds how long disconnect waits for the pipeline to answer in-flight invocations; 0 → 20 s.
+	// ShutdownTimeout bounds how long disconnect waits for the backend to close (answer in-flight invocations,
+	// restore an AWS session's functions); 0 → 20 s.
 	ShutdownTimeout time.Duration
 	// LaunchDefaults are launch attributes applied when the IDE's launch request leaves them out (`plldb attach
 	// --listen` presets "mode": "aws" and the stack this way).
 	LaunchDefaults map[string]any
 }
 
-// session is one IDE debug session: one connection, one local pipeline, one debuggee per function.
+// session is one IDE debug session: one connection, one backend (the local pipeline or an AWS session), one
+// debuggee per function.
 //
 // Goroutines: one reader handles the IDE's requests in order (so setBreakpoints for one source apply in the
 // order sent); each debuggee has a reader that translates its events, and relays the responses to proxied
-// requests, as they arrive. Every write to the IDE goes through send, which serializes them. The session ends
-// when the IDE disconnects or goes away (EOF), or ctx ends; the pipeline is then closed, which answers every
-// in-flight invocation.
+// requests, as they arrive. Work that waits for debuggees off those readers (modules, stopOthers, re-attaching
+// after an executor restart) runs on goroutines counted in wg, which run waits for. Every write to the IDE goes
+// through send, which serializes them. The session ends when the IDE disconnects or goes away (EOF), or ctx
+// ends; the backend is then closed, which answers every in-flight invocation.
 type session struct {
 	opts Options
 	log  *slog.Logger
@@ -51,10 +54,10 @@ type session struct {
 
 	mu        sync.Mutex
 	cfg       *LaunchConfig
-	pipeline  backend
-	debuggees map[string]*debuggee // logical id → current debuggee
-	attaching map[string]int       // logical id → port being attached
-	lastStop  *debuggee
+	pipeline  backend                // what launch started; nil before, and once shutdown has begun
+	debuggees map[string]*debuggee   // logical id → current debuggee
+	attaching map[string]int         // logical id → port being attached
+	lastStop  *debuggee              // the debuggee that stopped last: where forward sends requests that name none
 	stopped   map[int]bool           // adapter thread ids the IDE believes stopped
 	bps       map[string]obj         // source path → the IDE's last setBreakpoints arguments
 	bpOrder   []string               // sources in the order first set
@@ -142,7 +145,8 @@ func (s *session) run(ctx context.Context) error {
 
 // serveRequests reads the IDE's requests and handles them in order on this one goroutine, until disconnect or
 // the end of the connection. Handling in the reader keeps a request one wakeup closer to debugpy; the handlers
-// that wait (launch, setBreakpoints) are bounded by the session's context and per-request timeouts.
+// that wait (launch, setBreakpoints, setFunctionBreakpoints, setExceptionBreakpoints) are bounded by the
+// session's context and per-request timeouts.
 func (s *session) serveRequests() error {
 	br := bufio.NewReader(s.rw)
 	for {

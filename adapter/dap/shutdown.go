@@ -8,7 +8,9 @@ import (
 )
 
 // shutdown detaches from every debugpy (which resumes paused threads, so their invocations finish) and closes
-// the pipeline, which answers whatever is still in flight. It runs once; later calls wait for the first.
+// the backend, which answers whatever is still in flight. It runs once; later calls wait for the first.
+// terminate (a terminate request rather than disconnect) changes nothing yet: the executors belong to the
+// backend, which stops them either way.
 func (s *session) shutdown(terminate bool) {
 	s.shutOnce.Do(func() {
 		defer close(s.shutDone)
