@@ -62,9 +62,9 @@ func helloApp(t testing.TB) string {
 	return dst
 }
 
-// launch initializes and launches a local session of app serving fns, and returns the Invoke API endpoint.
 func testPython(t testing.TB) string { return pyenv.Python(t) }
 
+// launch initializes and launches a local session of app serving fns, and returns the Invoke API endpoint.
 func launch(t testing.TB, c *daptest.Client, app string, fns []string, extra map[string]any) string {
 	t.Helper()
 	c.ExpectInitializeResponse(t)

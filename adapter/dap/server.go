@@ -1,9 +1,9 @@
 // Package dap is plldb's debug adapter: it speaks the Debug Adapter Protocol to the IDE and proxies it to the
 // debugpy inside every function's executor, so that all the functions of a template debug as one program.
 //
-// The design follows Delve's DAP server (service/dap/server.go): one session per connection, a reader goroutine
-// feeding one request dispatcher, a single serialized sender, and generic handle maps that give the IDE ids that
-// never collide across debuggees. debugpy's messages are proxied as raw JSON, patching only the ids the adapter
+// The design follows Delve's DAP server (service/dap/server.go): one session per connection, one goroutine that
+// reads the IDE's requests and handles them in order, a single serialized sender, and generic handle maps that
+// give the IDE ids that never collide across debuggees. debugpy's messages are proxied as raw JSON, patching only the ids the adapter
 // remaps, so fields and events this adapter does not know reach the IDE unchanged.
 package dap
 

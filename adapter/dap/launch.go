@@ -1,0 +1,278 @@
+package dap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+func (s *session) launch(req request) {
+	s.mu.Lock()
+	launched := s.cfg != nil
+	s.mu.Unlock()
+	if launched {
+		s.respondErr(req, "launch: this session has already launched")
+		return
+	}
+	cfg, err := parseLaunchWith(req.args, s.opts.LaunchDefaults)
+	if err != nil {
+		s.respondErr(req, "launch: %v", err)
+		return
+	}
+	progressID := fmt.Sprintf("plldb-start-%d", req.seq)
+	if s.progress {
+		s.sendEvent("progressStart", map[string]any{"progressId": progressID, "title": "Starting function executors", "cancellable": false})
+	}
+	endProgress := func(msg string) {
+		if s.progress {
+			s.sendEvent("progressEnd", map[string]any{"progressId": progressID, "message": msg})
+		}
+	}
+	start := time.Now()
+	p, err := s.startBackend(cfg)
+	if err != nil {
+		endProgress("failed")
+		s.respondErr(req, "launch: %v", err)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		endProgress("session ended")
+		closeCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		_ = p.close(closeCtx)
+		cancel()
+		s.respondErr(req, "launch: the session ended")
+		return
+	}
+	s.cfg, s.pipeline = cfg, p
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, fn := range p.functions() {
+		if cfg.NoDebug { // "Run without debugging": the pipeline alone, no debugpy to attach to
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.attach(fn.LogicalID, fn.DebugPort); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		endProgress("failed")
+		s.respondErr(req, "launch: %v", err)
+		return
+	}
+	endProgress(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)))
+	s.output("console", p.banner())
+	s.respond(req, nil)
+	s.sendEvent("initialized", nil)
+}
+
+// attach connects to one function's debugpy and configures it with the session's breakpoints. It replaces the
+// function's previous debuggee (an executor that restarted).
+func (s *session) attach(fn string, port int) error {
+	s.mu.Lock()
+	if old, ok := s.debuggees[fn]; (ok && old.port == port) || s.attaching[fn] == port {
+		s.mu.Unlock()
+		return nil
+	}
+	s.attaching[fn] = port
+	cfg := s.cfg
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.attaching[fn] == port {
+			delete(s.attaching, fn)
+		}
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(s.ctx, attachTimeout)
+	defer cancel()
+	d, err := dialDebuggee(ctx, fn, port, s.log, s.onDebuggeeEvent)
+	if err != nil {
+		return err
+	}
+	if err := s.configure(ctx, d, cfg); err != nil {
+		d.close()
+		return fmt.Errorf("attach to %s: %w", fn, err)
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		d.close()
+		return fmt.Errorf("attach to %s: the session ended", fn)
+	}
+	old := s.debuggees[fn]
+	s.debuggees[fn] = d
+	s.mu.Unlock()
+	if old != nil {
+		s.forget(old)
+	}
+	s.log.Debug("attached", "function", fn, "port", port)
+	return nil
+}
+
+// configure runs debugpy's attach handshake: initialize, attach, wait for initialized, replay the session's
+// source, function and exception breakpoints, configurationDone, then the attach response.
+func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig) error {
+	s.mu.Lock()
+	init := s.initArgs
+	s.mu.Unlock()
+	if len(init) == 0 {
+		init = mustJSON(map[string]any{"clientID": "plldb", "adapterID": "python", "linesStartAt1": true, "columnsStartAt1": true, "pathFormat": "path"})
+	}
+	if resp, err := d.request(ctx, "initialize", init); err != nil {
+		return err
+	} else if !resp.boolean("success") {
+		return fmt.Errorf("initialize: %s", resp.str("message"))
+	}
+	attachArgs := map[string]any{
+		"justMyCode": cfg.JustMyCode, "subProcess": cfg.SubProcess, "redirectOutput": false,
+		"showReturnValue": true,
+		// The executor runs as __main__; its frames below the handler are plldb's, not the developer's code.
+		"rules": []map[string]any{{"module": "__main__", "include": false}},
+	}
+	if len(cfg.PathMappings) > 0 {
+		attachArgs["pathMappings"] = cfg.PathMappings
+	}
+	attachCh, err := d.start("attach", mustJSON(attachArgs))
+	if err != nil {
+		return err
+	}
+	select {
+	case <-d.initialized:
+	case resp, ok := <-attachCh:
+		if !ok {
+			return errDebuggeeGone
+		}
+		if !resp.boolean("success") {
+			return fmt.Errorf("attach: %s", resp.str("message"))
+		}
+		attachCh = nil
+		select {
+		case <-d.initialized:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for initialized: %w", ctx.Err())
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("wait for initialized: %w", ctx.Err())
+	}
+	s.mu.Lock()
+	var srcs []obj
+	var paths []string
+	for _, p := range s.bpOrder {
+		srcs = append(srcs, s.bps[p])
+		paths = append(paths, p)
+	}
+	fnBps, excBps := s.fnBps, s.excBps
+	s.mu.Unlock()
+	for i, args := range srcs {
+		resp, err := d.request(ctx, "setBreakpoints", args.bytes())
+		if err != nil {
+			return err
+		}
+		s.replayed(d, paths[i], args, resp)
+	}
+	if fnBps != nil {
+		resp, err := d.request(ctx, "setFunctionBreakpoints", fnBps)
+		if err != nil {
+			return err
+		}
+		s.bindFunctionBreakpoints(d, fnBps, resp)
+	}
+	if excBps != nil {
+		if _, err := d.request(ctx, "setExceptionBreakpoints", excBps); err != nil {
+			return err
+		}
+	}
+	if resp, err := d.request(ctx, "configurationDone", nil); err != nil {
+		return err
+	} else if !resp.boolean("success") {
+		return fmt.Errorf("configurationDone: %s", resp.str("message"))
+	}
+	if attachCh != nil {
+		resp, err := d.wait(ctx, "attach", attachCh)
+		if err != nil {
+			return err
+		}
+		if !resp.boolean("success") {
+			return fmt.Errorf("attach: %s", resp.str("message"))
+		}
+	}
+	return nil
+}
+
+// replayed binds a replayed source's breakpoints and tells the IDE of the ones whose verification changed.
+func (s *session) replayed(d *debuggee, path string, args obj, resp obj) {
+	lines, _ := breakpointLines(args.bytes()) // setBreakpoints kept them only once they parsed
+	merged := s.unverified(path, lines)
+	s.mergeBreakpoints(d, path, lines, resp, merged)
+	for _, m := range merged {
+		s.breakpointChanged(m)
+	}
+}
+
+// breakpointChanged sends a breakpoint event when bp's verification differs from what the IDE knows.
+func (s *session) breakpointChanged(bp obj) {
+	id, _ := bp.num("id")
+	v := bp.boolean("verified")
+	s.mu.Lock()
+	old, known := s.bpState[id]
+	if known && old == v || !known && !v {
+		s.mu.Unlock()
+		return
+	}
+	s.bpState[id] = v
+	s.mu.Unlock()
+	s.sendEvent("breakpoint", map[string]any{"reason": "changed", "breakpoint": bp})
+}
+
+// forget drops a debuggee that went away: its handles, and the IDE's view of its stopped threads.
+func (s *session) forget(d *debuggee) {
+	d.close()
+	s.mu.Lock()
+	gone := s.takeStopped(d)
+	if s.lastStop == d {
+		s.lastStop = nil
+	}
+	s.mu.Unlock()
+	for _, id := range gone {
+		s.sendEvent("thread", map[string]any{"reason": "exited", "threadId": id})
+	}
+	mine := func(r ref) bool { return r.d == d }
+	s.frames.drop(mine)
+	s.vars.drop(mine)
+	s.bpRemote.drop(mine)
+}
+
+// onExecutorStart re-attaches after an executor restart. The first start of each executor, during launch, is
+// attached by launch itself.
+func (s *session) onExecutorStart(fn string, _ int, port int) {
+	s.mu.Lock()
+	ready, cfg := s.pipeline != nil, s.cfg
+	s.mu.Unlock()
+	if !ready || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.attach(fn, port); err != nil && s.ctx.Err() == nil {
+			s.log.Error("re-attach after executor restart", "function", fn, "err", err)
+			s.output("important", fmt.Sprintf("plldb: could not attach to %s after its executor restarted: %v\n", fn, err))
+		} else if err == nil {
+			s.output("console", fmt.Sprintf("plldb: %s restarted; debugger attached again\n", fn))
+		}
+	}()
+}
