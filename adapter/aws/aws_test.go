@@ -78,7 +78,9 @@ func TestAttachRelaysInvocationsAndCloseRestores(t *testing.T) {
 	// Registered before the harness's own cleanup, so it runs after the harness has closed: then nothing of the
 	// session, the harness or the sandboxes may be left.
 	// The moto server, started once per package, outlives every test; its output is read by os/exec.
-	t.Cleanup(func() { goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("os/exec.(*Cmd).writerDescriptor.func1")) })
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("os/exec.(*Cmd).writerDescriptor.func1"))
+	})
 	f := newFixture(t)
 	assert.Equal(t, "deployed", f.invoke(t, "OrdersFunction")["where"], "before attach the deployed code answers")
 

@@ -5,7 +5,6 @@ package devside
 // or Lambda's error document. The same dispatcher serves `plldb local` (sandboxes emulated in-process) and AWS
 // mode (sandboxes in the cloud); only the link differs.
 
-
 import (
 	"context"
 	"errors"
