@@ -1,45 +1,62 @@
 // Package wsmanage reaches API Gateway WebSocket connections through the @connections management API
-// (POST to send, DELETE to close), signed with SigV4. It implements relay.Connections for the relay Lambda.
-//
-// It talks HTTP itself rather than through the SDK's apigatewaymanagementapi client, which is not available
-// from this project's module proxy; the API is two signed requests.
+// (POST to send, DELETE to close). It implements relay.Connections for the relay Lambda on top of the SDK's
+// apigatewaymanagementapi client, and turns the API's 410 GoneException into relay.ErrGone.
 package wsmanage
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/plldb/plldb/bridge/relay"
 )
 
-// Client posts to and deletes connections of one WebSocket API stage.
+// Client posts to and deletes connections of one WebSocket API stage. Make one with New.
 type Client struct {
 	// Endpoint is the stage's management URL: https://{api-id}.execute-api.{region}.amazonaws.com/{stage}
 	// (https://{domain}/{stage} as the request context's DomainName and Stage give it).
-	Endpoint    string
-	Region      string
-	Credentials aws.CredentialsProvider
-	HTTP        aws.HTTPClient // nil: http.DefaultClient
-	Now         func() time.Time
+	Endpoint string
+	// Region is the region requests are signed for.
+	Region string
+
+	api *apigatewaymanagementapi.Client
+	// bad is why Endpoint or the config cannot work; New does not fail so that the relay can still answer
+	// routes that send nothing, and every send reports it instead.
+	bad error
 }
 
 var _ relay.Connections = (*Client)(nil)
 
-// New returns a client for the stage at endpoint with cfg's region and credentials.
+var errNoCredentials = errors.New("no AWS credentials to sign with")
+
+// New returns a client for the stage at endpoint with cfg's region, credentials, HTTP client and retryer.
 func New(endpoint string, cfg aws.Config) *Client {
-	return &Client{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials, HTTP: cfg.HTTPClient}
+	c := &Client{Endpoint: endpoint, Region: cfg.Region}
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil || u.Scheme == "" || u.Host == "":
+		c.bad = fmt.Errorf("bad management endpoint %q", endpoint)
+		return c
+	case cfg.Credentials == nil:
+		// The SDK would send the request unsigned and API Gateway would refuse it; say why up front.
+		c.bad = errNoCredentials
+		return c
+	}
+	// The management API has no regional endpoint of its own: each stage is its own host, so the stage URL
+	// is the base endpoint and the operation appends /@connections/{id}.
+	base := strings.TrimSuffix(endpoint, "/")
+	c.api = apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
+		o.BaseEndpoint = aws.String(base)
+	})
+	return c
 }
 
 // EndpointFor is the management endpoint of the stage a WebSocket event came through.
@@ -50,89 +67,55 @@ func EndpointFor(domainName, stage string) string {
 // PostToConnection sends data to the connection; a connection that no longer exists gives an error wrapping
 // relay.ErrGone.
 func (c *Client) PostToConnection(ctx context.Context, connectionID string, data []byte) error {
-	return c.do(ctx, http.MethodPost, connectionID, data)
+	const what = "post to connection"
+	if err := c.usable(what, connectionID); err != nil {
+		return err
+	}
+	if data == nil {
+		data = []byte{} // the operation requires a body; an empty message is still a message
+	}
+	_, err := c.api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
+		ConnectionId: aws.String(connectionID),
+		Data:         data,
+	})
+	return wrap(what, connectionID, err)
 }
 
 // DeleteConnection closes the connection; one already gone gives an error wrapping relay.ErrGone.
 func (c *Client) DeleteConnection(ctx context.Context, connectionID string) error {
-	return c.do(ctx, http.MethodDelete, connectionID, nil)
+	const what = "delete connection"
+	if err := c.usable(what, connectionID); err != nil {
+		return err
+	}
+	_, err := c.api.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
+		ConnectionId: aws.String(connectionID),
+	})
+	return wrap(what, connectionID, err)
 }
 
-func (c *Client) do(ctx context.Context, method, id string, body []byte) error {
-	what := "post to connection"
-	if method == http.MethodDelete {
-		what = "delete connection"
-	}
-	if id == "" {
-		return fmt.Errorf("%s: empty connection id", what)
-	}
-	base, err := url.Parse(strings.TrimSuffix(c.Endpoint, "/"))
-	if err != nil || base.Scheme == "" || base.Host == "" {
-		return fmt.Errorf("%s %s: bad management endpoint %q", what, id, c.Endpoint)
-	}
-	u := *base
-	u.Path = base.Path + "/@connections/" + id
-	u.RawPath = base.EscapedPath() + "/@connections/" + url.PathEscape(id)
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, id, err)
-	}
-	if body == nil {
-		req.Body = http.NoBody
-	}
-	if err := c.sign(ctx, req, body); err != nil {
-		return fmt.Errorf("%s %s: %w", what, id, err)
-	}
-	var hc aws.HTTPClient = http.DefaultClient
-	if c.HTTP != nil {
-		hc = c.HTTP
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, id, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+func (c *Client) usable(what, id string) error {
 	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == http.StatusGone:
-		return fmt.Errorf("%s %s: %w", what, id, relay.ErrGone)
-	default:
-		return fmt.Errorf("%s %s: %w", what, id, &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(msg))})
-	}
-}
-
-// StatusError is an unexpected answer of the management API.
-type StatusError struct {
-	Code int
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	if e.Body == "" {
-		return fmt.Sprintf("management API answered %d", e.Code)
-	}
-	return fmt.Sprintf("management API answered %d: %s", e.Code, e.Body)
-}
-
-var errNoCredentials = errors.New("no AWS credentials to sign with")
-
-func (c *Client) sign(ctx context.Context, req *http.Request, body []byte) error {
-	if c.Credentials == nil {
-		return errNoCredentials
-	}
-	creds, err := c.Credentials.Retrieve(ctx)
-	if err != nil {
-		return fmt.Errorf("get credentials: %w", err)
-	}
-	sum := sha256.Sum256(body)
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, now()); err != nil {
-		return fmt.Errorf("sign request: %w", err)
+	case id == "":
+		return fmt.Errorf("%s: empty connection id", what)
+	case c.bad != nil:
+		return fmt.Errorf("%s %s: %w", what, id, c.bad)
+	case c.api == nil:
+		return fmt.Errorf("%s %s: wsmanage.Client not made by New", what, id)
 	}
 	return nil
+}
+
+// wrap names the operation and connection, and adds relay.ErrGone for a 410 so the relay drops the stale
+// connection. The status is checked as well as the GoneException type because the SDK only recognises the
+// type when the answer names it (header or body), and a bare 410 means the same.
+func wrap(what, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var gone *types.GoneException
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &gone) || errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusGone {
+		return fmt.Errorf("%s %s: %w (%w)", what, id, relay.ErrGone, err)
+	}
+	return fmt.Errorf("%s %s: %w", what, id, err)
 }
