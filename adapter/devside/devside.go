@@ -168,6 +168,7 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		EnforceTimeout: !s.cfg.Debug,
 		Logger:         s.log.With("function", fn.LogicalID),
 		OnStart:        onStart,
+		ValidJSON:      wire.Valid,
 	}
 }
 

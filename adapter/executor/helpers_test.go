@@ -3,11 +3,9 @@ package executor
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,38 +13,13 @@ import (
 
 	"github.com/plldb/plldb/testfixtures/pyenv"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
+// TestMain fails the package if a test leaves a goroutine running: every executor is closed by its test, and
+// whatever it started must be gone shortly after.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		// Every executor is closed by its test; whatever it started must be gone shortly after.
-		var leaked []string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			leaked = ourGoroutines()
-			if len(leaked) == 0 || time.Now().After(deadline) {
-				break
-			}
-		}
-		if len(leaked) > 0 {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", strings.Join(leaked, "\n\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// ourGoroutines lists the stacks of goroutines running this package's or jsonrpc2's code, other than the caller.
-func ourGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n")[1:] {
-		if strings.Contains(g, "plldb/plldb/adapter/executor.") || strings.Contains(g, "sourcegraph/jsonrpc2.") {
-			out = append(out, g)
-		}
-	}
-	return out
+	goleak.VerifyTestMain(m)
 }
 
 // writeFiles creates files (relative path → content) under dir.

@@ -118,8 +118,8 @@ func (p pipePair) Close() error                { return errors.Join(p.w.Close(),
 
 // spawn starts a process and waits until it has answered initialize.
 func (e *Executor) spawn(ctx context.Context) (*process, error) {
-	// Reserve the process's three goroutines while holding mu, so Close (which sets closed under mu and then
-	// waits) never races a late Add.
+	// Reserve the process's four goroutines (the data-pipe, stdout and stderr readers, and the waiter that reaps
+	// it) while holding mu, so Close (which sets closed under mu and then waits) never races a late Add.
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

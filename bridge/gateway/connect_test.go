@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 var awsIDPattern = regexp.MustCompile(`^[A-Za-z0-9+]{15}=$`)
@@ -138,6 +139,7 @@ func TestNonWebSocketRequests(t *testing.T) {
 }
 
 func TestStartRefusesNonLoopbackAndStartsOnce(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
 	for _, addr := range []string{"0.0.0.0:0", "192.0.2.1:0", "[::]:0", "nonsense"} {
 		err := New(Config{Addr: addr}, nil).Start(context.Background())
 		require.Error(t, err, addr)
@@ -152,10 +154,11 @@ func TestStartRefusesNonLoopbackAndStartsOnce(t *testing.T) {
 	require.NoError(t, g.Close())
 	require.NoError(t, g.Close())
 	require.ErrorIs(t, g.Start(context.Background()), ErrClosed)
-	requireNoLeaks(t)
+	goleak.VerifyNone(t, ignore)
 }
 
 func TestStartContextCancelClosesTheGateway(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
 	r := newFakeRoutes()
 	g := New(Config{Logger: testLogger(t)}, nil)
 	r.gw = g
@@ -168,7 +171,7 @@ func TestStartContextCancelClosesTheGateway(t *testing.T) {
 	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
 	r.waitDisconnect(t, id)
 	require.NoError(t, g.Close())
-	requireNoLeaks(t)
+	goleak.VerifyNone(t, ignore)
 }
 
 func TestPolicyEvaluation(t *testing.T) {
@@ -226,6 +229,7 @@ func TestConnectMayChooseASubprotocol(t *testing.T) {
 }
 
 func TestCloseDuringAHandshake(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
 	r := newFakeRoutes()
 	g := New(Config{Logger: testLogger(t)}, nil)
 	r.gw = g
@@ -263,5 +267,5 @@ func TestCloseDuringAHandshake(t *testing.T) {
 	_, connects, _, disconnects := r.counts()
 	assert.Equal(t, 1, connects, "$connect ran before the gateway noticed it was closing")
 	assert.Equal(t, 1, disconnects, "so the connection's owner hears it is gone")
-	requireNoLeaks(t)
+	goleak.VerifyNone(t, ignore)
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // fakeRoutes records every event and behaves according to the connect request's query parameters:
@@ -191,12 +191,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startGateway starts a gateway with fake routes; cleanup closes it and checks that nothing is left running.
+// startGateway starts a gateway with fake routes; cleanup closes it and checks that nothing it started is left
+// running.
 func startGateway(t *testing.T, cfg Config) (*Gateway, *fakeRoutes) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
+	ignore := goleak.IgnoreCurrent()
 	routes := newFakeRoutes()
 	g := New(cfg, nil)
 	routes.gw = g
@@ -204,32 +206,9 @@ func startGateway(t *testing.T, cfg Config) (*Gateway, *fakeRoutes) {
 	require.NoError(t, g.Start(context.Background()))
 	t.Cleanup(func() {
 		require.NoError(t, g.Close())
-		requireNoLeaks(t)
+		goleak.VerifyNone(t, ignore)
 	})
 	return g, routes
-}
-
-// requireNoLeaks fails if a goroutine of the gateway, the HTTP server, gorilla or this test's helpers is still
-// running. Goroutines that are merely finishing get a moment.
-func requireNoLeaks(t *testing.T) {
-	t.Helper()
-	var leaked string
-	ok := assertEventually(5*time.Second, func() bool {
-		leaked = ""
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		stacks := strings.Split(string(buf), "\n\n")
-		for _, s := range stacks[1:] { // the first one is ours
-			for _, marker := range []string{"bridge/gateway.(*", "gorilla/websocket.", "net/http.(*conn).serve", "net/http.(*Server).Serve"} {
-				if strings.Contains(s, marker) {
-					leaked += s + "\n\n"
-					break
-				}
-			}
-		}
-		return leaked == ""
-	})
-	require.True(t, ok, "leaked goroutines:\n%s", leaked)
 }
 
 func assertEventually(timeout time.Duration, cond func() bool) bool {

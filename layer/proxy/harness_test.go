@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/plldb/plldb/bridge/wire"
-	"github.com/plldb/plldb/layer/internal/leakcheck"
 	"github.com/plldb/plldb/layer/layerzip"
 	"github.com/plldb/plldb/layer/runtimeapi"
 	"github.com/plldb/plldb/testfixtures/pyenv"
@@ -79,13 +79,10 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := leakcheck.Check(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
+	// The package fails if a test leaves a goroutine running. Cleanup takes the exit code instead of exiting,
+	// so the deferred removal runs.
+	var code int
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(c int) { code = c }))
 	return code
 }
 

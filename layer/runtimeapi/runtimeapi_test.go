@@ -5,18 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/plldb/plldb/layer/internal/leakcheck"
+	"go.uber.org/goleak"
 )
 
 func startServer(t *testing.T, opts ServerOptions) (*Server, *Client) {
@@ -314,13 +311,7 @@ func FuzzParseInvocation(f *testing.F) {
 	})
 }
 
+// TestMain fails the package if a test leaves a goroutine running.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := leakcheck.Check(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m)
 }
