@@ -51,11 +51,17 @@ type backend interface {
 // invokeAPI serves Lambda's Invoke operation (POST /2015-03-31/functions/{FunctionName}/invocations) so that
 // `aws lambda invoke --endpoint-url` and the SDKs work against plldb local.
 type invokeAPI struct {
-	b   backend
-	log *slog.Logger
+	b     backend
+	log   *slog.Logger
+	guard guard
 }
 
 func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if why := a.guard.check(r); why != "" {
+		a.log.Warn("Invoke API refused a request", "source", r.RemoteAddr, "reason", why)
+		lambdaError(w, http.StatusForbidden, "AccessDeniedException", why)
+		return
+	}
 	const prefix = "/2015-03-31/functions/"
 	if !strings.HasPrefix(r.URL.Path, prefix) || !strings.HasSuffix(r.URL.Path, "/invocations") {
 		lambdaError(w, http.StatusNotFound, "UnknownOperationException", "Unknown operation "+r.Method+" "+r.URL.Path)
