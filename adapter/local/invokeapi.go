@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -99,9 +100,15 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Could not parse request body into json: the payload is not valid JSON")
 		return
 	}
+	// JSON is UTF-8 (RFC 8259), and Lambda refuses other bytes; Python's json cannot read them either.
+	if !utf8.Valid(body) {
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
+			"Could not parse request body into json: the payload is not valid UTF-8")
+		return
+	}
 	req := InvokeRequest{Payload: body, ClientContext: r.Header.Get("X-Amz-Client-Context")}
 	if req.ClientContext != "" {
-		if _, err := base64.StdEncoding.DecodeString(req.ClientContext); err != nil {
+		if cc, err := base64.StdEncoding.DecodeString(req.ClientContext); err != nil || !utf8.Valid(cc) {
 			lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
 				"X-Amz-Client-Context must be base64-encoded JSON")
 			return
