@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/plldb/plldb/adapter/local"
 )
 
 // LaunchConfig is a launch request's arguments, validated.
@@ -147,6 +149,11 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 func (c *LaunchConfig) checkRest() (*LaunchConfig, error) {
 	if c.InvokeHost == "" {
 		return nil, errors.New(`"invokeHost" must not be empty`)
+	}
+	if !local.IsLoopbackHost(c.InvokeHost) {
+		// The Invoke API runs the functions; a debug configuration never opens it to other machines (plldb local
+		// --allow-remote does, with a token). A remote adapter's Invoke API is reached by forwarding its port.
+		return nil, fmt.Errorf(`"invokeHost" %q is not a loopback address: the Invoke API would be reachable from other machines; use 127.0.0.1 and forward the port (ssh -L) to reach it from elsewhere`, c.InvokeHost)
 	}
 	for i, f := range c.Functions {
 		if strings.TrimSpace(f) == "" {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 )
@@ -42,12 +43,17 @@ func ServeStdio(ctx context.Context, r io.Reader, w io.Writer, opts Options) err
 
 // Listener serves debug sessions on a TCP listener, one at a time.
 type Listener struct {
-	ln   net.Listener
-	opts Options
+	ln    net.Listener
+	opts  Options
+	token string // set by ListenRemote: every session must present it (see tokenGate)
 }
 
-// Listen listens on addr (host:port, port 0 picks one). Serve then accepts sessions.
+// Listen listens on addr (host:port, port 0 picks one), which must be a loopback address: a DAP client can run
+// commands on this machine. ListenRemote listens anywhere, with a token. Serve then accepts sessions.
 func Listen(addr string, opts Options) (*Listener, error) {
+	if err := checkLoopback(addr); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for DAP clients on %s: %w", addr, err)
@@ -76,7 +82,15 @@ func (l *Listener) Serve(ctx context.Context) error {
 		if log != nil {
 			log.Info("DAP client connected", "remote", conn.RemoteAddr().String())
 		}
-		if err := Serve(ctx, conn, l.opts); err != nil && log != nil {
+		var rw io.ReadWriteCloser = conn
+		if l.token != "" {
+			gl := log
+			if gl == nil {
+				gl = slog.New(slog.DiscardHandler)
+			}
+			rw = newTokenGate(conn, l.token, gl)
+		}
+		if err := Serve(ctx, rw, l.opts); err != nil && log != nil {
 			log.Warn("debug session ended with an error", "err", err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -51,11 +52,17 @@ type backend interface {
 // invokeAPI serves Lambda's Invoke operation (POST /2015-03-31/functions/{FunctionName}/invocations) so that
 // `aws lambda invoke --endpoint-url` and the SDKs work against plldb local.
 type invokeAPI struct {
-	b   backend
-	log *slog.Logger
+	b     backend
+	log   *slog.Logger
+	guard guard
 }
 
 func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if why := a.guard.check(r); why != "" {
+		a.log.Warn("Invoke API refused a request", "source", r.RemoteAddr, "reason", why)
+		lambdaError(w, http.StatusForbidden, "AccessDeniedException", why)
+		return
+	}
 	const prefix = "/2015-03-31/functions/"
 	if !strings.HasPrefix(r.URL.Path, prefix) || !strings.HasSuffix(r.URL.Path, "/invocations") {
 		lambdaError(w, http.StatusNotFound, "UnknownOperationException", "Unknown operation "+r.Method+" "+r.URL.Path)
@@ -93,9 +100,15 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Could not parse request body into json: the payload is not valid JSON")
 		return
 	}
+	// JSON is UTF-8 (RFC 8259), and Lambda refuses other bytes; Python's json cannot read them either.
+	if !utf8.Valid(body) {
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
+			"Could not parse request body into json: the payload is not valid UTF-8")
+		return
+	}
 	req := InvokeRequest{Payload: body, ClientContext: r.Header.Get("X-Amz-Client-Context")}
 	if req.ClientContext != "" {
-		if _, err := base64.StdEncoding.DecodeString(req.ClientContext); err != nil {
+		if cc, err := base64.StdEncoding.DecodeString(req.ClientContext); err != nil || !utf8.Valid(cc) {
 			lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
 				"X-Amz-Client-Context must be base64-encoded JSON")
 			return

@@ -38,7 +38,7 @@ type Options struct {
 	// Functions limits the served functions to these logical ids; empty serves every supported function.
 	Functions []string
 	Python    string // interpreter; "" finds the project's virtualenv, then python3
-	Host      string // Invoke API host; "" → 127.0.0.1
+	Host      string // Invoke API host; "" → 127.0.0.1; anything but loopback needs AllowRemote
 	Port      int    // Invoke API port; 0 → any free port (the CLI defaults to 3001)
 	Region    string // "" → us-east-1
 	// Debug starts every executor with debugpy listening on 127.0.0.1; local timeouts are then not enforced,
@@ -48,8 +48,13 @@ type Options struct {
 	MaxSandboxes int
 	devside.Hooks
 	// Env is added to every function's environment (over the template's variables).
-	Env    map[string]string
-	Logger *slog.Logger
+	Env map[string]string
+	// AllowRemote lets Host be a non-loopback address (reachable from other machines). Token is then required:
+	// every Invoke API request must carry it (Authorization: Bearer, or as the AWS access key id), since whoever
+	// can invoke runs the developer's code. Without AllowRemote the API checks Host instead (see guard).
+	AllowRemote bool
+	Token       string
+	Logger      *slog.Logger
 }
 
 // servedFunction is one function of the template that this pipeline runs.
@@ -98,6 +103,9 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if err := checkExposure(opts); err != nil {
+		return nil, err
+	}
 	params := map[string]string{"AWS::Region": opts.Region}
 	for k, v := range opts.Parameters {
 		params[k] = v
@@ -133,6 +141,21 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkExposure refuses an Invoke API reachable from other machines unless it was asked for, and then only
+// with a token.
+func checkExposure(opts Options) error {
+	if opts.AllowRemote {
+		if len(opts.Token) < 16 {
+			return errors.New("an Invoke API open to other machines (AllowRemote) needs a token of at least 16 characters")
+		}
+		return nil
+	}
+	if !IsLoopbackHost(opts.Host) {
+		return fmt.Errorf("Invoke API host %q is not a loopback address: the API runs your functions, and on %q other machines could call it. Use 127.0.0.1 (the default; forward the port over SSH to reach it from elsewhere), or allow it explicitly with --allow-remote, which requires a token on every request", opts.Host, opts.Host)
+	}
+	return nil
 }
 
 func selectFunctions(tpl *template.Template, want []string) ([]template.Function, error) {
@@ -235,7 +258,16 @@ func (p *Pipeline) serveInvokeAPI() error {
 		return fmt.Errorf("listen for the Invoke API on %s: %w", addr, err)
 	}
 	p.ln = ln
-	p.srv = &http.Server{Handler: &invokeAPI{b: p, log: p.log}, ReadHeaderTimeout: 10 * time.Second}
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("Invoke API address %s: %w", ln.Addr(), err)
+	}
+	g := guard{port: port}
+	if p.opts.AllowRemote {
+		g.token = p.opts.Token
+	}
+	p.srv = &http.Server{Handler: &invokeAPI{b: p, log: p.log, guard: g}, ReadHeaderTimeout: 10 * time.Second}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

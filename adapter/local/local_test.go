@@ -148,6 +148,17 @@ func TestInvokeAPIEdges(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, a.status)
 		assert.Contains(t, string(a.payload), "Could not parse request body into json")
 	})
+	t.Run("invalid UTF-8 is refused at once, as Lambda does", func(t *testing.T) {
+		// Python's json cannot read it: let through, the invocation would wait for its timeout.
+		start := time.Now()
+		a := invokeHTTP(t, p, "HelloFunction", []byte("{\"name\": \"\xff\"}"), nil)
+		assert.Equal(t, http.StatusBadRequest, a.status)
+		assert.Equal(t, "InvalidRequestContentException", a.header.Get("X-Amzn-Errortype"))
+		assert.Contains(t, string(a.payload), "not valid UTF-8")
+		a = invokeHTTP(t, p, "HelloFunction", []byte(`{}`), map[string]string{"X-Amz-Client-Context": base64.StdEncoding.EncodeToString([]byte("{\"custom\": \"\xfe\"}"))})
+		assert.Equal(t, http.StatusBadRequest, a.status)
+		assert.Less(t, time.Since(start), 5*time.Second)
+	})
 	t.Run("404 names the function", func(t *testing.T) {
 		a := invokeHTTP(t, p, "Nope", []byte(`{}`), nil)
 		assert.Equal(t, http.StatusNotFound, a.status)

@@ -125,6 +125,7 @@ func TestStructuralErrors(t *testing.T) {
 		{"Environment a list", "Resources:\n  F: {Type: AWS::Serverless::Function, Properties: {Environment: [a]}}\n", "2:66: function F: Environment must be a mapping with Variables, got a list"},
 		{"layer item a mapping", "Resources:\n  F: {Type: AWS::Serverless::Function, Properties: {Layers: [{a: b}]}}\n", "2:61: function F: layer 0 must be a layer ARN or a !Ref of a layer, got a mapping"},
 		{"CodeUri a list", "Resources:\n  F: {Type: AWS::Serverless::Function, Properties: {CodeUri: [a]}}\n", "2:62: function F: CodeUri must be a local path or an S3 location, got a list"},
+		{"Sub of an unknown name", "Parameters: {Stage: {Type: String}}\nResources:\n  F: {Type: AWS::Serverless::Function, Properties: {Handler: !Sub \"app.${Stage}${Nope}\"}}\n", "3:62: Fn::Sub: ${Nope} is not a parameter, pseudo parameter or resource of this template"},
 		{"alias bomb", aliasBomb(), "3:17: template too large to resolve (more than 1000000 values; excessive aliasing?)"},
 	}
 	for _, tc := range cases {

@@ -61,17 +61,23 @@ func intrinsicOf(n *yaml.Node) (string, bool) {
 // resolver evaluates intrinsic functions as far as can be done without AWS: parameters, pseudo parameters,
 // mappings and conditions are known; resource attributes are not and stand in as the resource's logical id.
 type resolver struct {
-	file       string
-	params     map[string]any // declared parameters that have a value: string, or []any for list types
-	pseudo     map[string]any
-	resources  map[string]*yaml.Node
-	mappings   *yaml.Node
-	conditions map[string]*yaml.Node // name → expression
-	condKeys   map[string]*yaml.Node // name → key, for error positions
-	condVal    map[string]bool
-	condBusy   []string
-	steps      int
-	anchored   map[*yaml.Node]bool // anchored nodes being resolved: meeting one again is an alias cycle
+	file      string
+	params    map[string]any  // declared parameters that have a value: string, or []any for list types
+	declared  map[string]bool // every declared parameter, with a value or not
+	pseudo    map[string]any
+	resources map[string]*yaml.Node
+	// resourcesKnown is set once resources holds every resource (Fn::ForEach collections are resolved before).
+	resourcesKnown bool
+	// samPrefixes are the logical ids of AWS::Serverless::* resources: SAM's transform creates resources named
+	// after them (MyFunctionRole, MyApiProdStage, …), which Fn::Sub may name.
+	samPrefixes []string
+	mappings    *yaml.Node
+	conditions  map[string]*yaml.Node // name → expression
+	condKeys    map[string]*yaml.Node // name → key, for error positions
+	condVal     map[string]bool
+	condBusy    []string
+	steps       int
+	anchored    map[*yaml.Node]bool // anchored nodes being resolved: meeting one again is an alias cycle
 }
 
 func (r *resolver) errf(n *yaml.Node, format string, args ...any) *Error {
@@ -575,7 +581,13 @@ func (r *resolver) subVar(name string, vars map[string]any) (string, error) {
 	v, ok := vars[name]
 	if !ok {
 		if id, _, dotted := strings.Cut(name, "."); dotted {
+			if !r.isResource(id) {
+				return "", fmt.Errorf("${%s}: %s is not a resource of this template (${LogicalId.Attribute} names a resource's attribute; write ${!%s} for the literal text)", name, id, name)
+			}
 			return id, nil // ${Resource.Attribute}: the attribute is only known in AWS
+		}
+		if !r.isName(name) {
+			return "", fmt.Errorf("${%s} is not a parameter, pseudo parameter or resource of this template, nor a variable of this Fn::Sub (write ${!%s} for the literal text)", name, name)
 		}
 		v = r.ref(name)
 	}
@@ -587,6 +599,37 @@ func (r *resolver) subVar(name string, vars map[string]any) (string, error) {
 		return "", fmt.Errorf("${%s} is %s, not a string", name, describe(v))
 	}
 	return s, nil
+}
+
+// isName tells whether Ref (or Fn::Sub) can name it: a pseudo parameter, a declared parameter or a resource.
+func (r *resolver) isName(name string) bool {
+	if name == "AWS::NoValue" {
+		return true
+	}
+	if _, ok := r.pseudo[name]; ok {
+		return true
+	}
+	return r.declared[name] || r.isResource(name)
+}
+
+// isResource tells whether a logical id is a resource of the template, or one SAM's transform creates. Before
+// every resource is known (Fn::ForEach collections), every name is taken.
+func (r *resolver) isResource(id string) bool {
+	if !r.resourcesKnown {
+		return true
+	}
+	if _, ok := r.resources[id]; ok {
+		return true
+	}
+	if len(r.samPrefixes) > 0 && (strings.HasPrefix(id, "ServerlessRestApi") || strings.HasPrefix(id, "ServerlessHttpApi")) {
+		return true
+	}
+	for _, p := range r.samPrefixes {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // getAtt gives the logical id: attributes of resources exist only once deployed.

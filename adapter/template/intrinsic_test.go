@@ -89,6 +89,10 @@ func TestIntrinsics(t *testing.T) {
 		{"Sub long", `{"Fn::Sub": "arn:${AWS::Partition}:s3:::${Stage}-bucket"}`, "arn:aws:s3:::dev-bucket"},
 		{"Sub long with variables", `{"Fn::Sub": ["${A}/${B}", {"A": {"Ref": "Stage"}, "B": {"Fn::GetAtt": ["Table", "Arn"]}}]}`, "dev/Table"},
 		{"Sub unterminated", `!Sub "cost: ${5"`, "cost: ${5"},
+		{"Sub pseudo parameters", `!Sub "${AWS::StackName}/${AWS::AccountId}/${AWS::Partition}/${AWS::URLSuffix}"`, "local/123456789012/aws/amazonaws.com"},
+		{"Sub literal of an unknown name", `!Sub "${!NoSuchParam}-${!Nowhere.Arn}"`, "${NoSuchParam}-${Nowhere.Arn}"},
+		{"Sub resources SAM creates", `!Sub "${FnRole}|${FnRole.Arn}|${ServerlessRestApi}|${FnAliaslive}"`, "FnRole|FnRole|ServerlessRestApi|FnAliaslive"},
+		{"Sub parameter with default and resource attribute", `{"Fn::Sub": "${Size}-${Table.StreamArn}"}`, "512-Table"},
 
 		// Fn::GetAtt, dotted and list forms: the logical id.
 		{"GetAtt dotted", `!GetAtt Table.Arn`, "Table"},
@@ -221,6 +225,11 @@ func TestIntrinsicErrors(t *testing.T) {
 		{"Sub list parameter", `!Sub "${Subnets}"`, "Fn::Sub: ${Subnets} is a list, not a string"},
 		{"Sub NoValue", `!Sub "${AWS::NoValue}"`, "Fn::Sub: ${AWS::NoValue} cannot be used in a string"},
 		{"Sub empty variable", `!Sub "${}"`, "Fn::Sub: empty variable ${}"},
+		{"Sub unknown name", `!Sub "prefix-${NoSuchParam}"`, "Fn::Sub: ${NoSuchParam} is not a parameter, pseudo parameter or resource of this template, nor a variable of this Fn::Sub (write ${!NoSuchParam} for the literal text)"},
+		{"Sub unknown name long form", `{"Fn::Sub": "${Stage}-${Stag}"}`, "Fn::Sub: ${Stag} is not a parameter"},
+		{"Sub unknown pseudo parameter", `!Sub "${AWS::Regoin}"`, "Fn::Sub: ${AWS::Regoin} is not a parameter"},
+		{"Sub unknown variable", `!Sub ["${A}-${B}", {A: a}]`, "Fn::Sub: ${B} is not a parameter"},
+		{"Sub attribute of no resource", `!Sub "${Nowhere.Arn}"`, "Fn::Sub: ${Nowhere.Arn}: Nowhere is not a resource of this template"},
 		{"Sub shape", `!Sub [a, b, c]`, "Fn::Sub: want a string or [string, {variables}], got a list of 3"},
 		{"Sub variables not a map", `!Sub ["${A}", [a]]`, "Fn::Sub: the variables must be a mapping, got a list"},
 		{"Cidr bad block", `!Select [0, !Cidr ["10.0.0.0", 1, 8]]`, "Fn::Cidr: netip.ParsePrefix"},

@@ -151,6 +151,7 @@ func ParseWith(path string, data []byte, opts LoadOptions) (*Template, error) {
 		r: &resolver{
 			file:       abs,
 			params:     map[string]any{},
+			declared:   map[string]bool{},
 			resources:  map[string]*yaml.Node{},
 			conditions: map[string]*yaml.Node{},
 			condKeys:   map[string]*yaml.Node{},
@@ -296,7 +297,11 @@ func (b *builder) build() (*Template, error) {
 		b.types[id] = tn.Value
 		b.keys[id] = k
 		ids = append(ids, id)
+		if strings.HasPrefix(tn.Value, "AWS::Serverless::") {
+			b.r.samPrefixes = append(b.r.samPrefixes, id)
+		}
 	}
+	b.r.resourcesKnown = true
 	sort.Strings(ids)
 	for _, id := range ids {
 		switch b.types[id] {
@@ -354,6 +359,7 @@ func (b *builder) parameters(t *Template) error {
 		if v.Kind != yaml.MappingNode || isCustomTag(v.Tag) {
 			return b.errf(v, "parameter %s must be a mapping with a Type, got %s", name, kindName(v))
 		}
+		b.r.declared[name] = true
 		typ := ""
 		if tn := deref(mapGet(v, "Type")); tn != nil && tn.Kind == yaml.ScalarNode {
 			typ = tn.Value

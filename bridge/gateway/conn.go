@@ -283,26 +283,26 @@ func (c *conn) send(ctx context.Context, data []byte) error {
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
-		return fmt.Errorf("post to connection %s: %w", c.id, ctx.Err())
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), ctx.Err())
 	}
 	if c.ws == nil {
-		return fmt.Errorf("post to connection %s: %w", c.id, relay.ErrGone)
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), relay.ErrGone)
 	}
 	select {
 	case c.writeSem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("post to connection %s: %w", c.id, ctx.Err())
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), ctx.Err())
 	case <-c.done:
-		return fmt.Errorf("post to connection %s: %w", c.id, relay.ErrGone)
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), relay.ErrGone)
 	}
 	defer func() { <-c.writeSem }()
 	if c.closing.Load() {
-		return fmt.Errorf("post to connection %s: %w", c.id, relay.ErrGone)
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), relay.ErrGone)
 	}
 	// select picks at random among ready cases: a context that ended while we waited must not start a write
 	// (the AfterFunc below would hang up a healthy connection).
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("post to connection %s: %w", c.id, err)
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), err)
 	}
 	deadline := time.Now().Add(writeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -313,11 +313,11 @@ func (c *conn) send(ctx context.Context, data []byte) error {
 	stop := context.AfterFunc(ctx, func() { _ = c.raw.Close() })
 	err := c.writeMessage(data)
 	if !stop() && err != nil {
-		return fmt.Errorf("post to connection %s: %w", c.id, ctx.Err())
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(c.id), ctx.Err())
 	}
 	if err != nil {
 		_ = c.raw.Close() // gorilla's writer is dead after a failed write; the reader sees it and runs $disconnect
-		return fmt.Errorf("post to connection %s: %w: %w", c.id, relay.ErrGone, err)
+		return fmt.Errorf("post to connection %s: %w: %w", relay.LogRef(c.id), relay.ErrGone, err)
 	}
 	c.touch()
 	c.log.Debug("posted", "bytes", len(data))

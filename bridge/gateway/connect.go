@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/gorilla/websocket"
+
+	"github.com/plldb/plldb/bridge/relay"
 )
 
 // requestTimeLayout is the format of requestContext.requestTime ("21/Nov/2026:17:21:16 +0000").
@@ -60,7 +62,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hs := g.newHandshake(r)
-	log := g.log.With("conn", hs.connID, "request", hs.requestID, "source", hs.sourceIP)
+	// Logs name the connection by its ref: its id is the @connections address, and stays out of logs above DEBUG.
+	log := g.log.With("conn", relay.LogRef(hs.connID), "request", hs.requestID, "source", hs.sourceIP)
 
 	authz, status, msg := g.authorize(r.Context(), routes, hs, log)
 	if status != 0 {
@@ -126,6 +129,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	raw.enable(g.cfg.MaxFrameBytes)
 	c.attach(ws, raw)
 	log.Info("connected")
+	log.Debug("connection id", "id", hs.connID)
 	go c.run()
 }
 

@@ -4,6 +4,11 @@
 // connection lifetime) and @connections management API, so `plldb local` and the tests exercise the relay
 // handlers the way AWS runs them.
 //
+// Like API Gateway, the gateway lets nobody else in: it listens on 127.0.0.1 only, the authorizer decides who
+// connects, and the @connections API over HTTP wants the gateway's own secret (ManagementToken), so a local
+// process that learns a connection id cannot post into it. Logs name connections by relay.LogRef, never by id
+// (the id shows only at DEBUG).
+//
 // Goroutines: one HTTP server goroutine accepts connections (handshakes and management calls run on the
 // server's per-request goroutines); every WebSocket connection has exactly one reader goroutine, which also
 // invokes the $default handler for each message in order and the $disconnect handler once when the
@@ -90,6 +95,8 @@ type ConnectionInfo struct {
 type Gateway struct {
 	cfg Config
 	log *slog.Logger
+	// mgmtToken authorizes HTTP calls of the @connections API (see ManagementToken).
+	mgmtToken string
 
 	routesMu sync.RWMutex
 	routes   Routes
@@ -137,6 +144,7 @@ func New(cfg Config, routes Routes) *Gateway {
 	}
 	g := &Gateway{
 		cfg:       cfg,
+		mgmtToken: newSecret(),
 		log:       log.With("component", "gateway", "api", cfg.APIID, "stage", cfg.Stage),
 		routes:    routes,
 		conns:     make(map[string]*conn),
@@ -242,8 +250,8 @@ func (g *Gateway) URL() string {
 	return "ws://" + g.addr + "/" + g.cfg.Stage
 }
 
-// ManagementURL is the management API endpoint, http://127.0.0.1:PORT/<stage>, with @connections under it:
-// what an SDK's ApiGatewayManagementApi client takes as its endpoint. Empty before Start.
+// ManagementURL is the management API endpoint, http://127.0.0.1:PORT/<stage>, with @connections under it.
+// Calls must carry "Authorization: Bearer " + ManagementToken(). Empty before Start.
 func (g *Gateway) ManagementURL() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()

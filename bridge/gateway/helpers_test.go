@@ -264,11 +264,20 @@ func readClose(t *testing.T, ws *websocket.Conn) *websocket.CloseError {
 	}
 }
 
-// mgmt calls the management API over HTTP.
+// mgmt calls the management API over HTTP with the gateway's management token.
 func mgmt(t *testing.T, g *Gateway, method, id string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	return mgmtAuth(t, g, "Bearer "+g.ManagementToken(), method, id, body)
+}
+
+// mgmtAuth calls the management API over HTTP with the given Authorization header ("" sends none).
+func mgmtAuth(t *testing.T, g *Gateway, auth, method, id string, body []byte) (int, []byte, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, g.ManagementURL()+"/@connections/"+url.PathEscape(id), bytes.NewReader(body))
 	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
 	require.NoError(t, err)

@@ -20,6 +20,13 @@ func newAWSID() string {
 	}
 }
 
+// newSecret returns 256 random bits, URL-safe base64: a token that cannot be guessed.
+func newSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 const apiIDAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 // newAPIID returns a 10-character id like API Gateway's API ids ("abcdef1234").

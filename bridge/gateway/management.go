@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,10 +43,10 @@ func (g *Gateway) unregister(c *conn) {
 func (g *Gateway) PostToConnection(ctx context.Context, id string, data []byte) error {
 	c := g.lookup(id)
 	if c == nil {
-		return fmt.Errorf("post to connection %s: %w", id, relay.ErrGone)
+		return fmt.Errorf("post to connection %s: %w", relay.LogRef(id), relay.ErrGone)
 	}
 	if len(data) > g.cfg.MaxMessageBytes {
-		return fmt.Errorf("post to connection %s: %d bytes, limit %d: %w", id, len(data), g.cfg.MaxMessageBytes, ErrPayloadTooLarge)
+		return fmt.Errorf("post to connection %s: %d bytes, limit %d: %w", relay.LogRef(id), len(data), g.cfg.MaxMessageBytes, ErrPayloadTooLarge)
 	}
 	return c.send(ctx, data)
 }
@@ -54,11 +55,11 @@ func (g *Gateway) PostToConnection(ctx context.Context, id string, data []byte) 
 // or the close grace period passed. Unknown connections give an error wrapping relay.ErrGone.
 func (g *Gateway) DeleteConnection(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("delete connection %s: %w", id, err)
+		return fmt.Errorf("delete connection %s: %w", relay.LogRef(id), err)
 	}
 	c := g.lookup(id)
 	if c == nil {
-		return fmt.Errorf("delete connection %s: %w", id, relay.ErrGone)
+		return fmt.Errorf("delete connection %s: %w", relay.LogRef(id), relay.ErrGone)
 	}
 	c.initiateClose(websocket.CloseNormalClosure, "")
 	return nil
@@ -67,11 +68,11 @@ func (g *Gateway) DeleteConnection(ctx context.Context, id string) error {
 // GetConnection describes a live connection, or returns an error wrapping relay.ErrGone.
 func (g *Gateway) GetConnection(ctx context.Context, id string) (ConnectionInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return ConnectionInfo{}, fmt.Errorf("get connection %s: %w", id, err)
+		return ConnectionInfo{}, fmt.Errorf("get connection %s: %w", relay.LogRef(id), err)
 	}
 	c := g.lookup(id)
 	if c == nil {
-		return ConnectionInfo{}, fmt.Errorf("get connection %s: %w", id, relay.ErrGone)
+		return ConnectionInfo{}, fmt.Errorf("get connection %s: %w", relay.LogRef(id), relay.ErrGone)
 	}
 	return ConnectionInfo{
 		ID:           c.id,
@@ -104,15 +105,21 @@ type identityJSON struct {
 	WireUserAgent string `json:"userAgent"`
 }
 
-// serveManagement is the @connections API: POST (send), GET (describe), DELETE (close). Requests are not
-// signature-checked: the listener is loopback only.
+// serveManagement is the @connections API: POST (send), GET (describe), DELETE (close). Every call must carry
+// the gateway's management token (see ManagementToken); without it API Gateway's 403 answers, before the
+// connection id is even looked at.
 func (g *Gateway) serveManagement(w http.ResponseWriter, r *http.Request, escapedID string) {
+	if status, msg := g.checkManagementAuth(r); status != 0 {
+		g.log.Warn("management call refused", "method", r.Method, "source", r.RemoteAddr, "reason", msg)
+		writeJSONMessage(w, status, "ForbiddenException", msg)
+		return
+	}
 	id, err := url.PathUnescape(escapedID)
 	if err != nil || id == "" || strings.Contains(id, "/") {
 		writeJSONMessage(w, http.StatusBadRequest, "BadRequestException", "Invalid connectionId")
 		return
 	}
-	log := g.log.With("conn", id, "method", r.Method)
+	log := g.log.With("conn", relay.LogRef(id), "method", r.Method)
 	switch r.Method {
 	case http.MethodPost:
 		// Read one byte past the limit to tell "exactly at the limit" from "over it" without buffering more.
@@ -160,6 +167,33 @@ func (g *Gateway) serveManagement(w http.ResponseWriter, r *http.Request, escape
 	default:
 		writeJSONMessage(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
 	}
+}
+
+// ManagementToken is the secret an HTTP caller of the @connections API must send, as
+// "Authorization: Bearer <token>". It is drawn from crypto/rand for each gateway and exists only in this
+// process: the relay handlers that run inside the gateway reach connections through the Gateway's methods
+// (PostToConnection, DeleteConnection, GetConnection) and never need it; it is for a caller that the owner of
+// the gateway hands it to explicitly (tests, a relay run out of process).
+//
+// Why a bearer secret and not SigV4 as API Gateway requires: the listener is loopback only, so the token never
+// crosses a network where SigV4's keeping the secret off the wire would matter (whoever can read loopback
+// traffic can read this process's memory too), and one constant-time comparison is far less code to get right
+// than a second implementation of SigV4's canonical request (paths, escaping, signed headers, clock skew). The
+// point is the same either way: knowing a connection id is no longer enough to inject a message into it.
+func (g *Gateway) ManagementToken() string { return g.mgmtToken }
+
+// checkManagementAuth answers 0 for a request that carries the management token, otherwise API Gateway's 403
+// status and message for a request without credentials or with wrong ones.
+func (g *Gateway) checkManagementAuth(r *http.Request) (int, string) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return http.StatusForbidden, "Missing Authentication Token"
+	}
+	scheme, token, _ := strings.Cut(auth, " ")
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(g.mgmtToken)) != 1 {
+		return http.StatusForbidden, "The security token included in the request is invalid"
+	}
+	return 0, ""
 }
 
 func (g *Gateway) writeManagementError(w http.ResponseWriter, log *slog.Logger, err error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -283,7 +284,7 @@ func TestLogsCarryNoSecretsOrBodies(t *testing.T) {
 		<-mu
 		return len(p), nil
 	})
-	g, r := startGateway(t, Config{Logger: slogTextLogger(w)})
+	g, r := startGateway(t, Config{Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	ws, id := mustDial(t, g, r, "a")
 	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("fail")))
 	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("echo body-secret")))
@@ -298,7 +299,9 @@ func TestLogsCarryNoSecretsOrBodies(t *testing.T) {
 	mu <- struct{}{}
 	out := logs.String()
 	<-mu
-	assert.Contains(t, out, id, "logs name connections")
+	assert.NotContains(t, out, id, "connection ids are @connections addresses: not logged above DEBUG")
+	assert.Contains(t, out, "conn="+relay.LogRef(id), "logs name connections by their ref")
+	assert.Contains(t, out, "connected")
 	assert.NotContains(t, out, "secret-ticket")
 	assert.NotContains(t, out, "body-secret")
 }

@@ -193,16 +193,16 @@ func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketPr
 		if err == nil {
 			err = errors.New("no connection id")
 		}
-		h.log().WarnContext(ctx, "relay connect refused", "connection", id, "reason", err.Error())
+		h.log().WarnContext(ctx, "relay connect refused", "connection", LogRef(id), "reason", err.Error())
 		return response(http.StatusForbidden), nil
 	}
 	c.ID = id
 	c.ConnectedAt = h.now()
 	if err := h.Store.PutConnection(ctx, c); err != nil {
-		h.log().ErrorContext(ctx, "relay connect failed", "connection", id, "err", err.Error())
-		return response(http.StatusInternalServerError), fmt.Errorf("connect %s: %w", id, err)
+		h.log().ErrorContext(ctx, "relay connect failed", "connection", LogRef(id), "err", err.Error())
+		return response(http.StatusInternalServerError), fmt.Errorf("connect %s: %w", LogRef(id), err)
 	}
-	h.log().InfoContext(ctx, "relay connected", "connection", id, "session", c.Session, "role", c.Role, "peer", c.Peer)
+	h.log().InfoContext(ctx, "relay connected", "connection", LogRef(id), "session", c.Session, "role", c.Role, "peer", c.Peer)
 	return response(http.StatusOK), nil
 }
 
@@ -241,23 +241,23 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 	c, err := h.Store.GetConnection(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		// Already removed, e.g. as stale after a 410.
-		h.log().InfoContext(ctx, "relay disconnected", "connection", id, "known", false)
+		h.log().InfoContext(ctx, "relay disconnected", "connection", LogRef(id), "known", false)
 		return response(http.StatusOK), nil
 	}
 	if err != nil {
-		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: %w", id, err)
+		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: %w", LogRef(id), err)
 	}
 	if err := h.Store.DeleteConnection(ctx, id); err != nil {
-		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: %w", id, err)
+		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: %w", LogRef(id), err)
 	}
-	log := h.log().With("connection", id, "session", c.Session, "role", c.Role, "peer", c.Peer)
+	log := h.log().With("connection", LogRef(id), "session", c.Session, "role", c.Role, "peer", c.Peer)
 	log.InfoContext(ctx, "relay disconnected")
 	if c.Role != wire.RoleDeveloper {
 		return response(http.StatusOK), nil
 	}
 	devs, err := h.Store.SessionConnections(ctx, c.Session, wire.RoleDeveloper)
 	if err != nil {
-		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: list developers: %w", id, err)
+		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: list developers: %w", LogRef(id), err)
 	}
 	if len(devs) > 0 {
 		return response(http.StatusOK), nil
@@ -265,11 +265,11 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 	h.restoreIfEnded(ctx, c.Session, log)
 	fns, err := h.Store.SessionConnections(ctx, c.Session, wire.RoleFunction)
 	if err != nil {
-		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: list functions: %w", id, err)
+		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: list functions: %w", LogRef(id), err)
 	}
 	bye, err := relayMessage(wire.TypeBye, "", wire.Bye{Reason: ByeDeveloperDisconnected})
 	if err != nil {
-		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: %w", id, err)
+		return response(http.StatusInternalServerError), fmt.Errorf("disconnect %s: %w", LogRef(id), err)
 	}
 	for _, fn := range fns {
 		err := h.Conns.PostToConnection(ctx, fn.ID, bye)
@@ -277,9 +277,9 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 		case errors.Is(err, ErrGone):
 			h.dropStale(ctx, fn.ID)
 		case err != nil:
-			log.WarnContext(ctx, "relay bye not delivered", "to", fn.ID, "err", err.Error())
+			log.WarnContext(ctx, "relay bye not delivered", "to", LogRef(fn.ID), "err", err.Error())
 		default:
-			log.InfoContext(ctx, "relay bye sent", "to", fn.ID, "to_peer", fn.Peer)
+			log.InfoContext(ctx, "relay bye sent", "to", LogRef(fn.ID), "to_peer", fn.Peer)
 		}
 	}
 	return response(http.StatusOK), nil
@@ -329,10 +329,10 @@ func relayMessage(t wire.Type, id string, body any) ([]byte, error) {
 
 func (h *Handlers) dropStale(ctx context.Context, id string) {
 	if err := h.Store.DeleteConnection(ctx, id); err != nil {
-		h.log().WarnContext(ctx, "relay could not remove stale connection", "connection", id, "err", err.Error())
+		h.log().WarnContext(ctx, "relay could not remove stale connection", "connection", LogRef(id), "err", err.Error())
 		return
 	}
-	h.log().InfoContext(ctx, "relay removed stale connection", "connection", id)
+	h.log().InfoContext(ctx, "relay removed stale connection", "connection", LogRef(id))
 }
 
 // Default is the $default route: every message after $connect. It reads only the envelope header, so a 128 KB
@@ -341,11 +341,11 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	id := req.RequestContext.ConnectionID
 	sender, err := h.Store.GetConnection(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		h.log().WarnContext(ctx, "relay message from unknown connection", "connection", id, "bytes", len(req.Body))
-		return response(http.StatusForbidden), fmt.Errorf("route message from %s: %w", id, err)
+		h.log().WarnContext(ctx, "relay message from unknown connection", "connection", LogRef(id), "bytes", len(req.Body))
+		return response(http.StatusForbidden), fmt.Errorf("route message from %s: %w", LogRef(id), err)
 	}
 	if err != nil {
-		return response(http.StatusInternalServerError), fmt.Errorf("route message from %s: %w", id, err)
+		return response(http.StatusInternalServerError), fmt.Errorf("route message from %s: %w", LogRef(id), err)
 	}
 
 	msg := []byte(req.Body)
@@ -410,7 +410,7 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 			return response(http.StatusInternalServerError), fmt.Errorf("route %s %s: find peer: %w", hdr.T, hdr.ID, err)
 		}
 	default:
-		return response(http.StatusInternalServerError), fmt.Errorf("route message from %s: stored connection has unknown role %q", id, sender.Role)
+		return response(http.StatusInternalServerError), fmt.Errorf("route message from %s: stored connection has unknown role %q", LogRef(id), sender.Role)
 	}
 	// Belt and braces: every lookup above is scoped to the sender's session, and crossing sessions is the one
 	// thing the relay must never do.
@@ -426,7 +426,7 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 		h.nack(ctx, sender, hdr, ReasonGone)
 	case err != nil:
 		h.log().WarnContext(ctx, "relay delivery failed", "type", hdr.T, "id", hdr.ID,
-			"from", id, "to", dest.ID, "bytes", len(out), "err", err.Error())
+			"from", LogRef(id), "to", LogRef(dest.ID), "bytes", len(out), "err", err.Error())
 		h.nack(ctx, sender, hdr, ReasonFailed)
 	default:
 		if log := h.log(); log.Enabled(ctx, slog.LevelDebug) {
@@ -457,13 +457,13 @@ func (h *Handlers) pong(ctx context.Context, to Connection, ping wire.Header) {
 	case errors.Is(err, ErrGone):
 		h.dropStale(ctx, to.ID)
 	case err != nil:
-		h.log().WarnContext(ctx, "relay pong not delivered", "connection", to.ID, "id", ping.ID, "err", err.Error())
+		h.log().WarnContext(ctx, "relay pong not delivered", "connection", LogRef(to.ID), "id", ping.ID, "err", err.Error())
 	}
 }
 
 // nack tells the sender its message was not delivered. ref is the message's id, so the sender can tell which.
 func (h *Handlers) nack(ctx context.Context, to Connection, ref wire.Header, reason string) {
-	h.log().InfoContext(ctx, "relay nack", "connection", to.ID, "session", to.Session, "peer", to.Peer,
+	h.log().InfoContext(ctx, "relay nack", "connection", LogRef(to.ID), "session", to.Session, "peer", to.Peer,
 		"type", ref.T, "id", ref.ID, "reason", reason)
 	b, err := relayMessage(wire.TypeNack, "", wire.Nack{Ref: ref.ID, T: ref.T, Reason: reason})
 	if err == nil {
@@ -473,6 +473,6 @@ func (h *Handlers) nack(ctx context.Context, to Connection, ref wire.Header, rea
 	case errors.Is(err, ErrGone):
 		h.dropStale(ctx, to.ID)
 	case err != nil:
-		h.log().WarnContext(ctx, "relay nack not delivered", "connection", to.ID, "err", err.Error())
+		h.log().WarnContext(ctx, "relay nack not delivered", "connection", LogRef(to.ID), "err", err.Error())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -29,7 +28,8 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		functions listFlag
 		stackName = fs.String("stack-name", "", "the deployed CloudFormation stack whose functions to attach (required)")
 		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml here, else the deployed one)")
-		listen    = fs.String("listen", "", "serve DAP on HOST:PORT (launch with \"mode\": \"aws\" is implied) instead of printing debugpy ports")
+		listen    = fs.String("listen", "", "serve DAP on HOST:PORT (launch with \"mode\": \"aws\" is implied; loopback only unless --allow-remote) instead of printing debugpy ports")
+		remote    = fs.Bool("allow-remote", false, allowRemoteUsage)
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
 		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
 	)
@@ -48,10 +48,10 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer closeLog()
 	if *listen != "" {
-		if _, _, err := net.SplitHostPort(*listen); err != nil {
-			return fmt.Errorf("plldb attach: --listen %q: want HOST:PORT", *listen)
-		}
-		return serveAWSDAP(ctx, *listen, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, flags: a}, stdout, log)
+		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, flags: a}, stdout, stderr, log)
+	}
+	if *remote {
+		return errors.New("plldb attach: --allow-remote goes with --listen")
 	}
 	cfg, err := a.config(ctx)
 	if err != nil {
@@ -185,10 +185,10 @@ func (d awsLaunchDefaults) launch() map[string]any {
 
 // serveAWSDAP serves DAP on addr; a launch attaches to the stack (unless it says otherwise) and disconnecting
 // restores the functions.
-func serveAWSDAP(ctx context.Context, addr string, d awsLaunchDefaults, stdout io.Writer, log *slog.Logger) error {
-	l, err := dap.Listen(addr, dap.Options{Logger: log, LaunchDefaults: d.launch()})
+func serveAWSDAP(ctx context.Context, addr string, allowRemote bool, d awsLaunchDefaults, stdout, stderr io.Writer, log *slog.Logger) error {
+	l, err := listenDAP(addr, allowRemote, dap.Options{Logger: log, LaunchDefaults: d.launch()}, stderr)
 	if err != nil {
-		return err
+		return fmt.Errorf("plldb attach: %w", err)
 	}
 	if _, err := fmt.Fprintf(stdout, "DAP server listening at: %s\n", l.Addr()); err != nil {
 		_ = l.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,10 +16,12 @@ func runDAP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("plldb dap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		listen string
-		logs   logFlags
+		listen      string
+		allowRemote bool
+		logs        logFlags
 	)
-	fs.StringVar(&listen, "listen", "", "serve DAP clients on HOST:PORT (port 0: any free port) instead of stdin/stdout")
+	fs.StringVar(&listen, "listen", "", "serve DAP clients on HOST:PORT (port 0: any free port; loopback only unless --allow-remote) instead of stdin/stdout")
+	registerAllowRemote(fs, &allowRemote)
 	logs.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -34,11 +37,14 @@ func runDAP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer closeLog()
 	opts := dap.Options{Logger: log}
 	if listen == "" {
+		if allowRemote {
+			return errors.New("plldb dap: --allow-remote goes with --listen")
+		}
 		return dap.ServeStdio(ctx, os.Stdin, stdout, opts)
 	}
-	l, err := dap.Listen(listen, opts)
+	l, err := listenDAP(listen, allowRemote, opts, stderr)
 	if err != nil {
-		return err
+		return fmt.Errorf("plldb dap: %w", err)
 	}
 	// The line Delve prints: LSP4IJ and nvim-dap "server" adapters wait for it before connecting.
 	if _, err := fmt.Fprintf(stdout, "DAP server listening at: %s\n", l.Addr()); err != nil {

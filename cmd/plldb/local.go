@@ -24,7 +24,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	)
 	fs.StringVar(&opts.Template, "template", "template.yaml", "SAM or CloudFormation template (YAML or JSON)")
 	fs.IntVar(&opts.Port, "port", 3001, "port of the Lambda Invoke endpoint (0: any free port)")
-	fs.StringVar(&opts.Host, "host", "127.0.0.1", "host of the Lambda Invoke endpoint")
+	fs.StringVar(&opts.Host, "host", "127.0.0.1", "host of the Lambda Invoke endpoint (loopback only unless --allow-remote)")
+	registerAllowRemote(fs, &opts.AllowRemote)
 	fs.StringVar(&opts.Python, "python", "", "Python interpreter (default: .venv or venv next to the template or code, else python3)")
 	fs.StringVar(&opts.Region, "region", "us-east-1", "region the functions believe they run in")
 	fs.Var(params, "parameter", "template parameter override KEY=VALUE (repeatable)")
@@ -46,11 +47,18 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	printer := &invocationPrinter{w: stdout}
 	opts.Observer, opts.OnLog = printer, printer.logLine
 
+	if opts.AllowRemote {
+		opts.Token = newToken()
+	}
 	p, err := local.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
-	printServing(stdout, p, opts.Debug)
+	if opts.AllowRemote {
+		warnRemote(stderr, "Lambda Invoke endpoint", p.Endpoint(), opts.Token,
+			"every Invoke request must carry it: the AWS CLI and SDKs with AWS_ACCESS_KEY_ID=<token> (any secret key), other clients with Authorization: Bearer <token>")
+	}
+	printServing(stdout, p, opts.Debug, opts.AllowRemote)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -58,7 +66,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return p.Close(closeCtx)
 }
 
-func printServing(w io.Writer, p *local.Pipeline, debug bool) {
+func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	fmt.Fprintf(w, "plldb local: serving %s\n", p.Template().Path)
 	for _, fn := range p.Functions() {
 		line := fmt.Sprintf("  %-24s %s  %s", fn.LogicalID, fn.Runtime, fn.Handler)
@@ -76,8 +84,12 @@ func printServing(w io.Writer, p *local.Pipeline, debug bool) {
 	}
 	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
 	if fns := p.Functions(); len(fns) > 0 {
-		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
-			p.Endpoint(), fns[0].LogicalID)
+		env := ""
+		if remote {
+			env = "AWS_ACCESS_KEY_ID=<token from stderr> "
+		}
+		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
+			env, p.Endpoint(), fns[0].LogicalID)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")
 }
