@@ -157,9 +157,9 @@ func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
 	f.assertRestored(t)
 }
 
-// TestCloseReportsAConcurrentChange: a deploy between attach and detach wins; Close reports the function
-// instead of overwriting the deploy, and restores the others.
-func TestCloseReportsAConcurrentChange(t *testing.T) {
+// TestCloseMergesAConcurrentChange: a change between attach and detach stays; Close takes out only plldb's
+// changes from that function, says what it kept, and restores the others exactly.
+func TestCloseMergesAConcurrentChange(t *testing.T) {
 	f := newFixture(t)
 	s, err := awsmode.Attach(context.Background(), f.options())
 	require.NoError(t, err)
@@ -175,8 +175,12 @@ func TestCloseReportsAConcurrentChange(t *testing.T) {
 	for _, r := range results {
 		byName[r.FunctionName] = r
 	}
-	assert.Equal(t, instrument.Conflict, byName[orders].Outcome, byName[orders].Message)
-	assert.Equal(t, int32(33), f.h.Settings(t, orders).Timeout, "the other change stands")
+	assert.Equal(t, instrument.Merged, byName[orders].Outcome, byName[orders].Message)
+	assert.Contains(t, byName[orders].Message, "timeout 33 s")
+	want := f.before["OrdersFunction"]
+	want.Timeout = 33
+	assert.Equal(t, want, f.h.Settings(t, orders), "the other change stands, plldb's are gone")
+	assert.NotContains(t, f.tags(t, f.fns["OrdersFunction"].ARN), instrument.SessionTag)
 	users := f.fns["UsersFunction"].Name
 	assert.Equal(t, instrument.Restored, byName[users].Outcome)
 	assert.Equal(t, f.before["UsersFunction"], f.h.Settings(t, users))

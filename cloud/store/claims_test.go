@@ -71,6 +71,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			s.RevisionAfter = "rev-2"
 			s.Layers = []string{arnPrefix + "z:1", arnPrefix + "a:2", arnPrefix + "m:3"}
 		},
+		"the plldb layer attach added": func(s *store.Snapshot) {
+			s.PlldbLayer = "arn:aws:lambda:us-east-1:123456789012:layer:plldb-x86_64:3"
+		},
 		"nil layers":   func(s *store.Snapshot) { s.Layers = nil },
 		"empty layers": func(s *store.Snapshot) { s.Layers = []string{} },
 		"zero values": func(s *store.Snapshot) {

@@ -119,7 +119,7 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	for _, r := range results {
-		if r.Outcome != instrument.Restored {
+		if r.Outcome != instrument.Restored && r.Outcome != instrument.Merged {
 			return fmt.Errorf("plldb detach: %s was not restored (%s)", r.FunctionName, r.Outcome)
 		}
 	}
