@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -129,7 +130,12 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // statusHook prints an install's live sessions and instrumented functions.
 func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Writer) error {
 	in, err := install.FromOutputs(inst.Name, inst.Outputs)
-	if err != nil {
+	var unusable *install.OutputsError
+	switch {
+	case errors.As(err, &unusable) && !unusable.Tables:
+		// Say so, and still list what its tables hold.
+		fmt.Fprintf(out, "  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	case err != nil:
 		return err
 	}
 	st := store.New(dynamodb.NewFromConfig(cfg), in.Tables)
