@@ -141,6 +141,11 @@ func TestSecondDeveloperIsRefusedNamingTheHolder(t *testing.T) {
 	assert.Contains(t, err.Error(), "alice@laptop")
 	assert.Equal(t, attached, f.h.Settings(t, f.fns["OrdersFunction"].Name), "the refused attach changed nothing")
 	assert.Equal(t, "local", f.invoke(t, "OrdersFunction")["where"], "the first session still serves")
+	// The relay role may restore only functions tagged with their session: a refused attach must not take the
+	// first session's tag away (it used to untag every function on its way out).
+	for id, fn := range f.fns {
+		assert.Equal(t, first.ID, f.tags(t, fn.ARN)[instrument.SessionTag], "%s keeps the first session's tag", id)
+	}
 }
 
 func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
