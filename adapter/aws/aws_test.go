@@ -202,7 +202,42 @@ func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
 	_, err := awsmode.Attach(context.Background(), o)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
+	assert.Contains(t, err.Error(), "the stack's deployed template (no template.yaml, template.yml, template.json in "+o.Dir)
 	f.assertRestored(t)
+}
+
+// TestATemplateYmlIsFoundAsSamFindsIt: with no --template, template.yml in the folder maps the functions.
+func TestATemplateYmlIsFoundAsSamFindsIt(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.Template = ""
+	o.Dir = t.TempDir()
+	body, err := os.ReadFile("testdata/app/template.yaml")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(o.Dir, "template.yml"), body, 0o644))
+	require.NoError(t, os.CopyFS(filepath.Join(o.Dir, "src"), os.DirFS("testdata/app/src")))
+	s, err := awsmode.Attach(context.Background(), o)
+	require.NoError(t, err)
+	require.Len(t, s.Functions(), 2)
+	assert.Equal(t, "local", f.invoke(t, "OrdersFunction")["where"])
+	_, err = s.Close(context.Background())
+	require.NoError(t, err)
+	f.assertRestored(t)
+}
+
+// TestAStackThatIsNotThereNamesTheRegionAndAccount: a wrong --region must read as such.
+func TestAStackThatIsNotThereNamesTheRegionAndAccount(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.StackName = "no-such-app"
+	_, err := awsmode.Attach(context.Background(), o)
+	require.Error(t, err)
+	for _, w := range []string{`no stack "no-such-app"`, "region us-east-1 of account 123456789012", "--region"} {
+		assert.Contains(t, err.Error(), w)
+	}
+	_, err = awsmode.Detach(context.Background(), awsmode.DetachOptions{StackName: "no-such-app", AWS: f.h.AWS, Install: &f.h.Install})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "region us-east-1 of account 123456789012")
 }
 
 // TestAttachTwelveFunctions attaches a 12-function stack (instrumented in parallel), relays an invocation of

@@ -16,9 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/store"
 )
@@ -192,30 +192,16 @@ func Load(ctx context.Context, cfg aws.Config, name string) (Resources, error) {
 		var api smithy.APIError
 		notFound = errors.As(err, &api) && api.ErrorCode() == "ValidationError" && strings.Contains(api.ErrorMessage(), "does not exist")
 		if !notFound {
-			return Resources{}, fmt.Errorf("find plldb install %q in %s: %w", name, where(ctx, cfg), err)
+			return Resources{}, fmt.Errorf("find plldb install %q in %s: %w", name, awsconfig.Where(ctx, cfg), err)
 		}
 	}
 	if notFound || len(out.Stacks) == 0 {
 		return Resources{}, fmt.Errorf("no plldb install %q in %s (no stack %s there): if it is installed elsewhere, choose that region or account "+
-			"(--region, --profile); otherwise install it here (plldb install --name %s --region %s)", name, where(ctx, cfg), StackName(name), name, cfg.Region)
+			"(--region, --profile); otherwise install it here (plldb install --name %s --region %s)", name, awsconfig.Where(ctx, cfg), StackName(name), name, cfg.Region)
 	}
 	outputs := map[string]string{}
 	for _, o := range out.Stacks[0].Outputs {
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
 	return FromOutputs(name, outputs)
-}
-
-// where is "region R of account A" for messages; the account comes from sts GetCallerIdentity, and is left out
-// when that fails (the message is about something else).
-func where(ctx context.Context, cfg aws.Config) string {
-	region := cfg.Region
-	if region == "" {
-		region = "(no region)"
-	}
-	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil || aws.ToString(id.Account) == "" {
-		return "region " + region
-	}
-	return "region " + region + " of account " + aws.ToString(id.Account)
 }

@@ -29,7 +29,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		logs      logFlags
 		functions listFlag
 		stackName = fs.String("stack-name", "", "the deployed CloudFormation stack whose functions to attach (required)")
-		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml here, else the deployed one)")
+		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml, template.yml or template.json here, else the deployed one)")
 		listen    = fs.String("listen", "", "serve DAP on HOST:PORT (launch with \"mode\": \"aws\" is implied) instead of printing debugpy ports")
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
 		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
