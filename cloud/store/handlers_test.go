@@ -271,3 +271,41 @@ func BenchmarkRoutedMessage(b *testing.B) {
 	b.ReportMetric(float64(total(calls))/float64(msgs), "dynamodb-calls/msg")
 	b.ReportMetric(float64(calls["Scan"]+calls["PutItem"]+calls["TransactWriteItems"])/float64(msgs), "dynamodb-writes+scans/msg")
 }
+
+// TestDeveloperSeenCostsOneWriteAMinute: the relay records when a session's developer was last heard from (for
+// the dead-man sweep) without putting a write on every message: one conditional UpdateItem per connection per
+// minute at most, none for a function's messages.
+func TestDeveloperSeenCostsOneWriteAMinute(t *testing.T) {
+	r := newRelay(t, io.Discard)
+	clk := newClock()
+	r.s.Now = clk.Now
+	ctx := context.Background()
+	require.NoError(t, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
+	require.Equal(t, "Allow", r.connect(t, "dev", r.ticket(t, "A", wire.RoleDeveloper, "dev")))
+	require.Equal(t, "Allow", r.connect(t, "fn", r.ticket(t, "A", wire.RoleFunction, "sandbox")))
+	up := envelope(t, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r"})
+	down := envelope(t, wire.TypeResult, "r", "sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
+
+	r.d.calls.take()
+	r.send(t, "dev", down)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1}, r.d.calls.take(), "seen at connect: no write within the minute")
+	clk.Advance(store.SeenInterval + time.Second)
+	r.send(t, "fn", up)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1}, r.d.calls.take(), "a function's message is no sign of the developer")
+	r.send(t, "dev", down)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1, "UpdateItem": 1}, r.d.calls.take(), "a minute later, one write")
+	r.send(t, "dev", down)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1}, r.d.calls.take())
+	r.conns.take("dev")
+	r.conns.take("fn")
+
+	// A deleted session is not brought back by a late record.
+	require.NoError(t, r.s.DeleteSession(ctx, "A"))
+	clk.Advance(store.SeenInterval + time.Second)
+	r.send(t, "dev", down)
+	_, err := r.s.GetSession(ctx, "A")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	stale, err := r.s.StaleSessions(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Empty(t, stale, "no claims, nothing to sweep")
+}
