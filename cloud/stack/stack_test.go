@@ -180,7 +180,7 @@ func TestInstallCreatesWhatMotoCanCreate(t *testing.T) {
 	text := out.String()
 	assert.Contains(t, text, "creating stack t-create")
 	assert.Contains(t, text, "CREATE_COMPLETE")
-	assert.Contains(t, text, stack.Progress(17, 17))
+	assert.Contains(t, text, stack.Progress(19, 19))
 	assert.Contains(t, text, "RelayFunctionArn")
 }
 
