@@ -47,7 +47,9 @@ func times(n int) func(yield func() bool) {
 }
 
 // TestHotPathHasNoPolling: a warm invocation costs the relay a handful of point reads, no scans and no writes
-// (the store is only written when connections come and go), whatever the number of invocations.
+// (the store is written when connections come and go, and once a minute at most per developer connection to
+// record that the developer is alive, which these invocations, within a minute of the connect, do not reach),
+// whatever the number of invocations.
 func TestHotPathHasNoPolling(t *testing.T) {
 	f := newFixture(t)
 	counts, n := relayCallsPerInvocation(t, f, times(5))
