@@ -162,3 +162,31 @@ func TestRestoreThatCannotTellChangesApartKeepsTheClaim(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, held)
 }
+
+// TestRestoreOfAFunctionSomeoneAlreadyPutBack: two restores of one session race (a developer's Ctrl-C and the
+// relay's sweep), or someone put the function back by hand: the later restore finds the original configuration,
+// changes nothing and reports it restored.
+func TestRestoreOfAFunctionSomeoneAlreadyPutBack(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tg := e.create(fn{what: "putback", env: map[string]string{"A": "1"}, timeout: 30})
+	before := e.raw(tg.Name)
+	claims := instrument.NewMemoryClaims()
+	in := e.instrumenter(claims)
+	_, err := in.Instrument(ctx, session("s-twice"), []instrument.Target{tg})
+	require.NoError(t, err)
+	snap, ok, err := claims.GetSnapshot(ctx, tg.ARN)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = e.lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String(tg.Name), Environment: &types.Environment{Variables: snap.Environment}, Layers: []string{}, Timeout: aws.Int32(30),
+	})
+	require.NoError(t, err)
+	require.Equal(t, configJSON(t, before), configJSON(t, e.raw(tg.Name)))
+
+	results, err := in.Restore(ctx, "s-twice")
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	assert.Equal(t, instrument.Restored, results[0].Outcome, results[0].Message)
+	assert.Equal(t, configJSON(t, before), configJSON(t, e.raw(tg.Name)))
+}

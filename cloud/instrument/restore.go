@@ -195,6 +195,10 @@ func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
 			}
 			res.Outcome, res.Message = Merged, mergedMessage(m.kept)
 			if m.noop {
+				if len(m.kept) == 0 {
+					// Someone (another restore, a person) already put back exactly the snapshot.
+					res.Outcome, res.Message = Restored, "already as it was before attach"
+				}
 				return release(res)
 			}
 			maps.Copy(up.Environment.Variables, m.env)
