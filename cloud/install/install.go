@@ -72,9 +72,10 @@ func (e *OutputsError) Error() string {
 	if e.WebSocketAPI {
 		b.WriteString("\nThe endpoint's CloudFormation did not create the relay's WebSocket API (AWS::ApiGatewayV2::Api): AWS does; " +
 			"moto and some other emulators cannot, so plldb attach cannot work against them.")
+		fmt.Fprintf(&b, "\nInstall into an AWS account and region (plldb install --name %s --region REGION), or remove this one (plldb uninstall --name %s).", e.Name, e.Name)
+		return b.String()
 	}
-	fmt.Fprintf(&b, "\nInstall into an account and region whose CloudFormation creates every resource of the template "+
-		"(plldb install --name %s), or remove this one (plldb uninstall --name %s).", e.Name, e.Name)
+	fmt.Fprintf(&b, "\nRun plldb install --name %s again to repair it, or remove it (plldb uninstall --name %s).", e.Name, e.Name)
 	return b.String()
 }
 
