@@ -362,7 +362,8 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	if err != nil {
 		return response(http.StatusInternalServerError), fmt.Errorf("route message from %s: %w", id, err)
 	}
-	h.developerSeen(ctx, sender)
+	// After the message is on its way: the record (a write once a minute at most) never delays delivery.
+	defer h.developerSeen(ctx, sender)
 
 	msg := []byte(req.Body)
 	if req.IsBase64Encoded {
