@@ -332,6 +332,7 @@ func TestClaimReportsStoreFailures(t *testing.T) {
 func TestListings(t *testing.T) {
 	x := newClaims(t)
 	ctx := context.Background()
+	created := x.clk.Now()
 	exp := x.clk.Now().Add(time.Hour)
 	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S2", "bob", exp)))
 	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S1", "alice", time.Time{})))
@@ -342,8 +343,8 @@ func TestListings(t *testing.T) {
 
 	sessions, err := x.s.Sessions(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []store.SessionInfo{{ID: "S1", Owner: "alice"}, {ID: "S2", Owner: "bob", ExpiresAt: exp}}, sessions,
-		"live sessions only, by id, without keys")
+	assert.Equal(t, []store.SessionInfo{{ID: "S1", Owner: "alice", Seen: created}, {ID: "S2", Owner: "bob", ExpiresAt: exp, Seen: created}}, sessions,
+		"live sessions only, by id, without keys, with when their developer was last heard from")
 
 	snaps, err := x.s.Snapshots(ctx)
 	require.NoError(t, err)

@@ -474,6 +474,7 @@ func (s *Store) SessionConnections(ctx context.Context, session string, role wir
 type SessionInfo struct {
 	ID, Owner string
 	ExpiresAt time.Time // zero: no expiry
+	Seen      time.Time // when its developer was last heard from (DeveloperSeen); zero: not recorded
 }
 
 // Sessions lists the live sessions, ordered by ID, without their keys. It scans the sessions table: for
@@ -481,8 +482,8 @@ type SessionInfo struct {
 func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	in := &dynamodb.ScanInput{
 		TableName:                aws.String(s.t.Sessions),
-		ProjectionExpression:     aws.String("#id, #owner, #exp"),
-		ExpressionAttributeNames: map[string]string{"#id": attrID, "#owner": attrOwner, "#exp": attrExpires},
+		ProjectionExpression:     aws.String("#id, #owner, #exp, #seen"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID, "#owner": attrOwner, "#exp": attrExpires, "#seen": attrSeen},
 		ConsistentRead:           aws.Bool(true),
 	}
 	now := s.now()
@@ -498,7 +499,11 @@ func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
 				return nil, fmt.Errorf("list sessions: %w", err)
 			}
 			if sess.ExpiresAt.IsZero() || now.Before(sess.ExpiresAt) {
-				list = append(list, SessionInfo{ID: sess.ID, Owner: sess.Owner, ExpiresAt: sess.ExpiresAt})
+				info := SessionInfo{ID: sess.ID, Owner: sess.Owner, ExpiresAt: sess.ExpiresAt}
+				if seen, ok, err := getN(it, attrSeen); err == nil && ok {
+					info.Seen = fromUnixNano(seen)
+				}
+				list = append(list, info)
 			}
 		}
 		if len(out.LastEvaluatedKey) == 0 {

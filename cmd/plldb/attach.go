@@ -151,7 +151,11 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 		if !s.ExpiresAt.IsZero() {
 			exp = "expires " + s.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z")
 		}
-		fmt.Fprintf(out, "  session %s of %s, %s\n", s.ID, s.Owner, exp)
+		seen := ""
+		if !s.Seen.IsZero() {
+			seen = ", developer last heard from " + s.Seen.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		fmt.Fprintf(out, "  session %s of %s, %s%s\n", s.ID, s.Owner, exp, seen)
 	}
 	snaps, err := st.Snapshots(ctx)
 	if err != nil {

@@ -260,6 +260,7 @@ func TestStatusListsSessionsAndInstrumentedFunctions(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), a.h.Install.Name+": stack")
 	assert.Contains(t, string(out), "session "+session+" of ")
+	assert.Contains(t, string(out), "developer last heard from ")
 	assert.Contains(t, string(out), "instrumented: "+a.fns["OrdersFunction"].Name+" (session "+session+")")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.NoError(t, cmd.Wait())
