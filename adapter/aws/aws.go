@@ -221,7 +221,11 @@ func (s *Session) Close(ctx context.Context) ([]instrument.Result, error) {
 		s.closeRes = res
 		s.closeErr = err
 		for _, r := range res {
-			if r.Outcome != instrument.Restored {
+			switch r.Outcome {
+			case instrument.Restored:
+			case instrument.Merged:
+				s.log.Info("restored, keeping someone else's changes", "function", r.FunctionName, "message", r.Message)
+			default:
 				s.log.Warn("not restored", "function", r.FunctionName, "outcome", r.Outcome, "message", r.Message)
 			}
 		}
