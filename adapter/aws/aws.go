@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/smithy-go"
 
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
@@ -29,6 +30,7 @@ import (
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
+	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/store"
@@ -43,8 +45,8 @@ type Options struct {
 	// Functions limits the session to these functions (logical ids, with or without the nested stack prefix,
 	// or physical names); empty attaches every function of the stack that has local Python code.
 	Functions []string
-	// Template is the local template mapping functions to code; "" → template.yaml in the working directory,
-	// else the deployed stack's template (GetTemplate).
+	// Template is the local template mapping functions to code; "" → template.yaml, template.yml or
+	// template.json in Dir (as sam looks for them), else the deployed stack's template (GetTemplate).
 	Template string
 	// Dir is where relative paths start and template.yaml is looked for; "" → the working directory.
 	Dir    string
@@ -129,7 +131,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 
 	stackFns, err := instrument.ListFunctions(ctx, c.cfn, o.StackName)
 	if err != nil {
-		return nil, fmt.Errorf("attach: %w", err)
+		return nil, fmt.Errorf("attach: %w", stackError(ctx, o.AWS, o.StackName, err))
 	}
 	tpl, err := loadTemplate(ctx, c.cfn, o)
 	if err != nil {
@@ -219,7 +221,11 @@ func (s *Session) Close(ctx context.Context) ([]instrument.Result, error) {
 		s.closeRes = res
 		s.closeErr = err
 		for _, r := range res {
-			if r.Outcome != instrument.Restored {
+			switch r.Outcome {
+			case instrument.Restored:
+			case instrument.Merged:
+				s.log.Info("restored, keeping someone else's changes", "function", r.FunctionName, "message", r.Message)
+			default:
 				s.log.Warn("not restored", "function", r.FunctionName, "outcome", r.Outcome, "message", r.Message)
 			}
 		}
@@ -284,7 +290,7 @@ func Detach(ctx context.Context, o DetachOptions) ([]instrument.Result, error) {
 	c := newClients(o.AWS, in, log)
 	fns, err := instrument.ListFunctions(ctx, c.cfn, o.StackName)
 	if err != nil {
-		return nil, fmt.Errorf("detach: %w", err)
+		return nil, fmt.Errorf("detach: %w", stackError(ctx, o.AWS, o.StackName, err))
 	}
 	arns := make([]string, len(fns))
 	for i, f := range fns {
@@ -349,26 +355,59 @@ type pair struct {
 	local  template.Function
 }
 
+// templateNames are the files looked for in the folder when no template is given, in the order `sam` does.
+var templateNames = []string{"template.yaml", "template.yml", "template.json"}
+
+// stackError makes "stack not found" say where plldb looked, so that a wrong region or account shows.
+func stackError(ctx context.Context, cfg aws.Config, stack string, err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) && api.ErrorCode() == "ValidationError" && strings.Contains(api.ErrorMessage(), "does not exist") {
+		return fmt.Errorf("no stack %q in %s: deploy it there, or choose the region or account it is in (--region, --profile)", stack, awsconfig.Where(ctx, cfg))
+	}
+	return err
+}
+
 func loadTemplate(ctx context.Context, cfn *cloudformation.Client, o Options) (*template.Template, error) {
 	lo := template.LoadOptions{Parameters: map[string]string{"AWS::Region": o.AWS.Region, "AWS::StackName": o.StackName}}
 	path := o.Template
 	if path != "" && o.Dir != "" && !filepath.IsAbs(path) {
 		path = filepath.Join(o.Dir, path)
 	}
-	if path == "" {
-		if _, err := os.Stat(filepath.Join(o.Dir, "template.yaml")); err == nil {
-			path = filepath.Join(o.Dir, "template.yaml")
-		}
-	}
 	if path != "" {
 		return template.LoadWith(path, lo)
 	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("attach: the folder to look for a template in: %w", err)
+	}
+	for _, name := range templateNames {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return template.LoadWith(filepath.Join(dir, name), lo)
+		}
+	}
 	out, err := cfn.GetTemplate(ctx, &cloudformation.GetTemplateInput{StackName: aws.String(o.StackName)})
 	if err != nil {
-		return nil, fmt.Errorf("no template.yaml here and no --template: read the deployed template of %s: %w", o.StackName, err)
+		return nil, fmt.Errorf("attach: no %s in %s and no --template, and the deployed template of stack %s could not be read: %w",
+			strings.Join(templateNames, ", "), dir, o.StackName, stackError(ctx, o.AWS, o.StackName, err))
 	}
-	// Code paths of the deployed template resolve against the working directory, as a template there would.
-	return template.ParseWith(filepath.Join(o.Dir, "template.yaml"), []byte(aws.ToString(out.TemplateBody)), lo)
+	// Code paths of the deployed template resolve against the folder, as a template there would. The path only
+	// anchors them: the template is the deployed one, which messages say (deployedTemplate).
+	tpl, err := template.ParseWith(filepath.Join(dir, deployedTemplate), []byte(aws.ToString(out.TemplateBody)), lo)
+	if err != nil {
+		return nil, fmt.Errorf("attach: the deployed template of stack %s (no %s in %s): %w", o.StackName, strings.Join(templateNames, ", "), dir, err)
+	}
+	return tpl, nil
+}
+
+// deployedTemplate is the file name the deployed template is parsed under: it names no file that exists.
+const deployedTemplate = "(deployed template)"
+
+// describeTemplate names where the function mapping came from, for messages.
+func describeTemplate(tpl *template.Template) string {
+	if filepath.Base(tpl.Path) == deployedTemplate {
+		return fmt.Sprintf("the stack's deployed template (no %s in %s, and no --template)", strings.Join(templateNames, ", "), filepath.Dir(tpl.Path))
+	}
+	return tpl.Path
 }
 
 func lastSegment(id string) string {
@@ -409,7 +448,7 @@ func match(remote []instrument.StackFunction, tpl *template.Template, want []str
 			}
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("attach: none of the %d function(s) of the stack has local Python code in %s", len(remote), tpl.Path)
+			return nil, fmt.Errorf("attach: none of the %d function(s) of the stack has local Python code in %s", len(remote), describeTemplate(tpl))
 		}
 		return out, nil
 	}
@@ -420,7 +459,7 @@ func match(remote []instrument.StackFunction, tpl *template.Template, want []str
 		}
 		f, ok := localOf(r)
 		if !ok {
-			return nil, fmt.Errorf("attach: function %s is not in %s", r.LogicalID, tpl.Path)
+			return nil, fmt.Errorf("attach: function %s is not in %s", r.LogicalID, describeTemplate(tpl))
 		}
 		if !f.Supported {
 			return nil, fmt.Errorf("attach: function %s: %s", r.LogicalID, f.Reason)

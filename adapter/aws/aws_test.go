@@ -141,6 +141,11 @@ func TestSecondDeveloperIsRefusedNamingTheHolder(t *testing.T) {
 	assert.Contains(t, err.Error(), "alice@laptop")
 	assert.Equal(t, attached, f.h.Settings(t, f.fns["OrdersFunction"].Name), "the refused attach changed nothing")
 	assert.Equal(t, "local", f.invoke(t, "OrdersFunction")["where"], "the first session still serves")
+	// The relay role may restore only functions tagged with their session: a refused attach must not take the
+	// first session's tag away (it used to untag every function on its way out).
+	for id, fn := range f.fns {
+		assert.Equal(t, first.ID, f.tags(t, fn.ARN)[instrument.SessionTag], "%s keeps the first session's tag", id)
+	}
 }
 
 func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
@@ -157,9 +162,9 @@ func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
 	f.assertRestored(t)
 }
 
-// TestCloseReportsAConcurrentChange: a deploy between attach and detach wins; Close reports the function
-// instead of overwriting the deploy, and restores the others.
-func TestCloseReportsAConcurrentChange(t *testing.T) {
+// TestCloseMergesAConcurrentChange: a change between attach and detach stays; Close takes out only plldb's
+// changes from that function, says what it kept, and restores the others exactly.
+func TestCloseMergesAConcurrentChange(t *testing.T) {
 	f := newFixture(t)
 	s, err := awsmode.Attach(context.Background(), f.options())
 	require.NoError(t, err)
@@ -175,8 +180,12 @@ func TestCloseReportsAConcurrentChange(t *testing.T) {
 	for _, r := range results {
 		byName[r.FunctionName] = r
 	}
-	assert.Equal(t, instrument.Conflict, byName[orders].Outcome, byName[orders].Message)
-	assert.Equal(t, int32(33), f.h.Settings(t, orders).Timeout, "the other change stands")
+	assert.Equal(t, instrument.Merged, byName[orders].Outcome, byName[orders].Message)
+	assert.Contains(t, byName[orders].Message, "timeout 33 s")
+	want := f.before["OrdersFunction"]
+	want.Timeout = 33
+	assert.Equal(t, want, f.h.Settings(t, orders), "the other change stands, plldb's are gone")
+	assert.NotContains(t, f.tags(t, f.fns["OrdersFunction"].ARN), instrument.SessionTag)
 	users := f.fns["UsersFunction"].Name
 	assert.Equal(t, instrument.Restored, byName[users].Outcome)
 	assert.Equal(t, f.before["UsersFunction"], f.h.Settings(t, users))
@@ -193,7 +202,42 @@ func TestWithoutALocalTemplateTheDeployedOneIsRead(t *testing.T) {
 	_, err := awsmode.Attach(context.Background(), o)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "none of the 2 function(s) of the stack has local Python code")
+	assert.Contains(t, err.Error(), "the stack's deployed template (no template.yaml, template.yml, template.json in "+o.Dir)
 	f.assertRestored(t)
+}
+
+// TestATemplateYmlIsFoundAsSamFindsIt: with no --template, template.yml in the folder maps the functions.
+func TestATemplateYmlIsFoundAsSamFindsIt(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.Template = ""
+	o.Dir = t.TempDir()
+	body, err := os.ReadFile("testdata/app/template.yaml")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(o.Dir, "template.yml"), body, 0o644))
+	require.NoError(t, os.CopyFS(filepath.Join(o.Dir, "src"), os.DirFS("testdata/app/src")))
+	s, err := awsmode.Attach(context.Background(), o)
+	require.NoError(t, err)
+	require.Len(t, s.Functions(), 2)
+	assert.Equal(t, "local", f.invoke(t, "OrdersFunction")["where"])
+	_, err = s.Close(context.Background())
+	require.NoError(t, err)
+	f.assertRestored(t)
+}
+
+// TestAStackThatIsNotThereNamesTheRegionAndAccount: a wrong --region must read as such.
+func TestAStackThatIsNotThereNamesTheRegionAndAccount(t *testing.T) {
+	f := newFixture(t)
+	o := f.options()
+	o.StackName = "no-such-app"
+	_, err := awsmode.Attach(context.Background(), o)
+	require.Error(t, err)
+	for _, w := range []string{`no stack "no-such-app"`, "region us-east-1 of account 123456789012", "--region"} {
+		assert.Contains(t, err.Error(), w)
+	}
+	_, err = awsmode.Detach(context.Background(), awsmode.DetachOptions{StackName: "no-such-app", AWS: f.h.AWS, Install: &f.h.Install})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "region us-east-1 of account 123456789012")
 }
 
 // TestAttachTwelveFunctions attaches a 12-function stack (instrumented in parallel), relays an invocation of

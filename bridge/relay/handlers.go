@@ -203,6 +203,7 @@ func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketPr
 		return response(http.StatusInternalServerError), fmt.Errorf("connect %s: %w", LogRef(id), err)
 	}
 	h.log().InfoContext(ctx, "relay connected", "connection", LogRef(id), "session", c.Session, "role", c.Role, "peer", c.Peer)
+	h.developerSeen(ctx, c)
 	return response(http.StatusOK), nil
 }
 
@@ -313,6 +314,20 @@ func (h *Handlers) restoreIfEnded(ctx context.Context, session string, log *slog
 	log.InfoContext(ctx, "relay restored the functions of an ended session")
 }
 
+// developerSeen tells a SeenRecorder store that the connection's developer is alive (heartbeats included).
+func (h *Handlers) developerSeen(ctx context.Context, c Connection) {
+	if c.Role != wire.RoleDeveloper {
+		return
+	}
+	rec, ok := h.Store.(SeenRecorder)
+	if !ok {
+		return
+	}
+	if err := rec.DeveloperSeen(ctx, c); err != nil {
+		h.log().WarnContext(ctx, "relay could not record that the developer was seen", "connection", c.ID, "session", c.Session, "err", err.Error())
+	}
+}
+
 // relayMessage builds an envelope the relay itself sends (pong, nack, bye): From is empty, which peers read as
 // "the relay", since every forwarded message carries its sender's peer id.
 func relayMessage(t wire.Type, id string, body any) ([]byte, error) {
@@ -347,6 +362,8 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	if err != nil {
 		return response(http.StatusInternalServerError), fmt.Errorf("route message from %s: %w", LogRef(id), err)
 	}
+	// After the message is on its way: the record (a write once a minute at most) never delays delivery.
+	defer h.developerSeen(ctx, sender)
 
 	msg := []byte(req.Body)
 	if req.IsBase64Encoded {

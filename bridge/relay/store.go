@@ -68,3 +68,12 @@ type Store interface {
 	// SessionConnections lists the session's connections of the given role ("" for all).
 	SessionConnections(ctx context.Context, session string, role wire.Role) ([]Connection, error)
 }
+
+// SeenRecorder is implemented by stores that keep when each session's developer was last heard from (the
+// DynamoDB store, for the helper stack's dead-man sweep, which restores the functions of a session whose
+// developer went silent). The handlers call it on every developer message and connect; implementations must
+// keep their writes rare (the DynamoDB store writes at most once a minute per connection), and a failure only
+// costs the record, never the message.
+type SeenRecorder interface {
+	DeveloperSeen(ctx context.Context, c Connection) error
+}

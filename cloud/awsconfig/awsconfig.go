@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Options are the CLI's AWS flags. Empty fields leave the SDK's default chain in charge; AWS_ENDPOINT_URL and
@@ -56,4 +57,18 @@ func ValidateRegion(region string) error {
 		return fmt.Errorf("invalid AWS region %q: expected a name like us-east-1", region)
 	}
 	return nil
+}
+
+// Where is "region R of account A", for messages about something not found, so that a wrong --region or
+// --profile shows. The account comes from sts GetCallerIdentity and is left out when that call fails.
+func Where(ctx context.Context, cfg aws.Config) string {
+	region := cfg.Region
+	if region == "" {
+		region = "(none)"
+	}
+	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(id.Account) == "" {
+		return "region " + region
+	}
+	return "region " + region + " of account " + aws.ToString(id.Account)
 }

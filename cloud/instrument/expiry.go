@@ -33,8 +33,9 @@ func NewRestorer(cfg aws.Config, st *store.Store, log *slog.Logger) *Restorer {
 	}
 }
 
-// RestoreSession puts back every function the session still holds. Functions someone else changed since are
-// reported (logged) and left alone, as Instrumenter.Restore does; only failures make it return an error.
+// RestoreSession puts back every function the session still holds, as Instrumenter.Restore does: functions
+// someone else changed since keep their changes (Merged) or, when plldb cannot tell its changes from theirs,
+// are left alone with their claims (Conflict, logged); only failures make it return an error.
 func (r *Restorer) RestoreSession(ctx context.Context, session string) error {
 	results, err := r.Instrumenter.Restore(ctx, session)
 	var errs []error
@@ -43,8 +44,9 @@ func (r *Restorer) RestoreSession(ctx context.Context, session string) error {
 	}
 	for _, res := range results {
 		switch res.Outcome {
-		case Restored:
-			r.Logger.InfoContext(ctx, "restored after the session ended", "session", session, "function", res.FunctionName)
+		case Restored, Merged:
+			r.Logger.InfoContext(ctx, "restored after the session ended", "session", session, "function", res.FunctionName,
+				"outcome", res.Outcome, "message", res.Message)
 		case Failed:
 			errs = append(errs, fmt.Errorf("restore %s: %w", res.FunctionName, res.Err))
 		default:

@@ -4,7 +4,9 @@
 // function's configuration into a claim store before changing anything, then adds the plldb layer, the exec
 // wrapper and the session variables and raises the timeout, guarded by the function's RevisionId so that a
 // concurrent deploy is never overwritten. Instrumenter.Restore and Instrumenter.Recover put the snapshot back
-// (environment, layers, timeout) unless someone else changed the function since, which they report instead.
+// (environment, layers, timeout); if someone else changed the function since, they take out only plldb's own
+// changes and keep theirs (Merged), or, when the two cannot be told apart, leave the function and keep the
+// claim for a later detach (Conflict).
 // Everything a restore needs is in the claim store, so detach, session expiry and crash recovery all work from
 // the store alone.
 package instrument
@@ -308,7 +310,7 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 	} else {
 		p.snap = snapshotOf(t, s.ID, raw, &cur, in.now())
 		if recovered != nil && recovered.Outcome == Conflict {
-			return refuse("ended session %s left it instrumented and someone else changed it since, so plldb did not put it back; remove the PLLDB_* variables, %s and the plldb layer by hand", stored.Session, EnvExecWrapper)
+			return refuse("ended session %s left it instrumented and someone else changed it since, so plldb did not put it back: %s", stored.Session, recovered.Message)
 		}
 		if cur.vars()[EnvExecWrapper] == WrapperPath || cur.vars()[EnvSession] != "" {
 			return refuse("it already carries plldb's instrumentation (session %q) but the claim store has no snapshot to restore it from; remove the PLLDB_* variables, %s and the plldb layer by hand", cur.vars()[EnvSession], EnvExecWrapper)
@@ -324,6 +326,9 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 			return refuse("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(p.layers))
 		}
 		p.layers = append(p.layers, p.layer)
+		if !p.reclaim {
+			p.snap.PlldbLayer = p.layer
+		}
 	}
 	p.env = sessionEnvironment(p.snap.Environment, s, t)
 	if size := EnvironmentSize(p.env); size > MaxEnvironmentBytes {
@@ -439,7 +444,7 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 			mu.Unlock()
 			return
 		}
-		if r := in.restoreOne(ctx, snap); r.Outcome != Restored {
+		if r := in.restoreOne(ctx, snap); r.Outcome != Restored && r.Outcome != Merged {
 			in.logger().Warn("roll back a failed attach", "function", p.target.Name, "outcome", r.Outcome, "message", r.Message)
 			mu.Lock()
 			stuck = append(stuck, fmt.Sprintf("%s (%s)", p.target.Name, r.Message))

@@ -188,11 +188,12 @@ func TestAttachingAgainInTheSameSessionKeepsTheFirstSnapshot(t *testing.T) {
 	assert.Equal(t, before, restorable(t, e.raw(tg.Name)))
 }
 
-func TestConcurrentChangeBetweenAttachAndDetachIsReportedNotOverwritten(t *testing.T) {
+func TestConcurrentChangeBetweenAttachAndDetachIsMergedNotOverwritten(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	changed := e.create(fn{what: "changed", env: map[string]string{"A": "1"}})
 	kept := e.create(fn{what: "kept", env: map[string]string{"B": "2"}})
+	changedBefore := restorable(t, e.raw(changed.Name))
 	keptBefore := restorable(t, e.raw(kept.Name))
 	claims := instrument.NewMemoryClaims()
 	in := e.instrumenter(claims)
@@ -207,7 +208,6 @@ func TestConcurrentChangeBetweenAttachAndDetachIsReportedNotOverwritten(t *testi
 		Environment:  &types.Environment{Variables: theirs},
 	})
 	require.NoError(t, err)
-	afterTheirs := e.raw(changed.Name)
 
 	results, err := in.Restore(ctx, "s-conc")
 	require.NoError(t, err)
@@ -215,14 +215,17 @@ func TestConcurrentChangeBetweenAttachAndDetachIsReportedNotOverwritten(t *testi
 	for _, r := range results {
 		byName[r.FunctionName] = r
 	}
-	assert.Equal(t, instrument.Conflict, byName[changed.Name].Outcome)
+	assert.Equal(t, instrument.Merged, byName[changed.Name].Outcome, byName[changed.Name].Message)
 	assert.Contains(t, byName[changed.Name].Message, "changed by someone else since attach")
-	assert.Equal(t, string(afterTheirs), string(e.raw(changed.Name)), "their change is not overwritten")
+	assert.Equal(t, map[string]string{"A": "1", "FEATURE": "on"}, vars(e.config(changed.Name)), "their variable stays, plldb's go")
+	got := restorable(t, e.raw(changed.Name))
+	assert.Equal(t, changedBefore["Layers"], got["Layers"])
+	assert.Equal(t, changedBefore["Timeout"], got["Timeout"])
 	assert.Equal(t, instrument.Restored, byName[kept.Name].Outcome)
 	assert.Equal(t, keptBefore, restorable(t, e.raw(kept.Name)))
 	left, err := claims.SessionSnapshots(ctx, "s-conc")
 	require.NoError(t, err)
-	assert.Empty(t, left, "the claim on the conflicting function is released too")
+	assert.Empty(t, left, "the claim on the merged function is released too")
 }
 
 func TestCrashRecoveryRestoresFromTheClaimStoreAlone(t *testing.T) {
@@ -391,10 +394,11 @@ func TestInstrumentRejectsBadInput(t *testing.T) {
 	assert.Contains(t, err.Error(), "read configuration")
 }
 
-func TestNextAttachReportsLeftoversSomeoneElseChanged(t *testing.T) {
+func TestNextAttachMergesLeftoversSomeoneElseChanged(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	tg := e.create(fn{what: "leftover", env: map[string]string{"A": "1"}})
+	before := restorable(t, e.raw(tg.Name))
 	claims := instrument.NewMemoryClaims()
 	_, err := e.instrumenter(claims).Instrument(ctx, session("s-gone"), []instrument.Target{tg})
 	require.NoError(t, err)
@@ -403,16 +407,24 @@ func TestNextAttachReportsLeftoversSomeoneElseChanged(t *testing.T) {
 	theirs["NEW"] = "x"
 	_, err = e.lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(tg.Name), Environment: &types.Environment{Variables: theirs}})
 	require.NoError(t, err)
-	afterTheirs := e.raw(tg.Name)
 
-	att, err := e.instrumenter(claims).Instrument(ctx, session("s-next"), []instrument.Target{tg})
-	var refused *instrument.RefusedError
-	require.ErrorAs(t, err, &refused)
-	assert.Contains(t, err.Error(), "s-gone")
-	assert.Contains(t, err.Error(), "someone else changed it")
+	in := e.instrumenter(claims)
+	att, err := in.Instrument(ctx, session("s-next"), []instrument.Target{tg})
+	require.NoError(t, err)
 	require.Len(t, att.Recovered, 1)
-	assert.Equal(t, instrument.Conflict, att.Recovered[0].Outcome)
-	assert.Equal(t, string(afterTheirs), string(e.raw(tg.Name)), "left as it is")
+	assert.Equal(t, instrument.Merged, att.Recovered[0].Outcome, att.Recovered[0].Message)
+	snap, ok, err := claims.GetSnapshot(ctx, tg.ARN)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, map[string]string{"A": "1", "NEW": "x"}, snap.Environment, "the new snapshot is the merged configuration")
+	assert.Equal(t, "s-next", vars(e.config(tg.Name))["PLLDB_SESSION"])
+
+	results, err := in.Restore(ctx, "s-next")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Restored}, outcomes(results))
+	got := restorable(t, e.raw(tg.Name))
+	assert.Equal(t, before["Timeout"], got["Timeout"])
+	assert.Equal(t, map[string]string{"A": "1", "NEW": "x"}, vars(e.config(tg.Name)))
 }
 
 func TestEnvironmentLimitIsExactlyLambdas(t *testing.T) {

@@ -21,8 +21,12 @@ type Outcome string
 const (
 	// Restored: the function is back as its snapshot shows (or was never changed), and the claim is released.
 	Restored Outcome = "restored"
-	// Conflict: someone else changed the function since plldb attached; it was left as it is and the claim
-	// released.
+	// Merged: someone else changed the function since plldb attached; plldb took out only its own changes
+	// (variables, wrapper, layer, its timeout), kept theirs, and released the claim.
+	Merged Outcome = "merged"
+	// Conflict: someone else changed the function since plldb attached in a way plldb cannot tell apart from
+	// its own changes (or it kept changing under the restore); it was left as it is, and the claim and its
+	// snapshot stay for a later `plldb detach`.
 	Conflict Outcome = "conflict"
 	// Held: another live session holds the function (Recover only); nothing was done.
 	Held Outcome = "held"
@@ -40,11 +44,12 @@ type Result struct {
 	Err                       error  // for Failed
 }
 
-// ConflictMessage is the Message of a Conflict result.
+// ConflictMessage starts the Message of a Conflict result.
 const ConflictMessage = "changed by someone else since attach; left as it is"
 
-// Restore puts back every function the session holds, in parallel, and releases the claims. Per-function
-// problems are in the results; the error is for a store that cannot be read.
+// Restore puts back every function the session holds, in parallel, and releases the claims (but those of
+// Conflict and Failed results). Per-function problems are in the results; the error is for a store that cannot
+// be read.
 func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, error) {
 	if session == "" {
 		return nil, errors.New("restore: empty session id")
@@ -134,8 +139,15 @@ func failed(s Snapshot, err error) Result {
 	return Result{FunctionARN: s.FunctionARN, FunctionName: s.FunctionName, Outcome: Failed, Message: err.Error(), Err: err}
 }
 
-// restoreOne puts one snapshot back if the function is still as plldb left it, and releases the claim unless
-// the restore failed.
+// mergeAttempts bounds the rounds of read, merge and guarded update when someone keeps changing a function
+// while plldb restores it.
+const mergeAttempts = 3
+
+// restoreOne puts one snapshot back if the function is still as plldb left it. If someone else changed it
+// since, it takes out only plldb's own changes and keeps theirs (Merged); if it cannot tell the two apart, or
+// the function keeps changing under it, it leaves the function and keeps the claim for a later `plldb detach`
+// (Conflict). Every update is guarded by the RevisionId it was computed from. The claim is released unless
+// the restore failed or conflicted.
 func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
 	res := Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName}
 	release := func(r Result) Result {
@@ -149,51 +161,75 @@ func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
 		}
 		return r
 	}
-	_, cur, err := in.getSettled(ctx, snap.FunctionARN)
-	var nf *types.ResourceNotFoundException
-	switch {
-	case errors.As(err, &nf):
-		res.Outcome, res.Message = Gone, "the function no longer exists"
+	for range mergeAttempts {
+		_, cur, err := in.getSettled(ctx, snap.FunctionARN)
+		var nf *types.ResourceNotFoundException
+		switch {
+		case errors.As(err, &nf):
+			res.Outcome, res.Message = Gone, "the function no longer exists"
+			return release(res)
+		case err != nil:
+			return failed(snap, err)
+		}
+		up := &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String(snap.FunctionARN),
+			// An empty map is how the API removes every variable, which is what an absent environment needs.
+			Environment: &types.Environment{Variables: map[string]string{}},
+			Layers:      []string{},
+		}
+		switch in.state(snap, &cur) {
+		case untouched:
+			res.Outcome, res.Message = Restored, "plldb's change never reached it; nothing to put back"
+			return release(res)
+		case asLeft:
+			maps.Copy(up.Environment.Variables, snap.Environment)
+			up.Layers = append(up.Layers, snap.Layers...)
+			up.Timeout = aws.Int32(snap.Timeout)
+			res.Outcome, res.Message = Restored, "configuration put back"
+		case changedByOthers:
+			m := in.merge(snap, &cur)
+			if m.problem != "" {
+				in.logger().Warn("not restoring a function someone else changed", "function", snap.FunctionName, "problem", m.problem)
+				res.Outcome, res.Message = Conflict, conflictMessage(m.problem)
+				return res
+			}
+			res.Outcome, res.Message = Merged, mergedMessage(m.kept)
+			if m.noop {
+				if len(m.kept) == 0 {
+					// Someone (another restore, a person) already put back exactly the snapshot.
+					res.Outcome, res.Message = Restored, "already as it was before attach"
+				}
+				return release(res)
+			}
+			maps.Copy(up.Environment.Variables, m.env)
+			up.Layers = append(up.Layers, m.layers...)
+			up.Timeout = aws.Int32(m.timeout)
+		}
+		if cur.RevisionId != "" {
+			up.RevisionId = aws.String(cur.RevisionId)
+		}
+		out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
+		var pf *types.PreconditionFailedException
+		switch {
+		case errors.As(err, &pf):
+			in.logger().Info("the function changed while plldb restored it; reading it again", "function", snap.FunctionName)
+			continue
+		case err != nil:
+			return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, redact(err, up.Environment.Variables[EnvFunctionKey])))
+		}
+		if _, err := in.waitUpdated(ctx, snap.FunctionARN, fromUpdate(out)); err != nil {
+			return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, err))
+		}
+		in.logger().Debug("restored", "function", snap.FunctionName, "outcome", res.Outcome)
 		return release(res)
-	case err != nil:
-		return failed(snap, err)
 	}
-	switch in.state(snap, &cur) {
-	case untouched:
-		res.Outcome, res.Message = Restored, "plldb's change never reached it; nothing to put back"
-		return release(res)
-	case changedByOthers:
-		res.Outcome, res.Message = Conflict, ConflictMessage
-		in.logger().Warn("not restoring a function someone else changed", "function", snap.FunctionName)
-		return release(res)
-	}
-	up := &lambda.UpdateFunctionConfigurationInput{
-		FunctionName: aws.String(snap.FunctionARN),
-		// An empty map is how the API removes every variable, which is what an absent environment needs.
-		Environment: &types.Environment{Variables: map[string]string{}},
-		Layers:      []string{},
-		Timeout:     aws.Int32(snap.Timeout),
-	}
-	maps.Copy(up.Environment.Variables, snap.Environment)
-	up.Layers = append(up.Layers, snap.Layers...)
-	if cur.RevisionId != "" {
-		up.RevisionId = aws.String(cur.RevisionId)
-	}
-	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
-	var pf *types.PreconditionFailedException
-	switch {
-	case errors.As(err, &pf):
-		res.Outcome, res.Message = Conflict, ConflictMessage
-		return release(res)
-	case err != nil:
-		return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, err))
-	}
-	if _, err := in.waitUpdated(ctx, snap.FunctionARN, fromUpdate(out)); err != nil {
-		return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, err))
-	}
-	res.Outcome, res.Message = Restored, "configuration put back"
-	in.logger().Debug("restored", "function", snap.FunctionName)
-	return release(res)
+	res.Outcome = Conflict
+	res.Message = conflictMessage(fmt.Sprintf("it kept changing while plldb restored it (%d tries, each refused by Lambda's RevisionId check)", mergeAttempts))
+	return res
+}
+
+func conflictMessage(problem string) string {
+	return ConflictMessage + ": " + problem + "; plldb keeps its claim and snapshot, so `plldb detach --stack-name STACK` can finish once the function settles (or remove the PLLDB_* variables, " + EnvExecWrapper + " and the plldb layer by hand)"
 }
 
 type fnState int

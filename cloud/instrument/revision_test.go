@@ -133,10 +133,53 @@ func TestRestoreComparesRevisionIds(t *testing.T) {
 	rl.someoneElse(t, changed.Name)
 	results, err := in.Restore(ctx, "s-rev")
 	require.NoError(t, err)
-	assert.Equal(t, map[string]instrument.Outcome{changed.Name: instrument.Conflict, kept.Name: instrument.Restored}, outcomes(results))
-	assert.Equal(t, "deployed by someone else", aws.ToString(e.config(changed.Name).Description))
-	assert.Equal(t, instrument.WrapperPath, vars(e.config(changed.Name))["AWS_LAMBDA_EXEC_WRAPPER"], "left as it is")
+	assert.Equal(t, map[string]instrument.Outcome{changed.Name: instrument.Merged, kept.Name: instrument.Restored}, outcomes(results))
+	assert.Equal(t, "deployed by someone else", aws.ToString(e.config(changed.Name).Description), "their change stays")
+	assert.NotContains(t, vars(e.config(changed.Name)), "AWS_LAMBDA_EXEC_WRAPPER", "plldb's change goes")
 	assert.Equal(t, keptBefore, restorable(t, e.raw(kept.Name)))
+}
+
+// alwaysRacing is Lambda with someone else updating the function right before every update plldb sends.
+type alwaysRacing struct {
+	*revisions
+	t    testing.TB
+	name string
+}
+
+func (a alwaysRacing) UpdateFunctionConfiguration(ctx context.Context, in *lambda.UpdateFunctionConfigurationInput, optFns ...func(*lambda.Options)) (*lambda.UpdateFunctionConfigurationOutput, error) {
+	a.someoneElse(a.t, a.name)
+	return a.revisions.UpdateFunctionConfiguration(ctx, in, optFns...)
+}
+
+// TestARevisionRaceThatPersistsKeepsTheClaim: every restore plldb computes is refused by the RevisionId check,
+// because someone keeps deploying. plldb gives up without overwriting anything and keeps the claim.
+func TestARevisionRaceThatPersistsKeepsTheClaim(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tg := e.create(fn{what: "busy", env: map[string]string{"A": "1"}})
+	rl := &revisions{Client: e.lambda, rev: map[string]int{}}
+	claims := instrument.NewMemoryClaims()
+	in := e.instrumenter(claims)
+	in.Lambda = rl
+	_, err := in.Instrument(ctx, session("s-busy"), []instrument.Target{tg})
+	require.NoError(t, err)
+
+	in.Lambda = alwaysRacing{revisions: rl, t: t, name: tg.Name}
+	results, err := in.Restore(ctx, "s-busy")
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	assert.Equal(t, instrument.Conflict, results[0].Outcome)
+	assert.True(t, contains(results[0].Message, "kept changing", "RevisionId", "plldb detach"), results[0].Message)
+	assert.Equal(t, instrument.WrapperPath, vars(e.config(tg.Name))["AWS_LAMBDA_EXEC_WRAPPER"], "nothing of theirs was overwritten")
+	_, held, err := claims.GetSnapshot(ctx, tg.ARN)
+	require.NoError(t, err)
+	assert.True(t, held, "the claim stays for a later detach")
+
+	in.Lambda = rl // the deploys stop
+	results, err = in.Restore(ctx, "s-busy")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Merged}, outcomes(results))
+	assert.Equal(t, map[string]string{"A": "1"}, vars(e.config(tg.Name)))
 }
 
 func TestReattachAfterSomeoneElseChangedTheFunctionIsRefused(t *testing.T) {

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/store"
 )
 
@@ -21,7 +23,12 @@ type Env struct {
 	Audience           string
 	Tables             Tables
 	ManagementEndpoint string
+	// Grace is how long a session's developer may be silent before the scheduled sweep restores its functions.
+	Grace time.Duration
 }
+
+// minGrace keeps the sweep from ending sessions whose developer is only between heartbeats (every 4 minutes).
+const minGrace = 10 * time.Minute
 
 func readEnv(getenv func(string) string) (Env, error) {
 	e := Env{
@@ -48,6 +55,14 @@ func readEnv(getenv func(string) string) (Env, error) {
 	}
 	if len(missing) > 0 {
 		return Env{}, fmt.Errorf("relay environment lacks %v (the helper stack sets them)", missing)
+	}
+	e.Grace = instrument.DefaultGrace
+	if g := getenv("PLLDB_DEADMAN_GRACE"); g != "" {
+		d, err := time.ParseDuration(g)
+		if err != nil || d < minGrace {
+			return Env{}, fmt.Errorf("relay environment: PLLDB_DEADMAN_GRACE %q is not a duration of at least %s", g, minGrace)
+		}
+		e.Grace = d
 	}
 	return e, nil
 }

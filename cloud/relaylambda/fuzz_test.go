@@ -18,6 +18,7 @@ func FuzzHandle(f *testing.F) {
 		routeEvent("$default", "c1", nil, `{"v":1,"t":"ping","id":"p1"}`),
 		routeEvent("$disconnect", "c1", nil, ""),
 		routeEvent("sendmessage", "c1", nil, "{}"),
+		scheduledEvent(),
 	} {
 		b, _ := json.Marshal(ev)
 		f.Add(b)

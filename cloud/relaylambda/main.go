@@ -1,7 +1,9 @@
 // Command relaylambda is the relay Lambda of the helper stack (provided.al2023, arm64, built as "bootstrap" by
 // cloud/stack.BuildRelayZip). One function serves every route of the WebSocket API: the $connect REQUEST
 // authorizer, $connect, $disconnect and $default, all handed to bridge/relay.Handlers, with the session store
-// on DynamoDB and connections reached through the @connections management API.
+// on DynamoDB and connections reached through the @connections management API. An EventBridge schedule invokes
+// it too, every 5 minutes, for the dead-man sweep (instrument.Sweeper): the functions of sessions that expired,
+// or whose developer has been silent past the grace period, are put back with nobody's plldb left running.
 //
 // Environment (set by the helper stack's template):
 //
@@ -10,6 +12,8 @@
 //	                             the DynamoDB tables (required)
 //	PLLDB_MANAGEMENT_ENDPOINT    optional: the @connections endpoint; by default it is derived from each
 //	                             event's domain name and stage
+//	PLLDB_DEADMAN_GRACE          optional: how long a developer may be silent before the sweep restores its
+//	                             session's functions (a Go duration, at least 10m; default 20m)
 package main
 
 import (
@@ -55,6 +59,7 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	if ds, ok := st.(*store.Store); ok {
 		// The expiry path: a session that ended without a detach has its functions put back by the relay.
 		r.Restorer = instrument.NewRestorer(cfg, ds, log)
+		r.Sweep = (&instrument.Sweeper{Store: ds, Restorer: r.Restorer, Grace: env.Grace, Logger: log}).Sweep
 	}
 	return r, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/wsmanage"
 )
 
@@ -24,17 +25,22 @@ type Router struct {
 	ManagementEndpoint string     // "" → derived from each event's domain name and stage
 	// Restorer, if set, restores the functions of a session that ended when its developer disconnects.
 	Restorer relay.Restorer
-	Logger   *slog.Logger // nil → slog.Default()
+	// Sweep, if set, is the dead-man sweep the EventBridge schedule runs (instrument.Sweeper.Sweep).
+	Sweep  func(ctx context.Context) (instrument.SweepReport, error)
+	Logger *slog.Logger // nil → slog.Default()
 
 	mu    sync.Mutex
 	conns map[string]*wsmanage.Client // by endpoint; warm invocations reuse them
 }
 
 // probe holds the fields that tell the event kinds apart. A REQUEST authorizer event has "type" and
-// "methodArn"; WebSocket proxy events have neither, and name their route in requestContext.routeKey.
+// "methodArn"; WebSocket proxy events have neither, and name their route in requestContext.routeKey; the
+// schedule's events come from "aws.events" as a "Scheduled Event".
 type probe struct {
 	Type           string `json:"type"`
 	MethodArn      string `json:"methodArn"`
+	Source         string `json:"source"`
+	DetailType     string `json:"detail-type"`
 	RequestContext struct {
 		RouteKey   string `json:"routeKey"`
 		DomainName string `json:"domainName"`
@@ -59,6 +65,16 @@ func (r *Router) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		// Authorize's ErrUnauthorized must reach Lambda unwrapped: API Gateway answers 401 only when the
 		// error message is exactly "Unauthorized".
 		return r.handlers(p).Authorize(ctx, req)
+	}
+	if p.Source == "aws.events" && p.DetailType == "Scheduled Event" {
+		if r.Sweep == nil {
+			return nil, errors.New("relay: a scheduled event, but no sweep is configured (the relay has no DynamoDB store)")
+		}
+		report, err := r.Sweep(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		return report, nil
 	}
 	if p.RequestContext.RouteKey == "" {
 		return nil, errUnknownEvent

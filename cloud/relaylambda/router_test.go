@@ -20,6 +20,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/cloud/wsmanage"
 )
@@ -238,4 +239,48 @@ func TestEnvironmentIsChecked(t *testing.T) {
 	require.NoError(t, err)
 	assert.IsType(t, &store.Store{}, r.Store)
 	assert.Equal(t, "plldb:x", r.Audience)
+	assert.NotNil(t, r.Sweep, "the schedule's sweep is wired on the DynamoDB store")
+	assert.Equal(t, instrument.DefaultGrace, e.Grace)
+
+	env["PLLDB_DEADMAN_GRACE"] = "45m"
+	e, err = readEnv(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Minute, e.Grace)
+	for _, bad := range []string{"soon", "5m", "-1h"} {
+		env["PLLDB_DEADMAN_GRACE"] = bad
+		_, err = readEnv(func(k string) string { return env[k] })
+		require.ErrorContains(t, err, "PLLDB_DEADMAN_GRACE", bad)
+	}
+}
+
+// scheduledEvent is what an EventBridge schedule rule sends its target.
+func scheduledEvent() map[string]any {
+	return map[string]any{
+		"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+		"source": "aws.events", "account": "123456789012", "time": "2026-12-02T06:00:00Z", "region": "eu-west-1",
+		"resources": []string{"arn:aws:events:eu-west-1:123456789012:rule/plldb-sweep"}, "detail": map[string]any{},
+	}
+}
+
+func TestTheScheduleRunsTheSweep(t *testing.T) {
+	f := newFixture(t, true)
+	_, err := f.handle(t, scheduledEvent())
+	require.ErrorContains(t, err, "no sweep is configured")
+
+	runs := 0
+	f.r.Sweep = func(context.Context) (instrument.SweepReport, error) {
+		runs++
+		return instrument.SweepReport{Swept: []instrument.Swept{{Session: "s-1", Reason: "expired"}}}, nil
+	}
+	out, err := f.handle(t, scheduledEvent())
+	require.NoError(t, err)
+	assert.Equal(t, 1, runs)
+	assert.Equal(t, "s-1", out.(instrument.SweepReport).Swept[0].Session)
+
+	// Only a schedule's event sweeps: anything else from EventBridge is not a route either.
+	ev := scheduledEvent()
+	ev["detail-type"] = "EC2 Instance State-change Notification"
+	_, err = f.handle(t, ev)
+	require.ErrorIs(t, err, errUnknownEvent)
+	assert.Equal(t, 1, runs)
 }

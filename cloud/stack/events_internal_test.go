@@ -69,7 +69,7 @@ func TestProgress(t *testing.T) {
 func TestResourceCount(t *testing.T) {
 	n, err := resourceCount(Template)
 	require.NoError(t, err)
-	assert.Equal(t, 17, n)
+	assert.Equal(t, 19, n)
 	_, err = resourceCount("Outputs: {}")
 	require.ErrorContains(t, err, "no Resources")
 	_, err = resourceCount("[")

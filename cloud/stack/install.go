@@ -28,6 +28,8 @@ type InstallOptions struct {
 
 // Install creates the assets bucket, uploads the relay code and the layers, and creates or updates the helper
 // stack, streaming its events to Out until it settles. Running it again with the same assets changes nothing.
+// A stack that settles with outputs no session can use (install.FromOutputs) is reported with an error wrapping
+// an *install.OutputsError; the Info is returned with it, and the stack stays for plldb uninstall.
 func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error) {
 	if o.Name == "" {
 		o.Name = install.DefaultName
@@ -106,7 +108,17 @@ func Install(ctx context.Context, cfg aws.Config, o InstallOptions) (Info, error
 	if err != nil {
 		return Info{}, err
 	}
-	return finish(ctx, c, stackID, bucket, o.Name, out)
+	info, err := finish(ctx, c, stackID, bucket, o.Name, out)
+	if err != nil {
+		return Info{}, err
+	}
+	// A stack can settle with outputs no session can use (an endpoint whose CloudFormation skipped the WebSocket
+	// API leaves its URL unresolved): say so now rather than at the first attach.
+	if _, err := install.FromOutputs(o.Name, info.Outputs); err != nil {
+		return info, fmt.Errorf("stack %s is %s in %s (account %s), but %w", info.StackName, info.Status, cfg.Region, acct, err)
+	}
+	fmt.Fprintf(out, "installed %q in %s (account %s)\n", o.Name, cfg.Region, acct)
+	return info, nil
 }
 
 // deployment is one create-or-update of the helper stack.
@@ -210,7 +222,7 @@ func finish(ctx context.Context, c clients, stack, bucket, name string, out io.W
 	}
 	info := infoOf(s)
 	info.Name, info.Bucket = name, bucket
-	fmt.Fprintf(out, "installed %q: stack %s (%s)\n", name, info.StackName, info.Status)
+	fmt.Fprintf(out, "stack %s of install %q: %s\n", info.StackName, name, info.Status)
 	printOutputs(out, info.Outputs)
 	return info, nil
 }

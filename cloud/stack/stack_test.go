@@ -82,13 +82,26 @@ func stackResource(t *testing.T, cfg aws.Config, stackName, logical string) stri
 	return aws.ToString(out.StackResourceDetail.PhysicalResourceId)
 }
 
+// requireInstalledOnMoto checks the one way an install on moto fails: moto's CloudFormation creates no
+// AWS::ApiGatewayV2 resources, so the stack settles with an unresolved relay URL (and layer ARNs printed as
+// Python objects), which Install reports as unusable outputs rather than as success.
+func requireInstalledOnMoto(t *testing.T, err error, out string) {
+	t.Helper()
+	var oe *install.OutputsError
+	require.ErrorAs(t, err, &oe, out)
+	assert.True(t, oe.WebSocketAPI, err.Error())
+	assert.Contains(t, err.Error(), "did not create the relay's WebSocket API")
+	assert.Contains(t, err.Error(), "moto")
+	assert.NotContains(t, out, "installed \"", "no success is reported")
+}
+
 func TestInstallCreatesWhatMotoCanCreate(t *testing.T) {
 	s := moto.Start(t)
 	cfg := s.Config()
 	ctx := context.Background()
 	var out bytes.Buffer
 	info, err := stack.Install(ctx, cfg, options(t, "t-create", "v1", &out))
-	require.NoError(t, err, out.String())
+	requireInstalledOnMoto(t, err, out.String())
 	assert.Equal(t, "CREATE_COMPLETE", info.Status)
 	assert.Equal(t, "t-create", info.Name)
 	assert.Equal(t, "t-create", info.StackName)
@@ -167,7 +180,7 @@ func TestInstallCreatesWhatMotoCanCreate(t *testing.T) {
 	text := out.String()
 	assert.Contains(t, text, "creating stack t-create")
 	assert.Contains(t, text, "CREATE_COMPLETE")
-	assert.Contains(t, text, stack.Progress(17, 17))
+	assert.Contains(t, text, stack.Progress(19, 19))
 	assert.Contains(t, text, "RelayFunctionArn")
 }
 
@@ -178,11 +191,11 @@ func TestReinstallIsIdempotent(t *testing.T) {
 	var out bytes.Buffer
 	opts := options(t, "t-again", "v1", &out)
 	first, err := stack.Install(ctx, cfg, opts)
-	require.NoError(t, err, out.String())
+	requireInstalledOnMoto(t, err, out.String())
 
 	out.Reset()
 	second, err := stack.Install(ctx, cfg, opts)
-	require.NoError(t, err, out.String())
+	requireInstalledOnMoto(t, err, out.String())
 	assert.Equal(t, first.StackID, second.StackID, "the same stack, not a new one")
 	assert.Equal(t, first.Outputs, second.Outputs)
 	assert.Equal(t, 3, strings.Count(out.String(), "unchanged"), out.String())
@@ -208,7 +221,7 @@ func TestInstallUpdatesChangedAssets(t *testing.T) {
 	ctx := context.Background()
 	var out bytes.Buffer
 	_, err := stack.Install(ctx, cfg, options(t, "t-update", "v1", &out))
-	require.NoError(t, err, out.String())
+	requireInstalledOnMoto(t, err, out.String())
 	params := func() map[string]string {
 		d, err := cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String("t-update")})
 		require.NoError(t, err)
@@ -222,7 +235,7 @@ func TestInstallUpdatesChangedAssets(t *testing.T) {
 
 	out.Reset()
 	info, err := stack.Install(ctx, cfg, options(t, "t-update", "v2", &out))
-	require.NoError(t, err, out.String())
+	requireInstalledOnMoto(t, err, out.String())
 	assert.Equal(t, "UPDATE_COMPLETE", info.Status)
 	assert.Contains(t, out.String(), "updating stack t-update")
 	assert.Equal(t, 3, strings.Count(out.String(), "uploaded"), out.String())
@@ -239,7 +252,7 @@ func TestUninstallLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	var out bytes.Buffer
 	info, err := stack.Install(ctx, cfg, options(t, "t-remove", "v1", &out))
-	require.NoError(t, err, out.String())
+	requireInstalledOnMoto(t, err, out.String())
 
 	out.Reset()
 	opts := stack.UninstallOptions{Name: "t-remove", Out: &out, PollInterval: 20 * time.Millisecond}
@@ -276,7 +289,7 @@ func TestStatusListsInstallsAndCallsTheHook(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"t-status-a", "t-status-b"} {
 		_, err := stack.Install(ctx, cfg, options(t, name, "v1", nil))
-		require.NoError(t, err)
+		requireInstalledOnMoto(t, err, "")
 	}
 	var out bytes.Buffer
 	var hooked []string

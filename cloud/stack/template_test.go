@@ -126,6 +126,16 @@ func TestTemplateRelayRoleIsLeastPrivilege(t *testing.T) {
 	cond := restore["Condition"].(map[string]any)["Null"].(map[string]any)
 	assert.Equal(t, "false", cond["aws:ResourceTag/"+instrument.SessionTag], "only functions carrying the session tag")
 
+	// The sweep may scan the claims table and no other.
+	sweep := bySid["SweepClaims"]
+	assert.Equal(t, "dynamodb:Scan", sweep["Action"])
+	assert.Equal(t, "ClaimsTable.Arn", sweep["Resource"], "the claims table only (!GetAtt ClaimsTable.Arn)")
+	for sid, st := range bySid {
+		if sid != "SweepClaims" {
+			assert.NotContains(t, asList(st["Action"]), "dynamodb:Scan", sid)
+		}
+	}
+
 	untag := bySid["UntagAttachedFunctions"]
 	assert.Equal(t, []any{instrument.SessionTag}, untag["Condition"].(map[string]any)["ForAllValues:StringEquals"].(map[string]any)["aws:TagKeys"])
 }
@@ -142,4 +152,22 @@ func asList(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// TestTemplateSchedulesTheSweep: the relay function runs the dead-man sweep every 5 minutes, invoked by exactly
+// that rule, and is told the grace period.
+func TestTemplateSchedulesTheSweep(t *testing.T) {
+	tm := parseTemplate(t)
+	rule := tm.Resources["SweepSchedule"]
+	assert.Equal(t, "AWS::Events::Rule", rule.Type)
+	assert.Equal(t, "rate(5 minutes)", rule.Properties["ScheduleExpression"])
+	assert.Equal(t, "ENABLED", rule.Properties["State"])
+	assert.Len(t, rule.Properties["Targets"], 1)
+	perm := tm.Resources["SweepInvokePermission"]
+	assert.Equal(t, "AWS::Lambda::Permission", perm.Type)
+	assert.Equal(t, "events.amazonaws.com", perm.Properties["Principal"])
+	env := tm.Resources["RelayFunction"].Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+	assert.Contains(t, env, "PLLDB_DEADMAN_GRACE")
+	assert.Contains(t, tm.Parameters, "DeadManGraceMinutes")
+	assert.Contains(t, stack.Template, "SourceArn: !GetAtt SweepSchedule.Arn", "only the schedule may invoke the relay this way")
 }

@@ -26,8 +26,11 @@ type Snapshot struct {
 	Layers         []string // layer version ARNs in order; nil and empty round-trip as they were
 	Timeout        int32
 	ExecWrapper    string // the AWS_LAMBDA_EXEC_WRAPPER the function had ("" if none)
-	RevisionAfter  string // RevisionId after plldb's update, to detect later changes by others
-	TakenAt        time.Time
+	// PlldbLayer is the plldb layer version attach added, so that a restore can take out exactly that layer
+	// when someone else changed the function meanwhile ("" in claims written before it was recorded).
+	PlldbLayer    string
+	RevisionAfter string // RevisionId after plldb's update, to detect later changes by others
+	TakenAt       time.Time
 }
 
 // HeldError says that another live session holds a function.
@@ -52,6 +55,9 @@ func encodeClaim(snap Snapshot, owner string) item {
 		attrTimeout:  nv(int64(snap.Timeout)),
 		attrWrapper:  sv(snap.ExecWrapper),
 		attrRevision: sv(snap.RevisionAfter),
+	}
+	if snap.PlldbLayer != "" {
+		it[attrPlldbLayer] = sv(snap.PlldbLayer)
 	}
 	if len(snap.Config) > 0 {
 		it[attrConfig] = &types.AttributeValueMemberB{Value: snap.Config}
@@ -83,7 +89,8 @@ func decodeClaim(it item) (snap Snapshot, owner string, err error) {
 		return Snapshot{}, "", fmt.Errorf("claim of %s: %w", arn, err)
 	}
 	for name, dst := range map[string]*string{attrARN: &snap.FunctionARN, attrName: &snap.FunctionName,
-		attrSession: &snap.Session, attrOwner: &owner, attrWrapper: &snap.ExecWrapper, attrRevision: &snap.RevisionAfter} {
+		attrSession: &snap.Session, attrOwner: &owner, attrWrapper: &snap.ExecWrapper, attrRevision: &snap.RevisionAfter,
+		attrPlldbLayer: &snap.PlldbLayer} {
 		if *dst, err = getS(it, name); err != nil {
 			return fail(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/bridge/relay"
+	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/cloud/store"
 )
 
@@ -70,6 +71,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			s.ExecWrapper = "/opt/other/wrapper"
 			s.RevisionAfter = "rev-2"
 			s.Layers = []string{arnPrefix + "z:1", arnPrefix + "a:2", arnPrefix + "m:3"}
+		},
+		"the plldb layer attach added": func(s *store.Snapshot) {
+			s.PlldbLayer = "arn:aws:lambda:us-east-1:123456789012:layer:plldb-x86_64:3"
 		},
 		"nil layers":   func(s *store.Snapshot) { s.Layers = nil },
 		"empty layers": func(s *store.Snapshot) { s.Layers = []string{} },
@@ -328,6 +332,7 @@ func TestClaimReportsStoreFailures(t *testing.T) {
 func TestListings(t *testing.T) {
 	x := newClaims(t)
 	ctx := context.Background()
+	created := x.clk.Now()
 	exp := x.clk.Now().Add(time.Hour)
 	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S2", "bob", exp)))
 	require.NoError(t, x.s.PutSession(ctx, relay.NewSession("S1", "alice", time.Time{})))
@@ -338,8 +343,8 @@ func TestListings(t *testing.T) {
 
 	sessions, err := x.s.Sessions(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []store.SessionInfo{{ID: "S1", Owner: "alice"}, {ID: "S2", Owner: "bob", ExpiresAt: exp}}, sessions,
-		"live sessions only, by id, without keys")
+	assert.Equal(t, []store.SessionInfo{{ID: "S1", Owner: "alice", Seen: created}, {ID: "S2", Owner: "bob", ExpiresAt: exp, Seen: created}}, sessions,
+		"live sessions only, by id, without keys, with when their developer was last heard from")
 
 	snaps, err := x.s.Snapshots(ctx)
 	require.NoError(t, err)
@@ -372,4 +377,46 @@ func BenchmarkClaimRelease50(b *testing.B) {
 		require.NoError(b, errors.Join(errs...))
 	}
 	b.ReportMetric(float64(total(d.calls.take()))/float64(round), "dynamodb-calls/op")
+}
+
+// TestStaleSessions: the dead-man sweep's query finds the sessions holding claims that are over: expired,
+// deleted (by a detach that crashed half-way, or by DynamoDB TTL), or whose developer has been silent for
+// longer than the grace period; live sessions whose developer was heard from lately, and sessions without
+// claims, are left alone.
+func TestStaleSessions(t *testing.T) {
+	t0 := newClock().Now() // newClaims's clock starts there too
+	x := newClaims(t,
+		relay.NewSession("live", "alice@laptop", t0.Add(12*time.Hour)),
+		relay.NewSession("expiring", "bob@desk", t0.Add(time.Hour)),
+		relay.NewSession("silent", "carol@home", t0.Add(12*time.Hour)),
+		relay.NewSession("deleted", "dave@away", t0.Add(12*time.Hour)),
+		relay.NewSession("noclaims", "erin@idle", t0.Add(12*time.Hour)),
+	)
+	ctx := context.Background()
+	for _, s := range []string{"live", "expiring", "silent", "deleted"} {
+		require.NoError(t, x.s.Claim(ctx, snapshot("f-"+s, s), "owner"))
+	}
+	require.NoError(t, x.s.Claim(ctx, snapshot("g-live", "live"), "owner"))
+	require.NoError(t, x.s.DeleteSession(ctx, "deleted"))
+
+	x.clk.Advance(70 * time.Minute)
+	require.NoError(t, x.s.DeveloperSeen(ctx, relay.Connection{ID: "c1", Session: "live", Role: wire.RoleDeveloper}))
+	x.clk.Advance(5 * time.Minute)
+
+	stale, err := x.s.StaleSessions(ctx, 20*time.Minute)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, s := range stale {
+		got[s.ID] = s.Reason
+	}
+	require.Len(t, got, 3, "%v", stale)
+	assert.Contains(t, got["expiring"], "expired")
+	assert.Equal(t, "gone", got["deleted"])
+	assert.Contains(t, got["silent"], "silent since "+t0.Format(time.RFC3339))
+	assert.NotContains(t, got, "live", "heard from 5 minutes ago")
+	assert.NotContains(t, got, "noclaims")
+
+	stale, err = x.s.StaleSessions(ctx, 2*time.Hour)
+	require.NoError(t, err)
+	assert.Len(t, stale, 2, "with a longer grace only the expired and the deleted session are over: %v", stale)
 }

@@ -12,7 +12,8 @@
 // the CloudFormation template mirrors them:
 //
 //	Sessions     HASH id (S)                    TTL attribute "ttl"
-//	             owner S, keys M{role: B}, expires N (unix ns; absent = never)
+//	             owner S, keys M{role: B}, expires N (unix ns; absent = never),
+//	             seen N (unix ns: when the developer was last heard from, for the dead-man sweep)
 //	Connections  HASH pk (S), RANGE sk (S)      TTL attribute "ttl"
 //	             pk "c#<connection id>", sk "c"                    the connection, by id
 //	             pk "s#<session>",       sk "r#<role>#<order>#<id>" index entry: by session and role
@@ -40,6 +41,13 @@
 // Expiry is always checked on read against the store's clock, so an item DynamoDB has not yet deleted is never
 // taken as live.
 //
+// The dead-man sweep (StaleSessions) finds sessions whose functions must be put back with no developer left to do
+// it: expired, deleted, or silent. A session's "seen" is set when it is created and, through DeveloperSeen, when
+// its developer connects or sends anything (heartbeats included), at most once a minute per connection and relay
+// process, so the hot path gains one write a minute per developer at most. The sweep scans the claims table
+// (projected to the session id; one item per instrumented function) rather than the sessions table, so that it
+// also finds the claims of sessions DynamoDB TTL has already deleted.
+//
 // # Calls and permissions
 //
 // Per routed message ($default) the relay makes two reads: GetItem (sender) and Query (destination). $connect
@@ -48,8 +56,9 @@
 // role when a developer leaves. The IAM actions each side needs (TransactWriteItems is authorized as the
 // PutItem, DeleteItem and ConditionCheckItem it contains):
 //
-//	relay Lambda   sessions: GetItem; tickets: PutItem; connections: GetItem, Query, PutItem, DeleteItem,
-//	               ConditionCheckItem; claims (expiry restore): GetItem, Query on index by-session, DeleteItem
+//	relay Lambda   sessions: GetItem, UpdateItem (DeveloperSeen), DeleteItem (sweep); tickets: PutItem;
+//	               connections: GetItem, Query, PutItem, DeleteItem, ConditionCheckItem; claims (expiry restore
+//	               and sweep): GetItem, Query on index by-session, DeleteItem, Scan (StaleSessions)
 //	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
 //	               UpdateItem, DeleteItem, Scan, Query on index by-session
 package store

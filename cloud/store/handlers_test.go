@@ -232,6 +232,7 @@ func TestHandlersOnDynamoDB(t *testing.T) {
 // destination) and nothing else: no writes, no scans, no polling.
 func TestStoreCallsPerRoutedMessage(t *testing.T) {
 	r := newRelay(t, io.Discard)
+	r.s.Now = newClock().Now // a clock that stands still: the developer's once-a-minute last-seen write never falls due
 	ctx := context.Background()
 	require.NoError(t, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
 	require.Equal(t, "Allow", r.connect(t, "dev", r.ticket(t, "A", wire.RoleDeveloper, "dev")))
@@ -252,6 +253,7 @@ func TestStoreCallsPerRoutedMessage(t *testing.T) {
 // relay handlers on the store; ns/op is dominated by moto, not by DynamoDB.
 func BenchmarkRoutedMessage(b *testing.B) {
 	r := newRelay(b, io.Discard)
+	r.s.Now = newClock().Now // as in TestStoreCallsPerRoutedMessage
 	ctx := context.Background()
 	require.NoError(b, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
 	require.Equal(b, "Allow", r.connect(b, "dev", r.ticket(b, "A", wire.RoleDeveloper, "dev")))
@@ -270,4 +272,42 @@ func BenchmarkRoutedMessage(b *testing.B) {
 	calls := r.d.calls.take()
 	b.ReportMetric(float64(total(calls))/float64(msgs), "dynamodb-calls/msg")
 	b.ReportMetric(float64(calls["Scan"]+calls["PutItem"]+calls["TransactWriteItems"])/float64(msgs), "dynamodb-writes+scans/msg")
+}
+
+// TestDeveloperSeenCostsOneWriteAMinute: the relay records when a session's developer was last heard from (for
+// the dead-man sweep) without putting a write on every message: one conditional UpdateItem per connection per
+// minute at most, none for a function's messages.
+func TestDeveloperSeenCostsOneWriteAMinute(t *testing.T) {
+	r := newRelay(t, io.Discard)
+	clk := newClock()
+	r.s.Now = clk.Now
+	ctx := context.Background()
+	require.NoError(t, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
+	require.Equal(t, "Allow", r.connect(t, "dev", r.ticket(t, "A", wire.RoleDeveloper, "dev")))
+	require.Equal(t, "Allow", r.connect(t, "fn", r.ticket(t, "A", wire.RoleFunction, "sandbox")))
+	up := envelope(t, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r"})
+	down := envelope(t, wire.TypeResult, "r", "sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
+
+	r.d.calls.take()
+	r.send(t, "dev", down)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1}, r.d.calls.take(), "seen at connect: no write within the minute")
+	clk.Advance(store.SeenInterval + time.Second)
+	r.send(t, "fn", up)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1}, r.d.calls.take(), "a function's message is no sign of the developer")
+	r.send(t, "dev", down)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1, "UpdateItem": 1}, r.d.calls.take(), "a minute later, one write")
+	r.send(t, "dev", down)
+	assert.Equal(t, map[string]int{"GetItem": 1, "Query": 1}, r.d.calls.take())
+	r.conns.take("dev")
+	r.conns.take("fn")
+
+	// A deleted session is not brought back by a late record.
+	require.NoError(t, r.s.DeleteSession(ctx, "A"))
+	clk.Advance(store.SeenInterval + time.Second)
+	r.send(t, "dev", down)
+	_, err := r.s.GetSession(ctx, "A")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	stale, err := r.s.StaleSessions(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Empty(t, stale, "no claims, nothing to sweep")
 }

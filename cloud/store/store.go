@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,9 @@ type Store struct {
 	db     *dynamodb.Client
 	t      Tables
 	lastAt atomic.Int64 // last insertion stamp handed out, so stamps from one process strictly increase
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // connection id → when DeveloperSeen last wrote for it
 }
 
 var _ relay.Store = (*Store)(nil)
@@ -94,6 +98,8 @@ func (s *Store) PutSession(ctx context.Context, sess relay.Session) error {
 		it[attrExpires] = nv(unixNano(sess.ExpiresAt))
 		it[TTLAttribute] = nv(ttlSeconds(sess.ExpiresAt))
 	}
+	// Creating the session is hearing from its developer: the dead-man sweep's grace starts now.
+	it[attrSeen] = nv(unixNano(s.now()))
 	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.t.Sessions), Item: it}); err != nil {
 		return fmt.Errorf("put session %q: %w", sess.ID, err)
 	}
@@ -468,6 +474,7 @@ func (s *Store) SessionConnections(ctx context.Context, session string, role wir
 type SessionInfo struct {
 	ID, Owner string
 	ExpiresAt time.Time // zero: no expiry
+	Seen      time.Time // when its developer was last heard from (DeveloperSeen); zero: not recorded
 }
 
 // Sessions lists the live sessions, ordered by ID, without their keys. It scans the sessions table: for
@@ -475,8 +482,8 @@ type SessionInfo struct {
 func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	in := &dynamodb.ScanInput{
 		TableName:                aws.String(s.t.Sessions),
-		ProjectionExpression:     aws.String("#id, #owner, #exp"),
-		ExpressionAttributeNames: map[string]string{"#id": attrID, "#owner": attrOwner, "#exp": attrExpires},
+		ProjectionExpression:     aws.String("#id, #owner, #exp, #seen"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID, "#owner": attrOwner, "#exp": attrExpires, "#seen": attrSeen},
 		ConsistentRead:           aws.Bool(true),
 	}
 	now := s.now()
@@ -492,7 +499,11 @@ func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
 				return nil, fmt.Errorf("list sessions: %w", err)
 			}
 			if sess.ExpiresAt.IsZero() || now.Before(sess.ExpiresAt) {
-				list = append(list, SessionInfo{ID: sess.ID, Owner: sess.Owner, ExpiresAt: sess.ExpiresAt})
+				info := SessionInfo{ID: sess.ID, Owner: sess.Owner, ExpiresAt: sess.ExpiresAt}
+				if seen, ok, err := getN(it, attrSeen); err == nil && ok {
+					info.Seen = fromUnixNano(seen)
+				}
+				list = append(list, info)
 			}
 		}
 		if len(out.LastEvaluatedKey) == 0 {
@@ -502,4 +513,129 @@ func (s *Store) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	}
 	slices.SortFunc(list, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
 	return list, nil
+}
+
+// SeenInterval is how often, at most, DeveloperSeen writes for one connection: the relay hears from a developer
+// on every message and every heartbeat (wsclient pings every 4 minutes), and a write per message would put a
+// DynamoDB write on the hot path.
+const SeenInterval = time.Minute
+
+var _ relay.SeenRecorder = (*Store)(nil)
+
+// DeveloperSeen implements relay.SeenRecorder: it records on the session's item when its developer was last
+// heard from, for the dead-man sweep (Stale). It writes at most once per SeenInterval per connection and relay
+// process: other calls return at once, without a DynamoDB call. The write is one conditional UpdateItem that
+// never creates a session (a deleted one stays deleted) and never moves the time back.
+func (s *Store) DeveloperSeen(ctx context.Context, c relay.Connection) error {
+	now := s.now()
+	s.seenMu.Lock()
+	if last, ok := s.seen[c.ID]; ok && now.Sub(last) < SeenInterval && !now.Before(last) {
+		s.seenMu.Unlock()
+		return nil
+	}
+	if s.seen == nil {
+		s.seen = map[string]time.Time{}
+	}
+	if len(s.seen) >= 4096 {
+		for id, at := range s.seen {
+			if now.Sub(at) >= SeenInterval {
+				delete(s.seen, id)
+			}
+		}
+	}
+	s.seen[c.ID] = now
+	s.seenMu.Unlock()
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.t.Sessions),
+		Key:                       item{attrID: sv(c.Session)},
+		UpdateExpression:          aws.String("SET #seen = :now"),
+		ConditionExpression:       aws.String("attribute_exists(#id) AND (attribute_not_exists(#seen) OR #seen < :now)"),
+		ExpressionAttributeNames:  map[string]string{"#id": attrID, "#seen": attrSeen},
+		ExpressionAttributeValues: item{":now": nv(unixNano(now))},
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		return nil // the session is gone, or someone recorded a later time
+	}
+	if err != nil {
+		s.seenMu.Lock()
+		delete(s.seen, c.ID) // try again on the next message
+		s.seenMu.Unlock()
+		return fmt.Errorf("record that the developer of session %q was seen: %w", c.Session, err)
+	}
+	return nil
+}
+
+// StaleSession is a session whose functions the dead-man sweep must put back.
+type StaleSession struct {
+	ID     string
+	Owner  string // "" when the session item is gone
+	Reason string // for logs: "expired", "gone", "silent since …"
+}
+
+// StaleSessions lists the sessions that hold claims and are over: deleted (or removed by DynamoDB TTL),
+// expired, or silent, i.e. their developer has not been heard from (DeveloperSeen, or the session's creation)
+// for longer than grace. A session with no record of being seen (written before plldb recorded it) is judged by
+// its expiry alone.
+//
+// It scans the claims table, projected to the session attribute: the table holds one item per instrumented
+// function, so the scan stays small, and going by claims also finds sessions DynamoDB TTL has already deleted,
+// which a scan of the sessions table would miss. Each session found costs one strongly consistent GetItem.
+func (s *Store) StaleSessions(ctx context.Context, grace time.Duration) ([]StaleSession, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(s.t.Claims),
+		ProjectionExpression:     aws.String("#session"),
+		ExpressionAttributeNames: map[string]string{"#session": attrSession},
+		ConsistentRead:           aws.Bool(true),
+	}
+	held := map[string]bool{}
+	for {
+		out, err := s.db.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list the sessions holding claims: %w", err)
+		}
+		for _, it := range out.Items {
+			id, err := getS(it, attrSession)
+			if err != nil {
+				return nil, fmt.Errorf("list the sessions holding claims: %w", err)
+			}
+			if id != "" {
+				held[id] = true
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	now := s.now()
+	var stale []StaleSession
+	for _, id := range slices.Sorted(maps.Keys(held)) {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: aws.String(s.t.Sessions), Key: item{attrID: sv(id)}, ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read session %q: %w", id, err)
+		}
+		if len(out.Item) == 0 {
+			stale = append(stale, StaleSession{ID: id, Reason: "gone"})
+			continue
+		}
+		sess, err := decodeSession(out.Item)
+		if err != nil {
+			return nil, fmt.Errorf("session %q: %w", id, err)
+		}
+		seen, hasSeen, err := getN(out.Item, attrSeen)
+		if err != nil {
+			return nil, fmt.Errorf("session %q: %w", id, err)
+		}
+		switch {
+		case !sess.ExpiresAt.IsZero() && !now.Before(sess.ExpiresAt):
+			stale = append(stale, StaleSession{ID: id, Owner: sess.Owner, Reason: "expired at " + sess.ExpiresAt.UTC().Format(time.RFC3339)})
+		case hasSeen && now.Sub(fromUnixNano(seen)) > grace:
+			stale = append(stale, StaleSession{ID: id, Owner: sess.Owner,
+				Reason: fmt.Sprintf("developer silent since %s (grace %s)", fromUnixNano(seen).Format(time.RFC3339), grace)})
+		}
+	}
+	return stale, nil
 }

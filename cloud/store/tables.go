@@ -64,6 +64,8 @@ const (
 	attrWrapper     = "exec_wrapper"
 	attrRevision    = "revision_after"
 	attrTakenAt     = "taken_at"
+	attrPlldbLayer  = "plldb_layer"
+	attrSeen        = "seen"
 )
 
 // TTLTables lists the tables that have DynamoDB TTL on TTLAttribute: all but the claims table.

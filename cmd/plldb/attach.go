@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -27,7 +28,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		logs      logFlags
 		functions listFlag
 		stackName = fs.String("stack-name", "", "the deployed CloudFormation stack whose functions to attach (required)")
-		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml here, else the deployed one)")
+		tpl       = fs.String("template", "", "local template mapping functions to code (default: template.yaml, template.yml or template.json here, else the deployed one)")
 		listen    = fs.String("listen", "", "serve DAP on HOST:PORT (launch with \"mode\": \"aws\" is implied; loopback only unless --allow-remote) instead of printing debugpy ports")
 		remote    = fs.Bool("allow-remote", false, allowRemoteUsage)
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
@@ -119,7 +120,7 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	for _, r := range results {
-		if r.Outcome != instrument.Restored {
+		if r.Outcome != instrument.Restored && r.Outcome != instrument.Merged {
 			return fmt.Errorf("plldb detach: %s was not restored (%s)", r.FunctionName, r.Outcome)
 		}
 	}
@@ -129,7 +130,12 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // statusHook prints an install's live sessions and instrumented functions.
 func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Writer) error {
 	in, err := install.FromOutputs(inst.Name, inst.Outputs)
-	if err != nil {
+	var unusable *install.OutputsError
+	switch {
+	case errors.As(err, &unusable) && !unusable.Tables:
+		// Say so, and still list what its tables hold.
+		fmt.Fprintf(out, "  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	case err != nil:
 		return err
 	}
 	st := store.New(dynamodb.NewFromConfig(cfg), in.Tables)
@@ -145,7 +151,11 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 		if !s.ExpiresAt.IsZero() {
 			exp = "expires " + s.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z")
 		}
-		fmt.Fprintf(out, "  session %s of %s, %s\n", s.ID, s.Owner, exp)
+		seen := ""
+		if !s.Seen.IsZero() {
+			seen = ", developer last heard from " + s.Seen.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		fmt.Fprintf(out, "  session %s of %s, %s%s\n", s.ID, s.Owner, exp, seen)
 	}
 	snaps, err := st.Snapshots(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -13,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
@@ -256,7 +260,68 @@ func TestStatusListsSessionsAndInstrumentedFunctions(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), a.h.Install.Name+": stack")
 	assert.Contains(t, string(out), "session "+session+" of ")
+	assert.Contains(t, string(out), "developer last heard from ")
 	assert.Contains(t, string(out), "instrumented: "+a.fns["OrdersFunction"].Name+" (session "+session+")")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.NoError(t, cmd.Wait())
+}
+
+// sweep runs the helper stack's dead-man sweep, as the relay Lambda's schedule does, on the harness's store
+// (whose clock the test moves).
+func (a *awsApp) sweep(t *testing.T) instrument.SweepReport {
+	t.Helper()
+	report, err := instrument.NewSweeper(a.h.AWS, a.h.Store, 20*time.Minute, slog.New(slog.DiscardHandler)).Sweep(context.Background())
+	require.NoError(t, err)
+	return report
+}
+
+func (a *awsApp) assertUntagged(t *testing.T) {
+	t.Helper()
+	for id, f := range a.fns {
+		out, err := a.h.Lambda.ListTags(context.Background(), &lambda.ListTagsInput{Resource: aws.String(f.ARN)})
+		require.NoError(t, err)
+		assert.NotContains(t, out.Tags, instrument.SessionTag, id)
+	}
+}
+
+// TestTheSweepRestoresAfterTheDeveloperDied: plldb attach is SIGKILLed and nobody runs plldb again. The relay
+// keeps the session (it is live, and its developer may come back), until the developer has been silent past the
+// grace period: then the scheduled sweep puts every function back, with no plldb process alive.
+func TestTheSweepRestoresAfterTheDeveloperDied(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	a.crash(t, cmd, session)
+
+	a.h.Clock.Advance(10 * time.Minute)
+	assert.Empty(t, a.sweep(t).Swept, "within the grace period")
+	a.assertInstrumented(t)
+
+	a.h.Clock.Advance(15 * time.Minute)
+	report := a.sweep(t)
+	require.Len(t, report.Swept, 1)
+	assert.Equal(t, session, report.Swept[0].Session)
+	a.assertRestored(t)
+	a.assertUntagged(t)
+	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
+	_, err := a.h.Store.GetSession(context.Background(), session)
+	assert.Error(t, err, "the session is over")
+}
+
+// TestTheSweepRestoresAnExpiredSessionWhoseDeveloperStaysConnected: the session expires while plldb attach
+// still runs and its connection stays up, so no disconnect will ever trigger the relay's expiry path; the
+// sweep restores the functions, and the later Ctrl-C finds nothing left to do.
+func TestTheSweepRestoresAnExpiredSessionWhoseDeveloperStaysConnected(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, out := a.attach(t)
+	a.h.Clock.Advance(13 * time.Hour) // past the session's 12 h
+	report := a.sweep(t)
+	require.Len(t, report.Swept, 1)
+	assert.Equal(t, session, report.Swept[0].Session)
+	assert.Contains(t, report.Swept[0].Reason, "expired")
+	a.assertRestored(t)
+	a.assertUntagged(t)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "plldb attach still exits cleanly\n%s", out.String())
+	a.assertRestored(t)
 }

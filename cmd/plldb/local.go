@@ -22,7 +22,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		functions listFlag
 		logs      logFlags
 	)
-	fs.StringVar(&opts.Template, "template", "template.yaml", "SAM or CloudFormation template (YAML or JSON)")
+	fs.StringVar(&opts.Template, "template", ".", "SAM or CloudFormation template (YAML or JSON), or a folder with template.yaml, template.yml or template.json")
 	fs.IntVar(&opts.Port, "port", 3001, "port of the Lambda Invoke endpoint (0: any free port)")
 	fs.StringVar(&opts.Host, "host", "127.0.0.1", "host of the Lambda Invoke endpoint (loopback only unless --allow-remote)")
 	registerAllowRemote(fs, &opts.AllowRemote)

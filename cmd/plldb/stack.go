@@ -118,6 +118,7 @@ func runUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("plldb uninstall", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var a awsFlags
+	force := fs.Bool("force", false, "restore every instrumented function first (whoever's session holds it), instead of refusing while the install is in use")
 	a.register(fs, true)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -129,7 +130,7 @@ func runUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	return stack.Uninstall(ctx, cfg, stack.UninstallOptions{Name: a.name, Out: stdout})
+	return stack.Uninstall(ctx, cfg, stack.UninstallOptions{Name: a.name, Force: *force, Out: stdout})
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {

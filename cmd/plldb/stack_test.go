@@ -68,19 +68,36 @@ func TestInstallStatusUninstallAgainstMoto(t *testing.T) {
 	arm := fakeZip(t, filepath.Join(dir, "arm.zip"), "plldb/wrapper", "plldb/proxy")
 	ep := "--endpoint-url=" + s.Endpoint
 
+	// moto's CloudFormation creates no WebSocket API: the stack settles, but install must not call that a
+	// success, and must say why.
+	unusable := []string{`plldb install "cli-a" is not usable`, "WebSocketURL", "unresolved", "did not create the relay's WebSocket API", "moto"}
 	out, err := plldb(t, env, "install", "--name", "cli-a", ep, "--relay-zip", relay, "--layer-x86_64", x86, "--layer-arm64", arm)
-	require.NoError(t, err, out)
+	require.Error(t, err, out)
 	assert.Contains(t, out, "creating stack cli-a")
 	assert.Contains(t, out, "resources")
 	assert.Contains(t, out, "cli-a-sessions")
+	assert.NotContains(t, out, `installed "cli-a"`)
+	for _, w := range unusable {
+		assert.Contains(t, out, w)
+	}
 
 	out, err = plldb(t, env, "install", "--name", "cli-a", ep, "--relay-zip", relay, "--layer-x86_64", x86, "--layer-arm64", arm)
-	require.NoError(t, err, out)
+	require.Error(t, err, out)
 	assert.Contains(t, out, "unchanged")
+
+	// attach then fails with the same message, not with a URL parse error.
+	out, err = plldb(t, env, "attach", "--name", "cli-a", ep, "--stack-name", "some-app")
+	require.Error(t, err, out)
+	for _, w := range unusable {
+		assert.Contains(t, out, w)
+	}
+	assert.NotContains(t, out, "parse")
 
 	out, err = plldb(t, env, "status", ep)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "cli-a: stack cli-a")
+	assert.Contains(t, out, "is not usable")
+	assert.Contains(t, out, "no live sessions")
 
 	out, err = plldb(t, env, "uninstall", "--name", "cli-a", ep)
 	require.NoError(t, err, out)
