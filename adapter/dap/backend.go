@@ -9,6 +9,7 @@ import (
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/cloud/awsconfig"
+	"github.com/plldb/plldb/cloud/instrument"
 )
 
 // backend is what a launch starts: the local pipeline ("mode": "local") or a session attached to a deployed
@@ -68,7 +69,8 @@ func (b awsBackend) banner() string {
 		b.s.ID, b.stack, strings.Join(names, ", "))
 }
 
-// close restores every function; a function someone else changed meanwhile is reported, not overwritten.
+// close restores every function. A function someone else changed meanwhile loses only plldb's changes
+// (merged); one whose changes cannot be told apart from plldb's is reported and left for plldb detach.
 func (b awsBackend) close(ctx context.Context) error {
 	results, err := b.s.Close(ctx)
 	if err != nil {
@@ -76,7 +78,7 @@ func (b awsBackend) close(ctx context.Context) error {
 	}
 	var problems []string
 	for _, r := range results {
-		if r.Outcome != "restored" {
+		if r.Outcome != instrument.Restored && r.Outcome != instrument.Merged {
 			problems = append(problems, fmt.Sprintf("%s: %s", r.FunctionName, r.Message))
 		}
 	}
