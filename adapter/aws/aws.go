@@ -54,6 +54,9 @@ type Options struct {
 	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
 	Install *install.Resources
 	Debug   bool // start executors under debugpy
+	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
+	// for `plldb attach`, which prints the ports for an editor to attach to directly.
+	OpenDebugpy bool
 	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
 	Strict bool
 	Expiry time.Duration // session lifetime; default DefaultExpiry
@@ -170,7 +173,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	}
 	s.dev, err = devside.Start(ctx, devside.Config{
 		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
-		Debug: o.Debug, Hooks: o.Hooks, Logger: log,
+		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, Hooks: o.Hooks, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)

@@ -28,6 +28,9 @@ type Config struct {
 	// Debug starts every executor with debugpy listening on 127.0.0.1; timeouts are then not enforced, since a
 	// developer paused at a breakpoint is not a slow handler.
 	Debug bool
+	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy):
+	// only for printing ports to an editor that attaches directly.
+	OpenDebugpy bool
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
 	Hooks
@@ -165,6 +168,7 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		TimeoutSec:     fn.Timeout,
 		Python:         python,
 		Debug:          s.cfg.Debug,
+		OpenDebugpy:    s.cfg.OpenDebugpy,
 		EnforceTimeout: !s.cfg.Debug,
 		Logger:         s.log.With("function", fn.LogicalID),
 		OnStart:        onStart,

@@ -680,6 +680,44 @@ def _setup_sys_path(code_dir, layer_dirs):
     return front[1:]
 
 
+def _require_access_token(token):
+    """Makes pydevd refuse every request of a connection that has not presented token (pydevdAuthorize) itself.
+
+    pydevd checks a token only when one is set, and keeps one process-wide "authenticated" flag: a login on one
+    connection would count for a connection accepted later (pydevd accepts a new connection by dropping the old
+    one, and a login racing that hand-over would authorize the newcomer). So pydevd's _Authentication is replaced,
+    before debugpy creates its debugger and opens its port, by one that remembers which connection logged in: its
+    reader thread, on which pydevd reads and checks every request of that connection. The token came over the
+    JSON-RPC pipe; it is never written anywhere.
+    """
+    import hmac
+
+    import debugpy.server.api  # noqa: F401  (puts debugpy's vendored pydevd on sys.path)
+    import pydevd
+
+    expected = token.encode("utf-8")
+
+    class _ConnectionAuthentication(object):
+        __slots__ = ["access_token", "client_access_token", "_reader"]
+
+        def __init__(self):
+            self.access_token = token
+            self.client_access_token = None
+            self._reader = None
+
+        def is_authenticated(self):
+            return self._reader is not None and self._reader is threading.current_thread()
+
+        def login(self, access_token):
+            ok = isinstance(access_token, str) and hmac.compare_digest(access_token.encode("utf-8"), expected)
+            self._reader = threading.current_thread() if ok else None
+
+        def logout(self):
+            self._reader = None
+
+    pydevd._Authentication = _ConnectionAuthentication
+
+
 def _initialize(params):
     result = {
         "pid": os.getpid(),
@@ -694,6 +732,9 @@ def _initialize(params):
             return None, (-32001, "debugpy is not importable: %s" % e)
         try:
             if params.get("inProcessAdapter", True):
+                token = params.get("accessToken")
+                if token:
+                    _require_access_token(token)
                 host, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
             else:
                 host, port = debugpy.listen(("127.0.0.1", 0))

@@ -44,6 +44,9 @@ type Options struct {
 	// Debug starts every executor with debugpy listening on 127.0.0.1; local timeouts are then not enforced,
 	// since a developer paused at a breakpoint is not a slow handler.
 	Debug bool
+	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
+	// for `plldb local --debug`, which prints the ports for an editor to attach to directly.
+	OpenDebugpy bool
 	// MaxSandboxes caps concurrent invocations per function (Lambda's concurrency); 0 → 64.
 	MaxSandboxes int
 	devside.Hooks
@@ -179,6 +182,7 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		Python:      p.opts.Python,
 		Region:      p.opts.Region,
 		Debug:       p.opts.Debug,
+		OpenDebugpy: p.opts.OpenDebugpy,
 		Env:         p.opts.Env,
 		Hooks:       p.opts.Hooks,
 		Logger:      p.log,

@@ -59,7 +59,8 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
-		AWS: cfg, Debug: true, Strict: *strict, Logger: log,
+		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
+		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, Logger: log,
 	})
 	if err != nil {
 		return err

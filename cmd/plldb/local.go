@@ -43,6 +43,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeLog()
 	opts.Parameters, opts.Functions, opts.Logger = params, functions, log
+	// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
+	opts.OpenDebugpy = opts.Debug
 	printer := &invocationPrinter{w: stdout}
 	opts.Observer, opts.OnLog = printer, printer.logLine
 
