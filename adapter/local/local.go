@@ -206,7 +206,7 @@ func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	peer := "developer-" + randomID(4)
 	err := p.dev.Connect(ctx, wsclient.Config{
 		URL:    p.gw.URL(),
-		Ticket: p.ticketer(wire.RoleDeveloper, peer),
+		Ticket: p.ticketer(wire.RoleDeveloper, "", peer),
 		Logger: p.log.With("component", "developer-link"),
 	})
 	if err != nil {
@@ -215,10 +215,15 @@ func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	return nil
 }
 
-func (p *Pipeline) ticketer(role wire.Role, peer string) func(context.Context) (string, error) {
+// ticketer mints the tickets of one connection: the developer's, or (function != "") an emulated sandbox's, with
+// that function's own key as attach gives it in the cloud.
+func (p *Pipeline) ticketer(role wire.Role, function, peer string) func(context.Context) (string, error) {
 	key := p.session.Keys[role]
+	if role == wire.RoleFunction {
+		key = ticket.FunctionKey(key, function)
+	}
 	return func(context.Context) (string, error) {
-		return ticket.Mint(key, ticket.Claims{Session: p.session.ID, Role: role, Peer: peer, Audience: p.audience})
+		return ticket.Mint(key, ticket.Claims{Session: p.session.ID, Role: role, Function: function, Peer: peer, Audience: p.audience})
 	}
 }
 
