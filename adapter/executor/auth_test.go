@@ -2,11 +2,14 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,37 +17,54 @@ import (
 
 const authApp = "def handler(event, context):\n    secret = 'in-the-frame'\n    return {'n': event.get('n', 0)}\n"
 
-// refused sends a request and checks that debugpy answers it with its "not authenticated" error.
-func (c *dapClient) refused(command string, args any) {
+// closedUnanswered sends a request (if args is not nil) and checks that debugpy closes the connection without
+// answering anything.
+func (c *dapClient) closedUnanswered(command string, args any) {
 	c.t.Helper()
-	seq := c.send(command, args)
-	resp := c.expect(command+" response", isResponseTo(seq))
-	assert.Equal(c.t, false, resp["success"], "%s must be refused: %v", command, resp)
-	assert.Equal(c.t, "Client not authenticated.", resp["message"], "%s: %v", command, resp)
+	if args != nil {
+		b, err := json.Marshal(map[string]any{"seq": 1, "type": "request", "command": command, "arguments": args})
+		require.NoError(c.t, err)
+		_, _ = fmt.Fprintf(c.conn, "Content-Length: %d\r\n\r\n%s", len(b), b) // may already be closed
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				return
+			}
+			c.t.Errorf("a client without the token got an answer to %s: %v", command, m)
+		case <-timeout:
+			c.t.Fatalf("debugpy kept a client without the token connected (%s)", command)
+		}
+	}
 }
 
-// A client that connects to the executor's debugpy without the token, as any other local user could, is refused
-// everything: it cannot initialize, set breakpoints, list threads or evaluate, not even with a guessed token.
+// A client that connects to the executor's debugpy without the token, as any other local user could, is
+// disconnected before pydevd sees it: it cannot initialize, set breakpoints, list threads or evaluate, with a
+// wrong token or none, and one that says nothing is dropped after the authorization timeout.
 func TestDebugpyRefusesClientWithoutToken(t *testing.T) {
 	e, _ := start(t, Spec{Debug: true}, map[string]string{"app.py": authApp})
 	file := filepath.Join(e.spec.CodeDir, "app.py")
-	foreign := dialDAP(t, e.DebugPort())
-	foreign.refused("initialize", map[string]any{"clientID": "intruder", "adapterID": "python", "linesStartAt1": true, "pathFormat": "path"})
-	foreign.refused("attach", map[string]any{"justMyCode": false})
-	foreign.refused("setBreakpoints", map[string]any{"source": map[string]any{"path": file}, "breakpoints": []any{map[string]any{"line": 3}}})
-	foreign.refused("evaluate", map[string]any{"expression": "__import__('os').getpid()", "context": "repl"})
-	seq := foreign.send("pydevdAuthorize", map[string]any{"debugServerAccessToken": strings.Repeat("0", 64)})
-	assert.Equal(t, false, foreign.expect("pydevdAuthorize response", isResponseTo(seq))["success"])
-	foreign.refused("threads", nil)
-	foreign.refused("evaluate", map[string]any{"expression": "1+1", "context": "repl"})
+	for command, args := range map[string]any{
+		"initialize":      map[string]any{"clientID": "intruder", "adapterID": "python", "linesStartAt1": true, "pathFormat": "path"},
+		"setBreakpoints":  map[string]any{"source": map[string]any{"path": file}, "breakpoints": []any{map[string]any{"line": 3}}},
+		"evaluate":        map[string]any{"expression": "__import__('os').getpid()", "context": "repl"},
+		"pydevdAuthorize": map[string]any{"debugServerAccessToken": strings.Repeat("0", 64)},
+	} {
+		dialDAP(t, e.DebugPort()).closedUnanswered(command, args)
+	}
+	silent := time.Now()
+	dialDAP(t, e.DebugPort()).closedUnanswered("nothing", nil)
+	assert.Less(t, time.Since(silent), 20*time.Second)
 	// No breakpoint was set: the invocation runs through.
 	assert.JSONEq(t, `{"n": 1}`, string(invoke(t, e, Invocation{Event: []byte(`{"n": 1}`)}).Payload))
 }
 
-// A foreign client that connects while plldb's client has a thread stopped takes pydevd's connection over (pydevd
-// serves one client at a time) but can do nothing with the stopped thread; a connection that dropped leaves no
-// authorization behind for the next client; plldb reconnecting with the token gets everything back.
-func TestDebugpyForeignClientCannotUseStoppedThreadOrDroppedConnection(t *testing.T) {
+// A foreign client that connects while plldb's client has a thread stopped cannot disturb it (pydevd would have
+// replaced plldb's connection by the newcomer's, clearing its breakpoints), and once plldb's connection has gone
+// the port gives the next client nothing; plldb reconnecting with the token (as after a restart) gets in.
+func TestDebugpyForeignClientCannotDisturbPlldbsConnection(t *testing.T) {
 	e, _ := start(t, Spec{Debug: true}, map[string]string{"app.py": authApp})
 	file := filepath.Join(e.spec.CodeDir, "app.py")
 	mine := dialDAP(t, e.DebugPort())
@@ -58,38 +78,37 @@ func TestDebugpyForeignClientCannotUseStoppedThreadOrDroppedConnection(t *testin
 	}()
 	stopped := mine.expect("stopped event", isEvent("stopped"))
 	threadID := stopped["body"].(map[string]any)["threadId"]
+
+	foreign := dialDAP(t, e.DebugPort())
+	foreign.closedUnanswered("threads", map[string]any{})
+
 	mine.send("stackTrace", map[string]any{"threadId": threadID})
 	frames := mine.expect("stackTrace response", isResponse("stackTrace"))["body"].(map[string]any)["stackFrames"].([]any)
 	frameID := frames[0].(map[string]any)["id"]
-
-	foreign := dialDAP(t, e.DebugPort())
-	foreign.refused("threads", nil)
-	foreign.refused("stackTrace", map[string]any{"threadId": threadID})
-	foreign.refused("evaluate", map[string]any{"expression": "secret", "frameId": frameID, "context": "repl"})
-	foreign.refused("continue", map[string]any{"threadId": threadID})
-	foreign.refused("setExpression", map[string]any{"expression": "secret", "value": "'x'", "frameId": frameID})
-	require.NoError(t, foreign.conn.Close())
-
-	// plldb's adapter reconnects (as after a restart) with the token and resumes the thread.
-	again := dialDAP(t, e.DebugPort())
-	again.authorize(e.DebugToken())
-	again.send("initialize", map[string]any{"clientID": "plldb-test", "adapterID": "python", "linesStartAt1": true, "pathFormat": "path"})
-	require.Equal(t, true, again.expect("initialize response", isResponse("initialize"))["success"])
-	again.send("attach", map[string]any{"justMyCode": false})
-	again.expect("initialized event", isEvent("initialized"))
-	again.send("configurationDone", map[string]any{})
-	again.expect("configurationDone response", isResponse("configurationDone"))
-	again.send("threads", nil)
-	require.Equal(t, true, again.expect("threads response", isResponse("threads"))["success"])
-	again.send("continue", map[string]any{"threadId": threadID})
+	seq := mine.send("evaluate", map[string]any{"expression": "secret", "frameId": frameID, "context": "repl"})
+	ev := mine.expect("evaluate response", isResponseTo(seq))
+	require.Equal(t, true, ev["success"], "plldb's connection is still there: %v", ev)
+	assert.Equal(t, "'in-the-frame'", ev["body"].(map[string]any)["result"])
+	mine.send("continue", map[string]any{"threadId": threadID})
 	assert.JSONEq(t, `{"n": 2}`, string((<-done).Payload))
 
 	// Once plldb's connection has gone, the port gives the next client nothing.
-	require.NoError(t, again.conn.Close())
-	<-again.done
-	late := dialDAP(t, e.DebugPort())
-	late.refused("initialize", map[string]any{"clientID": "intruder", "adapterID": "python", "linesStartAt1": true, "pathFormat": "path"})
-	late.refused("evaluate", map[string]any{"expression": "1+1", "context": "repl"})
+	require.NoError(t, mine.conn.Close())
+	<-mine.done
+	dialDAP(t, e.DebugPort()).closedUnanswered("initialize", map[string]any{"clientID": "intruder", "adapterID": "python"})
+
+	// plldb's adapter reconnects with the token.
+	again := dialDAP(t, e.DebugPort())
+	again.authorize(e.DebugToken())
+	again.attachWithBreakpoint(file, 3)
+	go func() {
+		out, err := e.Invoke(context.Background(), Invocation{Event: []byte(`{"n": 3}`)})
+		assert.NoError(t, err)
+		done <- out
+	}()
+	stopped = again.expect("stopped event", isEvent("stopped"))
+	again.send("continue", map[string]any{"threadId": stopped["body"].(map[string]any)["threadId"]})
+	assert.JSONEq(t, `{"n": 3}`, string((<-done).Payload))
 }
 
 // The token reaches the executor over its private pipe: neither its command line nor its environment (both

@@ -19,10 +19,11 @@
 //
 // debugpy has no authentication of its own, and its loopback port is open to every local user, who could attach
 // and run code as the developer with the developer's credentials. So unless Spec.OpenDebugpy, the executor turns
-// on pydevd's access token (a fresh random one per Executor, sent over the private pipe in initialize) and binds
-// pydevd's authentication to the connection that presented it (pydevd keeps one process-wide flag, and accepts a
-// new connection by dropping the old one): a client must send pydevdAuthorize with the token first, and every
-// request of a connection that has not is answered "Client not authenticated.".
+// on pydevd's access token (a fresh random one per Executor, sent over the private pipe in initialize): a client
+// must send pydevdAuthorize with the token as its first message. A connection that does not is closed as soon as
+// it is accepted, before pydevd sees it (pydevd would otherwise drop plldb's connection for it, clearing its
+// breakpoints), and pydevd's authentication is bound to the connection that presented the token (pydevd keeps
+// one process-wide flag).
 package executor
 
 import (
