@@ -71,6 +71,9 @@ func printServing(w io.Writer, p *local.Pipeline, debug bool) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if debug {
+		fmt.Fprintln(w, "The debugpy ports take any local client: on a shared machine debug through plldb dap, whose debugpys only plldb can reach.")
+	}
 	for _, fn := range p.Template().Functions {
 		if !fn.Supported {
 			fmt.Fprintf(w, "  %-24s not served: %s\n", fn.LogicalID, fn.Reason)
