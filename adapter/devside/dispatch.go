@@ -154,6 +154,23 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		log.Warn("invocation for a function this session does not serve; letting the sandbox fall back")
 		return
 	}
+	// Log lines go to the peer registered for the request id: another function reusing an id in flight must not
+	// divert them. (The same function may: Lambda retries an asynchronous invocation under the same id.)
+	d.mu.Lock()
+	if prev, busy := d.inflight[id]; busy && ticket.PeerFunction(prev) != sender {
+		d.mu.Unlock()
+		log.Warn("refusing an invocation whose request id is in flight for another function", "sender_function", sender)
+		return
+	}
+	d.inflight[id] = peer
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		if d.inflight[id] == peer {
+			delete(d.inflight, id)
+		}
+		d.mu.Unlock()
+	}()
 	ack, err := wire.NewEnvelope(wire.TypeAck, id, wire.Ack{RequestID: id})
 	if err != nil {
 		log.Error("encode ack", "err", err)
@@ -164,14 +181,6 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		log.Warn("send ack", "err", err)
 		return
 	}
-	d.mu.Lock()
-	d.inflight[id] = peer
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.inflight, id)
-		d.mu.Unlock()
-	}()
 
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Started(inv)

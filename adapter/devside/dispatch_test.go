@@ -37,16 +37,20 @@ func (l *fakeLink) sent() []*wire.Envelope {
 	return append([]*wire.Envelope(nil), l.out...)
 }
 
-// countingRunner records the invocations it runs.
+// countingRunner records the invocations it runs; with hold set, each waits for it to close.
 type countingRunner struct {
-	mu  sync.Mutex
-	ids []string
+	mu   sync.Mutex
+	ids  []string
+	hold chan struct{}
 }
 
 func (r *countingRunner) Invoke(_ context.Context, inv executor.Invocation) (executor.Outcome, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.ids = append(r.ids, inv.RequestID)
+	r.mu.Unlock()
+	if r.hold != nil {
+		<-r.hold
+	}
 	return executor.Outcome{Payload: []byte(`1`)}, nil
 }
 
@@ -99,5 +103,49 @@ func TestDispatchRunsInvocationsOnlyAsTheSendersFunction(t *testing.T) {
 	for _, e := range link.sent() {
 		assert.Equal(t, ordersPeer, e.To)
 		assert.NotContains(t, []string{"as-payments", "no-namespace"}, e.ID, "refused invocations are not acknowledged")
+	}
+}
+
+// Another function cannot reuse the request id of an invocation in flight to divert its log lines.
+func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
+	orders, payments := &countingRunner{hold: make(chan struct{})}, &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link: link,
+		Resolve: func(name string) (target, bool) {
+			if name == "orders-fn" {
+				return target{Runner: orders}, true
+			}
+			return target{Runner: payments}, name == "payments-fn"
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	ordersPeer, paymentsPeer := ticket.FunctionPeer("orders-fn", "fn-1"), ticket.FunctionPeer("payments-fn", "fn-2")
+	send := func(from, id, fn string) {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Function: wire.FunctionIdentity{Name: fn}})
+		require.NoError(t, err)
+		e.From = from
+		link.in <- e
+	}
+	send(ordersPeer, "req-1", "orders-fn")
+	require.Eventually(t, func() bool { return len(orders.ran()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	send(paymentsPeer, "req-1", "payments-fn")
+	send(paymentsPeer, "req-2", "payments-fn")
+	require.Eventually(t, func() bool { return len(payments.ran()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{"req-2"}, payments.ran(), "the id in flight for orders was refused")
+	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "orders' secret\n", Time: time.Now()})
+	close(orders.hold)
+	cancel()
+	require.NoError(t, <-done)
+	for _, e := range link.sent() {
+		if e.T == wire.TypeLog {
+			assert.Equal(t, ordersPeer, e.To, "orders' log lines stay with orders")
+		}
+		if e.ID == "req-1" {
+			assert.Equal(t, ordersPeer, e.To)
+		}
 	}
 }
