@@ -56,6 +56,9 @@ type Options struct {
 	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
 	Install *install.Resources
 	Debug   bool // start executors under debugpy
+	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
+	// for `plldb attach`, which prints the ports for an editor to attach to directly.
+	OpenDebugpy bool
 	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
 	Strict bool
 	Expiry time.Duration // session lifetime; default DefaultExpiry
@@ -169,10 +172,13 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	local := make([]template.Function, len(pairs))
 	for i, p := range pairs {
 		local[i] = p.local
+		// The handler sees the deployed function's name, as in Lambda, and invocations are matched by it: it is
+		// the name the function's sandboxes run under and their tickets prove.
+		local[i].Name = p.remote.Name
 	}
 	s.dev, err = devside.Start(ctx, devside.Config{
 		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
-		Debug: o.Debug, Hooks: o.Hooks, Logger: log,
+		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, Hooks: o.Hooks, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)
@@ -191,7 +197,9 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 
 	targets := make([]instrument.Target, len(pairs))
 	for i, p := range pairs {
-		targets[i] = instrument.Target{StackFunction: p.remote, Key: rs.Keys[wire.RoleFunction]}
+		// Each function gets its own key, derived from the session's function key and its name: it connects only as
+		// that function (the relay derives the key again from the name its ticket claims).
+		targets[i] = instrument.Target{StackFunction: p.remote, Key: ticket.FunctionKey(rs.Keys[wire.RoleFunction], p.remote.Name)}
 	}
 	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict}, targets)
 	if att != nil {

@@ -22,8 +22,9 @@ type backend interface {
 }
 
 type backendFunction struct {
-	LogicalID string
-	DebugPort int
+	LogicalID  string
+	DebugPort  int
+	DebugToken string // a secret: never log it
 }
 
 type localBackend struct{ p *local.Pipeline }
@@ -32,7 +33,7 @@ func (b localBackend) functions() []backendFunction {
 	var out []backendFunction
 	for _, fn := range b.p.Functions() {
 		ex, _ := b.p.Executor(fn.LogicalID)
-		out = append(out, backendFunction{LogicalID: fn.LogicalID, DebugPort: ex.DebugPort()})
+		out = append(out, backendFunction{LogicalID: fn.LogicalID, DebugPort: ex.DebugPort(), DebugToken: ex.DebugToken()})
 	}
 	return out
 }
@@ -55,7 +56,7 @@ type awsBackend struct {
 func (b awsBackend) functions() []backendFunction {
 	var out []backendFunction
 	for _, fn := range b.s.Functions() {
-		out = append(out, backendFunction{LogicalID: fn.Local.LogicalID, DebugPort: fn.Exec.DebugPort()})
+		out = append(out, backendFunction{LogicalID: fn.Local.LogicalID, DebugPort: fn.Exec.DebugPort(), DebugToken: fn.Exec.DebugToken()})
 	}
 	return out
 }

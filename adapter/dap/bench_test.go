@@ -76,7 +76,7 @@ func BenchmarkColdStartToDebugpyReady(b *testing.B) {
 		}, func(executor.LogLine) {})
 		require.NoError(b, err)
 		ctx, cancel := context.WithTimeout(context.Background(), attachTimeout)
-		d, err := dialDebuggee(ctx, "HelloFunction", ex.DebugPort(), log, func(*debuggee, obj) {})
+		d, err := dialDebuggee(ctx, "HelloFunction", ex.DebugPort(), ex.DebugToken(), log, func(*debuggee, obj) {})
 		require.NoError(b, err)
 		require.NoError(b, s.configure(ctx, d, cfg))
 		lat = append(lat, time.Since(start))
@@ -154,6 +154,7 @@ func stoppedDirect(b *testing.B) (*daptest.Client, int, int, func()) {
 	require.NoError(b, err)
 	// The same delayed-ACK fix the adapter applies, so the comparison measures the proxy, not the socket options.
 	c := daptest.New(quickAck(conn))
+	require.True(b, c.Request(b, "pydevdAuthorize", map[string]any{"debugServerAccessToken": ex.DebugToken()}).Success)
 	c.ExpectInitializeResponse(b)
 	c.MustSend(b, "attach", map[string]any{"justMyCode": true})
 	c.ExpectInitializedEvent(b)

@@ -38,9 +38,10 @@ type debuggee struct {
 // stopped).
 var errDebuggeeGone = errors.New("debuggee connection ended")
 
-// dialDebuggee connects to debugpy on 127.0.0.1:port and starts reading its messages. onEvent runs on the reader
-// goroutine for every event except "initialized", so it must not wait for a response from the same debuggee.
-func dialDebuggee(ctx context.Context, fn string, port int, log *slog.Logger, onEvent func(*debuggee, obj)) (*debuggee, error) {
+// dialDebuggee connects to debugpy on 127.0.0.1:port, starts reading its messages and, when token is not empty,
+// authorizes with it (executor.Executor.DebugToken) before anything else. onEvent runs on the reader goroutine
+// for every event except "initialized", so it must not wait for a response from the same debuggee.
+func dialDebuggee(ctx context.Context, fn string, port int, token string, log *slog.Logger, onEvent func(*debuggee, obj)) (*debuggee, error) {
 	var dl net.Dialer
 	conn, err := dl.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
@@ -52,7 +53,49 @@ func dialDebuggee(ctx context.Context, fn string, port int, log *slog.Logger, on
 		pending: map[int]func(obj, bool){}, onEvent: onEvent, initialized: make(chan struct{}), done: make(chan struct{}),
 	}
 	go d.read()
+	if token != "" {
+		if err := d.authorize(ctx, token); err != nil {
+			d.close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// authorize sends pydevd's pydevdAuthorize request with the executor's access token: the executor's debugpy
+// answers every other request of a connection that has not done so with "Client not authenticated.". The
+// request is written without the debug log of startFunc: the token must never reach a log.
+func (d *debuggee) authorize(ctx context.Context, token string) error {
+	ch := make(chan obj, 1)
+	d.wmu.Lock()
+	d.mu.Lock()
+	d.seq++
+	seq := d.seq
+	d.pending[seq] = func(m obj, ok bool) {
+		if ok {
+			ch <- m
+		}
+		close(ch)
+	}
+	d.mu.Unlock()
+	msg := obj{}
+	msg.set("seq", seq)
+	msg.set("type", "request")
+	msg.set("command", "pydevdAuthorize")
+	msg.set("arguments", map[string]any{"debugServerAccessToken": token})
+	err := writeFrame(d.conn, msg.bytes())
+	d.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("authorize with debugpy of %s: %w", d.fn, err)
+	}
+	resp, err := d.wait(ctx, "pydevdAuthorize", ch)
+	if err != nil {
+		return fmt.Errorf("authorize with debugpy of %s: %w", d.fn, err)
+	}
+	if !resp.boolean("success") {
+		return fmt.Errorf("authorize with debugpy of %s: refused: %s", d.fn, resp.str("message"))
+	}
+	return nil
 }
 
 func (d *debuggee) read() {

@@ -60,7 +60,7 @@ func (s *session) launch(req request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.attach(fn.LogicalID, fn.DebugPort); err != nil {
+			if err := s.attach(fn.LogicalID, fn.DebugPort, fn.DebugToken); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -79,9 +79,9 @@ func (s *session) launch(req request) {
 	s.sendEvent("initialized", nil)
 }
 
-// attach connects to one function's debugpy and configures it with the session's breakpoints. It replaces the
-// function's previous debuggee (an executor that restarted).
-func (s *session) attach(fn string, port int) error {
+// attach connects to one function's debugpy, authorizes with token, and configures it with the session's
+// breakpoints. It replaces the function's previous debuggee (an executor that restarted).
+func (s *session) attach(fn string, port int, token string) error {
 	s.mu.Lock()
 	if old, ok := s.debuggees[fn]; (ok && old.port == port) || s.attaching[fn] == port {
 		s.mu.Unlock()
@@ -99,7 +99,7 @@ func (s *session) attach(fn string, port int) error {
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, attachTimeout)
 	defer cancel()
-	d, err := dialDebuggee(ctx, fn, port, s.log, s.onDebuggeeEvent)
+	d, err := dialDebuggee(ctx, fn, port, token, s.log, s.onDebuggeeEvent)
 	if err != nil {
 		return err
 	}
@@ -260,15 +260,21 @@ func (s *session) forget(d *debuggee) {
 // attached by launch itself.
 func (s *session) onExecutorStart(fn string, _ int, port int) {
 	s.mu.Lock()
-	ready, cfg := s.pipeline != nil, s.cfg
+	p, cfg := s.pipeline, s.cfg
 	s.mu.Unlock()
-	if !ready || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
+	if p == nil || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
 		return
+	}
+	token := ""
+	for _, bf := range p.functions() {
+		if bf.LogicalID == fn {
+			token = bf.DebugToken
+		}
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.attach(fn, port); err != nil && s.ctx.Err() == nil {
+		if err := s.attach(fn, port, token); err != nil && s.ctx.Err() == nil {
 			s.log.Error("re-attach after executor restart", "function", fn, "err", err)
 			s.output("important", fmt.Sprintf("plldb: could not attach to %s after its executor restarted: %v\n", fn, err))
 		} else if err == nil {

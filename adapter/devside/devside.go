@@ -19,7 +19,8 @@ import (
 
 // Config configures the developer side.
 type Config struct {
-	// Functions are the functions to serve; each gets an executor.
+	// Functions are the functions to serve; each gets an executor. Name must be the name the function's sandboxes
+	// run under (AWS_LAMBDA_FUNCTION_NAME, which their tickets prove): invocations are matched by it.
 	Functions []template.Function
 	// TemplateDir is where the template lives: a virtualenv there is preferred by FindPython.
 	TemplateDir string
@@ -28,6 +29,9 @@ type Config struct {
 	// Debug starts every executor with debugpy listening on 127.0.0.1; timeouts are then not enforced, since a
 	// developer paused at a breakpoint is not a slow handler.
 	Debug bool
+	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy):
+	// only for printing ports to an editor that attaches directly.
+	OpenDebugpy bool
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
 	Hooks
@@ -59,6 +63,8 @@ type Side struct {
 	log    *slog.Logger
 	fns    []*Served
 	byName map[string]*Served
+	// byDeployed finds a function by the name its sandboxes run under (Name): the name their tickets prove.
+	byDeployed map[string]*Served
 
 	mu   sync.Mutex
 	link *wsclient.Client
@@ -80,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (s *Side, err error) {
 		log = slog.Default()
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s = &Side{cfg: cfg, log: log, byName: map[string]*Served{}, ctx: sctx, cancel: cancel}
+	s = &Side{cfg: cfg, log: log, byName: map[string]*Served{}, byDeployed: map[string]*Served{}, ctx: sctx, cancel: cancel}
 	side := s // a failed return sets the named result to nil before this cleanup runs
 	defer func() {
 		if err != nil {
@@ -125,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (s *Side, err error) {
 	for _, sf := range s.fns {
 		s.byName[sf.LogicalID] = sf
 		s.byName[sf.Name] = sf
+		s.byDeployed[sf.Name] = sf
 	}
 	return s, nil
 }
@@ -165,6 +172,7 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		TimeoutSec:     fn.Timeout,
 		Python:         python,
 		Debug:          s.cfg.Debug,
+		OpenDebugpy:    s.cfg.OpenDebugpy,
 		EnforceTimeout: !s.cfg.Debug,
 		Logger:         s.log.With("function", fn.LogicalID),
 		OnStart:        onStart,
@@ -213,11 +221,10 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 	return nil
 }
 
-func (s *Side) resolve(id wire.FunctionIdentity) (target, bool) {
-	sf, ok := s.byName[id.LogicalID]
-	if !ok {
-		sf, ok = s.byName[id.Name]
-	}
+// resolve finds the function whose sandboxes run under name. Only the name counts: the logical id an invocation
+// carries comes from the function's environment and proves nothing.
+func (s *Side) resolve(name string) (target, bool) {
+	sf, ok := s.byDeployed[name]
 	if !ok {
 		return target{}, false
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -46,8 +47,9 @@ type target struct {
 // dispatchConfig wires a dispatcher.
 type dispatchConfig struct {
 	Link link
-	// Resolve finds the target for the function an invocation names; false means plldb does not serve it.
-	Resolve  func(fn wire.FunctionIdentity) (target, bool)
+	// Resolve finds the target for a function by its deployed name (AWS_LAMBDA_FUNCTION_NAME): the name the
+	// sender's ticket proved, never what the invocation's body claims. false means plldb does not serve it.
+	Resolve  func(name string) (target, bool)
 	Observer Observer
 	Logger   *slog.Logger
 }
@@ -138,12 +140,37 @@ func (d *dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) {
 	id := inv.RequestID
 	log := d.log.With("request", id, "function", functionLabel(inv.Function))
-	tgt, ok := d.cfg.Resolve(inv.Function)
+	// The relay stamps from with the sender's peer id, which its ticket put in its function's namespace: that is
+	// the function the invocation comes from, whatever the body says. The relay refuses inline invocations that
+	// name another function; chunked ones it cannot read, so the check is here.
+	sender := ticket.PeerFunction(peer)
+	if sender == "" || inv.Function.Name != sender {
+		log.Warn("refusing an invocation that names a function other than its sender's", "sender_function", sender)
+		return
+	}
+	tgt, ok := d.cfg.Resolve(sender)
 	if !ok {
 		// Not acking lets the sandbox fall back to the function's own runtime: it is not ours to answer.
 		log.Warn("invocation for a function this session does not serve; letting the sandbox fall back")
 		return
 	}
+	// Log lines go to the peer registered for the request id: another function reusing an id in flight must not
+	// divert them. (The same function may: Lambda retries an asynchronous invocation under the same id.)
+	d.mu.Lock()
+	if prev, busy := d.inflight[id]; busy && ticket.PeerFunction(prev) != sender {
+		d.mu.Unlock()
+		log.Warn("refusing an invocation whose request id is in flight for another function", "sender_function", sender)
+		return
+	}
+	d.inflight[id] = peer
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		if d.inflight[id] == peer {
+			delete(d.inflight, id)
+		}
+		d.mu.Unlock()
+	}()
 	ack, err := wire.NewEnvelope(wire.TypeAck, id, wire.Ack{RequestID: id})
 	if err != nil {
 		log.Error("encode ack", "err", err)
@@ -154,14 +181,6 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		log.Warn("send ack", "err", err)
 		return
 	}
-	d.mu.Lock()
-	d.inflight[id] = peer
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.inflight, id)
-		d.mu.Unlock()
-	}()
 
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Started(inv)

@@ -101,6 +101,18 @@ func isEvent(event string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["type"] == "event" && m["event"] == event }
 }
 
+// authorize presents the executor's debugpy access token, as plldb's adapter does first on every connection.
+func (c *dapClient) authorize(token string) {
+	c.t.Helper()
+	seq := c.send("pydevdAuthorize", map[string]any{"debugServerAccessToken": token})
+	resp := c.expect("pydevdAuthorize response", isResponseTo(seq))
+	require.Equal(c.t, true, resp["success"], "%v", resp)
+}
+
+func isResponseTo(seq int) func(map[string]any) bool {
+	return func(m map[string]any) bool { return m["type"] == "response" && m["request_seq"] == float64(seq) }
+}
+
 // attachWithBreakpoint runs the DAP handshake and sets one breakpoint.
 func (c *dapClient) attachWithBreakpoint(file string, line int) {
 	c.t.Helper()

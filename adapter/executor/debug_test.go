@@ -23,6 +23,8 @@ func TestDebugpyListens(t *testing.T) {
 	assert.Equal(t, port, onStartPort)
 	assertLoopbackOnly(t, port)
 	c := dialDAP(t, port)
+	require.NotEmpty(t, e.DebugToken())
+	c.authorize(e.DebugToken())
 	c.send("initialize", map[string]any{"clientID": "plldb-test", "adapterID": "python", "linesStartAt1": true, "columnsStartAt1": true, "pathFormat": "path"})
 	resp := c.expect("initialize response", isResponse("initialize"))
 	assert.Equal(t, true, resp["success"], "response %v", resp)
@@ -139,6 +141,9 @@ func testBreakpoint(t *testing.T, adapterProcess bool) {
 	// A first invocation before the debugger attaches leaves a pooled thread that must be traced as well.
 	assert.JSONEq(t, `{"x": 1}`, string(invoke(t, e, Invocation{Event: []byte(`{"n": 0}`)}).Payload))
 	c := dialDAP(t, e.DebugPort())
+	if tok := e.DebugToken(); tok != "" {
+		c.authorize(tok)
+	}
 	c.attachWithBreakpoint(filepath.Join(e.spec.CodeDir, "app.py"), 3)
 
 	done := make(chan Outcome, 1)

@@ -10,12 +10,20 @@
 // 6) as length-prefixed frames named by the JSON-RPC message, because jsonrpc2 re-encodes and re-scans every
 // message several times (see data.go).
 //
-// Protocol: Go calls initialize {handler, codeDir, layerDirs, debug} → {pid, version, debugPort}, then invoke
+// Protocol: Go calls initialize {handler, codeDir, layerDirs, debug, accessToken} → {pid, version, debugPort}, then invoke
 // {requestId, ref, event | eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
 // {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
 // The Executor hides the process's life: it restarts it after a crash or an enforced timeout (as Lambda resets
 // its sandbox) and answers the invocations it lost with Lambda-format errors.
+//
+// debugpy has no authentication of its own, and its loopback port is open to every local user, who could attach
+// and run code as the developer with the developer's credentials. So unless Spec.OpenDebugpy, the executor turns
+// on pydevd's access token (a fresh random one per Executor, sent over the private pipe in initialize): a client
+// must send pydevdAuthorize with the token as its first message. A connection that does not is closed as soon as
+// it is accepted, before pydevd sees it (pydevd would otherwise drop plldb's connection for it, clearing its
+// breakpoints), and pydevd's authentication is bound to the connection that presented the token (pydevd keeps
+// one process-wide flag).
 package executor
 
 import (
@@ -52,8 +60,14 @@ type Spec struct {
 	MemoryMB, TimeoutSec int
 	// Python is the interpreter; "" resolves with FindPython("", CodeDir).
 	Python string
-	// Debug starts debugpy listening on 127.0.0.1 (random port) before any handler code is imported.
+	// Debug starts debugpy listening on 127.0.0.1 (random port) before any handler code is imported. Only a
+	// client that authorizes with DebugToken first (pydevd's pydevdAuthorize request) may then use it, unless
+	// OpenDebugpy is set.
 	Debug bool
+	// OpenDebugpy lets any local client attach to debugpy without the token: for plain IDE attach, where the
+	// port is printed for an editor that cannot authorize (plldb attach and plldb local --debug without DAP).
+	// Any local user can then run code as the developer; plldb dap never sets it.
+	OpenDebugpy bool
 	// EnforceTimeout answers an invocation still running at its deadline with Lambda's timeout error and restarts
 	// the process. Leave it off while debugging: a developer paused at a breakpoint is not a timeout.
 	EnforceTimeout bool
@@ -67,7 +81,7 @@ type Spec struct {
 	ValidJSON func([]byte) bool
 
 	// adapterProcess runs debugpy's DAP adapter as a separate process instead of inside the executor (slower to
-	// start; kept for the cold-start benchmark that chose the default).
+	// start; kept for the cold-start benchmark that chose the default). That adapter takes any client: no token.
 	adapterProcess bool
 }
 
@@ -136,6 +150,11 @@ type Executor struct {
 
 	scanNs, scans atomic.Int64 // reload-scan cost reported by Python, for BenchmarkReloadScan
 	refs          atomic.Uint64
+
+	// debugToken is debugpy's access token, the same for every process this Executor starts. It reaches the
+	// process over the private JSON-RPC pipe, never its command line (world-readable in /proc) or environment
+	// (inherited by whatever the handler starts).
+	debugToken string
 }
 
 // Start validates spec, starts the Python process and returns once it is ready (and debugpy listening, if
@@ -166,6 +185,9 @@ func Start(ctx context.Context, spec Spec, onLog func(LogLine)) (*Executor, erro
 		log:    logger.With("function", spec.LogicalID),
 	}
 	e.env = buildEnv(spec, script)
+	if spec.Debug && !spec.OpenDebugpy && !spec.adapterProcess {
+		e.debugToken = randomHex(32)
+	}
 	if spec.Debug {
 		// debugpy warns that frozen stdlib modules may miss breakpoints; older interpreters ignore the option.
 		e.args = append(e.args, "-X", "frozen_modules=off")
@@ -567,6 +589,11 @@ func (e *Executor) DebugPort() int {
 	}
 	return e.proc.debugPort
 }
+
+// DebugToken is the access token a debugpy client must present in pydevd's pydevdAuthorize request
+// ({"debugServerAccessToken": token}) before any other request; "" when debugpy is open to any client (or not
+// running). It is a secret: never log it.
+func (e *Executor) DebugToken() string { return e.debugToken }
 
 // PID is the Python process id, 0 while no process runs.
 func (e *Executor) PID() int {

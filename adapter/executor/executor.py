@@ -680,6 +680,128 @@ def _setup_sys_path(code_dir, layer_dirs):
     return front[1:]
 
 
+# How long a new debugpy connection has to present the token before it is closed, and the most its first message
+# may hold: plldb sends pydevdAuthorize (about 150 bytes) as soon as it has connected.
+_AUTHORIZE_TIMEOUT = 3.0
+_AUTHORIZE_MAX = 4096
+
+
+def _require_access_token(token):
+    """Makes debugpy serve only connections that present token (pydevd's pydevdAuthorize) before anything else.
+
+    pydevd can check a token, but it accepts every connection first, and a new one replaces the current one (and
+    clears its breakpoints): any local user could knock plldb off. And it keeps one process-wide "authenticated"
+    flag, so a login racing that hand-over could authorize the newcomer. So, before debugpy creates its debugger
+    and opens its port:
+    - the listening socket hands pydevd only connections whose first message, peeked without consuming it, is
+      pydevdAuthorize with the token; others are closed at once and the current connection is left alone;
+    - pydevd's _Authentication is replaced by one bound to the connection that logged in (its reader thread, on
+      which pydevd reads and checks every request of that connection), which pydevd then checks as usual.
+    The token came over the JSON-RPC pipe; it is never written anywhere.
+    """
+    import hmac
+    import socket
+
+    import debugpy.server.api  # noqa: F401  (puts debugpy's vendored pydevd on sys.path)
+    import pydevd
+
+    expected = token.encode("utf-8")
+
+    def presents_token(conn):
+        # The first DAP message, read with MSG_PEEK: pydevd reads it again and logs in with it.
+        deadline = time.monotonic() + _AUTHORIZE_TIMEOUT
+        want = 64
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            conn.settimeout(left)
+            data = conn.recv(want, socket.MSG_PEEK)
+            if not data:
+                return False
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if not sep:
+                if len(data) >= _AUTHORIZE_MAX:
+                    return False
+                if len(data) == want:
+                    want *= 2
+                else:
+                    time.sleep(0.002)  # the rest has not arrived yet
+                continue
+            length = -1
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                    length = int(value.strip())
+            if length < 0 or len(head) + 4 + length > _AUTHORIZE_MAX:
+                return False
+            if len(body) < length:
+                if len(data) == want:
+                    want = len(head) + 4 + length
+                else:
+                    time.sleep(0.002)
+                continue
+            msg = json.loads(body[:length].decode("utf-8"))
+            args = msg.get("arguments") if isinstance(msg, dict) else None
+            presented = args.get("debugServerAccessToken") if isinstance(args, dict) else None
+            return (
+                msg.get("type") == "request"
+                and msg.get("command") == "pydevdAuthorize"
+                and isinstance(presented, str)
+                and hmac.compare_digest(presented.encode("utf-8"), expected)
+            )
+
+    class _AuthorizingServerSocket(object):
+        """pydevd's listening socket, returning from accept only connections that present the token."""
+
+        def __init__(self, sock):
+            self._sock = sock
+
+        def __getattr__(self, name):
+            return getattr(self._sock, name)
+
+        def accept(self):
+            while True:
+                conn, addr = self._sock.accept()
+                try:
+                    ok = presents_token(conn)
+                except Exception:
+                    ok = False
+                if ok:
+                    conn.settimeout(None)
+                    return conn, addr
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+
+    create_server_socket = pydevd.create_server_socket
+
+    def authorizing_server_socket(host, port):
+        return _AuthorizingServerSocket(create_server_socket(host=host, port=port))
+
+    class _ConnectionAuthentication(object):
+        __slots__ = ["access_token", "client_access_token", "_reader"]
+
+        def __init__(self):
+            self.access_token = token
+            self.client_access_token = None
+            self._reader = None
+
+        def is_authenticated(self):
+            return self._reader is not None and self._reader is threading.current_thread()
+
+        def login(self, access_token):
+            ok = isinstance(access_token, str) and hmac.compare_digest(access_token.encode("utf-8"), expected)
+            self._reader = threading.current_thread() if ok else None
+
+        def logout(self):
+            self._reader = None
+
+    pydevd.create_server_socket = authorizing_server_socket
+    pydevd._Authentication = _ConnectionAuthentication
+
+
 def _initialize(params):
     result = {
         "pid": os.getpid(),
@@ -694,6 +816,9 @@ def _initialize(params):
             return None, (-32001, "debugpy is not importable: %s" % e)
         try:
             if params.get("inProcessAdapter", True):
+                token = params.get("accessToken")
+                if token:
+                    _require_access_token(token)
                 host, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
             else:
                 host, port = debugpy.listen(("127.0.0.1", 0))

@@ -97,6 +97,7 @@ type initParams struct {
 	LayerDirs        []string `json:"layerDirs"`
 	Debug            bool     `json:"debug"`
 	InProcessAdapter bool     `json:"inProcessAdapter"`
+	AccessToken      string   `json:"accessToken,omitempty"` // debugpy's access token; a secret
 }
 
 type initResult struct {
@@ -218,6 +219,7 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 		LayerDirs:        e.spec.LayerDirs,
 		Debug:            e.spec.Debug,
 		InProcessAdapter: !e.spec.adapterProcess,
+		AccessToken:      e.debugToken,
 	}, &res)
 	if err == nil {
 		err = e.checkVersion(res.Version)

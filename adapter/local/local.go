@@ -44,6 +44,9 @@ type Options struct {
 	// Debug starts every executor with debugpy listening on 127.0.0.1; local timeouts are then not enforced,
 	// since a developer paused at a breakpoint is not a slow handler.
 	Debug bool
+	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
+	// for `plldb local --debug`, which prints the ports for an editor to attach to directly.
+	OpenDebugpy bool
 	// MaxSandboxes caps concurrent invocations per function (Lambda's concurrency); 0 → 64.
 	MaxSandboxes int
 	devside.Hooks
@@ -202,6 +205,7 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		Python:      p.opts.Python,
 		Region:      p.opts.Region,
 		Debug:       p.opts.Debug,
+		OpenDebugpy: p.opts.OpenDebugpy,
 		Env:         p.opts.Env,
 		Hooks:       p.opts.Hooks,
 		Logger:      p.log,
@@ -225,7 +229,7 @@ func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	peer := "developer-" + randomID(4)
 	err := p.dev.Connect(ctx, wsclient.Config{
 		URL:    p.gw.URL(),
-		Ticket: p.ticketer(wire.RoleDeveloper, peer),
+		Ticket: p.ticketer(wire.RoleDeveloper, "", peer),
 		Logger: p.log.With("component", "developer-link"),
 	})
 	if err != nil {
@@ -234,10 +238,15 @@ func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	return nil
 }
 
-func (p *Pipeline) ticketer(role wire.Role, peer string) func(context.Context) (string, error) {
+// ticketer mints the tickets of one connection: the developer's, or (function != "") an emulated sandbox's, with
+// that function's own key as attach gives it in the cloud.
+func (p *Pipeline) ticketer(role wire.Role, function, peer string) func(context.Context) (string, error) {
 	key := p.session.Keys[role]
+	if role == wire.RoleFunction {
+		key = ticket.FunctionKey(key, function)
+	}
 	return func(context.Context) (string, error) {
-		return ticket.Mint(key, ticket.Claims{Session: p.session.ID, Role: role, Peer: peer, Audience: p.audience})
+		return ticket.Mint(key, ticket.Claims{Session: p.session.ID, Role: role, Function: function, Peer: peer, Audience: p.audience})
 	}
 }
 

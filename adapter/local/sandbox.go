@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
 	"github.com/plldb/plldb/layer/proxy"
@@ -77,7 +78,7 @@ func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox
 	}
 	sctx, cancel := context.WithCancel(p.ctx)
 	sb := &sandbox{api: api, out: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
-	peer := "sandbox-" + sf.LogicalID + "-" + randomID(4)
+	peer := ticket.FunctionPeer(sf.Name, "sandbox-"+randomID(4))
 	identity := wire.FunctionIdentity{
 		LogicalID: sf.LogicalID,
 		Name:      sf.Name,
@@ -102,7 +103,7 @@ func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox
 			Dial: func(ctx context.Context) (proxy.Link, error) {
 				c, err := wsclient.Dial(ctx, wsclient.Config{
 					URL:       p.gw.URL(),
-					Ticket:    p.ticketer(wire.RoleFunction, peer),
+					Ticket:    p.ticketer(wire.RoleFunction, sf.Name, peer),
 					OnConnect: hello(wire.Hello{Role: wire.RoleFunction, Peer: peer, Agent: "plldb-local-sandbox", Function: &identity}),
 					Logger:    p.log.With("component", "sandbox-link", "function", sf.LogicalID),
 				})

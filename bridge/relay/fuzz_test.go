@@ -19,11 +19,11 @@ import (
 // sender's peer id, and that the sender hears back (pong or nack) whenever nothing was forwarded.
 func FuzzDefault(f *testing.F) {
 	f.Add([]byte(`{"v":1,"t":"invoke","id":"r1","body":{"requestId":"r1"}}`), false)
-	f.Add([]byte(`{"v":1,"t":"result","id":"r1","to":"fn-1","from":"fn-1","body":{}}`), true)
+	f.Add([]byte(`{"v":1,"t":"result","id":"r1","to":"f/fn-1","from":"f/fn-1","body":{}}`), true)
 	f.Add([]byte(`{"v":1,"t":"ack","id":"r1","to":"dev-1","body":{}}`), true)
 	f.Add([]byte(`{"v":1,"t":"ping","id":"p"}`), false)
-	f.Add([]byte(`{"v":1,"T":"result","TO":"fn-1","Fr\u006fm":"dev-1","from":"x","from":"y"}`), true)
-	f.Add([]byte(`{"v":1,"t":"chunk","id":"c","to":"fn-1","body":{"msg":"m","seq":0,"count":2,"data":"AAAA"}}`), true)
+	f.Add([]byte(`{"v":1,"T":"result","TO":"f/fn-1","Fr\u006fm":"dev-1","from":"x","from":"y"}`), true)
+	f.Add([]byte(`{"v":1,"t":"chunk","id":"c","to":"f/fn-1","body":{"msg":"m","seq":0,"count":2,"data":"AAAA"}}`), true)
 	f.Add([]byte(`{"v":2,"t":"invoke"}`), false)
 	f.Add([]byte(`[]`), true)
 	f.Add([]byte(``), false)
@@ -31,11 +31,11 @@ func FuzzDefault(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte, fromDeveloper bool) {
 		x := newHarness(t, "A", "B")
 		devA := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-		fnA := x.connect(t, "A", wire.RoleFunction, "fn-1")
+		fnA := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 		devB := x.connect(t, "B", wire.RoleDeveloper, "dev-1")
-		fnB := x.connect(t, "B", wire.RoleFunction, "fn-1")
-		fnB2 := x.connect(t, "B", wire.RoleFunction, "fn-2")
-		sender, senderPeer, other := fnA, "fn-1", devA
+		fnB := x.connect(t, "B", wire.RoleFunction, "f/fn-1")
+		fnB2 := x.connect(t, "B", wire.RoleFunction, "f/fn-2")
+		sender, senderPeer, other := fnA, "f/fn-1", devA
 		if fromDeveloper {
 			sender, senderPeer, other = devA, "dev-1", fnA
 		}
@@ -76,7 +76,7 @@ func FuzzDefault(f *testing.F) {
 func BenchmarkDefaultRoute(b *testing.B) {
 	x := newHarness(b, "A")
 	dev := x.connect(b, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(b, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(b, "A", wire.RoleFunction, "f/fn-1")
 	x.h.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) // Info, as deployed: routing logs nothing
 	x.conns = nil
 	sink := &discardConns{}

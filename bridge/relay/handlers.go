@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ const (
 	ReasonGone          = "destination connection gone"
 	ReasonFailed        = "delivery failed"
 	ReasonUnavailable   = "relay store unavailable"
+	ReasonWrongFunction = "invocation names a function other than the sender's"
 )
 
 // ByeDeveloperDisconnected is the reason of the bye sent to a session's functions when its last developer
@@ -402,6 +404,13 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	var dest Connection
 	switch sender.Role {
 	case wire.RoleFunction:
+		if hdr.T == wire.TypeInvoke && invokeFunction(msg) != ticket.PeerFunction(sender.Peer) {
+			// A function's ticket proved which function it is (its peer id is in that function's namespace); its
+			// invocations may not name another. Chunked invocations pass unread: the developer side checks the
+			// reassembled one against the relay-stamped from.
+			h.nack(ctx, sender, hdr, ReasonWrongFunction)
+			return response(http.StatusOK), nil
+		}
 		devs, err := h.Store.SessionConnections(ctx, sender.Session, wire.RoleDeveloper)
 		if err != nil {
 			h.nack(ctx, sender, hdr, ReasonUnavailable)
@@ -452,6 +461,22 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 		}
 	}
 	return response(http.StatusOK), nil
+}
+
+// invokeFunction returns the function name an inline invoke envelope names ("" if it cannot be read), read as
+// the developer side's decoder reads it.
+func invokeFunction(msg []byte) string {
+	var e struct {
+		Body struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		} `json:"body"`
+	}
+	if json.Unmarshal(msg, &e) != nil {
+		return ""
+	}
+	return e.Body.Function.Name
 }
 
 func newest(cs []Connection) Connection {

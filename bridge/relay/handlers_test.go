@@ -95,7 +95,7 @@ func TestAuthorize(t *testing.T) {
 			return authRequest(map[string]string{"Authorization": "Bearer not-a-ticket"})
 		}, deny},
 		{"replayed ticket", func(t *testing.T, x *harness) events.APIGatewayCustomAuthorizerRequestTypeRequest {
-			tok := x.ticket(t, "A", wire.RoleFunction, "fn")
+			tok := x.ticket(t, "A", wire.RoleFunction, "f/fn")
 			r := authRequest(map[string]string{"Authorization": "Bearer " + tok})
 			first, err := x.h.Authorize(context.Background(), r)
 			require.NoError(t, err)
@@ -215,7 +215,7 @@ func TestConnect(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 403, resp.StatusCode, "no connection id")
 
-	resp, err = x.h.Connect(ctx, connectReq("c1", map[string]string{"session": "A", "role": "function", "peer": "fn-1"}))
+	resp, err = x.h.Connect(ctx, connectReq("c1", map[string]string{"session": "A", "role": "function", "peer": "f/fn-1"}))
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
 	c, err := x.store.GetConnection(ctx, "c1")
@@ -223,17 +223,17 @@ func TestConnect(t *testing.T) {
 	assert.Equal(t, "c1", c.ID)
 	assert.Equal(t, "A", c.Session)
 	assert.Equal(t, wire.RoleFunction, c.Role)
-	assert.Equal(t, "fn-1", c.Peer)
+	assert.Equal(t, "f/fn-1", c.Peer)
 	assert.False(t, c.ConnectedAt.IsZero())
 }
 
 func TestRouteFunctionToDeveloper(t *testing.T) {
 	x := newHarness(t, "A")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 
 	body := wire.Invoke{RequestID: "req-1", Event: []byte(`{"secret-marker":"s3cr3t-b0dy"}`),
-		Function: wire.FunctionIdentity{Name: "hello"}}
+		Function: fnF}
 	// The sender tries to pass itself off as someone else; the relay overwrites from.
 	msg := envelope(t, wire.TypeInvoke, "req-1", "", "dev-1", body)
 	resp, err := x.send(t, fn, msg)
@@ -244,7 +244,7 @@ func TestRouteFunctionToDeveloper(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeInvoke, got[0].T)
 	assert.Equal(t, "req-1", got[0].ID)
-	assert.Equal(t, "fn-1", got[0].From, "from is the sender's peer, not what it claimed")
+	assert.Equal(t, "f/fn-1", got[0].From, "from is the sender's peer, not what it claimed")
 	var sent struct {
 		Body json.RawMessage `json:"body"`
 	}
@@ -257,10 +257,10 @@ func TestRouteFunctionToDeveloper(t *testing.T) {
 func TestRouteDeveloperToFunction(t *testing.T) {
 	x := newHarness(t, "A")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn1 := x.connect(t, "A", wire.RoleFunction, "fn-1")
-	fn2 := x.connect(t, "A", wire.RoleFunction, "fn-2")
+	fn1 := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
+	fn2 := x.connect(t, "A", wire.RoleFunction, "f/fn-2")
 
-	resp, err := x.send(t, dev, envelope(t, wire.TypeResult, "req-9", "fn-2", "fn-1",
+	resp, err := x.send(t, dev, envelope(t, wire.TypeResult, "req-9", "f/fn-2", "f/fn-1",
 		wire.Result{RequestID: "req-9", Payload: []byte(`"ok"`)}))
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
@@ -269,7 +269,7 @@ func TestRouteDeveloperToFunction(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeResult, got[0].T)
 	assert.Equal(t, "dev-1", got[0].From)
-	assert.Equal(t, "fn-2", got[0].To)
+	assert.Equal(t, "f/fn-2", got[0].To)
 	assert.Empty(t, x.conns.take(fn1))
 	assert.Empty(t, x.conns.take(dev))
 }
@@ -278,15 +278,15 @@ func TestRouteToNewestConnection(t *testing.T) {
 	x := newHarness(t, "A")
 	oldDev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
 	newDev := x.connect(t, "A", wire.RoleDeveloper, "dev-1") // planned reconnect: new connection first
-	oldFn := x.connect(t, "A", wire.RoleFunction, "fn-1")
-	newFn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	oldFn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
+	newFn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 
 	_, err := x.send(t, oldFn, envelope(t, wire.TypeLog, "l1", "", "", wire.Log{Text: "x"}))
 	require.NoError(t, err)
 	assert.Len(t, x.conns.take(newDev), 1, "function traffic goes to the newest developer connection")
 	assert.Empty(t, x.conns.take(oldDev))
 
-	_, err = x.send(t, oldDev, envelope(t, wire.TypeAck, "a1", "fn-1", "", wire.Ack{RequestID: "r"}))
+	_, err = x.send(t, oldDev, envelope(t, wire.TypeAck, "a1", "f/fn-1", "", wire.Ack{RequestID: "r"}))
 	require.NoError(t, err)
 	assert.Len(t, x.conns.take(newFn), 1, "developer traffic goes to the peer's newest connection")
 	assert.Empty(t, x.conns.take(oldFn))
@@ -295,13 +295,13 @@ func TestRouteToNewestConnection(t *testing.T) {
 func TestRouteNeverCrossesSessions(t *testing.T) {
 	x := newHarness(t, "A", "B")
 	devA := x.connect(t, "A", wire.RoleDeveloper, "dev-a")
-	fnA := x.connect(t, "A", wire.RoleFunction, "fn-a")
+	fnA := x.connect(t, "A", wire.RoleFunction, "f/fn-a")
 	devB := x.connect(t, "B", wire.RoleDeveloper, "dev-b")
-	fnB := x.connect(t, "B", wire.RoleFunction, "fn-b")
-	shared := x.connect(t, "B", wire.RoleFunction, "fn-shared")
+	fnB := x.connect(t, "B", wire.RoleFunction, "f/fn-b")
+	shared := x.connect(t, "B", wire.RoleFunction, "f/fn-shared")
 
 	// Addressing a function that exists only in session B: same answer as for a peer that exists nowhere.
-	for _, to := range []string{"fn-b", "no-such-peer"} {
+	for _, to := range []string{"f/fn-b", "no-such-peer"} {
 		_, err := x.send(t, devA, envelope(t, wire.TypeResult, "r-"+to, to, "", wire.Result{RequestID: "r"}))
 		require.NoError(t, err)
 		got := decode(t, x.conns.take(devA))
@@ -316,14 +316,14 @@ func TestRouteNeverCrossesSessions(t *testing.T) {
 	assert.Empty(t, x.conns.take(fnA))
 
 	// A peer id present in both sessions reaches only the sender's session.
-	sharedA := x.connect(t, "A", wire.RoleFunction, "fn-shared")
-	_, err := x.send(t, devA, envelope(t, wire.TypeAck, "a", "fn-shared", "", wire.Ack{RequestID: "r"}))
+	sharedA := x.connect(t, "A", wire.RoleFunction, "f/fn-shared")
+	_, err := x.send(t, devA, envelope(t, wire.TypeAck, "a", "f/fn-shared", "", wire.Ack{RequestID: "r"}))
 	require.NoError(t, err)
 	assert.Len(t, x.conns.take(sharedA), 1)
 	assert.Empty(t, x.conns.take(shared))
 
 	// Function traffic of B goes to B's developer only.
-	_, err = x.send(t, fnB, envelope(t, wire.TypeInvoke, "i", "dev-a", "", wire.Invoke{RequestID: "i"}))
+	_, err = x.send(t, fnB, envelope(t, wire.TypeInvoke, "i", "dev-a", "", wire.Invoke{RequestID: "i", Function: fnF}))
 	require.NoError(t, err)
 	assert.Len(t, x.conns.take(devB), 1)
 	assert.Empty(t, x.conns.take(devA), "a function's to cannot pick another session's developer")
@@ -331,9 +331,9 @@ func TestRouteNeverCrossesSessions(t *testing.T) {
 
 func TestRouteUndeliverable(t *testing.T) {
 	x := newHarness(t, "A")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 
-	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1"}))
+	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1", Function: fnF}))
 	require.NoError(t, err)
 	got := decode(t, x.conns.take(fn))
 	require.Len(t, got, 1)
@@ -357,10 +357,10 @@ func TestRouteUndeliverable(t *testing.T) {
 func TestRouteGoneDestination(t *testing.T) {
 	x := newHarness(t, "A")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 	x.conns.setGone(dev)
 
-	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1"}))
+	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1", Function: fnF}))
 	require.NoError(t, err)
 	got := decode(t, x.conns.take(fn))
 	require.Len(t, got, 1)
@@ -369,7 +369,7 @@ func TestRouteGoneDestination(t *testing.T) {
 	assert.ErrorIs(t, err, relay.ErrNotFound, "the stale connection is removed")
 
 	// With the stale entry gone, the next message says plainly that no developer is there.
-	_, err = x.send(t, fn, envelope(t, wire.TypeInvoke, "req-2", "", "", wire.Invoke{RequestID: "req-2"}))
+	_, err = x.send(t, fn, envelope(t, wire.TypeInvoke, "req-2", "", "", wire.Invoke{RequestID: "req-2", Function: fnF}))
 	require.NoError(t, err)
 	got = decode(t, x.conns.take(fn))
 	require.Len(t, got, 1)
@@ -378,7 +378,7 @@ func TestRouteGoneDestination(t *testing.T) {
 	// A developer reaching a gone function.
 	dev2 := x.connect(t, "A", wire.RoleDeveloper, "dev-2")
 	x.conns.setGone(fn)
-	_, err = x.send(t, dev2, envelope(t, wire.TypeResult, "r", "fn-1", "", wire.Result{RequestID: "r"}))
+	_, err = x.send(t, dev2, envelope(t, wire.TypeResult, "r", "f/fn-1", "", wire.Result{RequestID: "r"}))
 	require.NoError(t, err)
 	got = decode(t, x.conns.take(dev2))
 	require.Len(t, got, 1)
@@ -390,10 +390,10 @@ func TestRouteGoneDestination(t *testing.T) {
 func TestRouteDeliveryFailure(t *testing.T) {
 	x := newHarness(t, "A")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 	x.conns.setFailing(dev, fmt.Errorf("post: payload too large (413)"))
 
-	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1"}))
+	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1", Function: fnF}))
 	require.NoError(t, err)
 	got := decode(t, x.conns.take(fn))
 	require.Len(t, got, 1)
@@ -404,9 +404,9 @@ func TestRouteDeliveryFailure(t *testing.T) {
 
 func TestRouteStoreFailure(t *testing.T) {
 	x := newHarness(t, "A")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 	x.h.Store = &failingStore{Store: x.store, failSessionConns: true}
-	resp, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1"}))
+	resp, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-1", "", "", wire.Invoke{RequestID: "req-1", Function: fnF}))
 	require.ErrorIs(t, err, errBoom)
 	assert.Equal(t, 500, resp.StatusCode)
 	got := decode(t, x.conns.take(fn))
@@ -417,7 +417,7 @@ func TestRouteStoreFailure(t *testing.T) {
 func TestPingPong(t *testing.T) {
 	x := newHarness(t, "A")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 
 	for _, c := range []string{dev, fn} {
 		_, err := x.send(t, c, envelope(t, wire.TypePing, "ping-"+c, "", "", wire.Ping{Sent: time.Now()}))
@@ -437,7 +437,7 @@ func TestPingPong(t *testing.T) {
 func TestInvalidMessages(t *testing.T) {
 	x := newHarness(t, "A")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 
 	for name, msg := range map[string]string{
 		"not JSON":      "hello",
@@ -489,11 +489,11 @@ func TestDefaultUnknownSender(t *testing.T) {
 func TestDisconnectSendsBye(t *testing.T) {
 	x := newHarness(t, "A", "B")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn1 := x.connect(t, "A", wire.RoleFunction, "fn-1")
-	fn2 := x.connect(t, "A", wire.RoleFunction, "fn-2")
-	fnGone := x.connect(t, "A", wire.RoleFunction, "fn-3")
+	fn1 := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
+	fn2 := x.connect(t, "A", wire.RoleFunction, "f/fn-2")
+	fnGone := x.connect(t, "A", wire.RoleFunction, "f/fn-3")
 	x.connect(t, "B", wire.RoleDeveloper, "dev-b")
-	fnB := x.connect(t, "B", wire.RoleFunction, "fn-b")
+	fnB := x.connect(t, "B", wire.RoleFunction, "f/fn-b")
 	x.conns.setGone(fnGone)
 
 	x.disconnect(t, dev)
@@ -516,7 +516,7 @@ func TestDisconnectSendsBye(t *testing.T) {
 func TestDisconnectNoByeWhileADeveloperRemains(t *testing.T) {
 	x := newHarness(t, "A")
 	oldDev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 	newDev := x.connect(t, "A", wire.RoleDeveloper, "dev-1") // reconnected before the old one closed
 
 	x.disconnect(t, oldDev)
@@ -526,7 +526,7 @@ func TestDisconnectNoByeWhileADeveloperRemains(t *testing.T) {
 	x.disconnect(t, fn)
 	assert.Zero(t, x.conns.total())
 
-	fn2 := x.connect(t, "A", wire.RoleFunction, "fn-2")
+	fn2 := x.connect(t, "A", wire.RoleFunction, "f/fn-2")
 	x.disconnect(t, newDev)
 	got := decode(t, x.conns.take(fn2))
 	require.Len(t, got, 1)
@@ -544,15 +544,15 @@ func TestConcurrentTraffic(t *testing.T) {
 	const fns, msgs = 8, 25
 	ids := make([]string, fns)
 	for i := range ids {
-		ids[i] = x.connect(t, "A", wire.RoleFunction, fmt.Sprintf("fn-%d", i))
+		ids[i] = x.connect(t, "A", wire.RoleFunction, fmt.Sprintf("f/fn-%d", i))
 	}
 	// Messages are built up front: require must not be called from the sending goroutines.
 	fromFn := make([][][]byte, fns)
 	fromDev := make([][][]byte, fns)
 	for i := range ids {
 		for j := range msgs {
-			fromFn[i] = append(fromFn[i], envelope(t, wire.TypeInvoke, fmt.Sprintf("%d-%d", i, j), "", "", nil))
-			fromDev[i] = append(fromDev[i], envelope(t, wire.TypeAck, fmt.Sprintf("a%d-%d", i, j), fmt.Sprintf("fn-%d", i), "", nil))
+			fromFn[i] = append(fromFn[i], envelope(t, wire.TypeInvoke, fmt.Sprintf("%d-%d", i, j), "", "", wire.Invoke{Function: fnF}))
+			fromDev[i] = append(fromDev[i], envelope(t, wire.TypeAck, fmt.Sprintf("a%d-%d", i, j), fmt.Sprintf("f/fn-%d", i), "", nil))
 		}
 	}
 	errs := make(chan error, 2*fns)
@@ -586,13 +586,13 @@ func TestSenderCannotSpoofFrom(t *testing.T) {
 	x := newHarness(t, "A")
 	x.connect(t, "A", wire.RoleDeveloper, "dev-1")
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-2")
-	fn := x.connect(t, "A", wire.RoleFunction, "fn-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/fn-1")
 
 	for _, msg := range []string{
-		`{"v":1,"t":"ack","id":"1","to":"fn-1","from":"dev-1"}`,
-		`{"v":1,"t":"ack","id":"2","to":"fn-1","FROM":"dev-1"}`,
-		`{"v":1,"t":"ack","id":"3","to":"fn-1","fr\u006fm":"dev-1","from":"dev-1"}`,
-		`{"from":"dev-1","v":1,"t":"ack","id":"4","to":"fn-1","body":{"from":"dev-1"}}`,
+		`{"v":1,"t":"ack","id":"1","to":"f/fn-1","from":"dev-1"}`,
+		`{"v":1,"t":"ack","id":"2","to":"f/fn-1","FROM":"dev-1"}`,
+		`{"v":1,"t":"ack","id":"3","to":"f/fn-1","fr\u006fm":"dev-1","from":"dev-1"}`,
+		`{"from":"dev-1","v":1,"t":"ack","id":"4","to":"f/fn-1","body":{"from":"dev-1"}}`,
 	} {
 		_, err := x.send(t, dev, []byte(msg))
 		require.NoError(t, err)

@@ -145,11 +145,23 @@ func (x *harness) ticket(t testing.TB, session string, role wire.Role, peer stri
 	t.Helper()
 	s, err := x.store.GetSession(context.Background(), session)
 	require.NoError(t, err)
-	tok, err := ticket.Mint(s.Keys[role], ticket.Claims{
-		Session: session, Role: role, Peer: peer, Audience: testAudience, IssuedAt: x.clock.Now(),
+	tok, err := ticket.Mint(roleKey(s, role, peer), ticket.Claims{
+		Session: session, Role: role, Function: ticket.PeerFunction(peer), Peer: peer, Audience: testAudience, IssuedAt: x.clock.Now(),
 	})
 	require.NoError(t, err)
 	return tok
+}
+
+// fnF is the identity of function "f", whose peers the tests name "f/…".
+var fnF = wire.FunctionIdentity{Name: "f"}
+
+// roleKey is the key that signs a ticket for peer: the developer key, or the key of the function whose namespace
+// peer is in (as attach gives each function).
+func roleKey(s relay.Session, role wire.Role, peer string) []byte {
+	if role == wire.RoleFunction {
+		return ticket.FunctionKey(s.Keys[role], ticket.PeerFunction(peer))
+	}
+	return s.Keys[role]
 }
 
 func authRequest(headers map[string]string) events.APIGatewayCustomAuthorizerRequestTypeRequest {

@@ -48,7 +48,7 @@ func (r *rig) dial(t *testing.T, role wire.Role, peer string, heartbeat time.Dur
 		BackoffMin:        10 * time.Millisecond,
 		Logger:            slog.New(slog.DiscardHandler),
 		Ticket: func(context.Context) (string, error) {
-			return ticket.Mint(r.session.Keys[role], ticket.Claims{Session: r.session.ID, Role: role, Peer: peer, Audience: "it"})
+			return ticket.Mint(roleKey(r.session, role, peer), ticket.Claims{Session: r.session.ID, Role: role, Function: ticket.PeerFunction(peer), Peer: peer, Audience: "it"})
 		},
 		OnConnect: func(context.Context, *wsclient.Client) error { conns.Add(1); return nil },
 	})
@@ -61,7 +61,7 @@ func TestHeartbeatKeepsAnIdleConnectionPastTheGatewayIdleTimeout(t *testing.T) {
 	r := newRig(t, 300*time.Millisecond)
 	var withBeat, without atomic.Int32
 	r.dial(t, wire.RoleDeveloper, "dev", 50*time.Millisecond, &withBeat)
-	r.dial(t, wire.RoleFunction, "fn", -1, &without) // heartbeat off
+	r.dial(t, wire.RoleFunction, "f/fn", -1, &without) // heartbeat off
 
 	// Over several idle timeouts the silent client is cut off and comes back; the beating one never is.
 	assert.Eventually(t, func() bool { return without.Load() >= 3 }, 10*time.Second, 20*time.Millisecond,
@@ -73,7 +73,7 @@ func TestMessagesFlowBothWaysAfterAReconnect(t *testing.T) {
 	r := newRig(t, time.Hour)
 	var devConns, fnConns atomic.Int32
 	dev := r.dial(t, wire.RoleDeveloper, "dev", -1, &devConns)
-	fn := r.dial(t, wire.RoleFunction, "fn", -1, &fnConns)
+	fn := r.dial(t, wire.RoleFunction, "f/fn", -1, &fnConns)
 
 	send := func(c *wsclient.Client, to, id string) {
 		e, err := wire.NewEnvelope(wire.TypeLog, id, wire.Log{Text: id})
@@ -92,7 +92,7 @@ func TestMessagesFlowBothWaysAfterAReconnect(t *testing.T) {
 		}
 	}
 	send(fn, "", "before")
-	expect(dev, "before", "fn")
+	expect(dev, "before", "f/fn")
 
 	// The gateway drops both connections (as API Gateway does at its 2-hour cap); the clients come back with
 	// fresh tickets and the relay routes to the new connections by peer.
@@ -103,10 +103,10 @@ func TestMessagesFlowBothWaysAfterAReconnect(t *testing.T) {
 	}
 	require.Equal(t, 2, conns)
 	require.Eventually(t, func() bool { return fnConns.Load() == 2 && devConns.Load() == 2 }, 10*time.Second, 10*time.Millisecond)
-	send(dev, "fn", "after")
+	send(dev, "f/fn", "after")
 	expect(fn, "after", "dev")
 	send(fn, "", "back")
-	expect(dev, "back", "fn")
+	expect(dev, "back", "f/fn")
 }
 
 func connectionIDs(t *testing.T, r *rig) []string {

@@ -34,7 +34,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 			URL:    gw.URL(),
 			Logger: quiet,
 			Ticket: func(context.Context) (string, error) {
-				return ticket.Mint(session.Keys[role], ticket.Claims{Session: "bench", Role: role, Peer: peer, Audience: "bench"})
+				return ticket.Mint(roleKey(session, role, peer), ticket.Claims{Session: "bench", Role: role, Function: ticket.PeerFunction(peer), Peer: peer, Audience: "bench"})
 			},
 		})
 		require.NoError(b, err)
@@ -42,7 +42,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		return c
 	}
 	dev := dial(wire.RoleDeveloper, "dev")
-	fn := dial(wire.RoleFunction, "fn")
+	fn := dial(wire.RoleFunction, "fn/sandbox")
 
 	// The developer answers every invoke with a result, as the dispatcher does.
 	go func() {

@@ -32,8 +32,9 @@ type Connections interface {
 	DeleteConnection(ctx context.Context, connectionID string) error
 }
 
-// Session is what the relay knows of one debug session. Keys hold one HMAC key per role: a function holds
-// only the function key, so it cannot mint a developer ticket.
+// Session is what the relay knows of one debug session. Keys hold one HMAC key per role. No function holds the
+// function key: each gets its own key derived from it (ticket.FunctionKey), so it can mint neither a developer
+// ticket nor another function's.
 type Session struct {
 	ID        string
 	Keys      map[wire.Role][]byte
@@ -63,7 +64,9 @@ type Store interface {
 	GetConnection(ctx context.Context, id string) (Connection, error)
 	// DeleteConnection removes the connection; deleting a missing one is not an error.
 	DeleteConnection(ctx context.Context, id string) error
-	// PeerConnection returns the newest connection of peer in session, or an error wrapping ErrNotFound.
+	// PeerConnection returns the newest connection of peer in session, or an error wrapping ErrNotFound. Newest
+	// wins so that a reconnect (planned or after a drop) takes over its own peer id; no other function can, since
+	// a function's tickets only admit peer ids in its own namespace (ticket.FunctionPeer).
 	PeerConnection(ctx context.Context, session, peer string) (Connection, error)
 	// SessionConnections lists the session's connections of the given role ("" for all).
 	SessionConnections(ctx context.Context, session string, role wire.Role) ([]Connection, error)

@@ -3,17 +3,24 @@
 // tickets").
 //
 // Each session has one HMAC key per role and the token header's kid names the role whose key signed it, so a
-// function sandbox, which holds only the function key, cannot mint a developer ticket. Verification failures are
+// function sandbox cannot mint a developer ticket. The session's function key is not handed to functions either:
+// it is a secret from which each function's own key is derived (FunctionKey), and a function ticket names its
+// function (the fn claim) and a peer id inside that function's namespace (FunctionPeer). So a function's key
+// connects only as that function, and only under peer ids no other function can claim. Verification failures are
 // reported with distinct sentinel errors (errors.Is) whose messages never contain the token.
 package ticket
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -51,8 +58,12 @@ var (
 
 // Claims is what a ticket asserts.
 type Claims struct {
-	Session  string    // sub
-	Role     wire.Role // role, also the header's kid
+	Session string    // sub
+	Role    wire.Role // role, also the header's kid
+	// Function (fn) is, for the function role, the function's name (AWS_LAMBDA_FUNCTION_NAME); the ticket is
+	// signed with FunctionKey(session's function key, Function), and Peer must be FunctionPeer(Function, …).
+	// Empty for the developer role.
+	Function string
 	Peer     string    // peer
 	Audience string    // aud: the relay the ticket is for
 	IssuedAt time.Time // iat
@@ -63,8 +74,79 @@ type Claims struct {
 // jwtClaims is the token's JSON form.
 type jwtClaims struct {
 	jwt.RegisteredClaims
-	Role wire.Role `json:"role"`
-	Peer string    `json:"peer"`
+	Role     wire.Role `json:"role"`
+	Function string    `json:"fn,omitempty"`
+	Peer     string    `json:"peer"`
+}
+
+// MaxFunctionLen is the longest function name a ticket may carry: Lambda's limit for a function name.
+const MaxFunctionLen = 64
+
+// functionKeyLabel separates the derivation of function keys from any other use of the session's function key.
+const functionKeyLabel = "plldb function key v1\x00"
+
+// FunctionKey derives the key of one function from the session's function key (relay.Session.Keys[function]):
+// HMAC-SHA256(sessionKey, label || function). attach gives each function its own (PLLDB_FUNCTION_KEY); the
+// relay derives it again to verify a ticket naming that function, so one function's key is useless for any
+// other function, and the session's function key itself never leaves the developer and the relay.
+func FunctionKey(sessionKey []byte, function string) []byte {
+	mac := hmac.New(sha256.New, sessionKey)
+	mac.Write([]byte(functionKeyLabel))
+	mac.Write([]byte(function))
+	return mac.Sum(nil)
+}
+
+// FunctionPeer returns the peer id id within function's namespace: function + "/" + id. Every function ticket's
+// peer has this form, so a peer id names its function, and the relay-stamped from of a function's message tells
+// the developer which function sent it.
+func FunctionPeer(function, id string) string { return function + "/" + id }
+
+// PeerFunction returns the function whose namespace peer is in ("" when peer is not a function peer id). For
+// the from the relay stamps on a function connection's messages, that is the function its ticket proved.
+func PeerFunction(peer string) string {
+	fn, _, ok := strings.Cut(peer, "/")
+	if !ok {
+		return ""
+	}
+	return fn
+}
+
+// checkIdentity checks that role, function and peer fit together: a developer names no function and its peer
+// is outside every function's namespace; a function names a valid function and its peer is in its namespace.
+func checkIdentity(role wire.Role, function, peer string) error {
+	if role == wire.RoleDeveloper {
+		switch {
+		case function != "":
+			return errors.New("a developer ticket must not name a function")
+		case strings.Contains(peer, "/"):
+			return errors.New("a developer peer id must not contain \"/\"")
+		}
+		return nil
+	}
+	if function == "" {
+		return errors.New("a function ticket must name its function")
+	}
+	if err := ValidFunction(function); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(peer, function+"/") || len(peer) == len(function)+1 {
+		return errors.New("a function peer id must be the function name, \"/\" and an id")
+	}
+	return nil
+}
+
+// ValidFunction checks that a function name can be a ticket's fn claim: a Lambda function name (at most 64
+// bytes) has no "/", NUL or surrounding space.
+func ValidFunction(function string) error {
+	switch {
+	case function == "":
+		return errors.New("function name is empty")
+	case len(function) > MaxFunctionLen:
+		return fmt.Errorf("function name longer than %d bytes", MaxFunctionLen)
+	case !utf8.ValidString(function) || strings.ContainsAny(function, "/\x00") || strings.TrimSpace(function) != function:
+		return errors.New("function name is not a Lambda function name")
+	}
+	return nil
 }
 
 // NewKey returns a fresh random key for one session and role.
@@ -103,6 +185,9 @@ func Mint(key []byte, c Claims) (string, error) {
 	case c.Audience == "":
 		return "", errors.New("mint ticket: audience is empty")
 	}
+	if err := checkIdentity(c.Role, c.Function, c.Peer); err != nil {
+		return "", fmt.Errorf("mint ticket: %w", err)
+	}
 	if c.ID == "" {
 		c.ID = randomID()
 	}
@@ -131,8 +216,9 @@ func Mint(key []byte, c Claims) (string, error) {
 			ExpiresAt: exp,
 			ID:        c.ID,
 		},
-		Role: c.Role,
-		Peer: c.Peer,
+		Role:     c.Role,
+		Function: c.Function,
+		Peer:     c.Peer,
 	})
 	tok.Header["kid"] = string(c.Role)
 	s, err := tok.SignedString(key)
@@ -147,7 +233,9 @@ type Verifier struct {
 	// Audience is the relay's audience; a ticket for another audience is refused. Required.
 	Audience string
 	// Key returns the key of session for role. It returns an error wrapping ErrUnknownSession when the session
-	// does not exist (or has expired); other errors are treated as lookup failures. Required.
+	// does not exist (or has expired); other errors are treated as lookup failures. For the function role it is
+	// the session's function key, from which Verify derives the key of the function the ticket names
+	// (FunctionKey). Required.
 	Key func(ctx context.Context, session string, role wire.Role) ([]byte, error)
 	// Use records the ticket id as used until expires and returns an error wrapping ErrReplayed if it already
 	// was. Required.
@@ -211,6 +299,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 				claims.Subject, claims.Role, len(key), KeyLen)
 			return nil, keyErr
 		}
+		if claims.Role == wire.RoleFunction {
+			return FunctionKey(key, claims.Function), nil
+		}
 		return key, nil
 	})
 	if keyErr != nil {
@@ -246,6 +337,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	return Claims{
 		Session:  claims.Subject,
 		Role:     claims.Role,
+		Function: claims.Function,
 		Peer:     claims.Peer,
 		Audience: aud,
 		IssuedAt: claims.IssuedAt.Time,
@@ -273,6 +365,9 @@ func (v *Verifier) lookupKey(_ context.Context, t *jwt.Token, c *jwtClaims) erro
 		return fmt.Errorf("%w: no peer claim", ErrMalformed)
 	case len(c.Peer) > wire.MaxPeerLen:
 		return fmt.Errorf("%w: peer claim longer than %d bytes", ErrMalformed, wire.MaxPeerLen)
+	}
+	if err := checkIdentity(c.Role, c.Function, c.Peer); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return nil
 }

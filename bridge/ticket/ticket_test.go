@@ -73,8 +73,18 @@ func (w *world) verifier() *ticket.Verifier {
 
 func (w *world) key(s string, r wire.Role) []byte { return w.keys[s][r] }
 
+// fnKey is the key attach gives function fn of session s.
+func (w *world) fnKey(s, fn string) []byte {
+	return ticket.FunctionKey(w.key(s, wire.RoleFunction), fn)
+}
+
 func (w *world) claims(r wire.Role) ticket.Claims {
-	return ticket.Claims{Session: session, Role: r, Peer: "peer-" + string(r), Audience: audience, IssuedAt: w.now}
+	c := ticket.Claims{Session: session, Role: r, Peer: "peer-" + string(r), Audience: audience, IssuedAt: w.now}
+	if r == wire.RoleFunction {
+		c.Function = "orders"
+		c.Peer = ticket.FunctionPeer("orders", "peer-function")
+	}
+	return c
 }
 
 func (w *world) mint(t *testing.T, r wire.Role, edit func(*ticket.Claims)) string {
@@ -83,7 +93,11 @@ func (w *world) mint(t *testing.T, r wire.Role, edit func(*ticket.Claims)) strin
 	if edit != nil {
 		edit(&c)
 	}
-	tok, err := ticket.Mint(w.key(c.Session, r), c)
+	key := w.key(c.Session, r)
+	if r == wire.RoleFunction {
+		key = w.fnKey(c.Session, c.Function)
+	}
+	tok, err := ticket.Mint(key, c)
 	require.NoError(t, err)
 	return tok
 }
@@ -206,7 +220,7 @@ func TestVerify(t *testing.T) {
 			parts := strings.Split(tok, ".")
 			p, err := base64.RawURLEncoding.DecodeString(parts[1])
 			require.NoError(t, err)
-			p = []byte(strings.Replace(string(p), `"peer":"peer-function"`, `"peer":"peer-evil"`, 1))
+			p = []byte(strings.Replace(string(p), `"peer":"orders/peer-function"`, `"peer":"orders/peer-evil"`, 1))
 			require.Contains(t, string(p), "peer-evil")
 			return parts[0] + "." + b64(p) + "." + parts[2]
 		}, ticket.ErrSignature},
@@ -249,6 +263,43 @@ func TestVerify(t *testing.T) {
 			require.NoError(t, err)
 			return tok
 		}, ticket.ErrSignature},
+		{"function ticket signed with the session's function key itself", func(t *testing.T, w *world) string {
+			tok, err := ticket.Mint(w.key(session, fn), w.claims(fn))
+			require.NoError(t, err)
+			return tok
+		}, ticket.ErrSignature},
+		{"one function's key used to connect as another function", func(t *testing.T, w *world) string {
+			c := w.claims(fn)
+			c.Function, c.Peer = "payments", ticket.FunctionPeer("payments", "p1")
+			tok, err := ticket.Mint(w.fnKey(session, "orders"), c)
+			require.NoError(t, err)
+			return tok
+		}, ticket.ErrSignature},
+		{"function peer outside its function's namespace", func(t *testing.T, w *world) string {
+			p := w.payload(fn)
+			p["fn"], p["peer"] = "orders", "payments/p1"
+			return raw(t, w.fnKey(session, "orders"), map[string]any{"alg": "HS256", "kid": "function"}, p)
+		}, ticket.ErrMalformed},
+		{"function peer without a namespace", func(t *testing.T, w *world) string {
+			p := w.payload(fn)
+			p["fn"], p["peer"] = "orders", "fn-1"
+			return raw(t, w.fnKey(session, "orders"), map[string]any{"alg": "HS256", "kid": "function"}, p)
+		}, ticket.ErrMalformed},
+		{"function ticket naming no function", func(t *testing.T, w *world) string {
+			p := w.payload(fn)
+			p["peer"] = "/p1"
+			return raw(t, w.fnKey(session, ""), map[string]any{"alg": "HS256", "kid": "function"}, p)
+		}, ticket.ErrMalformed},
+		{"developer ticket naming a function", func(t *testing.T, w *world) string {
+			p := w.payload(dev)
+			p["fn"] = "orders"
+			return raw(t, w.key(session, dev), map[string]any{"alg": "HS256", "kid": "developer"}, p)
+		}, ticket.ErrMalformed},
+		{"developer peer in a function's namespace", func(t *testing.T, w *world) string {
+			p := w.payload(dev)
+			p["peer"] = "orders/p1"
+			return raw(t, w.key(session, dev), map[string]any{"alg": "HS256", "kid": "developer"}, p)
+		}, ticket.ErrMalformed},
 		{"another session's key", func(t *testing.T, w *world) string {
 			tok, err := ticket.Mint(w.key("sess-2", dev), w.claims(dev))
 			require.NoError(t, err)
@@ -331,15 +382,17 @@ func TestVerifyForgeryDoesNotConsumeJTI(t *testing.T) {
 func TestVerifyRoundTripClaims(t *testing.T) {
 	w := newWorld()
 	want := ticket.Claims{
-		Session: session, Role: wire.RoleFunction, Peer: "fn-3a9", Audience: audience,
+		Session: session, Role: wire.RoleFunction, Function: "orders", Peer: "orders/fn-3a9", Audience: audience,
 		IssuedAt: w.now.Add(-10 * time.Second), Expires: w.now.Add(100 * time.Second), ID: "jti-1",
 	}
-	tok, err := ticket.Mint(w.key(session, wire.RoleFunction), want)
+	tok, err := ticket.Mint(w.fnKey(session, "orders"), want)
 	require.NoError(t, err)
 	got, err := w.verifier().Verify(context.Background(), tok)
 	require.NoError(t, err)
 	assert.Equal(t, want.Session, got.Session)
 	assert.Equal(t, want.Role, got.Role)
+	assert.Equal(t, want.Function, got.Function)
+	assert.Equal(t, "orders", ticket.PeerFunction(got.Peer))
 	assert.Equal(t, want.Peer, got.Peer)
 	assert.Equal(t, want.Audience, got.Audience)
 	assert.Equal(t, want.ID, got.ID)
@@ -350,7 +403,7 @@ func TestVerifyRoundTripClaims(t *testing.T) {
 func TestMintDefaultsAndHeader(t *testing.T) {
 	key := ticket.NewKey()
 	before := time.Now().Truncate(time.Second)
-	tok, err := ticket.Mint(key, ticket.Claims{Session: "s", Role: wire.RoleFunction, Peer: "p", Audience: "a"})
+	tok, err := ticket.Mint(key, ticket.Claims{Session: "s", Role: wire.RoleFunction, Function: "f", Peer: "f/p", Audience: "a"})
 	require.NoError(t, err)
 
 	parts := strings.Split(tok, ".")
@@ -361,21 +414,22 @@ func TestMintDefaultsAndHeader(t *testing.T) {
 	assert.Equal(t, "function", header["kid"])
 
 	var payload struct {
-		Iss, Sub, Role, Peer, Jti string
-		Aud                       []string
-		Iat, Exp                  int64
+		Iss, Sub, Role, Fn, Peer, Jti string
+		Aud                           []string
+		Iat, Exp                      int64
 	}
 	decodeSegment(t, parts[1], &payload)
 	assert.Equal(t, "plldb", payload.Iss)
 	assert.Equal(t, "s", payload.Sub)
 	assert.Equal(t, "function", payload.Role)
-	assert.Equal(t, "p", payload.Peer)
+	assert.Equal(t, "f", payload.Fn)
+	assert.Equal(t, "f/p", payload.Peer)
 	assert.Equal(t, []string{"a"}, payload.Aud)
 	assert.GreaterOrEqual(t, len(payload.Jti), 16, "jti is random")
 	assert.GreaterOrEqual(t, payload.Iat, before.Unix())
 	assert.Equal(t, int64(ticket.DefaultTTL/time.Second), payload.Exp-payload.Iat)
 
-	other, err := ticket.Mint(key, ticket.Claims{Session: "s", Role: wire.RoleFunction, Peer: "p", Audience: "a"})
+	other, err := ticket.Mint(key, ticket.Claims{Session: "s", Role: wire.RoleFunction, Function: "f", Peer: "f/p", Audience: "a"})
 	require.NoError(t, err)
 	var p2 struct{ Jti string }
 	decodeSegment(t, strings.Split(other, ".")[1], &p2)
@@ -414,6 +468,16 @@ func TestMintRefuses(t *testing.T) {
 			c.IssuedAt = now
 			c.Expires = now.Add(-time.Minute)
 		}, "is not after issued-at"},
+		{"developer naming a function", nil, func(c *ticket.Claims) { c.Function = "f" }, "must not name a function"},
+		{"developer peer with a namespace", nil, func(c *ticket.Claims) { c.Peer = "f/p" }, `must not contain "/"`},
+		{"function naming none", nil, func(c *ticket.Claims) { c.Role, c.Peer = wire.RoleFunction, "f/p" }, "must name its function"},
+		{"function peer outside its namespace", nil, func(c *ticket.Claims) { c.Role, c.Function, c.Peer = wire.RoleFunction, "f", "g/p" }, "function peer id"},
+		{"function peer with an empty id", nil, func(c *ticket.Claims) { c.Role, c.Function, c.Peer = wire.RoleFunction, "f", "f/" }, "function peer id"},
+		{"function name with a slash", nil, func(c *ticket.Claims) { c.Role, c.Function, c.Peer = wire.RoleFunction, "f/g", "f/g/p" }, "not a Lambda function name"},
+		{"function name too long", nil, func(c *ticket.Claims) {
+			c.Role, c.Function = wire.RoleFunction, strings.Repeat("f", ticket.MaxFunctionLen+1)
+			c.Peer = c.Function + "/p"
+		}, "longer than 64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -437,6 +501,18 @@ func TestMintRefuses(t *testing.T) {
 	})
 	require.NoError(t, err, "exactly MaxTTL is allowed")
 	assert.NotEmpty(t, tok)
+}
+
+func TestFunctionKey(t *testing.T) {
+	secret, other := ticket.NewKey(), ticket.NewKey()
+	k := ticket.FunctionKey(secret, "orders")
+	assert.Len(t, k, ticket.KeyLen)
+	assert.Equal(t, k, ticket.FunctionKey(secret, "orders"), "the relay derives the same key again")
+	assert.NotEqual(t, k, ticket.FunctionKey(secret, "payments"), "each function has its own key")
+	assert.NotEqual(t, k, ticket.FunctionKey(other, "orders"), "and each session")
+	assert.NotEqual(t, k, secret)
+	assert.Equal(t, "orders", ticket.PeerFunction(ticket.FunctionPeer("orders", "fn-1")))
+	assert.Empty(t, ticket.PeerFunction("developer-1"))
 }
 
 func TestNewKey(t *testing.T) {

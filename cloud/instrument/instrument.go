@@ -68,7 +68,9 @@ type Session struct {
 // Target is a function to instrument with its ticket key.
 type Target struct {
 	StackFunction
-	Key []byte // PLLDB_FUNCTION_KEY, written base64-encoded; never logged
+	// Key is PLLDB_FUNCTION_KEY, written base64-encoded; never logged. Each function's own
+	// (ticket.FunctionKey): Instrument refuses two targets with one key.
+	Key []byte
 }
 
 // Attached is a function Instrument changed.
@@ -245,7 +247,7 @@ func (in *Instrumenter) check(s Session, targets []Target) error {
 	case in.Layers.X86_64 == "" || in.Layers.Arm64 == "":
 		return errors.New("attach: the plldb layer ARNs for x86_64 and arm64 are both needed (is the helper stack installed?)")
 	}
-	seen := map[string]bool{}
+	seen, keys := map[string]bool{}, map[string]bool{}
 	for _, t := range targets {
 		switch {
 		case t.ARN == "" || t.Name == "":
@@ -255,8 +257,11 @@ func (in *Instrumenter) check(s Session, targets []Target) error {
 			return fmt.Errorf("attach: the ticket key of function %s has %d bytes; at least %d are needed", t.Name, len(t.Key), ticket.KeyLen)
 		case seen[t.ARN]:
 			return fmt.Errorf("attach: function %s is listed twice", t.Name)
+		case keys[string(t.Key)]:
+			// Anyone who can read one function's configuration could connect as the other.
+			return fmt.Errorf("attach: function %s has the ticket key of another function; each function needs its own", t.Name)
 		}
-		seen[t.ARN] = true
+		seen[t.ARN], keys[string(t.Key)] = true, true
 	}
 	return nil
 }

@@ -375,6 +375,14 @@ func TestInstrumentRejectsBadInput(t *testing.T) {
 			return err
 		},
 		"twice": func() error { _, err := in.Instrument(ctx, session("s"), []instrument.Target{tg, tg}); return err },
+		"one key for two functions": func() error {
+			g := instrument.Target{StackFunction: instrument.StackFunction{LogicalID: "G", Name: "g", ARN: "arn:aws:lambda:us-east-1:123456789012:function:g"}, Key: tg.Key}
+			_, err := in.Instrument(ctx, session("s"), []instrument.Target{tg, g})
+			if err != nil && !strings.Contains(err.Error(), "each function needs its own") {
+				return nil // refused, but not for the shared key
+			}
+			return err
+		},
 		"no ARN": func() error {
 			_, err := in.Instrument(ctx, session("s"), []instrument.Target{{Key: []byte("k")}})
 			return err

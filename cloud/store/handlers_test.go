@@ -81,7 +81,11 @@ func (r *relayOnDynamo) ticket(t testing.TB, session string, role wire.Role, pee
 	t.Helper()
 	sess, err := r.s.GetSession(context.Background(), session)
 	require.NoError(t, err)
-	tok, err := ticket.Mint(sess.Keys[role], ticket.Claims{Session: session, Role: role, Peer: peer, Audience: audience, IssuedAt: time.Now()})
+	key := sess.Keys[role]
+	if role == wire.RoleFunction { // the key attach gives the function whose namespace peer is in
+		key = ticket.FunctionKey(key, ticket.PeerFunction(peer))
+	}
+	tok, err := ticket.Mint(key, ticket.Claims{Session: session, Role: role, Function: ticket.PeerFunction(peer), Peer: peer, Audience: audience, IssuedAt: time.Now()})
 	require.NoError(t, err)
 	return tok
 }
@@ -162,11 +166,11 @@ func TestHandlersOnDynamoDB(t *testing.T) {
 	devTicket := r.ticket(t, "A", wire.RoleDeveloper, "dev")
 	require.Equal(t, "Allow", r.connect(t, "dev-1", devTicket))
 	require.Equal(t, "Deny", r.connect(t, "dev-1-again", devTicket), "a replayed ticket is denied")
-	require.Equal(t, "Allow", r.connect(t, "fn-1", r.ticket(t, "A", wire.RoleFunction, "sandbox-1")))
+	require.Equal(t, "Allow", r.connect(t, "fn-1", r.ticket(t, "A", wire.RoleFunction, "f/sandbox-1")))
 	require.Equal(t, "Allow", r.connect(t, "b-dev", r.ticket(t, "B", wire.RoleDeveloper, "dev")))
 	c, err := r.s.GetConnection(ctx, "fn-1")
 	require.NoError(t, err)
-	assert.Equal(t, relay.Connection{ID: "fn-1", Session: "A", Role: wire.RoleFunction, Peer: "sandbox-1", ConnectedAt: c.ConnectedAt}, c)
+	assert.Equal(t, relay.Connection{ID: "fn-1", Session: "A", Role: wire.RoleFunction, Peer: "f/sandbox-1", ConnectedAt: c.ConnectedAt}, c)
 	forged, err := ticket.Mint(make([]byte, ticket.KeyLen), ticket.Claims{Session: "A", Role: wire.RoleDeveloper, Peer: "dev", Audience: audience, IssuedAt: time.Now()})
 	require.NoError(t, err)
 	require.Equal(t, "Deny", r.connect(t, "forged", forged), "a ticket signed with another key is denied")
@@ -175,33 +179,52 @@ func TestHandlersOnDynamoDB(t *testing.T) {
 	require.Equal(t, "Deny", r.connect(t, "b-late", late), "a deleted session admits nobody")
 
 	// $default, function → developer: the invocation reaches the session's developer, stamped with its sender.
-	r.send(t, "fn-1", envelope(t, wire.TypeInvoke, "req-1", "", wire.Invoke{RequestID: "req-1", Event: []byte(`{"k":1}`)}))
+	r.send(t, "fn-1", envelope(t, wire.TypeInvoke, "req-1", "", wire.Invoke{RequestID: "req-1", Function: wire.FunctionIdentity{Name: "f"}, Event: []byte(`{"k":1}`)}))
 	got := received(t, r.conns.take("dev-1"))
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeInvoke, got[0].T)
-	assert.Equal(t, "sandbox-1", got[0].From)
+	assert.Equal(t, "f/sandbox-1", got[0].From)
 
 	// developer → function, addressed by peer.
-	r.send(t, "dev-1", envelope(t, wire.TypeResult, "req-1", "sandbox-1", wire.Result{RequestID: "req-1", Payload: []byte(`"ok"`)}))
+	r.send(t, "dev-1", envelope(t, wire.TypeResult, "req-1", "f/sandbox-1", wire.Result{RequestID: "req-1", Payload: []byte(`"ok"`)}))
 	got = received(t, r.conns.take("fn-1"))
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeResult, got[0].T)
 	assert.Equal(t, "dev", got[0].From)
 
+	// Each function has its own key: g's key cannot connect as f, and g's own connection can neither invoke as f
+	// nor receive f's replies.
+	sessA, err := r.s.GetSession(ctx, "A")
+	require.NoError(t, err)
+	asF, err := ticket.Mint(ticket.FunctionKey(sessA.Keys[wire.RoleFunction], "g"), ticket.Claims{Session: "A", Role: wire.RoleFunction,
+		Function: "f", Peer: "f/sandbox-1", Audience: audience, IssuedAt: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, "Deny", r.connect(t, "g-as-f", asF), "one function's key cannot connect as another")
+	require.Equal(t, "Allow", r.connect(t, "g-1", r.ticket(t, "A", wire.RoleFunction, "g/sandbox-1")))
+	r.send(t, "g-1", envelope(t, wire.TypeInvoke, "req-g", "", wire.Invoke{RequestID: "req-g", Function: wire.FunctionIdentity{Name: "f"}}))
+	assert.Empty(t, r.conns.take("dev-1"), "an invocation naming another function never reaches the developer")
+	got = received(t, r.conns.take("g-1"))
+	require.Len(t, got, 1)
+	assert.Equal(t, wire.TypeNack, got[0].T)
+	r.send(t, "dev-1", envelope(t, wire.TypeResult, "req-1b", "f/sandbox-1", wire.Result{RequestID: "req-1b", Payload: []byte(`"ok"`)}))
+	assert.Len(t, r.conns.take("fn-1"), 1, "f's sandbox keeps its replies")
+	assert.Empty(t, r.conns.take("g-1"))
+	r.disconnect(t, "g-1")
+
 	// Sessions stay apart: B's developer cannot reach A's function.
-	r.send(t, "b-dev", envelope(t, wire.TypeResult, "req-x", "sandbox-1", wire.Result{RequestID: "req-x"}))
+	r.send(t, "b-dev", envelope(t, wire.TypeResult, "req-x", "f/sandbox-1", wire.Result{RequestID: "req-x"}))
 	assert.Empty(t, r.conns.take("fn-1"))
 	got = received(t, r.conns.take("b-dev"))
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeNack, got[0].T)
 
 	// A newer connection of the same sandbox takes the traffic; a gone one is dropped from the store.
-	require.Equal(t, "Allow", r.connect(t, "fn-2", r.ticket(t, "A", wire.RoleFunction, "sandbox-1")))
-	r.send(t, "dev-1", envelope(t, wire.TypeAck, "req-2", "sandbox-1", wire.Ack{RequestID: "req-2"}))
+	require.Equal(t, "Allow", r.connect(t, "fn-2", r.ticket(t, "A", wire.RoleFunction, "f/sandbox-1")))
+	r.send(t, "dev-1", envelope(t, wire.TypeAck, "req-2", "f/sandbox-1", wire.Ack{RequestID: "req-2"}))
 	assert.Len(t, r.conns.take("fn-2"), 1)
 	assert.Empty(t, r.conns.take("fn-1"))
 	r.conns.setGone("fn-2")
-	r.send(t, "dev-1", envelope(t, wire.TypeAck, "req-3", "sandbox-1", wire.Ack{RequestID: "req-3"}))
+	r.send(t, "dev-1", envelope(t, wire.TypeAck, "req-3", "f/sandbox-1", wire.Ack{RequestID: "req-3"}))
 	_, err = r.s.GetConnection(ctx, "fn-2")
 	require.ErrorIs(t, err, relay.ErrNotFound, "410 Gone removes the stale connection")
 	got = received(t, r.conns.take("dev-1"))
@@ -215,7 +238,7 @@ func TestHandlersOnDynamoDB(t *testing.T) {
 	got = received(t, r.conns.take("fn-1"))
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeBye, got[0].T)
-	r.send(t, "fn-1", envelope(t, wire.TypeInvoke, "req-4", "", wire.Invoke{RequestID: "req-4"}))
+	r.send(t, "fn-1", envelope(t, wire.TypeInvoke, "req-4", "", wire.Invoke{RequestID: "req-4", Function: wire.FunctionIdentity{Name: "f"}}))
 	got = received(t, r.conns.take("fn-1"))
 	require.Len(t, got, 1)
 	assert.Equal(t, wire.TypeNack, got[0].T, "no developer left")
@@ -236,9 +259,9 @@ func TestStoreCallsPerRoutedMessage(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
 	require.Equal(t, "Allow", r.connect(t, "dev", r.ticket(t, "A", wire.RoleDeveloper, "dev")))
-	require.Equal(t, "Allow", r.connect(t, "fn", r.ticket(t, "A", wire.RoleFunction, "sandbox")))
-	up := envelope(t, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r"})
-	down := envelope(t, wire.TypeResult, "r", "sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
+	require.Equal(t, "Allow", r.connect(t, "fn", r.ticket(t, "A", wire.RoleFunction, "f/sandbox")))
+	up := envelope(t, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r", Function: wire.FunctionIdentity{Name: "f"}})
+	down := envelope(t, wire.TypeResult, "r", "f/sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
 
 	r.d.calls.take()
 	r.send(t, "fn", up)
@@ -257,9 +280,9 @@ func BenchmarkRoutedMessage(b *testing.B) {
 	ctx := context.Background()
 	require.NoError(b, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
 	require.Equal(b, "Allow", r.connect(b, "dev", r.ticket(b, "A", wire.RoleDeveloper, "dev")))
-	require.Equal(b, "Allow", r.connect(b, "fn", r.ticket(b, "A", wire.RoleFunction, "sandbox")))
-	up := envelope(b, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r"})
-	down := envelope(b, wire.TypeResult, "r", "sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
+	require.Equal(b, "Allow", r.connect(b, "fn", r.ticket(b, "A", wire.RoleFunction, "f/sandbox")))
+	up := envelope(b, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r", Function: wire.FunctionIdentity{Name: "f"}})
+	down := envelope(b, wire.TypeResult, "r", "f/sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
 	r.d.calls.take()
 	msgs := 0
 	for b.Loop() {

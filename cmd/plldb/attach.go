@@ -60,7 +60,8 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
-		AWS: cfg, Debug: true, Strict: *strict, Logger: log,
+		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
+		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -71,6 +72,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "  %-28s %-40s debugpy at 127.0.0.1:%d\n", f.LogicalID, f.Name, f.Exec.DebugPort())
 	}
 	fmt.Fprintln(stdout, `Attach your debugger to a port above (VS Code: "type": "debugpy", "request": "attach", "connect": {"host": "127.0.0.1", "port": PORT}).`)
+	fmt.Fprintln(stdout, "These ports take any local client: on a shared machine use --listen (plldb's DAP server), whose debugpys only plldb can reach.")
 	fmt.Fprintln(stdout, "Press Ctrl-C to detach: every function is put back as it was.")
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "plldb: detaching…")

@@ -44,6 +44,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeLog()
 	opts.Parameters, opts.Functions, opts.Logger = params, functions, log
+	// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
+	opts.OpenDebugpy = opts.Debug
 	printer := &invocationPrinter{w: stdout}
 	opts.Observer, opts.OnLog = printer, printer.logLine
 
@@ -76,6 +78,9 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 			}
 		}
 		fmt.Fprintln(w, line)
+	}
+	if debug {
+		fmt.Fprintln(w, "The debugpy ports take any local client: on a shared machine debug through plldb dap, whose debugpys only plldb can reach.")
 	}
 	for _, fn := range p.Template().Functions {
 		if !fn.Supported {

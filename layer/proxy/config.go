@@ -83,8 +83,8 @@ type SessionConfig struct {
 	Endpoint    string // PLLDB_ENDPOINT, ws:// or wss://
 	SessionID   string // PLLDB_SESSION
 	Audience    string // PLLDB_AUDIENCE
-	Peer        string // this sandbox's peer id, random per proxy process
-	FunctionKey Secret // PLLDB_FUNCTION_KEY, decoded
+	Peer        string // this sandbox's peer id, random per proxy process, in its function's namespace
+	FunctionKey Secret // PLLDB_FUNCTION_KEY, decoded: this function's own key (ticket.FunctionKey)
 }
 
 // Secret is key material that must never be printed.
@@ -169,19 +169,24 @@ func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The key is this function's own: its tickets name the function and put the peer id in its namespace.
+	name := env["AWS_LAMBDA_FUNCTION_NAME"]
+	if err := ticket.ValidFunction(name); err != nil {
+		return nil, fmt.Errorf("AWS_LAMBDA_FUNCTION_NAME %q: %w", name, err)
+	}
 	sc := &SessionConfig{
 		Endpoint:        env["PLLDB_ENDPOINT"],
 		SessionID:       env["PLLDB_SESSION"],
 		Audience:        env["PLLDB_AUDIENCE"],
 		FunctionKey:     key,
-		Peer:            newPeerID(),
+		Peer:            ticket.FunctionPeer(name, newPeerID()),
 		AckTimeout:      DefaultAckTimeout,
 		DeadlineMargin:  DefaultDeadlineMargin,
 		DisconnectGrace: DefaultDisconnectGrace,
 		Env:             env,
 		Function: wire.FunctionIdentity{
 			LogicalID: env["PLLDB_LOGICAL_ID"],
-			Name:      env["AWS_LAMBDA_FUNCTION_NAME"],
+			Name:      name,
 			Version:   env["AWS_LAMBDA_FUNCTION_VERSION"],
 			Region:    env["AWS_REGION"],
 			Runtime:   env["AWS_EXECUTION_ENV"],

@@ -46,7 +46,7 @@ func TestConfigFromEnvSessionMode(t *testing.T) {
 	assert.Equal(t, "sess-1", s.SessionID)
 	assert.Equal(t, "abc.execute-api.eu-central-1.amazonaws.com", s.Audience, "audience defaults to the endpoint host")
 	assert.Equal(t, []byte("0123456789abcdef0123456789abcdef"), []byte(s.FunctionKey))
-	assert.Regexp(t, `^fn-[0-9a-f]{16}$`, s.Peer)
+	assert.Regexp(t, `^orders/fn-[0-9a-f]{16}$`, s.Peer, "the peer id is in the function's namespace")
 	assert.Equal(t, "orders", s.Function.Name)
 	assert.Equal(t, "OrdersFunction", s.Function.LogicalID)
 	assert.Equal(t, 512, s.Function.MemoryMB)
@@ -103,6 +103,9 @@ func TestConfigFromEnvSessionErrorsKeepPassThrough(t *testing.T) {
 		"ack negative":   {sessionEnv("PLLDB_ACK_TIMEOUT=-1s"), "out of range"},
 		"strict":         {sessionEnv("PLLDB_STRICT=maybe"), `PLLDB_STRICT "maybe" is not a boolean`},
 		"memory":         {sessionEnv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=lots"), "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"},
+		// The key is the function's own: without its name the proxy cannot say which function it is.
+		"no function name":    {sessionEnv("AWS_LAMBDA_FUNCTION_NAME="), "AWS_LAMBDA_FUNCTION_NAME \"\": function name is empty"},
+		"function name slash": {sessionEnv("AWS_LAMBDA_FUNCTION_NAME=a/b"), "is not a Lambda function name"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := ConfigFromEnv([]string{"python3"}, tc.env)
@@ -145,7 +148,7 @@ func FuzzConfigFromEnv(f *testing.F) {
 	f.Add("ws://", "", "", "", "", "[", "-1", "")
 	f.Add("wss://h", "s", "////", "1e400", "2", ",,,", "0x10", "DEBUG+2")
 	f.Fuzz(func(t *testing.T, endpoint, session, key, ack, strict, redact, mem, level string) {
-		env := []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "PLLDB_ENDPOINT=" + endpoint, "PLLDB_SESSION=" + session,
+		env := []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "AWS_LAMBDA_FUNCTION_NAME=fn", "PLLDB_ENDPOINT=" + endpoint, "PLLDB_SESSION=" + session,
 			"PLLDB_FUNCTION_KEY=" + key, "PLLDB_ACK_TIMEOUT=" + ack, "PLLDB_STRICT=" + strict, "PLLDB_REDACT=" + redact,
 			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + mem, "PLLDB_LOG_LEVEL=" + level}
 		cfg, err := ConfigFromEnv([]string{"python3"}, env)

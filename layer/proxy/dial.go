@@ -19,6 +19,7 @@ func RelayDialer(sc *SessionConfig, log *slog.Logger) (func(context.Context) (Li
 		return ticket.Mint(sc.FunctionKey, ticket.Claims{
 			Session:  sc.SessionID,
 			Role:     wire.RoleFunction,
+			Function: sc.Function.Name,
 			Peer:     sc.Peer,
 			Audience: sc.Audience,
 			IssuedAt: now,

@@ -58,12 +58,12 @@ func (r *relayRig) connectDeveloper(t *testing.T) {
 	r.dev = dev
 }
 
-// env is what attach puts on an instrumented function.
+// env is what attach puts on an instrumented function: its own key, for the sandbox harness's function name.
 func (r *relayRig) env(extra ...string) []string {
 	return append([]string{
 		"PLLDB_ENDPOINT=" + r.gw.URL(),
 		"PLLDB_SESSION=" + r.session.ID,
-		"PLLDB_FUNCTION_KEY=" + base64.StdEncoding.EncodeToString(r.session.Keys[wire.RoleFunction]),
+		"PLLDB_FUNCTION_KEY=" + base64.StdEncoding.EncodeToString(ticket.FunctionKey(r.session.Keys[wire.RoleFunction], "fn-under-test")),
 		"PLLDB_AUDIENCE=" + r.audience,
 		"PLLDB_LOGICAL_ID=EchoFunction",
 	}, extra...)

@@ -1,0 +1,151 @@
+package devside
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/bridge/ticket"
+	"github.com/plldb/plldb/bridge/wire"
+)
+
+// fakeLink is the relay as the dispatcher sees it: envelopes in (already stamped with from), envelopes out.
+type fakeLink struct {
+	in  chan *wire.Envelope
+	mu  sync.Mutex
+	out []*wire.Envelope
+}
+
+func (l *fakeLink) Send(_ context.Context, e *wire.Envelope) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out = append(l.out, e)
+	return nil
+}
+
+func (l *fakeLink) Recv() <-chan *wire.Envelope { return l.in }
+
+func (l *fakeLink) sent() []*wire.Envelope {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*wire.Envelope(nil), l.out...)
+}
+
+// countingRunner records the invocations it runs; with hold set, each waits for it to close.
+type countingRunner struct {
+	mu   sync.Mutex
+	ids  []string
+	hold chan struct{}
+}
+
+func (r *countingRunner) Invoke(_ context.Context, inv executor.Invocation) (executor.Outcome, error) {
+	r.mu.Lock()
+	r.ids = append(r.ids, inv.RequestID)
+	r.mu.Unlock()
+	if r.hold != nil {
+		<-r.hold
+	}
+	return executor.Outcome{Payload: []byte(`1`)}, nil
+}
+
+func (r *countingRunner) ran() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.ids...)
+}
+
+// An invocation is run only as the function its sender's ticket proved (the relay-stamped from): one that names
+// another function, or comes from a peer outside every function's namespace, is never acknowledged or run
+// (including chunked ones, which the relay cannot read), and a lying logical id does not pick another function.
+func TestDispatchRunsInvocationsOnlyAsTheSendersFunction(t *testing.T) {
+	orders, payments := &countingRunner{}, &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link: link,
+		Resolve: func(name string) (target, bool) {
+			switch name {
+			case "orders-fn":
+				return target{Runner: orders}, true
+			case "payments-fn":
+				return target{Runner: payments}, true
+			}
+			return target{}, false
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+
+	send := func(from, id string, fn wire.FunctionIdentity) {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Function: fn})
+		require.NoError(t, err)
+		e.From = from
+		link.in <- e
+	}
+	ordersPeer := ticket.FunctionPeer("orders-fn", "fn-1")
+	send(ordersPeer, "as-payments", wire.FunctionIdentity{Name: "payments-fn", LogicalID: "Payments"})
+	send("developer-1", "no-namespace", wire.FunctionIdentity{Name: "payments-fn"})
+	send(ordersPeer, "lying-logical-id", wire.FunctionIdentity{Name: "orders-fn", LogicalID: "Payments"})
+	send(ordersPeer, "own", wire.FunctionIdentity{Name: "orders-fn", LogicalID: "Orders"})
+
+	require.Eventually(t, func() bool { return len(orders.ran()) == 2 }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.ElementsMatch(t, []string{"lying-logical-id", "own"}, orders.ran())
+	assert.Empty(t, payments.ran(), "nothing ran as another function")
+	for _, e := range link.sent() {
+		assert.Equal(t, ordersPeer, e.To)
+		assert.NotContains(t, []string{"as-payments", "no-namespace"}, e.ID, "refused invocations are not acknowledged")
+	}
+}
+
+// Another function cannot reuse the request id of an invocation in flight to divert its log lines.
+func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
+	orders, payments := &countingRunner{hold: make(chan struct{})}, &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link: link,
+		Resolve: func(name string) (target, bool) {
+			if name == "orders-fn" {
+				return target{Runner: orders}, true
+			}
+			return target{Runner: payments}, name == "payments-fn"
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	ordersPeer, paymentsPeer := ticket.FunctionPeer("orders-fn", "fn-1"), ticket.FunctionPeer("payments-fn", "fn-2")
+	send := func(from, id, fn string) {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Function: wire.FunctionIdentity{Name: fn}})
+		require.NoError(t, err)
+		e.From = from
+		link.in <- e
+	}
+	send(ordersPeer, "req-1", "orders-fn")
+	require.Eventually(t, func() bool { return len(orders.ran()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	send(paymentsPeer, "req-1", "payments-fn")
+	send(paymentsPeer, "req-2", "payments-fn")
+	require.Eventually(t, func() bool { return len(payments.ran()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{"req-2"}, payments.ran(), "the id in flight for orders was refused")
+	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "orders' secret\n", Time: time.Now()})
+	close(orders.hold)
+	cancel()
+	require.NoError(t, <-done)
+	for _, e := range link.sent() {
+		if e.T == wire.TypeLog {
+			assert.Equal(t, ordersPeer, e.To, "orders' log lines stay with orders")
+		}
+		if e.ID == "req-1" {
+			assert.Equal(t, ordersPeer, e.To)
+		}
+	}
+}
