@@ -40,7 +40,15 @@ const (
 	OutputLayerX86Arn      = "LayerX86Arn"
 	OutputLayerArm64Arn    = "LayerArm64Arn"
 	OutputRelayFunctionArn = "RelayFunctionArn"
+	OutputProtocol         = "Protocol"
 )
+
+// Protocol is the version of the contract between this plldb and the relay and layer an install deployed. It
+// changes when an older install cannot serve this plldb: protocol 2 gave each function its own ticket key,
+// which the relay Lambda and the layer of a protocol 1 install cannot verify, so their functions would quietly
+// fall back to the deployed code. The template's Protocol output carries it; installs older than the output
+// have none.
+const Protocol = "2"
 
 // Resources are what a session uses of an install.
 type Resources struct {
@@ -113,6 +121,12 @@ func FromOutputs(name string, out map[string]string) (Resources, error) {
 	if len(missing) > 0 {
 		e.Problems = append(e.Problems, fmt.Sprintf("the outputs lack %s (is the install complete?)", strings.Join(slices.Sorted(slices.Values(missing)), ", ")))
 	}
+	if got := out[OutputProtocol]; got != Protocol {
+		if got == "" {
+			got = "1"
+		}
+		e.Problems = append(e.Problems, fmt.Sprintf("%s %q: the install's relay and layer are from an older plldb (protocol %s; this plldb needs protocol %s)", OutputProtocol, out[OutputProtocol], got, Protocol))
+	}
 	if problem, unresolved := checkRelayURL(in.WebSocketURL); problem != "" && in.WebSocketURL != "" {
 		e.Problems = append(e.Problems, fmt.Sprintf("%s %q %s", OutputWebSocketURL, in.WebSocketURL, problem))
 		e.WebSocketAPI = unresolved
@@ -177,6 +191,7 @@ func Outputs(in Resources) map[string]string {
 		OutputSessionsTable: in.Tables.Sessions, OutputConnectionsTable: in.Tables.Connections,
 		OutputTicketsTable: in.Tables.Tickets, OutputClaimsTable: in.Tables.Claims,
 		OutputLayerX86Arn: in.Layers.X86_64, OutputLayerArm64Arn: in.Layers.Arm64,
+		OutputProtocol: Protocol,
 	}
 }
 

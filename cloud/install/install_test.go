@@ -91,3 +91,24 @@ func TestLoadOfAMissingInstallNamesRegionAndAccount(t *testing.T) {
 	}
 	assert.False(t, strings.Contains(err.Error(), "ValidationError"), err.Error())
 }
+
+// An install made by an older plldb (no Protocol output, or another one) cannot verify per-function keys: attach
+// must say so instead of letting every function quietly fall back to its deployed code.
+func TestOlderInstallIsRefusedWithTheRemedy(t *testing.T) {
+	in := install.Resources{Name: "dev", WebSocketURL: "wss://x.example/prod", Audience: "aud"}
+	in.Tables.Sessions, in.Tables.Connections, in.Tables.Tickets, in.Tables.Claims = "sss", "ccc", "ttt", "cll"
+	in.Layers.X86_64 = "arn:aws:lambda:us-east-1:123456789012:layer:plldb-x86:3"
+	in.Layers.Arm64 = "arn:aws:lambda:us-east-1:123456789012:layer:plldb-arm64:3"
+	outs := install.Outputs(in)
+	_, err := install.FromOutputs("dev", outs)
+	require.NoError(t, err)
+
+	delete(outs, install.OutputProtocol)
+	_, err = install.FromOutputs("dev", outs)
+	require.ErrorContains(t, err, "protocol 1; this plldb needs protocol "+install.Protocol)
+	assert.ErrorContains(t, err, "plldb install --name dev")
+
+	outs[install.OutputProtocol] = "3"
+	_, err = install.FromOutputs("dev", outs)
+	assert.ErrorContains(t, err, "protocol 3")
+}

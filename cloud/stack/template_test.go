@@ -92,9 +92,10 @@ func TestTemplateHasTheRelayPieces(t *testing.T) {
 		assert.Equal(t, "PAY_PER_REQUEST", p["BillingMode"], name)
 	}
 	for _, k := range []string{install.OutputWebSocketURL, install.OutputAudience, install.OutputSessionsTable, install.OutputConnectionsTable,
-		install.OutputTicketsTable, install.OutputClaimsTable, install.OutputLayerX86Arn, install.OutputLayerArm64Arn, install.OutputRelayFunctionArn} {
+		install.OutputTicketsTable, install.OutputClaimsTable, install.OutputLayerX86Arn, install.OutputLayerArm64Arn, install.OutputRelayFunctionArn, install.OutputProtocol} {
 		assert.Contains(t, tm.Outputs, k)
 	}
+	assert.Equal(t, install.Protocol, tm.Outputs[install.OutputProtocol].(map[string]any)["Value"], "the template deploys the protocol this plldb speaks")
 	for _, p := range []string{"InstallName", "AssetsBucket", "RelayCodeKey", "LayerX86Key", "LayerArm64Key"} {
 		assert.Contains(t, tm.Parameters, p)
 	}
