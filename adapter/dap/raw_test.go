@@ -58,8 +58,15 @@ func TestHandles(t *testing.T) {
 }
 
 func TestThreadName(t *testing.T) {
-	assert.Equal(t, "HelloFunction 1234-abcd", threadName("HelloFunction", "plldb-invoke 1234-abcd"))
-	assert.Equal(t, "HelloFunction MainThread", threadName("HelloFunction", "MainThread"))
+	assert.Equal(t, "HelloFunction 1a2b3c4d", threadName("HelloFunction", "plldb-invoke 1a2b3c4d-0000-4000-8000-000000000000"))
+	assert.Equal(t, "HelloFunction 1234-abcd", threadName("HelloFunction", "plldb-invoke 1234-abcd"), "a request id that is not a UUID is shown whole")
+	assert.Equal(t, "HelloFunction worker", threadName("HelloFunction", "worker"), "a thread the handler started")
+	for _, name := range []string{"MainThread", "plldb-data", "plldb-idle"} {
+		assert.True(t, hiddenThread(name), name)
+	}
+	for _, name := range []string{"plldb-invoke 1a2b3c4d", "worker", "Thread-1 (work)"} {
+		assert.False(t, hiddenThread(name), name)
+	}
 }
 
 // TestGarbageFromIDE: bytes that are not DAP end the session cleanly, never a panic or a hang; a frame that is

@@ -49,7 +49,9 @@ type dispatchConfig struct {
 	// Resolve finds the target for the function an invocation names; false means plldb does not serve it.
 	Resolve  func(fn wire.FunctionIdentity) (target, bool)
 	Observer Observer
-	Logger   *slog.Logger
+	// BeforeRun, when set, runs before each invocation's handler (Hooks.BeforeRun).
+	BeforeRun func(ctx context.Context, inv *wire.Invoke)
+	Logger    *slog.Logger
 }
 
 // dispatcher serves invocations arriving on a link until it is closed or its context ends.
@@ -163,6 +165,9 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		d.mu.Unlock()
 	}()
 
+	if d.cfg.BeforeRun != nil {
+		d.cfg.BeforeRun(ctx, inv)
+	}
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Started(inv)
 	}
