@@ -305,16 +305,10 @@ type StoppedEvent struct {
 	PreserveFocusHint bool   `json:"preserveFocusHint"`
 }
 
-// ExpectStoppedEvent waits for a stopped event that is not a focus-preserving echo for another thread.
+// ExpectStoppedEvent waits for a stopped event.
 func (c *Client) ExpectStoppedEvent(t testing.TB) StoppedEvent {
 	t.Helper()
-	m := c.Expect(t, "stopped event", func(m Message) bool {
-		if m.Type != "event" || m.Event != "stopped" {
-			return false
-		}
-		var b StoppedEvent
-		return json.Unmarshal(m.Body, &b) == nil && !b.PreserveFocusHint
-	})
+	m := c.Expect(t, "stopped event", IsEvent("stopped"))
 	var b StoppedEvent
 	if err := m.Decode(&b); err != nil {
 		t.Fatal(err)
