@@ -25,6 +25,14 @@ import (
 // here: a continue that released the other paused invocations of the same function would make them run on
 // while the IDE still shows them paused (the nvim-dap bug this model fixes), and telling the IDE they
 // continued would release breakpoints the developer is looking at.
+//
+// So when several handler threads of one executor are paused and the IDE continues one of them, only that one
+// runs; the others stay paused, each with its own stop in the IDE, and the continue answers allThreadsContinued
+// false (true only when no thread at all is left paused). DAP allows this without the
+// supportsSingleThreadExecutionRequests capability: a continue may resume fewer threads than all if its answer
+// says so. The capability is not advertised because it would change nothing: every continue already names and
+// resumes one thread. pause, next, stepIn and stepOut act on the one thread as well (pydevd suspends only the
+// named thread, and steppingResumesAllThreads is off).
 
 // hiddenThread reports whether a debugpy thread name is one of the executor's own threads, which the IDE never
 // sees.

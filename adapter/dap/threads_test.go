@@ -2,12 +2,14 @@ package dap
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	godap "github.com/google/go-dap"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -310,6 +312,17 @@ func TestLSP4IJSequence(t *testing.T) {
 	r := result(t, res)
 	assert.Equal(t, 200, r.status)
 	assert.Contains(t, r.body, "jetbrains")
+
+	// lsp4j decodes every message into the protocol's types: so does go-dap's codec, for every message the
+	// adapter sent (debugpy's own events, unknown to go-dap, aside).
+	for _, m := range c.History() {
+		_, err := godap.DecodeProtocolMessage(m.Raw)
+		var unknown *godap.DecodeProtocolMessageFieldError
+		if errors.As(err, &unknown) && m.Type == "event" {
+			continue
+		}
+		assert.NoError(t, err, "%s", m.Raw)
+	}
 }
 
 // TestInvocationDuringConfiguration: an invocation that arrives between initialized and configurationDone,
