@@ -102,34 +102,52 @@ func (nopConn) Close() error                { return nil }
 
 // BenchmarkRequestRoundTrip compares a DAP request on a stopped thread sent through the adapter with the same
 // request sent straight to debugpy, attached the way the adapter attaches (target: adapter ≤ 1.1× direct). The
-// adapter's threads answer is its own (debugpy's list, filtered to handler threads and renamed).
+// two alternate within each iteration, so that the load of a shared machine weighs on both alike; the ratio of
+// their medians is the figure to read. The adapter's threads answer is its own (debugpy's list, filtered to
+// handler threads and renamed).
 func BenchmarkRequestRoundTrip(b *testing.B) {
 	for _, command := range []string{"evaluate", "threads", "stackTrace"} {
-		b.Run("direct/"+command, func(b *testing.B) {
-			c, threadID, frameID, stop := stoppedDirect(b)
-			defer stop()
-			roundTrips(b, c, command, threadID, frameID)
-		})
-		b.Run("adapter/"+command, func(b *testing.B) {
-			c, threadID, frameID, stop := stoppedThroughAdapter(b)
-			defer stop()
-			roundTrips(b, c, command, threadID, frameID)
+		b.Run(command, func(b *testing.B) {
+			dc, dThread, dFrame, stopDirect := stoppedDirect(b)
+			defer stopDirect()
+			ac, aThread, aFrame, stopAdapter := stoppedThroughAdapter(b)
+			defer stopAdapter()
+			var direct, adapter []time.Duration
+			timed := func(c *daptest.Client, threadID, frameID int, into *[]time.Duration) {
+				start := time.Now()
+				c.Request(b, command, roundTripArgs(command, threadID, frameID))
+				*into = append(*into, time.Since(start))
+			}
+			i := 0
+			// b.Loop runs the setup above once, not once per round of b.N.
+			for b.Loop() {
+				if i%2 == 0 {
+					timed(dc, dThread, dFrame, &direct)
+					timed(ac, aThread, aFrame, &adapter)
+				} else {
+					timed(ac, aThread, aFrame, &adapter)
+					timed(dc, dThread, dFrame, &direct)
+				}
+				i++
+			}
+			d, a := percentile(direct, 0.5), percentile(adapter, 0.5)
+			b.ReportMetric(d*1000, "direct-p50-µs")
+			b.ReportMetric(a*1000, "adapter-p50-µs")
+			if d > 0 {
+				b.ReportMetric(a/d, "ratio-p50")
+			}
 		})
 	}
 }
 
-func roundTrips(b *testing.B, c *daptest.Client, command string, threadID, frameID int) {
-	var args any
+func roundTripArgs(command string, threadID, frameID int) any {
 	switch command {
 	case "evaluate":
-		args = map[string]any{"expression": "event", "frameId": frameID, "context": "hover"}
+		return map[string]any{"expression": "event", "frameId": frameID, "context": "hover"}
 	case "stackTrace":
-		args = map[string]any{"threadId": threadID}
+		return map[string]any{"threadId": threadID}
 	}
-	// b.Loop runs the setup above once, not once per round of b.N.
-	for b.Loop() {
-		c.Request(b, command, args)
-	}
+	return nil
 }
 
 func stoppedThroughAdapter(b *testing.B) (*daptest.Client, int, int, func()) {
