@@ -3,6 +3,7 @@ package dap
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -476,4 +477,28 @@ func TestRequestsInUnusualOrder(t *testing.T) {
 	c.Request(t, "disconnect", nil)
 	assert.Equal(t, 200, result(t, res).status)
 	assert.Equal(t, 200, result(t, other).status)
+}
+
+// TestPanicInDebuggeeMessage: a panic while handling one of debugpy's messages is contained; the debuggee's
+// reader goes on with the next message.
+func TestPanicInDebuggeeMessage(t *testing.T) {
+	adapterEnd, debugpyEnd := net.Pipe()
+	seen := make(chan string, 2)
+	d := &debuggee{
+		fn: "F", log: testLogger(t), conn: adapterEnd, pending: map[int]func(obj, bool){},
+		initialized: make(chan struct{}), done: make(chan struct{}),
+		onEvent: func(_ *debuggee, m obj) {
+			seen <- m.str("event")
+			if m.str("event") == "boom" {
+				panic("injected by the test")
+			}
+		},
+	}
+	go d.read()
+	require.NoError(t, writeFrame(debugpyEnd, []byte(`{"seq": 1, "type": "event", "event": "boom"}`)))
+	require.NoError(t, writeFrame(debugpyEnd, []byte(`{"seq": 2, "type": "event", "event": "after"}`)))
+	assert.Equal(t, "boom", <-seen)
+	assert.Equal(t, "after", <-seen, "the reader survived the panic")
+	require.NoError(t, debugpyEnd.Close())
+	<-d.done
 }
