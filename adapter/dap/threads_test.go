@@ -237,6 +237,15 @@ func TestSecondInvocationWhilePaused(t *testing.T) {
 		assert.Equal(t, "1", c.Evaluate(t, f1[0].ID, "event['n']"))
 		assert.Equal(t, "2", c.Evaluate(t, f2[0].ID, "event['n']"))
 
+		// Step the first: only it moves; the second stays paused where it was.
+		c.Request(t, "next", map[string]any{"threadId": st1.ThreadID})
+		step := stoppedOnce(t, c, "step")
+		assert.Equal(t, st1.ThreadID, step.ThreadID)
+		assert.Greater(t, c.StackTrace(t, st1.ThreadID)[0].Line, f1[0].Line)
+		assert.Equal(t, f2[0].Line, c.StackTrace(t, st2.ThreadID)[0].Line, "a step of one invocation does not move the other")
+		m := c.RequestError(t, "evaluate", map[string]any{"frameId": f1[0].ID, "expression": "event", "context": "repl"})
+		assert.Contains(t, m.ErrorText(), "unknown frameId", "the stepped thread's old frames are reset")
+
 		// Continue the second: it answers; the first, in the same process, stays paused and says so.
 		cont := c.Request(t, "continue", map[string]any{"threadId": st2.ThreadID})
 		assert.Equal(t, false, cont.BodyMap()["allThreadsContinued"])
