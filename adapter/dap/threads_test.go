@@ -511,3 +511,51 @@ func TestPanicInDebuggeeMessage(t *testing.T) {
 	require.NoError(t, debugpyEnd.Close())
 	<-d.done
 }
+
+// TestThreadStartedByHandler: a thread the handler starts runs handler code too; a breakpoint in it stops that
+// thread, which the IDE sees named after the function and the thread.
+func TestThreadStartedByHandler(t *testing.T) {
+	app := helloApp(t)
+	file := filepath.Join(app, "src", "app.py")
+	src, err := os.ReadFile(file)
+	require.NoError(t, err)
+	edited := strings.Replace(string(src), "import os\n", "import os\nimport threading\n", 1) + `
+
+def work(out):
+    out.append("worked")  # BREAKPOINT
+
+
+def spawning(event, context):
+    out = []
+    t = threading.Thread(target=work, args=(out,), name="worker")
+    t.start()
+    t.join()
+    return out
+`
+	require.NoError(t, os.WriteFile(file, []byte(edited), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(app, "template.yaml"), []byte(`AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  SpawnFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.spawning
+      Runtime: python3.12
+`), 0o644))
+	line := bpLine(t, file, "work")
+	c := startAdapter(t)
+	endpoint := launch(t, c, app, []string{"SpawnFunction"}, nil)
+	setBreakpoints(t, c, file, map[string]any{"line": line})
+	c.Request(t, "configurationDone", nil)
+
+	res := invoke(t, endpoint, "SpawnFunction", `{}`)
+	st := stoppedOnce(t, c, "breakpoint")
+	threads := ideThreads(t, c)
+	assert.Equal(t, "SpawnFunction worker", threads[st.ThreadID])
+	assertOnlyHandlerThreads(t, threads, "SpawnFunction")
+	assert.Len(t, threads, 2, "the invocation's thread, waiting in join, and the worker: %v", threads)
+	assert.Equal(t, "work", c.StackTrace(t, st.ThreadID)[0].Name)
+	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
+	assert.Equal(t, `["worked"]`, result(t, res).body)
+}
