@@ -35,7 +35,8 @@ import (
 // named thread, and steppingResumesAllThreads is off).
 
 // hiddenThread reports whether a debugpy thread name is one of the executor's own threads, which the IDE never
-// sees.
+// sees. Names starting with "plldb-" are the executor's: a handler thread given such a name would be hidden, and
+// a stop in it resumed at once.
 func hiddenThread(name string) bool {
 	if name == "MainThread" {
 		return true
