@@ -68,6 +68,7 @@ func (s *session) holdUntilConfigured(ctx context.Context, inv *wire.Invoke) {
 		fn = inv.Function.Name
 	}
 	s.log.Debug("holding an invocation until configurationDone", "function", fn, "request", inv.RequestID)
+	s.output("console", fmt.Sprintf("plldb: %s %s waits until the IDE has sent its breakpoints (configurationDone)\n", fn, inv.RequestID))
 	timer := time.NewTimer(s.opts.configHold)
 	defer timer.Stop()
 	select {

@@ -345,7 +345,8 @@ func TestInvocationDuringConfiguration(t *testing.T) {
 	endpoint := launch(t, c, app, []string{"HelloFunction"}, nil)
 
 	res := invoke(t, endpoint, "HelloFunction", `{"early": true}`)
-	time.Sleep(500 * time.Millisecond) // the IDE is slow; the invocation has long arrived
+	c.ExpectOutputEventContaining(t, "waits until the IDE has sent its breakpoints")
+	time.Sleep(500 * time.Millisecond) // the IDE is slow
 	notAnswered(t, res, "an invocation must wait for the IDE's configuration")
 	setBreakpoints(t, c, file, map[string]any{"line": line})
 	time.Sleep(500 * time.Millisecond)
