@@ -90,7 +90,7 @@ func (b awsBackend) close(ctx context.Context) error {
 }
 
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
-	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnExecutorStart: s.onExecutorStart}
+	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnExecutorStart: s.onExecutorStart, BeforeRun: s.holdUntilConfigured}
 	if cfg.Mode != "aws" {
 		p, err := local.Start(s.ctx, local.Options{
 			Template:  cfg.Template,

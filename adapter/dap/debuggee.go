@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -28,7 +29,13 @@ type debuggee struct {
 	pending map[int]func(resp obj, ok bool) // by request seq; ok is false when the connection ended first
 	gone    bool
 
-	onEvent     func(*debuggee, obj)
+	onEvent func(*debuggee, obj)
+	// resolving and held belong to the session's event handling and are touched only on the reader goroutine
+	// (events and response callbacks both run there): a stop waiting for its thread's name, and the events
+	// that wait behind it.
+	resolving bool
+	held      []obj
+
 	initialized chan struct{}
 	initOnce    sync.Once
 	done        chan struct{} // closed when the connection has ended
@@ -125,26 +132,37 @@ func (d *debuggee) read() {
 			d.log.Warn("debuggee sent a message that is not a JSON object", "err", err)
 			continue
 		}
-		switch m.str("type") {
-		case "response":
-			rs, _ := m.num("request_seq")
-			d.mu.Lock()
-			fn, ok := d.pending[rs]
-			delete(d.pending, rs)
-			d.mu.Unlock()
-			if ok {
-				fn(m, true)
-			}
-		case "event":
-			if m.str("event") == "initialized" {
-				d.initOnce.Do(func() { close(d.initialized) })
-				continue
-			}
-			d.onEvent(d, m)
-		case "request":
-			// debugpy's reverse requests (runInTerminal, startDebugging) make no sense for an attached executor.
-			d.log.Debug("ignoring reverse request", "command", m.str("command"))
+		d.dispatch(m)
+	}
+}
+
+// dispatch handles one message from debugpy. A panic in the session's handling of it is logged and the message
+// dropped, so that one bad message does not end the adapter (and every paused invocation with it).
+func (d *debuggee) dispatch(m obj) {
+	defer func() {
+		if v := recover(); v != nil {
+			d.log.Error("recovered from a panic while handling a message from debugpy", "panic", v, "msg", clip(m.bytes()), "stack", string(debug.Stack()))
 		}
+	}()
+	switch m.str("type") {
+	case "response":
+		rs, _ := m.num("request_seq")
+		d.mu.Lock()
+		fn, ok := d.pending[rs]
+		delete(d.pending, rs)
+		d.mu.Unlock()
+		if ok {
+			fn(m, true)
+		}
+	case "event":
+		if m.str("event") == "initialized" {
+			d.initOnce.Do(func() { close(d.initialized) })
+			return
+		}
+		d.onEvent(d, m)
+	case "request":
+		// debugpy's reverse requests (runInTerminal, startDebugging) make no sense for an attached executor.
+		d.log.Debug("ignoring reverse request", "command", m.str("command"))
 	}
 }
 

@@ -1,13 +1,32 @@
 package dap
 
 import (
-	"context"
 	"encoding/json"
-	"sort"
-	"time"
+
+	godap "github.com/google/go-dap"
 )
 
+// onDebuggeeEvent handles an event from a debuggee, on that debuggee's reader. Events of one debuggee reach the
+// IDE in the order debugpy sent them: while a stop waits for its thread's name (resolveStop), later events of
+// the same debuggee wait behind it in d.held.
 func (s *session) onDebuggeeEvent(d *debuggee, m obj) {
+	if d.resolving {
+		d.held = append(d.held, m)
+		return
+	}
+	s.debuggeeEvent(d, m)
+}
+
+// releaseHeld handles the events that waited behind a stop, until one of them is a stop that waits in turn.
+func (s *session) releaseHeld(d *debuggee) {
+	for len(d.held) > 0 && !d.resolving {
+		m := d.held[0]
+		d.held = d.held[1:]
+		s.debuggeeEvent(d, m)
+	}
+}
+
+func (s *session) debuggeeEvent(d *debuggee, m obj) {
 	event := m.str("event")
 	switch event {
 	case "terminated", "exited", "process", "debugpyWaitingForServer":
@@ -28,121 +47,140 @@ func (s *session) onDebuggeeEvent(d *debuggee, m obj) {
 		}
 		bp.set("id", id)
 		if src, ok := bp["source"]; ok {
-			bp["source"] = s.toIDE(d, src)
+			bp["source"] = s.toIDE(d, src, 0)
 		}
 		s.breakpointChanged(bp)
 		return
-	}
-	if body, ok := m["body"]; ok {
-		m["body"] = s.toIDE(d, body)
-	}
-	switch event {
 	case "stopped":
-		body, _ := m.sub("body")
-		tid, _ := body.num("threadId")
-		s.mu.Lock()
-		s.stopped[tid] = true
-		s.lastStop = d
-		s.mu.Unlock()
-		if body.boolean("allThreadsStopped") {
-			body.set("allThreadsStopped", false)
-			m["body"] = body.bytes()
-			s.send(m)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.stopOthers(d, tid, body.str("reason"))
-			}()
-			return
-		}
+		s.stopped(d, m)
+		return
 	case "continued":
 		body, _ := m.sub("body")
 		tid, _ := body.num("threadId")
-		all := body.boolean("allThreadsContinued")
-		others := s.resumed(d, tid, all)
-		if all {
-			body.set("allThreadsContinued", false)
-			m["body"] = body.bytes()
-			s.send(m)
-			s.sendContinued(others)
+		t, ok := s.threads.current(d, tid)
+		if !ok {
+			return // one of the executor's own threads, or one the IDE never saw
+		}
+		s.resetHandles(t.id)
+		// DAP wants continued only for resumes no request implied: a continue or step the IDE sent already
+		// marked the thread running.
+		if was, _ := s.threads.setStopped(t.id, false); !was {
 			return
 		}
+		ev := &godap.ContinuedEvent{Event: s.newEvent("continued"), Body: godap.ContinuedEventBody{ThreadId: t.id, AllThreadsContinued: false}}
+		s.sendMsg(ev)
+		return
 	case "thread":
 		body, _ := m.sub("body")
-		if body.str("reason") == "exited" {
-			tid, _ := body.num("threadId")
-			s.mu.Lock()
-			delete(s.stopped, tid)
-			s.mu.Unlock()
+		if body.str("reason") != "exited" {
+			// A started thread has no name yet the IDE could see (the executor's own threads start as
+			// plldb-idle); the IDE learns threads from the threads request, which every stop prompts.
+			return
 		}
+		tid, _ := body.num("threadId")
+		if t, ok := s.threads.current(d, tid); ok {
+			s.threadGone(t)
+		}
+		return
+	}
+	if body, ok := m["body"]; ok {
+		m["body"] = s.toIDE(d, body, 0)
 	}
 	s.send(m)
 }
 
-// stopOthers tells the IDE about the other threads of a debuggee that stopped all its threads, without
-// stealing focus, so that the IDE's view matches debugpy's while other functions keep running.
-func (s *session) stopOthers(d *debuggee, tid int, reason string) {
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	defer cancel()
-	resp, err := d.request(ctx, "threads", nil)
-	if err != nil || !resp.boolean("success") {
+// stopped handles debugpy's stopped event for one of its threads. Which threads run handler code changes with
+// every invocation (pool threads are renamed), so the stop first asks debugpy for the thread's name: a stop of
+// one of the executor's own threads is resumed and never shown; a handler thread's stop reaches the IDE as the
+// one stopped event for that thread, with the reason debugpy gave and allThreadsStopped false.
+func (s *session) stopped(d *debuggee, m obj) {
+	body, _ := m.sub("body")
+	tid, ok := body.num("threadId")
+	if !ok {
+		s.log.Warn("debugpy sent a stopped event without a threadId; dropping it", "function", d.fn)
 		return
 	}
-	var b struct {
-		Threads []struct {
-			ID int `json:"id"`
-		} `json:"threads"`
-	}
-	if json.Unmarshal(s.toIDE(d, resp["body"]), &b) != nil {
-		return
-	}
-	for _, t := range b.Threads {
-		s.mu.Lock()
-		if !s.stopped[tid] { // continued meanwhile: the others were released with it
-			s.mu.Unlock()
-			return
+	d.resolving = true
+	err := d.startFunc("threads", nil, func(resp obj, ok bool) {
+		d.resolving = false
+		if ok {
+			s.resolveStop(d, m, body, tid, resp)
 		}
-		already := t.ID == tid || s.stopped[t.ID]
-		if !already {
-			s.stopped[t.ID] = true
-		}
-		s.mu.Unlock()
-		if !already {
-			s.sendEvent("stopped", map[string]any{"reason": reason, "threadId": t.ID, "allThreadsStopped": false, "preserveFocusHint": true})
-		}
+		s.releaseHeld(d)
+	})
+	if err != nil {
+		d.resolving = false
+		s.log.Debug("ask debugpy for the stopped thread's name", "function", d.fn, "err", err)
 	}
 }
 
-// resumed records that thread tid (an adapter id) of d runs again, and with all every other thread of d the IDE
-// believes stopped. It returns those others, for sendContinued: a continue, or a continued event, that says all
-// threads continued would make the IDE release the stopped threads of other functions as well.
-func (s *session) resumed(d *debuggee, tid int, all bool) []int {
+func (s *session) resolveStop(d *debuggee, m, body obj, tid int, resp obj) {
+	name, found := "", false
+	if resp.boolean("success") {
+		for _, t := range debugpyThreads(resp) {
+			if t.ID == tid {
+				name, found = t.Name, true
+				break
+			}
+		}
+	}
+	if found && hiddenThread(name) {
+		// Only a pause of every thread could stop the executor's own threads; the IDE never asked for that and
+		// could not resume them, and a paused main thread would hold up every later invocation.
+		s.log.Debug("resuming one of the executor's own threads", "function", d.fn, "thread", name)
+		args := mustJSON(map[string]any{"threadId": tid, "singleThread": true})
+		if err := d.startFunc("continue", args, func(obj, bool) {}); err != nil {
+			s.log.Debug("resume executor thread", "function", d.fn, "err", err)
+		}
+		return
+	}
+	if !found {
+		// Never hide a stop the adapter cannot place: the invocation would stay paused with nobody to see it.
+		name = "thread " + string(body["threadId"])
+	}
+	t, replaced := s.threads.bind(d, tid, name)
+	if replaced != nil {
+		s.threadGone(*replaced)
+	}
+	s.resetHandles(t.id)
+	s.threads.setStopped(t.id, true)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.stopped, tid)
-	if !all {
-		return nil
+	s.lastStop = d
+	s.mu.Unlock()
+	if b, err := parseObj(s.toIDE(d, m["body"], t.id)); err == nil {
+		body = b
 	}
-	return s.takeStopped(d)
+	body.set("threadId", t.id)
+	body.set("allThreadsStopped", false)
+	m["body"] = body.bytes()
+	s.send(m)
 }
 
-// takeStopped removes d's threads from the ones the IDE believes stopped and returns their adapter ids, sorted.
-// The caller holds s.mu.
-func (s *session) takeStopped(d *debuggee) []int {
-	var ids []int
-	for id := range s.stopped {
-		if r, ok := s.threads.lookup(id); ok && r.d == d {
-			ids = append(ids, id)
-			delete(s.stopped, id)
-		}
-	}
-	sort.Ints(ids)
-	return ids
+// debugpyThread is a thread in debugpy's threads response.
+type debugpyThread struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
 }
 
-// sendContinued tells the IDE that each of threads continued, one at a time (allThreadsContinued false).
-func (s *session) sendContinued(threads []int) {
-	for _, id := range threads {
-		s.sendEvent("continued", map[string]any{"threadId": id, "allThreadsContinued": false})
+func debugpyThreads(resp obj) []debugpyThread {
+	var b struct {
+		Threads []debugpyThread `json:"threads"`
 	}
+	_ = json.Unmarshal(resp["body"], &b)
+	return b.Threads
+}
+
+// resetHandles forgets the frame and variable ids of IDE thread id, which stopped anew or resumed: Delve's reset
+// at every stop, limited to the thread whose debugpy ids changed (see handles).
+func (s *session) resetHandles(id int) {
+	s.frames.dropOwner(id)
+	s.vars.dropOwner(id)
+}
+
+// threadGone tells the IDE that thread t exited (its invocation finished, or its executor went away) and forgets
+// it.
+func (s *session) threadGone(t ideThread) {
+	s.threads.remove(t.id)
+	s.resetHandles(t.id)
+	s.sendMsg(&godap.ThreadEvent{Event: s.newEvent("thread"), Body: godap.ThreadEventBody{Reason: "exited", ThreadId: t.id}})
 }

@@ -37,7 +37,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 // startAdapter serves the adapter on a loopback listener and connects a test client to it.
 func startAdapter(t testing.TB) *daptest.Client {
 	t.Helper()
-	l, err := Listen("127.0.0.1:0", Options{Logger: testLogger(t)})
+	return startAdapterWith(t, Options{})
+}
+
+// startAdapterWith is startAdapter with options (the test logger is added).
+func startAdapterWith(t testing.TB, opts Options) *daptest.Client {
+	t.Helper()
+	opts.Logger = testLogger(t)
+	l, err := Listen("127.0.0.1:0", opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)

@@ -3,58 +3,86 @@ package dap
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
-func (s *session) handlesFor(kind idKind) *handles[ref] {
+// mapToIDE turns one of a debuggee's ids into the adapter's. New frame and variable ids belong to owner, the IDE
+// thread whose stop they describe (0: none), so that they are reset with it.
+func (s *session) mapToIDE(d *debuggee, kind idKind, id, owner int) (int, bool) {
 	switch kind {
+	case kindBreakpoint:
+		return s.bpRemote.peek(ref{d, id})
 	case kindThread:
-		return s.threads
+		t, ok := s.threads.current(d, id)
+		return t.id, ok
 	case kindFrame:
-		return s.frames
+		return s.frames.getOwned(ref{d, id}, owner), true
 	case kindVar:
-		return s.vars
+		return s.vars.getOwned(ref{d, id}, owner), true
 	case kindSource:
-		return s.sources
+		return s.sources.get(ref{d, id}), true
 	}
-	return nil
+	return 0, false
 }
 
-// toIDE rewrites a debuggee's ids into the adapter's.
-func (s *session) toIDE(d *debuggee, body json.RawMessage) json.RawMessage {
-	return remap(body, func(kind idKind, id int) (int, bool) {
-		if kind == kindBreakpoint {
-			return s.bpRemote.peek(ref{d, id})
-		}
-		return s.handlesFor(kind).get(ref{d, id}), true
-	})
+// toIDE rewrites a debuggee's ids into the adapter's (see mapToIDE for owner).
+func (s *session) toIDE(d *debuggee, body json.RawMessage, owner int) json.RawMessage {
+	return remap(body, func(kind idKind, id int) (int, bool) { return s.mapToIDE(d, kind, id, owner) })
 }
 
-// fromIDE rewrites the adapter's ids in request arguments into one debuggee's, which it picks from them. A nil
-// debuggee means the arguments name none.
-func (s *session) fromIDE(args json.RawMessage) (*debuggee, json.RawMessage, error) {
-	var target *debuggee
+// target is what a request's ids name: the debuggee they belong to (nil: none), and the IDE thread whose stop
+// they belong to (0: none).
+type target struct {
+	d      *debuggee
+	thread int
+}
+
+// fromIDE rewrites the adapter's ids in request arguments into one debuggee's, which it picks from them.
+func (s *session) fromIDE(args json.RawMessage) (target, json.RawMessage, error) {
+	var tg target
 	var bad error
 	out := remap(args, func(kind idKind, id int) (int, bool) {
-		h := s.handlesFor(kind)
-		if h == nil {
+		var d *debuggee
+		var rid, owner int
+		switch kind {
+		case kindThread:
+			t, ok := s.threads.lookup(id)
+			if !ok {
+				break
+			}
+			d, rid, owner = t.d, t.tid, t.id
+		case kindFrame, kindVar, kindSource:
+			h := s.frames
+			switch kind {
+			case kindVar:
+				h = s.vars
+			case kindSource:
+				h = s.sources
+			}
+			r, ok := h.lookup(id)
+			if !ok {
+				break
+			}
+			d, rid, owner = r.d, r.id, h.ownerOf(id)
+		default:
 			return 0, false
 		}
-		r, ok := h.lookup(id)
-		if !ok {
+		if d == nil {
 			if bad == nil {
 				bad = fmt.Errorf("unknown %s %d", kindName(kind), id)
 			}
 			return 0, false
 		}
-		if target == nil {
-			target = r.d
-		} else if target != r.d && bad == nil {
+		if tg.d == nil {
+			tg.d = d
+		} else if tg.d != d && bad == nil {
 			bad = fmt.Errorf("%s %d belongs to another function", kindName(kind), id)
 		}
-		return r.id, true
+		if tg.thread == 0 {
+			tg.thread = owner
+		}
+		return rid, true
 	})
-	return target, out, bad
+	return tg, out, bad
 }
 
 func kindName(k idKind) string {
@@ -69,29 +97,4 @@ func kindName(k idKind) string {
 		return "sourceReference"
 	}
 	return "breakpoint id"
-}
-
-// nameThreads names each thread "<FunctionLogicalId> <request id>" (invocation threads) or
-// "<FunctionLogicalId> <thread name>".
-func (s *session) nameThreads(d *debuggee, body json.RawMessage) json.RawMessage {
-	b, err := parseObj(body)
-	if err != nil {
-		return body
-	}
-	var threads []obj
-	if json.Unmarshal(b["threads"], &threads) != nil {
-		return body
-	}
-	for _, t := range threads {
-		t.set("name", threadName(d.fn, t.str("name")))
-	}
-	b.set("threads", threads)
-	return b.bytes()
-}
-
-func threadName(fn, name string) string {
-	if rid, ok := strings.CutPrefix(name, "plldb-invoke "); ok {
-		return fn + " " + rid
-	}
-	return fn + " " + name
 }

@@ -1,6 +1,7 @@
 package dap
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -34,7 +35,50 @@ func (o observer) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
 	case out.Err != nil:
 		status = "error " + out.Err.ErrorType + ": " + out.Err.ErrorMessage
 	}
+	// The invocation's thread is gone from the IDE's view: the executor renamed it plldb-idle, and the next
+	// invocation it runs is a new IDE thread.
+	name := invokeThreadPrefix + inv.RequestID
+	for _, t := range o.s.threads.removeWhere(func(t ideThread) bool { return t.name == name }) {
+		o.s.threadGone(t)
+	}
 	o.s.output("console", fmt.Sprintf("← %s %s %s in %s\n", st.fn, inv.RequestID, status, time.Since(st.start).Round(100*time.Microsecond)))
+}
+
+// configHoldMax is how long an invocation waits for the IDE's configurationDone at most: an IDE that never
+// sends it (a client that ignores the capability) must not leave callers waiting forever.
+const configHoldMax = 30 * time.Second
+
+// configured lets held and future invocations run.
+func (s *session) configured() {
+	s.configOnce.Do(func() { close(s.configDone) })
+}
+
+// holdUntilConfigured keeps an invocation from running until the IDE has finished configuring, as debugpy
+// starts a launched program only after configurationDone: an invocation that arrived while VS Code was still
+// sending breakpoints would otherwise run straight past them. It returns when the IDE is done, the invocation
+// or the session ends, or configHold passes.
+func (s *session) holdUntilConfigured(ctx context.Context, inv *wire.Invoke) {
+	select {
+	case <-s.configDone:
+		return
+	default:
+	}
+	fn := inv.Function.LogicalID
+	if fn == "" {
+		fn = inv.Function.Name
+	}
+	s.log.Debug("holding an invocation until configurationDone", "function", fn, "request", inv.RequestID)
+	s.output("console", fmt.Sprintf("plldb: %s %s waits until the IDE has sent its breakpoints (configurationDone)\n", fn, inv.RequestID))
+	timer := time.NewTimer(s.opts.configHold)
+	defer timer.Stop()
+	select {
+	case <-s.configDone:
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	case <-timer.C:
+		s.log.Warn("the IDE sent no configurationDone; running the invocation without waiting", "function", fn, "request", inv.RequestID, "waited", s.opts.configHold)
+		s.output("important", fmt.Sprintf("plldb: the IDE has not finished configuring (no configurationDone) after %s; running %s %s without waiting\n", s.opts.configHold, fn, inv.RequestID))
+	}
 }
 
 func (s *session) onLog(line executor.LogLine) {

@@ -2,10 +2,13 @@ package dap
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	godap "github.com/google/go-dap"
 )
 
 func (s *session) launch(req request) {
@@ -23,11 +26,11 @@ func (s *session) launch(req request) {
 	}
 	progressID := fmt.Sprintf("plldb-start-%d", req.seq)
 	if s.progress {
-		s.sendEvent("progressStart", map[string]any{"progressId": progressID, "title": "Starting function executors", "cancellable": false})
+		s.sendMsg(&godap.ProgressStartEvent{Event: s.newEvent("progressStart"), Body: godap.ProgressStartEventBody{ProgressId: progressID, Title: "Starting function executors"}})
 	}
 	endProgress := func(msg string) {
 		if s.progress {
-			s.sendEvent("progressEnd", map[string]any{"progressId": progressID, "message": msg})
+			s.sendMsg(&godap.ProgressEndEvent{Event: s.newEvent("progressEnd"), Body: godap.ProgressEndEventBody{ProgressId: progressID, Message: msg}})
 		}
 	}
 	start := time.Now()
@@ -75,8 +78,11 @@ func (s *session) launch(req request) {
 	}
 	endProgress(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)))
 	s.output("console", p.banner())
-	s.respond(req, nil)
-	s.sendEvent("initialized", nil)
+	if cfg.NoDebug {
+		s.configured() // no debugger to configure: nothing to hold invocations for
+	}
+	s.ack(req)
+	s.sendMsg(&godap.InitializedEvent{Event: s.newEvent("initialized")})
 }
 
 // attach connects to one function's debugpy, authorizes with token, and configures it with the session's
@@ -140,6 +146,9 @@ func (s *session) configure(ctx context.Context, d *debuggee, cfg *LaunchConfig)
 	attachArgs := map[string]any{
 		"justMyCode": cfg.JustMyCode, "subProcess": cfg.SubProcess, "redirectOutput": false,
 		"showReturnValue": true,
+		// One thread stops at a time and resumes alone, so that each invocation pauses and runs on its own
+		// (threads.go explains the thread model).
+		"stopAllThreadsOnSuspend": false, "steppingResumesAllThreads": false,
 		// The executor runs as __main__; its frames below the handler are plldb's, not the developer's code.
 		"rules": []map[string]any{{"module": "__main__", "include": false}},
 	}
@@ -235,20 +244,21 @@ func (s *session) breakpointChanged(bp obj) {
 	}
 	s.bpState[id] = v
 	s.mu.Unlock()
-	s.sendEvent("breakpoint", map[string]any{"reason": "changed", "breakpoint": bp})
+	ev := &godap.BreakpointEvent{Event: s.newEvent("breakpoint"), Body: godap.BreakpointEventBody{Reason: "changed"}}
+	_ = json.Unmarshal(bp.bytes(), &ev.Body.Breakpoint) // an object built by the adapter from debugpy's breakpoint
+	s.sendMsg(ev)
 }
 
 // forget drops a debuggee that went away: its handles, and the IDE's view of its stopped threads.
 func (s *session) forget(d *debuggee) {
 	d.close()
 	s.mu.Lock()
-	gone := s.takeStopped(d)
 	if s.lastStop == d {
 		s.lastStop = nil
 	}
 	s.mu.Unlock()
-	for _, id := range gone {
-		s.sendEvent("thread", map[string]any{"reason": "exited", "threadId": id})
+	for _, t := range s.threads.removeWhere(func(t ideThread) bool { return t.d == d }) {
+		s.threadGone(t)
 	}
 	mine := func(r ref) bool { return r.d == d }
 	s.frames.drop(mine)

@@ -3,15 +3,24 @@ package dap
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"runtime/debug"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
+
+	godap "github.com/google/go-dap"
 )
 
-// handle serves one request; true ends the session.
-func (s *session) handle(req request) bool {
+// handle serves one request; true ends the session. A panic while serving it is answered with an error
+// response and logged, and the session goes on (Delve's recoverPanic): one bad request must not cost the
+// developer every paused invocation.
+func (s *session) handle(req request) (end bool) {
+	defer s.recoverPanic(req)
 	s.log.Debug("request", "command", req.command, "seq", req.seq)
+	if s.opts.requestHook != nil {
+		s.opts.requestHook(req.command)
+	}
 	switch req.command {
 	case "initialize":
 		s.mu.Lock()
@@ -22,13 +31,14 @@ func (s *session) handle(req request) bool {
 		}
 		_ = json.Unmarshal(req.args, &a)
 		s.progress = a.SupportsProgressReporting
-		s.respond(req, capabilities())
+		s.sendMsg(&godap.InitializeResponse{Response: s.newResponse(req), Body: capabilities()})
 	case "launch":
 		s.launch(req)
 	case "attach":
 		s.respondErr(req, `attach is not supported yet: use "request": "launch" with "mode": "local"`)
 	case "configurationDone":
-		s.respond(req, nil)
+		s.configured()
+		s.ack(req)
 	case "setBreakpoints":
 		s.setBreakpoints(req)
 	case "setFunctionBreakpoints":
@@ -51,12 +61,11 @@ func (s *session) handle(req request) bool {
 		s.forward(req)
 	case "disconnect", "terminate":
 		s.shutdown(req.command == "terminate")
+		s.ack(req)
 		if req.command == "terminate" {
-			s.respond(req, nil)
-			s.sendEvent("terminated", nil)
+			s.sendMsg(&godap.TerminatedEvent{Event: s.newEvent("terminated")})
 			return false
 		}
-		s.respond(req, nil)
 		return true
 	default:
 		s.respondErr(req, "plldb does not support the %q request", req.command)
@@ -64,38 +73,49 @@ func (s *session) handle(req request) bool {
 	return false
 }
 
-// resumes are the requests debugpy answers only for a suspended thread.
+// recoverPanic answers a request whose handling panicked with an error response and logs the panic. If the
+// request was answered before the panic the IDE gets a second answer, which it ignores; the log keeps the bug.
+func (s *session) recoverPanic(req request) {
+	if v := recover(); v != nil {
+		s.log.Error("recovered from a panic while serving a request", "command", req.command, "seq", req.seq, "panic", v, "stack", string(debug.Stack()))
+		s.respondErr(req, "%s: internal error in plldb: %v", req.command, v)
+	}
+}
+
+// resumes are the requests that let a paused thread run.
 var resumes = map[string]bool{"continue": true, "next": true, "stepIn": true, "stepOut": true}
+
+// onStoppedThread are the requests debugpy can only serve for a paused thread.
+var onStoppedThread = map[string]bool{"stackTrace": true, "exceptionInfo": true, "stepInTargets": true, "goto": true}
 
 // resumeTimeout is how long a resume waits for debugpy's answer before the adapter answers it.
 const resumeTimeout = 5 * time.Second
 
-func capabilities() map[string]any {
-	return map[string]any{
-		"supportsConfigurationDoneRequest":  true,
-		"supportsConditionalBreakpoints":    true,
-		"supportsHitConditionalBreakpoints": true,
-		"supportsEvaluateForHovers":         true,
-		"supportsSetVariable":               true,
-		"supportsGotoTargetsRequest":        true,
-		"supportsCompletionsRequest":        true,
-		"supportsModulesRequest":            true,
-		"supportsExceptionOptions":          true,
-		"supportsValueFormattingOptions":    true,
-		"supportsExceptionInfoRequest":      true,
-		"supportTerminateDebuggee":          true,
-		"supportsDelayedStackTraceLoading":  true,
-		"supportsLogPoints":                 true,
-		"supportsSetExpression":             true,
-		"supportsTerminateRequest":          true,
-		"supportsClipboardContext":          true,
-		"supportsFunctionBreakpoints":       true,
-		"supportsStepInTargetsRequest":      true,
-		"supportsDebuggerProperties":        false,
-		"exceptionBreakpointFilters": []map[string]any{
-			{"filter": "raised", "label": "Raised Exceptions", "default": false},
-			{"filter": "uncaught", "label": "Uncaught Exceptions", "default": true},
-			{"filter": "userUnhandled", "label": "User Uncaught Exceptions", "default": false},
+func capabilities() godap.Capabilities {
+	return godap.Capabilities{
+		SupportsConfigurationDoneRequest:  true,
+		SupportsConditionalBreakpoints:    true,
+		SupportsHitConditionalBreakpoints: true,
+		SupportsEvaluateForHovers:         true,
+		SupportsSetVariable:               true,
+		SupportsGotoTargetsRequest:        true,
+		SupportsCompletionsRequest:        true,
+		SupportsModulesRequest:            true,
+		SupportsExceptionOptions:          true,
+		SupportsValueFormattingOptions:    true,
+		SupportsExceptionInfoRequest:      true,
+		SupportTerminateDebuggee:          true,
+		SupportsDelayedStackTraceLoading:  true,
+		SupportsLogPoints:                 true,
+		SupportsSetExpression:             true,
+		SupportsTerminateRequest:          true,
+		SupportsClipboardContext:          true,
+		SupportsFunctionBreakpoints:       true,
+		SupportsStepInTargetsRequest:      true,
+		ExceptionBreakpointFilters: []godap.ExceptionBreakpointsFilter{
+			{Filter: "raised", Label: "Raised Exceptions", Default: false},
+			{Filter: "uncaught", Label: "Uncaught Exceptions", Default: true},
+			{Filter: "userUnhandled", Label: "User Uncaught Exceptions", Default: false},
 		},
 	}
 }
@@ -111,14 +131,63 @@ func (s *session) current() []*debuggee {
 	return out
 }
 
+// threadArg is the IDE thread a request's threadId names.
+func (s *session) threadArg(req request) (ideThread, error) {
+	var a struct {
+		ThreadID *int `json:"threadId"`
+	}
+	if err := json.Unmarshal(req.args, &a); err != nil || a.ThreadID == nil {
+		return ideThread{}, fmt.Errorf("%s needs a threadId", req.command)
+	}
+	t, ok := s.threads.lookup(*a.ThreadID)
+	if !ok {
+		return ideThread{}, fmt.Errorf("%s: unknown threadId %d (its invocation may have finished)", req.command, *a.ThreadID)
+	}
+	return t, nil
+}
+
 // forward routes a request to the debuggee its ids name (or, naming none, the one that stopped last, else the
-// first function by name).
+// first function by name). Requests for a thread first check what the IDE knows of it: resumes and stack
+// requests need it paused, and a resume marks it running before debugpy hears of it, so that debugpy's
+// continued event is not echoed (DAP sends continued only for resumes no request implied).
 func (s *session) forward(req request) {
-	d, args, err := s.fromIDE(req.args)
+	tg, args, err := s.fromIDE(req.args)
 	if err != nil {
 		s.respondErr(req, "%s: %v", req.command, err)
 		return
 	}
+	var t ideThread
+	if resumes[req.command] || onStoppedThread[req.command] || req.command == "pause" {
+		if t, err = s.threadArg(req); err != nil {
+			s.respondErr(req, "%v", err)
+			return
+		}
+		switch {
+		case req.command == "pause" && t.stopped:
+			s.ack(req) // already paused
+			return
+		case req.command == "continue" && !t.stopped:
+			// Nothing to resume: the thread runs (another request resumed it, or it never stopped).
+			s.sendMsg(&godap.ContinueResponse{Response: s.newResponse(req), Body: godap.ContinueResponseBody{AllThreadsContinued: !s.threads.anyStopped()}})
+			return
+		case req.command != "pause" && !t.stopped:
+			s.respondErr(req, "%s: thread %d (%s) is running; pause it or wait for it to stop", req.command, t.id, threadName(t.d.fn, t.name))
+			return
+		}
+		if resumes[req.command] {
+			s.threads.setStopped(t.id, false)
+			s.resetHandles(t.id)
+		}
+		if req.command == "continue" {
+			// debugpy's continue resumes every thread of the process unless singleThread is set: without it a
+			// continue would release the other paused invocations of the same function (see threads.go).
+			if o, err := parseObj(args); err == nil {
+				o.set("singleThread", true)
+				args = o.bytes()
+			}
+		}
+	}
+	d := tg.d
 	if d == nil {
 		s.mu.Lock()
 		d = s.lastStop
@@ -139,6 +208,7 @@ func (s *session) forward(req request) {
 	var timer *time.Timer
 	answer := func(resp obj, ok bool) {
 		once.Do(func() {
+			defer s.recoverPanic(req)
 			if timer != nil {
 				timer.Stop()
 			}
@@ -146,19 +216,17 @@ func (s *session) forward(req request) {
 			case !ok:
 				s.respondErr(req, "%s of %s: %v", req.command, d.fn, errDebuggeeGone)
 			case resp == nil:
-				// debugpy never answers a resume of a thread that is not suspended (one the IDE saw stopped
-				// just as another request resumed it); the IDE must not wait forever for that.
+				// debugpy never answers a resume of a thread that is not suspended (one that resumed just as the
+				// IDE sent the request); the IDE must not wait forever for that.
 				s.log.Debug("debugpy did not answer a resume; the thread was not suspended", "command", req.command)
-				body := map[string]any{}
-				if req.command == "continue" {
-					body["allThreadsContinued"] = false
-				}
-				s.respond(req, body)
+				s.resumed(req)
+			case req.command == "continue" && resp.boolean("success"):
+				s.resumed(req)
 			default:
-				if req.command == "continue" {
-					s.continued(d, args, resp)
+				if resumes[req.command] && !resp.boolean("success") {
+					s.threads.setStopped(t.id, true) // debugpy refused: the thread is still paused
 				}
-				s.relay(req, d, resp)
+				s.relay(req, d, resp, tg.thread)
 			}
 		})
 	}
@@ -173,36 +241,35 @@ func (s *session) forward(req request) {
 	}
 }
 
-// continued keeps a continue that released every thread of one debuggee from releasing other functions' threads
-// in the IDE: allThreadsContinued becomes false and the debuggee's other stopped threads get continued events.
-func (s *session) continued(d *debuggee, args json.RawMessage, resp obj) {
-	body, ok := resp.sub("body")
-	all := !ok || body.boolean("allThreadsContinued") || body["allThreadsContinued"] == nil
-	var a struct {
-		ThreadID int `json:"threadId"`
+// resumed answers a resume debugpy carried out. Only the named thread resumed; allThreadsContinued says whether
+// that left no thread paused in the IDE's view, which is when it is true.
+func (s *session) resumed(req request) {
+	if req.command != "continue" {
+		s.ack(req)
+		return
 	}
-	_ = json.Unmarshal(args, &a)
-	tid, _ := s.threads.peek(ref{d, a.ThreadID})
-	others := s.resumed(d, tid, all)
-	if ok {
-		body.set("allThreadsContinued", false)
-		resp["body"] = body.bytes()
-	}
-	s.sendContinued(others)
+	s.sendMsg(&godap.ContinueResponse{Response: s.newResponse(req), Body: godap.ContinueResponseBody{AllThreadsContinued: !s.threads.anyStopped()}})
 }
 
-// threadsRequest asks every debuggee for its threads and answers with all of them, renamed and remapped. The
-// answers are collected on the debuggees' readers, so a single function costs no extra goroutine hop.
+// threadsRequest asks every debuggee for its threads and answers with the ones that run handler code, named
+// and numbered for the IDE. The answers are collected on the debuggees' readers, so a single function costs no
+// extra goroutine hop.
 func (s *session) threadsRequest(req request) {
 	all := s.current()
+	respond := func(threads []godap.Thread) {
+		if threads == nil {
+			threads = []godap.Thread{}
+		}
+		s.sendMsg(&godap.ThreadsResponse{Response: s.newResponse(req), Body: godap.ThreadsResponseBody{Threads: threads}})
+	}
 	if len(all) == 0 {
-		s.respond(req, map[string]any{"threads": []any{}})
+		respond(nil)
 		return
 	}
 	var mu sync.Mutex
-	results := make([][]json.RawMessage, len(all))
+	results := make([][]godap.Thread, len(all))
 	remaining := len(all)
-	done := func(i int, threads []json.RawMessage) {
+	done := func(i int, threads []godap.Thread) {
 		mu.Lock()
 		results[i] = threads
 		remaining--
@@ -211,19 +278,20 @@ func (s *session) threadsRequest(req request) {
 		if !last {
 			return
 		}
-		var flat []json.RawMessage
+		var flat []godap.Thread
 		for _, r := range results {
 			flat = append(flat, r...)
 		}
-		s.respond(req, obj{"threads": appendArray(flat)})
+		respond(flat)
 	}
 	for i, d := range all {
 		err := d.startFunc("threads", nil, func(resp obj, ok bool) {
+			defer s.recoverPanic(req)
 			if !ok || !resp.boolean("success") {
 				done(i, nil)
 				return
 			}
-			done(i, s.debuggeeThreads(d, resp["body"]))
+			done(i, s.handlerThreads(d, resp))
 		})
 		if err != nil {
 			done(i, nil)
@@ -231,21 +299,22 @@ func (s *session) threadsRequest(req request) {
 	}
 }
 
-// debuggeeThreads turns a debuggee's threads body into the IDE's threads: adapter ids and function names.
-func (s *session) debuggeeThreads(d *debuggee, body json.RawMessage) []json.RawMessage {
-	var b struct {
-		Threads []obj `json:"threads"`
-	}
-	if json.Unmarshal(body, &b) != nil {
-		return nil
-	}
-	out := make([]json.RawMessage, 0, len(b.Threads))
-	for _, t := range b.Threads {
-		if id, ok := t.num("id"); ok {
-			t["id"] = strconv.AppendInt(nil, int64(s.threads.get(ref{d, id})), 10)
+// handlerThreads turns a debuggee's threads response into the IDE's threads: only those that run handler code,
+// with IDE ids and names.
+func (s *session) handlerThreads(d *debuggee, resp obj) []godap.Thread {
+	var out []godap.Thread
+	for _, dt := range debugpyThreads(resp) {
+		if hiddenThread(dt.Name) {
+			if t, ok := s.threads.current(d, dt.ID); ok {
+				s.threadGone(t) // a pool thread whose invocation finished
+			}
+			continue
 		}
-		t.set("name", threadName(d.fn, t.str("name")))
-		out = append(out, t.bytes())
+		t, replaced := s.threads.bind(d, dt.ID, dt.Name)
+		if replaced != nil {
+			s.threadGone(*replaced)
+		}
+		out = append(out, godap.Thread{Id: t.id, Name: threadName(d.fn, dt.Name)})
 	}
 	return out
 }
@@ -255,7 +324,8 @@ func (s *session) modulesRequest(req request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		modules := []json.RawMessage{}
+		defer s.recoverPanic(req)
+		modules := []godap.Module{}
 		for _, d := range all {
 			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 			resp, err := d.request(ctx, "modules", req.args)
@@ -263,14 +333,12 @@ func (s *session) modulesRequest(req request) {
 			if err != nil || !resp.boolean("success") {
 				continue
 			}
-			var b struct {
-				Modules []json.RawMessage `json:"modules"`
-			}
-			if json.Unmarshal(s.toIDE(d, resp["body"]), &b) == nil {
+			var b godap.ModulesResponseBody
+			if json.Unmarshal(s.toIDE(d, resp["body"], 0), &b) == nil {
 				modules = append(modules, b.Modules...)
 			}
 		}
-		s.respond(req, map[string]any{"modules": modules, "totalModules": len(modules)})
+		s.sendMsg(&godap.ModulesResponse{Response: s.newResponse(req), Body: godap.ModulesResponseBody{Modules: modules, TotalModules: len(modules)}})
 	}()
 }
 
@@ -295,24 +363,24 @@ func (s *session) broadcastConfig(req request) {
 		}
 	}
 	if first == nil {
-		body := map[string]any{}
-		if req.command == "setFunctionBreakpoints" {
-			var a struct {
-				Breakpoints []struct {
-					Name string `json:"name"`
-				} `json:"breakpoints"`
-			}
-			_ = json.Unmarshal(req.args, &a)
-			bps := []map[string]any{}
-			for _, b := range a.Breakpoints {
-				bps = append(bps, map[string]any{"id": s.bpIDs.get(bpKey{name: b.Name}), "verified": false})
-			}
-			body["breakpoints"] = bps
+		if req.command != "setFunctionBreakpoints" {
+			s.ack(req)
+			return
 		}
-		s.respond(req, body)
+		var a struct {
+			Breakpoints []struct {
+				Name string `json:"name"`
+			} `json:"breakpoints"`
+		}
+		_ = json.Unmarshal(req.args, &a)
+		bps := []godap.Breakpoint{}
+		for _, b := range a.Breakpoints {
+			bps = append(bps, godap.Breakpoint{Id: s.bpIDs.get(bpKey{name: b.Name}), Verified: false})
+		}
+		s.sendMsg(&godap.SetFunctionBreakpointsResponse{Response: s.newResponse(req), Body: godap.SetFunctionBreakpointsResponseBody{Breakpoints: bps}})
 		return
 	}
-	s.relay(req, firstD, first)
+	s.relay(req, firstD, first, 0)
 }
 
 func (s *session) bindFunctionBreakpoints(d *debuggee, args json.RawMessage, resp obj) {
@@ -380,7 +448,7 @@ func (s *session) setBreakpoints(req request) {
 		s.bpState[id] = m.boolean("verified")
 	}
 	s.mu.Unlock()
-	s.respond(req, map[string]any{"breakpoints": merged})
+	s.sendMsg(&godap.SetBreakpointsResponse{Response: s.newResponse(req), Body: godap.SetBreakpointsResponseBody{Breakpoints: toBreakpoints(merged)}})
 }
 
 // breakpointLines returns the lines setBreakpoints arguments ask for: their breakpoints' lines, or the deprecated
@@ -450,9 +518,18 @@ func (s *session) mergeBreakpoints(d *debuggee, path string, lines []int, resp o
 				c.set("line", lines[i])
 			}
 			if src, ok := c["source"]; ok {
-				c["source"] = s.toIDE(d, src)
+				c["source"] = s.toIDE(d, src, 0)
 			}
 			merged[i] = c
 		}
 	}
+}
+
+// toBreakpoints turns merged breakpoint objects into go-dap's type for the adapter's own answer.
+func toBreakpoints(merged []obj) []godap.Breakpoint {
+	out := make([]godap.Breakpoint, len(merged))
+	for i, m := range merged {
+		_ = json.Unmarshal(m.bytes(), &out[i]) // built from set and from debugpy's breakpoints: always an object
+	}
+	return out
 }

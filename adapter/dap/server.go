@@ -2,9 +2,12 @@
 // debugpy inside every function's executor, so that all the functions of a template debug as one program.
 //
 // The design follows Delve's DAP server (service/dap/server.go): one session per connection, one goroutine that
-// reads the IDE's requests and handles them in order, a single serialized sender, and generic handle maps that
-// give the IDE ids that never collide across debuggees. debugpy's messages are proxied as raw JSON, patching only the ids the adapter
-// remaps, so fields and events this adapter does not know reach the IDE unchanged.
+// reads the IDE's requests and handles them in order (recovering from a panic in any of them), a single
+// serialized sender, and generic handle maps that give the IDE ids that never collide across debuggees and are
+// reset when their thread stops or resumes. debugpy's messages are proxied as raw JSON, patching only the ids the
+// adapter remaps, so fields and events this adapter does not know reach the IDE unchanged; the messages the
+// adapter builds itself are go-dap's types. The IDE sees one thread per invocation in flight, never the
+// executor's own threads, and each invocation stops and resumes on its own (threads.go).
 package dap
 
 import (

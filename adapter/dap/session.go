@@ -25,17 +25,26 @@ type Options struct {
 	// LaunchDefaults are launch attributes applied when the IDE's launch request leaves them out (`plldb attach
 	// --listen` presets "mode": "aws" and the stack this way).
 	LaunchDefaults map[string]any
+
+	// configHold bounds how long an invocation waits for the IDE's configurationDone; 0 → configHoldMax.
+	configHold time.Duration
+	// requestHook, when set (tests only), runs before each request is handled.
+	requestHook func(command string)
 }
 
 // session is one IDE debug session: one connection, one backend (the local pipeline or an AWS session), one
 // debuggee per function.
 //
 // Goroutines: one reader handles the IDE's requests in order (so setBreakpoints for one source apply in the
-// order sent); each debuggee has a reader that translates its events, and relays the responses to proxied
-// requests, as they arrive. Work that waits for debuggees off those readers (modules, stopOthers, re-attaching
-// after an executor restart) runs on goroutines counted in wg, which run waits for. Every write to the IDE goes
-// through send, which serializes them. The session ends when the IDE disconnects or goes away (EOF), or ctx
-// ends; the backend is then closed, which answers every in-flight invocation.
+// order sent), and recovers from a panic in any of them with an error response; each debuggee has a reader
+// that translates its events, and relays the responses to proxied requests, as they arrive. A debuggee's
+// events reach the IDE in the order debugpy sent them: a stop waits on that reader for debugpy to name its
+// thread, and the events behind it wait in turn (events.go). Work that waits for debuggees off those readers
+// (modules, re-attaching after an executor restart) runs on goroutines counted in wg, which run waits for.
+// Invocations that arrive before the IDE's configurationDone wait on their own dispatcher goroutines
+// (holdUntilConfigured) until it comes, the session ends, or configHold passes. Every write to the IDE goes
+// through send or sendMsg, which serialize them. The session ends when the IDE disconnects or goes away (EOF),
+// or ctx ends; the backend is then closed, which answers every in-flight invocation.
 type session struct {
 	opts Options
 	log  *slog.Logger
@@ -58,7 +67,6 @@ type session struct {
 	debuggees map[string]*debuggee   // logical id → current debuggee
 	attaching map[string]int         // logical id → port being attached
 	lastStop  *debuggee              // the debuggee that stopped last: where forward sends requests that name none
-	stopped   map[int]bool           // adapter thread ids the IDE believes stopped
 	bps       map[string]obj         // source path → the IDE's last setBreakpoints arguments
 	bpOrder   []string               // sources in the order first set
 	bpState   map[int]bool           // adapter breakpoint id → verified, as the IDE last heard
@@ -70,7 +78,12 @@ type session struct {
 	shutDone  chan struct{}
 	wg        sync.WaitGroup
 
-	threads  *handles[ref]
+	// configDone is closed once invocations may run: the IDE sent configurationDone, the launch has no
+	// debugger to configure, or the session is ending.
+	configDone chan struct{}
+	configOnce sync.Once
+
+	threads  *threadTable
 	frames   *handles[ref]
 	vars     *handles[ref]
 	sources  *handles[ref]
@@ -102,12 +115,16 @@ func newSession(rw io.ReadWriteCloser, opts Options) *session {
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 20 * time.Second
 	}
+	if opts.configHold == 0 {
+		opts.configHold = configHoldMax
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
 		opts: opts, log: opts.Logger, rw: rw, ctx: ctx, cancel: cancel,
-		debuggees: map[string]*debuggee{}, attaching: map[string]int{}, stopped: map[int]bool{},
+		debuggees: map[string]*debuggee{}, attaching: map[string]int{},
 		bps: map[string]obj{}, bpState: map[int]bool{}, invokes: map[string]invokeState{}, shutDone: make(chan struct{}),
-		threads: newHandles[ref](), frames: newHandles[ref](), vars: newHandles[ref](), sources: newHandles[ref](),
+		configDone: make(chan struct{}),
+		threads:    newThreadTable(), frames: newHandles[ref](), vars: newHandles[ref](), sources: newHandles[ref](),
 		bpIDs: newHandles[bpKey](), bpRemote: newHandles[ref](),
 	}
 }
@@ -160,7 +177,7 @@ func (s *session) serveRequests() error {
 		}
 		m, err := parseObj(raw)
 		if err != nil {
-			s.sendEvent("output", map[string]any{"category": "important", "output": "plldb: ignoring a message that is not a JSON object\n"})
+			s.output("important", "plldb: ignoring a message that is not a JSON object\n")
 			continue
 		}
 		if m.str("type") != "request" {

@@ -36,6 +36,8 @@ func (s *session) shutdown(terminate bool) {
 			}()
 		}
 		wg.Wait()
+		// Invocations still held for configurationDone run now, without a debugger, and are answered.
+		s.configured()
 		if p != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 			if err := p.close(ctx); err != nil {

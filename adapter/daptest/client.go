@@ -65,6 +65,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	backlog []Message
+	history []Message     // every message received, in order
 	arrived chan struct{} // closed and replaced whenever a message arrives or the reader ends
 	readErr error
 	done    chan struct{}
@@ -114,6 +115,7 @@ func (c *Client) read() {
 		m.Raw = raw
 		c.mu.Lock()
 		c.backlog = append(c.backlog, m)
+		c.history = append(c.history, m)
 		close(c.arrived)
 		c.arrived = make(chan struct{})
 		c.mu.Unlock()
@@ -193,6 +195,13 @@ func (c *Client) pending() string {
 		b.WriteString("\n  " + s)
 	}
 	return b.String()
+}
+
+// History returns every message received so far, in order, taken or not.
+func (c *Client) History() []Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Message(nil), c.history...)
 }
 
 // Drain takes every message received so far.
@@ -305,16 +314,10 @@ type StoppedEvent struct {
 	PreserveFocusHint bool   `json:"preserveFocusHint"`
 }
 
-// ExpectStoppedEvent waits for a stopped event that is not a focus-preserving echo for another thread.
+// ExpectStoppedEvent waits for a stopped event.
 func (c *Client) ExpectStoppedEvent(t testing.TB) StoppedEvent {
 	t.Helper()
-	m := c.Expect(t, "stopped event", func(m Message) bool {
-		if m.Type != "event" || m.Event != "stopped" {
-			return false
-		}
-		var b StoppedEvent
-		return json.Unmarshal(m.Body, &b) == nil && !b.PreserveFocusHint
-	})
+	m := c.Expect(t, "stopped event", IsEvent("stopped"))
 	var b StoppedEvent
 	if err := m.Decode(&b); err != nil {
 		t.Fatal(err)

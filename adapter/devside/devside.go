@@ -48,6 +48,10 @@ type Hooks struct {
 	// OnExecutorStart hears every (re)start of a function's executor with its process id and debugpy port, so a
 	// debugger can attach again after a crash replaced the process.
 	OnExecutorStart func(logicalID string, pid, debugPort int)
+	// BeforeRun runs on an invocation's own goroutine once it is acked and before its handler runs. The debug
+	// adapter holds invocations there until the IDE has finished configuring, so the first ones do not run past
+	// breakpoints the IDE is still sending. It must return when ctx ends.
+	BeforeRun func(ctx context.Context, inv *wire.Invoke)
 }
 
 // Served is one function the developer side runs.
@@ -203,10 +207,11 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 		return fmt.Errorf("connect the developer side to %s: %w", link.URL, err)
 	}
 	disp := newDispatcher(dispatchConfig{
-		Link:     c,
-		Resolve:  s.resolve,
-		Observer: s.cfg.Observer,
-		Logger:   s.log.With("component", "dispatch"),
+		Link:      c,
+		Resolve:   s.resolve,
+		Observer:  s.cfg.Observer,
+		BeforeRun: s.cfg.BeforeRun,
+		Logger:    s.log.With("component", "dispatch"),
 	})
 	s.mu.Lock()
 	s.link, s.disp = c, disp

@@ -51,7 +51,9 @@ type dispatchConfig struct {
 	// sender's ticket proved, never what the invocation's body claims. false means plldb does not serve it.
 	Resolve  func(name string) (target, bool)
 	Observer Observer
-	Logger   *slog.Logger
+	// BeforeRun, when set, runs before each invocation's handler (Hooks.BeforeRun).
+	BeforeRun func(ctx context.Context, inv *wire.Invoke)
+	Logger    *slog.Logger
 }
 
 // dispatcher serves invocations arriving on a link until it is closed or its context ends.
@@ -182,6 +184,9 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		return
 	}
 
+	if d.cfg.BeforeRun != nil {
+		d.cfg.BeforeRun(ctx, inv)
+	}
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Started(inv)
 	}

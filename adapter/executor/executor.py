@@ -571,7 +571,9 @@ def _invoke(rpc_id, params):
     rid = params.get("requestId") or ""
     me = threading.current_thread()
     me._plldb_rid = rid
-    # A debugger lists threads by name: the debug adapter shows this one as "<function> <request id>".
+    # Thread names are the debug adapter's thread model (adapter/dap/threads.go): it shows "plldb-invoke <rid>"
+    # as "<function> <request id>", and hides the executor's own threads (MainThread and every other "plldb-"
+    # name: plldb-data, plldb-idle), which never run handler code.
     me.name = "plldb-invoke " + rid
     scan_ns = 0
     payload = None

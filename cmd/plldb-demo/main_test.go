@@ -62,7 +62,7 @@ func TestDemoStopsAtTheBreakpointAndTheCallerGetsTheResult(t *testing.T) {
 	// The debug session through plldb dap.
 	assert.Contains(t, stdout, "$ plldb dap --listen 127.0.0.1:0 --log-level debug\nDAP server listening at: 127.0.0.1:")
 	assert.Contains(t, stdout, "stopped: breakpoint (thread ")
-	assert.Regexp(t, `thread \d+: HelloFunction [0-9a-f-]{36}\n`, stdout)
+	assert.Regexp(t, `thread \d+: HelloFunction [0-9a-f]{8}\n`, stdout)
 	assert.Contains(t, stdout, fmt.Sprintf("stack:\n  handler      %s:%d\n", file, line))
 	assert.Contains(t, stdout, "  event    = {'name': 'plldb', 'debug': True}\n")
 	assert.Contains(t, stdout, "evaluate context.function_name → 'HelloFunction'\n")
