@@ -1,7 +1,6 @@
 package dap
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -261,8 +260,6 @@ func TestSecondInvocationWhilePaused(t *testing.T) {
 		assert.Contains(t, result(t, first).body, `\"n\": 1`)
 	})
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // TestLSP4IJSequence follows JetBrains' LSP4IJ client (dap/client/DAPClient.java): launch goes out right after
 // initialize, configuration starts on initialized (setBreakpoints, setExceptionBreakpoints with the default

@@ -44,22 +44,22 @@ func TestDeveloperMessagesAndHeartbeatsAreSeen(t *testing.T) {
 	st := &seenStore{MemoryStore: x.store}
 	x.h.Store = st
 	dev := x.connect(t, "A", wire.RoleDeveloper, "dev")
-	fn := x.connect(t, "A", wire.RoleFunction, "sandbox")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/sandbox")
 	assert.Equal(t, []string{"A/dev"}, st.calls(), "a developer's connect counts, a function's does not")
 
 	_, err := x.send(t, dev, envelope(t, wire.TypePing, "p1", "", "", wire.Ping{}))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A/dev"}, st.calls(), "a heartbeat counts")
-	_, err = x.send(t, fn, envelope(t, wire.TypeInvoke, "r1", "", "", wire.Invoke{RequestID: "r1"}))
+	_, err = x.send(t, fn, envelope(t, wire.TypeInvoke, "r1", "", "", wire.Invoke{RequestID: "r1", Function: fnF}))
 	require.NoError(t, err)
 	assert.Empty(t, st.calls(), "a function's message does not")
-	_, err = x.send(t, dev, envelope(t, wire.TypeResult, "r1", "sandbox", "", wire.Result{RequestID: "r1", Payload: []byte(`1`)}))
+	_, err = x.send(t, dev, envelope(t, wire.TypeResult, "r1", "f/sandbox", "", wire.Result{RequestID: "r1", Payload: []byte(`1`)}))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A/dev"}, st.calls())
 	assert.Len(t, x.conns.take(fn), 1, "the result still went through")
 
 	st.err = errors.New("table throttled")
-	_, err = x.send(t, dev, envelope(t, wire.TypeResult, "r2", "sandbox", "", wire.Result{RequestID: "r2", Payload: []byte(`1`)}))
+	_, err = x.send(t, dev, envelope(t, wire.TypeResult, "r2", "f/sandbox", "", wire.Result{RequestID: "r2", Payload: []byte(`1`)}))
 	require.NoError(t, err, "a failed record never costs the message")
 	assert.Len(t, x.conns.take(fn), 1)
 	assert.Contains(t, x.logs.String(), "could not record that the developer was seen")

@@ -307,9 +307,9 @@ func TestDeveloperSeenCostsOneWriteAMinute(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, r.s.PutSession(ctx, relay.NewSession("A", "alice", time.Time{})))
 	require.Equal(t, "Allow", r.connect(t, "dev", r.ticket(t, "A", wire.RoleDeveloper, "dev")))
-	require.Equal(t, "Allow", r.connect(t, "fn", r.ticket(t, "A", wire.RoleFunction, "sandbox")))
-	up := envelope(t, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r"})
-	down := envelope(t, wire.TypeResult, "r", "sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
+	require.Equal(t, "Allow", r.connect(t, "fn", r.ticket(t, "A", wire.RoleFunction, "f/sandbox")))
+	up := envelope(t, wire.TypeInvoke, "r", "", wire.Invoke{RequestID: "r", Function: wire.FunctionIdentity{Name: "f"}})
+	down := envelope(t, wire.TypeResult, "r", "f/sandbox", wire.Result{RequestID: "r", Payload: []byte(`1`)})
 
 	r.d.calls.take()
 	r.send(t, "dev", down)
