@@ -76,7 +76,10 @@ func printServing(w io.Writer, p *local.Pipeline, debug bool) {
 	}
 	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
 	if fns := p.Functions(); len(fns) > 0 {
-		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
+		// AWS CLI v2 reads --payload as base64 unless told otherwise; v1 has no --cli-binary-format and sends it as is.
+		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json  # AWS CLI v2\n",
+			p.Endpoint(), fns[0].LogicalID)
+		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name %s --payload '{}' out.json  # AWS CLI v1\n",
 			p.Endpoint(), fns[0].LogicalID)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")
