@@ -107,6 +107,8 @@ func runSession(t *testing.T, nvim, nvimDap, plldb, python, transport string) {
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello")
 	copyDir(t, apps.Dir("hello"), hello)
+	hello, err := filepath.EvalSymlinks(hello) // as /proc shows the processes' working folders
+	require.NoError(t, err)
 	// The project's virtualenv, where the module looks for it: beside the template. It runs the test
 	// interpreter (with debugpy).
 	venvBin := filepath.Join(hello, ".venv", "bin")
