@@ -243,17 +243,18 @@ func sessionProcesses(marker, appDir string) []string {
 	return out
 }
 
-// dumpLogs prints the ends of nvim-dap's log and the adapter's stderr log.
+// dumpLogs prints the ends of nvim-dap's log (dap.log, at TRACE: every DAP message) and of the adapter's stdout
+// and stderr logs, all in Neovim's stdpath('log').
 func dumpLogs(t *testing.T, xdg string) {
 	t.Helper()
-	logs, _ := filepath.Glob(filepath.Join(xdg, "cache", "nvim", "*.log"))
+	logs, _ := filepath.Glob(filepath.Join(xdg, "state", "nvim", "*.log"))
 	for _, f := range logs {
 		data, err := os.ReadFile(f)
 		if err != nil || len(data) == 0 {
 			continue
 		}
-		if len(data) > 12000 {
-			data = append([]byte("…"), data[len(data)-12000:]...)
+		if len(data) > 20000 {
+			data = append([]byte("…"), data[len(data)-20000:]...)
 		}
 		t.Logf("%s:\n%s", filepath.Base(f), data)
 	}

@@ -278,6 +278,9 @@ local steps = {
       end
       require('plldb').setup(opts)
       dap = require('dap')
+      -- Logging only (every DAP message to dap.log, which the Go test prints when a step fails): nvim-dap's
+      -- behaviour stays at its defaults.
+      dap.set_log_level('TRACE')
       local a = dap.adapters.plldb
       if TRANSPORT == 'server' then
         check(a and a.type == 'server' and a.executable and a.executable.command == PLLDB,
