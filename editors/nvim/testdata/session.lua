@@ -182,22 +182,10 @@ local function thread_name(id)
   return t and t.name or '?'
 end
 
-local function stopped_events()
-  local out = {}
-  for _, e in ipairs(result.events) do
-    if e.event == 'stopped' then
-      table.insert(out, e.body)
-    end
-  end
-  return out
-end
-
--- Waits until nvim-dap focuses a stopped thread that was not focused before and has its frame.
-local function wait_for_focus(previous)
+-- Waits until nvim-dap focuses a stopped thread (the one whose frame it jumps to) and returns its id.
+local function wait_for_focus()
   wait_for('nvim-dap to stop at the breakpoint', function()
-    return session.stopped_thread_id ~= nil
-      and session.stopped_thread_id ~= previous
-      and session.current_frame ~= nil
+    return session.stopped_thread_id ~= nil and session.current_frame ~= nil
   end)
   return session.stopped_thread_id
 end
@@ -369,7 +357,7 @@ local steps = {
     'invoke and stop at the breakpoint',
     function()
       first_call = invoke(endpoint, 'HelloFunction', '{"name":"plldb","n":7}')
-      wait_for_focus(nil)
+      wait_for_focus()
       tid = session.stopped_thread_id
       check(thread_name(tid):match('^HelloFunction '), 'stopped in thread %q, not an invocation of HelloFunction',
         thread_name(tid))
@@ -474,7 +462,7 @@ local steps = {
     'a second invocation while the first is paused',
     function()
       call_a = invoke(endpoint, 'HelloFunction', '{"name":"first"}')
-      tid_a = wait_for_focus(nil)
+      tid_a = wait_for_focus()
       local seen = #result.events
       local call_b = invoke(endpoint, 'HelloFunction', '{"name":"second"}')
       -- The second invocation's stop: a stop at the user's breakpoint in another thread.
