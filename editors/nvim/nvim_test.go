@@ -57,9 +57,9 @@ const (
 )
 
 func TestNvimDap(t *testing.T) {
-	nvim := findNvim(t)
 	nvimDap := findNvimDap(t)
-	python := pyenv.Python(t)
+	python := pyenv.Python(t) // first: a plain `go test` creates .venv here, and with it .venv/bin/nvim
+	nvim := findNvim(t)
 	plldb := plldbBinary(t)
 	for _, transport := range []string{"server", "stdio"} {
 		t.Run(transport, func(t *testing.T) {
