@@ -43,10 +43,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# The whole test suite: Go tests with the race detector against real processes, debugpy and loopback sockets,
-# then the VS Code extension's tests.
-test: venv lint
-	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 9m $(PKGS)
+# The whole test suite: Go tests with the race detector against real processes, debugpy and loopback sockets
+# (editors/nvim runs build/plldb under real Neovim, .venv/bin/nvim, with the pinned nvim-dap from
+# ../shared/vendor), then the VS Code extension's tests.
+test: venv lint build
+	PLLDB_BIN=$(abspath $(BUILD)/plldb) PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 9m $(PKGS)
 	$(MAKE) test-extension
 
 # The VS Code extension (package.json at the root, sources in extension/). npm ci installs the pinned

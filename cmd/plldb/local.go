@@ -93,7 +93,10 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 		if remote {
 			env = "AWS_ACCESS_KEY_ID=<token from stderr> "
 		}
-		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
+		// AWS CLI v2 reads --payload as base64 unless told otherwise; v1 has no --cli-binary-format and sends it as is.
+		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json  # AWS CLI v2\n",
+			env, p.Endpoint(), fns[0].LogicalID)
+		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' out.json  # AWS CLI v1\n",
 			env, p.Endpoint(), fns[0].LogicalID)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")

@@ -94,6 +94,9 @@ Resources:
 	}()
 	// Interrupt once the invocation is running.
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "START Slow") }, 30*time.Second, 20*time.Millisecond)
+	// The banner's invoke command in both AWS CLI forms: v2 needs --cli-binary-format, v1 does not have it.
+	assert.Contains(t, out.String(), "  aws lambda invoke --endpoint-url "+endpoint+" --function-name Slow --payload '{}' --cli-binary-format raw-in-base64-out out.json  # AWS CLI v2\n")
+	assert.Contains(t, out.String(), "  aws lambda invoke --endpoint-url "+endpoint+" --function-name Slow --payload '{}' out.json  # AWS CLI v1\n")
 	src, err := filepath.EvalSymlinks(filepath.Join(dir, "src"))
 	require.NoError(t, err)
 	require.NotEmpty(t, processesIn(src), "the executor runs in the function's code folder")

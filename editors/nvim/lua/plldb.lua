@@ -61,11 +61,16 @@ function M.python()
   return nil
 end
 
+-- nvim-dap warns "Debug adapter didn't respond" when the launch is not answered within
+-- initialize_timeout_sec (4 s by default). plldb answers the launch once every function's debugpy is up, which
+-- takes longer on a busy machine or with many functions.
+local ADAPTER_OPTIONS = { initialize_timeout_sec = 30 }
+
 --- The adapter table for a transport ('server' or 'stdio').
 function M.adapter(opts)
   opts = vim.tbl_extend('force', M.defaults, opts or {})
   if opts.transport == 'stdio' then
-    return { type = 'executable', command = opts.path, args = { 'dap' } }
+    return { type = 'executable', command = opts.path, args = { 'dap' }, options = vim.deepcopy(ADAPTER_OPTIONS) }
   elseif opts.transport == 'server' then
     return {
       type = 'server',
@@ -75,6 +80,7 @@ function M.adapter(opts)
         command = opts.path,
         args = { 'dap', '--listen', '127.0.0.1:${port}' },
       },
+      options = vim.deepcopy(ADAPTER_OPTIONS),
     }
   end
   error(string.format("plldb: transport %q is not supported: use 'server' or 'stdio'", tostring(opts.transport)))
