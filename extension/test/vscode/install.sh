@@ -13,6 +13,8 @@ DEST=${DEST:?DEST: the cache folder}
 NODE_VERSION=${NODE_VERSION:?}
 CODE_SERVER_VERSION=${CODE_SERVER_VERSION:?}
 NPM=${NPM:-npm}
+mkdir -p "$DEST"
+DEST=$(cd "$DEST" && pwd)
 
 missing() {
 	echo "test-vscode: $*" >&2
@@ -54,7 +56,7 @@ if [ ! -e "$cs_dir/.stamp" ]; then
 	echo "test-vscode: npm install code-server@$CODE_SERVER_VERSION into $cs_dir (native modules build: a few minutes, once)"
 	rm -rf "$cs_dir" && mkdir -p "$cs_dir"
 	echo '{"private": true}' >"$cs_dir/package.json"
-	(cd "$cs_dir" && PATH="$(cd "$node_home/bin" && pwd):$PATH" npm_config_nodedir="$(cd "$node_home" && pwd)" \
+	(cd "$cs_dir" && PATH="$node_home/bin:$PATH" npm_config_nodedir="$node_home" \
 		$NPM install --no-save --no-audit --no-fund --loglevel=error "code-server@$CODE_SERVER_VERSION") ||
 		missing "npm install code-server@$CODE_SERVER_VERSION failed"
 	"$node_home/bin/node" "$cs_dir/node_modules/code-server/out/node/entry.js" --config "$cs_dir/config.yaml" --version >/dev/null ||
