@@ -405,4 +405,19 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
       await page.keyboard.press('Shift+F5');
       await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
     });
+
+    await step('F5 with the invokePort taken: one message naming the port and "invokePort", no session', async () => {
+      const squatter = net.createServer();
+      await new Promise<void>((ok) => squatter.listen(invokePort, '127.0.0.1', ok));
+      try {
+        await page.locator('.editor-instance .monaco-editor').first().click();
+        await page.keyboard.press('F5');
+        const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `Port ${invokePort} on 127.0.0.1 is already in use` });
+        await toast.waitFor({ state: 'visible' });
+        assert.match(await toast.innerText(), /Set "invokePort" in launch\.json/);
+        assert.equal(await page.locator('.debug-toolbar').isVisible(), false, 'no session started');
+      } finally {
+        await new Promise<void>((ok) => squatter.close(() => ok()));
+      }
+    });
   });
