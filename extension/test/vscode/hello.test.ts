@@ -328,6 +328,7 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
       // The breakpoint reached debugpy (verified: no longer drawn hollow). Invoking only now matters: an
       // invocation that arrives while VS Code still sends breakpoints runs straight through (the adapter serves
       // the Invoke API before configurationDone; fixed separately).
+      await editorGlyphs.locator('.codicon-debug-breakpoint-unverified').waitFor({ state: 'detached' });
       await editorGlyphs.locator('.codicon-debug-breakpoint').waitFor({ state: 'visible' });
       await page.locator('.debug-toolbar .codicon-debug-pause').waitFor({ state: 'visible' });
     });
