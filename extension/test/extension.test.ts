@@ -1,5 +1,6 @@
 // extension.ts, the VS Code glue, against a stand-in for the vscode module: what it registers, what the
-// providers answer, and which command the adapter factory starts. (VS Code itself is not available to tests.)
+// providers answer, and which command the adapter factory starts. (`make test-vscode` runs the real VS Code;
+// this stand-in reaches the cases a session there cannot, quickly.)
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as net from 'net';
