@@ -65,12 +65,12 @@ class ConfigurationProvider implements vscode.DebugConfigurationProvider {
     const r = await resolve(config as LaunchConfig, { folder: folder?.uri.fsPath, findTemplates: () => findTemplates(folder) });
     // A busy port or an interpreter without debugpy is reported here, once, rather than by the adapter.
     const problem = 'error' in r ? r.error : await preflight(r.config);
-    if (problem !== undefined) {
+    if (problem !== undefined || 'error' in r) {
       // undefined aborts the launch quietly; the message says what to fix.
       void vscode.window.showErrorMessage(`plldb: ${problem}`);
       return undefined;
     }
-    return (r as { config: LaunchConfig }).config as vscode.DebugConfiguration;
+    return r.config as vscode.DebugConfiguration;
   }
 }
 
