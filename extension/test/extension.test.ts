@@ -1,10 +1,13 @@
 // extension.ts, the VS Code glue, against a stand-in for the vscode module: what it registers, what the
-// providers answer, and which command the adapter factory starts. (VS Code itself is not available to tests.)
+// providers answer, and which command the adapter factory starts. (`make test-vscode` runs the real VS Code;
+// this stand-in reaches the cases a session there cannot, quickly.)
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { test } from 'node:test';
+import { manifest } from './util';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const Module = require('module');
@@ -77,12 +80,30 @@ function tmp(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
+// A SAM app with Python functions, and a stack that has none (like plldb's own helper stack).
+const PYTHON_APP = 'Transform: AWS::Serverless-2016-10-31\nGlobals:\n  Function:\n    Runtime: python3.12\nResources:\n' +
+  '  A:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src/\n      Handler: app.a\n' +
+  '  B:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src/\n      Handler: app.b\n';
+const OTHER_STACK = 'Resources:\n  Relay:\n    Type: AWS::Lambda::Function\n    Properties:\n      Runtime: provided.al2023\n      Handler: bootstrap\n';
+
+function writeFile(file: string, text: string, mode = 0o644): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text, { mode });
+  return file;
+}
+
+function newState(templates: string[] = [], settings: Record<string, string> = {}) {
+  return { templates, settings, errors: [] as string[], reg: { providers: [], factories: [] } as Registered };
+}
+
 test('activate registers the initial and dynamic configuration providers and the adapter factory for plldb', async (t) => {
   const d = tmp(t);
-  const tpl = path.join(d, 'app', 'template.yaml');
-  fs.mkdirSync(path.dirname(tpl), { recursive: true });
-  fs.writeFileSync(tpl, '');
-  const state = { templates: [tpl], settings: {} as Record<string, string>, errors: [] as string[], reg: { providers: [], factories: [] } as Registered };
+  const tpl = writeFile(path.join(d, 'app', 'template.yaml'), PYTHON_APP);
+  // Not offered: a stack without Python functions.
+  const other = writeFile(path.join(d, 'infra', 'template.yaml'), OTHER_STACK);
+  // An interpreter that imports debugpy (the preflight check runs it).
+  writeFile(path.join(d, '.venv', 'bin', 'python'), '#!/bin/sh\nexit 0\n', 0o755);
+  const state = newState([tpl, other]);
   const ext = loadExtension(state);
   const context = { subscriptions: [] as unknown[], extensionPath: path.join(d, 'ext') };
   ext.activate(context);
@@ -98,13 +119,14 @@ test('activate registers the initial and dynamic configuration providers and the
   // The Run and Debug dropdown without launch.json.
   const offered = await dynamic.provideDebugConfigurations(folder);
   assert.equal(offered.length, 1);
-  assert.equal(offered[0].template, tpl);
-  assert.match(offered[0].name, /app\/template\.yaml/);
+  assert.equal(offered[0].template, '${workspaceFolder}/app/template.yaml');
+  assert.equal(offered[0].name, 'Lambda: debug app/template.yaml locally');
 
-  // F5 without launch.json: an empty configuration becomes a plldb launch, then gets the template.
+  // F5 without launch.json: an empty configuration becomes a plldb launch, then gets the template. (invokePort 0
+  // so that a plldb someone runs on 3001 of this machine does not fail the test.)
   const filled = initial.resolveDebugConfiguration(folder, {});
   assert.equal(filled.type, 'plldb');
-  const resolved = await initial.resolveDebugConfigurationWithSubstitutedVariables(folder, filled);
+  const resolved = await initial.resolveDebugConfigurationWithSubstitutedVariables(folder, { ...filled, invokePort: 0 });
   assert.equal(resolved.template, tpl);
   assert.deepEqual(state.errors, []);
 
@@ -115,11 +137,77 @@ test('activate registers the initial and dynamic configuration providers and the
   assert.match(state.errors[0], /^plldb: "stackName" is missing/);
 });
 
+test('Select and Start Debugging lists each template once: nothing for the launch sources without a folder', async (t) => {
+  // VS Code asks the dynamic provider once per launch source: every workspace folder, then the user settings
+  // (and a multi-root workspace file) with no folder. Answering those with the workspace's templates listed
+  // each template a second time, as "user settings".
+  const d = tmp(t);
+  const tpl = writeFile(path.join(d, 'template.yaml'), PYTHON_APP);
+  const state = newState([tpl]);
+  loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
+  const dynamic = state.reg.providers.find((p) => p.kind === 2)!.provider;
+  const folder = { uri: { fsPath: d }, name: 'w', index: 0 };
+  const picks = [...(await dynamic.provideDebugConfigurations(folder)), ...(await dynamic.provideDebugConfigurations(undefined))];
+  assert.deepEqual(picks.map((c: any) => c.name), ['Lambda: debug template.yaml locally']);
+});
+
+test('"Open launch.json" writes one configuration per template, not two', async (t) => {
+  // VS Code writes the manifest's initialConfigurations followed by every initial provider's configurations.
+  const d = tmp(t);
+  const tpl = writeFile(path.join(d, 'template.yaml'), PYTHON_APP);
+  const state = newState([tpl]);
+  loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
+  const fromManifest = manifest().contributes.debuggers[0].initialConfigurations ?? [];
+  const fromProviders = (await Promise.all(state.reg.providers.filter((p) => p.kind === 1)
+    .map((p) => p.provider.provideDebugConfigurations({ uri: { fsPath: d }, name: 'w', index: 0 })))).flat();
+  const written = [...fromManifest, ...fromProviders];
+  assert.deepEqual(written, [{ type: 'plldb', request: 'launch', name: 'Lambda: debug locally', mode: 'local', template: '${workspaceFolder}/template.yaml', invokePort: 3001 }]);
+});
+
+test('an interpreter without debugpy is reported once, not once per function', async (t) => {
+  const d = tmp(t);
+  const tpl = writeFile(path.join(d, 'template.yaml'), PYTHON_APP);
+  const py = writeFile(path.join(d, '.venv', 'bin', 'python'),
+    '#!/bin/sh\necho "ModuleNotFoundError: No module named \'debugpy\'" >&2\nexit 1\n', 0o755);
+  const state = newState([tpl]);
+  loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
+  const initial = state.reg.providers.find((p) => p.kind === 1)!.provider;
+  const folder = { uri: { fsPath: d }, name: 'w', index: 0 };
+  const r = await initial.resolveDebugConfigurationWithSubstitutedVariables(folder, { type: 'plldb', request: 'launch', name: 'x', invokePort: 0 });
+  assert.equal(r, undefined, 'the session does not start');
+  assert.equal(state.errors.length, 1);
+  assert.equal(state.errors[0].match(/debugpy is not installed/g)?.length, 1, state.errors[0]);
+  assert.ok(state.errors[0].includes(`${py} -m pip install debugpy`), state.errors[0]);
+  // Run Without Debugging needs no debugpy.
+  state.errors.length = 0;
+  const run = await initial.resolveDebugConfigurationWithSubstitutedVariables(folder, { type: 'plldb', request: 'launch', name: 'x', invokePort: 0, noDebug: true });
+  assert.equal(run?.python, py);
+  assert.deepEqual(state.errors, []);
+});
+
+test('a busy invokePort names the port and the attribute that moves it', async (t) => {
+  const d = tmp(t);
+  const tpl = writeFile(path.join(d, 'template.yaml'), PYTHON_APP);
+  writeFile(path.join(d, '.venv', 'bin', 'python'), '#!/bin/sh\nexit 0\n', 0o755);
+  const srv = net.createServer();
+  await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
+  t.after(() => srv.close());
+  const port = (srv.address() as net.AddressInfo).port;
+  const state = newState([tpl]);
+  loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
+  const initial = state.reg.providers.find((p) => p.kind === 1)!.provider;
+  const r = await initial.resolveDebugConfigurationWithSubstitutedVariables({ uri: { fsPath: d }, name: 'w', index: 0 },
+    { type: 'plldb', request: 'launch', name: 'x', invokePort: port });
+  assert.equal(r, undefined);
+  assert.equal(state.errors.length, 1);
+  assert.match(state.errors[0], new RegExp(`^plldb: Port ${port} on 127\\.0\\.0\\.1 is already in use.*Set "invokePort" in launch\\.json`));
+});
+
 test('the adapter factory starts `<plldb> dap` from the setting, and refuses a bad setting with its reason', (t) => {
   const d = tmp(t);
   const bin = path.join(d, 'plldb');
   fs.writeFileSync(bin, '#!/bin/sh\n', { mode: 0o755 });
-  const state = { templates: [], settings: { path: bin } as Record<string, string>, errors: [] as string[], reg: { providers: [], factories: [] } as Registered };
+  const state = newState([], { path: bin });
   const ext = loadExtension(state);
   ext.activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
   const factory = state.reg.factories[0].factory;

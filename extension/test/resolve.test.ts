@@ -6,7 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { test } from 'node:test';
 import { bundledBinary, findPlldb } from '../src/binary';
-import { LaunchConfig, Resolved, resolve } from '../src/resolve';
+import { LaunchConfig, Resolved, TEMPLATE_EXCLUDE, TEMPLATE_NAMES, isPythonApp, pythonApps, resolve } from '../src/resolve';
+import { ROOT } from './util';
 
 function tmp(t: { after: (fn: () => void) => void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'plldb-ext-'));
@@ -67,7 +68,7 @@ test('several templates: the message lists them and asks for "template"', async 
 test('no template: the message says where it looked and what to set', async (t) => {
   const d = tmp(t);
   const msg = error(await resolve(launch(), ws(d)));
-  assert.match(msg, /No template\.yaml in /);
+  assert.match(msg, /No template\.yaml with Python functions in /);
   assert.ok(msg.includes(d));
   assert.match(msg, /Set "template"/);
 });
@@ -138,4 +139,41 @@ test('plldb binary: setting, then bundled, then PATH; a bad setting is an error'
   const none = findPlldb({ extensionPath: path.join(d, 'none'), envPath: path.join(d, 'empty'), platform: 'linux' });
   assert.ok('error' in none);
   assert.match(none.error, /Cannot find the plldb binary/);
+});
+
+test('isPythonApp: SAM and CloudFormation apps with Python functions, in YAML or JSON; nothing else', () => {
+  assert.ok(isPythonApp('Globals:\n  Function:\n    Runtime: python3.12\nResources:\n  F:\n    Type: AWS::Serverless::Function\n'));
+  assert.ok(isPythonApp('{"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {"Runtime": "python3.9"}}}}'));
+  // A runtime given as a parameter's default still names it.
+  assert.ok(isPythonApp('Parameters:\n  Rt:\n    Default: python3.13\nResources:\n  F:\n    Type: AWS::Serverless::Function\n'));
+  assert.ok(!isPythonApp('Resources:\n  F:\n    Type: AWS::Lambda::Function\n    Properties:\n      Runtime: provided.al2023\n'));
+  assert.ok(!isPythonApp('Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: nodejs20.x\n'));
+  assert.ok(!isPythonApp('Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n# python3.12\n'));
+});
+
+/** excluded says whether a workspace-relative path is under a folder TEMPLATE_EXCLUDE names (**\/{a,b}/**). */
+function excluded(rel: string): boolean {
+  const m = /^\*\*\/\{([^}]+)\}\/\*\*$/.exec(TEMPLATE_EXCLUDE);
+  assert.ok(m, `TEMPLATE_EXCLUDE ${TEMPLATE_EXCLUDE} has a shape this test does not read`);
+  const names = new Set(m[1].split(','));
+  return rel.split('/').slice(0, -1).some((seg) => names.has(seg));
+}
+
+test('this checkout offers the hello app only, as docs/vscode.md says', async () => {
+  // What findFiles(TEMPLATE_GLOB, TEMPLATE_EXCLUDE) sees in the repository, then the content filter: the helper
+  // stack (cloud/stack, no Python function) and the AWS-mode test app (adapter/aws/testdata) are not apps to debug.
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const rel = path.relative(ROOT, p).split(path.sep).join('/');
+      if (e.isDirectory() && !excluded(rel + '/x')) walk(p);
+      else if (e.isFile() && TEMPLATE_NAMES.includes(e.name) && !excluded(rel)) found.push(p);
+    }
+  };
+  walk(ROOT);
+  assert.ok(found.some((f) => f.includes(path.join('cloud', 'stack'))), 'the walk sees the helper stack');
+  const offered = (await pythonApps(found)).map((f) => path.relative(ROOT, f).split(path.sep).join('/'));
+  assert.deepEqual(offered, ['testfixtures/apps/hello/template.yaml']);
+  assert.ok(fs.readFileSync(path.join(ROOT, 'docs', 'vscode.md'), 'utf8').includes('testfixtures/apps/hello'));
 });

@@ -1,0 +1,424 @@
+// The extension in a real VS Code, driven as a user drives it: code-server (VS Code in the browser) with the
+// packaged .vsix installed, Debian's Chromium under playwright-core, a copy of the hello app as the workspace.
+// Set a breakpoint on the "# BREAKPOINT" line, F5, invoke the function through the Invoke API, and read off the
+// page what a user sees: the stopped line, Call Stack, Variables, an evaluation in the Debug Console, Continue,
+// and the caller's answer.
+//
+// `make test-vscode` installs the pieces and sets the environment (see the Makefile). On failure the page's
+// screenshot and text are saved in $ARTIFACTS (build/) as vscode-<step>.png / .txt.
+import * as assert from 'node:assert/strict';
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { test, TestContext } from 'node:test';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { ROOT } from '../util';
+
+const env = {
+  node: process.env.CODE_SERVER_NODE ?? '',
+  codeServer: process.env.CODE_SERVER ?? '',
+  chromium: process.env.CHROMIUM || '/usr/bin/chromium',
+  vsix: process.env.PLLDB_VSIX ?? '',
+  python: process.env.PLLDB_TEST_PYTHON ?? '',
+  artifacts: process.env.ARTIFACTS || path.join(ROOT, 'build'),
+};
+const HELLO = path.join(ROOT, 'testfixtures', 'apps', 'hello');
+// Everything here waits on what the page shows; the limits are generous because the machine is small and shared.
+const STEP = 90_000;
+
+/** missing names the pieces that are not there, and how to get them. */
+function missing(): string | undefined {
+  const want: [string, string][] = [
+    [env.node, 'Node.js 24 for code-server (CODE_SERVER_NODE)'],
+    [env.codeServer, 'code-server (CODE_SERVER)'],
+    [env.chromium, 'Chromium (apt-get install chromium)'],
+    [env.vsix, 'the packaged extension (PLLDB_VSIX, make vsix)'],
+    [env.python, 'a Python with debugpy (PLLDB_TEST_PYTHON, make venv)'],
+  ];
+  const gone = want.filter(([p]) => !p || !fs.existsSync(p)).map(([, what]) => what);
+  let pw = true;
+  try {
+    require.resolve('playwright-core');
+  } catch {
+    pw = false;
+    gone.push('playwright-core (npm ci)');
+  }
+  return gone.length === 0 && pw ? undefined : `missing ${gone.join(', ')}: run "make test-vscode", which installs them`;
+}
+
+const why = missing();
+if (why && process.env.CI === 'true') {
+  // In CI the test must run: a missing piece is a failure, not a skip.
+  test('VS Code test prerequisites', () => assert.fail(why));
+}
+
+/** breakpointLine is the 1-based line of the "# BREAKPOINT" marker in the hello handler. */
+function breakpointLine(file: string): number {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const def = lines.findIndex((l) => l.startsWith('def handler('));
+  const i = lines.findIndex((l, n) => n > def && l.includes('# BREAKPOINT'));
+  assert.ok(def >= 0 && i > def, `${file}: no # BREAKPOINT in handler`);
+  return i + 1;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function post(url: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+/** startCodeServer runs code-server on a loopback port with throwaway state; it resolves once it listens. */
+async function startCodeServer(dirs: { data: string; extensions: string; config: string }, folder: string): Promise<{ url: string; proc: ChildProcess; log: () => string }> {
+  const port = await freePort();
+  const args = [env.codeServer, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--config', dirs.config,
+    '--user-data-dir', dirs.data, '--extensions-dir', dirs.extensions, '--disable-telemetry', '--disable-update-check',
+    '--disable-workspace-trust', '--disable-getting-started-override', '--ignore-last-opened', folder];
+  // Its own process group, so that stopping it ends the extension host and the plldb it started.
+  const proc = spawn(env.node, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  proc.stderr!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`code-server did not start in ${STEP} ms:\n${out}`)), STEP);
+    const check = () => {
+      if (/HTTP server listening on/.test(out)) {
+        clearTimeout(timer);
+        ok();
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.stderr!.on('data', check);
+    proc.on('exit', (code) => fail(new Error(`code-server exited (${code}) during start-up:\n${out}`)));
+  });
+  return { url: `http://127.0.0.1:${port}/?folder=${encodeURIComponent(folder)}`, proc, log: () => out };
+}
+
+function stopGroup(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.pid === undefined) return Promise.resolve();
+  const exited = new Promise<void>((ok) => proc.on('exit', () => ok()));
+  try {
+    process.kill(-proc.pid, 'SIGTERM');
+  } catch {
+    return Promise.resolve();
+  }
+  const kill = setTimeout(() => {
+    try {
+      process.kill(-(proc.pid as number), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }, 10_000);
+  return exited.finally(() => clearTimeout(kill));
+}
+
+/** The workbench, as a user reads it. */
+class Workbench {
+  constructor(readonly page: Page) {}
+
+  /**
+   * command runs a command from the palette (F1), by the title a user types. Commands that need an extension
+   * or a debugger appear only once the extension host has registered them: until then, close and look again.
+   */
+  async command(title: string, opts: { opensPick?: boolean } = {}): Promise<void> {
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    const row = this.page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+    const deadline = Date.now() + STEP;
+    for (;;) {
+      await this.page.keyboard.press('F1');
+      await input.waitFor({ state: 'visible' });
+      await input.fill(`>${title}`);
+      try {
+        await row.waitFor({ state: 'visible', timeout: 5_000 });
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await this.page.keyboard.press('Escape');
+      }
+    }
+    await this.page.keyboard.press('Enter');
+    if (!opts.opensPick) await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+  }
+
+  /** openFile opens a workspace file through Quick Open, as typing its name after Ctrl+P does. */
+  async openFile(rel: string): Promise<void> {
+    await this.page.keyboard.press('F1');
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(rel);
+    await this.page.locator('.quick-input-widget .monaco-list-row', { hasText: path.basename(rel) }).first().waitFor({ state: 'visible' });
+    await this.page.keyboard.press('Enter');
+    await this.page.locator(`.tabs-container .tab[data-resource-name="${path.basename(rel)}"]`).waitFor({ state: 'visible' });
+  }
+
+  /** goToLine puts the cursor on a line (Ctrl+G). */
+  async goToLine(line: number): Promise<void> {
+    await this.page.keyboard.press('F1');
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`:${line}`);
+    await this.page.keyboard.press('Enter');
+    await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+  }
+
+  /** editorLineAt answers the line number and the text of the editor row whose glyph margin shows a decoration. */
+  async editorLineAt(glyph: Locator): Promise<{ line: number; text: string }> {
+    // The callbacks run in the page (the compiler here has no DOM types, hence any).
+    const top = await glyph.evaluate((el: any) => el.closest('[style*="top"]')?.getAttribute('style') ?? '');
+    const y = /top:\s*(-?\d+(?:\.\d+)?)px/.exec(top)?.[1];
+    assert.ok(y !== undefined, `no position on the glyph: ${top}`);
+    return this.page.evaluate((topPx) => {
+      const editor = (globalThis as any).document.querySelector('.editor-instance .monaco-editor');
+      const at = (sel: string): any => [...editor.querySelectorAll(sel)].find((e: any) => e.style.top === `${topPx}px`);
+      const num = at('.margin-view-overlays > div')?.querySelector('.line-numbers')?.textContent ?? '';
+      const text = at('.view-lines .view-line')?.textContent ?? '';
+      return { line: Number(num.trim()), text: text.replace(/\u00a0/g, ' ') };
+    }, y);
+  }
+
+  /** rows answers the visible rows of a view's tree (Call Stack, Variables), as their text. */
+  async rows(view: string): Promise<string[]> {
+    return this.page.locator(`${view} .monaco-list-row`).evaluateAll((els) => els.map((e: any) => e.innerText.replace(/\s+/g, ' ').trim()));
+  }
+
+  async debugConsole(): Promise<string> {
+    return (await this.page.locator('.repl .monaco-list').first().innerText()).replace(/\u00a0/g, ' ');
+  }
+
+  async saveArtifacts(name: string): Promise<void> {
+    fs.mkdirSync(env.artifacts, { recursive: true });
+    const base = path.join(env.artifacts, `vscode-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`);
+    try {
+      await this.page.screenshot({ path: `${base}.png`, fullPage: true });
+      fs.writeFileSync(`${base}.txt`, await this.page.evaluate(() => (globalThis as any).document.body.innerText));
+      console.error(`saved ${base}.png and .txt`);
+    } catch (e) {
+      console.error(`could not save the page for ${name}: ${e}`);
+    }
+  }
+}
+
+test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call Stack, Variables, Debug Console, Continue, result',
+  { skip: why ?? false, timeout: 12 * STEP }, async (t) => {
+    const { chromium } = await import('playwright-core');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'plldb-vscode-'));
+    const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(tmp, { recursive: true, force: true })];
+    t.after(async () => {
+      for (const c of cleanups.reverse()) await c();
+    });
+
+    // The workspace: a copy of the hello app with a launch.json a user would write (a free invokePort, since
+    // other sessions on this machine may hold 3001), and the interpreter with debugpy.
+    const ws = path.join(tmp, 'hello');
+    fs.cpSync(HELLO, ws, { recursive: true });
+    const invokePort = await freePort();
+    fs.mkdirSync(path.join(ws, '.vscode'));
+    fs.writeFileSync(path.join(ws, '.vscode', 'launch.json'), JSON.stringify({
+      version: '0.2.0',
+      configurations: [{ type: 'plldb', request: 'launch', name: 'Lambda: debug hello', mode: 'local', invokePort, python: env.python }],
+    }, null, 2));
+    const line = breakpointLine(path.join(ws, 'src', 'app.py'));
+
+    const dirs = { data: path.join(tmp, 'data'), extensions: path.join(tmp, 'extensions'), config: path.join(tmp, 'config.yaml') };
+    fs.mkdirSync(path.join(dirs.data, 'User'), { recursive: true });
+    fs.writeFileSync(dirs.config, 'auth: none\n');
+    fs.writeFileSync(path.join(dirs.data, 'User', 'settings.json'), JSON.stringify({
+      'workbench.startupEditor': 'none',
+      'workbench.tips.enabled': false,
+      'telemetry.telemetryLevel': 'off',
+      'extensions.ignoreRecommendations': true,
+      'extensions.autoCheckUpdates': false,
+      'extensions.autoUpdate': false,
+      'security.workspace.trust.enabled': false,
+      'window.restoreWindows': 'none',
+      'debug.toolBarLocation': 'floating',
+      'chat.disableAIFeatures': true,
+      'remote.autoForwardPorts': false,
+    }, null, 2));
+    execFileSync(env.node, [env.codeServer, '--config', dirs.config, '--user-data-dir', dirs.data, '--extensions-dir', dirs.extensions,
+      '--install-extension', env.vsix, '--force'], { stdio: 'pipe', timeout: STEP });
+
+    const server = await startCodeServer(dirs, ws);
+    cleanups.push(() => stopGroup(server.proc));
+    const browser: Browser = await chromium.launch({
+      executablePath: env.chromium,
+      // No network beyond loopback here: keep Chromium from trying.
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+    });
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    page.setDefaultTimeout(STEP);
+    const wb = new Workbench(page);
+
+    // Each step saves the page when it fails, and the next steps still run where they can.
+    let broken = false;
+    const step = async (name: string, fn: () => Promise<void>, opts: { needs?: boolean } = {}) => {
+      await t.test(name, { skip: opts.needs !== false && broken ? 'an earlier step failed' : false }, async () => {
+        try {
+          await fn();
+        } catch (e) {
+          await wb.saveArtifacts(name);
+          if (opts.needs !== false) broken = true;
+          throw e;
+        }
+      });
+    };
+
+    let answer: Promise<{ status: number; body: string }> | undefined;
+    const editorGlyphs = page.locator('.editor-instance .monaco-editor .glyph-margin-widgets');
+
+    await step('the workbench opens the hello folder', async () => {
+      await page.goto(server.url);
+      await page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible' });
+      await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'template.yaml' }).waitFor({ state: 'visible' });
+    });
+
+    await step('Select and Start Debugging lists the plldb template once', async () => {
+      // The dynamic configurations sit behind the debugger's entry; each template must appear once (it used
+      // to appear a second time under "user settings").
+      await wb.command('Debug: Select and Start Debugging', { opensPick: true });
+      const rows = page.locator('.quick-input-widget .monaco-list-row');
+      await rows.filter({ hasText: 'Lambda: debug hello' }).first().waitFor({ state: 'visible' });
+      await rows.filter({ hasText: /plldb: AWS Lambda/ }).first().click();
+      await rows.filter({ hasText: 'Lambda: debug template.yaml locally' }).first().waitFor({ state: 'visible' });
+      const offered = await rows.evaluateAll((els) => els.map((e: any) => e.innerText.replace(/\s+/g, ' ').trim()));
+      assert.equal(offered.filter((r) => r.includes('Lambda: debug template.yaml locally')).length, 1, offered.join('\n'));
+      assert.ok(!offered.some((r) => /user settings/i.test(r)), offered.join('\n'));
+      await page.keyboard.press('Escape');
+      await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+    }, { needs: false });
+
+    await step('a breakpoint on the # BREAKPOINT line of src/app.py', async () => {
+      await wb.openFile('src/app.py');
+      await wb.goToLine(line);
+      await wb.command('Debug: Toggle Breakpoint');
+      const bp = editorGlyphs.locator('.codicon-debug-breakpoint');
+      await bp.waitFor({ state: 'visible' });
+      const at = await wb.editorLineAt(bp);
+      assert.equal(at.line, line);
+      assert.match(at.text, /# BREAKPOINT/);
+    });
+
+    await step('F5 starts the plldb session: debug toolbar, Invoke API in the Debug Console', async () => {
+      await page.locator('.editor-instance .monaco-editor').first().click();
+      await page.keyboard.press('F5');
+      await page.locator('.debug-toolbar').waitFor({ state: 'visible' });
+      await page.locator('.repl .monaco-list-row', { hasText: `Invoke API at http://127.0.0.1:${invokePort}` }).first().waitFor({ state: 'visible' });
+      // The breakpoint reached debugpy (verified: no longer drawn hollow). Invoking only now matters: an
+      // invocation that arrives while VS Code still sends breakpoints runs straight through (the adapter serves
+      // the Invoke API before configurationDone; fixed separately).
+      await editorGlyphs.locator('.codicon-debug-breakpoint-unverified').waitFor({ state: 'detached' });
+      await editorGlyphs.locator('.codicon-debug-breakpoint').waitFor({ state: 'visible' });
+      await page.locator('.debug-toolbar .codicon-debug-pause').waitFor({ state: 'visible' });
+    });
+
+    await step('an invocation stops on the breakpoint line, highlighted in the editor', async () => {
+      answer = post(`http://127.0.0.1:${invokePort}/2015-03-31/functions/HelloFunction/invocations`, JSON.stringify({ name: 'plldb', n: 7 }));
+      // Awaited by the Continue step; a step that fails first must not leave it unhandled.
+      answer.catch(() => undefined);
+      const frame = editorGlyphs.locator('.codicon-debug-stackframe');
+      await frame.waitFor({ state: 'visible' });
+      const at = await wb.editorLineAt(frame);
+      assert.equal(at.line, line, `stopped at ${at.line}: ${at.text}`);
+      assert.match(at.text, /greeting = "hello from "/);
+      await page.locator('.editor-instance .monaco-editor .debug-top-stack-frame-line').first().waitFor({ state: 'attached' });
+    });
+
+    await step('Call Stack: the handler thread, paused on breakpoint, with the handler frame at app.py:' + line, async () => {
+      // The invocation's thread is named after the function and the request id. A user expands it if VS Code
+      // has not (it does not while other threads also report the stop).
+      const thread = page.locator('.debug-call-stack .monaco-list-row', { has: page.locator('.thread') })
+        .filter({ hasText: /HelloFunction/ }).filter({ hasText: /paused on breakpoint/i }).filter({ hasNotText: /MainThread|plldb-data/ }).first();
+      await thread.waitFor({ state: 'visible' });
+      if ((await thread.getAttribute('aria-expanded')) === 'false') await thread.locator('.monaco-tl-twistie').click();
+      const frame = page.locator('.debug-call-stack .monaco-list-row', { has: page.locator('.stack-frame') }).filter({ hasText: 'handler' }).first();
+      await frame.waitFor({ state: 'visible' });
+      const text = (await frame.innerText()).replace(/\s+/g, ' ');
+      assert.match(text, new RegExp(`handler.*app\\.py.*\\b${line}\\b`), text);
+      await frame.click();
+    });
+
+    await step('Variables: event with the payload, and context', async () => {
+      const vars = page.locator('.debug-variables');
+      const locals = vars.locator('.monaco-list-row', { hasText: /^\s*Locals\s*$/ }).first();
+      await locals.waitFor({ state: 'visible' });
+      if ((await locals.getAttribute('aria-expanded')) === 'false') await locals.locator('.monaco-tl-twistie').click();
+      await vars.locator('.monaco-list-row', { hasText: /^\s*event\b/ }).first().waitFor({ state: 'visible' });
+      const rows = await wb.rows('.debug-variables');
+      const event = rows.find((r) => /^event\b/.test(r));
+      assert.ok(event, rows.join('\n'));
+      assert.match(event, /'name': 'plldb'/);
+      assert.match(event, /'n': 7/);
+      assert.ok(rows.some((r) => /^context\b/.test(r)), rows.join('\n'));
+    });
+
+    await step('Debug Console: an expression is evaluated in the stopped frame', async () => {
+      await wb.command('Debug Console: Focus on Debug Console View');
+      const input = page.locator('.repl .repl-input-wrapper .monaco-editor');
+      await input.click();
+      await page.keyboard.type('event["n"] * 6');
+      await page.keyboard.press('Enter');
+      await page.locator('.repl .monaco-list-row', { hasText: /^\s*42\s*$/ }).first().waitFor({ state: 'visible' });
+    });
+
+    await step('Call Stack: no executor threads (MainThread, plldb-data) besides the handler', async () => {
+      // Known to fail until the adapter's thread model lists the handler's thread only (being fixed separately).
+      const threads = await page.locator('.debug-call-stack .monaco-list-row .thread .name').allInnerTexts();
+      assert.ok(threads.length > 0, 'no threads in the Call Stack');
+      const internal = threads.filter((n) => /\b(MainThread|plldb-data)\b/.test(n));
+      assert.deepEqual(internal, [], `Call Stack threads: ${threads.join(', ')}`);
+    }, { needs: false });
+
+    await step('Continue (F5): the caller gets the handler\'s result', async () => {
+      assert.ok(answer, 'no invocation in flight');
+      await page.locator('.editor-instance .monaco-editor').first().click();
+      await page.keyboard.press('F5');
+      const res = await answer;
+      assert.equal(res.status, 200, res.body);
+      const payload = JSON.parse(res.body);
+      assert.equal(payload.statusCode, 200);
+      assert.deepEqual(JSON.parse(payload.body), { greeting: 'hello from dev', event: { name: 'plldb', n: 7 } });
+      await editorGlyphs.locator('.codicon-debug-stackframe').waitFor({ state: 'detached' });
+    });
+
+    await step('Stop (Shift+F5) ends the session', async () => {
+      await page.keyboard.press('Shift+F5');
+      await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
+    });
+
+    await step('F5 with the invokePort taken: one message naming the port and "invokePort", no session', async () => {
+      const squatter = net.createServer();
+      await new Promise<void>((ok) => squatter.listen(invokePort, '127.0.0.1', ok));
+      try {
+        await page.locator('.editor-instance .monaco-editor').first().click();
+        await page.keyboard.press('F5');
+        const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `Port ${invokePort} on 127.0.0.1 is already in use` });
+        await toast.waitFor({ state: 'visible' });
+        assert.match(await toast.innerText(), /Set "invokePort" in launch\.json/);
+        assert.equal(await page.locator('.debug-toolbar').isVisible(), false, 'no session started');
+      } finally {
+        await new Promise<void>((ok) => squatter.close(() => ok()));
+      }
+    });
+  });
