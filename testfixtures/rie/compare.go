@@ -53,6 +53,9 @@ func Wrapped(name, wrapper string, extra ...string) Way {
 
 type emuInstance struct{ e *Emulator }
 
+// Emulator is the RIE process behind an instance started by Direct or Wrapped.
+func (i *emuInstance) Emulator() *Emulator { return i.e }
+
 func (i *emuInstance) Invoke(ctx context.Context, ev Event) (Reply, error) {
 	return i.e.Invoke(ctx, ev.Body, ev.Header)
 }
