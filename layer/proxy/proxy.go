@@ -51,31 +51,41 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	// Everything below stops when the child is gone.
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
-	api := newChildAPI(p, loopCtx)
-	defer api.upstream.CloseIdleConnections()
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 1, fmt.Errorf("proxy: listen for the runtime: %w", err)
 	}
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
-	serveDone := make(chan struct{})
-	go func() {
-		defer close(serveDone)
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("runtime api serve", "err", err)
-		}
-	}()
-	defer func() {
-		// Answers the child sent are still delivered (each within answerTimeout); polls end with loopCtx.
-		sctx, scancel := context.WithTimeout(context.Background(), answerTimeout)
-		defer scancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			_ = hs.Close()
-		}
-		<-serveDone
-	}()
+	if p.sess == nil {
+		// No session: the child's connections are joined to the real API's, byte for byte.
+		relay := newTCPRelay(cfg.RuntimeAPI, p.log)
+		go relay.serve(ln)
+		defer func() {
+			_ = ln.Close()
+			relay.shutdown(relayGrace)
+		}()
+	} else {
+		api := newChildAPI(p, loopCtx)
+		defer api.upstream.CloseIdleConnections()
+		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
+		serveDone := make(chan struct{})
+		go func() {
+			defer close(serveDone)
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("runtime api serve", "err", err)
+			}
+		}()
+		defer func() {
+			// Answers the child sent are still delivered (each within answerTimeout); polls end with loopCtx.
+			sctx, scancel := context.WithTimeout(context.Background(), answerTimeout)
+			defer scancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				_ = hs.Close()
+			}
+			<-serveDone
+		}()
+	}
 
 	cmd := p.childCommand(ctx, ln.Addr().String())
 	if err := cmd.Start(); err != nil {
@@ -196,6 +206,10 @@ func exitCodeOf(cmd *exec.Cmd, waitErr error) int {
 	}
 	return 0
 }
+
+// relayGrace is how long the pass-through relay lets connections finish after the child exited: an answer
+// posted right before the exit is on its way; a poll of a child that died waiting is cut.
+const relayGrace = time.Second
 
 // answerTimeout bounds posting one answer to the real Runtime API.
 const answerTimeout = 10 * time.Second
