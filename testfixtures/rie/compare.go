@@ -129,6 +129,8 @@ type Normalizer struct {
 	Body func(ev Event, body []byte) []byte
 	// IgnoreHeaders are reply headers not compared (Date always).
 	IgnoreHeaders []string
+	// Logs rewrites the function's logs before comparison (after the common rewrites).
+	Logs func(logs string) string
 }
 
 var (
@@ -175,6 +177,9 @@ func Compare(t testing.TB, c Case, want, got Observation, n Normalizer) {
 		}
 	}
 	wl, gl := string(Common([]byte(want.Logs))), string(Common([]byte(got.Logs)))
+	if n.Logs != nil {
+		wl, gl = n.Logs(wl), n.Logs(gl)
+	}
 	if wl != gl {
 		t.Errorf("%s: logs differ\n%s", c.Name, lineDiff(want.Way, wl, got.Way, gl))
 	}
