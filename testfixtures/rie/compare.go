@@ -213,19 +213,41 @@ func firstDiff(a, b []byte) string {
 	return fmt.Sprintf("first difference at byte %d: %q vs %q", i, a[lo:min(len(a), i+80)], b[lo:min(len(b), i+80)])
 }
 
+// lineDiff is a unified-style diff of two short texts ("-" only in a, "+" only in b), from their longest
+// common subsequence of lines; it gives up on texts over a few thousand lines.
 func lineDiff(an, a, bn, b string) string {
 	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
 	var out strings.Builder
-	for i := 0; i < max(len(al), len(bl)); i++ {
-		var x, y string
-		if i < len(al) {
-			x = al[i]
+	fmt.Fprintf(&out, "--- %s\n+++ %s\n", an, bn)
+	if len(al)*len(bl) > 4_000_000 {
+		fmt.Fprintf(&out, "(%d and %d lines: too long to diff)\n", len(al), len(bl))
+		return out.String()
+	}
+	// lcs[i][j] is the length of the longest common subsequence of al[i:] and bl[j:].
+	lcs := make([][]int, len(al)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(bl)+1)
+	}
+	for i := len(al) - 1; i >= 0; i-- {
+		for j := len(bl) - 1; j >= 0; j-- {
+			if al[i] == bl[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
 		}
-		if i < len(bl) {
-			y = bl[i]
-		}
-		if x != y {
-			fmt.Fprintf(&out, "line %d:\n  %s: %q\n  %s: %q\n", i+1, an, clip([]byte(x)), bn, clip([]byte(y)))
+	}
+	i, j := 0, 0
+	for i < len(al) || j < len(bl) {
+		switch {
+		case i < len(al) && j < len(bl) && al[i] == bl[j]:
+			i, j = i+1, j+1
+		case j < len(bl) && (i == len(al) || lcs[i][j+1] >= lcs[i+1][j]):
+			fmt.Fprintf(&out, "+%d: %s\n", j+1, clip([]byte(bl[j])))
+			j++
+		default:
+			fmt.Fprintf(&out, "-%d: %s\n", i+1, clip([]byte(al[i])))
+			i++
 		}
 	}
 	return out.String()

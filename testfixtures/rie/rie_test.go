@@ -2,6 +2,7 @@ package rie_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,4 +56,26 @@ func TestJSONPathsKeepsOtherBodiesByteForByte(t *testing.T) {
 	assert.Equal(t, body, rie.JSONPaths(body, map[string]func(any) bool{"env.X": ok}))
 	assert.JSONEq(t, `{"env":{"X":"<allowed>","Y":1}}`, string(rie.JSONPaths([]byte(`{"env":{"X":"v","Y":1}}`), map[string]func(any) bool{"env.X": ok})))
 	assert.JSONEq(t, `{"env":{"X":"<not allowed: v>"}}`, string(rie.JSONPaths([]byte(`{"env":{"X":"v"}}`), map[string]func(any) bool{"env.X": func(any) bool { return false }})))
+}
+
+func TestCompareReportsALogDifferenceAsADiff(t *testing.T) {
+	c := rie.Case{Name: "c", Events: []rie.Event{{Name: "e"}}}
+	want := rie.Observation{Way: "a", Replies: []rie.Reply{{Status: 200, Body: []byte("x")}}, Logs: "one\ntwo\nthree"}
+	got := rie.Observation{Way: "b", Replies: []rie.Reply{{Status: 200, Body: []byte("x")}}, Logs: "one\nextra\ntwo\nthree"}
+	ft := &fakeT{TB: t}
+	rie.Compare(ft, c, want, got, rie.Normalizer{})
+	require.Len(t, ft.errors, 1)
+	assert.Contains(t, ft.errors[0], "+2: extra")
+	assert.NotContains(t, ft.errors[0], "two\n", "equal lines are not listed")
+}
+
+// fakeT records Errorf calls instead of failing.
+type fakeT struct {
+	testing.TB
+	errors []string
+}
+
+func (f *fakeT) Helper() {}
+func (f *fakeT) Errorf(format string, args ...any) {
+	f.errors = append(f.errors, fmt.Sprintf(format, args...))
 }
