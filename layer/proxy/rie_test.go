@@ -93,6 +93,8 @@ func rieCases() []rie.Case {
 		ev("event-number", `12.50`),
 		ev("event-null", `null`),
 		ev("event-bad-utf8", "{\"case\":\"result\",\"value\":\"\xff\xfe\"}"),
+		// A large event (Lambda's request limit is 6 MB too) echoed back as a large response.
+		ev("event-6MB-echoed", `{"case":"result","value":"`+strings.Repeat("e", 6_000_000)+`"}`),
 		ev("size-6291500", `{"case":"big","n":6291500}`),
 		ev("size-6291556-limit", `{"case":"big","n":6291556}`),
 		ev("size-6291557-over", `{"case":"big","n":6291557}`),
