@@ -15,7 +15,7 @@ PKGS      := ./...
 NPM       ?= npm
 NODE      ?= node
 
-.PHONY: all build layer venv test test-go test-extension test-vscode vscode-test-deps extension-compile vsix lint bench fuzz demo clean
+.PHONY: all build layer venv rie test test-go test-extension test-vscode vscode-test-deps extension-compile vsix lint bench fuzz demo clean
 
 all: build layer
 
@@ -39,6 +39,12 @@ $(VENV)/.stamp: requirements-dev.txt
 
 venv: $(VENV)/.stamp
 
+# AWS's Runtime Interface Emulator, the reference the layer is compared with: built by testfixtures/rie from
+# ../shared/vendor/aws-lambda-rie (or PLLDB_RIE_SRC) into build/rie/, again only when its source changes. Tests
+# build it themselves on first use; this target does it up front, so parallel test packages do not wait on it.
+rie: venv
+	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -count=1 -run '^TestBinaryIsCached$$' ./testfixtures/rie
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -46,7 +52,7 @@ lint:
 # The whole test suite: Go tests with the race detector against real processes, debugpy and loopback sockets
 # (editors/nvim runs build/plldb under real Neovim, .venv/bin/nvim, with the pinned nvim-dap from
 # ../shared/vendor), then the VS Code extension's tests.
-test: venv lint build
+test: venv lint build rie
 	PLLDB_BIN=$(abspath $(BUILD)/plldb) PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 9m $(PKGS)
 	$(MAKE) test-extension
 
@@ -96,7 +102,7 @@ test-vscode: vscode-test-deps venv vsix
 	ARTIFACTS=$(abspath $(BUILD)) $(NODE) --test --test-timeout=600000 extension/out/test/vscode/*.test.js
 
 # Benchmarks behind the performance targets in BENCHMARKS.md.
-bench: venv
+bench: venv rie
 	@mkdir -p $(BUILD)
 	PLLDB_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m $(PKGS) 2>&1 | tee build/bench.txt
 

@@ -215,3 +215,50 @@ func TestProxyBinaryExplainsMissingSandbox(t *testing.T) {
 	assert.Equal(t, 1, exitErr.ExitCode())
 	assert.Contains(t, string(out), "AWS_LAMBDA_RUNTIME_API is not set")
 }
+
+// TestInitErrorReachesTheAPIAsTheRuntimeSentIt: the real API gets the runtime's /init/error with the runtime's
+// own headers, neither more (no Content-Type or User-Agent of the proxy's) nor fewer.
+func TestInitErrorReachesTheAPIAsTheRuntimeSentIt(t *testing.T) {
+	got := map[bool]runtimeapi.Response{}
+	for _, direct := range []bool{true, false} {
+		sb := startSandbox(t, sandboxOpts{handler: "initfail.handler", direct: direct})
+		select {
+		case r := <-sb.api.InitError():
+			got[direct] = r
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no init error (direct=%v)\nstderr:\n%s", direct, sb.stderr)
+		}
+		sb.waitExit(t)
+	}
+	d, p := got[true], got[false]
+	assert.Equal(t, d.Payload, p.Payload)
+	assert.Equal(t, d.ErrorType, p.ErrorType)
+	d.Header.Del("Host") // the address the runtime was given: the API's, or the proxy's
+	p.Header.Del("Host")
+	assert.Equal(t, d.Header, p.Header, "the same headers, through the proxy or not")
+	assert.NotContains(t, p.Header, "User-Agent", "Python's http.client sends none, and the proxy adds none")
+}
+
+// TestPassThroughForwardsTheAPIsRefusal: a response over Lambda's limit is refused by the real Runtime API,
+// not by the proxy, and the runtime gets the API's 413 as the API wrote it.
+func TestPassThroughForwardsTheAPIsRefusal(t *testing.T) {
+	sb := startSandbox(t, sandboxOpts{handler: "raw.handler"})
+	for _, n := range []int{runtimeapi.MaxResponse, runtimeapi.MaxResponse + 1} {
+		payload := strings.Repeat("y", n)
+		ev, _ := json.Marshal(map[string]string{"b64": base64.StdEncoding.EncodeToString([]byte(payload))})
+		r := sb.invoke(t, runtimeapi.Invocation{Event: ev})
+		if n <= runtimeapi.MaxResponse {
+			require.False(t, r.Error, "%.300s", r.Payload)
+			assert.Len(t, r.Payload, n, "a response of exactly Lambda's limit passes")
+			continue
+		}
+		require.True(t, r.Error)
+		assert.Equal(t, runtimeapi.ErrorTypeResponseSizeTooLarge, r.ErrorType)
+		assert.Equal(t, string(runtimeapi.OversizeDocument(int64(n), runtimeapi.MaxResponse)), string(r.Payload))
+	}
+	// The runtime logs the API's answer after the invocation was answered.
+	require.Eventually(t, func() bool {
+		return strings.Contains(sb.stderr.String(),
+			`: 413 b'{"errorMessage":"Exceeded maximum allowed payload size (6291556 bytes).","errorType":"RequestEntityTooLarge"}'`)
+	}, 20*time.Second, 10*time.Millisecond, "the runtime got the API's refusal as the API wrote it")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,12 +17,15 @@ import (
 	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
-// Run starts the child runtime and serves invocations until the child exits (the result is its exit code),
-// ctx ends (the child gets SIGTERM, then SIGKILL after KillGrace) or the real Runtime API fails.
+// Run starts the child runtime behind the proxy's own Runtime API (childAPI, which forwards the child's
+// requests to the real one) and serves until the child exits (the result is its exit code) or ctx ends (the
+// child gets SIGTERM, then SIGKILL after KillGrace). If the real Runtime API fails, the child meets the failure
+// as it would without plldb.
 //
-// Goroutines: the caller's goroutine runs the invocation loop; one goroutine waits for the child; one forwards
-// a child's init error; in session mode one dials the relay and one drains the link's receive channel. All of
-// them end when Run returns.
+// Goroutines: the caller's goroutine waits for the child's exit; the HTTP server runs one per child connection,
+// and the child's GET /next handler is the invocation loop in session mode; one goroutine waits for the child;
+// in session mode one dials the relay and one drains the link's receive channel. Child-less (plldb local), the
+// caller's goroutine runs the invocation loop instead. All of them end when Run returns.
 func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if cfg.RuntimeAPI == "" {
 		return 1, errors.New("proxy: no Runtime API address")
@@ -44,16 +48,50 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 		return 0, p.runChildless(ctx)
 	}
 
-	if err := p.srv.Start(ctx); err != nil {
-		return 1, fmt.Errorf("proxy: %w", err)
+	// Everything below stops when the child is gone.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return 1, fmt.Errorf("proxy: listen for the runtime: %w", err)
 	}
-	defer p.srv.Close()
+	if p.sess == nil {
+		// No session: the child's connections are joined to the real API's, byte for byte.
+		relay := newTCPRelay(cfg.RuntimeAPI, p.log)
+		go relay.serve(ln)
+		defer func() {
+			_ = ln.Close()
+			relay.shutdown(relayGrace)
+		}()
+	} else {
+		api := newChildAPI(p, loopCtx)
+		defer api.upstream.CloseIdleConnections()
+		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
+		serveDone := make(chan struct{})
+		go func() {
+			defer close(serveDone)
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("runtime api serve", "err", err)
+			}
+		}()
+		defer func() {
+			// Answers the child sent are still delivered (each within answerTimeout); polls end with loopCtx.
+			sctx, scancel := context.WithTimeout(context.Background(), answerTimeout)
+			defer scancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				_ = hs.Close()
+			}
+			<-serveDone
+		}()
+	}
 
-	cmd := p.childCommand(ctx)
+	cmd := p.childCommand(ctx, ln.Addr().String())
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("proxy: start runtime %q: %w", cmd.Path, err)
 	}
-	p.log.Debug("runtime started", "pid", cmd.Process.Pid, "runtime_api", p.srv.Addr())
+	p.log.Debug("runtime started", "pid", cmd.Process.Pid, "runtime_api", ln.Addr().String())
 
 	childDone := make(chan struct{})
 	var waitErr error
@@ -61,39 +99,15 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 		waitErr = cmd.Wait()
 		close(childDone)
 	}()
-	// Everything below stops when the child is gone.
-	loopCtx, stopLoop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer stopLoop() // runs first: the goroutines in wg end on it
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-childDone:
-			stopLoop()
-		case <-loopCtx.Done():
-		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		p.forwardInitError(loopCtx)
-	}()
+	defer stopLoop() // runs before wg.Wait: the goroutines in wg end on it
 	if p.sess != nil {
 		p.startSession(loopCtx, &wg)
 	}
-
-	loopErr := p.loop(loopCtx)
-	if loopErr != nil {
-		// The real Runtime API is broken: nothing more can be served, so the child must not linger.
-		cancel()
-	}
 	<-childDone
+	stopLoop()
 	code := exitCodeOf(cmd, waitErr)
-	if loopErr != nil {
-		return code, loopErr
-	}
 	p.log.Debug("runtime exited", "code", code)
 	return code, nil
 }
@@ -101,8 +115,7 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 type proxy struct {
 	cfg  Config
 	log  *slog.Logger
-	srv  *runtimeapi.Server
-	real *runtimeapi.Client
+	real *runtimeapi.Client // the session's and the child-less loop's client of the real Runtime API
 	sess *session
 	// childless: no original runtime runs beside the proxy (plldb local's emulated sandboxes, where the
 	// developer side is the only runtime). Every invocation goes to the session, strictly.
@@ -138,7 +151,6 @@ func newProxy(cfg Config) *proxy {
 	p := &proxy{
 		cfg:  cfg,
 		log:  cfg.Logger,
-		srv:  runtimeapi.NewServer(runtimeapi.ServerOptions{Addr: "127.0.0.1:0", Logger: cfg.Logger}),
 		real: runtimeapi.NewClient(cfg.RuntimeAPI, nil),
 	}
 	if cfg.Session != nil {
@@ -147,13 +159,13 @@ func newProxy(cfg Config) *proxy {
 	return p
 }
 
-func (p *proxy) childCommand(ctx context.Context) *exec.Cmd {
+func (p *proxy) childCommand(ctx context.Context, apiAddr string) *exec.Cmd {
 	argv := p.cfg.Command
 	if p.cfg.PrevWrapper != "" {
 		argv = append([]string{p.cfg.PrevWrapper}, argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = childEnv(p.cfg.Env, p.srv.Addr(), p.cfg.PrevWrapper)
+	cmd.Env = childEnv(p.cfg.Env, apiAddr, p.cfg.PrevWrapper)
 	cmd.Stdin = nil
 	cmd.Stdout = p.cfg.ChildStdout
 	cmd.Stderr = p.cfg.ChildStderr
@@ -195,28 +207,9 @@ func exitCodeOf(cmd *exec.Cmd, waitErr error) int {
 	return 0
 }
 
-// forwardInitError relays the child's /init/error to the real Runtime API, so an import failure looks to
-// Lambda exactly as it would without plldb.
-func (p *proxy) forwardInitError(ctx context.Context) {
-	var r runtimeapi.Response
-	select {
-	case r = <-p.srv.InitError():
-	case <-p.srv.Ready():
-		return
-	case <-ctx.Done():
-		// A runtime that reports its init error exits right after; the report is already queued then.
-		select {
-		case r = <-p.srv.InitError():
-		default:
-			return
-		}
-	}
-	pctx, cancel := answerContext(ctx)
-	defer cancel()
-	if err := p.real.InitError(pctx, r.Payload, r.ErrorType); err != nil {
-		p.log.Error("forward init error", "err", err)
-	}
-}
+// relayGrace is how long the pass-through relay lets connections finish after the child exited: an answer
+// posted right before the exit is on its way; a poll of a child that died waiting is cut.
+const relayGrace = time.Second
 
 // answerTimeout bounds posting one answer to the real Runtime API.
 const answerTimeout = 10 * time.Second
@@ -227,19 +220,12 @@ func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), answerTimeout)
 }
 
-// loop serves invocations until ctx ends. It asks the real API for work only once the child asked for its
-// first invocation, so the child's initialisation stays Lambda's init phase.
+// loop serves invocations to the session alone until ctx ends (child-less mode, where the session is strict
+// and takes every invocation).
 func (p *proxy) loop(ctx context.Context) error {
-	ready := p.srv.Ready()
-	if p.childless {
-		ready = p.sess.linked
-	}
 	select {
-	case <-ready:
+	case <-p.sess.linked:
 	case <-ctx.Done():
-		return nil
-	}
-	if p.sess != nil && !p.childless && !p.waitLinked(ctx) {
 		return nil
 	}
 	for {
@@ -250,22 +236,14 @@ func (p *proxy) loop(ctx context.Context) error {
 		if err != nil && (inv.RequestID == "" || !errors.Is(err, runtimeapi.ErrMalformed)) {
 			return fmt.Errorf("proxy: %w", err)
 		}
-		if err != nil && p.childless {
+		if err != nil {
 			p.log.Warn("malformed invocation", "request_id", inv.RequestID, "err", err)
 			p.sess.answerError(ctx, inv.RequestID, "Runtime.InvalidInvocation", "plldb: malformed invocation: "+err.Error())
 			continue
 		}
-		if err != nil {
-			// The child gets the raw headers and judges them itself, as it would without plldb.
-			p.log.Warn("malformed invocation, passing it through", "request_id", inv.RequestID, "err", err)
-			p.passThrough(ctx, inv)
-			continue
+		if !p.sess.handle(ctx, inv) {
+			p.log.Error("no runtime to fall back to", "request_id", inv.RequestID)
 		}
-		if p.sess == nil {
-			p.passThrough(ctx, inv)
-			continue
-		}
-		p.sess.handle(ctx, inv)
 	}
 }
 
@@ -297,42 +275,4 @@ func (p *proxy) waitLinked(ctx context.Context) bool {
 		return false
 	}
 	return true
-}
-
-// passThrough hands inv to the child runtime unchanged and posts its answer, unchanged, to the real API.
-func (p *proxy) passThrough(ctx context.Context, inv runtimeapi.Invocation) {
-	resp, err := p.srv.Invoke(ctx, inv)
-	if err != nil {
-		// Only when the child died or we are stopping: Lambda reports the exit itself.
-		p.log.Debug("pass-through not answered", "request_id", inv.RequestID, "err", err)
-		return
-	}
-	hdr := forwardHeaders(resp.Header)
-	pctx, cancel := answerContext(ctx)
-	defer cancel()
-	if resp.Error {
-		err = p.real.Error(pctx, inv.RequestID, resp.Payload, resp.ErrorType, hdr)
-	} else {
-		err = p.real.Respond(pctx, inv.RequestID, resp.Payload, hdr)
-	}
-	if err != nil {
-		p.log.Error("post answer", "request_id", inv.RequestID, "err", err)
-	}
-}
-
-// hopHeaders belong to the child's connection to us, not to the answer.
-var hopHeaders = map[string]bool{
-	"Content-Length": true, "Host": true, "Connection": true, "Keep-Alive": true, "Transfer-Encoding": true,
-	"Te": true, "Trailer": true, "Upgrade": true, "Accept-Encoding": true, "Proxy-Connection": true,
-	"Proxy-Authorization": true,
-}
-
-func forwardHeaders(h http.Header) http.Header {
-	out := make(http.Header, len(h))
-	for k, v := range h {
-		if !hopHeaders[k] {
-			out[k] = v
-		}
-	}
-	return out
 }

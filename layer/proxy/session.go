@@ -199,13 +199,14 @@ func (s *session) currentLink() Link {
 	return s.link
 }
 
-// handle gives one invocation to the developer and makes sure it gets exactly one answer.
-func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) {
+// handle offers one invocation to the developer. It reports true when the invocation was answered (by the
+// developer, or with one of plldb's errors) or ctx ended, and false when it falls back to the child runtime,
+// which the caller then hands it to unchanged.
+func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 	arrived := time.Now()
 	link := s.currentLink()
 	if link == nil || !link.Connected() {
-		s.noDeveloper(ctx, inv, "no connection to the plldb relay")
-		return
+		return s.noDeveloper(inv, "no connection to the plldb relay")
 	}
 	f := &inflight{id: inv.RequestID, ch: make(chan *wire.Envelope, 16), done: make(chan struct{})}
 	s.mu.Lock()
@@ -221,15 +222,13 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) {
 	env, err := s.invokeEnvelope(inv)
 	if err != nil {
 		s.p.log.Error("encode invoke", "request_id", inv.RequestID, "err", err)
-		s.noDeveloper(ctx, inv, "the invocation could not be encoded")
-		return
+		return s.noDeveloper(inv, "the invocation could not be encoded")
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.AckTimeout)
 	err = link.Send(sendCtx, env)
 	cancel()
 	if err != nil {
-		s.noDeveloper(ctx, inv, fmt.Sprintf("sending it to the developer failed: %v", err))
-		return
+		return s.noDeveloper(inv, fmt.Sprintf("sending it to the developer failed: %v", err))
 	}
 
 	ackTimer := time.NewTimer(s.cfg.AckTimeout)
@@ -274,28 +273,25 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) {
 				}
 			case wire.TypeNack:
 				if !acked {
-					s.noDeveloper(ctx, inv, "the relay could not deliver it: "+nackReason(e))
-					return
+					return s.noDeveloper(inv, "the relay could not deliver it: "+nackReason(e))
 				}
 				s.p.log.Warn("nack after ack ignored", "request_id", inv.RequestID, "reason", nackReason(e))
 			case wire.TypeBye:
 				if !acked {
-					s.noDeveloper(ctx, inv, "the developer left: "+byeReason(e))
-					return
+					return s.noDeveloper(inv, "the developer left: "+byeReason(e))
 				}
 				s.p.log.Warn("developer left during an invocation; waiting for them to come back",
 					"request_id", inv.RequestID, "grace", s.cfg.DisconnectGrace, "reason", byeReason(e))
 				startGrace(true)
 			case wire.TypeResult:
 				s.answerResult(ctx, inv, e)
-				return
+				return true
 			case wire.TypeError:
 				s.answerDeveloperError(ctx, inv, e)
-				return
+				return true
 			}
 		case <-ackC:
-			s.noDeveloper(ctx, inv, fmt.Sprintf("no acknowledgement from the developer within %s", s.cfg.AckTimeout))
-			return
+			return s.noDeveloper(inv, fmt.Sprintf("no acknowledgement from the developer within %s", s.cfg.AckTimeout))
 		case <-pollC:
 			if !link.Connected() {
 				if graceTimer == nil {
@@ -314,16 +310,16 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) {
 				"plldb: the developer's debugger disconnected during this invocation and did not come back within %s; "+
 					"it was not run again by the function's own runtime because the handler may already have had side effects",
 				s.cfg.DisconnectGrace))
-			return
+			return true
 		case <-deadlineC:
 			timeout := inv.Deadline.Sub(arrived).Round(time.Second)
 			s.answerError(ctx, inv.RequestID, ErrorTypeTimeout, fmt.Sprintf(
 				"plldb: the developer did not answer before the function's deadline (function timeout about %s; "+
 					"answered %s early): the handler was paused in the debugger or is too slow. "+
 					"Raise the function's timeout or resume sooner.", timeout, s.cfg.DeadlineMargin))
-			return
+			return true
 		case <-ctx.Done():
-			return
+			return true
 		}
 	}
 }
@@ -348,16 +344,17 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, err
 	return &wire.Envelope{V: wire.Version, T: wire.TypeInvoke, ID: inv.RequestID, Body: body}, nil
 }
 
-// noDeveloper falls back to the original runtime, or in strict mode answers Plldb.NoDeveloper.
-func (s *session) noDeveloper(ctx context.Context, inv runtimeapi.Invocation, reason string) {
+// noDeveloper answers Plldb.NoDeveloper in strict mode (true: answered), and otherwise reports false: the
+// invocation falls back to the original runtime.
+func (s *session) noDeveloper(inv runtimeapi.Invocation, reason string) bool {
 	if s.cfg.Strict {
 		s.p.log.Warn("no developer, strict mode: answering with an error", "request_id", inv.RequestID, "reason", reason)
-		s.answerError(ctx, inv.RequestID, ErrorTypeNoDeveloper,
+		s.answerError(context.Background(), inv.RequestID, ErrorTypeNoDeveloper,
 			"plldb strict mode: no developer took this invocation ("+reason+"); the function's own runtime was not used")
-		return
+		return true
 	}
 	s.p.log.Info("no developer, falling back to the function's runtime", "request_id", inv.RequestID, "reason", reason)
-	s.p.passThrough(ctx, inv)
+	return false
 }
 
 func (s *session) answerResult(ctx context.Context, inv runtimeapi.Invocation, e *wire.Envelope) {

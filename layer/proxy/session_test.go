@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -328,4 +330,28 @@ func FuzzDeveloperEnvelope(f *testing.F) {
 		_ = json.Unmarshal(body, &we)
 		_ = json.Unmarshal(body, &l)
 	})
+}
+
+// TestDeveloperResultSizeIsLambdasLimit: the proxy relays the developer's result to the real Runtime API
+// without a limit of its own, so a result of Lambda's 6,291,556 bytes passes and a larger one gets the API's
+// own Function.ResponseSizeTooLarge, with the same document a runtime's oversize response gets.
+func TestDeveloperResultSizeIsLambdasLimit(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: 10 * time.Second})
+	for i, n := range []int{runtimeapi.MaxResponse, runtimeapi.MaxResponse + 1, 7_000_002} {
+		id := fmt.Sprintf("req-size-%d", i)
+		got := ip.invokeAsync(runtimeapi.Invocation{RequestID: id, Event: []byte(`{}`)})
+		link.expectSent(t)
+		link.deliver(t, wire.TypeAck, id, wire.Ack{RequestID: id})
+		link.deliver(t, wire.TypeResult, id, wire.Result{RequestID: id, Payload: bytes.Repeat([]byte("r"), n)})
+		r := await(t, got).resp
+		if n <= runtimeapi.MaxResponse {
+			require.False(t, r.Error, "%.300s", r.Payload)
+			assert.Len(t, r.Payload, n)
+			continue
+		}
+		require.True(t, r.Error)
+		assert.Equal(t, runtimeapi.ErrorTypeResponseSizeTooLarge, r.ErrorType)
+		assert.Equal(t, string(runtimeapi.OversizeDocument(int64(n), runtimeapi.MaxResponse)), string(r.Payload))
+	}
 }

@@ -67,7 +67,7 @@ func (c *Client) Next(ctx context.Context) (Invocation, error) {
 	if len(body) > MaxEvent {
 		return Invocation{}, fmt.Errorf("runtime api %s: event larger than %d bytes", op, MaxEvent)
 	}
-	inv, err := parseInvocation(resp.Header, body)
+	inv, err := ParseInvocation(resp.Header, body)
 	if err != nil {
 		return inv, fmt.Errorf("runtime api %s: %w", op, err)
 	}

@@ -19,8 +19,9 @@ import (
 // APIVersion is the path prefix of every Runtime API route.
 const APIVersion = "2018-06-01"
 
-// MaxResponse is Lambda's limit for a synchronous response payload (6 MB).
-const MaxResponse = 6 * 1024 * 1024
+// MaxResponse is Lambda's limit for a synchronous response payload: 6 MiB + 100 bytes (6,291,556), the
+// Runtime API's MaxPayloadSize (aws-lambda-runtime-interface-emulator, internal/lambda/interop/model.go).
+const MaxResponse = 6*1024*1024 + 100
 
 // The Lambda-Runtime-* headers of GET /runtime/invocation/next and of error posts.
 const (
@@ -62,9 +63,10 @@ type Response struct {
 // ErrMalformed marks an invocation whose headers could not be parsed.
 var ErrMalformed = errors.New("malformed invocation")
 
-// parseInvocation reads an invocation from the /next answer. It keeps going past a malformed optional header
-// so that a caller passing the invocation through unchanged still can; the error then wraps ErrMalformed.
-func parseInvocation(h http.Header, body []byte) (Invocation, error) {
+// ParseInvocation reads an invocation from the /next answer's headers and body. It keeps going past a malformed
+// optional header so that a caller passing the invocation through unchanged still can; the error then wraps
+// ErrMalformed.
+func ParseInvocation(h http.Header, body []byte) (Invocation, error) {
 	inv := Invocation{
 		RequestID:       h.Get(HeaderRequestID),
 		FunctionARN:     h.Get(HeaderFunctionARN),

@@ -168,7 +168,7 @@ func TestOversizeResponseIs413AndAnswersTheInvocation(t *testing.T) {
 	assert.Equal(t, "Function.ResponseSizeTooLarge", r.resp.ErrorType)
 	var doc ErrorDocument
 	require.NoError(t, json.Unmarshal(r.resp.Payload, &doc))
-	assert.Contains(t, doc.ErrorMessage, "1024 bytes")
+	assert.Equal(t, "Response payload size (1025 bytes) exceeded maximum allowed payload size (1024 bytes).", doc.ErrorMessage)
 }
 
 func TestFullSizeResponsePasses(t *testing.T) {
@@ -292,7 +292,7 @@ func FuzzParseInvocation(f *testing.F) {
 		h.Set(HeaderFunctionARN, arn)
 		h.Set(HeaderTraceID, trace)
 		h.Set("Content-Type", "application/json")
-		inv, err := parseInvocation(h, body)
+		inv, err := ParseInvocation(h, body)
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error not marked malformed: %v", err)
 		}

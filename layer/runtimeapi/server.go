@@ -19,8 +19,9 @@ import (
 type ServerOptions struct {
 	Addr   string       // listen address; default "127.0.0.1:0"
 	Logger *slog.Logger // default: discard
-	// MaxResponse bounds a posted response or error body; default MaxResponse (6 MB). A larger response is
-	// refused with 413 and the invocation is answered with Function.ResponseSizeTooLarge, as Lambda does.
+	// MaxResponse bounds a posted response or error body; default MaxResponse (Lambda's 6,291,556 bytes). A
+	// larger response is refused with 413 and the invocation is answered with Function.ResponseSizeTooLarge
+	// and Lambda's message, as Lambda does.
 	MaxResponse int64
 	// DefaultTimeout sets the deadline of an invocation that has neither Deadline nor a deadline header;
 	// default 3 s (Lambda's default function timeout).
@@ -289,19 +290,18 @@ func (s *Server) handleAnswer(isError bool) http.HandlerFunc {
 			writeError(w, status, typ, msg)
 			return
 		}
-		body, tooLarge, err := readLimited(r.Body, s.opts.MaxResponse)
+		body, size, err := readLimited(r.Body, s.opts.MaxResponse)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("read body: %v", err))
 			return
 		}
+		tooLarge := size > s.opts.MaxResponse
 		resp := Response{Payload: body, Error: isError, Header: r.Header.Clone()}
 		if isError {
 			resp.ErrorType = r.Header.Get(HeaderErrorType)
 		}
 		if tooLarge {
-			msg := fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", s.opts.MaxResponse)
-			doc, _ := json.Marshal(ErrorDocument{ErrorMessage: msg, ErrorType: "Function.ResponseSizeTooLarge"})
-			resp = Response{Payload: doc, Error: true, ErrorType: "Function.ResponseSizeTooLarge", Header: http.Header{"Content-Type": {"application/json"}}}
+			resp = oversizeResponse(size, s.opts.MaxResponse)
 		}
 		c := s.finish(id)
 		if c == nil {
@@ -311,8 +311,7 @@ func (s *Server) handleAnswer(isError bool) http.HandlerFunc {
 		}
 		c.done <- resp
 		if tooLarge {
-			writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
-				fmt.Sprintf("exceeded maximum allowed payload size (%d bytes)", s.opts.MaxResponse))
+			writeTooLarge(w, s.opts.MaxResponse)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -360,14 +359,13 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "InvalidStateTransition", "init error posted after initialisation finished")
 		return
 	}
-	body, tooLarge, err := readLimited(r.Body, s.opts.MaxResponse)
+	body, size, err := readLimited(r.Body, s.opts.MaxResponse)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("read body: %v", err))
 		return
 	}
-	if tooLarge {
-		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
-			fmt.Sprintf("exceeded maximum allowed payload size (%d bytes)", s.opts.MaxResponse))
+	if size > s.opts.MaxResponse {
+		writeTooLarge(w, s.opts.MaxResponse)
 		return
 	}
 	s.initErr <- Response{Payload: body, Error: true, ErrorType: r.Header.Get(HeaderErrorType), Header: r.Header.Clone()}
@@ -376,15 +374,46 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"status":"OK"}`)
 }
 
-func readLimited(r io.Reader, limit int64) (body []byte, tooLarge bool, err error) {
+// readLimited reads up to limit bytes of r and counts the rest without keeping it, as Lambda does to report
+// an oversize response's size: body is nil when size > limit.
+func readLimited(r io.Reader, limit int64) (body []byte, size int64, err error) {
 	body, err = io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
-	if int64(len(body)) > limit {
-		return nil, true, nil
+	size = int64(len(body))
+	if size <= limit {
+		return body, size, nil
 	}
-	return body, false, nil
+	rest, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	return nil, size + rest, nil
+}
+
+// writeTooLarge is the Runtime API's refusal of an oversize /response (rapi/rendering.RenderRequestEntityTooLarge).
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
+		fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", limit))
+}
+
+// OversizeDocument is the error document Lambda answers the caller with when the runtime posted a response of
+// size bytes over limit: Function.ResponseSizeTooLarge, byte for byte as the Runtime Interface Emulator
+// renders it (interop.ErrorResponseTooLarge, whose JSON has errorType first).
+func OversizeDocument(size, limit int64) []byte {
+	msg, _ := json.Marshal(fmt.Sprintf("Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes).", size, limit))
+	return []byte(`{"errorType":"` + ErrorTypeResponseSizeTooLarge + `","errorMessage":` + string(msg) + `}`)
+}
+
+// ErrorTypeResponseSizeTooLarge is Lambda's error type for an oversize response.
+const ErrorTypeResponseSizeTooLarge = "Function.ResponseSizeTooLarge"
+
+func oversizeResponse(size, limit int64) Response {
+	return Response{
+		Payload: OversizeDocument(size, limit), Error: true, ErrorType: ErrorTypeResponseSizeTooLarge,
+		Header: http.Header{"Content-Type": {"application/json"}},
+	}
 }
 
 func writeError(w http.ResponseWriter, status int, typ, msg string) {
