@@ -11,22 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/cloud/awsconfig"
+	"github.com/plldb/plldb/testfixtures/moto"
 )
 
-// isolate points the SDK's default chain at an empty home, so the machine's own AWS setup cannot leak in.
-func isolate(t *testing.T) string {
-	dir := t.TempDir()
-	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	return dir
-}
-
 func TestLoadConfigFlagsOverrideTheChain(t *testing.T) {
-	isolate(t)
+	moto.IsolateAWSConfig(t)
 	t.Setenv("AWS_REGION", "eu-west-1")
 	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Region: "ap-south-1", EndpointURL: "http://127.0.0.1:5000"})
 	require.NoError(t, err)
@@ -35,7 +24,7 @@ func TestLoadConfigFlagsOverrideTheChain(t *testing.T) {
 }
 
 func TestLoadConfigReadsProfilesAndEnvironment(t *testing.T) {
-	dir := isolate(t)
+	dir := moto.IsolateAWSConfig(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte("[profile dev]\nregion = eu-north-1\n"), 0o600))
 	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Profile: "dev"})
 	require.NoError(t, err)
@@ -48,7 +37,7 @@ func TestLoadConfigReadsProfilesAndEnvironment(t *testing.T) {
 }
 
 func TestLoadConfigBadInput(t *testing.T) {
-	isolate(t)
+	moto.IsolateAWSConfig(t)
 	_, err := awsconfig.Load(context.Background(), awsconfig.Options{Region: "Europe"})
 	require.ErrorContains(t, err, `invalid AWS region "Europe"`)
 	_, err = awsconfig.Load(context.Background(), awsconfig.Options{Profile: "nope"})

@@ -128,3 +128,18 @@ func (s *Server) Stop(ctx context.Context) {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
+
+// IsolateAWSConfig points the SDK's default chain at an empty home for the test, so that the machine's own AWS
+// setup (profile, region, credentials, endpoint) cannot leak into it. It returns the folder that holds the
+// (empty) config and credentials files, for a test that writes a profile there.
+func IsolateAWSConfig(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	return dir
+}
