@@ -24,7 +24,7 @@ type obj map[string]json.RawMessage
 // and encoding/json's validation, reflection and copies of every value were a fifth of the adapter's time per
 // proxied request.
 func parseObj(b []byte) (obj, error) {
-	sc := idScanner{b: b, m: noMap}
+	sc := idScanner{b: b, m: noMap, plain: true}
 	sc.ws()
 	if sc.i >= len(b) || b[sc.i] != '{' {
 		return nil, errNotObject
@@ -45,10 +45,8 @@ func parseObj(b []byte) (obj, error) {
 			if !ok {
 				return nil, errNotObject
 			}
-			var key string
-			if k := b[ks+1 : ke-1]; bytes.IndexByte(k, '\\') < 0 && utf8.Valid(k) {
-				key = string(k)
-			} else if json.Unmarshal(b[ks:ke], &key) != nil { // escapes or invalid UTF-8: what they decode to
+			key, ok := objKey(b[ks:ke])
+			if !ok {
 				return nil, errNotObject
 			}
 			sc.ws()
@@ -85,6 +83,45 @@ func parseObj(b []byte) (obj, error) {
 
 var errNotObject = errors.New("not a JSON object")
 
+// objKey returns what a quoted key means.
+func objKey(q []byte) (string, bool) {
+	if k := q[1 : len(q)-1]; bytes.IndexByte(k, '\\') < 0 && utf8.Valid(k) {
+		return intern(k), true
+	}
+	var key string // escapes or invalid UTF-8: what they decode to
+	err := json.Unmarshal(q, &key)
+	return key, err == nil
+}
+
+// intern returns k as a string, without allocating for the keys and values every DAP message has.
+func intern(k []byte) string {
+	switch string(k) {
+	case "response":
+		return "response"
+	case "request":
+		return "request"
+	case "seq":
+		return "seq"
+	case "type":
+		return "type"
+	case "command":
+		return "command"
+	case "request_seq":
+		return "request_seq"
+	case "success":
+		return "success"
+	case "message":
+		return "message"
+	case "body":
+		return "body"
+	case "event":
+		return "event"
+	case "arguments":
+		return "arguments"
+	}
+	return string(k)
+}
+
 // noMap maps nothing: the scanner only validates.
 func noMap(idKind, int) (int, bool) { return 0, false }
 
@@ -92,7 +129,7 @@ func (o obj) str(k string) string {
 	v := o[k]
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		if in := v[1 : len(v)-1]; plainString(in) {
-			return string(in)
+			return intern(in)
 		}
 	}
 	var s string
@@ -301,7 +338,7 @@ func remap(raw json.RawMessage, m mapper) json.RawMessage {
 	if !hasIDKey(raw) {
 		return raw
 	}
-	sc := idScanner{b: raw, m: m}
+	sc := idScanner{b: raw, m: m, edits: make([]idEdit, 0, 16)}
 	sc.ws()
 	if !sc.value(-1) {
 		return raw
@@ -310,15 +347,12 @@ func remap(raw json.RawMessage, m mapper) json.RawMessage {
 	if sc.i != len(sc.b) || len(sc.edits) == 0 {
 		return raw
 	}
-	n := len(raw)
-	for _, e := range sc.edits {
-		n += len(e.repl) - (e.end - e.start)
-	}
+	n := len(raw) + 20*len(sc.edits)
 	out := make([]byte, 0, n)
 	last := 0
 	for _, e := range sc.edits {
 		out = append(out, raw[last:e.start]...)
-		out = append(out, e.repl...)
+		out = strconv.AppendInt(out, int64(e.repl), 10)
 		last = e.end
 	}
 	return append(out, raw[last:]...)
@@ -331,7 +365,8 @@ type idScanner struct {
 	i     int
 	m     mapper
 	edits []idEdit
-	depth int // objects and arrays open
+	depth int  // objects and arrays open
+	plain bool // only validate: map nothing
 }
 
 // maxDepth is how deeply encoding/json lets objects and arrays nest.
@@ -339,7 +374,7 @@ const maxDepth = 10000
 
 type idEdit struct {
 	start, end int
-	repl       []byte
+	repl       int
 }
 
 func (s *idScanner) ws() {
@@ -442,7 +477,11 @@ func (s *idScanner) object(kind idKind) bool {
 		}
 		s.i++
 		s.ws()
-		if !s.member(string(key), kind) {
+		if s.plain {
+			if !s.value(-1) {
+				return false
+			}
+		} else if !s.member(key, kind) {
 			return false
 		}
 		s.ws()
@@ -461,8 +500,8 @@ func (s *idScanner) object(kind idKind) bool {
 }
 
 // member scans the value of key in an object whose "id" is of kind.
-func (s *idScanner) member(key string, kind idKind) bool {
-	switch key {
+func (s *idScanner) member(key []byte, kind idKind) bool {
+	switch string(key) {
 	case "threadId":
 		return s.idNumber(kindThread, false)
 	case "frameId":
@@ -500,10 +539,12 @@ func (s *idScanner) nested(kind idKind) bool {
 
 // skip scans a value whose ids, if any, are not the adapter's to map.
 func (s *idScanner) skip() bool {
-	saved := s.m
-	s.m = noMap
+	if s.plain {
+		return s.value(-1)
+	}
+	s.plain = true
 	ok := s.value(-1)
-	s.m = saved
+	s.plain = false
 	return ok
 }
 
@@ -526,7 +567,7 @@ func (s *idScanner) mapAt(start int, kind idKind, zeroIsNone bool) {
 		return
 	}
 	if nn, ok := s.m(kind, n); ok && nn != n {
-		s.edits = append(s.edits, idEdit{start, s.i, strconv.AppendInt(nil, int64(nn), 10)})
+		s.edits = append(s.edits, idEdit{start, s.i, nn})
 	}
 }
 
@@ -584,6 +625,10 @@ func (s *idScanner) str() (start, end int, ok bool) {
 	s.i++ // "
 	for s.i < len(s.b) {
 		c := s.b[s.i]
+		if !strSpecial[c] {
+			s.i++
+			continue
+		}
 		switch {
 		case c == '"':
 			s.i++
@@ -608,14 +653,21 @@ func (s *idScanner) str() (start, end int, ok bool) {
 			default:
 				return 0, 0, false
 			}
-		case c < 0x20:
+		default: // a control character
 			return 0, 0, false
-		default:
-			s.i++
 		}
 	}
 	return 0, 0, false
 }
+
+// strSpecial marks the bytes that end a run of plain characters in a JSON string.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // number scans a JSON number and returns where it started.
 func (s *idScanner) number() (start int, ok bool) {
