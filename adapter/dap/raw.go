@@ -301,9 +301,11 @@ func appendArray(items []json.RawMessage) []byte {
 	return append(b, ']')
 }
 
-// idKeys are the field names remap rewrites; a value holding none of them is passed on without decoding.
-var idKeys = [][]byte{[]byte(`"threadId"`), []byte(`"frameId"`), []byte(`"variablesReference"`), []byte(`"sourceReference"`),
-	[]byte(`"id"`), []byte(`"threadIds"`), []byte(`"hitBreakpointIds"`)}
+// idKeys are the field names remap rewrites; a value holding none of them is passed on without decoding. Each
+// key missing costs a pass over the value, so the ones answers hold most often come first: "id" (stack frames,
+// threads, breakpoints) and variablesReference (evaluate, scopes, variables).
+var idKeys = [][]byte{[]byte(`"id"`), []byte(`"variablesReference"`), []byte(`"threadId"`), []byte(`"frameId"`),
+	[]byte(`"sourceReference"`), []byte(`"threadIds"`), []byte(`"hitBreakpointIds"`)}
 
 func hasIDKey(raw []byte) bool {
 	for _, k := range idKeys {
