@@ -2,6 +2,7 @@ package dap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,8 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	godap "github.com/google/go-dap"
 )
 
 // debuggee is the adapter's DAP client connection to the debugpy inside one function's executor.
@@ -25,6 +24,7 @@ type debuggee struct {
 	conn    net.Conn
 	wmu     sync.Mutex // serializes writes and seq
 	seq     int
+	out     outFrame // under wmu: the next request
 	mu      sync.Mutex
 	pending map[int]func(resp obj, ok bool) // by request seq; ok is false when the connection ended first
 	gone    bool
@@ -119,7 +119,7 @@ func (d *debuggee) read() {
 	}()
 	br := bufio.NewReader(d.conn)
 	for {
-		raw, err := godap.ReadBaseMessage(br)
+		raw, err := readFrame(br)
 		if err != nil {
 			d.log.Debug("debuggee connection ended", "err", err)
 			return
@@ -193,24 +193,39 @@ func (d *debuggee) startFunc(command string, args json.RawMessage, onResponse fu
 	seq := d.seq
 	d.pending[seq] = onResponse
 	d.mu.Unlock()
-	msg := obj{}
-	msg.set("seq", seq)
-	msg.set("type", "request")
-	msg.set("command", command)
-	if len(args) > 0 {
-		msg["arguments"] = args
-	}
-	b := msg.bytes()
+	b := d.requestFrame(seq, command, args)
 	if d.log.Enabled(context.Background(), slog.LevelDebug) {
-		d.log.Debug("to debugpy", "msg", clip(b))
+		d.log.Debug("to debugpy", "msg", clip(b[bytes.IndexByte(b, '{'):]))
 	}
-	if err := writeFrame(d.conn, b); err != nil {
+	if _, err := d.conn.Write(b); err != nil {
 		d.mu.Lock()
 		delete(d.pending, seq)
 		d.mu.Unlock()
 		return fmt.Errorf("send %s to %s: %w", command, d.fn, err)
 	}
 	return nil
+}
+
+// requestFrame frames a request in d.out (under wmu), written straight into the buffer: the same JSON as
+// an obj with these members would encode to.
+func (d *debuggee) requestFrame(seq int, command string, args json.RawMessage) []byte {
+	d.out.start()
+	b := append(d.out.b, `{"seq":`...)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	b = append(b, `,"type":"request","command":`...)
+	if plainString([]byte(command)) {
+		b = append(b, '"')
+		b = append(b, command...)
+		b = append(b, '"')
+	} else {
+		b = append(b, mustJSON(command)...)
+	}
+	if len(args) > 0 {
+		b = append(b, `,"arguments":`...)
+		b = append(b, args...)
+	}
+	d.out.b = append(b, '}')
+	return d.out.finish()
 }
 
 // request sends a request and waits for its response (which may be an error response: check "success").

@@ -8,8 +8,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	godap "github.com/google/go-dap"
 )
 
 // fuzzConn is a client connection that sends data and then hangs up; what the adapter writes is dropped.
@@ -24,7 +22,7 @@ func (c *fuzzConn) Close() error                { return nil }
 func (c *fuzzConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4711} }
 
 // FuzzDAPFraming feeds arbitrary bytes from an IDE (or, with --allow-remote, anyone on the network) to the
-// adapter's reading of DAP: go-dap's ReadBaseMessage and parseObj as the session's reader uses them, and the
+// adapter's reading of DAP: readFrame and parseObj as the session's reader uses them, and the
 // token gate in front of remote sessions. Each must end in an error or messages, never panic or hang, and the
 // gate must never let a launch through without the token.
 func FuzzDAPFraming(f *testing.F) {
@@ -55,7 +53,7 @@ func FuzzDAPFraming(f *testing.F) {
 			// The session's reader.
 			br := bufio.NewReader(bytes.NewReader(data))
 			for i := 0; ; i++ {
-				content, err := godap.ReadBaseMessage(br)
+				content, err := readFrame(br)
 				if err != nil {
 					break
 				}
@@ -77,7 +75,7 @@ func FuzzDAPFraming(f *testing.F) {
 			admitted, _ := io.ReadAll(g) // whatever the gate let through before it refused or the input ended
 			ab := bufio.NewReader(bytes.NewReader(admitted))
 			for first := true; ; {
-				content, err := godap.ReadBaseMessage(ab)
+				content, err := readFrame(ab)
 				if err != nil {
 					break
 				}

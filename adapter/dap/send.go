@@ -3,6 +3,7 @@ package dap
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	godap "github.com/google/go-dap"
 )
@@ -11,13 +12,15 @@ import (
 // the adapter builds itself are go-dap's types (sendMsg); the ones it proxies from debugpy stay raw JSON (send),
 // so fields and events this adapter does not know reach the IDE unchanged.
 
-// send writes a proxied message, numbering it.
+// send writes a proxied message, numbering it (its own "seq" is left as it was).
 func (s *session) send(m obj) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.seq++
-	m.set("seq", s.seq)
-	if err := writeFrame(s.rw, m.bytes()); err != nil {
+	var seq [20]byte
+	s.out.start()
+	s.out.b = m.appendTo(s.out.b, "seq", strconv.AppendInt(seq[:0], int64(s.seq), 10))
+	if _, err := s.rw.Write(s.out.finish()); err != nil {
 		s.log.Debug("write to IDE", "err", err)
 	}
 }
@@ -33,12 +36,14 @@ func (s *session) sendMsg(m godap.Message) {
 	case godap.EventMessage:
 		v.GetEvent().Seq = s.seq
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	s.out.start()
+	enc := json.NewEncoder(&s.out)
+	if err := enc.Encode(m); err != nil {
 		s.log.Error("encode a message for the IDE", "err", err) // only go-dap types of plain values: a bug
 		return
 	}
-	if err := writeFrame(s.rw, b); err != nil {
+	s.out.b = s.out.b[:len(s.out.b)-1] // Encode's newline
+	if _, err := s.rw.Write(s.out.finish()); err != nil {
 		s.log.Debug("write to IDE", "err", err)
 	}
 }

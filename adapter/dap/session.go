@@ -55,6 +55,7 @@ type session struct {
 
 	wmu sync.Mutex
 	seq int
+	out outFrame // under wmu: the next message to the IDE
 
 	initArgs json.RawMessage // under mu: re-attaches read it from other goroutines
 	progress bool
@@ -167,7 +168,7 @@ func (s *session) run(ctx context.Context) error {
 func (s *session) serveRequests() error {
 	br := bufio.NewReader(s.rw)
 	for {
-		raw, err := godap.ReadBaseMessage(br)
+		raw, err := readFrame(br)
 		if err != nil {
 			var bpe *godap.BaseProtocolError
 			if errors.As(err, &bpe) {
