@@ -58,6 +58,11 @@ type Options struct {
 	AllowRemote bool
 	Token       string
 	Logger      *slog.Logger
+
+	// Test hooks (set by export_test.go only): developerURL rewrites the gateway URL the developer link dials
+	// (the soak puts a connection-cutting forwarder there); wrapRoutes wraps the relay handlers the gateway runs.
+	developerURL func(gatewayURL string) string
+	wrapRoutes   func(gateway.Routes) gateway.Routes
 }
 
 // servedFunction is one function of the template that this pipeline runs.
@@ -69,6 +74,7 @@ type servedFunction struct {
 	mu      sync.Mutex
 	idle    []*sandbox
 	running int
+	live    map[*sandbox]struct{} // every sandbox whose proxy has not stopped, idle or busy
 }
 
 // Pipeline is a running local pipeline. Close stops it.
@@ -79,6 +85,7 @@ type Pipeline struct {
 	fns      []*servedFunction
 	byName   map[string]*servedFunction
 	gw       *gateway.Gateway
+	store    *relay.MemoryStore
 	session  relay.Session
 	audience string
 	dev      *devside.Side
@@ -185,11 +192,16 @@ func selectFunctions(tpl *template.Template, want []string) ([]template.Function
 
 func (p *Pipeline) startRelay(ctx context.Context) error {
 	store := relay.NewMemoryStore()
+	p.store = store
 	p.session = relay.NewSession("local-"+randomID(6), ownerName(), time.Time{})
 	store.PutSession(p.session)
 	p.audience = "plldb-local"
 	p.gw = gateway.New(gateway.Config{Logger: p.log.With("component", "gateway")}, nil)
-	p.gw.SetRoutes(&relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")})
+	var routes gateway.Routes = &relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")}
+	if p.opts.wrapRoutes != nil {
+		routes = p.opts.wrapRoutes(routes)
+	}
+	p.gw.SetRoutes(routes)
 	// The gateway lives until Close stops it last, after every link has said goodbye; not as long as the
 	// caller's start-up context, nor the pipeline's context, which Close cancels first.
 	if err := p.gw.Start(context.WithoutCancel(ctx)); err != nil {
@@ -215,7 +227,7 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 	}
 	p.dev = dev
 	for _, d := range dev.Functions() {
-		sf := &servedFunction{Function: d.Function, exec: d.Exec, timeout: d.Timeout}
+		sf := &servedFunction{Function: d.Function, exec: d.Exec, timeout: d.Timeout, live: map[*sandbox]struct{}{}}
 		p.fns = append(p.fns, sf)
 		p.byName[sf.LogicalID] = sf
 		p.byName[sf.Name] = sf
@@ -227,8 +239,12 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 // relay, and starts dispatching.
 func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	peer := "developer-" + randomID(4)
+	url := p.gw.URL()
+	if p.opts.developerURL != nil {
+		url = p.opts.developerURL(url)
+	}
 	err := p.dev.Connect(ctx, wsclient.Config{
-		URL:    p.gw.URL(),
+		URL:    url,
 		Ticket: p.ticketer(wire.RoleDeveloper, "", peer),
 		Logger: p.log.With("component", "developer-link"),
 	})
