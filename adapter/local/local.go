@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -384,11 +385,19 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 	start := time.Now()
 	fmt.Fprintf(sb.out, "START RequestId: %s Version: $LATEST\n", id)
 	resp, err := sb.api.Invoke(ctx, runtimeInvocation(id, start.Add(budget), p.arn(sf), req))
+	healthy := err == nil
+	if err != nil && errors.Is(err, runtimeapi.ErrServerClosed) && ctx.Err() == nil && p.ctx.Err() == nil {
+		// The sandbox's runtime (the layer proxy, which the exec wrapper runs in place of the runtime) stopped
+		// before answering. Lambda answers that as a function error, Runtime.ExitError, not as a service error:
+		// a 5xx ServiceException would make the AWS SDKs retry, running the handler a second time.
+		resp, err = runtimeExitError(id), nil
+		fmt.Fprintf(sb.out, "RequestId: %s Error: Runtime exited without providing a reason\nRuntime.ExitError\n", id)
+	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
 		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB)
 	logs := sb.out.Bytes()
-	p.release(sf, sb, err == nil)
+	p.release(sf, sb, healthy)
 	if err != nil {
 		return InvokeResponse{}, fmt.Errorf("invoke %s: %w", sf.LogicalID, err)
 	}
@@ -397,6 +406,15 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 		out.FunctionError = "Unhandled"
 	}
 	return out, nil
+}
+
+// runtimeExitError is Lambda's answer for an invocation whose runtime exited before answering it.
+func runtimeExitError(id string) runtimeapi.Response {
+	doc, _ := json.Marshal(runtimeapi.ErrorDocument{
+		ErrorMessage: "RequestId: " + id + " Error: Runtime exited without providing a reason",
+		ErrorType:    "Runtime.ExitError",
+	})
+	return runtimeapi.Response{Payload: doc, Error: true, ErrorType: "Runtime.ExitError"}
 }
 
 // Close answers in-flight invocations, then stops the Invoke API, the sandboxes, the developer side, the

@@ -408,3 +408,58 @@ func TestFailedStartCleansUp(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "HelloFunction")
 }
+
+// TestSandboxDyingMidInvocationIsARuntimeExitError: when an emulated sandbox's runtime (the layer proxy) dies
+// during an invocation, the caller gets Lambda's Runtime.ExitError as a function error, once. It used to get
+// 500 ServiceException, which the AWS SDKs retry: the handler, already running in the developer's executor, ran
+// a second time (found by BenchmarkSoak).
+func TestSandboxDyingMidInvocationIsARuntimeExitError(t *testing.T) {
+	runs := filepath.Join(t.TempDir(), "runs")
+	dir := writeApp(t, map[string]string{"app.py": `
+import os, time
+def slow(event, context):
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(context.aws_request_id + "\n")
+    time.sleep(1)
+    return "done"
+`}, "Slow: app.slow @10", "      RUNS: "+runs)
+	p := start(t, local.Options{Template: dir})
+	client := lambda.New(lambda.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(p.Endpoint()),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+	})
+	type answer struct {
+		out *lambda.InvokeOutput
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		out, err := client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("Slow"), Payload: []byte(`{}`)})
+		done <- answer{out, err}
+	}()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(runs)
+		return len(b) > 0
+	}, 20*time.Second, 5*time.Millisecond, "the handler starts")
+	killed, busy := local.KillSandbox(p, "Slow")
+	require.True(t, killed && busy, "the sandbox running the invocation is killed")
+
+	a := <-done
+	require.NoError(t, a.err)
+	require.NotNil(t, a.out.FunctionError)
+	assert.Equal(t, "Unhandled", *a.out.FunctionError)
+	assert.Contains(t, string(a.out.Payload), `"errorType":"Runtime.ExitError"`)
+	assert.Contains(t, string(a.out.Payload), "Runtime exited without providing a reason")
+
+	time.Sleep(1500 * time.Millisecond) // a retried invocation would have started by now
+	b, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
+
+	// The function keeps working: the next invocation gets a new sandbox.
+	out, err := client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("Slow"), Payload: []byte(`{}`)})
+	require.NoError(t, err)
+	assert.Nil(t, out.FunctionError)
+	assert.Equal(t, `"done"`, string(out.Payload))
+}
