@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -148,4 +149,70 @@ func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 			assert.Equal(t, ordersPeer, e.To)
 		}
 	}
+}
+
+// An ack or answer that the relay could not deliver because the sandbox was between two connections is sent
+// again until the sandbox is back (its peer id survives the reconnect), and only until the invocation's
+// deadline; a nack for another reason is not retried. Found by BenchmarkSoak in adapter/local: the gateway
+// closed a sandbox's connection, the answer left before the sandbox reconnected, and the caller got
+// Plldb.Timeout at the deadline though the handler had run.
+func TestDispatchRedeliversWhatTheRelayCouldNotDeliver(t *testing.T) {
+	runner := &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	peer := ticket.FunctionPeer("orders-fn", "fn-1")
+	invoke := func(id string, deadline time.Time) {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Deadline: deadline, Function: wire.FunctionIdentity{Name: "orders-fn"}})
+		require.NoError(t, err)
+		e.From = peer
+		link.in <- e
+	}
+	nack := func(ref string, typ wire.Type, reason string) {
+		e, err := wire.NewEnvelope(wire.TypeNack, "", wire.Nack{Ref: ref, T: typ, Reason: reason})
+		require.NoError(t, err)
+		link.in <- e
+	}
+	count := func(id string, typ wire.Type) int {
+		n := 0
+		for _, e := range link.sent() {
+			if e.ID == id && e.T == typ {
+				assert.Equal(t, peer, e.To)
+				n++
+			}
+		}
+		return n
+	}
+
+	invoke("req-1", time.Now().Add(time.Minute))
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeResult) == 1 }, 10*time.Second, time.Millisecond)
+	nack("req-1", wire.TypeResult, relay.ReasonNotConnected)
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeResult) == 2 }, 10*time.Second, time.Millisecond, "the answer is sent again")
+	nack("req-1", wire.TypeAck, relay.ReasonGone)
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeAck) == 2 }, 10*time.Second, time.Millisecond, "so is the ack")
+	nack("req-1", wire.TypeResult, relay.ReasonNotConnected)
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeResult) == 3 }, 10*time.Second, time.Millisecond, "again, after a longer wait")
+
+	// Past the invocation's deadline, or refused for good: not sent again.
+	invoke("req-2", time.Now().Add(300*time.Millisecond))
+	invoke("req-3", time.Now().Add(time.Minute))
+	require.Eventually(t, func() bool { return count("req-2", wire.TypeResult) == 1 && count("req-3", wire.TypeResult) == 1 },
+		10*time.Second, time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // req-2's deadline passes
+	nack("req-2", wire.TypeResult, relay.ReasonNotConnected)
+	nack("req-3", wire.TypeResult, relay.ReasonInvalid)
+	nack("unknown", wire.TypeResult, relay.ReasonNotConnected)
+	time.Sleep(redeliverMax)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, 1, count("req-2", wire.TypeResult))
+	assert.Equal(t, 1, count("req-3", wire.TypeResult))
+	assert.Equal(t, 0, count("unknown", wire.TypeResult))
+	assert.Equal(t, []string{"req-1", "req-2", "req-3"}, runner.ran(), "nothing ran twice")
 }

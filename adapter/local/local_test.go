@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
@@ -462,4 +463,45 @@ def slow(event, context):
 	require.NoError(t, err)
 	assert.Nil(t, out.FunctionError)
 	assert.Equal(t, `"done"`, string(out.Payload))
+}
+
+// TestFunctionConnectionClosedMidInvocation: the gateway closes a sandbox's connection (as API Gateway does at
+// its 2-hour cap) while the developer runs the invocation, and the handler returns before the sandbox has
+// reconnected. The developer's answer must still reach the caller, once, after the reconnect.
+func TestFunctionConnectionClosedMidInvocation(t *testing.T) {
+	tmp := t.TempDir()
+	runs, release := filepath.Join(tmp, "runs"), filepath.Join(tmp, "release")
+	dir := writeApp(t, map[string]string{"app.py": `
+import os, time
+def slow(event, context):
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(context.aws_request_id + "\n")
+    while not os.path.exists(os.environ["RELEASE"]):
+        time.sleep(0.001)
+    return "done"
+`}, "Slow: app.slow @6", "      RUNS: "+runs+"\n        RELEASE: "+release)
+	p := start(t, local.Options{Template: dir})
+	done := make(chan httpAnswer, 1)
+	go func() { done <- invokeHTTP(t, p, "Slow", []byte(`{}`), nil) }()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(runs)
+		return len(b) > 0
+	}, 20*time.Second, 5*time.Millisecond, "the handler starts")
+	ids := local.SessionConnections(p, wire.RoleFunction)
+	require.Len(t, ids, 1)
+	require.NoError(t, local.Gateway(p).DeleteConnection(context.Background(), ids[0]))
+	// The answer leaves while the sandbox is still reconnecting (its first attempt waits at least 100 ms).
+	require.Eventually(t, func() bool { return len(local.SessionConnections(p, wire.RoleFunction)) == 0 },
+		5*time.Second, time.Millisecond, "the gateway has dropped the connection")
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+
+	start := time.Now()
+	a := <-done
+	assert.Equal(t, http.StatusOK, a.status)
+	assert.Empty(t, a.header.Get("X-Amz-Function-Error"), "%s", a.payload)
+	assert.Equal(t, `"done"`, string(a.payload))
+	assert.Less(t, time.Since(start), 3*time.Second, "the answer came after the reconnect, not at the deadline")
+	b, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,8 @@ import (
 //
 // Every caller must get exactly one answer within soakLostAfter (a caller without one is lost), and no
 // invocation may run twice: the handler appends its request id to a file at every execution (two lines of one
-// id are a duplicate), and the relay counts the answers the developer sends per request id (two are a
+// id are a duplicate; so is a 5xx answer for an invocation whose handler ran, since the AWS SDKs retry those),
+// and the relay counts the answers the developer sends per request id (two are a
 // duplicate) and the invoke messages a sandbox sends per request id (two are a redelivery). Lost, duplicated or
 // misrouted (an answer that is not the caller's) invocations fail the benchmark with the details of each.
 //
@@ -381,6 +383,15 @@ func (r *soakResult) report(b *testing.B) {
 			dups = append(dups, dup{id, fmt.Sprintf("the developer sent %d answers", c)})
 		}
 	}
+	// A 5xx answer is one the AWS SDKs retry: if the handler had run for it, an SDK caller would run it twice.
+	for _, o := range r.outcomes {
+		if !strings.HasPrefix(o.kind, "http 5") {
+			continue
+		}
+		if id := uuidRE.FindString(o.detail); id != "" && r.executions[id] > 0 {
+			dups = append(dups, dup{id, fmt.Sprintf("answered %s (which the AWS SDKs retry) after the handler ran: %s", o.kind, o.detail)})
+		}
+	}
 	redelivered := 0
 	for _, c := range r.invokes {
 		if c > 1 {
@@ -475,6 +486,8 @@ func (r *soakResult) report(b *testing.B) {
 	}
 	b.Fatal(fail.String())
 }
+
+var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
 func sortedKeys(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
