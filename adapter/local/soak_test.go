@@ -40,11 +40,13 @@ import (
 //     (DeleteConnection).
 //
 // Every caller must get exactly one answer within soakLostAfter (a caller without one is lost), and no
-// invocation may run twice: the handler appends its request id to a file at every execution (two lines of one
-// id are a duplicate; so is a 5xx answer for an invocation whose handler ran, since the AWS SDKs retry those),
-// and the relay counts the answers the developer sends per request id (two are a
-// duplicate) and the invoke messages a sandbox sends per request id (two are a redelivery). Lost, duplicated or
-// misrouted (an answer that is not the caller's) invocations fail the benchmark with the details of each.
+// invocation may run or be answered twice: the handler appends its request id to a file at every execution (two
+// lines of one id are a duplicate; so is a 5xx answer for an invocation whose handler ran, since the AWS SDKs
+// retry those), and a sandbox's Runtime API refusing an answer as "already answered" is a duplicate answer. The
+// relay also counts, per request id, the invoke messages sandboxes send and the answers the developer sends
+// (more than one: an answer sent again after the relay could not deliver it, which the sandbox takes once).
+// Lost, duplicated or misrouted (an answer that is not the caller's) invocations fail the benchmark with the
+// details of each.
 //
 // Legitimate answers besides the handler's result, by cause: a killed executor → Runtime.ExitError for the
 // invocations it was running; a killed sandbox proxy → the sandbox's runtime went away (Runtime.ExitError), for
@@ -120,12 +122,14 @@ type soakResult struct {
 	elapsed    time.Duration
 	outcomes   []outcome
 	kills      map[string]int
-	executions map[string]int    // request id → times the handler ran
-	execN      map[string][]int  // request id → the sequence numbers it ran with
-	answers    map[string]int    // request id → result/error messages the developer sent
-	invokes    map[string]int    // request id → invoke messages sandboxes sent
-	warnings   map[string]int    // pipeline warning/error messages → count
-	byID       map[string]string // request id → warning lines mentioning it (for details)
+	executions map[string]int   // request id → times the handler ran
+	execN      map[string][]int // request id → the sequence numbers it ran with
+	answers    map[string]int   // request id → result/error messages the developer sent (redeliveries included)
+	// answeredTwice: request id → answers a sandbox's Runtime API refused because the invocation was answered
+	answeredTwice map[string]int
+	invokes       map[string]int    // request id → invoke messages sandboxes sent
+	warnings      map[string]int    // pipeline warning/error messages → count
+	byID          map[string]string // request id → warning lines mentioning it (for details)
 }
 
 func runSoak(t testing.TB, cfg soakConfig) *soakResult {
@@ -202,7 +206,7 @@ func runSoak(t testing.TB, cfg soakConfig) *soakResult {
 	time.Sleep(500 * time.Millisecond)
 	res.executions, res.execN = readExecutions(t, execLog)
 	res.answers, res.invokes = counter.snapshot()
-	res.warnings, res.byID = logs.snapshot()
+	res.warnings, res.byID, res.answeredTwice = logs.snapshot()
 	return res
 }
 
@@ -378,9 +382,15 @@ func (r *soakResult) report(b *testing.B) {
 			dups = append(dups, dup{id, fmt.Sprintf("the handler ran %d times (sequence numbers %v)", c, r.execN[id])})
 		}
 	}
-	for id, c := range r.answers {
+	for id, c := range r.answeredTwice {
+		dups = append(dups, dup{id, fmt.Sprintf("the sandbox's Runtime API refused %d more answers: already answered", c)})
+	}
+	// The developer side sends an answer again when the relay could not deliver it (its sandbox was between
+	// connections); the sandbox takes one answer per invocation, so these are redeliveries, not duplicates.
+	resent := 0
+	for _, c := range r.answers {
 		if c > 1 {
-			dups = append(dups, dup{id, fmt.Sprintf("the developer sent %d answers", c)})
+			resent++
 		}
 	}
 	// A 5xx answer is one the AWS SDKs retry: if the handler had run for it, an SDK caller would run it twice.
@@ -414,8 +424,8 @@ func (r *soakResult) report(b *testing.B) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "soak: %d invocations, %d callers, %s (%.0f/s), %d kills\n", len(r.outcomes), r.cfg.callers,
 		r.elapsed.Round(time.Millisecond), float64(answered)/r.elapsed.Seconds(), totalKills)
-	fmt.Fprintf(&sb, "  answered %d, lost %d, duplicated %d, misrouted %d, invokes redelivered %d\n",
-		answered, len(lost), len(dups), len(wrong), redelivered)
+	fmt.Fprintf(&sb, "  answered %d, lost %d, duplicated %d, misrouted %d; invokes sent twice %d, answers sent again %d\n",
+		answered, len(lost), len(dups), len(wrong), redelivered, resent)
 	fmt.Fprintf(&sb, "  latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.0f ms\n",
 		ms(pct(.5)), ms(pct(.9)), ms(pct(.99)), ms(pct(.999)), ms(pct(1)))
 	sb.WriteString("  answers:\n")
@@ -620,17 +630,19 @@ type logRecorder struct {
 	mu     sync.Mutex
 	counts map[string]int
 	byID   map[string]string
+	twice  map[string]int // request id → "already answered" refusals
 	attrs  []slog.Attr
 }
 
 func newLogRecorder() *logRecorder {
-	return &logRecorder{counts: map[string]int{}, byID: map[string]string{}}
+	return &logRecorder{counts: map[string]int{}, byID: map[string]string{}, twice: map[string]int{}}
 }
 
 func (l *logRecorder) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
 
 func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	var id, comp string
+	twice := false
 	var line strings.Builder
 	line.WriteString(r.Level.String() + " " + r.Message)
 	visit := func(a slog.Attr) bool {
@@ -639,6 +651,8 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 			id = a.Value.String()
 		case "component":
 			comp = a.Value.String()
+		case "err":
+			twice = twice || strings.Contains(a.Value.String(), "already answered")
 		}
 		fmt.Fprintf(&line, " %s=%v", a.Key, a.Value)
 		return true
@@ -649,6 +663,9 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(visit)
 	l.mu.Lock()
 	l.counts[comp+": "+r.Message]++
+	if twice && id != "" {
+		l.twice[id]++
+	}
 	if id != "" && len(l.byID[id]) < 2000 {
 		l.byID[id] += "[" + line.String() + "] "
 	}
@@ -662,10 +679,10 @@ func (l *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (l *logRecorder) WithGroup(string) slog.Handler { return l }
 
-func (l *logRecorder) snapshot() (map[string]int, map[string]string) {
+func (l *logRecorder) snapshot() (counts map[string]int, byID map[string]string, twice map[string]int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.counts, l.byID
+	return l.counts, l.byID, l.twice
 }
 
 // logView is a logRecorder with attributes added by With.
