@@ -214,5 +214,5 @@ func TestDispatchRedeliversWhatTheRelayCouldNotDeliver(t *testing.T) {
 	assert.Equal(t, 1, count("req-2", wire.TypeResult))
 	assert.Equal(t, 1, count("req-3", wire.TypeResult))
 	assert.Equal(t, 0, count("unknown", wire.TypeResult))
-	assert.Equal(t, []string{"req-1", "req-2", "req-3"}, runner.ran(), "nothing ran twice")
+	assert.ElementsMatch(t, []string{"req-1", "req-2", "req-3"}, runner.ran(), "nothing ran twice")
 }
