@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -90,6 +91,7 @@ type sentKey struct {
 
 type sentMessage struct {
 	env      *wire.Envelope
+	sentAt   time.Time
 	until    time.Time // the invocation's deadline: no redelivery after it
 	expires  time.Time // forgotten after this (redeliverWatch after the last send)
 	attempts int
@@ -283,7 +285,8 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 // remember keeps a message to a sandbox for redelivery; call it before sending, so that a nack cannot come first.
 func (d *dispatcher) remember(env *wire.Envelope, until time.Time) {
 	d.mu.Lock()
-	d.sent[sentKey{env.ID, env.T}] = &sentMessage{env: env, until: until, expires: time.Now().Add(redeliverWatch)}
+	now := time.Now()
+	d.sent[sentKey{env.ID, env.T}] = &sentMessage{env: env, sentAt: now, until: until, expires: now.Add(redeliverWatch)}
 	d.mu.Unlock()
 }
 
@@ -325,7 +328,8 @@ func (d *dispatcher) redeliver(ctx context.Context, n wire.Nack) bool {
 		}
 		d.mu.Lock()
 		m.retrying = false
-		m.expires = time.Now().Add(redeliverWatch)
+		m.sentAt = time.Now()
+		m.expires = m.sentAt.Add(redeliverWatch)
 		d.mu.Unlock()
 		sendCtx, cancel := context.WithDeadline(ctx, m.until)
 		defer cancel()
@@ -334,6 +338,49 @@ func (d *dispatcher) redeliver(ctx context.Context, n wire.Nack) bool {
 		}
 	}()
 	return true
+}
+
+// resendLimit bounds how many recent messages a reconnect sends again.
+const resendLimit = 1024
+
+// Reconnected sends again, on the developer's new connection (ctx is its OnConnect context), the acks and
+// answers sent within redeliverWatch whose invocations have not reached their deadline, newest answers first. A
+// connection can die silently: what was written to it after the relay stopped reading was accepted by the
+// kernel and never arrived, and no nack comes back for it. The proxy takes one answer per invocation, so what
+// did arrive the first time is dropped the second.
+func (d *dispatcher) Reconnected(ctx context.Context) {
+	now := time.Now()
+	d.mu.Lock()
+	var again []sentMessage // copies: a redelivery in progress updates sentAt
+	for _, m := range d.sent {
+		if now.Before(m.until) && now.Before(m.expires) {
+			again = append(again, *m)
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(again, func(i, j int) bool {
+		if ai, aj := again[i].env.T == wire.TypeAck, again[j].env.T == wire.TypeAck; ai != aj {
+			return aj
+		}
+		return again[i].sentAt.After(again[j].sentAt)
+	})
+	if len(again) > resendLimit {
+		again = again[:resendLimit]
+	}
+	if len(again) > 0 {
+		d.log.Info("sending recent acks and answers again on the new connection", "count", len(again))
+	}
+	for _, m := range again {
+		sendCtx, cancel := context.WithDeadline(ctx, m.until)
+		err := d.cfg.Link.Send(sendCtx, m.env)
+		cancel()
+		if err != nil {
+			d.log.Debug("send again after reconnect", "ref", m.env.ID, "type", m.env.T, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
 }
 
 // answer turns an executor outcome into the envelope the sandbox posts to the Runtime API.

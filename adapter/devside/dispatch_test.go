@@ -216,3 +216,45 @@ func TestDispatchRedeliversWhatTheRelayCouldNotDeliver(t *testing.T) {
 	assert.Equal(t, 0, count("unknown", wire.TypeResult))
 	assert.ElementsMatch(t, []string{"req-1", "req-2", "req-3"}, runner.ran(), "nothing ran twice")
 }
+
+// After the developer's link reconnects, the acks and answers of the last moments are sent again on the new
+// connection (a connection that died silently took them without delivering them, and nothing nacks that), but
+// not those of invocations past their deadline.
+func TestDispatchSendsRecentAnswersAgainAfterAReconnect(t *testing.T) {
+	runner := &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	peer := ticket.FunctionPeer("orders-fn", "fn-1")
+	for id, deadline := range map[string]time.Time{"live": time.Now().Add(time.Minute), "late": time.Now().Add(200 * time.Millisecond)} {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Deadline: deadline, Function: wire.FunctionIdentity{Name: "orders-fn"}})
+		require.NoError(t, err)
+		e.From = peer
+		link.in <- e
+	}
+	count := func(id string, typ wire.Type) int {
+		n := 0
+		for _, e := range link.sent() {
+			if e.ID == id && e.T == typ {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return count("live", wire.TypeResult) == 1 && count("late", wire.TypeResult) == 1 },
+		10*time.Second, time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // "late" is past its deadline
+	d.Reconnected(ctx)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, 2, count("live", wire.TypeResult))
+	assert.Equal(t, 2, count("live", wire.TypeAck))
+	assert.Equal(t, 1, count("late", wire.TypeResult))
+	assert.ElementsMatch(t, []string{"live", "late"}, runner.ran(), "nothing ran twice")
+}

@@ -505,3 +505,46 @@ def slow(event, context):
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
 }
+
+// TestDeveloperLinkDiesSilentlyWithAnAnswerOnIt: the developer's connection dies without a word while the answer
+// of a running invocation is written to it (the write succeeds locally; nothing arrives), and the link then
+// reconnects. The answer must still reach the caller, once, instead of the sandbox giving up on the developer.
+func TestDeveloperLinkDiesSilentlyWithAnAnswerOnIt(t *testing.T) {
+	tmp := t.TempDir()
+	runs, release := filepath.Join(tmp, "runs"), filepath.Join(tmp, "release")
+	dir := writeApp(t, map[string]string{"app.py": `
+import os, time
+def slow(event, context):
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(context.aws_request_id + "\n")
+    while not os.path.exists(os.environ["RELEASE"]):
+        time.sleep(0.001)
+    return "done"
+`}, "Slow: app.slow @20", "      RUNS: "+runs+"\n        RELEASE: "+release)
+	cut := newCutter(t)
+	opts := local.Options{Template: dir}
+	local.SetDeveloperURL(&opts, cut.rewrite)
+	p := start(t, opts)
+	done := make(chan httpAnswer, 1)
+	go func() { done <- invokeHTTP(t, p, "Slow", []byte(`{}`), nil) }()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(runs)
+		return len(b) > 0
+	}, 20*time.Second, 5*time.Millisecond, "the handler starts")
+
+	cut.void.Store(true)
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+	time.Sleep(300 * time.Millisecond) // the answer goes into the void
+	cut.void.Store(false)
+	require.Positive(t, cut.cut())
+
+	start := time.Now()
+	a := <-done
+	assert.Equal(t, http.StatusOK, a.status)
+	assert.Empty(t, a.header.Get("X-Amz-Function-Error"), "%s", a.payload)
+	assert.Equal(t, `"done"`, string(a.payload))
+	assert.Less(t, time.Since(start), 5*time.Second, "the answer came after the reconnect")
+	b, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
+}

@@ -515,6 +515,8 @@ type cutter struct {
 	target string
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	// void: what the client sends is read and thrown away, as a network that died silently loses it.
+	void atomic.Bool
 }
 
 func newCutter(t testing.TB) *cutter {
@@ -555,17 +557,30 @@ func (c *cutter) serve() {
 		c.mu.Lock()
 		c.conns[in], c.conns[out] = struct{}{}, struct{}{}
 		c.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
+		pipe := func(dst net.Conn, src io.Reader) {
 			_, _ = io.Copy(dst, src)
 			dst.Close()
-			src.Close()
 			c.mu.Lock()
 			delete(c.conns, dst)
-			delete(c.conns, src)
 			c.mu.Unlock()
 		}
-		go pipe(out, in)
+		go pipe(out, &voidable{in, &c.void})
 		go pipe(in, out)
+	}
+}
+
+// voidable reads a connection, and while void is set returns nothing of what it read.
+type voidable struct {
+	net.Conn
+	void *atomic.Bool
+}
+
+func (v *voidable) Read(b []byte) (int, error) {
+	for {
+		n, err := v.Conn.Read(b)
+		if err != nil || !v.void.Load() {
+			return n, err
+		}
 	}
 }
 
