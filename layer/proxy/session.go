@@ -165,6 +165,13 @@ func (f *inflight) owns(e *wire.Envelope) bool {
 	case wire.TypeNack:
 		var n wire.Nack
 		if json.Unmarshal(e.Body, &n) == nil {
+			switch n.T {
+			case "", wire.TypeInvoke, wire.TypeChunk:
+			default:
+				// A nack of another message of ours (the hello of a reconnect, a ping) says nothing about the
+				// invocation: taken for the invocation's, it made a delivered invocation fall back.
+				return false
+			}
 			return n.Ref == f.id || n.Ref == "" || n.T == wire.TypeChunk || e.ID == f.id
 		}
 		return e.ID == f.id || e.ID == ""
@@ -256,7 +263,7 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 		}
 	}()
 	var pollC <-chan time.Time
-	acked := false
+	acked, byeBeforeAck := false, false
 
 	for {
 		select {
@@ -278,7 +285,14 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 				s.p.log.Warn("nack after ack ignored", "request_id", inv.RequestID, "reason", nackReason(e))
 			case wire.TypeBye:
 				if !acked {
-					return s.noDeveloper(inv, "the developer left: "+byeReason(e))
+					// The invocation may already be with the developer, who acks it once reconnected: falling back
+					// now could run it twice. The ack timeout still bounds the wait.
+					if !byeBeforeAck {
+						byeBeforeAck = true
+						s.p.log.Info("developer left before acknowledging; waiting for the ack until the ack timeout",
+							"request_id", inv.RequestID, "reason", byeReason(e))
+					}
+					continue
 				}
 				s.p.log.Warn("developer left during an invocation; waiting for them to come back",
 					"request_id", inv.RequestID, "grace", s.cfg.DisconnectGrace, "reason", byeReason(e))
@@ -291,6 +305,9 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 				return true
 			}
 		case <-ackC:
+			if byeBeforeAck {
+				return s.noDeveloper(inv, fmt.Sprintf("the developer left and did not acknowledge it within %s", s.cfg.AckTimeout))
+			}
 			return s.noDeveloper(inv, fmt.Sprintf("no acknowledgement from the developer within %s", s.cfg.AckTimeout))
 		case <-pollC:
 			if !link.Connected() {
