@@ -79,6 +79,9 @@ type dispatcher struct {
 // and when the relay nacks it as undeliverable, sends it again, with backoff, until the invocation's deadline.
 // The proxy takes one answer per invocation and drops any other, so a redelivery never answers twice.
 const (
+	// ackBudget is how long after an invocation arrives its ack may still leave: below the sandbox's ack timeout
+	// (proxy.DefaultAckTimeout, 3 s), with a second for the relay to carry it.
+	ackBudget        = 2 * time.Second
 	redeliverWatch   = 10 * time.Second
 	redeliverBackoff = 50 * time.Millisecond
 	redeliverMax     = time.Second
@@ -237,9 +240,26 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	if until.IsZero() {
 		until = time.Now().Add(redeliverWatch)
 	}
-	d.remember(ack, until)
-	if err := d.cfg.Link.Send(ctx, ack); err != nil {
-		log.Warn("send ack", "err", err)
+	// The sandbox waits for the ack only so long (proxy.DefaultAckTimeout), then falls back to the function's own
+	// runtime. An ack that leaves later (the link was down and Send waited for the reconnect) arrives after the
+	// fallback ran the invocation, so it is not sent, not sent again, and the handler does not run.
+	ackBy := time.Now().Add(ackBudget)
+	ackUntil := until
+	if ackBy.Before(ackUntil) {
+		ackUntil = ackBy
+	}
+	d.remember(ack, ackUntil)
+	ackCtx, cancelAck := context.WithDeadline(ctx, ackBy)
+	err = d.cfg.Link.Send(ackCtx, ack)
+	cancelAck()
+	if err != nil {
+		d.forget(ack)
+		if ctx.Err() == nil {
+			log.Warn("could not acknowledge the invocation in time; not running it (the sandbox falls back or answers Plldb.NoDeveloper)",
+				"budget", ackBudget, "err", err)
+		} else {
+			log.Warn("send ack", "err", err)
+		}
 		return
 	}
 
@@ -334,10 +354,17 @@ func (d *dispatcher) redeliver(ctx context.Context, n wire.Nack) bool {
 		sendCtx, cancel := context.WithDeadline(ctx, m.until)
 		defer cancel()
 		if err := d.cfg.Link.Send(sendCtx, m.env); err != nil {
-			d.log.Warn("send again", "ref", n.Ref, "type", n.T, "err", err)
+			d.log.Debug("send again", "ref", n.Ref, "type", n.T, "err", err)
 		}
 	}()
 	return true
+}
+
+// forget drops a remembered message: it must not be sent again.
+func (d *dispatcher) forget(env *wire.Envelope) {
+	d.mu.Lock()
+	delete(d.sent, sentKey{env.ID, env.T})
+	d.mu.Unlock()
 }
 
 // resendLimit bounds how many recent messages a reconnect sends again.

@@ -258,3 +258,39 @@ func TestDispatchSendsRecentAnswersAgainAfterAReconnect(t *testing.T) {
 	assert.Equal(t, 1, count("late", wire.TypeResult))
 	assert.ElementsMatch(t, []string{"live", "late"}, runner.ran(), "nothing ran twice")
 }
+
+// stalledLink is a developer link that is down: Send waits for a reconnect that does not come within ctx.
+type stalledLink struct{ fakeLink }
+
+func (l *stalledLink) Send(ctx context.Context, e *wire.Envelope) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// An invocation whose ack cannot leave within ackBudget is not run: the sandbox stops waiting for the ack at its
+// ack timeout and falls back to the function's own runtime, so running it as well would run it twice (found by
+// the soak in adapter/local: the ack waited for the developer's reconnect, then the handler ran).
+func TestDispatchDoesNotRunWhatItCouldNotAcknowledgeInTime(t *testing.T) {
+	runner := &countingRunner{}
+	link := &stalledLink{fakeLink{in: make(chan *wire.Envelope, 8)}}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	e, err := wire.NewEnvelope(wire.TypeInvoke, "req-1", wire.Invoke{RequestID: "req-1", Deadline: time.Now().Add(time.Minute), Function: wire.FunctionIdentity{Name: "orders-fn"}})
+	require.NoError(t, err)
+	e.From = ticket.FunctionPeer("orders-fn", "fn-1")
+	link.in <- e
+	time.Sleep(ackBudget + 500*time.Millisecond)
+	d.Reconnected(ctx) // the link is back: the ack is not sent late either
+	cancel()
+	require.NoError(t, <-done)
+	assert.Empty(t, runner.ran())
+	d.mu.Lock()
+	assert.Empty(t, d.sent, "nothing left to send again")
+	d.mu.Unlock()
+}
