@@ -42,7 +42,9 @@ import (
 // Every caller must get exactly one answer within soakLostAfter (a caller without one is lost), and no
 // invocation may run or be answered twice: the handler appends its request id to a file at every execution (two
 // lines of one id are a duplicate; so is a 5xx answer for an invocation whose handler ran, since the AWS SDKs
-// retry those), and a sandbox's Runtime API refusing an answer as "already answered" is a duplicate answer. The
+// retry those, and so is a Plldb.NoDeveloper answer for an invocation the developer ran, since outside strict
+// mode the proxy then hands it to the function's own runtime), and a sandbox's Runtime API refusing an answer as
+// "already answered" is a duplicate answer. The
 // relay also counts, per request id, the invoke messages sandboxes send and the answers the developer sends
 // (more than one: an answer sent again after the relay could not deliver it, which the sandbox takes once).
 // Lost, duplicated or misrouted (an answer that is not the caller's) invocations fail the benchmark with the
@@ -391,6 +393,13 @@ func (r *soakResult) report(b *testing.B) {
 	for _, c := range r.answers {
 		if c > 1 {
 			resent++
+		}
+	}
+	// Plldb.NoDeveloper is where, outside strict mode (in AWS), the proxy hands the invocation to the function's own
+	// runtime: if the developer had run it, that would be a second run.
+	for _, o := range r.outcomes {
+		if strings.HasPrefix(o.kind, "error Plldb.NoDeveloper") && r.executions[o.id] > 0 {
+			dups = append(dups, dup{o.id, fmt.Sprintf("the developer ran it, yet the sandbox answered %q (outside strict mode the fallback runtime would run it again): %s", o.kind, o.detail)})
 		}
 	}
 	// A 5xx answer is one the AWS SDKs retry: if the handler had run for it, an SDK caller would run it twice.
