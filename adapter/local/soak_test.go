@@ -42,9 +42,9 @@ import (
 // Every caller must get exactly one answer within soakLostAfter (a caller without one is lost), and no
 // invocation may run or be answered twice: the handler appends its request id to a file at every execution (two
 // lines of one id are a duplicate; so is a 5xx answer for an invocation whose handler ran, since the AWS SDKs
-// retry those, and so is a Plldb.NoDeveloper answer for an invocation the developer ran, since outside strict
-// mode the proxy then hands it to the function's own runtime), and a sandbox's Runtime API refusing an answer as
-// "already answered" is a duplicate answer. The
+// retry those), and a sandbox's Runtime API refusing an answer as "already answered" is a duplicate answer. A
+// Plldb.NoDeveloper answer for an invocation the developer ran is reported on its own: outside strict mode the
+// proxy would then hand it to the function's own runtime, a second run. The
 // relay also counts, per request id, the invoke messages sandboxes send and the answers the developer sends
 // (more than one: an answer sent again after the relay could not deliver it, which the sandbox takes once).
 // Lost, duplicated or misrouted (an answer that is not the caller's) invocations fail the benchmark with the
