@@ -79,8 +79,9 @@ type dispatcher struct {
 // and when the relay nacks it as undeliverable, sends it again, with backoff, until the invocation's deadline.
 // The proxy takes one answer per invocation and drops any other, so a redelivery never answers twice.
 const (
-	// ackBudget is how long after an invocation arrives its ack may still leave: below the sandbox's ack timeout
-	// (proxy.DefaultAckTimeout, 3 s), with a second for the relay to carry it.
+	// ackBudget is how long after an invocation arrives its ack may still leave, when the invocation does not say
+	// its sandbox's ack timeout (wire.Invoke.AckTimeoutMs; then two thirds of that): two thirds of the default
+	// (proxy.DefaultAckTimeout, 3 s), leaving the rest for the relay to carry the ack.
 	ackBudget        = 2 * time.Second
 	redeliverWatch   = 10 * time.Second
 	redeliverBackoff = 50 * time.Millisecond
@@ -240,10 +241,14 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	if until.IsZero() {
 		until = time.Now().Add(redeliverWatch)
 	}
-	// The sandbox waits for the ack only so long (proxy.DefaultAckTimeout), then falls back to the function's own
+	// The sandbox waits for the ack only so long (its ack timeout), then falls back to the function's own
 	// runtime. An ack that leaves later (the link was down and Send waited for the reconnect) arrives after the
 	// fallback ran the invocation, so it is not sent, not sent again, and the handler does not run.
-	ackBy := time.Now().Add(ackBudget)
+	budget := ackBudget
+	if inv.AckTimeoutMs > 0 {
+		budget = time.Duration(inv.AckTimeoutMs) * time.Millisecond * 2 / 3
+	}
+	ackBy := time.Now().Add(budget)
 	ackUntil := until
 	if ackBy.Before(ackUntil) {
 		ackUntil = ackBy
@@ -256,7 +261,7 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		d.forget(ack)
 		if ctx.Err() == nil {
 			log.Warn("could not acknowledge the invocation in time; not running it (the sandbox falls back or answers Plldb.NoDeveloper)",
-				"budget", ackBudget, "err", err)
+				"budget", budget, "err", err)
 		} else {
 			log.Warn("send ack", "err", err)
 		}

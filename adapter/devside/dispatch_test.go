@@ -281,11 +281,20 @@ func TestDispatchDoesNotRunWhatItCouldNotAcknowledgeInTime(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	e, err := wire.NewEnvelope(wire.TypeInvoke, "req-1", wire.Invoke{RequestID: "req-1", Deadline: time.Now().Add(time.Minute), Function: wire.FunctionIdentity{Name: "orders-fn"}})
-	require.NoError(t, err)
-	e.From = ticket.FunctionPeer("orders-fn", "fn-1")
-	link.in <- e
-	time.Sleep(ackBudget + 500*time.Millisecond)
+	for id, ackTimeout := range map[string]int64{"req-1": 0, "req-2": 600} { // the default budget (2 s); 400 ms
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Deadline: time.Now().Add(time.Minute), AckTimeoutMs: ackTimeout, Function: wire.FunctionIdentity{Name: "orders-fn"}})
+		require.NoError(t, err)
+		e.From = ticket.FunctionPeer("orders-fn", "fn-1")
+		link.in <- e
+	}
+	time.Sleep(500 * time.Millisecond)
+	d.mu.Lock()
+	_, req1 := d.sent[sentKey{"req-1", wire.TypeAck}]
+	_, req2 := d.sent[sentKey{"req-2", wire.TypeAck}]
+	d.mu.Unlock()
+	assert.True(t, req1, "req-1 is still within the default budget")
+	assert.False(t, req2, "req-2's budget, two thirds of its sandbox's ack timeout, is spent")
+	time.Sleep(ackBudget)
 	d.Reconnected(ctx) // the link is back: the ack is not sent late either
 	cancel()
 	require.NoError(t, <-done)

@@ -354,6 +354,7 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, err
 		Event:           inv.Event,
 		Env:             s.env,
 		Redacted:        s.redacted,
+		AckTimeoutMs:    s.cfg.AckTimeout.Milliseconds(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("marshal invoke %s: %w", inv.RequestID, err)

@@ -273,7 +273,7 @@ func TestNackOfHelloIsNotTheInvocations(t *testing.T) {
 	link := newConnectedLink()
 	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: time.Minute})
 	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-hello", Event: []byte(`{}`)})
-	link.expectSent(t)
+	assert.Equal(t, time.Minute.Milliseconds(), decodeInvoke(t, link.expectSent(t)).AckTimeoutMs, "the invocation says how long the ack is awaited")
 	link.deliver(t, wire.TypeNack, "", wire.Nack{T: wire.TypeHello, Reason: "no developer connected"})
 	link.deliver(t, wire.TypeNack, "", wire.Nack{Ref: "ping-3", T: wire.TypePing, Reason: "no developer connected"})
 	link.deliver(t, wire.TypeAck, "req-hello", wire.Ack{RequestID: "req-hello"})
