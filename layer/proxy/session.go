@@ -212,6 +212,11 @@ func (s *session) currentLink() Link {
 func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 	arrived := time.Now()
 	link := s.currentLink()
+	if link != nil && !link.Connected() && s.cfg.Strict {
+		// Strict mode has nothing to fall back to: a link that is reconnecting (its connection was replaced or
+		// dropped) gets until the ack timeout to come back, rather than the invocation failing at once.
+		s.awaitLink(ctx, link, arrived.Add(s.cfg.AckTimeout))
+	}
 	if link == nil || !link.Connected() {
 		return s.noDeveloper(inv, "no connection to the plldb relay")
 	}
@@ -337,6 +342,19 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 			return true
 		case <-ctx.Done():
 			return true
+		}
+	}
+}
+
+// awaitLink waits until link is connected, until, or ctx ends.
+func (s *session) awaitLink(ctx context.Context, link Link, until time.Time) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !link.Connected() && time.Now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -185,6 +185,24 @@ func TestStrictModeAnswersNoDeveloper(t *testing.T) {
 	assert.Contains(t, doc.ErrorMessage, "no connection")
 }
 
+// In strict mode an invocation that arrives while the link is reconnecting waits for it (up to the ack timeout)
+// instead of failing at once: there is no runtime to fall back to (found by the soak in adapter/local, where
+// every invocation a sandbox took while its gateway connection was being replaced failed).
+func TestStrictModeWaitsForAReconnectingLink(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{Strict: true, AckTimeout: 5 * time.Second})
+	link.connected.Store(false)
+	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-back", Event: []byte(`{}`)})
+	time.Sleep(150 * time.Millisecond)
+	link.connected.Store(true)
+	assert.Equal(t, "req-back", decodeInvoke(t, link.expectSent(t)).RequestID)
+	link.deliver(t, wire.TypeAck, "req-back", wire.Ack{RequestID: "req-back"})
+	link.deliver(t, wire.TypeResult, "req-back", wire.Result{RequestID: "req-back", Payload: []byte(`"developer"`)})
+	r := await(t, got)
+	assert.False(t, r.resp.Error)
+	assert.Equal(t, []byte(`"developer"`), r.resp.Payload)
+}
+
 func TestPausedDeveloperGetsTimeoutBeforeDeadline(t *testing.T) {
 	link := newConnectedLink()
 	ip := startInProc(t, "echo.handler", link, SessionConfig{DeadlineMargin: 500 * time.Millisecond})
