@@ -202,6 +202,21 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 	if link.Logger == nil {
 		link.Logger = s.log.With("component", "developer-link")
 	}
+	onConnect := link.OnConnect
+	link.OnConnect = func(ctx context.Context, c *wsclient.Client) error {
+		if onConnect != nil {
+			if err := onConnect(ctx, c); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		disp := s.disp
+		s.mu.Unlock()
+		if disp != nil { // a reconnect (the first connection has nothing to send again)
+			disp.Reconnected(ctx)
+		}
+		return nil
+	}
 	c, err := wsclient.Dial(ctx, link)
 	if err != nil {
 		return fmt.Errorf("connect the developer side to %s: %w", link.URL, err)

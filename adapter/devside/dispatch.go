@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -63,7 +65,50 @@ type dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]string // request id → peer of the sandbox that sent it
-	wg       sync.WaitGroup
+	// sent are the acks and answers recently sent to sandboxes, by request id and type, kept for redelivery
+	// while the relay may still nack them (see redeliver).
+	sent map[sentKey]*sentMessage
+	wg   sync.WaitGroup
+}
+
+// A sandbox's connection can drop and come back at any time (API Gateway closes connections at 2 hours, networks
+// fail); its peer id stays the same across the reconnect, and the relay routes by peer. A message the developer
+// sends to a sandbox between two of its connections is nacked ("destination peer not connected"), and an answer
+// lost that way left the caller waiting until the proxy gave up at the deadline with a misleading Plldb.Timeout,
+// though the handler had run. So the dispatcher keeps each ack and answer for redeliverWatch after sending it,
+// and when the relay nacks it as undeliverable, sends it again, with backoff, until the invocation's deadline.
+// The proxy takes one answer per invocation and drops any other, so a redelivery never answers twice.
+const (
+	// ackBudget is how long after an invocation arrives its ack may still leave, when the invocation does not say
+	// its sandbox's ack timeout (wire.Invoke.AckTimeoutMs; then two thirds of that): two thirds of the default
+	// (proxy.DefaultAckTimeout, 3 s), leaving the rest for the relay to carry the ack.
+	ackBudget        = 2 * time.Second
+	redeliverWatch   = 10 * time.Second
+	redeliverBackoff = 50 * time.Millisecond
+	redeliverMax     = time.Second
+)
+
+type sentKey struct {
+	id string
+	t  wire.Type
+}
+
+type sentMessage struct {
+	env      *wire.Envelope
+	sentAt   time.Time
+	until    time.Time // the invocation's deadline: no redelivery after it
+	expires  time.Time // forgotten after this (redeliverWatch after the last send)
+	attempts int
+	retrying bool
+}
+
+// redeliverable are the nack reasons of a destination between connections, or a relay that failed this once.
+func redeliverable(reason string) bool {
+	switch reason {
+	case relay.ReasonNotConnected, relay.ReasonGone, relay.ReasonFailed, relay.ReasonUnavailable:
+		return true
+	}
+	return false
 }
 
 // newDispatcher returns a dispatcher; Run starts it.
@@ -72,7 +117,7 @@ func newDispatcher(cfg dispatchConfig) *dispatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &dispatcher{cfg: cfg, log: log, inflight: map[string]string{}}
+	return &dispatcher{cfg: cfg, log: log, inflight: map[string]string{}, sent: map[sentKey]*sentMessage{}}
 }
 
 // Run reads the link until ctx ends or the link's receive channel closes, then waits for the invocations it
@@ -80,10 +125,20 @@ func newDispatcher(cfg dispatchConfig) *dispatcher {
 // answers them with an error rather than leaving a caller waiting.
 func (d *dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
+	prune := time.NewTicker(time.Second)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case now := <-prune.C:
+			d.mu.Lock()
+			for k, m := range d.sent {
+				if !m.retrying && now.After(m.expires) {
+					delete(d.sent, k)
+				}
+			}
+			d.mu.Unlock()
 		case env, ok := <-d.cfg.Link.Recv():
 			if !ok {
 				return nil
@@ -131,6 +186,9 @@ func (d *dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 	case wire.TypeNack:
 		var n wire.Nack
 		_ = env.DecodeBody(&n)
+		if d.redeliver(ctx, n) {
+			return
+		}
 		d.log.Warn("relay could not deliver a message", "ref", n.Ref, "type", n.T, "reason", n.Reason)
 	case wire.TypeHello, wire.TypeBye, wire.TypePong:
 		d.log.Debug("relay message", "type", env.T, "from", env.From)
@@ -179,8 +237,34 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		return
 	}
 	ack.To = peer
-	if err := d.cfg.Link.Send(ctx, ack); err != nil {
-		log.Warn("send ack", "err", err)
+	until := inv.Deadline
+	if until.IsZero() {
+		until = time.Now().Add(redeliverWatch)
+	}
+	// The sandbox waits for the ack only so long (its ack timeout), then falls back to the function's own
+	// runtime. An ack that leaves later (the link was down and Send waited for the reconnect) arrives after the
+	// fallback ran the invocation, so it is not sent, not sent again, and the handler does not run.
+	budget := ackBudget
+	if inv.AckTimeoutMs > 0 {
+		budget = time.Duration(inv.AckTimeoutMs) * time.Millisecond * 2 / 3
+	}
+	ackBy := time.Now().Add(budget)
+	ackUntil := until
+	if ackBy.Before(ackUntil) {
+		ackUntil = ackBy
+	}
+	d.remember(ack, ackUntil)
+	ackCtx, cancelAck := context.WithDeadline(ctx, ackBy)
+	err = d.cfg.Link.Send(ackCtx, ack)
+	cancelAck()
+	if err != nil {
+		d.forget(ack)
+		if ctx.Err() == nil {
+			log.Warn("could not acknowledge the invocation in time; not running it (the sandbox falls back or answers Plldb.NoDeveloper)",
+				"budget", budget, "err", err)
+		} else {
+			log.Warn("send ack", "err", err)
+		}
 		return
 	}
 
@@ -217,8 +301,117 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	// The answer must get out even when the session is shutting down: the caller is waiting for it.
 	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	d.remember(reply, until)
 	if err := d.cfg.Link.Send(sendCtx, reply); err != nil {
 		log.Warn("send answer", "err", err)
+	}
+}
+
+// remember keeps a message to a sandbox for redelivery; call it before sending, so that a nack cannot come first.
+func (d *dispatcher) remember(env *wire.Envelope, until time.Time) {
+	d.mu.Lock()
+	now := time.Now()
+	d.sent[sentKey{env.ID, env.T}] = &sentMessage{env: env, sentAt: now, until: until, expires: now.Add(redeliverWatch)}
+	d.mu.Unlock()
+}
+
+// redeliver handles a nack of a remembered message: unless the invocation's deadline has passed, the message is
+// sent again after a backoff. It reports whether the nack was about such a message.
+func (d *dispatcher) redeliver(ctx context.Context, n wire.Nack) bool {
+	if !redeliverable(n.Reason) {
+		return false
+	}
+	k := sentKey{n.Ref, n.T}
+	d.mu.Lock()
+	m, ok := d.sent[k]
+	if !ok || m.retrying {
+		d.mu.Unlock()
+		return ok
+	}
+	if time.Now().After(m.until) {
+		delete(d.sent, k)
+		d.mu.Unlock()
+		d.log.Warn("relay could not deliver a message before the invocation's deadline; giving up",
+			"ref", n.Ref, "type", n.T, "to", m.env.To, "reason", n.Reason, "attempts", m.attempts+1)
+		return true
+	}
+	m.retrying = true
+	m.attempts++
+	wait := min(redeliverBackoff<<min(m.attempts-1, 10), redeliverMax)
+	d.mu.Unlock()
+	d.log.Info("relay could not deliver a message; sending it again", "ref", n.Ref, "type", n.T, "reason", n.Reason,
+		"attempt", m.attempts, "retry_in", wait)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		d.mu.Lock()
+		m.retrying = false
+		m.sentAt = time.Now()
+		m.expires = m.sentAt.Add(redeliverWatch)
+		d.mu.Unlock()
+		sendCtx, cancel := context.WithDeadline(ctx, m.until)
+		defer cancel()
+		if err := d.cfg.Link.Send(sendCtx, m.env); err != nil {
+			d.log.Debug("send again", "ref", n.Ref, "type", n.T, "err", err)
+		}
+	}()
+	return true
+}
+
+// forget drops a remembered message: it must not be sent again.
+func (d *dispatcher) forget(env *wire.Envelope) {
+	d.mu.Lock()
+	delete(d.sent, sentKey{env.ID, env.T})
+	d.mu.Unlock()
+}
+
+// resendLimit bounds how many recent messages a reconnect sends again.
+const resendLimit = 1024
+
+// Reconnected sends again, on the developer's new connection (ctx is its OnConnect context), the acks and
+// answers sent within redeliverWatch whose invocations have not reached their deadline, newest answers first. A
+// connection can die silently: what was written to it after the relay stopped reading was accepted by the
+// kernel and never arrived, and no nack comes back for it. The proxy takes one answer per invocation, so what
+// did arrive the first time is dropped the second.
+func (d *dispatcher) Reconnected(ctx context.Context) {
+	now := time.Now()
+	d.mu.Lock()
+	var again []sentMessage // copies: a redelivery in progress updates sentAt
+	for _, m := range d.sent {
+		if now.Before(m.until) && now.Before(m.expires) {
+			again = append(again, *m)
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(again, func(i, j int) bool {
+		if ai, aj := again[i].env.T == wire.TypeAck, again[j].env.T == wire.TypeAck; ai != aj {
+			return aj
+		}
+		return again[i].sentAt.After(again[j].sentAt)
+	})
+	if len(again) > resendLimit {
+		again = again[:resendLimit]
+	}
+	if len(again) > 0 {
+		d.log.Info("sending recent acks and answers again on the new connection", "count", len(again))
+	}
+	for _, m := range again {
+		sendCtx, cancel := context.WithDeadline(ctx, m.until)
+		err := d.cfg.Link.Send(sendCtx, m.env)
+		cancel()
+		if err != nil {
+			d.log.Debug("send again after reconnect", "ref", m.env.ID, "type", m.env.T, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -148,4 +149,157 @@ func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 			assert.Equal(t, ordersPeer, e.To)
 		}
 	}
+}
+
+// An ack or answer that the relay could not deliver because the sandbox was between two connections is sent
+// again until the sandbox is back (its peer id survives the reconnect), and only until the invocation's
+// deadline; a nack for another reason is not retried. Found by BenchmarkSoak in adapter/local: the gateway
+// closed a sandbox's connection, the answer left before the sandbox reconnected, and the caller got
+// Plldb.Timeout at the deadline though the handler had run.
+func TestDispatchRedeliversWhatTheRelayCouldNotDeliver(t *testing.T) {
+	runner := &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	peer := ticket.FunctionPeer("orders-fn", "fn-1")
+	invoke := func(id string, deadline time.Time) {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Deadline: deadline, Function: wire.FunctionIdentity{Name: "orders-fn"}})
+		require.NoError(t, err)
+		e.From = peer
+		link.in <- e
+	}
+	nack := func(ref string, typ wire.Type, reason string) {
+		e, err := wire.NewEnvelope(wire.TypeNack, "", wire.Nack{Ref: ref, T: typ, Reason: reason})
+		require.NoError(t, err)
+		link.in <- e
+	}
+	count := func(id string, typ wire.Type) int {
+		n := 0
+		for _, e := range link.sent() {
+			if e.ID == id && e.T == typ {
+				assert.Equal(t, peer, e.To)
+				n++
+			}
+		}
+		return n
+	}
+
+	invoke("req-1", time.Now().Add(time.Minute))
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeResult) == 1 }, 10*time.Second, time.Millisecond)
+	nack("req-1", wire.TypeResult, relay.ReasonNotConnected)
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeResult) == 2 }, 10*time.Second, time.Millisecond, "the answer is sent again")
+	nack("req-1", wire.TypeAck, relay.ReasonGone)
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeAck) == 2 }, 10*time.Second, time.Millisecond, "so is the ack")
+	nack("req-1", wire.TypeResult, relay.ReasonNotConnected)
+	require.Eventually(t, func() bool { return count("req-1", wire.TypeResult) == 3 }, 10*time.Second, time.Millisecond, "again, after a longer wait")
+
+	// Past the invocation's deadline, or refused for good: not sent again.
+	invoke("req-2", time.Now().Add(300*time.Millisecond))
+	invoke("req-3", time.Now().Add(time.Minute))
+	require.Eventually(t, func() bool { return count("req-2", wire.TypeResult) == 1 && count("req-3", wire.TypeResult) == 1 },
+		10*time.Second, time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // req-2's deadline passes
+	nack("req-2", wire.TypeResult, relay.ReasonNotConnected)
+	nack("req-3", wire.TypeResult, relay.ReasonInvalid)
+	nack("unknown", wire.TypeResult, relay.ReasonNotConnected)
+	time.Sleep(redeliverMax)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, 1, count("req-2", wire.TypeResult))
+	assert.Equal(t, 1, count("req-3", wire.TypeResult))
+	assert.Equal(t, 0, count("unknown", wire.TypeResult))
+	assert.ElementsMatch(t, []string{"req-1", "req-2", "req-3"}, runner.ran(), "nothing ran twice")
+}
+
+// After the developer's link reconnects, the acks and answers of the last moments are sent again on the new
+// connection (a connection that died silently took them without delivering them, and nothing nacks that), but
+// not those of invocations past their deadline.
+func TestDispatchSendsRecentAnswersAgainAfterAReconnect(t *testing.T) {
+	runner := &countingRunner{}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	peer := ticket.FunctionPeer("orders-fn", "fn-1")
+	for id, deadline := range map[string]time.Time{"live": time.Now().Add(time.Minute), "late": time.Now().Add(200 * time.Millisecond)} {
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Deadline: deadline, Function: wire.FunctionIdentity{Name: "orders-fn"}})
+		require.NoError(t, err)
+		e.From = peer
+		link.in <- e
+	}
+	count := func(id string, typ wire.Type) int {
+		n := 0
+		for _, e := range link.sent() {
+			if e.ID == id && e.T == typ {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return count("live", wire.TypeResult) == 1 && count("late", wire.TypeResult) == 1 },
+		10*time.Second, time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // "late" is past its deadline
+	d.Reconnected(ctx)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, 2, count("live", wire.TypeResult))
+	assert.Equal(t, 2, count("live", wire.TypeAck))
+	assert.Equal(t, 1, count("late", wire.TypeResult))
+	assert.ElementsMatch(t, []string{"live", "late"}, runner.ran(), "nothing ran twice")
+}
+
+// stalledLink is a developer link that is down: Send waits for a reconnect that does not come within ctx.
+type stalledLink struct{ fakeLink }
+
+func (l *stalledLink) Send(ctx context.Context, e *wire.Envelope) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// An invocation whose ack cannot leave within ackBudget is not run: the sandbox stops waiting for the ack at its
+// ack timeout and falls back to the function's own runtime, so running it as well would run it twice (found by
+// the soak in adapter/local: the ack waited for the developer's reconnect, then the handler ran).
+func TestDispatchDoesNotRunWhatItCouldNotAcknowledgeInTime(t *testing.T) {
+	runner := &countingRunner{}
+	link := &stalledLink{fakeLink{in: make(chan *wire.Envelope, 8)}}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	for id, ackTimeout := range map[string]int64{"req-1": 0, "req-2": 600} { // the default budget (2 s); 400 ms
+		e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Deadline: time.Now().Add(time.Minute), AckTimeoutMs: ackTimeout, Function: wire.FunctionIdentity{Name: "orders-fn"}})
+		require.NoError(t, err)
+		e.From = ticket.FunctionPeer("orders-fn", "fn-1")
+		link.in <- e
+	}
+	time.Sleep(500 * time.Millisecond)
+	d.mu.Lock()
+	_, req1 := d.sent[sentKey{"req-1", wire.TypeAck}]
+	_, req2 := d.sent[sentKey{"req-2", wire.TypeAck}]
+	d.mu.Unlock()
+	assert.True(t, req1, "req-1 is still within the default budget")
+	assert.False(t, req2, "req-2's budget, two thirds of its sandbox's ack timeout, is spent")
+	time.Sleep(ackBudget)
+	d.Reconnected(ctx) // the link is back: the ack is not sent late either
+	cancel()
+	require.NoError(t, <-done)
+	assert.Empty(t, runner.ran())
+	d.mu.Lock()
+	assert.Empty(t, d.sent, "nothing left to send again")
+	d.mu.Unlock()
 }

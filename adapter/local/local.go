@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,11 @@ type Options struct {
 	AllowRemote bool
 	Token       string
 	Logger      *slog.Logger
+
+	// Test hooks (set by export_test.go only): developerURL rewrites the gateway URL the developer link dials
+	// (the soak puts a connection-cutting forwarder there); wrapRoutes wraps the relay handlers the gateway runs.
+	developerURL func(gatewayURL string) string
+	wrapRoutes   func(gateway.Routes) gateway.Routes
 }
 
 // servedFunction is one function of the template that this pipeline runs.
@@ -69,6 +75,7 @@ type servedFunction struct {
 	mu      sync.Mutex
 	idle    []*sandbox
 	running int
+	live    map[*sandbox]struct{} // every sandbox whose proxy has not stopped, idle or busy
 }
 
 // Pipeline is a running local pipeline. Close stops it.
@@ -79,6 +86,7 @@ type Pipeline struct {
 	fns      []*servedFunction
 	byName   map[string]*servedFunction
 	gw       *gateway.Gateway
+	store    *relay.MemoryStore
 	session  relay.Session
 	audience string
 	dev      *devside.Side
@@ -185,11 +193,16 @@ func selectFunctions(tpl *template.Template, want []string) ([]template.Function
 
 func (p *Pipeline) startRelay(ctx context.Context) error {
 	store := relay.NewMemoryStore()
+	p.store = store
 	p.session = relay.NewSession("local-"+randomID(6), ownerName(), time.Time{})
 	store.PutSession(p.session)
 	p.audience = "plldb-local"
 	p.gw = gateway.New(gateway.Config{Logger: p.log.With("component", "gateway")}, nil)
-	p.gw.SetRoutes(&relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")})
+	var routes gateway.Routes = &relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")}
+	if p.opts.wrapRoutes != nil {
+		routes = p.opts.wrapRoutes(routes)
+	}
+	p.gw.SetRoutes(routes)
 	// The gateway lives until Close stops it last, after every link has said goodbye; not as long as the
 	// caller's start-up context, nor the pipeline's context, which Close cancels first.
 	if err := p.gw.Start(context.WithoutCancel(ctx)); err != nil {
@@ -215,7 +228,7 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 	}
 	p.dev = dev
 	for _, d := range dev.Functions() {
-		sf := &servedFunction{Function: d.Function, exec: d.Exec, timeout: d.Timeout}
+		sf := &servedFunction{Function: d.Function, exec: d.Exec, timeout: d.Timeout, live: map[*sandbox]struct{}{}}
 		p.fns = append(p.fns, sf)
 		p.byName[sf.LogicalID] = sf
 		p.byName[sf.Name] = sf
@@ -227,8 +240,12 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 // relay, and starts dispatching.
 func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	peer := "developer-" + randomID(4)
+	url := p.gw.URL()
+	if p.opts.developerURL != nil {
+		url = p.opts.developerURL(url)
+	}
 	err := p.dev.Connect(ctx, wsclient.Config{
-		URL:    p.gw.URL(),
+		URL:    url,
 		Ticket: p.ticketer(wire.RoleDeveloper, "", peer),
 		Logger: p.log.With("component", "developer-link"),
 	})
@@ -368,11 +385,19 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 	start := time.Now()
 	fmt.Fprintf(sb.out, "START RequestId: %s Version: $LATEST\n", id)
 	resp, err := sb.api.Invoke(ctx, runtimeInvocation(id, start.Add(budget), p.arn(sf), req))
+	healthy := err == nil
+	if err != nil && errors.Is(err, runtimeapi.ErrServerClosed) && ctx.Err() == nil && p.ctx.Err() == nil {
+		// The sandbox's runtime (the layer proxy, which the exec wrapper runs in place of the runtime) stopped
+		// before answering. Lambda answers that as a function error, Runtime.ExitError, not as a service error:
+		// a 5xx ServiceException would make the AWS SDKs retry, running the handler a second time.
+		resp, err = runtimeExitError(id), nil
+		fmt.Fprintf(sb.out, "RequestId: %s Error: Runtime exited without providing a reason\nRuntime.ExitError\n", id)
+	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
 		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB)
 	logs := sb.out.Bytes()
-	p.release(sf, sb, err == nil)
+	p.release(sf, sb, healthy)
 	if err != nil {
 		return InvokeResponse{}, fmt.Errorf("invoke %s: %w", sf.LogicalID, err)
 	}
@@ -381,6 +406,15 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 		out.FunctionError = "Unhandled"
 	}
 	return out, nil
+}
+
+// runtimeExitError is Lambda's answer for an invocation whose runtime exited before answering it.
+func runtimeExitError(id string) runtimeapi.Response {
+	doc, _ := json.Marshal(runtimeapi.ErrorDocument{
+		ErrorMessage: "RequestId: " + id + " Error: Runtime exited without providing a reason",
+		ErrorType:    "Runtime.ExitError",
+	})
+	return runtimeapi.Response{Payload: doc, Error: true, ErrorType: "Runtime.ExitError"}
 }
 
 // Close answers in-flight invocations, then stops the Invoke API, the sandboxes, the developer side, the

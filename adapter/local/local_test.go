@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
@@ -407,4 +408,143 @@ func TestFailedStartCleansUp(t *testing.T) {
 	})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "HelloFunction")
+}
+
+// TestSandboxDyingMidInvocationIsARuntimeExitError: when an emulated sandbox's runtime (the layer proxy) dies
+// during an invocation, the caller gets Lambda's Runtime.ExitError as a function error, once. It used to get
+// 500 ServiceException, which the AWS SDKs retry: the handler, already running in the developer's executor, ran
+// a second time (found by BenchmarkSoak).
+func TestSandboxDyingMidInvocationIsARuntimeExitError(t *testing.T) {
+	runs := filepath.Join(t.TempDir(), "runs")
+	dir := writeApp(t, map[string]string{"app.py": `
+import os, time
+def slow(event, context):
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(context.aws_request_id + "\n")
+    time.sleep(1)
+    return "done"
+`}, "Slow: app.slow @10", "      RUNS: "+runs)
+	p := start(t, local.Options{Template: dir})
+	client := lambda.New(lambda.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(p.Endpoint()),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+	})
+	type answer struct {
+		out *lambda.InvokeOutput
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		out, err := client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("Slow"), Payload: []byte(`{}`)})
+		done <- answer{out, err}
+	}()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(runs)
+		return len(b) > 0
+	}, 20*time.Second, 5*time.Millisecond, "the handler starts")
+	killed, busy := local.KillSandbox(p, "Slow")
+	require.True(t, killed && busy, "the sandbox running the invocation is killed")
+
+	a := <-done
+	require.NoError(t, a.err)
+	require.NotNil(t, a.out.FunctionError)
+	assert.Equal(t, "Unhandled", *a.out.FunctionError)
+	assert.Contains(t, string(a.out.Payload), `"errorType":"Runtime.ExitError"`)
+	assert.Contains(t, string(a.out.Payload), "Runtime exited without providing a reason")
+
+	time.Sleep(1500 * time.Millisecond) // a retried invocation would have started by now
+	b, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
+
+	// The function keeps working: the next invocation gets a new sandbox.
+	out, err := client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("Slow"), Payload: []byte(`{}`)})
+	require.NoError(t, err)
+	assert.Nil(t, out.FunctionError)
+	assert.Equal(t, `"done"`, string(out.Payload))
+}
+
+// TestFunctionConnectionClosedMidInvocation: the gateway closes a sandbox's connection (as API Gateway does at
+// its 2-hour cap) while the developer runs the invocation, and the handler returns before the sandbox has
+// reconnected. The developer's answer must still reach the caller, once, after the reconnect.
+func TestFunctionConnectionClosedMidInvocation(t *testing.T) {
+	tmp := t.TempDir()
+	runs, release := filepath.Join(tmp, "runs"), filepath.Join(tmp, "release")
+	dir := writeApp(t, map[string]string{"app.py": `
+import os, time
+def slow(event, context):
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(context.aws_request_id + "\n")
+    while not os.path.exists(os.environ["RELEASE"]):
+        time.sleep(0.001)
+    return "done"
+`}, "Slow: app.slow @6", "      RUNS: "+runs+"\n        RELEASE: "+release)
+	p := start(t, local.Options{Template: dir})
+	done := make(chan httpAnswer, 1)
+	go func() { done <- invokeHTTP(t, p, "Slow", []byte(`{}`), nil) }()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(runs)
+		return len(b) > 0
+	}, 20*time.Second, 5*time.Millisecond, "the handler starts")
+	ids := local.SessionConnections(p, wire.RoleFunction)
+	require.Len(t, ids, 1)
+	require.NoError(t, local.Gateway(p).DeleteConnection(context.Background(), ids[0]))
+	// The answer leaves while the sandbox is still reconnecting (its first attempt waits at least 100 ms).
+	require.Eventually(t, func() bool { return len(local.SessionConnections(p, wire.RoleFunction)) == 0 },
+		5*time.Second, time.Millisecond, "the gateway has dropped the connection")
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+
+	start := time.Now()
+	a := <-done
+	assert.Equal(t, http.StatusOK, a.status)
+	assert.Empty(t, a.header.Get("X-Amz-Function-Error"), "%s", a.payload)
+	assert.Equal(t, `"done"`, string(a.payload))
+	assert.Less(t, time.Since(start), 3*time.Second, "the answer came after the reconnect, not at the deadline")
+	b, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
+}
+
+// TestDeveloperLinkDiesSilentlyWithAnAnswerOnIt: the developer's connection dies without a word while the answer
+// of a running invocation is written to it (the write succeeds locally; nothing arrives), and the link then
+// reconnects. The answer must still reach the caller, once, instead of the sandbox giving up on the developer.
+func TestDeveloperLinkDiesSilentlyWithAnAnswerOnIt(t *testing.T) {
+	tmp := t.TempDir()
+	runs, release := filepath.Join(tmp, "runs"), filepath.Join(tmp, "release")
+	dir := writeApp(t, map[string]string{"app.py": `
+import os, time
+def slow(event, context):
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(context.aws_request_id + "\n")
+    while not os.path.exists(os.environ["RELEASE"]):
+        time.sleep(0.001)
+    return "done"
+`}, "Slow: app.slow @20", "      RUNS: "+runs+"\n        RELEASE: "+release)
+	cut := newCutter(t)
+	opts := local.Options{Template: dir}
+	local.SetDeveloperURL(&opts, cut.rewrite)
+	p := start(t, opts)
+	done := make(chan httpAnswer, 1)
+	go func() { done <- invokeHTTP(t, p, "Slow", []byte(`{}`), nil) }()
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(runs)
+		return len(b) > 0
+	}, 20*time.Second, 5*time.Millisecond, "the handler starts")
+
+	cut.void.Store(true)
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+	time.Sleep(300 * time.Millisecond) // the answer goes into the void
+	cut.void.Store(false)
+	require.Positive(t, cut.cut())
+
+	start := time.Now()
+	a := <-done
+	assert.Equal(t, http.StatusOK, a.status)
+	assert.Empty(t, a.header.Get("X-Amz-Function-Error"), "%s", a.payload)
+	assert.Equal(t, `"done"`, string(a.payload))
+	assert.Less(t, time.Since(start), 5*time.Second, "the answer came after the reconnect")
+	b, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
 }

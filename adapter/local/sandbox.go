@@ -118,10 +118,18 @@ func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox
 			},
 		},
 	}
+	sf.mu.Lock()
+	sf.live[sb] = struct{}{}
+	sf.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer close(sb.done)
+		defer func() {
+			sf.mu.Lock()
+			delete(sf.live, sb)
+			sf.mu.Unlock()
+		}()
 		defer api.Close()
 		if _, err := proxy.Run(sctx, cfg); err != nil && sctx.Err() == nil {
 			p.log.Warn("sandbox proxy stopped", "function", sf.LogicalID, "err", err)

@@ -86,6 +86,10 @@ type Invoke struct {
 	// were withheld (credentials, plldb's own keys) so the developer side knows they exist.
 	Env      map[string]string `json:"env,omitempty"`
 	Redacted []string          `json:"redacted,omitempty"`
+	// AckTimeoutMs is how long the sandbox waits for the ack before it falls back (0: not said, the default 3 s).
+	// The developer side does not run an invocation it could not ack well within it: the fallback would run it
+	// too.
+	AckTimeoutMs int64 `json:"ackTimeoutMs,omitempty"`
 }
 
 // Ack is the body of TypeAck.

@@ -165,6 +165,13 @@ func (f *inflight) owns(e *wire.Envelope) bool {
 	case wire.TypeNack:
 		var n wire.Nack
 		if json.Unmarshal(e.Body, &n) == nil {
+			switch n.T {
+			case "", wire.TypeInvoke, wire.TypeChunk:
+			default:
+				// A nack of another message of ours (the hello of a reconnect, a ping) says nothing about the
+				// invocation: taken for the invocation's, it made a delivered invocation fall back.
+				return false
+			}
 			return n.Ref == f.id || n.Ref == "" || n.T == wire.TypeChunk || e.ID == f.id
 		}
 		return e.ID == f.id || e.ID == ""
@@ -205,6 +212,11 @@ func (s *session) currentLink() Link {
 func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 	arrived := time.Now()
 	link := s.currentLink()
+	if link != nil && !link.Connected() && s.cfg.Strict {
+		// Strict mode has nothing to fall back to: a link that is reconnecting (its connection was replaced or
+		// dropped) gets until the ack timeout to come back, rather than the invocation failing at once.
+		s.awaitLink(ctx, link, arrived.Add(s.cfg.AckTimeout))
+	}
 	if link == nil || !link.Connected() {
 		return s.noDeveloper(inv, "no connection to the plldb relay")
 	}
@@ -256,7 +268,7 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 		}
 	}()
 	var pollC <-chan time.Time
-	acked := false
+	acked, byeBeforeAck := false, false
 
 	for {
 		select {
@@ -278,7 +290,14 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 				s.p.log.Warn("nack after ack ignored", "request_id", inv.RequestID, "reason", nackReason(e))
 			case wire.TypeBye:
 				if !acked {
-					return s.noDeveloper(inv, "the developer left: "+byeReason(e))
+					// The invocation may already be with the developer, who acks it once reconnected: falling back
+					// now could run it twice. The ack timeout still bounds the wait.
+					if !byeBeforeAck {
+						byeBeforeAck = true
+						s.p.log.Info("developer left before acknowledging; waiting for the ack until the ack timeout",
+							"request_id", inv.RequestID, "reason", byeReason(e))
+					}
+					continue
 				}
 				s.p.log.Warn("developer left during an invocation; waiting for them to come back",
 					"request_id", inv.RequestID, "grace", s.cfg.DisconnectGrace, "reason", byeReason(e))
@@ -291,6 +310,9 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 				return true
 			}
 		case <-ackC:
+			if byeBeforeAck {
+				return s.noDeveloper(inv, fmt.Sprintf("the developer left and did not acknowledge it within %s", s.cfg.AckTimeout))
+			}
 			return s.noDeveloper(inv, fmt.Sprintf("no acknowledgement from the developer within %s", s.cfg.AckTimeout))
 		case <-pollC:
 			if !link.Connected() {
@@ -324,6 +346,19 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 	}
 }
 
+// awaitLink waits until link is connected, until, or ctx ends.
+func (s *session) awaitLink(ctx context.Context, link Link, until time.Time) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !link.Connected() && time.Now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, error) {
 	fn := s.cfg.Function
 	fn.ARN = inv.FunctionARN
@@ -337,6 +372,7 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, err
 		Event:           inv.Event,
 		Env:             s.env,
 		Redacted:        s.redacted,
+		AckTimeoutMs:    s.cfg.AckTimeout.Milliseconds(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("marshal invoke %s: %w", inv.RequestID, err)

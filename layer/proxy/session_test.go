@@ -185,6 +185,24 @@ func TestStrictModeAnswersNoDeveloper(t *testing.T) {
 	assert.Contains(t, doc.ErrorMessage, "no connection")
 }
 
+// In strict mode an invocation that arrives while the link is reconnecting waits for it (up to the ack timeout)
+// instead of failing at once: there is no runtime to fall back to (found by the soak in adapter/local, where
+// every invocation a sandbox took while its gateway connection was being replaced failed).
+func TestStrictModeWaitsForAReconnectingLink(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{Strict: true, AckTimeout: 5 * time.Second})
+	link.connected.Store(false)
+	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-back", Event: []byte(`{}`)})
+	time.Sleep(150 * time.Millisecond)
+	link.connected.Store(true)
+	assert.Equal(t, "req-back", decodeInvoke(t, link.expectSent(t)).RequestID)
+	link.deliver(t, wire.TypeAck, "req-back", wire.Ack{RequestID: "req-back"})
+	link.deliver(t, wire.TypeResult, "req-back", wire.Result{RequestID: "req-back", Payload: []byte(`"developer"`)})
+	r := await(t, got)
+	assert.False(t, r.resp.Error)
+	assert.Equal(t, []byte(`"developer"`), r.resp.Payload)
+}
+
 func TestPausedDeveloperGetsTimeoutBeforeDeadline(t *testing.T) {
 	link := newConnectedLink()
 	ip := startInProc(t, "echo.handler", link, SessionConfig{DeadlineMargin: 500 * time.Millisecond})
@@ -236,9 +254,13 @@ func TestResultWithinGraceAfterByeIsPosted(t *testing.T) {
 	assert.Equal(t, []byte(`"back"`), r.resp.Payload)
 }
 
-func TestByeBeforeAckFallsBack(t *testing.T) {
+// A bye before the ack falls back only when the ack timeout passes: the invocation may already be with the
+// developer, who acks it once reconnected, and falling back at the bye ran it a second time (found by the soak
+// in adapter/local).
+func TestByeBeforeAckFallsBackAtTheAckTimeout(t *testing.T) {
 	link := newConnectedLink()
-	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: time.Minute})
+	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: 500 * time.Millisecond})
+	sent := time.Now()
 	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-bye0", Event: []byte(`{}`)})
 	link.expectSent(t)
 	link.deliver(t, wire.TypeBye, "", wire.Bye{Reason: "developer disconnected"})
@@ -246,6 +268,37 @@ func TestByeBeforeAckFallsBack(t *testing.T) {
 	var e echoed
 	require.NoError(t, json.Unmarshal(r.resp.Payload, &e))
 	assert.Equal(t, "req-bye0", e.RequestID, "the original runtime answered")
+	assert.GreaterOrEqual(t, r.at.Sub(sent), 500*time.Millisecond, "not before the ack timeout")
+}
+
+func TestAckAfterByeIsTheDevelopersInvocation(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: time.Minute})
+	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-bye1", Event: []byte(`{}`)})
+	link.expectSent(t)
+	link.deliver(t, wire.TypeBye, "", wire.Bye{Reason: "developer disconnected"})
+	link.deliver(t, wire.TypeAck, "req-bye1", wire.Ack{RequestID: "req-bye1"})
+	link.deliver(t, wire.TypeResult, "req-bye1", wire.Result{RequestID: "req-bye1", Payload: []byte(`"ran once"`)})
+	r := await(t, got)
+	assert.False(t, r.resp.Error)
+	assert.Equal(t, []byte(`"ran once"`), r.resp.Payload)
+}
+
+// The relay's nack of the hello a reconnecting proxy sends (no developer connected at that moment) is not a nack
+// of the invocation in flight: taken for one, it made an invocation the developer had received fall back, and so
+// run twice (found by the soak in adapter/local).
+func TestNackOfHelloIsNotTheInvocations(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: time.Minute})
+	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-hello", Event: []byte(`{}`)})
+	assert.Equal(t, time.Minute.Milliseconds(), decodeInvoke(t, link.expectSent(t)).AckTimeoutMs, "the invocation says how long the ack is awaited")
+	link.deliver(t, wire.TypeNack, "", wire.Nack{T: wire.TypeHello, Reason: "no developer connected"})
+	link.deliver(t, wire.TypeNack, "", wire.Nack{Ref: "ping-3", T: wire.TypePing, Reason: "no developer connected"})
+	link.deliver(t, wire.TypeAck, "req-hello", wire.Ack{RequestID: "req-hello"})
+	link.deliver(t, wire.TypeResult, "req-hello", wire.Result{RequestID: "req-hello", Payload: []byte(`"developer"`)})
+	r := await(t, got)
+	assert.False(t, r.resp.Error)
+	assert.Equal(t, []byte(`"developer"`), r.resp.Payload)
 }
 
 func TestMalformedDeveloperResultIsAnsweredWithAnError(t *testing.T) {
