@@ -179,3 +179,40 @@ func clip(b []byte) string {
 	}
 	return string(b)
 }
+
+// parseAttach validates an attach request's arguments: only the debugger's settings (justMyCode, pathMappings,
+// subProcess, redirectOutput) apply, since the functions already run with the command's settings; host and
+// port name the plldb server the IDE connected to, and the rest (VS Code's name, type, request, …) is ignored.
+func parseAttach(raw json.RawMessage) (*LaunchConfig, error) {
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	var a obj
+	if err := json.Unmarshal(raw, &a); err != nil || a == nil {
+		return nil, errors.New("attach arguments must be a JSON object")
+	}
+	c := &LaunchConfig{Mode: "attach", JustMyCode: true, RedirectOutput: true}
+	var errs []string
+	field := func(name string, dst any, what string) {
+		v, ok := a[name]
+		if !ok || string(v) == "null" {
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			errs = append(errs, fmt.Sprintf("%q must be %s, got %s", name, what, clip(v)))
+		}
+	}
+	field("justMyCode", &c.JustMyCode, "true or false")
+	field("pathMappings", &c.PathMappings, `a list of {"localRoot", "remoteRoot"}`)
+	field("subProcess", &c.SubProcess, "true or false")
+	field("redirectOutput", &c.RedirectOutput, "true or false")
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	for i, pm := range c.PathMappings {
+		if pm.LocalRoot == "" || pm.RemoteRoot == "" {
+			return nil, fmt.Errorf(`"pathMappings"[%d] needs both "localRoot" and "remoteRoot"`, i)
+		}
+	}
+	return c, nil
+}

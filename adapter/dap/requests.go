@@ -35,7 +35,7 @@ func (s *session) handle(req request) (end bool) {
 	case "launch":
 		s.launch(req)
 	case "attach":
-		s.respondErr(req, `attach is not supported yet: use "request": "launch" with "mode": "local"`)
+		s.attachRequest(req)
 	case "configurationDone":
 		s.configured()
 		s.ack(req)

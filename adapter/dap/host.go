@@ -1,0 +1,222 @@
+package dap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/plldb/plldb/adapter/devside"
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/bridge/wire"
+)
+
+// Host is a backend that belongs to a command rather than to a debug session: `plldb local --debug --listen`
+// starts its pipeline at once, `plldb attach --listen` attaches to its stack at the first attach request. DAP
+// sessions that send attach bind to it one at a time: while one is bound the backend's invocations, output
+// and executor restarts reach that session; when it disconnects (or goes away) only the IDE detaches:
+// debugpy drops the IDE's breakpoints and resumes paused threads, and the backend keeps serving, with no
+// debugger, until the next attach or the command's Close.
+//
+// The backend's hooks are the host's (Hooks), which forward to the bound session, if any: with none,
+// invocations run at once and are not held for a configurationDone.
+type Host struct {
+	log      *slog.Logger
+	extra    devside.Hooks // the command's own observer and log printer, called as well
+	defaults map[string]any
+
+	ctx    context.Context // the backend's lifetime
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	b        backend
+	cfg      *LaunchConfig // what started b (lazily started hosts)
+	owner    *session      // the session bound to the host (attach), or the one that launched beside it
+	attached bool          // owner attached (rather than launched a backend of its own)
+	closed   bool
+}
+
+// HostOptions configure a Host.
+type HostOptions struct {
+	Logger *slog.Logger
+	// Observer and OnLog hear every invocation and handler line as well as the bound session (the command
+	// prints them).
+	Observer devside.Observer
+	OnLog    func(executor.LogLine)
+	// LaunchDefaults start the backend at the first attach when the command has not given one (SetPipeline):
+	// `plldb attach --listen`'s flags, "mode": "aws".
+	LaunchDefaults map[string]any
+}
+
+// NewHost returns a host with no backend yet: give it one with SetPipeline, or let the first attach start one
+// from opts.LaunchDefaults.
+func NewHost(opts HostOptions) *Host {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{log: opts.Logger, extra: devside.Hooks{Observer: opts.Observer, OnLog: opts.OnLog}, defaults: opts.LaunchDefaults, ctx: ctx, cancel: cancel}
+}
+
+// Hooks are the hooks a backend started for the host must use (local.Options.Hooks).
+func (h *Host) Hooks() devside.Hooks {
+	return devside.Hooks{Observer: hostObserver{h}, OnLog: h.onLog, OnExecutorStart: h.onExecutorStart, BeforeRun: h.beforeRun}
+}
+
+// SetPipeline makes p, started with h.Hooks() and debugging on, the host's backend.
+func (h *Host) SetPipeline(p *local.Pipeline) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.b = localBackend{p}
+	h.cfg = &LaunchConfig{Mode: "local", JustMyCode: true, RedirectOutput: true}
+}
+
+// Running reports whether the host has a backend.
+func (h *Host) Running() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.b != nil
+}
+
+// Close ends the bound session's hold on the backend and closes the backend (answering in-flight
+// invocations, restoring an AWS session's functions).
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	b := h.b
+	h.b = nil
+	h.mu.Unlock()
+	defer h.cancel()
+	if b == nil {
+		return nil
+	}
+	return b.close(ctx)
+}
+
+// errHostBusy is the answer to a second IDE while one is connected.
+var errHostBusy = errors.New("another IDE is connected to this plldb session: disconnect it first (plldb serves one debugger at a time)")
+
+// bind binds s to the host, starting the backend from the launch defaults when there is none yet.
+func (h *Host) bind(s *session) (backend, *LaunchConfig, error) {
+	h.mu.Lock()
+	switch {
+	case h.closed:
+		h.mu.Unlock()
+		return nil, nil, errors.New("this plldb session is shutting down")
+	case h.owner != nil:
+		h.mu.Unlock()
+		return nil, nil, errHostBusy
+	}
+	h.owner, h.attached = s, true
+	b, cfg := h.b, h.cfg
+	h.mu.Unlock()
+	if b != nil {
+		return b, cfg, nil
+	}
+	fail := func(err error) (backend, *LaunchConfig, error) {
+		h.release(s)
+		return nil, nil, err
+	}
+	if h.defaults == nil {
+		return fail(errors.New("this plldb session has nothing to attach to"))
+	}
+	cfg, err := parseLaunchWith(nil, h.defaults)
+	if err != nil {
+		return fail(err)
+	}
+	// Starting takes a while (an AWS attach); a second IDE meanwhile finds the host bound. The backend's hooks
+	// already reach s, whose debuggees are not attached yet.
+	b, err = startBackendWith(h.ctx, cfg, h.Hooks(), h.log)
+	if err != nil {
+		return fail(err)
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		closeCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		defer cancel()
+		_ = b.close(closeCtx)
+		return fail(errors.New("this plldb session is shutting down"))
+	}
+	h.b, h.cfg = b, cfg
+	h.mu.Unlock()
+	return b, cfg, nil
+}
+
+// claim reserves the host's one connection for a session that launches a backend of its own (`plldb attach
+// --listen` before any attach): it fails when the host already has a backend or another session.
+func (h *Host) claim(s *session) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.owner != nil:
+		return errHostBusy
+	case h.b != nil:
+		return fmt.Errorf(`this plldb already runs the functions (%s): send "request": "attach" instead of launch`, h.b.banner()[len("plldb: "):])
+	}
+	h.owner, h.attached = s, false
+	return nil
+}
+
+// release unbinds s (its IDE disconnected or went away).
+func (h *Host) release(s *session) {
+	h.mu.Lock()
+	if h.owner == s {
+		h.owner, h.attached = nil, false
+	}
+	h.mu.Unlock()
+}
+
+// bound is the session bound to the host (not one that merely claimed it for a launch of its own).
+func (h *Host) bound() *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.attached {
+		return h.owner
+	}
+	return nil
+}
+
+type hostObserver struct{ h *Host }
+
+func (o hostObserver) Started(inv *wire.Invoke) {
+	if o.h.extra.Observer != nil {
+		o.h.extra.Observer.Started(inv)
+	}
+	if s := o.h.bound(); s != nil {
+		observer{s}.Started(inv)
+	}
+}
+
+func (o hostObserver) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
+	if o.h.extra.Observer != nil {
+		o.h.extra.Observer.Finished(inv, out, err)
+	}
+	if s := o.h.bound(); s != nil {
+		observer{s}.Finished(inv, out, err)
+	}
+}
+
+func (h *Host) onLog(line executor.LogLine) {
+	if h.extra.OnLog != nil {
+		h.extra.OnLog(line)
+	}
+	if s := h.bound(); s != nil {
+		s.onLog(line)
+	}
+}
+
+func (h *Host) onExecutorStart(fn string, pid, port int) {
+	if s := h.bound(); s != nil {
+		s.onExecutorStart(fn, pid, port)
+	}
+}
+
+// beforeRun holds an invocation until the bound session's IDE has configured; with no IDE it runs at once.
+func (h *Host) beforeRun(ctx context.Context, inv *wire.Invoke) {
+	if s := h.bound(); s != nil {
+		s.holdUntilConfigured(ctx, inv)
+	}
+}
