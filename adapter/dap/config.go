@@ -98,6 +98,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("profile", &c.Profile, "a string")
 	field("installName", &c.InstallName, "a string")
 	field("endpointUrl", &c.EndpointURL, "a string")
+	errs = append(errs, checkToken(a)...)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -206,6 +207,7 @@ func parseAttach(raw json.RawMessage) (*LaunchConfig, error) {
 	field("pathMappings", &c.PathMappings, `a list of {"localRoot", "remoteRoot"}`)
 	field("subProcess", &c.SubProcess, "true or false")
 	field("redirectOutput", &c.RedirectOutput, "true or false")
+	errs = append(errs, checkToken(a)...)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -215,4 +217,18 @@ func parseAttach(raw json.RawMessage) (*LaunchConfig, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkToken type-checks "token": a listener with --allow-remote takes it off the arguments before the session
+// sees them (tokenGate); anywhere else it means nothing, but a token that is not a string is a mistake to name.
+func checkToken(a obj) []string {
+	v, ok := a["token"]
+	if !ok || string(v) == "null" {
+		return nil
+	}
+	var tok string
+	if err := json.Unmarshal(v, &tok); err != nil {
+		return []string{`"token" must be a string (the one plldb printed on stderr)`} // not echoed: a secret
+	}
+	return nil
 }
