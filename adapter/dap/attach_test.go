@@ -1,11 +1,21 @@
 package dap
 
 import (
+	"context"
 	"encoding/json"
+	"net"
+	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/daptest"
+	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/bridge/wire"
 )
 
 func TestParseAttach(t *testing.T) {
@@ -31,4 +41,91 @@ func TestParseAttach(t *testing.T) {
 		assert.Contains(t, err.Error(), want, raw)
 		assert.NotContains(t, err.Error(), "12345", "a token is never echoed")
 	}
+}
+
+// TestHostServesSuccessiveIDEs: a Host owns a local pipeline; IDEs attach over a listener one at a time, a
+// second concurrent one is refused, detaching leaves the pipeline serving with no debugger (a paused invocation
+// goes on), and the next attach stops at the breakpoints it sets. In process, so -race covers the Host.
+func TestHostServesSuccessiveIDEs(t *testing.T) {
+	app := helloApp(t)
+	file := filepath.Join(app, "src", "app.py")
+	line := bpLine(t, file, "handler")
+	var mu sync.Mutex
+	var finished int
+	host := NewHost(HostOptions{Logger: testLogger(t), Observer: countFinished{&mu, &finished}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := local.Start(ctx, local.Options{
+		Template: filepath.Join(app, "template.yaml"), Functions: []string{"HelloFunction"}, Python: testPython(t),
+		Port: 0, Debug: true, Hooks: host.Hooks(), Logger: testLogger(t),
+	})
+	require.NoError(t, err)
+	host.SetPipeline(p)
+	l, err := Listen("127.0.0.1:0", Options{Logger: testLogger(t), Host: host})
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	endpoint := p.Endpoint()
+
+	attachIDE := func() *daptest.Client {
+		conn, err := net.Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		c := daptest.NewT(t, conn)
+		c.ExpectInitializeResponse(t)
+		c.Request(t, "attach", map[string]any{"type": "plldb", "request": "attach", "name": "a", "port": 1})
+		c.ExpectOutputEventContaining(t, "Invoke API at "+endpoint)
+		c.ExpectInitializedEvent(t)
+		setBreakpoints(t, c, file, map[string]any{"line": line})
+		c.Request(t, "configurationDone", nil)
+		return c
+	}
+
+	c := attachIDE()
+	first := invoke(t, endpoint, "HelloFunction", `{"n": 1}`)
+	c.ExpectStoppedEventReason(t, "breakpoint")
+
+	other, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	c2 := daptest.NewT(t, other)
+	c2.ExpectInitializeResponse(t)
+	assert.Contains(t, c2.RequestError(t, "attach", map[string]any{}).ErrorText(), "another IDE is connected")
+	require.NoError(t, c2.Close())
+
+	c.Request(t, "disconnect", map[string]any{"terminateDebuggee": true}) // the backend is the host's: ignored
+	<-c.Done()
+	assert.Equal(t, 200, result(t, first).status, "the paused invocation went on")
+	assert.Equal(t, 200, result(t, invoke(t, endpoint, "HelloFunction", `{"n": 2}`)).status, "no debugger: nothing pauses")
+
+	c = attachIDE()
+	next := invoke(t, endpoint, "HelloFunction", `{"n": 3}`)
+	st2 := c.ExpectStoppedEventReason(t, "breakpoint")
+	frames := c.StackTrace(t, st2.ThreadID)
+	assert.Equal(t, "3", c.Evaluate(t, frames[0].ID, `event["n"]`))
+	c.Request(t, "continue", map[string]any{"threadId": st2.ThreadID})
+	assert.Equal(t, 200, result(t, next).status)
+	require.NoError(t, c.Close()) // the IDE goes away without a disconnect: detached all the same
+
+	assert.Eventually(t, func() bool { return host.bound() == nil }, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 200, result(t, invoke(t, endpoint, "HelloFunction", `{"n": 4}`)).status)
+	cancel()
+	require.NoError(t, <-served)
+	closeCtx, done := context.WithTimeout(context.Background(), 30*time.Second)
+	defer done()
+	require.NoError(t, host.Close(closeCtx))
+	mu.Lock()
+	assert.Equal(t, 4, finished, "the command's own observer heard every invocation")
+	mu.Unlock()
+}
+
+type countFinished struct {
+	mu *sync.Mutex
+	n  *int
+}
+
+func (c countFinished) Started(*wire.Invoke) {}
+
+func (c countFinished) Finished(*wire.Invoke, executor.Outcome, error) {
+	c.mu.Lock()
+	*c.n++
+	c.mu.Unlock()
 }
