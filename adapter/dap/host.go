@@ -26,15 +26,15 @@ type Host struct {
 	log      *slog.Logger
 	extra    devside.Hooks // the command's own observer and log printer, called as well
 	defaults map[string]any
+	onStart  func(banner string)
 
 	ctx    context.Context // the backend's lifetime
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	b        backend
-	cfg      *LaunchConfig // what started b (lazily started hosts)
-	owner    *session      // the session bound to the host (attach), or the one that launched beside it
-	attached bool          // owner attached (rather than launched a backend of its own)
+	owner    *session // the session bound to the host (attach), or the one that launched beside it
+	attached bool     // owner attached (rather than launched a backend of its own)
 	closed   bool
 }
 
@@ -48,6 +48,8 @@ type HostOptions struct {
 	// LaunchDefaults start the backend at the first attach when the command has not given one (SetPipeline):
 	// `plldb attach --listen`'s flags, "mode": "aws".
 	LaunchDefaults map[string]any
+	// OnStart, when set, hears the banner of a backend the first attach started (the command prints it).
+	OnStart func(banner string)
 }
 
 // NewHost returns a host with no backend yet: give it one with SetPipeline, or let the first attach start one
@@ -57,7 +59,7 @@ func NewHost(opts HostOptions) *Host {
 		opts.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Host{log: opts.Logger, extra: devside.Hooks{Observer: opts.Observer, OnLog: opts.OnLog}, defaults: opts.LaunchDefaults, ctx: ctx, cancel: cancel}
+	return &Host{log: opts.Logger, extra: devside.Hooks{Observer: opts.Observer, OnLog: opts.OnLog}, defaults: opts.LaunchDefaults, onStart: opts.OnStart, ctx: ctx, cancel: cancel}
 }
 
 // Hooks are the hooks a backend started for the host must use (local.Options.Hooks).
@@ -70,7 +72,6 @@ func (h *Host) SetPipeline(p *local.Pipeline) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.b = localBackend{p}
-	h.cfg = &LaunchConfig{Mode: "local", JustMyCode: true, RedirectOutput: true}
 }
 
 // Running reports whether the host has a backend.
@@ -80,8 +81,9 @@ func (h *Host) Running() bool {
 	return h.b != nil
 }
 
-// Close ends the bound session's hold on the backend and closes the backend (answering in-flight
-// invocations, restoring an AWS session's functions).
+// Close closes the backend (answering in-flight invocations, restoring an AWS session's functions); later
+// attaches are refused. Stop the listener first (its Serve returns once every session has detached), so that
+// no IDE is left attached to functions that are gone.
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
@@ -99,25 +101,25 @@ func (h *Host) Close(ctx context.Context) error {
 var errHostBusy = errors.New("another IDE is connected to this plldb session: disconnect it first (plldb serves one debugger at a time)")
 
 // bind binds s to the host, starting the backend from the launch defaults when there is none yet.
-func (h *Host) bind(s *session) (backend, *LaunchConfig, error) {
+func (h *Host) bind(s *session) (backend, error) {
 	h.mu.Lock()
 	switch {
 	case h.closed:
 		h.mu.Unlock()
-		return nil, nil, errors.New("this plldb session is shutting down")
+		return nil, errors.New("this plldb session is shutting down")
 	case h.owner != nil:
 		h.mu.Unlock()
-		return nil, nil, errHostBusy
+		return nil, errHostBusy
 	}
 	h.owner, h.attached = s, true
-	b, cfg := h.b, h.cfg
+	b := h.b
 	h.mu.Unlock()
 	if b != nil {
-		return b, cfg, nil
+		return b, nil
 	}
-	fail := func(err error) (backend, *LaunchConfig, error) {
+	fail := func(err error) (backend, error) {
 		h.release(s)
-		return nil, nil, err
+		return nil, err
 	}
 	if h.defaults == nil {
 		return fail(errors.New("this plldb session has nothing to attach to"))
@@ -140,9 +142,12 @@ func (h *Host) bind(s *session) (backend, *LaunchConfig, error) {
 		_ = b.close(closeCtx)
 		return fail(errors.New("this plldb session is shutting down"))
 	}
-	h.b, h.cfg = b, cfg
+	h.b = b
 	h.mu.Unlock()
-	return b, cfg, nil
+	if h.onStart != nil {
+		h.onStart(b.banner())
+	}
+	return b, nil
 }
 
 // claim reserves the host's one connection for a session that launches a backend of its own (`plldb attach

@@ -120,7 +120,7 @@ func (s *session) attachRequest(req request) {
 		s.respondErr(req, "attach: %v", err)
 		return
 	}
-	b, _, err := h.bind(s)
+	b, err := h.bind(s)
 	if err != nil {
 		s.respondErr(req, "attach: %v", err)
 		return

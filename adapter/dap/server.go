@@ -44,7 +44,8 @@ func ServeStdio(ctx context.Context, r io.Reader, w io.Writer, opts Options) err
 	return s.run(ctx)
 }
 
-// Listener serves debug sessions on a TCP listener, one at a time.
+// Listener serves debug sessions on a TCP listener: one at a time, or side by side with a Host (which binds one
+// IDE at a time and refuses the others).
 type Listener struct {
 	ln    net.Listener
 	opts  Options

@@ -48,6 +48,11 @@ type Options struct {
 // (holdUntilConfigured) until it comes, the session ends, or configHold passes. Every write to the IDE goes
 // through send or sendMsg, which serialize them. The session ends when the IDE disconnects or goes away (EOF),
 // or ctx ends; the backend is then closed, which answers every in-flight invocation.
+//
+// A session that sent attach does not own its backend: it belongs to a Host (host.go), whose hooks run on the
+// backend's goroutines and forward to the one session bound at the time. Ending such a session detaches from
+// every debugpy (which clears the IDE's breakpoints and resumes paused threads) and unbinds it; the backend
+// goes on serving.
 type session struct {
 	opts Options
 	log  *slog.Logger

@@ -200,7 +200,10 @@ func (d awsLaunchDefaults) launch() map[string]any {
 // first time) and binds the IDE to it: disconnecting detaches only the IDE, later attaches find the functions
 // still instrumented, and Ctrl-C restores them.
 func serveAWSDAP(ctx context.Context, addr string, allowRemote bool, d awsLaunchDefaults, stdout, stderr io.Writer, log *slog.Logger) error {
-	host := dap.NewHost(dap.HostOptions{Logger: log, LaunchDefaults: d.launch()})
+	host := dap.NewHost(dap.HostOptions{Logger: log, LaunchDefaults: d.launch(), OnStart: func(banner string) {
+		fmt.Fprint(stdout, banner)
+		fmt.Fprintln(stdout, "plldb: IDEs that attach here detach without restoring; Ctrl-C restores the functions.")
+	}})
 	l, err := listenDAP(addr, allowRemote, dap.Options{Logger: log, LaunchDefaults: d.launch(), Host: host}, stderr)
 	if err != nil {
 		return fmt.Errorf("plldb attach: %w", err)

@@ -335,6 +335,8 @@ func TestAttachListenKeepsTheSessionAcrossIDEs(t *testing.T) {
 		"--functions", "OrdersFunction", "--template", a.app.Template, "--python", pyenv.Python(t), "--listen", "127.0.0.1:0", "--log-level", "warn")
 	c := attachIDE(t, addr, "")
 	c.ExpectOutputEventContaining(t, "attached to stack "+a.stack)
+	assert.Eventually(t, func() bool { return strings.Contains(out.String(), "attached to stack "+a.stack) }, 10*time.Second, 20*time.Millisecond,
+		"the command says so too")
 	a.assertInstrumentedOnly(t, "OrdersFunction")
 	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
 	c.Request(t, "disconnect", nil)
