@@ -67,7 +67,7 @@ func TestHostServesSuccessiveIDEs(t *testing.T) {
 	go func() { served <- l.Serve(ctx) }()
 	endpoint := p.Endpoint()
 
-	attachIDE := func() *daptest.Client {
+	attachIDE := func(beforeConfig func(*daptest.Client)) *daptest.Client {
 		conn, err := net.Dial("tcp", l.Addr().String())
 		require.NoError(t, err)
 		c := daptest.NewT(t, conn)
@@ -75,12 +75,15 @@ func TestHostServesSuccessiveIDEs(t *testing.T) {
 		c.Request(t, "attach", map[string]any{"type": "plldb", "request": "attach", "name": "a", "port": 1})
 		c.ExpectOutputEventContaining(t, "Invoke API at "+endpoint)
 		c.ExpectInitializedEvent(t)
+		if beforeConfig != nil {
+			beforeConfig(c)
+		}
 		setBreakpoints(t, c, file, map[string]any{"line": line})
 		c.Request(t, "configurationDone", nil)
 		return c
 	}
 
-	c := attachIDE()
+	c := attachIDE(nil)
 	first := invoke(t, endpoint, "HelloFunction", `{"n": 1}`)
 	c.ExpectStoppedEventReason(t, "breakpoint")
 
@@ -96,8 +99,13 @@ func TestHostServesSuccessiveIDEs(t *testing.T) {
 	assert.Equal(t, 200, result(t, first).status, "the paused invocation went on")
 	assert.Equal(t, 200, result(t, invoke(t, endpoint, "HelloFunction", `{"n": 2}`)).status, "no debugger: nothing pauses")
 
-	c = attachIDE()
-	next := invoke(t, endpoint, "HelloFunction", `{"n": 3}`)
+	// An invocation that arrives while the IDE is still configuring waits for its configurationDone, and so
+	// stops at the breakpoint the IDE sends meanwhile.
+	var next <-chan invokeResult
+	c = attachIDE(func(c *daptest.Client) {
+		next = invoke(t, endpoint, "HelloFunction", `{"n": 3}`)
+		c.ExpectOutputEventContaining(t, "waits until the IDE has sent its breakpoints")
+	})
 	st2 := c.ExpectStoppedEventReason(t, "breakpoint")
 	frames := c.StackTrace(t, st2.ThreadID)
 	assert.Equal(t, "3", c.Evaluate(t, frames[0].ID, `event["n"]`))
