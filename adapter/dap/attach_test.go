@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +138,112 @@ func (c countFinished) Finished(*wire.Invoke, executor.Outcome, error) {
 	c.mu.Lock()
 	*c.n++
 	c.mu.Unlock()
+}
+
+// TestAttachShowsInvocationsAlreadyPaused: an invocation is paused in debugpy when the IDE attaches (here a
+// client left without the disconnect that resumes it, as a detach whose disconnect never reached debugpy
+// would); the attaching IDE gets a stopped event for it after configurationDone, and can continue it.
+func TestAttachShowsInvocationsAlreadyPaused(t *testing.T) {
+	app := helloApp(t)
+	file := filepath.Join(app, "src", "app.py")
+	line := bpLine(t, file, "handler")
+	host := NewHost(HostOptions{Logger: testLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := local.Start(ctx, local.Options{
+		Template: filepath.Join(app, "template.yaml"), Functions: []string{"HelloFunction"}, Python: testPython(t),
+		Port: 0, Debug: true, Hooks: host.Hooks(), Logger: testLogger(t),
+	})
+	require.NoError(t, err)
+	host.SetPipeline(p)
+	defer func() {
+		closeCtx, done := context.WithTimeout(context.Background(), 30*time.Second)
+		defer done()
+		require.NoError(t, host.Close(closeCtx))
+	}()
+
+	// Pause an invocation with a plain debugpy client that then goes away without a disconnect.
+	ex, _ := p.Executor("HelloFunction")
+	raw, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ex.DebugPort())))
+	require.NoError(t, err)
+	rc := daptest.New(raw)
+	require.True(t, rc.Request(t, "pydevdAuthorize", map[string]any{"debugServerAccessToken": ex.DebugToken()}).Success)
+	rc.ExpectInitializeResponse(t)
+	rc.MustSend(t, "attach", map[string]any{"stopAllThreadsOnSuspend": false, "steppingResumesAllThreads": false})
+	rc.ExpectInitializedEvent(t)
+	setBreakpoints(t, rc, file, map[string]any{"line": line})
+	rc.Request(t, "configurationDone", nil)
+	paused := invoke(t, p.Endpoint(), "HelloFunction", `{"n": 5}`)
+	rc.ExpectStoppedEvent(t)
+	require.NoError(t, raw.Close())
+
+	l, err := Listen("127.0.0.1:0", Options{Logger: testLogger(t), Host: host})
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	c := daptest.NewT(t, conn)
+	c.ExpectInitializeResponse(t)
+	c.Request(t, "attach", map[string]any{})
+	c.ExpectInitializedEvent(t)
+	c.Request(t, "configurationDone", nil)
+	st := c.ExpectStoppedEventReason(t, "pause")
+	assert.False(t, st.AllThreadsStopped)
+	threads := c.Request(t, "threads", nil).BodyMap()["threads"].([]any)
+	require.Len(t, threads, 1, "the executor's own threads stay hidden")
+	assert.Regexp(t, `^HelloFunction [0-9a-f]{8}$`, threads[0].(map[string]any)["name"])
+	frames := c.StackTrace(t, st.ThreadID)
+	assert.Equal(t, line, frames[0].Line)
+	assert.Equal(t, "5", c.Evaluate(t, frames[0].ID, `event["n"]`))
+	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
+	assert.Equal(t, 200, result(t, paused).status)
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	cancel()
+	require.NoError(t, <-served)
+}
+
+// TestAttachDoesNotShowRunningInvocationsAsPaused: an invocation that runs while the IDE attaches is not
+// reported stopped (debugpy gives a running thread's stack too, but no variables).
+func TestAttachDoesNotShowRunningInvocationsAsPaused(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte("import time\ndef slow(event, context):\n    time.sleep(3)\n    return 'finished'\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Transform: AWS::Serverless-2016-10-31
+Resources:
+  Slow:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src/, Handler: app.slow, Runtime: python3.11, Timeout: 30}
+`), 0o644))
+	host := NewHost(HostOptions{Logger: testLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := local.Start(ctx, local.Options{Template: filepath.Join(dir, "template.yaml"), Python: testPython(t), Port: 0, Debug: true, Hooks: host.Hooks(), Logger: testLogger(t)})
+	require.NoError(t, err)
+	host.SetPipeline(p)
+	defer func() { _ = host.Close(context.Background()) }()
+	l, err := Listen("127.0.0.1:0", Options{Logger: testLogger(t), Host: host})
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+
+	running := invoke(t, p.Endpoint(), "Slow", `{}`)
+	time.Sleep(500 * time.Millisecond) // it runs, with no IDE: nothing holds it
+	conn, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	c := daptest.NewT(t, conn)
+	c.ExpectInitializeResponse(t)
+	c.Request(t, "attach", map[string]any{})
+	c.ExpectInitializedEvent(t)
+	c.Request(t, "configurationDone", nil)
+	r := result(t, running)
+	assert.Equal(t, `"finished"`, r.body)
+	for _, m := range c.Drain() {
+		assert.NotEqual(t, "stopped", m.Event, "a running invocation was reported paused: %s", m)
+	}
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	cancel()
+	require.NoError(t, <-served)
 }

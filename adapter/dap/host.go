@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
+
+	godap "github.com/google/go-dap"
 
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
@@ -224,4 +227,58 @@ func (h *Host) beforeRun(ctx context.Context, inv *wire.Invoke) {
 	if s := h.bound(); s != nil {
 		s.holdUntilConfigured(ctx, inv)
 	}
+}
+
+// announcePaused shows the IDE that just attached the invocations already paused in debugpy: a stopped event
+// for each, after its configurationDone. A detach resumes paused threads, so normally there are none; but a
+// detach whose disconnect never reached debugpy (it was too busy to answer, or the connection broke) leaves
+// them paused, and nobody would ever see or resume them.
+//
+// debugpy does not say whether a thread is suspended, and gives a running thread's stack too, but only after
+// waiting 0.5 s for it to suspend (pydevd's InternalGetThreadStack): a stackTrace answered sooner than
+// pausedProbeMax is a paused thread's. A paused thread whose answer is slower (a machine that busy) is missed,
+// as before this check; a running one is never reported paused. Everything runs on the debuggees' readers
+// (startFunc callbacks), where stops are handled too: a thread whose own stop is being resolved, or that the
+// IDE already knows stopped, is left to that.
+func (s *session) announcePaused() {
+	for _, d := range s.current() {
+		_ = d.startFunc("threads", nil, func(resp obj, ok bool) {
+			if !ok || !resp.boolean("success") {
+				return
+			}
+			for _, dt := range debugpyThreads(resp) {
+				if !hiddenThread(dt.Name) {
+					s.probePaused(d, dt)
+				}
+			}
+		})
+	}
+}
+
+// pausedProbeMax is below debugpy's 0.5 s wait for a running thread's stack (see announcePaused).
+const pausedProbeMax = 400 * time.Millisecond
+
+func (s *session) probePaused(d *debuggee, dt debugpyThread) {
+	start := time.Now()
+	_ = d.startFunc("stackTrace", mustJSON(map[string]any{"threadId": dt.ID, "levels": 1}), func(resp obj, ok bool) {
+		if !ok || !resp.boolean("success") || time.Since(start) >= pausedProbeMax || d.resolving {
+			return
+		}
+		if t, known := s.threads.current(d, dt.ID); known && t.stopped {
+			return
+		}
+		t, replaced := s.threads.bind(d, dt.ID, dt.Name)
+		if replaced != nil {
+			s.threadGone(*replaced)
+		}
+		s.resetHandles(t.id)
+		s.threads.setStopped(t.id, true)
+		s.mu.Lock()
+		s.lastStop = d
+		s.mu.Unlock()
+		s.log.Info("an invocation was paused before the IDE attached", "function", d.fn, "thread", dt.Name)
+		s.sendMsg(&godap.StoppedEvent{Event: s.newEvent("stopped"), Body: godap.StoppedEventBody{
+			Reason: "pause", Description: "Paused before this IDE attached", ThreadId: t.id, AllThreadsStopped: false,
+		}})
+	})
 }

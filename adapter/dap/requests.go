@@ -39,6 +39,12 @@ func (s *session) handle(req request) (end bool) {
 	case "configurationDone":
 		s.configured()
 		s.ack(req)
+		s.mu.Lock()
+		attached := s.shared != nil
+		s.mu.Unlock()
+		if attached {
+			s.announcePaused()
+		}
 	case "setBreakpoints":
 		s.setBreakpoints(req)
 	case "setFunctionBreakpoints":
