@@ -3,6 +3,7 @@ package dap
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	awsmode "github.com/plldb/plldb/adapter/aws"
@@ -91,8 +92,13 @@ func (b awsBackend) close(ctx context.Context) error {
 
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnExecutorStart: s.onExecutorStart, BeforeRun: s.holdUntilConfigured}
+	return startBackendWith(s.ctx, cfg, hooks, s.log)
+}
+
+// startBackendWith starts what cfg describes, for as long as ctx lasts, with hooks.
+func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hooks, log *slog.Logger) (backend, error) {
 	if cfg.Mode != "aws" {
-		p, err := local.Start(s.ctx, local.Options{
+		p, err := local.Start(ctx, local.Options{
 			Template:  cfg.Template,
 			Functions: cfg.Functions,
 			Python:    cfg.Python,
@@ -101,18 +107,18 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 			Debug:     !cfg.NoDebug,
 			Env:       cfg.Env,
 			Hooks:     hooks,
-			Logger:    s.log,
+			Logger:    log,
 		})
 		if err != nil {
 			return nil, err
 		}
 		return localBackend{p}, nil
 	}
-	awsCfg, err := awsconfig.Load(s.ctx, awsconfig.Options{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
+	awsCfg, err := awsconfig.Load(ctx, awsconfig.Options{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
 	if err != nil {
 		return nil, err
 	}
-	sess, err := awsmode.Attach(s.ctx, awsmode.Options{
+	sess, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: cfg.StackName,
 		Functions: cfg.Functions,
 		Template:  cfg.Template,
@@ -123,7 +129,7 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 		Debug:     !cfg.NoDebug,
 		Strict:    cfg.Strict,
 		Hooks:     hooks,
-		Logger:    s.log,
+		Logger:    log,
 	})
 	if err != nil {
 		return nil, err

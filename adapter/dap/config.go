@@ -98,6 +98,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("profile", &c.Profile, "a string")
 	field("installName", &c.InstallName, "a string")
 	field("endpointUrl", &c.EndpointURL, "a string")
+	errs = append(errs, checkToken(a)...)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -178,4 +179,56 @@ func clip(b []byte) string {
 		return string(b[:300]) + "…"
 	}
 	return string(b)
+}
+
+// parseAttach validates an attach request's arguments: only the debugger's settings (justMyCode, pathMappings,
+// subProcess, redirectOutput) apply, since the functions already run with the command's settings; host and
+// port name the plldb server the IDE connected to, and the rest (VS Code's name, type, request, …) is ignored.
+func parseAttach(raw json.RawMessage) (*LaunchConfig, error) {
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	var a obj
+	if err := json.Unmarshal(raw, &a); err != nil || a == nil {
+		return nil, errors.New("attach arguments must be a JSON object")
+	}
+	c := &LaunchConfig{Mode: "attach", JustMyCode: true, RedirectOutput: true}
+	var errs []string
+	field := func(name string, dst any, what string) {
+		v, ok := a[name]
+		if !ok || string(v) == "null" {
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			errs = append(errs, fmt.Sprintf("%q must be %s, got %s", name, what, clip(v)))
+		}
+	}
+	field("justMyCode", &c.JustMyCode, "true or false")
+	field("pathMappings", &c.PathMappings, `a list of {"localRoot", "remoteRoot"}`)
+	field("subProcess", &c.SubProcess, "true or false")
+	field("redirectOutput", &c.RedirectOutput, "true or false")
+	errs = append(errs, checkToken(a)...)
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	for i, pm := range c.PathMappings {
+		if pm.LocalRoot == "" || pm.RemoteRoot == "" {
+			return nil, fmt.Errorf(`"pathMappings"[%d] needs both "localRoot" and "remoteRoot"`, i)
+		}
+	}
+	return c, nil
+}
+
+// checkToken type-checks "token": a listener with --allow-remote takes it off the arguments before the session
+// sees them (tokenGate); anywhere else it means nothing, but a token that is not a string is a mistake to name.
+func checkToken(a obj) []string {
+	v, ok := a["token"]
+	if !ok || string(v) == "null" {
+		return nil
+	}
+	var tok string
+	if err := json.Unmarshal(v, &tok); err != nil {
+		return []string{`"token" must be a string (the one plldb printed on stderr)`} // not echoed: a secret
+	}
+	return nil
 }

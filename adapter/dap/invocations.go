@@ -41,6 +41,14 @@ func (o observer) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
 	for _, t := range o.s.threads.removeWhere(func(t ideThread) bool { return t.name == name }) {
 		o.s.threadGone(t)
 	}
+	if st.start.IsZero() { // it started before this session attached
+		fn := inv.Function.LogicalID
+		if fn == "" {
+			fn = inv.Function.Name
+		}
+		o.s.output("console", fmt.Sprintf("← %s %s %s\n", fn, inv.RequestID, status))
+		return
+	}
 	o.s.output("console", fmt.Sprintf("← %s %s %s in %s\n", st.fn, inv.RequestID, status, time.Since(st.start).Round(100*time.Microsecond)))
 }
 

@@ -24,6 +24,14 @@ func (s *session) launch(req request) {
 		s.respondErr(req, "launch: %v", err)
 		return
 	}
+	if h := s.opts.Host; h != nil {
+		// A server with a host of its own: a launch beside it would run the same functions twice. shutdown
+		// releases the claim once the launch's backend is closed.
+		if err := h.claim(s); err != nil {
+			s.respondErr(req, "launch: %v", err)
+			return
+		}
+	}
 	progressID := fmt.Sprintf("plldb-start-%d", req.seq)
 	if s.progress {
 		s.sendMsg(&godap.ProgressStartEvent{Event: s.newEvent("progressStart"), Body: godap.ProgressStartEventBody{ProgressId: progressID, Title: "Starting function executors"}})
@@ -53,13 +61,28 @@ func (s *session) launch(req request) {
 	s.cfg, s.pipeline = cfg, p
 	s.mu.Unlock()
 
+	if !cfg.NoDebug { // "Run without debugging": the pipeline alone, no debugpy to attach to
+		if err := s.attachAll(p.functions()); err != nil {
+			endProgress("failed")
+			s.respondErr(req, "launch: %v", err)
+			return
+		}
+	}
+	endProgress(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)))
+	s.output("console", p.banner())
+	if cfg.NoDebug {
+		s.configured() // no debugger to configure: nothing to hold invocations for
+	}
+	s.ack(req)
+	s.sendMsg(&godap.InitializedEvent{Event: s.newEvent("initialized")})
+}
+
+// attachAll attaches to every function's debugpy at once.
+func (s *session) attachAll(fns []backendFunction) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for _, fn := range p.functions() {
-		if cfg.NoDebug { // "Run without debugging": the pipeline alone, no debugpy to attach to
-			break
-		}
+	for _, fn := range fns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -71,16 +94,52 @@ func (s *session) launch(req request) {
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		endProgress("failed")
-		s.respondErr(req, "launch: %v", err)
+	return errors.Join(errs...)
+}
+
+// attachRequest binds the session to the command's host (Options.Host): the backend already runs, and the
+// session attaches to every function's debugpy with the IDE's breakpoints, as launch does. Invocations that
+// arrive meanwhile wait for configurationDone. Disconnecting detaches only the IDE (shutdown).
+func (s *session) attachRequest(req request) {
+	h := s.opts.Host
+	if h == nil {
+		s.respondErr(req, "attach: this plldb dap runs no functions of its own to attach to: use \"request\": \"launch\", "+
+			"or start a session that outlives the IDE with `plldb local --debug --listen 127.0.0.1:4711` "+
+			"(or `plldb attach --stack-name STACK --listen 127.0.0.1:4711`) and attach to that address")
 		return
 	}
-	endProgress(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)))
-	s.output("console", p.banner())
-	if cfg.NoDebug {
-		s.configured() // no debugger to configure: nothing to hold invocations for
+	s.mu.Lock()
+	started := s.cfg != nil
+	s.mu.Unlock()
+	if started {
+		s.respondErr(req, "attach: this session has already launched or attached")
+		return
 	}
+	cfg, err := parseAttach(req.args)
+	if err != nil {
+		s.respondErr(req, "attach: %v", err)
+		return
+	}
+	b, err := h.bind(s)
+	if err != nil {
+		s.respondErr(req, "attach: %v", err)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		h.release(s)
+		s.respondErr(req, "attach: the session ended")
+		return
+	}
+	s.cfg, s.shared = cfg, b
+	s.mu.Unlock()
+	if err := s.attachAll(b.functions()); err != nil {
+		s.respondErr(req, "attach: %v", err)
+		return
+	}
+	s.output("console", b.banner())
+	s.output("console", "plldb: attached to a running plldb; disconnecting detaches the debugger only (breakpoints are cleared, paused invocations go on), and the functions keep being served until plldb stops\n")
 	s.ack(req)
 	s.sendMsg(&godap.InitializedEvent{Event: s.newEvent("initialized")})
 }
@@ -271,6 +330,9 @@ func (s *session) forget(d *debuggee) {
 func (s *session) onExecutorStart(fn string, _ int, port int) {
 	s.mu.Lock()
 	p, cfg := s.pipeline, s.cfg
+	if p == nil {
+		p = s.shared
+	}
 	s.mu.Unlock()
 	if p == nil || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
 		return

@@ -355,8 +355,10 @@ func TestUnknownRequest(t *testing.T) {
 	assert.Contains(t, m.ErrorText(), `"fooBar"`)
 	m = c.RequestError(t, "stackTrace", map[string]any{"threadId": 12345})
 	assert.Contains(t, m.ErrorText(), "unknown threadId 12345")
+	// plldb dap runs no functions of its own: attach says what to run instead.
 	m = c.RequestError(t, "attach", map[string]any{})
-	assert.Contains(t, m.ErrorText(), "launch")
+	assert.Contains(t, m.ErrorText(), `"request": "launch"`)
+	assert.Contains(t, m.ErrorText(), "plldb local --debug --listen")
 	// Still serving.
 	c.ExpectInitializeResponse(t)
 }

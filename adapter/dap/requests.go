@@ -35,10 +35,16 @@ func (s *session) handle(req request) (end bool) {
 	case "launch":
 		s.launch(req)
 	case "attach":
-		s.respondErr(req, `attach is not supported yet: use "request": "launch" with "mode": "local"`)
+		s.attachRequest(req)
 	case "configurationDone":
 		s.configured()
 		s.ack(req)
+		s.mu.Lock()
+		attached := s.shared != nil
+		s.mu.Unlock()
+		if attached {
+			s.announcePaused()
+		}
 	case "setBreakpoints":
 		s.setBreakpoints(req)
 	case "setFunctionBreakpoints":

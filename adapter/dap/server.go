@@ -44,7 +44,8 @@ func ServeStdio(ctx context.Context, r io.Reader, w io.Writer, opts Options) err
 	return s.run(ctx)
 }
 
-// Listener serves debug sessions on a TCP listener, one at a time.
+// Listener serves debug sessions on a TCP listener: one at a time, or side by side with a Host (which binds one
+// IDE at a time and refuses the others).
 type Listener struct {
 	ln    net.Listener
 	opts  Options
@@ -68,11 +69,15 @@ func Listen(addr string, opts Options) (*Listener, error) {
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Serve accepts connections and serves one session per connection, sequentially, until ctx ends. A session's
-// failure is logged and the next connection is served.
+// failure is logged and the next connection is served. With a Host the connections are served side by side,
+// so that a second IDE hears at once that another one is attached (Host allows one at a time); Serve then
+// returns once every session has ended.
 func (l *Listener) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = l.ln.Close() })
 	defer stop()
 	defer l.ln.Close()
+	var sessions sync.WaitGroup
+	defer sessions.Wait()
 	log := l.opts.Logger
 	for {
 		conn, err := l.ln.Accept()
@@ -93,9 +98,20 @@ func (l *Listener) Serve(ctx context.Context) error {
 			}
 			rw = newTokenGate(conn, l.token, gl)
 		}
-		if err := Serve(ctx, rw, l.opts); err != nil && log != nil {
-			log.Warn("debug session ended with an error", "err", err)
+		serve := func() {
+			if err := Serve(ctx, rw, l.opts); err != nil && log != nil {
+				log.Warn("debug session ended with an error", "err", err)
+			}
 		}
+		if l.opts.Host == nil {
+			serve()
+			continue
+		}
+		sessions.Add(1)
+		go func() {
+			defer sessions.Done()
+			serve()
+		}()
 	}
 }
 

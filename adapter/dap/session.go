@@ -25,6 +25,9 @@ type Options struct {
 	// LaunchDefaults are launch attributes applied when the IDE's launch request leaves them out (`plldb attach
 	// --listen` presets "mode": "aws" and the stack this way).
 	LaunchDefaults map[string]any
+	// Host, when set, is the backend the command owns (`plldb local --debug --listen`, `plldb attach --listen`):
+	// attach requests bind to it, and disconnecting detaches only the IDE. Without it attach is refused.
+	Host *Host
 
 	// configHold bounds how long an invocation waits for the IDE's configurationDone; 0 → configHoldMax.
 	configHold time.Duration
@@ -45,6 +48,11 @@ type Options struct {
 // (holdUntilConfigured) until it comes, the session ends, or configHold passes. Every write to the IDE goes
 // through send or sendMsg, which serialize them. The session ends when the IDE disconnects or goes away (EOF),
 // or ctx ends; the backend is then closed, which answers every in-flight invocation.
+//
+// A session that sent attach does not own its backend: it belongs to a Host (host.go), whose hooks run on the
+// backend's goroutines and forward to the one session bound at the time. Ending such a session detaches from
+// every debugpy (which clears the IDE's breakpoints and resumes paused threads) and unbinds it; the backend
+// goes on serving.
 type session struct {
 	opts Options
 	log  *slog.Logger
@@ -65,6 +73,7 @@ type session struct {
 	mu        sync.Mutex
 	cfg       *LaunchConfig
 	pipeline  backend                // what launch started; nil before, and once shutdown has begun
+	shared    backend                // the host's backend this session attached to (never closed by the session)
 	debuggees map[string]*debuggee   // logical id → current debuggee
 	attaching map[string]int         // logical id → port being attached
 	lastStop  *debuggee              // the debuggee that stopped last: where forward sends requests that name none

@@ -22,7 +22,7 @@ func (s *session) shutdown(terminate bool) {
 			ds = append(ds, d)
 		}
 		s.debuggees = map[string]*debuggee{}
-		s.pipeline = nil
+		s.pipeline, s.shared = nil, nil
 		s.mu.Unlock()
 		var wg sync.WaitGroup
 		for _, d := range ds {
@@ -45,6 +45,10 @@ func (s *session) shutdown(terminate bool) {
 				s.output("stderr", fmt.Sprintf("plldb: %v\n", err))
 			}
 			cancel()
+		}
+		// An attached session leaves the host's backend running, now with no debugger; the next IDE may attach.
+		if h := s.opts.Host; h != nil {
+			h.release(s)
 		}
 		_ = terminate
 	})

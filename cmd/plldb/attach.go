@@ -195,10 +195,16 @@ func (d awsLaunchDefaults) launch() map[string]any {
 	return m
 }
 
-// serveAWSDAP serves DAP on addr; a launch attaches to the stack (unless it says otherwise) and disconnecting
-// restores the functions.
+// serveAWSDAP serves DAP on addr. A launch attaches to the stack (unless it says otherwise) for that session
+// alone, and disconnecting restores the functions. An attach request attaches this command to the stack (the
+// first time) and binds the IDE to it: disconnecting detaches only the IDE, later attaches find the functions
+// still instrumented, and Ctrl-C restores them.
 func serveAWSDAP(ctx context.Context, addr string, allowRemote bool, d awsLaunchDefaults, stdout, stderr io.Writer, log *slog.Logger) error {
-	l, err := listenDAP(addr, allowRemote, dap.Options{Logger: log, LaunchDefaults: d.launch()}, stderr)
+	host := dap.NewHost(dap.HostOptions{Logger: log, LaunchDefaults: d.launch(), OnStart: func(banner string) {
+		fmt.Fprint(stdout, banner)
+		fmt.Fprintln(stdout, "plldb: IDEs that attach here detach without restoring; Ctrl-C restores the functions.")
+	}})
+	l, err := listenDAP(addr, allowRemote, dap.Options{Logger: log, LaunchDefaults: d.launch(), Host: host}, stderr)
 	if err != nil {
 		return fmt.Errorf("plldb attach: %w", err)
 	}
@@ -206,5 +212,9 @@ func serveAWSDAP(ctx context.Context, addr string, allowRemote bool, d awsLaunch
 		_ = l.Close()
 		return fmt.Errorf("announce listening address: %w", err)
 	}
-	return l.Serve(ctx)
+	serveErr := l.Serve(ctx)
+	if host.Running() {
+		fmt.Fprintln(stdout, "plldb: detaching…")
+	}
+	return errors.Join(serveErr, host.Close(context.WithoutCancel(ctx)))
 }

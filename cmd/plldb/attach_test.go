@@ -325,3 +325,58 @@ func TestTheSweepRestoresAnExpiredSessionWhoseDeveloperStaysConnected(t *testing
 	require.NoError(t, cmd.Wait(), "plldb attach still exits cleanly\n%s", out.String())
 	a.assertRestored(t)
 }
+
+// TestAttachListenKeepsTheSessionAcrossIDEs: an attach request to `plldb attach --listen` attaches the command
+// to the stack; the IDE disconnects and attaches again, the functions stay instrumented all along (their
+// invocations run here with or without an IDE), and Ctrl-C restores them.
+func TestAttachListenKeepsTheSessionAcrossIDEs(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, _, addr, out := startListening(t, a.env(), false, "attach", "--stack-name", a.stack, "--name", a.h.Install.Name,
+		"--functions", "OrdersFunction", "--template", a.app.Template, "--python", pyenv.Python(t), "--listen", "127.0.0.1:0", "--log-level", "warn")
+	c := attachIDE(t, addr, "")
+	c.ExpectOutputEventContaining(t, "attached to stack "+a.stack)
+	assert.Eventually(t, func() bool { return strings.Contains(out.String(), "attached to stack "+a.stack) }, 10*time.Second, 20*time.Millisecond,
+		"the command says so too")
+	a.assertInstrumentedOnly(t, "OrdersFunction")
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+
+	// No IDE: the functions stay attached to this plldb, and their invocations still run here.
+	a.assertInstrumentedOnly(t, "OrdersFunction")
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
+
+	// A launch beside the attached session would attach the stack twice.
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	c = daptest.NewT(t, conn)
+	c.Request(t, "initialize", map[string]any{"adapterID": "plldb"})
+	assert.Contains(t, c.RequestError(t, "launch", map[string]any{}).ErrorText(), `"request": "attach"`)
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+
+	c = attachIDE(t, addr, "")
+	c.ExpectOutputEventContaining(t, "attached to stack "+a.stack)
+	assert.Equal(t, "local", a.where(t, "OrdersFunction"))
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	a.assertInstrumentedOnly(t, "OrdersFunction")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "plldb attach --listen exits cleanly on Ctrl-C\n%s", out.String())
+	assert.Contains(t, out.String(), "plldb: detaching…")
+	a.assertRestored(t)
+	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
+}
+
+// assertInstrumentedOnly checks that logicalID is instrumented and every other function is as deployed.
+func (a *awsApp) assertInstrumentedOnly(t *testing.T, logicalID string) {
+	t.Helper()
+	for id, f := range a.fns {
+		if id == logicalID {
+			assert.Equal(t, int32(900), a.h.Settings(t, f.Name).Timeout, "%s is instrumented", id)
+		} else {
+			assert.Equal(t, a.before[id], a.h.Settings(t, f.Name), "%s is left alone", id)
+		}
+	}
+}

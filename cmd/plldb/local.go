@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
+	"github.com/plldb/plldb/adapter/dap"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/bridge/wire"
@@ -30,7 +32,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&opts.Region, "region", "us-east-1", "region the functions believe they run in")
 	fs.Var(params, "parameter", "template parameter override KEY=VALUE (repeatable)")
 	fs.Var(&functions, "functions", "logical ids of the functions to serve (comma-separated; default all)")
-	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports")
+	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports (with --listen: behind plldb's DAP server instead)")
+	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,10 +47,21 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeLog()
 	opts.Parameters, opts.Functions, opts.Logger = params, functions, log
-	// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
-	opts.OpenDebugpy = opts.Debug
+	if *listen != "" {
+		opts.Debug = true
+	}
+	// The ports are printed for an editor that attaches to debugpy directly and cannot authorize; behind the DAP
+	// server only plldb, which holds their tokens, can reach them.
+	opts.OpenDebugpy = opts.Debug && *listen == ""
 	printer := &invocationPrinter{w: stdout}
-	opts.Observer, opts.OnLog = printer, printer.logLine
+	var host *dap.Host
+	if *listen != "" {
+		// The pipeline belongs to this command; IDEs attach to it and detach again (dap.Host).
+		host = dap.NewHost(dap.HostOptions{Logger: log, Observer: printer, OnLog: printer.logLine})
+		opts.Hooks = host.Hooks()
+	} else {
+		opts.Observer, opts.OnLog = printer, printer.logLine
+	}
 
 	if opts.AllowRemote {
 		opts.Token = newToken()
@@ -60,12 +74,32 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		warnRemote(stderr, "Lambda Invoke endpoint", p.Endpoint(), opts.Token,
 			"every Invoke request must carry it: the AWS CLI and SDKs with AWS_ACCESS_KEY_ID=<token> (any secret key), other clients with Authorization: Bearer <token>")
 	}
-	printServing(stdout, p, opts.Debug, opts.AllowRemote)
-	<-ctx.Done()
+	closeCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 30*time.Second)
+	}
+	printServing(stdout, p, opts.OpenDebugpy, opts.AllowRemote)
+	if host == nil {
+		<-ctx.Done()
+		fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
+		cctx, cancel := closeCtx()
+		defer cancel()
+		return p.Close(cctx)
+	}
+	host.SetPipeline(p)
+	l, err := listenDAP(*listen, opts.AllowRemote, dap.Options{Logger: log, Host: host}, stderr)
+	if err != nil {
+		cctx, cancel := closeCtx()
+		defer cancel()
+		_ = host.Close(cctx)
+		return fmt.Errorf("plldb local: %w", err)
+	}
+	fmt.Fprintln(stdout, `Attach an IDE to the DAP server ("request": "attach"); disconnecting detaches it and the functions stay served.`)
+	fmt.Fprintf(stdout, "DAP server listening at: %s\n", l.Addr())
+	serveErr := l.Serve(ctx) // until Ctrl-C; an attached IDE is detached first
 	fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
-	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cctx, cancel := closeCtx()
 	defer cancel()
-	return p.Close(closeCtx)
+	return errors.Join(serveErr, host.Close(cctx))
 }
 
 func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {

@@ -1,4 +1,5 @@
-// The plldb VS Code extension: debug type "plldb", served by `plldb dap` over stdio.
+// The plldb VS Code extension: debug type "plldb", served by `plldb dap` over stdio (launch), or by a running
+// `plldb local --debug --listen` / `plldb attach --listen` over TCP (attach).
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { findPlldb } from './binary';
@@ -63,8 +64,9 @@ class ConfigurationProvider implements vscode.DebugConfigurationProvider {
     config: vscode.DebugConfiguration,
   ): Promise<vscode.DebugConfiguration | undefined> {
     const r = await resolve(config as LaunchConfig, { folder: folder?.uri.fsPath, findTemplates: () => findTemplates(folder) });
-    // A busy port or an interpreter without debugpy is reported here, once, rather than by the adapter.
-    const problem = 'error' in r ? r.error : await preflight(r.config);
+    // A busy port or an interpreter without debugpy is reported here, once, rather than by the adapter. An attach
+    // starts nothing: the plldb it connects to already runs the functions.
+    const problem = 'error' in r ? r.error : config.request === 'attach' ? undefined : await preflight(r.config);
     if (problem !== undefined || 'error' in r) {
       // undefined aborts the launch quietly; the message says what to fix.
       void vscode.window.showErrorMessage(`plldb: ${problem}`);
@@ -95,6 +97,11 @@ class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
   constructor(private readonly context: vscode.ExtensionContext) {}
 
   createDebugAdapterDescriptor(session: vscode.DebugSession): vscode.ProviderResult<vscode.DebugAdapterDescriptor> {
+    if (session.configuration.request === 'attach') {
+      // The running plldb is the debug adapter: `plldb local --debug --listen` or `plldb attach --listen`.
+      const { host, port } = session.configuration as LaunchConfig;
+      return new vscode.DebugAdapterServer(port as number, host ?? '127.0.0.1');
+    }
     const setting = vscode.workspace.getConfiguration('plldb', session.workspaceFolder).get<string>('path');
     const found = findPlldb({ setting, extensionPath: this.context.extensionPath });
     if ('error' in found) {

@@ -25,6 +25,10 @@ export interface LaunchConfig {
   stackName?: string;
   region?: string;
   profile?: string;
+  // attach: the plldb DAP server (`plldb local --debug --listen`, `plldb attach --listen`)
+  host?: string;
+  port?: number;
+  token?: string;
   [key: string]: unknown;
 }
 
@@ -123,8 +127,11 @@ export async function resolve(input: LaunchConfig, ws: Workspace): Promise<Resol
   if (!c.type && !c.request && !c.name) {
     Object.assign(c, defaultConfig(), c);
   }
+  if (c.request === 'attach') {
+    return resolveAttach(c);
+  }
   if (c.request !== 'launch') {
-    return { error: `plldb supports "request": "launch" only, not ${JSON.stringify(c.request)}. For plain debugpy attach see docs/headless.md.` };
+    return { error: `plldb supports "request": "launch" and "attach", not ${JSON.stringify(c.request)}. For plain debugpy attach see docs/headless.md.` };
   }
   c.mode = c.mode ?? 'local';
   if (!MODES.includes(c.mode)) {
@@ -199,6 +206,25 @@ export async function resolve(input: LaunchConfig, ws: Workspace): Promise<Resol
         break;
       }
     }
+  }
+  return { config: c };
+}
+
+/**
+ * resolveAttach checks an attach configuration: it connects to a running plldb DAP server (`plldb local --debug
+ * --listen HOST:PORT` or `plldb attach --listen HOST:PORT`), which owns the functions, so only the address is
+ * the extension's business.
+ */
+export function resolveAttach(input: LaunchConfig): Resolved {
+  const c: LaunchConfig = { ...input, host: input.host ?? '127.0.0.1' };
+  if (typeof c.host !== 'string' || c.host === '') {
+    return { error: `"host" ${JSON.stringify(c.host)} must be the host of the plldb DAP server ("DAP server listening at: HOST:PORT").` };
+  }
+  if (!Number.isInteger(c.port) || (c.port as number) < 1 || (c.port as number) > 65535) {
+    return {
+      error: `"port" ${JSON.stringify(c.port)} must be the port of a running plldb DAP server: start \`plldb local --debug --listen 127.0.0.1:4711\` ` +
+        `(or \`plldb attach --stack-name STACK --listen 127.0.0.1:4711\`) and use the port it prints ("DAP server listening at: HOST:PORT").`,
+    };
   }
   return { config: c };
 }

@@ -24,10 +24,14 @@ function fakeVscode(state: { templates: string[]; settings: Record<string, strin
   class DebugAdapterExecutable {
     constructor(public command: string, public args: string[], public options: any) {}
   }
+  class DebugAdapterServer {
+    constructor(public port: number, public host?: string) {}
+  }
   return {
     DebugConfigurationProviderTriggerKind: { Initial: 1, Dynamic: 2 },
     RelativePattern,
     DebugAdapterExecutable,
+    DebugAdapterServer,
     debug: {
       registerDebugConfigurationProvider(type: string, provider: any, kind: number) {
         state.reg.providers.push({ type, provider, kind });
@@ -219,4 +223,25 @@ test('the adapter factory starts `<plldb> dap` from the setting, and refuses a b
 
   state.settings.path = path.join(d, 'missing');
   assert.throws(() => factory.createDebugAdapterDescriptor(session), /"plldb\.path" setting is .*missing/);
+});
+
+test('attach connects to the running plldb DAP server instead of starting `plldb dap`', async (t) => {
+  const d = tmp(t);
+  const state = newState([], { path: path.join(d, 'missing') });
+  loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
+  const factory = state.reg.factories[0].factory;
+  // No plldb binary is needed: the running plldb is the adapter.
+  const desc = factory.createDebugAdapterDescriptor({ configuration: { request: 'attach', host: '127.0.0.2', port: 4711 } });
+  assert.equal(desc.port, 4711);
+  assert.equal(desc.host, '127.0.0.2');
+  assert.equal(factory.createDebugAdapterDescriptor({ configuration: { request: 'attach', port: 4711 } }).host, '127.0.0.1');
+
+  const initial = state.reg.providers.find((p) => p.kind === 1)!.provider;
+  const ok = await initial.resolveDebugConfigurationWithSubstitutedVariables({ uri: { fsPath: d }, name: 'w', index: 0 },
+    { type: 'plldb', request: 'attach', name: 'a', port: 4711 });
+  assert.deepEqual(ok, { type: 'plldb', request: 'attach', name: 'a', port: 4711, host: '127.0.0.1' });
+  const bad = await initial.resolveDebugConfigurationWithSubstitutedVariables({ uri: { fsPath: d }, name: 'w', index: 0 },
+    { type: 'plldb', request: 'attach', name: 'a' });
+  assert.equal(bad, undefined);
+  assert.match(state.errors[0], /"port" undefined must be the port of a running plldb DAP server: start `plldb local --debug --listen/);
 });

@@ -95,7 +95,9 @@ test('bad attributes are explained before a session starts', async (t) => {
   const d = tmp(t);
   write(path.join(d, 'template.yaml'));
   const cases: [Partial<LaunchConfig>, RegExp][] = [
-    [{ request: 'attach' }, /"request": "launch" only/],
+    [{ request: 'attachh' }, /"request": "launch" and "attach", not "attachh"/],
+    [{ request: 'attach', port: 0 }, /"port" 0 must be the port of a running plldb DAP server/],
+    [{ request: 'attach', port: 4711, host: '' }, /"host" "" must be the host/],
     [{ mode: 'cloud' }, /"mode" "cloud" is not supported/],
     [{ invokePort: 70000 }, /"invokePort" 70000 is not a TCP port/],
     [{ invokePort: 1.5 }, /"invokePort" 1.5/],

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { test } from 'node:test';
-import { ROOT, Schema, adapterAttributes, launchSchema, manifest, validate } from './util';
+import { ROOT, Schema, adapterAttributes, attachSchema, launchSchema, manifest, validate } from './util';
 
 // Attributes VS Code itself puts in every configuration; the adapter ignores them.
 const VSCODE_ATTRS: Record<string, Schema> = {
@@ -15,6 +15,30 @@ const VSCODE_ATTRS: Record<string, Schema> = {
 
 function fullSchema(): Schema {
   return { type: 'object', properties: { ...VSCODE_ATTRS, ...launchSchema() }, required: ['type', 'request', 'name'], additionalProperties: false };
+}
+
+function fullAttachSchema(): Schema {
+  const props = { ...VSCODE_ATTRS, request: { type: 'string', enum: ['attach'] }, ...attachSchema() };
+  return { type: 'object', properties: props, required: ['type', 'request', 'name', 'port'], additionalProperties: false };
+}
+
+// Attributes config.go does not read: the listener's token gate takes "token" off a launch or attach
+// (adapter/dap/remote.go), and an attach's "host" and "port" are where the extension connects.
+const GATE_ATTRS = ['token'];
+const CONNECT_ATTRS = ['host', 'port'];
+
+function sameAsAdapter(props: Record<string, Schema>, attrs: ReturnType<typeof adapterAttributes>['attrs'], what: string) {
+  const ours = Object.keys(props).filter((k) => !GATE_ATTRS.includes(k) && !CONNECT_ATTRS.includes(k));
+  assert.deepEqual(ours.sort(), attrs.map((a) => a.name).sort(), `${what} attributes: package.json vs adapter/dap/config.go`);
+  for (const a of attrs) {
+    const s = props[a.name];
+    assert.equal(s.type, a.type, `${what} ${a.name}: type`);
+    const computed = a.default === '' || (Array.isArray(a.default) && a.default.length === 0) ||
+      (a.type === 'object' && Object.keys(a.default as object).length === 0);
+    if (!computed || a.type !== 'string') {
+      assert.deepEqual(s.default, a.default, `${what} ${a.name}: default`);
+    }
+  }
 }
 
 /** snippetValue turns a configurationSnippets body into the configuration it inserts. */
@@ -70,10 +94,23 @@ test('schema: every attribute has a type, a description and a valid default; enu
 });
 
 test('schema equals the attributes, types, defaults and modes of adapter/dap/config.go', () => {
-  const { attrs, modes } = adapterAttributes();
+  const { attrs, modes, attach } = adapterAttributes();
   assert.ok(attrs.length >= 10, `parsed only ${attrs.length} attributes from config.go`);
+  assert.ok(attach.length >= 3, `parsed only ${attach.length} attach attributes from config.go`);
   const props = launchSchema();
-  assert.deepEqual(Object.keys(props).sort(), attrs.map((a) => a.name).sort(), 'launch attributes: package.json vs adapter/dap/config.go');
+  sameAsAdapter(props, attrs, 'launch');
+  sameAsAdapter(attachSchema(), attach, 'attach');
+  // The gate's token and the attach address are what the adapter and the extension read instead.
+  const remote = fs.readFileSync(path.join(ROOT, 'adapter', 'dap', 'remote.go'), 'utf8');
+  for (const k of GATE_ATTRS) {
+    assert.ok(props[k] && attachSchema()[k], `${k} in launch and attach`);
+    assert.match(remote, new RegExp(`"${k}"`), `remote.go reads ${k}`);
+  }
+  const ext = fs.readFileSync(path.join(ROOT, 'extension', 'src', 'extension.ts'), 'utf8');
+  for (const k of CONNECT_ATTRS) {
+    assert.ok(attachSchema()[k], `attach has ${k}`);
+    assert.match(ext, new RegExp(`\\b${k}\\b`), `extension.ts reads ${k}`);
+  }
   for (const a of attrs) {
     const s = props[a.name];
     assert.equal(s.type, a.type, `${a.name}: type`);
@@ -97,9 +134,13 @@ test('no initialConfigurations (the provider writes launch.json); snippets are v
   // ("Open launch.json" after a failed launch) held the same configuration twice.
   assert.equal(dbg.initialConfigurations, undefined);
   const labels = (dbg.configurationSnippets as any[]).map((s) => s.label);
-  assert.deepEqual(labels, ['Lambda: debug a SAM app locally', 'Lambda: debug a deployed stack']);
+  assert.deepEqual(labels, ['Lambda: debug a SAM app locally', 'Lambda: debug a deployed stack', 'Lambda: attach to a running plldb']);
   const modes: string[] = [];
   for (const sn of dbg.configurationSnippets) {
+    if (sn.body.request === 'attach') {
+      assert.deepEqual(validate(snippetValue(sn.body), fullAttachSchema(), `snippet ${sn.label}`), []);
+      continue;
+    }
     assert.ok(sn.description, `${sn.label}: no description`);
     // In a snippet, an unescaped ${workspaceFolder} is a snippet variable that VS Code expands to nothing; it
     // must be written \${workspaceFolder} to reach launch.json.

@@ -31,6 +31,11 @@ export function launchSchema(): Record<string, Schema> {
   return dbg.configurationAttributes.launch.properties;
 }
 
+export function attachSchema(): Record<string, Schema> {
+  const dbg = manifest().contributes.debuggers.find((d: any) => d.type === 'plldb');
+  return dbg.configurationAttributes.attach.properties;
+}
+
 function typeOf(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
@@ -105,10 +110,17 @@ export interface AdapterAttr {
  * adapterAttributes reads the launch attributes, their types and their defaults from the adapter's source
  * (adapter/dap/config.go), so the manifest cannot drift from what `plldb dap` accepts.
  */
-export function adapterAttributes(): { attrs: AdapterAttr[]; modes: string[] } {
-  const src = fs.readFileSync(path.join(ROOT, 'adapter', 'dap', 'config.go'), 'utf8');
+export function adapterAttributes(): { attrs: AdapterAttr[]; modes: string[]; attach: AdapterAttr[] } {
+  const all = fs.readFileSync(path.join(ROOT, 'adapter', 'dap', 'config.go'), 'utf8');
+  const at = all.indexOf('\nfunc parseAttach(');
+  if (at < 0) throw new Error('config.go: func parseAttach not found');
+  // The launch attributes are read before parseAttach; parseAttach reads the attach attributes.
+  return { ...readAttributes(all, all.slice(0, at)), attach: readAttributes(all, all.slice(at)).attrs };
+}
+
+function readAttributes(all: string, src: string): { attrs: AdapterAttr[]; modes: string[] } {
   // Go field types from the LaunchConfig struct.
-  const structBody = /type LaunchConfig struct \{([\s\S]*?)\n\}/.exec(src);
+  const structBody = /type LaunchConfig struct \{([\s\S]*?)\n\}/.exec(all);
   if (!structBody) throw new Error('config.go: type LaunchConfig struct not found');
   const goTypes = new Map<string, string>();
   for (const line of structBody[1].split('\n')) {
@@ -128,7 +140,7 @@ export function adapterAttributes(): { attrs: AdapterAttr[]; modes: string[] } {
   const lit = /c := &LaunchConfig\{([^}]*)\}/.exec(src);
   if (!lit) throw new Error('config.go: the LaunchConfig literal holding the defaults was not found');
   const consts = new Map<string, string>();
-  for (const m of src.matchAll(/const (\w+) = (\S+)/g)) consts.set(m[1], m[2]);
+  for (const m of all.matchAll(/const (\w+) = (\S+)/g)) consts.set(m[1], m[2]);
   const defaults = new Map<string, unknown>();
   for (const m of lit[1].matchAll(/(\w+):\s*([^,]+)/g)) {
     let v = m[2].trim();
@@ -144,7 +156,7 @@ export function adapterAttributes(): { attrs: AdapterAttr[]; modes: string[] } {
     attrs.push({ name: m[1], field: m[2], type, default: defaults.has(m[2]) ? defaults.get(m[2]) : zero[type] });
   }
   const sw = /switch c\.Mode \{([\s\S]*?)\n\t\}/.exec(src);
-  if (!sw) throw new Error('config.go: switch c.Mode not found');
+  if (!sw) return { attrs, modes: [] }; // parseAttach has no modes
   const modes = [...sw[1].matchAll(/case "(\w+)":/g)].map((m) => m[1]);
   return { attrs, modes };
 }
