@@ -11,10 +11,11 @@ import (
 	"sync"
 )
 
-// Bodies (events and payloads) larger than inlineMax do not travel inside JSON-RPC messages: jsonrpc2 encodes
-// and scans a message's params and result several times over, which for Lambda's 6 MB limit costs far more
-// than running the handler. They go over a second pair of pipes instead, framed as "<ref> <length>\n<bytes>",
-// and the JSON-RPC message names them by ref. Must match _INLINE_MAX in executor.py.
+// Payloads larger than inlineMax do not travel inside JSON-RPC messages: jsonrpc2 encodes and scans a
+// message's params and result several times over, which for Lambda's 6 MB limit costs far more than running
+// the handler. They go over a second pair of pipes instead, framed as "<ref> <length>\n<bytes>", and the
+// JSON-RPC message names them by ref. Events always take that way, whatever their size (see invokeParams).
+// Must match _INLINE_MAX in executor.py.
 const inlineMax = 32 << 10
 
 // maxBody bounds a frame from Python; Lambda's limit is 6 MB, leave room for a response that is slightly over
@@ -119,6 +120,16 @@ type dataOut struct {
 func (d *dataOut) send(ref uint64, body []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(body) <= inlineMax {
+		// Most events are small: one write (one system call, one wake-up of Python's reader) is cheaper than
+		// the copy.
+		frame := make([]byte, 0, len(body)+24)
+		frame = fmt.Appendf(frame, "%d %d\n", ref, len(body))
+		if _, err := d.w.Write(append(frame, body...)); err != nil {
+			return fmt.Errorf("send body %d: %w", ref, err)
+		}
+		return nil
+	}
 	if _, err := fmt.Fprintf(d.w, "%d %d\n", ref, len(body)); err != nil {
 		return fmt.Errorf("send body %d: %w", ref, err)
 	}

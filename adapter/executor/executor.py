@@ -73,7 +73,7 @@ class _Wire:
 
 
 class _DataIn:
-    """Bulk bodies from Go (events over the inline limit), read by their own thread: `<ref> <length>\\n<bytes>`."""
+    """Events from Go (all of them, see _invoke), read by their own thread: `<ref> <length>\\n<bytes>`."""
 
     def __init__(self, fd):
         self._r = os.fdopen(fd, "rb", buffering=1 << 16)
@@ -124,7 +124,7 @@ class _DataOut:
                 os._exit(70)
 
 
-# Bodies up to this size travel inside the JSON-RPC message; bigger ones over the data pipes, so a 6 MB payload
+# Payloads up to this size travel inside the JSON-RPC message; bigger ones over the data pipe, so a 6 MB payload
 # is copied once instead of being re-encoded and re-scanned by every JSON layer on the Go side.
 _INLINE_MAX = 32 << 10
 
@@ -593,13 +593,18 @@ def _invoke(rpc_id, params):
                 int(params.get("deadlineMs") or 0),
                 params.get("invokedFunctionArn"),
             )
-            if "eventRef" in params:
-                raw = _data_in.take(params["eventRef"])
-                if raw is None:
-                    raise RuntimeError("event body %s never arrived" % params["eventRef"])
+            raw = _data_in.take(params.get("eventRef"))
+            if raw is None:
+                raise RuntimeError("event body %s never arrived" % params.get("eventRef"))
+            # The event comes as raw bytes on the data pipe, never inside the request line, so that it is
+            # decoded here, where a failure is this invocation's alone. Go's check lets through JSON that json
+            # cannot decode (invalid UTF-8, nesting past the recursion limit, integers past
+            # int_max_str_digits); answer those as awslambdaric's unmarshal_request does (Exception, which
+            # covers RecursionError and UnicodeDecodeError): Runtime.UnmarshalError, no stack trace.
+            try:
                 event = json.loads(raw)
-            else:
-                event = params.get("event")
+            except Exception as e:
+                raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(str(e))) from None
             result = handler(event, ctx)
             try:
                 payload = _marshal(result)
