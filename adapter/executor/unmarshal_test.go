@@ -1,0 +1,72 @@
+package executor
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestUnmarshalError sends events that pass Go's JSON check but that Python's json cannot decode. Each must be
+// answered promptly with Runtime.UnmarshalError, as Lambda's runtime (awslambdaric) answers them, for that
+// invocation only: the process lives on, the next invocation is answered, and one in flight meanwhile is not
+// disturbed. (Before, a too-deep event inside the request line killed executor.py's main loop, and the others
+// were refused without an id, leaving the caller to wait for the function's timeout.)
+func TestUnmarshalError(t *testing.T) {
+	e, sink := start(t, Spec{}, map[string]string{"app.py": sleeper})
+	pid := e.PID()
+
+	inFlight := make(chan Outcome, 1)
+	go func() {
+		out, err := e.Invoke(context.Background(), Invocation{RequestID: "in-flight", Event: []byte(`{"s": 2}`)})
+		assert.NoError(t, err)
+		inFlight <- out
+	}()
+	require.Eventually(t, func() bool { return sink.text("in-flight", "") == "sleeping\n" }, 10*time.Second, 5*time.Millisecond)
+
+	py := pythonJSON(t)
+	for name, event := range map[string]string{
+		"integer of 4,301 digits": `{"n": ` + strings.Repeat("7", 4301) + `}`,
+		"nesting 1,000 deep":      strings.Repeat("[", 1000) + strings.Repeat("]", 1000),
+		"invalid UTF-8 in string": "{\"name\": \"\xc3(\"}",
+		"over the inline size":    `{"pad": "` + strings.Repeat("x", 40<<10) + `", "n": ` + strings.Repeat("7", 4301) + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			// What Python's json says of the event, from the same interpreter: the message to expect.
+			pyErr := py.parse(t, "data", []byte(event))
+			if pyErr == "" {
+				t.Skipf("this Python decodes the event (int_max_str_digits came with 3.11)")
+			}
+			_, msg, _ := strings.Cut(pyErr, ": ")
+			rid := "bad-" + strings.ReplaceAll(name, " ", "-")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			begin := time.Now()
+			out, err := e.Invoke(ctx, Invocation{RequestID: rid, Event: []byte(event)})
+			require.NoError(t, err)
+			assert.Less(t, time.Since(begin), 5*time.Second, "answered promptly")
+			require.NotNil(t, out.Err, "payload %s", out.Payload)
+			assert.Equal(t, "Runtime.UnmarshalError", out.Err.ErrorType)
+			assert.True(t, strings.HasPrefix(out.Err.ErrorMessage, "Unable to unmarshal input: "+msg), "message %q, Python says %q", out.Err.ErrorMessage, pyErr)
+			assert.Equal(t, rid, out.Err.RequestID)
+			assert.Empty(t, out.Err.StackTrace)
+			assert.Contains(t, sink.text(rid, "stdout"), "[ERROR] Runtime.UnmarshalError: Unable to unmarshal input: ")
+
+			assert.Equal(t, "1", string(invoke(t, e, Invocation{Event: []byte(`{}`)}).Payload), "the next invocation is answered")
+			assert.Equal(t, pid, e.PID(), "the executor was not restarted")
+		})
+	}
+
+	select {
+	case out := <-inFlight:
+		require.Nil(t, out.Err, "the invocation in flight failed: %+v", out.Err)
+		assert.Equal(t, "1", string(out.Payload))
+	case <-time.After(30 * time.Second):
+		t.Fatal("the invocation in flight was never answered")
+	}
+	assert.Equal(t, pid, e.PID())
+	assert.Empty(t, sink.text("", "stderr"), "the executor complained")
+}
