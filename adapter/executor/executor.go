@@ -6,10 +6,10 @@
 // two dedicated pipes (fds 3 and 4 in the child), never stdin/stdout, so whatever the handler prints cannot
 // corrupt the protocol. Messages are newline-delimited JSON (jsonrpc2.NewPlainObjectStream) rather than
 // Content-Length framing: json.dumps writes one object per line, so the stdlib-only Python side needs no framing
-// code and reads with a plain readline. Events, and payloads over 32 KB, travel on a second pipe pair (fds 5
-// and 6) as length-prefixed frames named by the JSON-RPC message: jsonrpc2 re-encodes and re-scans every message
-// several times (see data.go), and an event executor.py cannot decode must not break the request carrying it
-// (see invokeParams).
+// code and reads with a plain readline. Events, and payloads over 32 KB, travel as length-prefixed frames named
+// by the JSON-RPC message (big ones on a second pipe pair, fds 5 and 6): jsonrpc2 re-encodes and re-scans every
+// message several times (see data.go), and an event executor.py cannot decode must not break the request
+// carrying it (see invokeParams).
 //
 // Protocol: Go calls initialize {handler, codeDir, layerDirs, debug, accessToken} → {pid, version, debugPort}, then invoke
 // {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
@@ -499,14 +499,15 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 type invokeParams struct {
 	RequestID string `json:"requestId"`
 	Ref       uint64 `json:"ref"` // names this invocation's bodies on the data pipes
-	// EventRef (= Ref) names the event's frame on the data pipe. Every event travels there, never inside the
-	// request line: JSON that Go's check accepts may still be JSON Python's json cannot decode (invalid UTF-8 in
-	// a string, nesting past Python's recursion limit, integers past int_max_str_digits), and inside the line
-	// it would fail executor.py's read of the request itself, before it knows which invocation it is (no answer,
-	// or its main loop dead). On its own, the event is decoded by the invocation's thread, which answers
-	// Runtime.UnmarshalError for that invocation only, as Lambda's runtime does.
+	// EventRef (= Ref) names the event's frame (see dataOut). Every event travels as raw bytes in a frame of its
+	// own, never inside the request line: JSON that Go's check accepts may still be JSON Python's json cannot
+	// decode (invalid UTF-8 in a string, nesting past Python's recursion limit, integers past
+	// int_max_str_digits), and inside the line it would fail executor.py's read of the request itself, before
+	// it knows which invocation it is (no answer, or its main loop dead). On its own, the event is decoded by
+	// the invocation's thread, which answers Runtime.UnmarshalError for that invocation only, as Lambda's
+	// runtime does.
 	EventRef           uint64          `json:"eventRef"`
-	event              []byte          // the event's bytes, for the data pipe
+	event              []byte          // the event's bytes, for its frame
 	DeadlineMs         int64           `json:"deadlineMs"`
 	InvokedFunctionArn string          `json:"invokedFunctionArn"`
 	TraceID            string          `json:"traceId,omitempty"`

@@ -91,13 +91,16 @@ class _DataIn:
                 data = self._r.read(int(size))
                 if len(data) != int(size):
                     break
-                with self._cv:
-                    self._frames[int(ref)] = data
-                    self._cv.notify_all()
+                self.put(int(ref), data)
         except (OSError, ValueError) as e:
             _diag("data channel: %s" % e)
         with self._cv:
             self._eof = True
+            self._cv.notify_all()
+
+    def put(self, ref, data):
+        with self._cv:
+            self._frames[ref] = data
             self._cv.notify_all()
 
     def take(self, ref):
@@ -593,10 +596,11 @@ def _invoke(rpc_id, params):
                 int(params.get("deadlineMs") or 0),
                 params.get("invokedFunctionArn"),
             )
-            raw = _data_in.take(params.get("eventRef"))
+            ref = params.get("eventRef")
+            raw = _data_in.take(ref) if ref else None
             if raw is None:
-                raise RuntimeError("event body %s never arrived" % params.get("eventRef"))
-            # The event comes as raw bytes on the data pipe, never inside the request line, so that it is
+                raise RuntimeError("event body %s never arrived" % ref)
+            # The event comes as raw bytes in a frame of its own, never inside the request line, so that it is
             # decoded here, where a failure is this invocation's alone. Go's check lets through JSON that json
             # cannot decode (invalid UTF-8, nesting past the recursion limit, integers past
             # int_max_str_digits); answer those as awslambdaric's unmarshal_request does (Exception, which
@@ -846,7 +850,22 @@ def main():
     _data_out = _DataOut(6)
     threading.Thread(target=_data_in.run, name="plldb-data", daemon=True).start()
     _install_output_capture()
-    for line in _wire.reader:
+    reader = _wire.reader
+    for line in reader:
+        if line[:1].isdigit():
+            # A small event, `<ref> <length>\n<bytes>` like a data-pipe frame, sent just ahead of the request that
+            # names it (the data pipe's reader thread would cost a wake-up and a hand-over more).
+            try:
+                ref, size = line.split()
+                size = int(size)
+                data = reader.read(size)
+            except ValueError as e:
+                _diag("bad event frame: %s" % e)
+                continue
+            if len(data) != size:
+                break
+            _data_in.put(int(ref), data)
+            continue
         try:
             msg = json.loads(line)
             if not isinstance(msg, dict):
