@@ -44,6 +44,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -506,13 +507,15 @@ type invokeParams struct {
 	// it knows which invocation it is (no answer, or its main loop dead). On its own, the event is decoded by
 	// the invocation's thread, which answers Runtime.UnmarshalError for that invocation only, as Lambda's
 	// runtime does.
-	EventRef           uint64          `json:"eventRef"`
-	event              []byte          // the event's bytes, for its frame
-	DeadlineMs         int64           `json:"deadlineMs"`
-	InvokedFunctionArn string          `json:"invokedFunctionArn"`
-	TraceID            string          `json:"traceId,omitempty"`
-	ClientContext      json.RawMessage `json:"clientContext,omitempty"`
-	CognitoIdentity    json.RawMessage `json:"cognitoIdentity,omitempty"`
+	EventRef           uint64 `json:"eventRef"`
+	event              []byte // the event's bytes, for its frame
+	DeadlineMs         int64  `json:"deadlineMs"`
+	InvokedFunctionArn string `json:"invokedFunctionArn"`
+	TraceID            string `json:"traceId,omitempty"`
+	// The JSON texts as strings, decoded by executor.py per invocation for the same reason as the event (a
+	// client context may nest deeper than Python's recursion limit within the Invoke API's 3,583 bytes).
+	ClientContext   string `json:"clientContext,omitempty"`
+	CognitoIdentity string `json:"cognitoIdentity,omitempty"`
 }
 
 type invokeResult struct {
@@ -558,25 +561,26 @@ func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 }
 
 // jsonObject accepts "" (none), a JSON object, or (if b64) base64 of one, as the Invoke API carries client
-// context.
-func jsonObject(s string, b64 bool) (json.RawMessage, error) {
+// context. It refuses invalid UTF-8, which would otherwise reach Python as U+FFFD (encoding/json's repair of a
+// string), not as what the caller sent.
+func jsonObject(s string, b64 bool) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, nil
+		return "", nil
 	}
 	if strings.HasPrefix(s, "{") {
-		if !json.Valid([]byte(s)) {
-			return nil, errors.New("not valid JSON")
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			return "", errors.New("not valid JSON")
 		}
-		return json.RawMessage(s), nil
+		return s, nil
 	}
 	if b64 {
-		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && json.Valid(raw) && strings.HasPrefix(strings.TrimSpace(string(raw)), "{") {
-			return json.RawMessage(raw), nil
+		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && json.Valid(raw) && utf8.Valid(raw) && strings.HasPrefix(strings.TrimSpace(string(raw)), "{") {
+			return string(raw), nil
 		}
-		return nil, errors.New("neither a JSON object nor base64 of one")
+		return "", errors.New("neither a JSON object nor base64 of one")
 	}
-	return nil, errors.New("not a JSON object")
+	return "", errors.New("not a JSON object")
 }
 
 func (e *Executor) isClosed() bool {

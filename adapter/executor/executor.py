@@ -569,6 +569,17 @@ def _marshal(value):
         return json.dumps(value, allow_nan=False, default=_json_default).encode("ascii")
 
 
+def _context_json(text, name):
+    """A context header's JSON text, decoded here rather than in the request line for the event's reason (see
+    _invoke), and failing as awslambdaric's parse_json_header does."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except Exception as e:
+        raise _Fault("Runtime.LambdaContextUnmarshalError", "Unable to parse {} JSON: {}".format(name, str(e))) from None
+
+
 def _invoke(rpc_id, params):
     arrived = _perf_ns()
     rid = params.get("requestId") or ""
@@ -591,8 +602,8 @@ def _invoke(rpc_id, params):
             handler, scan_ns = _loader.get(arrived)
             ctx = LambdaContext(
                 rid,
-                params.get("clientContext"),
-                params.get("cognitoIdentity"),
+                _context_json(params.get("clientContext"), "Client Context"),
+                _context_json(params.get("cognitoIdentity"), "Cognito Identity"),
                 int(params.get("deadlineMs") or 0),
                 params.get("invokedFunctionArn"),
             )

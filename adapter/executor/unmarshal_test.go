@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -69,4 +70,41 @@ func TestUnmarshalError(t *testing.T) {
 	}
 	assert.Equal(t, pid, e.PID())
 	assert.Empty(t, sink.text("", "stderr"), "the executor complained")
+}
+
+// TestContextUnmarshalError: a client context or Cognito identity Python's json cannot decode (nesting past its
+// recursion limit fits in the Invoke API's 3,583 bytes of client context) is answered as awslambdaric answers
+// it, Runtime.LambdaContextUnmarshalError, for that invocation only; invalid UTF-8 in one is refused before it
+// reaches Python, where it could only arrive mended.
+func TestContextUnmarshalError(t *testing.T) {
+	e, _ := start(t, Spec{}, map[string]string{"app.py": sleeper})
+	pid := e.PID()
+	deep := `{"custom": {"k": ` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}}`
+	py := pythonJSON(t)
+	pyErr := py.parse(t, "data", []byte(deep))
+	require.NotEmpty(t, pyErr)
+	_, msg, _ := strings.Cut(pyErr, ": ")
+	for _, c := range []struct {
+		inv  Invocation
+		name string
+	}{
+		{Invocation{ClientContext: deep}, "Client Context"},
+		{Invocation{ClientContext: base64.StdEncoding.EncodeToString([]byte(deep))}, "Client Context"},
+		{Invocation{CognitoIdentity: deep}, "Cognito Identity"},
+	} {
+		out := invoke(t, e, c.inv)
+		require.NotNil(t, out.Err, "payload %s", out.Payload)
+		assert.Equal(t, "Runtime.LambdaContextUnmarshalError", out.Err.ErrorType)
+		assert.True(t, strings.HasPrefix(out.Err.ErrorMessage, "Unable to parse "+c.name+" JSON: "+msg), "message %q", out.Err.ErrorMessage)
+	}
+	for _, inv := range []Invocation{
+		{ClientContext: "{\"custom\": {\"k\": \"\xc3(\"}}"},
+		{ClientContext: base64.StdEncoding.EncodeToString([]byte("{\"custom\": {\"k\": \"\xc3(\"}}"))},
+		{CognitoIdentity: "{\"cognitoIdentityId\": \"\xc3(\"}"},
+	} {
+		_, err := e.Invoke(context.Background(), inv)
+		assert.Error(t, err)
+	}
+	assert.Equal(t, "1", string(invoke(t, e, Invocation{ClientContext: `{"custom": {"k": "é"}}`}).Payload))
+	assert.Equal(t, pid, e.PID(), "the executor was not restarted")
 }
