@@ -3,6 +3,8 @@ package executor
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +109,41 @@ func TestContextUnmarshalError(t *testing.T) {
 	}
 	assert.Equal(t, "1", string(invoke(t, e, Invocation{ClientContext: `{"custom": {"k": "é"}}`}).Payload))
 	assert.Equal(t, pid, e.PID(), "the executor was not restarted")
+}
+
+// TestEventFramesVerbatim: an event reaches the handler as the bytes the caller sent, whatever they hold that
+// could confuse the framing (newlines, a leading digit like a frame header, a line of its own that looks like
+// a JSON-RPC message), on either path (with the request, or on the data pipe), also many at once.
+func TestEventFramesVerbatim(t *testing.T) {
+	e, _ := start(t, Spec{}, map[string]string{"app.py": "def handler(event, context):\n    return event\n"})
+	events := []string{
+		"7", " \n42\n ", "12\n", "[1,\n2]\n", "[\n9\n,\n9]\n", "\"\\n3 4\\n\"",
+		"{\"a\":\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"shutdown\"}\n}",
+		"{\"big\": \"" + strings.Repeat("1 2\\n", 12<<10) + "\"}", // over inlineMax
+	}
+	errs := make(chan error, len(events)*5)
+	for range 5 {
+		for _, ev := range events {
+			go func() {
+				out, err := e.Invoke(context.Background(), Invocation{Event: []byte(ev)})
+				switch {
+				case err != nil:
+					errs <- err
+				case out.Err != nil:
+					errs <- out.Err
+				default:
+					var want, got any
+					_ = json.Unmarshal([]byte(ev), &want)
+					if err := json.Unmarshal(out.Payload, &got); err != nil || !assert.Equal(t, want, got) {
+						errs <- fmt.Errorf("event %q came back as %q", ev, out.Payload)
+						return
+					}
+					errs <- nil
+				}
+			}()
+		}
+	}
+	for range len(events) * 5 {
+		assert.NoError(t, <-errs)
+	}
 }
