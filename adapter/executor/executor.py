@@ -1,7 +1,9 @@
 """plldb executor: runs one AWS Lambda function's Python handler for the plldb debug adapter.
 
 The Go side (package adapter/executor) starts this file with two extra pipes: fd 3 carries requests from Go and
-fd 4 carries responses and notifications back, both newline-delimited JSON-RPC 2.0. stdin, stdout and stderr are
+fd 4 carries responses and notifications back, both newline-delimited JSON-RPC 2.0. Events are not inside
+requests but in raw frames of their own (small ones on fd 3 just ahead of their request, big ones on fd 5; big
+payloads go back on fd 6), so that each invocation decodes its own event (see _invoke). stdin, stdout and stderr are
 left to the handler, so nothing a handler prints can corrupt the protocol. Standard library only: it has to run
 in whatever interpreter (and virtualenv) the developer's function uses, Python 3.9 or later.
 
