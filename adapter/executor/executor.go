@@ -6,12 +6,13 @@
 // two dedicated pipes (fds 3 and 4 in the child), never stdin/stdout, so whatever the handler prints cannot
 // corrupt the protocol. Messages are newline-delimited JSON (jsonrpc2.NewPlainObjectStream) rather than
 // Content-Length framing: json.dumps writes one object per line, so the stdlib-only Python side needs no framing
-// code and reads with a plain readline. Events and payloads over 32 KB travel on a second pipe pair (fds 5 and
-// 6) as length-prefixed frames named by the JSON-RPC message, because jsonrpc2 re-encodes and re-scans every
-// message several times (see data.go).
+// code and reads with a plain readline. Events, and payloads over 32 KB, travel as length-prefixed frames named
+// by the JSON-RPC message (big ones on a second pipe pair, fds 5 and 6): jsonrpc2 re-encodes and re-scans every
+// message several times (see data.go), and an event executor.py cannot decode must not break the request
+// carrying it (see invokeParams).
 //
 // Protocol: Go calls initialize {handler, codeDir, layerDirs, debug, accessToken} → {pid, version, debugPort}, then invoke
-// {requestId, ref, event | eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
+// {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
 // {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
 // The Executor hides the process's life: it restarts it after a crash or an enforced timeout (as Lambda resets
@@ -43,6 +44,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -416,10 +418,7 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
 		}
 		var w jsonrpc2.Waiter
-		err = nil
-		if params.EventRef != 0 {
-			err = p.dataOut.send(params.EventRef, inv.Event)
-		}
+		err = p.dataOut.send(params.EventRef, params.event)
 		if err == nil {
 			w, err = p.conn.DispatchCall(ctx, "invoke", params)
 		}
@@ -499,15 +498,24 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 }
 
 type invokeParams struct {
-	RequestID          string          `json:"requestId"`
-	Ref                uint64          `json:"ref"`                // names this invocation's bodies on the data pipes
-	Event              json.RawMessage `json:"event,omitempty"`    // inline, or
-	EventRef           uint64          `json:"eventRef,omitempty"` // sent on the data pipe (= Ref)
-	DeadlineMs         int64           `json:"deadlineMs"`
-	InvokedFunctionArn string          `json:"invokedFunctionArn"`
-	TraceID            string          `json:"traceId,omitempty"`
-	ClientContext      json.RawMessage `json:"clientContext,omitempty"`
-	CognitoIdentity    json.RawMessage `json:"cognitoIdentity,omitempty"`
+	RequestID string `json:"requestId"`
+	Ref       uint64 `json:"ref"` // names this invocation's bodies on the data pipes
+	// EventRef (= Ref) names the event's frame (see dataOut). Every event travels as raw bytes in a frame of its
+	// own, never inside the request line: JSON that Go's check accepts may still be JSON Python's json cannot
+	// decode (invalid UTF-8 in a string, nesting past Python's recursion limit, integers past
+	// int_max_str_digits), and inside the line it would fail executor.py's read of the request itself, before
+	// it knows which invocation it is (no answer, or its main loop dead). On its own, the event is decoded by
+	// the invocation's thread, which answers Runtime.UnmarshalError for that invocation only, as Lambda's
+	// runtime does.
+	EventRef           uint64 `json:"eventRef"`
+	event              []byte // the event's bytes, for its frame
+	DeadlineMs         int64  `json:"deadlineMs"`
+	InvokedFunctionArn string `json:"invokedFunctionArn"`
+	TraceID            string `json:"traceId,omitempty"`
+	// The JSON texts as strings, decoded by executor.py per invocation for the same reason as the event (a
+	// client context may nest deeper than Python's recursion limit within the Invoke API's 3,583 bytes).
+	ClientContext   string `json:"clientContext,omitempty"`
+	CognitoIdentity string `json:"cognitoIdentity,omitempty"`
 }
 
 type invokeResult struct {
@@ -518,7 +526,8 @@ type invokeResult struct {
 }
 
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
-	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), Event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
+	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
+	p.EventRef = p.Ref
 	if p.RequestID == "" {
 		p.RequestID = newRequestID()
 	}
@@ -526,13 +535,12 @@ func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 	if valid == nil {
 		valid = json.Valid
 	}
-	if len(p.Event) == 0 {
-		p.Event = json.RawMessage("{}")
-	} else if !valid(p.Event) {
+	// Invalid UTF-8 passes this syntax check on purpose: Lambda's Invoke API refuses it, but events reach the
+	// executor by other ways too (the relay, in AWS mode), and executor.py answers Runtime.UnmarshalError for it.
+	if len(p.event) == 0 {
+		p.event = []byte("{}")
+	} else if !valid(p.event) {
 		return nil, fmt.Errorf("invocation %s: event is not valid JSON", p.RequestID)
-	}
-	if len(p.Event) > inlineMax {
-		p.EventRef, p.Event = p.Ref, nil
 	}
 	deadline := inv.Deadline
 	if deadline.IsZero() {
@@ -553,25 +561,26 @@ func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 }
 
 // jsonObject accepts "" (none), a JSON object, or (if b64) base64 of one, as the Invoke API carries client
-// context.
-func jsonObject(s string, b64 bool) (json.RawMessage, error) {
+// context. It refuses invalid UTF-8, which would otherwise reach Python as U+FFFD (encoding/json's repair of a
+// string), not as what the caller sent.
+func jsonObject(s string, b64 bool) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, nil
+		return "", nil
 	}
 	if strings.HasPrefix(s, "{") {
-		if !json.Valid([]byte(s)) {
-			return nil, errors.New("not valid JSON")
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			return "", errors.New("not valid JSON")
 		}
-		return json.RawMessage(s), nil
+		return s, nil
 	}
 	if b64 {
-		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && json.Valid(raw) && strings.HasPrefix(strings.TrimSpace(string(raw)), "{") {
-			return json.RawMessage(raw), nil
+		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && json.Valid(raw) && utf8.Valid(raw) && strings.HasPrefix(strings.TrimSpace(string(raw)), "{") {
+			return string(raw), nil
 		}
-		return nil, errors.New("neither a JSON object nor base64 of one")
+		return "", errors.New("neither a JSON object nor base64 of one")
 	}
-	return nil, errors.New("not a JSON object")
+	return "", errors.New("not a JSON object")
 }
 
 func (e *Executor) isClosed() bool {

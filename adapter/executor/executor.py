@@ -1,7 +1,9 @@
 """plldb executor: runs one AWS Lambda function's Python handler for the plldb debug adapter.
 
 The Go side (package adapter/executor) starts this file with two extra pipes: fd 3 carries requests from Go and
-fd 4 carries responses and notifications back, both newline-delimited JSON-RPC 2.0. stdin, stdout and stderr are
+fd 4 carries responses and notifications back, both newline-delimited JSON-RPC 2.0. Events are not inside
+requests but in raw frames of their own (small ones on fd 3 just ahead of their request, big ones on fd 5; big
+payloads go back on fd 6), so that each invocation decodes its own event (see _invoke). stdin, stdout and stderr are
 left to the handler, so nothing a handler prints can corrupt the protocol. Standard library only: it has to run
 in whatever interpreter (and virtualenv) the developer's function uses, Python 3.9 or later.
 
@@ -73,7 +75,7 @@ class _Wire:
 
 
 class _DataIn:
-    """Bulk bodies from Go (events over the inline limit), read by their own thread: `<ref> <length>\\n<bytes>`."""
+    """Events from Go (all of them, see _invoke), read by their own thread: `<ref> <length>\\n<bytes>`."""
 
     def __init__(self, fd):
         self._r = os.fdopen(fd, "rb", buffering=1 << 16)
@@ -91,13 +93,16 @@ class _DataIn:
                 data = self._r.read(int(size))
                 if len(data) != int(size):
                     break
-                with self._cv:
-                    self._frames[int(ref)] = data
-                    self._cv.notify_all()
+                self.put(int(ref), data)
         except (OSError, ValueError) as e:
             _diag("data channel: %s" % e)
         with self._cv:
             self._eof = True
+            self._cv.notify_all()
+
+    def put(self, ref, data):
+        with self._cv:
+            self._frames[ref] = data
             self._cv.notify_all()
 
     def take(self, ref):
@@ -124,7 +129,7 @@ class _DataOut:
                 os._exit(70)
 
 
-# Bodies up to this size travel inside the JSON-RPC message; bigger ones over the data pipes, so a 6 MB payload
+# Payloads up to this size travel inside the JSON-RPC message; bigger ones over the data pipe, so a 6 MB payload
 # is copied once instead of being re-encoded and re-scanned by every JSON layer on the Go side.
 _INLINE_MAX = 32 << 10
 
@@ -566,6 +571,17 @@ def _marshal(value):
         return json.dumps(value, allow_nan=False, default=_json_default).encode("ascii")
 
 
+def _context_json(text, name):
+    """A context header's JSON text, decoded here rather than in the request line for the event's reason (see
+    _invoke), and failing as awslambdaric's parse_json_header does."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except Exception as e:
+        raise _Fault("Runtime.LambdaContextUnmarshalError", "Unable to parse {} JSON: {}".format(name, str(e))) from None
+
+
 def _invoke(rpc_id, params):
     arrived = _perf_ns()
     rid = params.get("requestId") or ""
@@ -588,18 +604,24 @@ def _invoke(rpc_id, params):
             handler, scan_ns = _loader.get(arrived)
             ctx = LambdaContext(
                 rid,
-                params.get("clientContext"),
-                params.get("cognitoIdentity"),
+                _context_json(params.get("clientContext"), "Client Context"),
+                _context_json(params.get("cognitoIdentity"), "Cognito Identity"),
                 int(params.get("deadlineMs") or 0),
                 params.get("invokedFunctionArn"),
             )
-            if "eventRef" in params:
-                raw = _data_in.take(params["eventRef"])
-                if raw is None:
-                    raise RuntimeError("event body %s never arrived" % params["eventRef"])
+            ref = params.get("eventRef")
+            raw = _data_in.take(ref) if ref else None
+            if raw is None:
+                raise RuntimeError("event body %s never arrived" % ref)
+            # The event comes as raw bytes in a frame of its own, never inside the request line, so that it is
+            # decoded here, where a failure is this invocation's alone. Go's check lets through JSON that json
+            # cannot decode (invalid UTF-8, nesting past the recursion limit, integers past
+            # int_max_str_digits); answer those as awslambdaric's unmarshal_request does (Exception, which
+            # covers RecursionError and UnicodeDecodeError): Runtime.UnmarshalError, no stack trace.
+            try:
                 event = json.loads(raw)
-            else:
-                event = params.get("event")
+            except Exception as e:
+                raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(str(e))) from None
             result = handler(event, ctx)
             try:
                 payload = _marshal(result)
@@ -841,7 +863,22 @@ def main():
     _data_out = _DataOut(6)
     threading.Thread(target=_data_in.run, name="plldb-data", daemon=True).start()
     _install_output_capture()
-    for line in _wire.reader:
+    reader = _wire.reader
+    for line in reader:
+        if line[:1].isdigit():
+            # A small event, `<ref> <length>\n<bytes>` like a data-pipe frame, sent just ahead of the request that
+            # names it (the data pipe's reader thread would cost a wake-up and a hand-over more).
+            try:
+                ref, size = line.split()
+                size = int(size)
+                data = reader.read(size)
+            except ValueError as e:
+                _diag("bad event frame: %s" % e)
+                continue
+            if len(data) != size:
+                break
+            _data_in.put(int(ref), data)
+            continue
         try:
             msg = json.loads(line)
             if not isinstance(msg, dict):

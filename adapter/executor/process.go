@@ -111,11 +111,36 @@ type initResult struct {
 type pipePair struct {
 	r *os.File // from Python (its fd 4)
 	w *os.File // to Python (its fd 3)
+
+	mu      sync.Mutex
+	pending []byte // small event frames, written ahead of the next message (see dataOut)
 }
 
-func (p pipePair) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p pipePair) Write(b []byte) (int, error) { return p.w.Write(b) }
-func (p pipePair) Close() error                { return errors.Join(p.w.Close(), p.r.Close()) }
+func (p *pipePair) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// Write writes one message (jsonrpc2's plain stream writes each in one call), preceded by the frames queued.
+func (p *pipePair) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pending) == 0 {
+		return p.w.Write(b)
+	}
+	buf := append(p.pending, b...)
+	p.pending = nil
+	if _, err := p.w.Write(buf); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// queue has frame written ahead of the next message.
+func (p *pipePair) queue(frame []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending = append(p.pending, frame...)
+}
+
+func (p *pipePair) Close() error { return errors.Join(p.w.Close(), p.r.Close()) }
 
 // spawn starts a process and waits until it has answered initialize.
 func (e *Executor) spawn(ctx context.Context) (*process, error) {
@@ -179,7 +204,9 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 	dataFromPyW.Close()
 
 	p := &process{pid: cmd.Process.Pid, done: make(chan struct{}), tail: &tailBuffer{max: 8 << 10},
-		dataIn: newDataIn(), dataOut: &dataOut{w: dataToPyW}}
+		dataIn: newDataIn()}
+	ctl := &pipePair{r: fromPyR, w: toPyW}
+	p.dataOut = &dataOut{w: dataToPyW, ctl: ctl}
 	started = true
 	var readers sync.WaitGroup
 	readers.Add(3)
@@ -187,7 +214,7 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 	go func() { defer e.wg.Done(); defer readers.Done(); e.readOutput(outR, "stdout", nil) }()
 	go func() { defer e.wg.Done(); defer readers.Done(); e.readOutput(errR, "stderr", p.tail) }()
 
-	p.conn = jsonrpc2.NewConn(e.life, jsonrpc2.NewPlainObjectStream(pipePair{r: fromPyR, w: toPyW}),
+	p.conn = jsonrpc2.NewConn(e.life, jsonrpc2.NewPlainObjectStream(ctl),
 		rpcHandler{e}, jsonrpc2.SetLogger(slogPrintf{e.log}))
 	go func() {
 		defer e.wg.Done()
@@ -367,4 +394,4 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-var _ io.ReadWriteCloser = pipePair{}
+var _ io.ReadWriteCloser = &pipePair{}
