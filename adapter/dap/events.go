@@ -138,15 +138,7 @@ func (s *session) resolveStop(d *debuggee, m, body obj, tid int, resp obj) {
 		// Never hide a stop the adapter cannot place: the invocation would stay paused with nobody to see it.
 		name = "thread " + string(body["threadId"])
 	}
-	t, replaced := s.threads.bind(d, tid, name)
-	if replaced != nil {
-		s.threadGone(*replaced)
-	}
-	s.resetHandles(t.id)
-	s.threads.setStopped(t.id, true)
-	s.mu.Lock()
-	s.lastStop = d
-	s.mu.Unlock()
+	t := s.markStopped(d, tid, name)
 	if b, err := parseObj(s.toIDE(d, m["body"], t.id)); err == nil {
 		body = b
 	}
@@ -168,6 +160,28 @@ func debugpyThreads(resp obj) []debugpyThread {
 	}
 	_ = json.Unmarshal(resp["body"], &b)
 	return b.Threads
+}
+
+// bindThread gives debugpy thread tid of d its IDE thread, telling the IDE that the thread it replaces (the
+// same pool thread in an invocation that has finished) exited.
+func (s *session) bindThread(d *debuggee, tid int, name string) *ideThread {
+	t, replaced := s.threads.bind(d, tid, name)
+	if replaced != nil {
+		s.threadGone(*replaced)
+	}
+	return t
+}
+
+// markStopped records that debugpy thread tid of d stopped: its IDE thread is bound, its frame and variable ids
+// from an earlier stop are forgotten, and d becomes the debuggee requests without a thread go to.
+func (s *session) markStopped(d *debuggee, tid int, name string) *ideThread {
+	t := s.bindThread(d, tid, name)
+	s.resetHandles(t.id)
+	s.threads.setStopped(t.id, true)
+	s.mu.Lock()
+	s.lastStop = d
+	s.mu.Unlock()
+	return t
 }
 
 // resetHandles forgets the frame and variable ids of IDE thread id, which stopped anew or resumed: Delve's reset

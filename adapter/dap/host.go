@@ -267,15 +267,7 @@ func (s *session) probePaused(d *debuggee, dt debugpyThread) {
 		if t, known := s.threads.current(d, dt.ID); known && t.stopped {
 			return
 		}
-		t, replaced := s.threads.bind(d, dt.ID, dt.Name)
-		if replaced != nil {
-			s.threadGone(*replaced)
-		}
-		s.resetHandles(t.id)
-		s.threads.setStopped(t.id, true)
-		s.mu.Lock()
-		s.lastStop = d
-		s.mu.Unlock()
+		t := s.markStopped(d, dt.ID, dt.Name)
 		s.log.Info("an invocation was paused before the IDE attached", "function", d.fn, "thread", dt.Name)
 		s.sendMsg(&godap.StoppedEvent{Event: s.newEvent("stopped"), Body: godap.StoppedEventBody{
 			Reason: "pause", Description: "Paused before this IDE attached", ThreadId: t.id, AllThreadsStopped: false,

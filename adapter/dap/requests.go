@@ -316,10 +316,7 @@ func (s *session) handlerThreads(d *debuggee, resp obj) []godap.Thread {
 			}
 			continue
 		}
-		t, replaced := s.threads.bind(d, dt.ID, dt.Name)
-		if replaced != nil {
-			s.threadGone(*replaced)
-		}
+		t := s.bindThread(d, dt.ID, dt.Name)
 		out = append(out, godap.Thread{Id: t.id, Name: threadName(d.fn, dt.Name)})
 	}
 	return out
