@@ -159,10 +159,10 @@ func (h *Host) claim(s *session) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
+	case h.b != nil: // first: even with no IDE connected, a launch here is never possible
+		return fmt.Errorf(`this plldb already runs the functions (%s): send "request": "attach" instead of launch`, h.b.banner()[len("plldb: "):])
 	case h.owner != nil:
 		return errHostBusy
-	case h.b != nil:
-		return fmt.Errorf(`this plldb already runs the functions (%s): send "request": "attach" instead of launch`, h.b.banner()[len("plldb: "):])
 	}
 	h.owner, h.attached = s, false
 	return nil

@@ -19,18 +19,21 @@ func (s *session) launch(req request) {
 		s.respondErr(req, "launch: this session has already launched")
 		return
 	}
-	cfg, err := parseLaunchWith(req.args, s.opts.LaunchDefaults)
-	if err != nil {
-		s.respondErr(req, "launch: %v", err)
-		return
-	}
 	if h := s.opts.Host; h != nil {
-		// A server with a host of its own: a launch beside it would run the same functions twice. shutdown
-		// releases the claim once the launch's backend is closed.
+		// A server with a host of its own: a launch beside it would run the same functions twice, whatever its
+		// arguments, so this is checked first. shutdown releases the claim once the launch's backend is closed.
 		if err := h.claim(s); err != nil {
 			s.respondErr(req, "launch: %v", err)
 			return
 		}
+	}
+	cfg, err := parseLaunchWith(req.args, s.opts.LaunchDefaults)
+	if err != nil {
+		if h := s.opts.Host; h != nil {
+			h.release(s)
+		}
+		s.respondErr(req, "launch: %v", err)
+		return
 	}
 	progressID := fmt.Sprintf("plldb-start-%d", req.seq)
 	if s.progress {
