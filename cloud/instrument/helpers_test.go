@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -179,12 +177,7 @@ func (e *env) userLayer(what string) string {
 // raw is GetFunctionConfiguration's answer for the function, verbatim.
 func (e *env) raw(name string) []byte {
 	e.t.Helper()
-	hc := &captureClient{}
-	cfg := e.srv.Config()
-	cfg.HTTPClient = hc
-	_, err := lambda.NewFromConfig(cfg).GetFunctionConfiguration(context.Background(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
-	require.NoError(e.t, err)
-	return hc.body
+	return moto.RawFunctionConfiguration(e.t, e.srv.Config(), name)
 }
 
 // restorable is the part of a raw configuration that plldb changes and must put back byte for byte:
@@ -263,22 +256,4 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
-}
-
-// captureClient is an HTTP client that keeps the last response body.
-type captureClient struct{ body []byte }
-
-func (c *captureClient) Do(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	c.body = b
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
 }

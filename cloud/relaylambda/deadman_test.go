@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
@@ -18,40 +16,17 @@ import (
 	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/moto"
 )
-
-// bodyClient keeps the last response body, so a test reads Lambda's answers verbatim.
-type bodyClient struct{ body []byte }
-
-func (c *bodyClient) Do(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	c.body = b
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
-}
 
 // configOf is the function's GetFunctionConfiguration answer as JSON (key order normalised) and its tags.
 func configOf(t *testing.T, h *awsharness.Harness, name, arn string) (map[string]any, map[string]string) {
 	t.Helper()
-	hc := &bodyClient{}
-	cfg := h.AWS
-	cfg.HTTPClient = hc
-	c := lambda.NewFromConfig(cfg)
-	_, err := c.GetFunctionConfiguration(context.Background(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
-	require.NoError(t, err)
-	dec := json.NewDecoder(bytes.NewReader(hc.body))
+	dec := json.NewDecoder(bytes.NewReader(moto.RawFunctionConfiguration(t, h.AWS, name)))
 	dec.UseNumber()
 	var m map[string]any
 	require.NoError(t, dec.Decode(&m))
-	tags, err := c.ListTags(context.Background(), &lambda.ListTagsInput{Resource: aws.String(arn)})
+	tags, err := lambda.NewFromConfig(h.AWS).ListTags(context.Background(), &lambda.ListTagsInput{Resource: aws.String(arn)})
 	require.NoError(t, err)
 	return m, tags.Tags
 }

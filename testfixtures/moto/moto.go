@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
@@ -142,4 +144,35 @@ func IsolateAWSConfig(t testing.TB) string {
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	return dir
+}
+
+// RawFunctionConfiguration is Lambda's GetFunctionConfiguration answer for the function, verbatim: restore tests
+// compare it byte for byte, which the SDK's decoded output cannot show (absent vs empty environment, key order).
+func RawFunctionConfiguration(t testing.TB, cfg aws.Config, name string) []byte {
+	t.Helper()
+	rec := &bodyRecorder{}
+	cfg.HTTPClient = rec
+	_, err := lambda.NewFromConfig(cfg).GetFunctionConfiguration(context.Background(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
+	if err != nil {
+		t.Fatalf("GetFunctionConfiguration %s: %v", name, err)
+	}
+	return rec.body
+}
+
+// bodyRecorder is an HTTP client that keeps the last response body.
+type bodyRecorder struct{ body []byte }
+
+func (c *bodyRecorder) Do(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	c.body = b
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
 }
