@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/testfixtures/apps"
 )
 
 func TestParseAttach(t *testing.T) {
@@ -207,19 +207,12 @@ func TestAttachShowsInvocationsAlreadyPaused(t *testing.T) {
 // TestAttachDoesNotShowRunningInvocationsAsPaused: an invocation that runs while the IDE attaches is not
 // reported stopped (debugpy gives a running thread's stack too, but no variables).
 func TestAttachDoesNotShowRunningInvocationsAsPaused(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte("import time\ndef slow(event, context):\n    time.sleep(3)\n    return 'finished'\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Transform: AWS::Serverless-2016-10-31
-Resources:
-  Slow:
-    Type: AWS::Serverless::Function
-    Properties: {CodeUri: src/, Handler: app.slow, Runtime: python3.11, Timeout: 30}
-`), 0o644))
+	tpl, err := apps.WriteSlow(t.TempDir(), 3)
+	require.NoError(t, err)
 	host := NewHost(HostOptions{Logger: testLogger(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := local.Start(ctx, local.Options{Template: filepath.Join(dir, "template.yaml"), Python: testPython(t), Port: 0, Debug: true, Hooks: host.Hooks(), Logger: testLogger(t)})
+	p, err := local.Start(ctx, local.Options{Template: tpl, Python: testPython(t), Port: 0, Debug: true, Hooks: host.Hooks(), Logger: testLogger(t)})
 	require.NoError(t, err)
 	host.SetPipeline(p)
 	defer func() { _ = host.Close(context.Background()) }()

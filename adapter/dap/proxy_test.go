@@ -44,19 +44,7 @@ func TestTwoFunctionsPausedAtOnce(t *testing.T) {
 	assert.Equal(t, ordersFile, f2[0].Source.Path)
 	assert.NotEqual(t, f1[0].ID, f2[0].ID, "frame ids of different debuggees must not collide")
 
-	var threads struct {
-		Threads []struct {
-			ID   int    `json:"id"`
-			Name string `json:"name"`
-		} `json:"threads"`
-	}
-	require.NoError(t, c.Request(t, "threads", nil).Decode(&threads))
-	byID := map[int]string{}
-	for _, th := range threads.Threads {
-		_, dup := byID[th.ID]
-		assert.False(t, dup, "thread id %d listed twice", th.ID)
-		byID[th.ID] = th.Name
-	}
+	byID := ideThreads(t, c)
 	assert.True(t, strings.HasPrefix(byID[st1.ThreadID], "HelloFunction "), byID[st1.ThreadID])
 	assert.True(t, strings.HasPrefix(byID[st2.ThreadID], "PackageFunction "), byID[st2.ThreadID])
 

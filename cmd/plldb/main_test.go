@@ -70,16 +70,9 @@ func startLocal(t *testing.T, template string) (*exec.Cmd, string, *lockedBuilde
 }
 
 func TestLocalAnswersInFlightInvocationsOnCtrlC(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte("import time\ndef slow(event, context):\n    time.sleep(2)\n    return 'finished'\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Transform: AWS::Serverless-2016-10-31
-Resources:
-  Slow:
-    Type: AWS::Serverless::Function
-    Properties: {CodeUri: src/, Handler: app.slow, Runtime: python3.11, Timeout: 30}
-`), 0o644))
-	cmd, endpoint, out := startLocal(t, filepath.Join(dir, "template.yaml"))
+	tpl, err := apps.WriteSlow(t.TempDir(), 2)
+	require.NoError(t, err)
+	cmd, endpoint, out := startLocal(t, tpl)
 
 	answer := make(chan string, 1)
 	go func() {
@@ -97,7 +90,7 @@ Resources:
 	// The banner's invoke command in both AWS CLI forms: v2 needs --cli-binary-format, v1 does not have it.
 	assert.Contains(t, out.String(), "  aws lambda invoke --endpoint-url "+endpoint+" --function-name Slow --payload '{}' --cli-binary-format raw-in-base64-out out.json  # AWS CLI v2\n")
 	assert.Contains(t, out.String(), "  aws lambda invoke --endpoint-url "+endpoint+" --function-name Slow --payload '{}' out.json  # AWS CLI v1\n")
-	src, err := filepath.EvalSymlinks(filepath.Join(dir, "src"))
+	src, err := filepath.EvalSymlinks(filepath.Join(filepath.Dir(tpl), "src"))
 	require.NoError(t, err)
 	require.NotEmpty(t, processesIn(src), "the executor runs in the function's code folder")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))

@@ -52,3 +52,22 @@ func BreakpointLine(pyFile, fn string) (int, error) {
 	}
 	return 0, fmt.Errorf("%s: no # BREAKPOINT line in function %s", pyFile, fn)
 }
+
+// WriteSlow writes, into dir, a SAM app with one function, Slow, whose handler sleeps the given seconds and
+// returns "finished": an invocation that is still in flight when a test acts. It returns the template's path.
+func WriteSlow(dir string, seconds int) (string, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+		return "", err
+	}
+	code := fmt.Sprintf("import time\ndef slow(event, context):\n    time.sleep(%d)\n    return 'finished'\n", seconds)
+	if err := os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(code), 0o644); err != nil {
+		return "", err
+	}
+	tpl := filepath.Join(dir, "template.yaml")
+	return tpl, os.WriteFile(tpl, []byte(`Transform: AWS::Serverless-2016-10-31
+Resources:
+  Slow:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src/, Handler: app.slow, Runtime: python3.11, Timeout: 30}
+`), 0o644)
+}
