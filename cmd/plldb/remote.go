@@ -28,9 +28,9 @@ func newToken() string {
 // warnRemote tells the developer, once and on stderr (never in a log file or on a DAP stdout), that what they
 // started is reachable from elsewhere and what the token is.
 func warnRemote(stderr io.Writer, what, addr, token, use string) {
-	fmt.Fprintf(stderr, "WARNING: --allow-remote: the %s at %s accepts connections from other machines: whoever has the token can run code on this machine as you, and the connection is not encrypted (an SSH tunnel to a loopback port is safer).\n", what, addr)
-	fmt.Fprintf(stderr, "WARNING: token (shown once): %s\n", token)
-	fmt.Fprintf(stderr, "WARNING: %s\n", use)
+	// One write: the warning is never seen, or interleaved with log lines, in part.
+	fmt.Fprintf(stderr, "WARNING: --allow-remote: the %s at %s accepts connections from other machines: whoever has the token can run code on this machine as you, and the connection is not encrypted (an SSH tunnel to a loopback port is safer).\n"+
+		"WARNING: token (shown once): %s\nWARNING: %s\n", what, addr, token, use)
 }
 
 // listenDAP opens the DAP listener of `plldb dap --listen` and `plldb attach --listen`: loopback only, unless
