@@ -8,25 +8,40 @@ import (
 
 	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/adapter/devside"
+	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/instrument"
 )
 
 // backend is what a launch starts: the local pipeline ("mode": "local") or a session attached to a deployed
-// stack ("mode": "aws"). Either way the developer side runs one executor per function, which the session
-// attaches debugpy to.
+// stack ("mode": "aws"). Either way the developer side runs a pool of sandboxes per function, each with a debugpy
+// the session attaches to.
 type backend interface {
 	functions() []backendFunction
+	debugToken(logicalID string) string // the access token of the function's debugpys; a secret
 	banner() string // the console line announcing what runs
 	close(ctx context.Context) error
 }
 
+// backendFunction is one sandbox of a function, as the session attaches to it.
 type backendFunction struct {
 	LogicalID  string
+	Sandbox    int // executor.SandboxInfo.ID
 	DebugPort  int
 	DebugToken string // a secret: never log it
 }
+
+// sandboxesOf lists ex's sandboxes as the session attaches to them.
+func sandboxesOf(logicalID string, ex *executor.Executor) []backendFunction {
+	var out []backendFunction
+	for _, sb := range ex.Sandboxes() {
+		out = append(out, backendFunction{LogicalID: logicalID, Sandbox: sb.ID, DebugPort: sb.DebugPort, DebugToken: ex.DebugToken()})
+	}
+	return out
+}
+
+
 
 type localBackend struct{ p *local.Pipeline }
 
@@ -34,9 +49,16 @@ func (b localBackend) functions() []backendFunction {
 	var out []backendFunction
 	for _, fn := range b.p.Functions() {
 		ex, _ := b.p.Executor(fn.LogicalID)
-		out = append(out, backendFunction{LogicalID: fn.LogicalID, DebugPort: ex.DebugPort(), DebugToken: ex.DebugToken()})
+		out = append(out, sandboxesOf(fn.LogicalID, ex)...)
 	}
 	return out
+}
+
+func (b localBackend) debugToken(logicalID string) string {
+	if ex, ok := b.p.Executor(logicalID); ok {
+		return ex.DebugToken()
+	}
+	return ""
 }
 
 func (b localBackend) banner() string {
@@ -57,9 +79,18 @@ type awsBackend struct {
 func (b awsBackend) functions() []backendFunction {
 	var out []backendFunction
 	for _, fn := range b.s.Functions() {
-		out = append(out, backendFunction{LogicalID: fn.Local.LogicalID, DebugPort: fn.Exec.DebugPort(), DebugToken: fn.Exec.DebugToken()})
+		out = append(out, sandboxesOf(fn.Local.LogicalID, fn.Exec)...)
 	}
 	return out
+}
+
+func (b awsBackend) debugToken(logicalID string) string {
+	for _, fn := range b.s.Functions() {
+		if fn.Local.LogicalID == logicalID {
+			return fn.Exec.DebugToken()
+		}
+	}
+	return ""
 }
 
 func (b awsBackend) banner() string {
@@ -91,7 +122,7 @@ func (b awsBackend) close(ctx context.Context) error {
 }
 
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
-	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnExecutorStart: s.onExecutorStart, BeforeRun: s.holdUntilConfigured}
+	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnSandboxStart: s.onSandboxStart, OnSandboxExit: s.onSandboxExit, BeforeRun: s.holdUntilConfigured}
 	return startBackendWith(s.ctx, cfg, hooks, s.log)
 }
 

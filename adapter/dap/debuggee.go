@@ -17,9 +17,10 @@ import (
 
 // debuggee is the adapter's DAP client connection to the debugpy inside one function's executor.
 type debuggee struct {
-	fn   string // the function's logical id
-	port int
-	log  *slog.Logger
+	fn      string // the function's logical id
+	sandbox int    // which of the function's sandboxes (executor.SandboxInfo.ID); 0 when not known
+	port    int
+	log     *slog.Logger
 
 	conn    net.Conn
 	wmu     sync.Mutex // serializes writes and seq

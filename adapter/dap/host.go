@@ -67,7 +67,7 @@ func NewHost(opts HostOptions) *Host {
 
 // Hooks are the hooks a backend started for the host must use (local.Options.Hooks).
 func (h *Host) Hooks() devside.Hooks {
-	return devside.Hooks{Observer: hostObserver{h}, OnLog: h.onLog, OnExecutorStart: h.onExecutorStart, BeforeRun: h.beforeRun}
+	return devside.Hooks{Observer: hostObserver{h}, OnLog: h.onLog, OnSandboxStart: h.onSandboxStart, OnSandboxExit: h.onSandboxExit, BeforeRun: h.beforeRun}
 }
 
 // SetPipeline makes p, started with h.Hooks() and debugging on, the host's backend.
@@ -216,9 +216,15 @@ func (h *Host) onLog(line executor.LogLine) {
 	}
 }
 
-func (h *Host) onExecutorStart(fn string, pid, port int) {
+func (h *Host) onSandboxStart(ctx context.Context, sb executor.SandboxInfo) {
 	if s := h.bound(); s != nil {
-		s.onExecutorStart(fn, pid, port)
+		s.onSandboxStart(ctx, sb)
+	}
+}
+
+func (h *Host) onSandboxExit(sb executor.SandboxInfo) {
+	if s := h.bound(); s != nil {
+		s.onSandboxExit(sb)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	godap "github.com/google/go-dap"
+	"github.com/plldb/plldb/adapter/executor"
 )
 
 func (s *session) launch(req request) {
@@ -89,7 +90,7 @@ func (s *session) attachAll(fns []backendFunction) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.attach(fn.LogicalID, fn.DebugPort, fn.DebugToken); err != nil {
+			if err := s.attach(fn); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -147,33 +148,35 @@ func (s *session) attachRequest(req request) {
 	s.sendMsg(&godap.InitializedEvent{Event: s.newEvent("initialized")})
 }
 
-// attach connects to one function's debugpy, authorizes with token, and configures it with the session's
-// breakpoints. It replaces the function's previous debuggee (an executor that restarted).
-func (s *session) attach(fn string, port int, token string) error {
+// attach connects to one sandbox's debugpy, authorizes with its token, and configures it with the session's
+// breakpoints. It replaces the sandbox's previous debuggee, if any.
+func (s *session) attach(bf backendFunction) error {
+	fn, port, key := bf.LogicalID, bf.DebugPort, sandboxKey(bf.LogicalID, bf.Sandbox)
 	s.mu.Lock()
-	if old, ok := s.debuggees[fn]; (ok && old.port == port) || s.attaching[fn] == port {
+	if old, ok := s.debuggees[key]; (ok && old.port == port) || s.attaching[key] == port {
 		s.mu.Unlock()
 		return nil
 	}
-	s.attaching[fn] = port
+	s.attaching[key] = port
 	cfg := s.cfg
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		if s.attaching[fn] == port {
-			delete(s.attaching, fn)
+		if s.attaching[key] == port {
+			delete(s.attaching, key)
 		}
 		s.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, attachTimeout)
 	defer cancel()
-	d, err := dialDebuggee(ctx, fn, port, token, s.log, s.onDebuggeeEvent)
+	d, err := dialDebuggee(ctx, fn, port, bf.DebugToken, s.log, s.onDebuggeeEvent)
 	if err != nil {
 		return err
 	}
+	d.sandbox = bf.Sandbox
 	if err := s.configure(ctx, d, cfg); err != nil {
 		d.close()
-		return fmt.Errorf("attach to %s: %w", fn, err)
+		return fmt.Errorf("attach to %s sandbox %d: %w", fn, bf.Sandbox, err)
 	}
 	s.mu.Lock()
 	if s.closing {
@@ -181,13 +184,13 @@ func (s *session) attach(fn string, port int, token string) error {
 		d.close()
 		return fmt.Errorf("attach to %s: the session ended", fn)
 	}
-	old := s.debuggees[fn]
-	s.debuggees[fn] = d
+	old := s.debuggees[key]
+	s.debuggees[key] = d
 	s.mu.Unlock()
 	if old != nil {
 		s.forget(old)
 	}
-	s.log.Debug("attached", "function", fn, "port", port)
+	s.log.Debug("attached", "function", fn, "sandbox", bf.Sandbox, "port", port)
 	return nil
 }
 
@@ -328,32 +331,51 @@ func (s *session) forget(d *debuggee) {
 	s.bpRemote.drop(mine)
 }
 
-// onExecutorStart re-attaches after an executor restart. The first start of each executor, during launch, is
-// attached by launch itself.
-func (s *session) onExecutorStart(fn string, _ int, port int) {
+// onSandboxStart attaches to a sandbox that started after launch (one more for concurrent invocations, or the
+// replacement of one that crashed or timed out) and replays the session's breakpoints to it. It runs before the
+// sandbox takes its first invocation, which waits for it: a breakpoint set in the IDE holds in every sandbox. The
+// sandboxes that run at launch are attached by launch itself.
+func (s *session) onSandboxStart(ctx context.Context, sb executor.SandboxInfo) {
 	s.mu.Lock()
 	p, cfg := s.pipeline, s.cfg
 	if p == nil {
 		p = s.shared
 	}
 	s.mu.Unlock()
-	if p == nil || port == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
+	if p == nil || sb.DebugPort == 0 || s.ctx.Err() != nil || cfg == nil || cfg.NoDebug {
 		return
 	}
-	token := ""
-	for _, bf := range p.functions() {
-		if bf.LogicalID == fn {
-			token = bf.DebugToken
-		}
-	}
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.attach(fn, port, token); err != nil && s.ctx.Err() == nil {
-			s.log.Error("re-attach after executor restart", "function", fn, "err", err)
-			s.output("important", fmt.Sprintf("plldb: could not attach to %s after its executor restarted: %v\n", fn, err))
-		} else if err == nil {
-			s.output("console", fmt.Sprintf("plldb: %s restarted; debugger attached again\n", fn))
+	defer s.wg.Done()
+	bf := backendFunction{LogicalID: sb.Function, Sandbox: sb.ID, DebugPort: sb.DebugPort, DebugToken: p.debugToken(sb.Function)}
+	done := make(chan error, 1)
+	go func() { done <- s.attach(bf) }()
+	select {
+	case err := <-done:
+		switch {
+		case err == nil:
+			s.output("console", fmt.Sprintf("plldb: %s sandbox %d started; debugger attached\n", sb.Function, sb.ID))
+		case s.ctx.Err() == nil:
+			s.log.Error("attach to a new sandbox", "function", sb.Function, "sandbox", sb.ID, "err", err)
+			s.output("important", fmt.Sprintf("plldb: could not attach to sandbox %d of %s: %v\n", sb.ID, sb.Function, err))
 		}
-	}()
+	case <-ctx.Done():
+	}
+}
+
+// onSandboxExit drops the debuggee of a sandbox that ended (reaped when idle, crashed, or timed out), and the
+// IDE's threads in it.
+func (s *session) onSandboxExit(sb executor.SandboxInfo) {
+	key := sandboxKey(sb.Function, sb.ID)
+	s.mu.Lock()
+	d := s.debuggees[key]
+	if d != nil && d.port == sb.DebugPort {
+		delete(s.debuggees, key)
+	} else {
+		d = nil
+	}
+	s.mu.Unlock()
+	if d != nil {
+		s.forget(d)
+	}
 }

@@ -61,9 +61,10 @@ func TestHandles(t *testing.T) {
 }
 
 func TestThreadName(t *testing.T) {
-	assert.Equal(t, "HelloFunction 1a2b3c4d", threadName("HelloFunction", "plldb-invoke 1a2b3c4d-0000-4000-8000-000000000000"))
-	assert.Equal(t, "HelloFunction 1234-abcd", threadName("HelloFunction", "plldb-invoke 1234-abcd"), "a request id that is not a UUID is shown whole")
-	assert.Equal(t, "HelloFunction worker", threadName("HelloFunction", "worker"), "a thread the handler started")
+	assert.Equal(t, "HelloFunction 1a2b3c4d", threadName("HelloFunction", 1, "plldb-invoke 1a2b3c4d-0000-4000-8000-000000000000"))
+	assert.Equal(t, "HelloFunction 1234-abcd", threadName("HelloFunction", 1, "plldb-invoke 1234-abcd"), "a request id that is not a UUID is shown whole")
+	assert.Equal(t, "HelloFunction worker", threadName("HelloFunction", 1, "worker"), "a thread the handler started")
+	assert.Equal(t, "HelloFunction 1a2b3c4d (sandbox 3)", threadName("HelloFunction", 3, "plldb-invoke 1a2b3c4d-0000-4000-8000-000000000000"), "sandboxes after the first say which")
 	for _, name := range []string{"MainThread", "plldb-data", "plldb-idle"} {
 		assert.True(t, hiddenThread(name), name)
 	}

@@ -133,7 +133,12 @@ func (s *session) current() []*debuggee {
 	for _, d := range s.debuggees {
 		out = append(out, d)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].fn < out[j].fn })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].fn != out[j].fn {
+			return out[i].fn < out[j].fn
+		}
+		return out[i].sandbox < out[j].sandbox
+	})
 	return out
 }
 
@@ -177,7 +182,7 @@ func (s *session) forward(req request) {
 			s.sendMsg(&godap.ContinueResponse{Response: s.newResponse(req), Body: godap.ContinueResponseBody{AllThreadsContinued: !s.threads.anyStopped()}})
 			return
 		case req.command != "pause" && !t.stopped:
-			s.respondErr(req, "%s: thread %d (%s) is running; pause it or wait for it to stop", req.command, t.id, threadName(t.d.fn, t.name))
+			s.respondErr(req, "%s: thread %d (%s) is running; pause it or wait for it to stop", req.command, t.id, threadName(t.d.fn, t.d.sandbox, t.name))
 			return
 		}
 		if resumes[req.command] {
@@ -317,7 +322,7 @@ func (s *session) handlerThreads(d *debuggee, resp obj) []godap.Thread {
 			continue
 		}
 		t := s.bindThread(d, dt.ID, dt.Name)
-		out = append(out, godap.Thread{Id: t.id, Name: threadName(d.fn, dt.Name)})
+		out = append(out, godap.Thread{Id: t.id, Name: threadName(d.fn, d.sandbox, dt.Name)})
 	}
 	return out
 }

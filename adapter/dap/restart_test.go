@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReattachAfterExecutorRestart: a handler that kills its process makes the executor restart; the adapter
-// attaches to the new debugpy and replays the breakpoints, so the next invocation stops again.
+// TestReattachAfterExecutorRestart: a handler that kills its process makes the executor replace its sandbox; the
+// adapter attaches to the new sandbox's debugpy and replays the breakpoints, so the next invocation stops again.
 func TestReattachAfterExecutorRestart(t *testing.T) {
 	app := helloApp(t)
 	file := filepath.Join(app, "src", "app.py")
@@ -29,7 +29,7 @@ func TestReattachAfterExecutorRestart(t *testing.T) {
 
 	r := result(t, invoke(t, endpoint, "HelloFunction", `{"crash": true}`))
 	assert.Contains(t, r.body, "Runtime.ExitError")
-	c.ExpectOutputEventContaining(t, "HelloFunction restarted; debugger attached again")
+	c.ExpectOutputEventContaining(t, "HelloFunction sandbox 2 started; debugger attached")
 
 	res := invoke(t, endpoint, "HelloFunction", `{}`)
 	st := c.ExpectStoppedEventReason(t, "breakpoint")

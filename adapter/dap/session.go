@@ -74,8 +74,8 @@ type session struct {
 	cfg       *LaunchConfig
 	pipeline  backend                // what launch started; nil before, and once shutdown has begun
 	shared    backend                // the host's backend this session attached to (never closed by the session)
-	debuggees map[string]*debuggee   // logical id → current debuggee
-	attaching map[string]int         // logical id → port being attached
+	debuggees map[string]*debuggee   // sandboxKey → that sandbox's debuggee
+	attaching map[string]int         // sandboxKey → port being attached
 	lastStop  *debuggee              // the debuggee that stopped last: where forward sends requests that name none
 	bps       map[string]obj         // source path → the IDE's last setBreakpoints arguments
 	bpOrder   []string               // sources in the order first set

@@ -1,6 +1,7 @@
 package dap
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -53,15 +54,26 @@ const invokeThreadPrefix = "plldb-invoke "
 // threadName is the IDE's name for a debugpy thread of function fn: "<fn> <request id>" for an invocation
 // (request ids are UUIDs, whose first 8 hex digits tell the invocations in flight apart and match the start of
 // the id in the "→ fn <request id> started" line), "<fn> <name>" for a thread the handler started.
-func threadName(fn, name string) string {
+//
+// Each concurrent invocation runs in a sandbox of its own, each a debuggee; the first sandbox's threads carry no
+// more than that, and the others' say which sandbox they run in ("<fn> <request id> (sandbox 2)"), so two
+// invocations of one function can be told apart at a glance and a developer sees that they share no state.
+func threadName(fn string, sandbox int, name string) string {
+	suffix := ""
+	if sandbox > 1 {
+		suffix = fmt.Sprintf(" (sandbox %d)", sandbox)
+	}
 	if rid, ok := strings.CutPrefix(name, invokeThreadPrefix); ok {
 		if head, _, found := strings.Cut(rid, "-"); found && len(head) >= 8 {
 			rid = head
 		}
-		return fn + " " + rid
+		return fn + " " + rid + suffix
 	}
-	return fn + " " + name
+	return fn + " " + name + suffix
 }
+
+// sandboxKey names a sandbox's debuggee in session.debuggees.
+func sandboxKey(fn string, sandbox int) string { return fmt.Sprintf("%s#%d", fn, sandbox) }
 
 // ideThread is one thread as the IDE sees it.
 type ideThread struct {

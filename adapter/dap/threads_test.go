@@ -226,11 +226,13 @@ func TestSecondInvocationWhilePaused(t *testing.T) {
 		st1 := stoppedOnce(t, c, "breakpoint")
 		second := invoke(t, endpoint, "HelloFunction", `{"n": 2}`)
 		st2 := stoppedOnce(t, c, "breakpoint")
-		require.NotEqual(t, st1.ThreadID, st2.ThreadID, "each invocation is its own thread")
+		require.NotEqual(t, st1.ThreadID, st2.ThreadID, "each invocation is its own thread, in a sandbox of its own")
 		threads := ideThreads(t, c)
 		assertOnlyHandlerThreads(t, threads, "HelloFunction")
 		assert.Len(t, threads, 2, "%v", threads)
 		assert.NotEqual(t, threads[st1.ThreadID], threads[st2.ThreadID], "names tell the invocations apart")
+		assert.NotEqual(t, strings.Contains(threads[st1.ThreadID], "(sandbox "), strings.Contains(threads[st2.ThreadID], "(sandbox "),
+			"one runs in the first sandbox, the other in a second, and the names say so: %v", threads)
 		f1 := c.StackTrace(t, st1.ThreadID)
 		f2 := c.StackTrace(t, st2.ThreadID)
 		assert.Equal(t, "1", c.Evaluate(t, f1[0].ID, "event['n']"))
@@ -245,7 +247,7 @@ func TestSecondInvocationWhilePaused(t *testing.T) {
 		m := c.RequestError(t, "evaluate", map[string]any{"frameId": f1[0].ID, "expression": "event", "context": "repl"})
 		assert.Contains(t, m.ErrorText(), "unknown frameId", "the stepped thread's old frames are reset")
 
-		// Continue the second: it answers; the first, in the same process, stays paused and says so.
+		// Continue the second: it answers; the first, in a sandbox of its own, stays paused and says so.
 		cont := c.Request(t, "continue", map[string]any{"threadId": st2.ThreadID})
 		assert.Equal(t, false, cont.BodyMap()["allThreadsContinued"])
 		assert.Contains(t, result(t, second).body, `\"n\": 2`)

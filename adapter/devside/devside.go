@@ -1,5 +1,5 @@
-// Package devside is the developer half of a plldb session, shared by `plldb local` and AWS mode: one Python
-// executor per served function, the dispatcher that runs invocations on them, and the developer's WebSocket link
+// Package devside is the developer half of a plldb session, shared by `plldb local` and AWS mode: one executor
+// (a pool of Python sandboxes) per served function, the dispatcher that runs invocations on them, and the developer's WebSocket link
 // to the relay (the embedded gateway locally, the helper stack's API Gateway in AWS).
 package devside
 
@@ -34,6 +34,12 @@ type Config struct {
 	OpenDebugpy bool
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
+	// MaxConcurrency bounds each function's sandboxes (concurrent invocations); 0 → 10. Concurrency overrides it
+	// per function, by logical id (a template's ReservedConcurrentExecutions).
+	MaxConcurrency int
+	Concurrency    map[string]int
+	// IdleTimeout is how long an idle sandbox lives (one per function always stays); 0 → 10 minutes.
+	IdleTimeout time.Duration
 	Hooks
 	Logger *slog.Logger
 }
@@ -45,9 +51,12 @@ type Hooks struct {
 	Observer Observer
 	// OnLog receives every line a handler prints.
 	OnLog func(executor.LogLine)
-	// OnExecutorStart hears every (re)start of a function's executor with its process id and debugpy port, so a
-	// debugger can attach again after a crash replaced the process.
-	OnExecutorStart func(logicalID string, pid, debugPort int)
+	// OnSandboxStart hears every new sandbox of a function (the first at start, more on demand, replacements
+	// after a crash) once its process is ready and before it takes an invocation, so a debugger can attach and
+	// set its breakpoints first. It must return when ctx ends.
+	OnSandboxStart func(ctx context.Context, sb executor.SandboxInfo)
+	// OnSandboxExit hears a sandbox's process end.
+	OnSandboxExit func(sb executor.SandboxInfo)
 	// BeforeRun runs on an invocation's own goroutine once it is acked and before its handler runs. The debug
 	// adapter holds invocations there until the IDE has finished configuring, so the first ones do not run past
 	// breakpoints the IDE is still sending. It must return when ctx ends.
@@ -157,10 +166,9 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 			env[k] = v
 		}
 	}
-	var onStart func(pid, debugPort int)
-	if s.cfg.OnExecutorStart != nil {
-		id := fn.LogicalID
-		onStart = func(pid, debugPort int) { s.cfg.OnExecutorStart(id, pid, debugPort) }
+	limit := s.cfg.MaxConcurrency
+	if n, ok := s.cfg.Concurrency[fn.LogicalID]; ok && n > 0 {
+		limit = n
 	}
 	return executor.Spec{
 		LogicalID:      fn.LogicalID,
@@ -179,7 +187,10 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		OpenDebugpy:    s.cfg.OpenDebugpy,
 		EnforceTimeout: !s.cfg.Debug,
 		Logger:         s.log.With("function", fn.LogicalID),
-		OnStart:        onStart,
+		MaxConcurrency: limit,
+		IdleTimeout:    s.cfg.IdleTimeout,
+		OnStart:        s.cfg.OnSandboxStart,
+		OnExit:         s.cfg.OnSandboxExit,
 		ValidJSON:      wire.Valid,
 	}
 }

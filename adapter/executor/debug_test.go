@@ -17,7 +17,7 @@ import (
 
 func TestDebugpyListens(t *testing.T) {
 	var onStartPort int
-	e, _ := start(t, Spec{Debug: true, OnStart: func(_, port int) { onStartPort = port }}, map[string]string{"app.py": "import threading\ndef handler(event, context):\n    return threading.current_thread().name\n"})
+	e, _ := start(t, Spec{Debug: true, OnStart: func(_ context.Context, sb SandboxInfo) { onStartPort = sb.DebugPort }}, map[string]string{"app.py": "import threading\ndef handler(event, context):\n    return threading.current_thread().name\n"})
 	port := e.DebugPort()
 	require.Positive(t, port)
 	assert.Equal(t, port, onStartPort)

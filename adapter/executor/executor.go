@@ -1,8 +1,8 @@
 // Package executor runs one AWS Lambda function's Python handler on the developer's machine.
 //
-// Each function gets one Python "executor" process (executor.py, embedded in the binary) that imports the handler
-// from the local source tree, with sys.path, environment and context object as Lambda builds them, and runs
-// invocations concurrently, one thread each, under debugpy when debugging. Go controls it with JSON-RPC 2.0 over
+// Each function gets a pool of sandboxes (pool.go), each one Python "executor" process (executor.py, embedded in
+// the binary) that imports the handler from the local source tree, with sys.path, environment and context object
+// as Lambda builds them, and runs one invocation at a time, under debugpy when debugging. Go controls it with JSON-RPC 2.0 over
 // two dedicated pipes (fds 3 and 4 in the child), never stdin/stdout, so whatever the handler prints cannot
 // corrupt the protocol. Messages are newline-delimited JSON (jsonrpc2.NewPlainObjectStream) rather than
 // Content-Length framing: json.dumps writes one object per line, so the stdlib-only Python side needs no framing
@@ -15,12 +15,12 @@
 // {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
 // {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
-// The Executor hides the process's life: it restarts it after a crash or an enforced timeout (as Lambda resets
-// its sandbox) and answers the invocations it lost with Lambda-format errors.
+// The Executor hides the processes' lives: it replaces a sandbox after a crash or an enforced timeout (as Lambda
+// resets a sandbox) and answers the invocation it lost with a Lambda-format error, leaving the others alone.
 //
 // debugpy has no authentication of its own, and its loopback port is open to every local user, who could attach
 // and run code as the developer with the developer's credentials. So unless Spec.OpenDebugpy, the executor turns
-// on pydevd's access token (a fresh random one per Executor, sent over the private pipe in initialize): a client
+// on pydevd's access token (a fresh random one per Executor, shared by its sandboxes, sent over the private pipe in initialize): a client
 // must send pydevdAuthorize with the token as its first message. A connection that does not is closed as soon as
 // it is accepted, before pydevd sees it (pydevd would otherwise drop plldb's connection for it, clearing its
 // breakpoints), and pydevd's authentication is bound to the connection that presented the token (pydevd keeps
@@ -73,9 +73,17 @@ type Spec struct {
 	// EnforceTimeout answers an invocation still running at its deadline with Lambda's timeout error and restarts
 	// the process. Leave it off while debugging: a developer paused at a breakpoint is not a timeout.
 	EnforceTimeout bool
-	// OnStart, if set, is called after every (re)start with the new process id and debugpy port (0 unless
-	// Debug), so a debugger can reconnect after a restart.
-	OnStart func(pid, debugPort int)
+	// MaxConcurrency is how many sandboxes (concurrent invocations) the function may have; 0 → 10. Invoke
+	// waits for a free sandbox past it.
+	MaxConcurrency int
+	// IdleTimeout is how long a sandbox may stay idle before it is stopped (one always stays); 0 → 10 minutes.
+	IdleTimeout time.Duration
+	// OnStart, if set, is called for every new sandbox once its process is ready and before it takes an
+	// invocation, so a debugger can attach and set breakpoints first. It runs on the goroutine that starts the
+	// sandbox (an invocation may be waiting for it) and must return when ctx ends.
+	OnStart func(ctx context.Context, sb SandboxInfo)
+	// OnExit, if set, is called when a sandbox's process has ended.
+	OnExit func(sb SandboxInfo)
 	Logger  *slog.Logger
 	// ValidJSON checks each event before it goes to Python; it must accept exactly what json.Valid accepts,
 	// which is what nil means. The developer side passes wire.Valid, several times faster on the megabytes of
@@ -102,6 +110,9 @@ type Outcome struct {
 	Payload  []byte
 	Err      *LambdaError
 	Duration time.Duration
+	// InitDuration is how long the sandbox took to start, set on the first invocation it runs (Lambda's "Init
+	// Duration" of a cold start); 0 for a warm invocation.
+	InitDuration time.Duration
 }
 
 // LambdaError is an error in the shape Lambda returns it to the caller.
@@ -131,7 +142,7 @@ const (
 	codeNoDebugpy     = -32001
 )
 
-// Executor runs one function's Python process. Its methods are safe for concurrent use.
+// Executor runs one function's sandboxes. Its methods are safe for concurrent use.
 type Executor struct {
 	spec   Spec
 	python string
@@ -146,8 +157,11 @@ type Executor struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	proc     *process
-	starting chan struct{} // non-nil while a start is under way; closed when it ends
+	live     map[*sandbox]struct{} // sandboxes whose process runs, idle or busy
+	idle     []*sandbox            // least recently used first
+	starting int                   // sandboxes being started
+	nextID   int
+	freed    chan struct{} // closed (and replaced) when a sandbox is released or a slot opens
 	closed   bool
 
 	scanNs, scans atomic.Int64 // reload-scan cost reported by Python, for BenchmarkReloadScan
@@ -159,8 +173,8 @@ type Executor struct {
 	debugToken string
 }
 
-// Start validates spec, starts the Python process and returns once it is ready (and debugpy listening, if
-// Debug). onLog (may be nil: output is then logged) receives the function's output. It is called from several
+// Start validates spec, starts the function's first sandbox and returns once it is ready (and debugpy
+// listening, if Debug). onLog (may be nil: output is then logged) receives the function's output. It is called from several
 // reader goroutines, so it must be safe for concurrent use, and it must not block. An invocation's output sent
 // before its answer is delivered before Invoke returns its outcome.
 func Start(ctx context.Context, spec Spec, onLog func(LogLine)) (*Executor, error) {
@@ -185,6 +199,8 @@ func Start(ctx context.Context, spec Spec, onLog func(LogLine)) (*Executor, erro
 		script: script,
 		onLog:  onLog,
 		log:    logger.With("function", spec.LogicalID),
+		live:   map[*sandbox]struct{}{},
+		freed:  make(chan struct{}),
 	}
 	e.env = buildEnv(spec, script)
 	if spec.Debug && !spec.OpenDebugpy && !spec.adapterProcess {
@@ -196,11 +212,12 @@ func Start(ctx context.Context, spec Spec, onLog func(LogLine)) (*Executor, erro
 	}
 	e.args = append(e.args, script)
 	e.life, e.cancel = context.WithCancel(context.Background())
-	if _, err := e.current(ctx); err != nil {
-		e.cancel()
-		e.wg.Wait()
+	if err := e.warm(ctx); err != nil {
+		_ = e.Close()
 		return nil, err
 	}
+	e.wg.Add(1)
+	go e.reap()
 	return e, nil
 }
 
@@ -247,6 +264,12 @@ func validate(spec *Spec) error {
 	if spec.MemoryMB == 0 {
 		spec.MemoryMB = defaultMemoryMB
 	}
+	if spec.MaxConcurrency <= 0 {
+		spec.MaxConcurrency = defaultMaxConcurrency
+	}
+	if spec.IdleTimeout <= 0 {
+		spec.IdleTimeout = defaultIdleTimeout
+	}
 	if spec.Version == "" {
 		spec.Version = "$LATEST"
 	}
@@ -277,14 +300,9 @@ func buildEnv(spec Spec, script string) []string {
 	delete(env, "PYTHONPATH")
 	delete(env, "PYTHONHOME")
 	delete(env, "AWS_LAMBDA_EXEC_WRAPPER")
-	now := time.Now().UTC()
-	defaults := map[string]string{
-		"AWS_LAMBDA_LOG_GROUP_NAME":  "/aws/lambda/" + spec.FunctionName,
-		"AWS_LAMBDA_LOG_STREAM_NAME": now.Format("2006/01/02") + "/[" + spec.Version + "]" + randomHex(16),
-	}
-	for k, v := range defaults {
-		env[k] = v
-	}
+	// Each sandbox adds its own TMPDIR and AWS_LAMBDA_LOG_STREAM_NAME (startSandbox).
+	delete(env, "TMPDIR")
+	env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + spec.FunctionName
 	for k, v := range spec.Env {
 		env[k] = v
 	}
@@ -332,168 +350,121 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// current returns the running process, starting one if there is none. Concurrent callers share one start.
-func (e *Executor) current(ctx context.Context) (*process, error) {
-	e.mu.Lock()
-	for {
-		if e.closed {
-			e.mu.Unlock()
-			return nil, ErrClosed
-		}
-		if p := e.proc; p != nil {
-			e.mu.Unlock()
-			return p, nil
-		}
-		if ch := e.starting; ch != nil {
-			e.mu.Unlock()
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return nil, fmt.Errorf("wait for executor start: %w", ctx.Err())
-			}
-			e.mu.Lock()
-			continue
-		}
-		ch := make(chan struct{})
-		e.starting = ch
-		e.mu.Unlock()
-		p, err := e.spawn(ctx)
-		e.mu.Lock()
-		e.starting = nil
-		close(ch)
-		if err != nil {
-			e.mu.Unlock()
-			return nil, err
-		}
-		if e.closed {
-			e.mu.Unlock()
-			p.stop("executor closed", 0)
-			return nil, ErrClosed
-		}
-		e.proc = p
-		e.mu.Unlock()
-		if e.spec.OnStart != nil {
-			e.spec.OnStart(p.pid, p.debugPort)
-		}
-		return p, nil
-	}
-}
-
-// exited runs when a process has ended. A process that ended on its own (crash, os._exit) or was stopped for a
-// timeout is replaced at once, so the next invocation does not pay the cold start.
-func (e *Executor) exited(p *process) {
-	e.mu.Lock()
-	wasCurrent := e.proc == p
-	if wasCurrent {
-		e.proc = nil
-	}
-	closed := e.closed
-	e.mu.Unlock()
-	if !wasCurrent || closed {
-		return
-	}
-	e.log.Warn("executor exited; restarting", "pid", p.pid, "status", p.exitDescription())
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		if _, err := e.current(e.life); err != nil && e.life.Err() == nil {
-			e.log.Error("restart executor", "err", err)
-		}
-	}()
-}
-
-// Invoke runs one invocation and returns the function's outcome. Function failures (exceptions, import
-// errors, timeouts, crashes) are Outcome.Err in Lambda's format; the error is for failures to invoke at all
-// (bad input, ctx cancelled, executor closed or unable to start).
+// Invoke runs one invocation in a sandbox of its own and returns the function's outcome. Function failures
+// (exceptions, import errors, timeouts, crashes) are Outcome.Err in Lambda's format; the error is for failures to
+// invoke at all (bad input, ctx cancelled, executor closed or unable to start a sandbox).
 func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) {
 	params, err := e.invokeParams(inv)
 	if err != nil {
 		return Outcome{}, err
 	}
-	rid := params.RequestID
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
-		p, err := e.current(ctx)
+		sb, err := e.acquire(ctx)
 		if err != nil {
-			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+			return Outcome{}, fmt.Errorf("invocation %s: %w", params.RequestID, err)
 		}
-		var w jsonrpc2.Waiter
-		err = p.dataOut.send(params.EventRef, params.event)
-		if err == nil {
-			w, err = p.conn.DispatchCall(ctx, "invoke", params)
+		out, retry, err := e.run(ctx, sb, params, start)
+		e.release(sb)
+		if retry && attempt < 2 {
+			continue
 		}
-		if err != nil {
-			if (errors.Is(err, jsonrpc2.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE)) && attempt < 2 {
-				// The process died before the request went out, so the handler never ran: use its successor.
-				if err := p.waitExit(ctx); err != nil {
-					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
-				}
-				continue
+		return out, err
+	}
+}
+
+// run runs an invocation in sb. retry is true when the sandbox's process had died before the request went out:
+// the handler never ran, so another sandbox may take it.
+func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, start time.Time) (out Outcome, retry bool, err error) {
+	rid := params.RequestID
+	p := sb.proc
+	if sb.served == 0 {
+		out.InitDuration = sb.initDur
+	}
+	var w jsonrpc2.Waiter
+	err = p.dataOut.send(params.EventRef, params.event)
+	if err == nil {
+		w, err = p.conn.DispatchCall(ctx, "invoke", params)
+	}
+	if err != nil {
+		if errors.Is(err, jsonrpc2.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE) {
+			if err := p.waitExit(ctx); err != nil {
+				return Outcome{}, false, fmt.Errorf("invocation %s: %w", rid, err)
 			}
-			return Outcome{}, fmt.Errorf("send invocation %s: %w", rid, err)
+			return Outcome{}, true, fmt.Errorf("send invocation %s: %w", rid, err)
 		}
-		waitCtx, cancel := ctx, context.CancelFunc(func() {})
-		if e.spec.EnforceTimeout {
-			waitCtx, cancel = context.WithDeadline(ctx, time.UnixMilli(params.DeadlineMs))
+		return Outcome{}, false, fmt.Errorf("send invocation %s: %w", rid, err)
+	}
+	waitCtx, cancel := ctx, context.CancelFunc(func() {})
+	if e.spec.EnforceTimeout {
+		waitCtx, cancel = context.WithDeadline(ctx, time.UnixMilli(params.DeadlineMs))
+	}
+	var res invokeResult
+	err = w.Wait(waitCtx, &res)
+	cancel()
+	out.Duration = time.Since(start)
+	switch {
+	case err == nil:
+		e.scanNs.Add(res.ScanNs)
+		e.scans.Add(1)
+		if res.Error != nil {
+			out.Err = res.Error
+			return out, false, nil
 		}
-		var res invokeResult
-		err = w.Wait(waitCtx, &res)
-		cancel()
-		dur := time.Since(start)
-		switch {
-		case err == nil:
-			e.scanNs.Add(res.ScanNs)
-			e.scans.Add(1)
-			if res.Error != nil {
-				return Outcome{Err: res.Error, Duration: dur}, nil
+		if res.PayloadRef != 0 {
+			if res.PayloadRef != params.Ref {
+				return Outcome{}, false, fmt.Errorf("invocation %s: executor answered with body %d, want %d", rid, res.PayloadRef, params.Ref)
 			}
-			if res.PayloadRef != 0 {
-				if res.PayloadRef != params.Ref {
-					return Outcome{}, fmt.Errorf("invocation %s: executor answered with body %d, want %d", rid, res.PayloadRef, params.Ref)
-				}
-				b, err := p.dataIn.take(params.Ref, ctx.Done())
-				if err != nil {
-					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
-				}
-				return Outcome{Payload: b, Duration: time.Since(start)}, nil
+			b, err := p.dataIn.take(params.Ref, ctx.Done())
+			if err != nil {
+				return Outcome{}, false, fmt.Errorf("invocation %s: %w", rid, err)
 			}
-			if len(res.Payload) == 0 {
-				return Outcome{}, fmt.Errorf("invocation %s: executor answered without payload or error", rid)
-			}
-			return Outcome{Payload: []byte(res.Payload), Duration: dur}, nil
-		case ctx.Err() != nil:
-			p.dataIn.abandon(params.Ref)
-			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, ctx.Err())
-		case errors.Is(err, context.DeadlineExceeded):
-			e.log.Warn("invocation timed out; restarting the executor", "requestId", rid, "timeoutSec", e.spec.TimeoutSec)
-			// The handler thread cannot be killed; Lambda resets the sandbox too.
-			p.stop("request "+rid+" timed out", 0)
-			secs := float64(e.spec.TimeoutSec)
-			now := time.Now()
-			// Lambda writes this line to the function's log as well.
-			e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: now,
-				Text: fmt.Sprintf("%s %s Task timed out after %.2f seconds\n", now.UTC().Format("2006-01-02T15:04:05.000Z"), rid, secs)})
-			return Outcome{Err: &LambdaError{
-				ErrorMessage: fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", rid, secs),
-				ErrorType:    "Sandbox.Timedout",
-			}, Duration: dur}, nil
-		case errors.Is(err, jsonrpc2.ErrClosed):
-			if e.isClosed() {
-				return Outcome{}, fmt.Errorf("invocation %s: %w", rid, ErrClosed)
-			}
-			select {
-			case <-p.done:
-			case <-time.After(stopGrace):
-				// The connection broke but the process lives on: without a channel it is useless.
-				p.stop("lost the control connection", 0)
-				<-p.done
-			}
-			msg := fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", rid, p.exitDescription())
-			e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: time.Now(), Text: msg + "\nRuntime.ExitError\n"})
-			return Outcome{Err: &LambdaError{ErrorMessage: msg, ErrorType: "Runtime.ExitError"}, Duration: time.Since(start)}, nil
-		default:
-			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
+			out.Payload, out.Duration = b, time.Since(start)
+			return out, false, nil
 		}
+		if len(res.Payload) == 0 {
+			return Outcome{}, false, fmt.Errorf("invocation %s: executor answered without payload or error", rid)
+		}
+		out.Payload = []byte(res.Payload)
+		return out, false, nil
+	case ctx.Err() != nil:
+		p.dataIn.abandon(params.Ref)
+		return Outcome{}, false, fmt.Errorf("invocation %s: %w", rid, ctx.Err())
+	case errors.Is(err, context.DeadlineExceeded):
+		e.log.Warn("invocation timed out; replacing its sandbox", "requestId", rid, "sandbox", sb.id, "timeoutSec", e.spec.TimeoutSec)
+		// The handler cannot be stopped inside its process; Lambda resets the sandbox too. Its siblings go on.
+		e.mu.Lock()
+		sb.gone = true
+		e.mu.Unlock()
+		p.stop("request "+rid+" timed out", 0)
+		secs := float64(e.spec.TimeoutSec)
+		now := time.Now()
+		// Lambda writes this line to the function's log as well.
+		e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: now,
+			Text: fmt.Sprintf("%s %s Task timed out after %.2f seconds\n", now.UTC().Format("2006-01-02T15:04:05.000Z"), rid, secs)})
+		out.Err = &LambdaError{
+			ErrorMessage: fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", rid, secs),
+			ErrorType:    "Sandbox.Timedout",
+		}
+		return out, false, nil
+	case errors.Is(err, jsonrpc2.ErrClosed):
+		if e.isClosed() {
+			return Outcome{}, false, fmt.Errorf("invocation %s: %w", rid, ErrClosed)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(stopGrace):
+			// The connection broke but the process lives on: without a channel it is useless.
+			p.stop("lost the control connection", 0)
+			<-p.done
+		}
+		msg := fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", rid, p.exitDescription())
+		e.emit(LogLine{RequestID: rid, Stream: "stdout", Time: time.Now(), Text: msg + "\nRuntime.ExitError\n"})
+		out.Err = &LambdaError{ErrorMessage: msg, ErrorType: "Runtime.ExitError"}
+		out.Duration = time.Since(start)
+		return out, false, nil
+	default:
+		return Outcome{}, false, fmt.Errorf("invocation %s: %w", rid, err)
 	}
 }
 
@@ -589,69 +560,8 @@ func (e *Executor) isClosed() bool {
 	return e.closed
 }
 
-// DebugPort is the port debugpy listens on (127.0.0.1), 0 unless Debug or while no process runs.
-func (e *Executor) DebugPort() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.proc == nil {
-		return 0
-	}
-	return e.proc.debugPort
-}
-
 // DebugToken is the access token a debugpy client must present in pydevd's pydevdAuthorize request
 // ({"debugServerAccessToken": token}) before any other request; "" when debugpy is open to any client (or not
 // running). It is a secret: never log it.
 func (e *Executor) DebugToken() string { return e.debugToken }
 
-// PID is the Python process id, 0 while no process runs.
-func (e *Executor) PID() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.proc == nil {
-		return 0
-	}
-	return e.proc.pid
-}
-
-// Restart replaces the process with a fresh one; invocations running in the old one end with Runtime.ExitError.
-func (e *Executor) Restart(ctx context.Context) error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return ErrClosed
-	}
-	old := e.proc
-	e.proc = nil
-	e.mu.Unlock()
-	if old != nil {
-		old.stop("restart requested", stopGrace)
-		if err := old.waitExit(ctx); err != nil {
-			return fmt.Errorf("restart: %w", err)
-		}
-	}
-	if _, err := e.current(ctx); err != nil {
-		return fmt.Errorf("restart: %w", err)
-	}
-	return nil
-}
-
-// Close stops the process (SIGTERM, then SIGKILL after a grace period) and answers invocations still running
-// with ErrClosed. It waits for every goroutine the executor started.
-func (e *Executor) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil
-	}
-	e.closed = true
-	p := e.proc
-	e.proc = nil
-	e.mu.Unlock()
-	e.cancel()
-	if p != nil {
-		p.stop("executor closed", stopGrace)
-	}
-	e.wg.Wait()
-	return nil
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -309,34 +310,42 @@ def handler(event, context):
         ctypes.string_at(0)
     if event.get('wait'):
         print('waiting')
-        time.sleep(60)
+        while not os.path.exists(event['wait']):
+            time.sleep(0.01)
+        return {'pid': os.getpid()}
     return {'ok': True}
 `})
-	pid := e.PID()
-	// An invocation in flight when another crashes the process is answered too.
+	// An invocation in flight when another crashes its own sandbox goes on untouched, in a sandbox of its own.
+	release := filepath.Join(t.TempDir(), "go")
 	other := make(chan Outcome, 1)
 	go func() {
-		out, err := e.Invoke(context.Background(), Invocation{RequestID: "bystander", Event: []byte(`{"wait": true}`)})
+		out, err := e.Invoke(context.Background(), Invocation{RequestID: "bystander", Event: fmt.Appendf(nil, `{"wait": %q}`, release)})
 		assert.NoError(t, err)
 		other <- out
 	}()
 	require.Eventually(t, func() bool { return sink.text("bystander", "stdout") == "waiting\n" }, 10*time.Second, 5*time.Millisecond)
+	bystander := e.Sandboxes()
 	out := invoke(t, e, Invocation{RequestID: "crash", Event: []byte(`{"exit": true}`)})
 	require.NotNil(t, out.Err)
 	assert.Equal(t, &LambdaError{ErrorType: "Runtime.ExitError", ErrorMessage: "RequestId: crash Error: Runtime exited with error: exit status 3"}, out.Err)
 	assert.Equal(t, "bye\nRequestId: crash Error: Runtime exited with error: exit status 3\nRuntime.ExitError\n", sink.text("crash", "stdout"))
+	require.NoError(t, os.WriteFile(release, nil, 0o600))
 	b := <-other
-	require.NotNil(t, b.Err)
-	assert.Equal(t, "RequestId: bystander Error: Runtime exited with error: exit status 3", b.Err.ErrorMessage)
+	require.Nil(t, b.Err, "the crash of another sandbox must not touch this invocation")
+	require.Len(t, bystander, 1)
+	assert.JSONEq(t, fmt.Sprintf(`{"pid": %d}`, bystander[0].PID), string(b.Payload))
 
 	assert.Equal(t, map[string]any{"ok": true}, payload(t, invoke(t, e, Invocation{})))
-	assert.NotEqual(t, pid, e.PID())
 
 	out = invoke(t, e, Invocation{RequestID: "segv", Event: []byte(`{"segv": true}`)})
 	require.NotNil(t, out.Err)
 	assert.Equal(t, "Runtime.ExitError", out.Err.ErrorType)
 	assert.Contains(t, out.Err.ErrorMessage, "RequestId: segv Error: Runtime exited with error: signal: segmentation fault")
 	assert.Equal(t, map[string]any{"ok": true}, payload(t, invoke(t, e, Invocation{})))
+	for _, sb := range e.Sandboxes() {
+		assert.NotEqual(t, bystander[0].ID, 0)
+		assert.True(t, sb.ID == bystander[0].ID || sb.ID > 2, "crashed sandboxes are replaced by new ones: %+v", e.Sandboxes())
+	}
 }
 
 func TestSystemExitEndsProcess(t *testing.T) {
@@ -348,7 +357,7 @@ func TestSystemExitEndsProcess(t *testing.T) {
 
 func TestRestartAndClose(t *testing.T) {
 	var starts []int
-	e, sink := start(t, Spec{OnStart: func(pid, port int) { starts = append(starts, pid) }}, map[string]string{"app.py": sleeper})
+	e, sink := start(t, Spec{OnStart: func(_ context.Context, sb SandboxInfo) { starts = append(starts, sb.PID) }}, map[string]string{"app.py": sleeper})
 	pid := e.PID()
 	require.NoError(t, e.Restart(context.Background()))
 	assert.NotEqual(t, pid, e.PID())

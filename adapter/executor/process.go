@@ -142,8 +142,8 @@ func (p *pipePair) queue(frame []byte) {
 
 func (p *pipePair) Close() error { return errors.Join(p.w.Close(), p.r.Close()) }
 
-// spawn starts a process and waits until it has answered initialize.
-func (e *Executor) spawn(ctx context.Context) (*process, error) {
+// spawn starts sb's process with env and waits until it has answered initialize.
+func (e *Executor) spawn(ctx context.Context, sb *sandbox, env []string) (*process, error) {
 	// Reserve the process's four goroutines (the data-pipe, stdout and stderr readers, and the waiter that reaps
 	// it) while holding mu, so Close (which sets closed under mu and then waits) never races a late Add.
 	e.mu.Lock()
@@ -184,7 +184,7 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 	}
 	cmd := exec.Command(e.python, e.args...)
 	cmd.Dir = e.spec.CodeDir
-	cmd.Env = e.env
+	cmd.Env = env
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	cmd.ExtraFiles = []*os.File{toPyR, fromPyW, dataToPyR, dataFromPyW} // fds 3, 4, 5, 6
@@ -236,7 +236,7 @@ func (e *Executor) spawn(ctx context.Context) (*process, error) {
 			readers.Wait()
 		}
 		close(p.done)
-		e.exited(p)
+		e.exited(sb)
 	}()
 
 	var res initResult

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plldb/plldb/adapter/dap"
@@ -61,6 +62,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.Hooks = host.Hooks()
 	} else {
 		opts.Observer, opts.OnLog = printer, printer.logLine
+		if opts.OpenDebugpy {
+			opts.OnSandboxStart = printer.sandboxStarted
+		}
 	}
 
 	if opts.AllowRemote {
@@ -78,6 +82,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return context.WithTimeout(context.Background(), 30*time.Second)
 	}
 	printServing(stdout, p, opts.OpenDebugpy, opts.AllowRemote)
+	printer.serving.Store(true)
 	if host == nil {
 		<-ctx.Done()
 		fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
@@ -140,6 +145,17 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 type invocationPrinter struct {
 	mu sync.Mutex
 	w  io.Writer
+	// serving is set once the banner, which lists the first sandboxes' debugpy ports, has been printed.
+	serving atomic.Bool
+}
+
+// sandboxStarted prints the debugpy port of each sandbox started after the banner (one more for concurrent
+// invocations, or a replacement), for an editor attached to debugpy directly: each sandbox is a debuggee of its
+// own.
+func (p *invocationPrinter) sandboxStarted(_ context.Context, sb executor.SandboxInfo) {
+	if p.serving.Load() && sb.DebugPort != 0 {
+		p.printf("      %s sandbox %d started: debugpy 127.0.0.1:%d\n", sb.Function, sb.ID, sb.DebugPort)
+	}
 }
 
 func (p *invocationPrinter) Started(inv *wire.Invoke) {
