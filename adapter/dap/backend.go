@@ -20,7 +20,7 @@ import (
 type backend interface {
 	functions() []backendFunction
 	debugToken(logicalID string) string // the access token of the function's debugpys; a secret
-	banner() string // the console line announcing what runs
+	banner() string                     // the console line announcing what runs
 	close(ctx context.Context) error
 }
 
@@ -40,8 +40,6 @@ func sandboxesOf(logicalID string, ex *executor.Executor) []backendFunction {
 	}
 	return out
 }
-
-
 
 type localBackend struct{ p *local.Pipeline }
 

@@ -84,7 +84,7 @@ type Spec struct {
 	OnStart func(ctx context.Context, sb SandboxInfo)
 	// OnExit, if set, is called when a sandbox's process has ended.
 	OnExit func(sb SandboxInfo)
-	Logger  *slog.Logger
+	Logger *slog.Logger
 	// ValidJSON checks each event before it goes to Python; it must accept exactly what json.Valid accepts,
 	// which is what nil means. The developer side passes wire.Valid, several times faster on the megabytes of
 	// base64 a large event is.
@@ -564,4 +564,3 @@ func (e *Executor) isClosed() bool {
 // ({"debugServerAccessToken": token}) before any other request; "" when debugpy is open to any client (or not
 // running). It is a secret: never log it.
 func (e *Executor) DebugToken() string { return e.debugToken }
-

@@ -138,8 +138,14 @@ def handler(event, context):
 	var wg sync.WaitGroup
 	var slow, fast Outcome
 	wg.Add(2)
-	go func() { defer wg.Done(); slow = invoke(t, e, Invocation{RequestID: "slow", Event: []byte(`{"sleep": 30}`)}) }()
-	go func() { defer wg.Done(); fast = invoke(t, e, Invocation{RequestID: "fast", Event: []byte(`{"sleep": 0.5}`)}) }()
+	go func() {
+		defer wg.Done()
+		slow = invoke(t, e, Invocation{RequestID: "slow", Event: []byte(`{"sleep": 30}`)})
+	}()
+	go func() {
+		defer wg.Done()
+		fast = invoke(t, e, Invocation{RequestID: "fast", Event: []byte(`{"sleep": 0.5}`)})
+	}()
 	wg.Wait()
 	require.NotNil(t, slow.Err)
 	assert.Equal(t, "Sandbox.Timedout", slow.Err.ErrorType)
