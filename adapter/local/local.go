@@ -90,6 +90,9 @@ type Pipeline struct {
 	session  relay.Session
 	audience string
 	dev      *devside.Side
+	// inits holds the Init Duration of invocations that cold-started a developer sandbox, by request id, from
+	// the developer side's answer until the REPORT line takes it (see coldStarts).
+	inits    sync.Map
 	ln       net.Listener
 	srv      *http.Server
 
@@ -220,7 +223,7 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		Debug:       p.opts.Debug,
 		OpenDebugpy: p.opts.OpenDebugpy,
 		Env:         p.opts.Env,
-		Hooks:       p.opts.Hooks,
+		Hooks:       p.hooks(),
 		Logger:      p.log,
 	})
 	if err != nil {
@@ -394,8 +397,12 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 		fmt.Fprintf(sb.out, "RequestId: %s Error: Runtime exited without providing a reason\nRuntime.ExitError\n", id)
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
-		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB)
+	initDur := ""
+	if d, ok := p.inits.LoadAndDelete(id); ok {
+		initDur = fmt.Sprintf("\tInit Duration: %.2f ms", float64(d.(time.Duration).Microseconds())/1000)
+	}
+	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB%s\n",
+		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB, initDur)
 	logs := sb.out.Bytes()
 	p.release(sf, sb, healthy)
 	if err != nil {
@@ -469,4 +476,33 @@ func ownerName() string {
 		user = "developer"
 	}
 	return user + "@" + host
+}
+
+// hooks are the developer side's hooks: the caller's, with the pipeline's own observer in front.
+func (p *Pipeline) hooks() devside.Hooks {
+	h := p.opts.Hooks
+	h.Observer = coldStarts{p: p, next: h.Observer}
+	return h
+}
+
+// coldStarts notes the Init Duration of each invocation that started a developer sandbox, for its REPORT line: in
+// plldb local the sandbox that runs the handler, and so pays the cold start Lambda reports, is the developer's.
+type coldStarts struct {
+	p    *Pipeline
+	next devside.Observer
+}
+
+func (o coldStarts) Started(inv *wire.Invoke) {
+	if o.next != nil {
+		o.next.Started(inv)
+	}
+}
+
+func (o coldStarts) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
+	if out.InitDuration > 0 {
+		o.p.inits.Store(inv.RequestID, out.InitDuration)
+	}
+	if o.next != nil {
+		o.next.Finished(inv, out, err)
+	}
 }
