@@ -205,7 +205,8 @@ def record(event, context):
 }
 
 func TestConcurrentInvocationsEachGetTheirOwnAnswer(t *testing.T) {
-	p := start(t, local.Options{Template: apps.HelloTemplate(), Functions: []string{"HelloFunction", "PackageFunction"}})
+	// 25 invocations of each function at once: room for all of them, so that none is throttled.
+	p := start(t, local.Options{Template: apps.HelloTemplate(), Functions: []string{"HelloFunction", "PackageFunction"}, MaxConcurrency: 25})
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
