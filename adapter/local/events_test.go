@@ -74,22 +74,45 @@ func TestEventBurstRunsEveryEventOnce(t *testing.T) {
 // TestEventRetriesLikeLambda: a failed event is retried twice with the same request id; a function whose
 // EventInvokeConfig says fewer retries gets fewer.
 func TestEventRetriesLikeLambda(t *testing.T) {
-	tpl, dir := gateApp(t, "Gate", "Once: EventInvokeConfig: {MaximumRetryAttempts: 0}")
-	p := start(t, local.Options{Template: tpl, EventRetryDelays: fastRetries})
+	tpl, dir := gateApp(t, "Gate", "Once: EventInvokeConfig: {MaximumRetryAttempts: 0}", "Slowpoke: Timeout: 1")
+	logs := &lockedBuffer{}
+	p := start(t, local.Options{Template: tpl, EventRetryDelays: fastRetries, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 
 	flaky := invokeHTTP(t, p, "Gate", []byte(`{"n": "flaky", "fail": 3}`), eventHeader) // fails twice, then succeeds
 	always := invokeHTTP(t, p, "Gate", []byte(`{"n": "always", "fail": 99}`), eventHeader)
 	once := invokeHTTP(t, p, "Once", []byte(`{"n": "once", "fail": 99}`), eventHeader)
-	for _, a := range []httpAnswer{flaky, always, once} {
+	// A timeout is a function error too (never released, "wait" outlives the 1 s Timeout).
+	timesOut := invokeHTTP(t, p, "Slowpoke", []byte(`{"n": "slowpoke", "wait": true}`), eventHeader)
+	for _, a := range []httpAnswer{flaky, always, once, timesOut} {
 		require.Equal(t, http.StatusAccepted, a.status)
 	}
-	waitRuns(t, dir, 7)
-	time.Sleep(300 * time.Millisecond) // several times the retry delays: a fourth attempt would have run
+	// Each event's outcome is logged at Info with its request id, and never its payload.
+	outcome := func(a httpAnswer, msg string) string {
+		return fmt.Sprintf("msg=%q component=events function=", msg) + "%s requestId=" + a.header.Get("X-Amzn-Requestid")
+	}
+	wantLogs := []string{
+		fmt.Sprintf(outcome(flaky, "event invocation succeeded"), "Gate") + " attempt=3",
+		fmt.Sprintf(outcome(always, "event invocation failed on every attempt; discarded as Lambda discards it"), "Gate") + " attempt=3 error=RuntimeError",
+		fmt.Sprintf(outcome(once, "event invocation failed on every attempt; discarded as Lambda discards it"), "Once") + " attempt=1 error=RuntimeError",
+		fmt.Sprintf(outcome(timesOut, "event invocation failed on every attempt; discarded as Lambda discards it"), "Slowpoke") + " attempt=3 error=Sandbox.Timedout",
+		fmt.Sprintf(outcome(flaky, "event invocation failed; Lambda retries it"), "Gate") + " attempt=2 error=RuntimeError retryIn=40ms",
+	}
+	require.Eventually(t, func() bool {
+		for _, w := range wantLogs {
+			if !strings.Contains(logs.String(), w) {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "every outcome is logged:\n%s", logs)
+	assert.NotContains(t, logs.String(), "flaky", "no payload in the log")
+	time.Sleep(100 * time.Millisecond) // several times the retry delays: a fourth attempt would have started
 	got := attempts(t, dir)
 	assert.Equal(t, 3, got[flaky.header.Get("X-Amzn-Requestid")], "fails twice, then succeeds: 3 runs")
 	assert.Equal(t, 3, got[always.header.Get("X-Amzn-Requestid")], "always fails: the first run and 2 retries")
 	assert.Equal(t, 1, got[once.header.Get("X-Amzn-Requestid")], "MaximumRetryAttempts 0: no retry")
-	assert.Len(t, got, 3)
+	assert.Equal(t, 3, got[timesOut.header.Get("X-Amzn-Requestid")], "timed out every time: 3 runs")
+	assert.Len(t, got, 4)
 }
 
 // TestEventQueueFullIs429: past the queue's byte budget an Event invocation is refused with a clear 429, and
@@ -113,6 +136,24 @@ func TestEventQueueFullIs429(t *testing.T) {
 		return invokeHTTP(t, p, "Gate", payload, eventHeader).status == http.StatusAccepted
 	}, 10*time.Second, 10*time.Millisecond, "the queue has room again once the events have run")
 	waitRuns(t, dir, 3)
+}
+
+// lockedBuffer is a log destination safe for the pipeline's goroutines and the test's reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startOwned starts a pipeline whose Close the test makes itself.
