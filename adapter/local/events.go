@@ -22,10 +22,8 @@ import (
 // later (EventInvokeConfig.MaximumRetryAttempts lowers that). What is left when the pipeline closes is drained
 // within the close deadline, and anything still not run is reported by request id.
 
-// Defaults of the event queue's options.
-const (
-	DefaultEventQueueBytes = 256 << 20
-)
+// DefaultEventQueueBytes bounds the payloads of the Event invocations accepted and not yet finished.
+const DefaultEventQueueBytes = 256 << 20
 
 // DefaultEventRetryDelays are Lambda's waits before the first and the second retry of a failed event.
 var DefaultEventRetryDelays = []time.Duration{time.Minute, 2 * time.Minute}
