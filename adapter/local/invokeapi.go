@@ -189,24 +189,6 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(resp.Payload)
 }
 
-// throttled answers Lambda's TooManyRequestsException exactly as Lambda sends it: 429, the error type in
-// X-Amzn-ErrorType, and {"Reason": …, "Type": "User", "message": "Rate Exceeded."}, which the SDKs read into
-// TooManyRequestsException.Reason. Retry-After is the SDKs' RetryAfterSeconds.
-func (a *invokeAPI) throttled(w http.ResponseWriter, fn *servedFunction, te *throttleError) {
-	a.log.Info("invocation throttled", "function", fn.LogicalID, "reason", te.Reason, "why", te.detail)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Amzn-Errortype", "TooManyRequestsException")
-	h.Set("Retry-After", "1")
-	body, _ := json.Marshal(struct {
-		Reason  string `json:"Reason,omitempty"`
-		Type    string `json:"Type"`
-		Message string `json:"message"`
-	}{te.Reason, "User", te.Message})
-	w.WriteHeader(http.StatusTooManyRequests)
-	_, _ = w.Write(body)
-}
-
 // lambdaError answers in the shape the AWS SDKs parse for Lambda's REST-JSON protocol.
 func lambdaError(w http.ResponseWriter, status int, typ, msg string) {
 	h := w.Header()

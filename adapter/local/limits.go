@@ -1,7 +1,9 @@
 package local
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/plldb/plldb/adapter/template"
@@ -150,4 +152,22 @@ func (p *Pipeline) neverRuns(sf *servedFunction) *throttleError {
 		return &throttleError{Reason: reasonAccountLimit, Message: "Rate Exceeded.", detail: "reservations take all of the account's concurrency (--account-concurrency): functions without one cannot run"}
 	}
 	return nil
+}
+
+// throttled answers Lambda's TooManyRequestsException exactly as Lambda sends it: 429, the error type in
+// X-Amzn-ErrorType, and {"Reason": …, "Type": "User", "message": "Rate Exceeded."}, which the SDKs read into
+// TooManyRequestsException.Reason. Retry-After is the SDKs' RetryAfterSeconds.
+func (a *invokeAPI) throttled(w http.ResponseWriter, fn *servedFunction, te *throttleError) {
+	a.log.Info("invocation throttled", "function", fn.LogicalID, "reason", te.Reason, "why", te.detail)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-Errortype", "TooManyRequestsException")
+	h.Set("Retry-After", "1")
+	body, _ := json.Marshal(struct {
+		Reason  string `json:"Reason,omitempty"`
+		Type    string `json:"Type"`
+		Message string `json:"message"`
+	}{te.Reason, "User", te.Message})
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(body)
 }
