@@ -95,14 +95,26 @@ func (p *Pipeline) Concurrency(function string) (n int, ok bool) {
 	return min(sf.limit, p.lim.pool), true
 }
 
-// Concurrency is Pipeline.Concurrency before a pipeline runs: fn's limit under opts (zero options take their
-// defaults), not counting what other functions reserve from the account.
-func Concurrency(fn template.Function, opts Options) int {
+// Concurrencies is Pipeline.Concurrency, by logical id, before a pipeline runs: what each of fns, served
+// together under opts (zero options take their defaults), can run at once. A pool of executors started with the
+// developer side, before the pipeline's limits exist, is sized by it.
+func Concurrencies(fns []template.Function, opts Options) map[string]int {
 	opts.defaults()
-	if fn.ReservedConcurrency != nil {
-		return *fn.ReservedConcurrency
+	pool := opts.AccountConcurrency
+	for _, fn := range fns {
+		if fn.ReservedConcurrency != nil {
+			pool -= *fn.ReservedConcurrency
+		}
 	}
-	return min(opts.MaxConcurrency, opts.AccountConcurrency)
+	out := make(map[string]int, len(fns))
+	for _, fn := range fns {
+		if fn.ReservedConcurrency != nil {
+			out[fn.LogicalID] = *fn.ReservedConcurrency
+			continue
+		}
+		out[fn.LogicalID] = max(0, min(opts.MaxConcurrency, pool))
+	}
+	return out
 }
 
 // takeSlot claims one concurrent execution of sf, or says which limit is exhausted.

@@ -174,22 +174,15 @@ func TestConcurrencyLimitsThrottleLikeLambda(t *testing.T) {
 }
 
 func TestConcurrencyDefaultsAndReservationsOverTheAccount(t *testing.T) {
-	tpl, _ := gateApp(t, "Gate", "Big: ReservedConcurrentExecutions: 40")
-	assert.Equal(t, local.DefaultMaxConcurrency, local.Concurrency(mustTemplateFunction(t, tpl, "Gate"), local.Options{}))
-	assert.Equal(t, 40, local.Concurrency(mustTemplateFunction(t, tpl, "Big"), local.Options{}))
-	assert.Equal(t, 3, local.Concurrency(mustTemplateFunction(t, tpl, "Gate"), local.Options{MaxConcurrency: 5, AccountConcurrency: 3}))
+	tpl, _ := gateApp(t, "Gate", "Big: ReservedConcurrentExecutions: 40", "Off: ReservedConcurrentExecutions: 0")
+	tmpl, err := template.Load(tpl)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"Gate": local.DefaultMaxConcurrency, "Big": 40, "Off": 0}, local.Concurrencies(tmpl.Functions, local.Options{}))
+	assert.Equal(t, map[string]int{"Gate": 3, "Big": 40, "Off": 0}, local.Concurrencies(tmpl.Functions, local.Options{MaxConcurrency: 5, AccountConcurrency: 43}),
+		"what the reservations leave of the account")
 
-	_, err := local.Start(context.Background(), local.Options{Template: tpl, AccountConcurrency: 30, Python: "/nonexistent/python3"})
+	_, err = local.Start(context.Background(), local.Options{Template: tpl, AccountConcurrency: 30, Python: "/nonexistent/python3"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "reserve 40 concurrent executions")
 	assert.Contains(t, err.Error(), "--account-concurrency")
-}
-
-func mustTemplateFunction(t *testing.T, tpl, id string) template.Function {
-	t.Helper()
-	tmpl, err := template.Load(tpl)
-	require.NoError(t, err)
-	fn, ok := tmpl.Function(id)
-	require.True(t, ok, id)
-	return *fn
 }
