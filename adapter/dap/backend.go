@@ -137,6 +137,9 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 			Env:       cfg.Env,
 			Hooks:     hooks,
 			Logger:    log,
+
+			MaxConcurrency:     cfg.MaxConcurrency,
+			AccountConcurrency: cfg.AccountConcurrency,
 		})
 		if err != nil {
 			return nil, err

@@ -27,6 +27,8 @@ type LaunchConfig struct {
 	RedirectOutput bool // default true: handler output becomes output events
 	Strict         bool
 	NoDebug        bool
+	// `plldb local`'s --max-concurrency and --account-concurrency (0: its defaults).
+	MaxConcurrency, AccountConcurrency int
 	// AWS mode: the deployed stack, the AWS configuration (SDK default chain when empty), the helper stack
 	// install name (default "plldb") and an endpoint override (moto, LocalStack).
 	StackName, Region, Profile string
@@ -82,6 +84,14 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("invokeHost", &c.InvokeHost, "a string")
 	if field("invokePort", &c.InvokePort, "an integer") && (c.InvokePort < 0 || c.InvokePort > 65535) {
 		errs = append(errs, fmt.Sprintf(`"invokePort" %d is not a TCP port (0–65535; 0 picks a free one)`, c.InvokePort))
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"maxConcurrency", &c.MaxConcurrency}, {"accountConcurrency", &c.AccountConcurrency}} {
+		if field(f.name, f.dst, "an integer") && *f.dst < 1 {
+			errs = append(errs, fmt.Sprintf(`"%s" %d must be at least 1`, f.name, *f.dst))
+		}
 	}
 	field("functions", &c.Functions, "a list of logical ids")
 	field("python", &c.Python, "a string")

@@ -49,6 +49,27 @@ func TestLaunchRefusesANonLoopbackInvokeHost(t *testing.T) {
 	}
 }
 
+func TestLaunchConcurrencyAttributes(t *testing.T) {
+	tpl := filepath.Join(helloApp(t), "template.yaml")
+	cfg, err := parseLaunch([]byte(`{"template": "` + tpl + `", "maxConcurrency": 3, "accountConcurrency": 50}`))
+	require.NoError(t, err)
+	assert.Equal(t, 3, cfg.MaxConcurrency)
+	assert.Equal(t, 50, cfg.AccountConcurrency)
+	cfg, err = parseLaunch([]byte(`{"template": "` + tpl + `"}`))
+	require.NoError(t, err)
+	assert.Zero(t, cfg.MaxConcurrency, "unset: plldb local's default")
+	for raw, want := range map[string]string{
+		`"maxConcurrency": 0`:       `"maxConcurrency" 0 must be at least 1`,
+		`"maxConcurrency": "ten"`:   `"maxConcurrency" must be an integer`,
+		`"accountConcurrency": -1`:  `"accountConcurrency" -1 must be at least 1`,
+		`"accountConcurrency": 1.5`: `"accountConcurrency" must be an integer`,
+	} {
+		_, err := parseLaunch([]byte(`{"template": "` + tpl + `", ` + raw + `}`))
+		require.Error(t, err, raw)
+		assert.Contains(t, err.Error(), want, raw)
+	}
+}
+
 // startRemote serves sessions behind the token gate on loopback (the gate is the same on any address).
 func startRemote(t *testing.T, token string) string {
 	t.Helper()

@@ -176,3 +176,62 @@ func BenchmarkSixMegabytesRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEventBurst100 sends 100 Event invocations at once to a function with the default concurrency limit
+// (10), so that 90 of them wait in the queue, and waits until the handlers have run. "ran" counts the distinct
+// events whose handler ran, "lost" those that never did within a minute: 100 and 0 on every iteration, or the
+// queue lost events. "burst-ms" is the time from the first request to the last handler run.
+func BenchmarkEventBurst100(b *testing.B) {
+	tpl, dir := gateApp(b, "Gate")
+	p := start(b, local.Options{Template: tpl, Logger: slog.New(slog.DiscardHandler)})
+	url := p.Endpoint() + "/2015-03-31/functions/Gate/invocations"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+	const burst = 100
+	var ran, lost, iterations int
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for j := range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(fmt.Sprintf(`{"n": "%d-%d"}`, i, j)))
+				req.Header.Set("X-Amz-Invocation-Type", "Event")
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					b.Errorf("event %d-%d: HTTP %d", i, j, resp.StatusCode)
+				}
+			}()
+		}
+		wg.Wait()
+		prefix := fmt.Sprintf(" %d-", i)
+		count := func() int {
+			seen := map[string]bool{}
+			for _, line := range runs(b, dir) {
+				if _, n, _ := strings.Cut(line, " "); strings.HasPrefix(" "+n, prefix) {
+					seen[n] = true
+				}
+			}
+			return len(seen)
+		}
+		deadline := time.Now().Add(time.Minute)
+		n := count()
+		for n < burst && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+			n = count()
+		}
+		total += time.Since(start)
+		ran += n
+		lost += burst - n
+		iterations++
+	}
+	b.ReportMetric(float64(ran)/float64(iterations), "ran")
+	b.ReportMetric(float64(lost)/float64(iterations), "lost")
+	b.ReportMetric(float64(total.Milliseconds())/float64(iterations), "burst-ms")
+}

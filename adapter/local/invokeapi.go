@@ -45,8 +45,8 @@ type backend interface {
 	resolve(name string) (*servedFunction, bool)
 	arn(fn *servedFunction) string
 	invoke(ctx context.Context, fn *servedFunction, req InvokeRequest) (InvokeResponse, error)
-	// background runs an Event invocation after the HTTP answer has gone; it ends with the pipeline.
-	background(fn func(ctx context.Context))
+	// enqueue accepts an Event invocation, to run once the function has a free slot, and returns its request id.
+	enqueue(fn *servedFunction, req InvokeRequest) (string, error)
 }
 
 // invokeAPI serves Lambda's Invoke operation (POST /2015-03-31/functions/{FunctionName}/invocations) so that
@@ -118,12 +118,18 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "", "RequestResponse":
 	case "Event":
 		req.Async = true
-		a.b.background(func(ctx context.Context) {
-			if _, err := a.b.invoke(ctx, fn, req); err != nil {
-				a.log.Warn("event invocation failed", "function", fn.LogicalID, "err", err)
+		id, err := a.b.enqueue(fn, req)
+		if err != nil {
+			var te *throttleError
+			if errors.As(err, &te) {
+				a.throttled(w, fn, te)
+				return
 			}
-		})
+			lambdaError(w, http.StatusServiceUnavailable, "ServiceException", err.Error())
+			return
+		}
 		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+		w.Header().Set("X-Amzn-Requestid", id)
 		w.WriteHeader(http.StatusAccepted)
 		return
 	case "DryRun":
@@ -150,9 +156,9 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, context.Canceled) {
 			return // the caller went away
 		}
-		if errors.Is(err, errThrottled) {
-			w.Header().Set("Retry-After", "1")
-			lambdaError(w, http.StatusTooManyRequests, "TooManyRequestsException", err.Error())
+		var te *throttleError
+		if errors.As(err, &te) {
+			a.throttled(w, fn, te)
 			return
 		}
 		lambdaError(w, http.StatusInternalServerError, "ServiceException", err.Error())

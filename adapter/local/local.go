@@ -48,8 +48,20 @@ type Options struct {
 	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
 	// for `plldb local --debug`, which prints the ports for an editor to attach to directly.
 	OpenDebugpy bool
-	// MaxSandboxes caps concurrent invocations per function (Lambda's concurrency); 0 → 64.
-	MaxSandboxes int
+	// MaxConcurrency caps the concurrent invocations of each function without ReservedConcurrentExecutions in
+	// the template (a reservation is the function's cap instead); 0 → DefaultMaxConcurrency. Past its limit a
+	// synchronous invocation is throttled (429), an Event invocation waits in the queue.
+	MaxConcurrency int
+	// AccountConcurrency is Lambda's account-wide concurrency quota, shared by the functions without a
+	// reservation once the reservations are taken out; 0 → DefaultAccountConcurrency.
+	AccountConcurrency int
+	// EventQueueBytes bounds the payload bytes of accepted Event invocations that have not finished (queued,
+	// running or waiting for a retry); past it an Event invocation is refused with 429. 0 → DefaultEventQueueBytes.
+	EventQueueBytes int
+	// EventRetryDelays are the waits before the first and later retries of a failed Event invocation; nil →
+	// DefaultEventRetryDelays (Lambda's). How many retries there are is the function's
+	// EventInvokeConfig.MaximumRetryAttempts, else Lambda's 2.
+	EventRetryDelays []time.Duration
 	devside.Hooks
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
@@ -72,10 +84,14 @@ type servedFunction struct {
 	exec    *executor.Executor
 	timeout time.Duration
 
-	mu      sync.Mutex
-	idle    []*sandbox
-	running int
-	live    map[*sandbox]struct{} // every sandbox whose proxy has not stopped, idle or busy
+	// Concurrency (limits.go): limit is set once at start; slots is guarded by the pipeline's limits lock.
+	limit    int
+	reserved bool // limit is the template's ReservedConcurrentExecutions
+	slots    int  // invocations running or starting
+
+	mu   sync.Mutex
+	idle []*sandbox
+	live map[*sandbox]struct{} // every sandbox whose proxy has not stopped, idle or busy
 }
 
 // Pipeline is a running local pipeline. Close stops it.
@@ -95,6 +111,8 @@ type Pipeline struct {
 	inits    sync.Map
 	ln       net.Listener
 	srv      *http.Server
+	lim      limits
+	events   *eventQueue
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -110,9 +128,7 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
 	}
-	if opts.MaxSandboxes <= 0 {
-		opts.MaxSandboxes = 64
-	}
+	opts.defaults()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -132,6 +148,9 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkReservations(fns, opts); err != nil {
+		return nil, err
+	}
 
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p = &Pipeline{opts: opts, log: log, tpl: tpl, byName: map[string]*servedFunction{}, ctx: pctx, cancel: cancel}
@@ -148,6 +167,13 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	if err := p.startExecutors(ctx, fns); err != nil {
 		return nil, err
 	}
+	p.setupLimits()
+	p.events = newEventQueue(p)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.events.loop(p.ctx)
+	}()
 	if err := p.connectDeveloper(ctx); err != nil {
 		return nil, err
 	}
@@ -155,6 +181,22 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// defaults fills in the options left zero.
+func (o *Options) defaults() {
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if o.AccountConcurrency <= 0 {
+		o.AccountConcurrency = DefaultAccountConcurrency
+	}
+	if o.EventQueueBytes <= 0 {
+		o.EventQueueBytes = DefaultEventQueueBytes
+	}
+	if o.EventRetryDelays == nil {
+		o.EventRetryDelays = DefaultEventRetryDelays
+	}
 }
 
 // checkExposure refuses an Invoke API reachable from other machines unless it was asked for, and then only
@@ -363,20 +405,26 @@ func (p *Pipeline) arn(sf *servedFunction) string {
 	return fmt.Sprintf("arn:aws:lambda:%s:123456789012:function:%s", p.opts.Region, sf.Name)
 }
 
-func (p *Pipeline) background(fn func(ctx context.Context)) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		fn(p.ctx)
-	}()
+// enqueue accepts an Event invocation of sf: it runs once sf has a free slot.
+func (p *Pipeline) enqueue(sf *servedFunction, req InvokeRequest) (string, error) {
+	return p.events.enqueue(sf, req)
 }
 
+// invoke runs a synchronous invocation of sf, or throttles it when sf has no free slot.
 func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeRequest) (InvokeResponse, error) {
+	if err := p.takeSlot(sf); err != nil {
+		return InvokeResponse{}, err
+	}
+	defer p.freeSlot(sf)
+	return p.run(ctx, sf, runtimeapi.NewRequestID(), req)
+}
+
+// run runs one invocation of sf, with request id id, in a slot the caller holds.
+func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req InvokeRequest) (InvokeResponse, error) {
 	sb, err := p.acquire(ctx, sf)
 	if err != nil {
 		return InvokeResponse{}, err
 	}
-	id := runtimeapi.NewRequestID()
 	// Like attach in AWS mode, the sandbox's deadline is generous while debugging (a paused developer must not be
 	// cut off by the emulated Lambda); otherwise it trails the function's timeout so the executor's own, exact
 	// timeout error wins.
@@ -424,14 +472,18 @@ func runtimeExitError(id string) runtimeapi.Response {
 	return runtimeapi.Response{Payload: doc, Error: true, ErrorType: "Runtime.ExitError"}
 }
 
-// Close answers in-flight invocations, then stops the Invoke API, the sandboxes, the developer side, the
-// executors and the gateway, in that order.
+// Close answers in-flight invocations and runs the accepted Event invocations still queued, within ctx, then
+// stops the Invoke API, the sandboxes, the developer side, the executors and the gateway, in that order. Event
+// invocations that did not get to run are reported in an *UnfinishedEventsError among the errors returned.
 func (p *Pipeline) Close(ctx context.Context) error {
 	var errs []error
 	if p.srv != nil {
 		if err := p.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop Invoke API: %w", err))
 		}
+	}
+	if p.events != nil {
+		p.events.drain(ctx)
 	}
 	p.cancel()
 	for _, sf := range p.fns {
@@ -450,6 +502,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		p.dev.Disconnect()
 	}
 	p.wg.Wait()
+	if p.events != nil {
+		if u := p.events.unfinished(); u != nil {
+			p.log.Warn("event invocations accepted but not run before shutdown", "count", len(u.RequestIDs), "requestIds", u.RequestIDs)
+			errs = append(errs, u)
+		}
+	}
 	if p.dev != nil {
 		if err := p.dev.Close(); err != nil {
 			errs = append(errs, err)

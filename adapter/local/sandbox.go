@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -26,9 +25,9 @@ type sandbox struct {
 	done   chan struct{} // closed when the proxy has stopped
 }
 
-// errThrottled is Lambda's TooManyRequestsException, when a function's concurrency is exhausted.
-var errThrottled = errors.New("Rate Exceeded: the function's concurrency limit is reached")
-
+// acquire gives an invocation of sf a sandbox, reusing an idle one when there is one, as Lambda reuses warm
+// execution environments. The caller holds one of sf's concurrency slots (takeSlot), so there are never more
+// sandboxes busy than the function's concurrency.
 func (p *Pipeline) acquire(ctx context.Context, sf *servedFunction) (*sandbox, error) {
 	sf.mu.Lock()
 	for len(sf.idle) > 0 {
@@ -39,29 +38,15 @@ func (p *Pipeline) acquire(ctx context.Context, sf *servedFunction) (*sandbox, e
 			continue
 		default:
 		}
-		sf.running++
 		sf.mu.Unlock()
 		return sb, nil
 	}
-	if sf.running >= p.opts.MaxSandboxes {
-		sf.mu.Unlock()
-		return nil, errThrottled
-	}
-	sf.running++
 	sf.mu.Unlock()
-	sb, err := p.newSandbox(ctx, sf)
-	if err != nil {
-		sf.mu.Lock()
-		sf.running--
-		sf.mu.Unlock()
-		return nil, err
-	}
-	return sb, nil
+	return p.newSandbox(ctx, sf)
 }
 
 func (p *Pipeline) release(sf *servedFunction, sb *sandbox, healthy bool) {
 	sf.mu.Lock()
-	sf.running--
 	if healthy && p.ctx.Err() == nil {
 		sf.idle = append(sf.idle, sb)
 		sf.mu.Unlock()

@@ -72,6 +72,12 @@ func (b *builder) function(id string) (*Function, error) {
 	if f.MemoryMB, err = b.propInt(id, props, "MemorySize", DefaultMemoryMB); err != nil {
 		return nil, err
 	}
+	if f.ReservedConcurrency, err = b.propCount(id, props, "ReservedConcurrentExecutions"); err != nil {
+		return nil, err
+	}
+	if err := b.eventInvokeConfig(f, props); err != nil {
+		return nil, err
+	}
 	if err := b.architecture(f, props); err != nil {
 		return nil, err
 	}
@@ -155,6 +161,48 @@ func (b *builder) propInt(id string, props *yaml.Node, key string, def int) (int
 		return 0, b.errf(n, "function %s: %s must be a positive whole number, got %s", id, key, describe(v))
 	}
 	return i, nil
+}
+
+// propCount reads a property that is a whole number of at least 0; nil when it is absent.
+func (b *builder) propCount(id string, props *yaml.Node, key string) (*int, error) {
+	v, n, ok, err := b.prop(props, key)
+	if err != nil || !ok || v == nil {
+		return nil, err
+	}
+	s, _ := stringify(v)
+	i, convErr := strconv.Atoi(s)
+	if convErr != nil || i < 0 {
+		return nil, b.errf(n, "function %s: %s must be a whole number, 0 or more, got %s", id, key, describe(v))
+	}
+	return &i, nil
+}
+
+// eventInvokeConfig reads SAM's EventInvokeConfig.MaximumRetryAttempts, the one part of it plldb local
+// emulates. (A separate AWS::Lambda::EventInvokeConfig resource is not read.)
+func (b *builder) eventInvokeConfig(f *Function, props *yaml.Node) error {
+	v, n, ok, err := b.prop(props, "EventInvokeConfig")
+	if err != nil || !ok || v == nil {
+		return err
+	}
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		return b.errf(n, "function %s: EventInvokeConfig must be a mapping, got %s", f.LogicalID, describe(v))
+	}
+	r, ok := m["MaximumRetryAttempts"]
+	if !ok || r == nil {
+		return nil
+	}
+	s, _ := stringify(r)
+	i, convErr := strconv.Atoi(s)
+	if convErr != nil || i < 0 || i > 2 {
+		pos := n
+		if rn := mapGet(deref(n), "MaximumRetryAttempts"); rn != nil {
+			pos = rn
+		}
+		return b.errf(pos, "function %s: EventInvokeConfig.MaximumRetryAttempts must be 0, 1 or 2, got %s", f.LogicalID, describe(r))
+	}
+	f.MaxEventRetries = &i
+	return nil
 }
 
 func (b *builder) architecture(f *Function, props *yaml.Node) error {

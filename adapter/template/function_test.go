@@ -356,3 +356,74 @@ Resources:
 	_, err = parseInline(t, "Resources:\n  Fn::ForEach::X: [N, [a, a], {\"R${N}\": {Type: T}}]\n", LoadOptions{})
 	require.ErrorContains(t, err, "resource Ra is defined twice")
 }
+
+func TestReservedConcurrencyAndEventRetries(t *testing.T) {
+	src := `Globals:
+  Function:
+    Runtime: python3.12
+    Handler: app.handler
+    ReservedConcurrentExecutions: 7
+    EventInvokeConfig:
+      MaximumRetryAttempts: 1
+Resources:
+  FromGlobals:
+    Type: AWS::Serverless::Function
+    Properties: {}
+  Own:
+    Type: AWS::Serverless::Function
+    Properties:
+      ReservedConcurrentExecutions: 3
+      EventInvokeConfig: {MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60}
+  Throttled:
+    Type: AWS::Serverless::Function
+    Properties: {ReservedConcurrentExecutions: 0}
+  FromParameter:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Code: .
+      ReservedConcurrentExecutions: !Ref Reserved
+  Unset:
+    Type: AWS::Lambda::Function
+    Properties: {Runtime: python3.12, Handler: app.handler, Code: .}
+  NoValue:
+    Type: AWS::Lambda::Function
+    Properties: {Runtime: python3.12, Handler: app.handler, Code: ., ReservedConcurrentExecutions: !Ref AWS::NoValue}
+Parameters:
+  Reserved: {Type: Number, Default: 5}
+`
+	tmpl, _ := parseIn(t, src)
+	for id, want := range map[string]int{"FromGlobals": 7, "Own": 3, "Throttled": 0, "FromParameter": 5} {
+		f := mustFunction(t, tmpl, id)
+		require.NotNil(t, f.ReservedConcurrency, id)
+		assert.Equal(t, want, *f.ReservedConcurrency, id)
+	}
+	for _, id := range []string{"Unset", "NoValue"} {
+		f := mustFunction(t, tmpl, id)
+		assert.Nil(t, f.ReservedConcurrency, "%s: unset is not 0, which would throttle it", id)
+		assert.Nil(t, f.MaxEventRetries, id)
+	}
+	require.NotNil(t, mustFunction(t, tmpl, "FromGlobals").MaxEventRetries)
+	assert.Equal(t, 1, *mustFunction(t, tmpl, "FromGlobals").MaxEventRetries)
+	require.NotNil(t, mustFunction(t, tmpl, "Own").MaxEventRetries)
+	assert.Equal(t, 0, *mustFunction(t, tmpl, "Own").MaxEventRetries)
+}
+
+func TestReservedConcurrencyAndEventRetriesErrors(t *testing.T) {
+	for _, c := range []struct{ props, want string }{
+		{`{ReservedConcurrentExecutions: -1}`, "ReservedConcurrentExecutions must be a whole number, 0 or more"},
+		{`{ReservedConcurrentExecutions: many}`, "ReservedConcurrentExecutions must be a whole number"},
+		{`{EventInvokeConfig: {MaximumRetryAttempts: 3}}`, "MaximumRetryAttempts must be 0, 1 or 2"},
+		{`{EventInvokeConfig: [1]}`, "EventInvokeConfig must be a mapping"},
+	} {
+		src := "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: " + c.props + "\n"
+		dir := t.TempDir()
+		file := filepath.Join(dir, "template.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(src), 0o644))
+		_, err := Load(file)
+		require.Error(t, err, c.props)
+		assert.Contains(t, err.Error(), c.want, c.props)
+		assert.Contains(t, err.Error(), "template.yaml:4:", "the error points at the line: %v", err)
+	}
+}

@@ -60,9 +60,16 @@ type Function struct {
 	// UnresolvedLayers are the function's layers that have no local content (ARNs of published layers, layers
 	// in S3): they are not served locally, so imports from them fail unless the code has them otherwise.
 	UnresolvedLayers []string
-	Supported        bool     // a Python runtime with local code and a valid handler
-	Reason           string   // why not supported, e.g. `runtime "nodejs20.x" is not supported yet (only Python runtimes)`
-	Source           Position // where the function is defined (its logical id in Resources)
+	// ReservedConcurrency is ReservedConcurrentExecutions: nil when the template does not set it (the function
+	// shares the account's unreserved concurrency), else the reservation, which is also the function's cap. A
+	// pointer because 0 is meaningful: Lambda throttles every invocation of a function reserved at 0.
+	ReservedConcurrency *int
+	// MaxEventRetries is SAM's EventInvokeConfig.MaximumRetryAttempts (0–2): how often Lambda retries an
+	// asynchronous invocation that failed; nil when not set (Lambda's default is 2).
+	MaxEventRetries *int
+	Supported       bool     // a Python runtime with local code and a valid handler
+	Reason          string   // why not supported, e.g. `runtime "nodejs20.x" is not supported yet (only Python runtimes)`
+	Source          Position // where the function is defined (its logical id in Resources)
 }
 
 // Layer is a layer with local content. Lambda puts <layer>/python on sys.path, so PythonDir is what an

@@ -33,6 +33,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&opts.Region, "region", "us-east-1", "region the functions believe they run in")
 	fs.Var(params, "parameter", "template parameter override KEY=VALUE (repeatable)")
 	fs.Var(&functions, "functions", "logical ids of the functions to serve (comma-separated; default all)")
+	fs.IntVar(&opts.MaxConcurrency, "max-concurrency", local.DefaultMaxConcurrency, "concurrent invocations per function without ReservedConcurrentExecutions; past it a synchronous invocation gets 429 and an Event invocation waits")
+	fs.IntVar(&opts.AccountConcurrency, "account-concurrency", local.DefaultAccountConcurrency, "concurrent invocations across all functions (Lambda's account quota), shared by those without a reservation")
 	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports (with --listen: behind plldb's DAP server instead)")
 	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
@@ -41,6 +43,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("plldb local: unexpected argument %q", fs.Arg(0))
+	}
+	if opts.MaxConcurrency < 1 || opts.AccountConcurrency < 1 {
+		return errors.New("plldb local: --max-concurrency and --account-concurrency must be at least 1 (a function reserved at 0 is throttled through its template instead)")
 	}
 	log, closeLog, err := logs.logger(stderr)
 	if err != nil {
@@ -85,10 +90,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	printer.serving.Store(true)
 	if host == nil {
 		<-ctx.Done()
-		fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
+		fmt.Fprintln(stdout, "shutting down: answering in-flight invocations and running queued events…")
 		cctx, cancel := closeCtx()
 		defer cancel()
-		return p.Close(cctx)
+		return reportUnfinished(stdout, p.Close(cctx))
 	}
 	host.SetPipeline(p)
 	l, err := listenDAP(*listen, opts.AllowRemote, dap.Options{Logger: log, Host: host}, stderr)
@@ -101,10 +106,23 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(stdout, `Attach an IDE to the DAP server ("request": "attach"); disconnecting detaches it and the functions stay served.`)
 	fmt.Fprintf(stdout, "DAP server listening at: %s\n", l.Addr())
 	serveErr := l.Serve(ctx) // until Ctrl-C; an attached IDE is detached first
-	fmt.Fprintln(stdout, "shutting down: answering in-flight invocations…")
+	fmt.Fprintln(stdout, "shutting down: answering in-flight invocations and running queued events…")
 	cctx, cancel := closeCtx()
 	defer cancel()
-	return errors.Join(serveErr, host.Close(cctx))
+	return errors.Join(serveErr, reportUnfinished(stdout, host.Close(cctx)))
+}
+
+// reportUnfinished prints, with the shutdown messages, the Event invocations that were accepted and never ran:
+// their callers got 202, so nothing else tells them. The error is still returned (plldb exits 1).
+func reportUnfinished(w io.Writer, err error) error {
+	var left *local.UnfinishedEventsError
+	if errors.As(err, &left) {
+		fmt.Fprintf(w, "%d event invocation(s) were accepted but not run before shutdown:\n", len(left.RequestIDs))
+		for _, id := range left.RequestIDs {
+			fmt.Fprintf(w, "  %s\n", id)
+		}
+	}
+	return err
 }
 
 func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {

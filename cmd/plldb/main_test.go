@@ -38,9 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 // startLocal runs `plldb local` and returns its Invoke endpoint, read from what it prints.
-func startLocal(t *testing.T, template string) (*exec.Cmd, string, *lockedBuilder) {
+func startLocal(t *testing.T, template string, flags ...string) (*exec.Cmd, string, *lockedBuilder) {
 	t.Helper()
-	cmd := exec.Command(plldbBin, "local", "--template", template, "--port", "0", "--python", pyenv.Python(t), "--log-level", "warn")
+	args := append([]string{"local", "--template", template, "--port", "0", "--python", pyenv.Python(t), "--log-level", "warn"}, flags...)
+	cmd := exec.Command(plldbBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	var stderr strings.Builder

@@ -12,6 +12,8 @@ export interface LaunchConfig {
   template?: string;
   invokeHost?: string;
   invokePort?: number;
+  maxConcurrency?: number;
+  accountConcurrency?: number;
   functions?: string[];
   python?: string;
   cwd?: string;

@@ -162,6 +162,8 @@ test('the validator rejects what it should', () => {
   assert.deepEqual(validate(ok, schema, 'c'), []);
   assert.notDeepEqual(validate({ ...ok, invokePort: '3001' }, schema, 'c'), []);
   assert.notDeepEqual(validate({ ...ok, invokePort: 70000 }, schema, 'c'), []);
+  assert.deepEqual(validate({ ...ok, maxConcurrency: 4, accountConcurrency: 100 }, schema, 'c'), []);
+  assert.notDeepEqual(validate({ ...ok, maxConcurrency: 0 }, schema, 'c'), []);
   assert.notDeepEqual(validate({ ...ok, mode: 'cloud' }, schema, 'c'), []);
   assert.notDeepEqual(validate({ ...ok, templat: 'x' }, schema, 'c'), []);
   assert.notDeepEqual(validate({ ...ok, env: { A: 1 } }, schema, 'c'), []);
