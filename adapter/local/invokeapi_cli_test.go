@@ -66,7 +66,6 @@ def echo(event, context):
     return {"arn": context.invoked_function_arn, "event": event, "custom": cc.custom if cc else None}
 `
 
-
 // requestIDRE is a whole request id: a UUID, as Lambda's.
 var requestIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
@@ -252,9 +251,9 @@ func TestInvokeAPIWithTheAWSCLI(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 		var cfg struct {
 			FunctionName, FunctionArn, Runtime, Handler, Description, Version, PackageType, State, Role string
-			Timeout, MemorySize                                                                        int
-			Architectures                                                                              []string
-			Environment                                                                                struct{ Variables map[string]string }
+			Timeout, MemorySize                                                                         int
+			Architectures                                                                               []string
+			Environment                                                                                 struct{ Variables map[string]string }
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &cfg), r.stdout)
 		assert.Equal(t, "echo-dev", cfg.FunctionName)
