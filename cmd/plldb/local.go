@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/plldb/plldb/adapter/dap"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -104,8 +106,22 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	fmt.Fprintf(w, "plldb local: serving %s\n", p.Template().Path)
+	// A function answers to its deployed name as well as its logical id, and callers use the deployed one.
+	label := func(fn template.Function) string {
+		if fn.Name != fn.LogicalID {
+			return fn.LogicalID + " (" + fn.Name + ")"
+		}
+		return fn.LogicalID
+	}
+	width := 24
+	for _, fn := range p.Template().Functions {
+		width = max(width, len(label(fn)))
+	}
 	for _, fn := range p.Functions() {
-		line := fmt.Sprintf("  %-24s %s  %s", fn.LogicalID, fn.Runtime, fn.Handler)
+		line := fmt.Sprintf("  %-*s %s  %s", width, label(fn), fn.Runtime, fn.Handler)
+		if len(fn.Aliases) > 0 {
+			line += "  aliases: " + strings.Join(fn.Aliases, ", ")
+		}
 		if debug {
 			if ex, ok := p.Executor(fn.LogicalID); ok {
 				line += fmt.Sprintf("  debugpy 127.0.0.1:%d", ex.DebugPort())
@@ -118,7 +134,7 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	}
 	for _, fn := range p.Template().Functions {
 		if !fn.Supported {
-			fmt.Fprintf(w, "  %-24s not served: %s\n", fn.LogicalID, fn.Reason)
+			fmt.Fprintf(w, "  %-*s not served: %s\n", width, label(fn), fn.Reason)
 		}
 	}
 	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
