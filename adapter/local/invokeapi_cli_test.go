@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -443,4 +446,76 @@ func TestInvokeAPIWithBoto3(t *testing.T) {
 	var cfg struct{ FunctionArn string }
 	require.NoError(t, json.Unmarshal(ok("configuration", 200).Result, &cfg))
 	assert.Equal(t, arn+":canary", cfg.FunctionArn)
+}
+
+func TestInvokeAPIEveryAnswerHasARequestID(t *testing.T) {
+	p := start(t, local.Options{Template: apps.HelloTemplate(), Functions: []string{"HelloFunction"}})
+	get := func(path string, hdr map[string]string) httpAnswer {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, p.Endpoint()+path, nil)
+		require.NoError(t, err)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return httpAnswer{resp.StatusCode, resp.Header, body}
+	}
+	answers := map[string]httpAnswer{
+		"ok":                invokeHTTP(t, p, "HelloFunction", []byte(`{}`), nil),
+		"event":             invokeHTTP(t, p, "HelloFunction", []byte(`{}`), map[string]string{"X-Amz-Invocation-Type": "Event"}),
+		"not found":         invokeHTTP(t, p, "Nope", []byte(`{}`), nil),
+		"malformed name":    invokeHTTP(t, p, "no%20such", []byte(`{}`), nil),
+		"not selected":      invokeHTTP(t, p, "FailingFunction", []byte(`{}`), nil),
+		"browser":           invokeHTTP(t, p, "HelloFunction", []byte(`{}`), map[string]string{"Origin": "https://example.com"}),
+		"unknown operation": get("/2015-03-31/functions/HelloFunction/invocations", nil),
+		"list":              get("/2015-03-31/functions/", nil),
+	}
+	seen := map[string]string{}
+	for name, a := range answers {
+		id := a.header.Get("X-Amzn-Requestid")
+		assert.Regexp(t, requestIDRE, id, name)
+		if prev, dup := seen[id]; dup {
+			t.Errorf("%s and %s answered with the same request id", prev, name)
+		}
+		seen[id] = name
+	}
+	assert.Equal(t, http.StatusOK, answers["ok"].status)
+	assert.Equal(t, http.StatusAccepted, answers["event"].status)
+	assert.Equal(t, http.StatusNotFound, answers["not found"].status)
+	assert.Equal(t, http.StatusBadRequest, answers["malformed name"].status)
+	assert.Equal(t, "ValidationException", answers["malformed name"].header.Get("X-Amzn-Errortype"))
+	assert.Equal(t, http.StatusForbidden, answers["browser"].status)
+	assert.Equal(t, http.StatusNotFound, answers["unknown operation"].status)
+	assert.Equal(t, "UnknownOperationException", answers["unknown operation"].header.Get("X-Amzn-Errortype"))
+	assert.Equal(t, http.StatusOK, answers["list"].status)
+
+	// A Python function the template has but this pipeline was not asked to serve says so.
+	nf := answers["not selected"]
+	assert.Equal(t, http.StatusNotFound, nf.status)
+	assert.Contains(t, string(nf.payload), "Function not found: arn:aws:lambda:us-east-1:123456789012:function:FailingFunction")
+	assert.Contains(t, string(nf.payload), "not among the functions this plldb local was started to serve (HelloFunction)")
+}
+
+func TestEventInvocationRunsUnderTheRequestIDItsCallerGot(t *testing.T) {
+	outDir := t.TempDir()
+	dir := writeApp(t, map[string]string{"app.py": `
+import os
+def record(event, context):
+    with open(os.path.join(os.environ["OUT_DIR"], "id"), "w") as f:
+        f.write(context.aws_request_id)
+`}, "Record: app.record", "      OUT_DIR: "+outDir)
+	p := start(t, local.Options{Template: dir})
+	a := invokeHTTP(t, p, "Record", []byte(`{}`), map[string]string{"X-Amz-Invocation-Type": "Event"})
+	require.Equal(t, http.StatusAccepted, a.status)
+	var seen []byte
+	require.Eventually(t, func() bool {
+		var err error
+		seen, err = os.ReadFile(filepath.Join(outDir, "id"))
+		return err == nil && len(seen) > 0
+	}, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, a.header.Get("X-Amzn-Requestid"), string(seen), "the id to look for in the logs")
 }
