@@ -211,10 +211,7 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 	// The Runtime API already cuts a larger response down to this error; this guards the other paths here.
 	if len(resp.Payload) > runtimeapi.MaxResponse {
 		resp.FunctionError = "Unhandled"
-		resp.Payload, _ = json.Marshal(map[string]string{
-			"errorMessage": fmt.Sprintf("Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes).", len(resp.Payload), runtimeapi.MaxResponse),
-			"errorType":    "Function.ResponseSizeTooLarge",
-		})
+		resp.Payload = runtimeapi.OversizeDocument(int64(len(resp.Payload)), runtimeapi.MaxResponse)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
