@@ -98,8 +98,8 @@ func (a *invokeAPI) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+functions+"/{name}/configuration", a.getFunctionConfiguration)
 	mux.HandleFunc("POST "+functions+"/{name}/invocations", a.invoke)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		lambdaError(w, &apiError{http.StatusNotFound, "UnknownOperationException",
-			"Unknown operation " + r.Method + " " + r.URL.Path + ": plldb local serves Invoke, ListFunctions, GetFunction and GetFunctionConfiguration"})
+		lambdaError(w, http.StatusNotFound, "UnknownOperationException",
+			"Unknown operation "+r.Method+" "+r.URL.Path+": plldb local serves Invoke, ListFunctions, GetFunction and GetFunctionConfiguration")
 	})
 	return mux
 }
@@ -109,7 +109,7 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(requestIDHeader, runtimeapi.NewRequestID())
 	if why := a.guard.check(r); why != "" {
 		a.log.Warn("Invoke API refused a request", "source", r.RemoteAddr, "reason", why)
-		lambdaError(w, &apiError{http.StatusForbidden, "AccessDeniedException", why})
+		lambdaError(w, http.StatusForbidden, "AccessDeniedException", why)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -118,38 +118,38 @@ func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 	fn, ref, aerr := resolveRef(a.b, r.PathValue("name"), r.URL.Query()["Qualifier"])
 	if aerr != nil {
-		lambdaError(w, aerr)
+		aerr.write(w)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxPayload+1))
 	if err != nil {
-		lambdaError(w, &apiError{http.StatusBadRequest, "InvalidRequestContentException", "could not read the request body: " + err.Error()})
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "could not read the request body: "+err.Error())
 		return
 	}
 	if len(body) > MaxPayload {
-		lambdaError(w, &apiError{http.StatusRequestEntityTooLarge, "RequestTooLargeException",
-			fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayload)})
+		lambdaError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException",
+			fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayload))
 		return
 	}
 	// Lambda answers an Event payload over its limit with this code and message (not the modelled
 	// RequestTooLargeException of a synchronous one).
 	if r.Header.Get("X-Amz-Invocation-Type") == "Event" && len(body) > MaxEventPayload {
-		lambdaError(w, &apiError{http.StatusRequestEntityTooLarge, "RequestEntityTooLargeException",
-			fmt.Sprintf("%d byte payload is too large for the Event invocation type (limit %d bytes)", len(body), MaxEventPayload)})
+		lambdaError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLargeException",
+			fmt.Sprintf("%d byte payload is too large for the Event invocation type (limit %d bytes)", len(body), MaxEventPayload))
 		return
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
 	if !wire.Valid(body) {
-		lambdaError(w, &apiError{http.StatusBadRequest, "InvalidRequestContentException",
-			"Could not parse request body into json: the payload is not valid JSON"})
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
+			"Could not parse request body into json: the payload is not valid JSON")
 		return
 	}
 	// JSON is UTF-8 (RFC 8259), and Lambda refuses other bytes; Python's json cannot read them either.
 	if !utf8.Valid(body) {
-		lambdaError(w, &apiError{http.StatusBadRequest, "InvalidRequestContentException",
-			"Could not parse request body into json: the payload is not valid UTF-8"})
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
+			"Could not parse request body into json: the payload is not valid UTF-8")
 		return
 	}
 	req := InvokeRequest{
@@ -160,8 +160,8 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.ClientContext != "" && !validClientContext(req.ClientContext) {
 		// Lambda's own words. Passed on, the runtime would fail to read it and answer a function error instead.
-		lambdaError(w, &apiError{http.StatusBadRequest, "InvalidRequestContentException",
-			"Client context must be a valid Base64-encoded JSON object."})
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException",
+			"Client context must be a valid Base64-encoded JSON object.")
 		return
 	}
 	switch typ := r.Header.Get("X-Amz-Invocation-Type"); typ {
@@ -180,8 +180,8 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	default:
-		lambdaError(w, &apiError{http.StatusBadRequest, "InvalidParameterValueException",
-			fmt.Sprintf("X-Amz-Invocation-Type %q is not one of RequestResponse, Event, DryRun", typ)})
+		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException",
+			fmt.Sprintf("X-Amz-Invocation-Type %q is not one of RequestResponse, Event, DryRun", typ))
 		return
 	}
 	tail := false
@@ -190,8 +190,8 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 	case "Tail":
 		tail = true
 	default:
-		lambdaError(w, &apiError{http.StatusBadRequest, "InvalidParameterValueException",
-			fmt.Sprintf("X-Amz-Log-Type %q is not one of None, Tail", lt)})
+		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException",
+			fmt.Sprintf("X-Amz-Log-Type %q is not one of None, Tail", lt))
 		return
 	}
 
@@ -202,10 +202,10 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		}
 		if errors.Is(err, errThrottled) {
 			w.Header().Set("Retry-After", "1")
-			lambdaError(w, &apiError{http.StatusTooManyRequests, "TooManyRequestsException", err.Error()})
+			lambdaError(w, http.StatusTooManyRequests, "TooManyRequestsException", err.Error())
 			return
 		}
-		lambdaError(w, &apiError{http.StatusInternalServerError, "ServiceException", err.Error()})
+		lambdaError(w, http.StatusInternalServerError, "ServiceException", err.Error())
 		return
 	}
 	// The Runtime API already cuts a larger response down to this error; this guards the other paths here.
@@ -254,7 +254,7 @@ func (a *invokeAPI) listFunctions(w http.ResponseWriter, _ *http.Request) {
 func (a *invokeAPI) getFunction(w http.ResponseWriter, r *http.Request) {
 	fn, ref, aerr := resolveRef(a.b, r.PathValue("name"), r.URL.Query()["Qualifier"])
 	if aerr != nil {
-		lambdaError(w, aerr)
+		aerr.write(w)
 		return
 	}
 	cfg := a.qualifiedConfiguration(fn, ref)
@@ -268,7 +268,7 @@ func (a *invokeAPI) getFunction(w http.ResponseWriter, r *http.Request) {
 func (a *invokeAPI) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
 	fn, ref, aerr := resolveRef(a.b, r.PathValue("name"), r.URL.Query()["Qualifier"])
 	if aerr != nil {
-		lambdaError(w, aerr)
+		aerr.write(w)
 		return
 	}
 	writeJSON(w, a.qualifiedConfiguration(fn, ref))
@@ -392,13 +392,15 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.typ + ": " + e.msg }
 
+func (e *apiError) write(w http.ResponseWriter) { lambdaError(w, e.status, e.typ, e.msg) }
+
 // lambdaError answers in the shape the AWS SDKs parse for Lambda's REST-JSON protocol.
-func lambdaError(w http.ResponseWriter, e *apiError) {
+func lambdaError(w http.ResponseWriter, status int, typ, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("X-Amzn-Errortype", e.typ)
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": e.msg, "__type": e.typ})
+	h.Set("X-Amzn-Errortype", typ)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": msg, "__type": typ})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
