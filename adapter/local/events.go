@@ -106,7 +106,11 @@ func (q *eventQueue) enqueue(sf *servedFunction, req InvokeRequest) (string, err
 	if sf.MaxEventRetries != nil {
 		retries = *sf.MaxEventRetries
 	}
-	ev := &event{id: runtimeapi.NewRequestID(), sf: sf, req: req, size: len(req.Payload) + len(req.ClientContext), retries: retries}
+	id := req.RequestID // the one the 202 carries, so the caller can find the invocation in the logs
+	if id == "" {
+		id = runtimeapi.NewRequestID()
+	}
+	ev := &event{id: id, sf: sf, req: req, size: len(req.Payload) + len(req.ClientContext), retries: retries}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()

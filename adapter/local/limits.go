@@ -85,7 +85,7 @@ func (p *Pipeline) setupLimits() {
 // account's unreserved pool. It is what a pool of sandboxes or executors for the function needs at most. ok is
 // false for a function the pipeline does not serve.
 func (p *Pipeline) Concurrency(function string) (n int, ok bool) {
-	sf, ok := p.resolve(function)
+	sf, ok := p.byName[function]
 	if !ok {
 		return 0, false
 	}

@@ -108,11 +108,13 @@ type Pipeline struct {
 	dev      *devside.Side
 	// inits holds the Init Duration of invocations that cold-started a developer sandbox, by request id, from
 	// the developer side's answer until the REPORT line takes it (see coldStarts).
-	inits    sync.Map
-	ln       net.Listener
-	srv      *http.Server
-	lim      limits
-	events   *eventQueue
+	inits   sync.Map
+	ln      net.Listener
+	srv     *http.Server
+	lim     limits
+	events  *eventQueue
+	account string    // the account id in ARNs: the template's AWS::AccountId
+	started time.Time // LastModified of every function, as GetFunctionConfiguration reports it
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -153,7 +155,11 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	}
 
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p = &Pipeline{opts: opts, log: log, tpl: tpl, byName: map[string]*servedFunction{}, ctx: pctx, cancel: cancel}
+	p = &Pipeline{opts: opts, log: log, tpl: tpl, byName: map[string]*servedFunction{}, ctx: pctx, cancel: cancel,
+		account: template.DefaultAccountID, started: time.Now().UTC()}
+	if acct := params["AWS::AccountId"]; acct != "" {
+		p.account = acct
+	}
 	pipeline := p // a failed return sets the named result to nil before this cleanup runs
 	defer func() {
 		if err != nil {
@@ -338,7 +344,7 @@ func (p *Pipeline) serveInvokeAPI() error {
 	if p.opts.AllowRemote {
 		g.token = p.opts.Token
 	}
-	p.srv = &http.Server{Handler: &invokeAPI{b: p, log: p.log, guard: g}, ReadHeaderTimeout: 10 * time.Second}
+	p.srv = &http.Server{Handler: newInvokeAPI(p, p.log, g), ReadHeaderTimeout: 10 * time.Second}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -373,12 +379,19 @@ func (p *Pipeline) Executor(name string) (*executor.Executor, bool) {
 	return sf.exec, true
 }
 
-// Invoke runs one invocation through the whole pipeline, as the Invoke API does.
+// Invoke runs one invocation through the whole pipeline, as the Invoke API does. function is what the API's
+// FunctionName takes (a logical id, name or ARN, with an optional :qualifier), and req.Qualifier what its
+// Qualifier parameter takes.
 func (p *Pipeline) Invoke(ctx context.Context, function string, req InvokeRequest) (InvokeResponse, error) {
-	sf, ok := p.resolve(function)
-	if !ok {
-		return InvokeResponse{}, fmt.Errorf("function %q is not served (have %s)", function, strings.Join(p.names(), ", "))
+	var query []string
+	if req.Qualifier != "" {
+		query = []string{req.Qualifier}
 	}
+	sf, ref, aerr := resolveRef(p, function, query)
+	if aerr != nil {
+		return InvokeResponse{}, fmt.Errorf("invoke %q (served: %s): %w", function, strings.Join(p.names(), ", "), aerr)
+	}
+	req.Qualifier = ref.qualifier
 	return p.invoke(ctx, sf, req)
 }
 
@@ -390,19 +403,77 @@ func (p *Pipeline) names() []string {
 	return out
 }
 
-func (p *Pipeline) resolve(name string) (*servedFunction, bool) {
-	if i := strings.LastIndex(name, ":function:"); i >= 0 { // an ARN, possibly qualified
-		name = name[i+len(":function:"):]
-		if j := strings.IndexByte(name, ':'); j >= 0 {
-			name = name[:j]
-		}
+func (p *Pipeline) find(name string) (*servedFunction, string) {
+	if sf, ok := p.byName[name]; ok {
+		return sf, ""
 	}
-	sf, ok := p.byName[name]
-	return sf, ok
+	fn, ok := p.tpl.Function(name)
+	switch {
+	case !ok:
+		return nil, ""
+	case !fn.Supported:
+		return nil, fn.Reason
+	}
+	return nil, fmt.Sprintf("it is not among the functions this plldb local was started to serve (%s)", strings.Join(p.names(), ", "))
 }
 
-func (p *Pipeline) arn(sf *servedFunction) string {
-	return fmt.Sprintf("arn:aws:lambda:%s:123456789012:function:%s", p.opts.Region, sf.Name)
+func (p *Pipeline) served() []*servedFunction { return p.fns }
+
+func (p *Pipeline) functionARN(name string) string {
+	return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", p.partition(), p.opts.Region, p.account, name)
+}
+
+func (p *Pipeline) arn(sf *servedFunction) string { return p.functionARN(sf.Name) }
+
+func (p *Pipeline) partition() string {
+	switch {
+	case strings.HasPrefix(p.opts.Region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(p.opts.Region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
+
+func (p *Pipeline) configuration(sf *servedFunction) functionConfiguration {
+	env := make(map[string]string, len(sf.Env)+len(p.opts.Env))
+	for k, v := range sf.Env {
+		env[k] = v
+	}
+	for k, v := range p.opts.Env { // what the function sees, as the executors give it
+		env[k] = v
+	}
+	cfg := functionConfiguration{
+		FunctionName: sf.Name,
+		FunctionArn:  p.arn(sf),
+		Runtime:      sf.Runtime,
+		// The template's Role resolves to a logical id at best; this placeholder is a well-formed role ARN.
+		Role:             fmt.Sprintf("arn:%s:iam::%s:role/plldb-local", p.partition(), p.account),
+		Handler:          sf.Handler,
+		Description:      sf.Description,
+		Timeout:          sf.Timeout,
+		MemorySize:       sf.MemoryMB,
+		LastModified:     p.started.Format("2006-01-02T15:04:05.000-0700"),
+		Version:          "$LATEST",
+		Environment:      functionEnvironment{Variables: env},
+		Architectures:    []string{sf.Architecture},
+		PackageType:      "Zip",
+		State:            "Active",
+		LastUpdateStatus: "Successful",
+	}
+	cfg.TracingConfig.Mode = "PassThrough"
+	cfg.EphemeralStorage.Size = 512
+	cfg.LoggingConfig.LogFormat = "Text"
+	cfg.LoggingConfig.LogGroup = "/aws/lambda/" + sf.Name
+	for _, l := range sf.Layers {
+		cfg.Layers = append(cfg.Layers, functionLayer{Arn: fmt.Sprintf("arn:%s:lambda:%s:%s:layer:%s:1", p.partition(), p.opts.Region, p.account, l.LogicalID)})
+	}
+	for _, ref := range sf.UnresolvedLayers {
+		if strings.HasPrefix(ref, "arn:") {
+			cfg.Layers = append(cfg.Layers, functionLayer{Arn: ref})
+		}
+	}
+	return cfg
 }
 
 // enqueue accepts an Event invocation of sf: it runs once sf has a free slot.
@@ -416,7 +487,11 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 		return InvokeResponse{}, err
 	}
 	defer p.freeSlot(sf)
-	return p.run(ctx, sf, runtimeapi.NewRequestID(), req)
+	id := req.RequestID
+	if id == "" {
+		id = runtimeapi.NewRequestID()
+	}
+	return p.run(ctx, sf, id, req)
 }
 
 // run runs one invocation of sf, with request id id, in a slot the caller holds.
@@ -424,6 +499,10 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	sb, err := p.acquire(ctx, sf)
 	if err != nil {
 		return InvokeResponse{}, err
+	}
+	invoked := p.arn(sf)
+	if req.Qualifier != "" {
+		invoked += ":" + req.Qualifier
 	}
 	// Like attach in AWS mode, the sandbox's deadline is generous while debugging (a paused developer must not be
 	// cut off by the emulated Lambda); otherwise it trails the function's timeout so the executor's own, exact
@@ -435,7 +514,7 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	sb.out.Reset()
 	start := time.Now()
 	fmt.Fprintf(sb.out, "START RequestId: %s Version: $LATEST\n", id)
-	resp, err := sb.api.Invoke(ctx, runtimeInvocation(id, start.Add(budget), p.arn(sf), req))
+	resp, err := sb.api.Invoke(ctx, runtimeInvocation(id, start.Add(budget), invoked, req))
 	healthy := err == nil
 	if err != nil && errors.Is(err, runtimeapi.ErrServerClosed) && ctx.Err() == nil && p.ctx.Err() == nil {
 		// The sandbox's runtime (the layer proxy, which the exec wrapper runs in place of the runtime) stopped

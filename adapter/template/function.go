@@ -78,6 +78,14 @@ func (b *builder) function(id string) (*Function, error) {
 	if err := b.eventInvokeConfig(f, props); err != nil {
 		return nil, err
 	}
+	// Description and AutoPublishAlias are informational here (GetFunction, the qualifiers Invoke accepts): one
+	// that does not resolve to a string is left out rather than made an error of a template that served before.
+	f.Description, _ = b.optionalString(props, "Description")
+	if typ == TypeServerlessFunction {
+		if alias, _ := b.optionalString(props, "AutoPublishAlias"); alias != "" {
+			f.addAlias(alias)
+		}
+	}
 	if err := b.architecture(f, props); err != nil {
 		return nil, err
 	}
@@ -146,6 +154,19 @@ func (b *builder) propString(id string, props *yaml.Node, key string) (string, e
 	s, isStr := stringify(v)
 	if !isStr {
 		return "", b.errf(n, "function %s: %s must be a string, got %s", id, key, describe(v))
+	}
+	return s, nil
+}
+
+// optionalString resolves a property that is only informational: "" when it is absent or not a string.
+func (b *builder) optionalString(props *yaml.Node, key string) (string, error) {
+	v, _, ok, err := b.prop(props, key)
+	if err != nil || !ok {
+		return "", err
+	}
+	s, isStr := stringify(v)
+	if !isStr {
+		return "", nil
 	}
 	return s, nil
 }

@@ -27,6 +27,7 @@ const (
 	TypeLambdaFunction     = "AWS::Lambda::Function"
 	TypeServerlessLayer    = "AWS::Serverless::LayerVersion"
 	TypeLambdaLayer        = "AWS::Lambda::LayerVersion"
+	TypeLambdaAlias        = "AWS::Lambda::Alias"
 )
 
 // Defaults applied when a function does not say (the values Lambda and SAM use).
@@ -51,6 +52,7 @@ type Function struct {
 	Type         string            // AWS::Serverless::Function | AWS::Lambda::Function
 	Runtime      string            // e.g. python3.12
 	Handler      string            // module.function or package.module.function
+	Description  string            // Description, when it resolves to a string
 	CodeDir      string            // absolute path of the local code folder ("" when the code is not local)
 	Timeout      int               // seconds (default 3)
 	MemoryMB     int               // default 128
@@ -70,6 +72,9 @@ type Function struct {
 	Supported       bool     // a Python runtime with local code and a valid handler
 	Reason          string   // why not supported, e.g. `runtime "nodejs20.x" is not supported yet (only Python runtimes)`
 	Source          Position // where the function is defined (its logical id in Resources)
+	// Aliases are the function's declared alias names: SAM's AutoPublishAlias and the AWS::Lambda::Alias
+	// resources whose FunctionName refers to it. Invoking through one of them runs the local code, as $LATEST.
+	Aliases []string
 }
 
 // Layer is a layer with local content. Lambda puts <layer>/python on sys.path, so PythonDir is what an
@@ -320,7 +325,56 @@ func (b *builder) build() (*Template, error) {
 			t.Functions = append(t.Functions, *f)
 		}
 	}
+	for _, id := range ids {
+		if b.types[id] == TypeLambdaAlias {
+			b.alias(t, id)
+		}
+	}
 	return t, nil
+}
+
+// alias adds an AWS::Lambda::Alias resource's Name to the aliases of the function its FunctionName refers to
+// (a Ref or GetAtt of the function stands in as its logical id; a name or ARN names it). An alias that does not
+// resolve is skipped, not reported: aliases only widen which qualifiers the Invoke API accepts, and a template
+// that serves its functions must not stop loading over one.
+func (b *builder) alias(t *Template, id string) {
+	props := deref(mapGet(b.r.resources[id], "Properties"))
+	if props == nil || props.Kind != yaml.MappingNode || isCustomTag(props.Tag) {
+		return
+	}
+	fnRef, _ := b.optionalString(props, "FunctionName")
+	name, _ := b.optionalString(props, "Name")
+	if fnRef == "" || name == "" {
+		return
+	}
+	if i := strings.LastIndex(fnRef, ":function:"); i >= 0 { // an ARN, possibly qualified
+		fnRef = fnRef[i+len(":function:"):]
+		if j := strings.IndexByte(fnRef, ':'); j >= 0 {
+			fnRef = fnRef[:j]
+		}
+	}
+	if f, ok := t.Function(fnRef); ok {
+		f.addAlias(name)
+	}
+}
+
+func (f *Function) addAlias(name string) {
+	for _, a := range f.Aliases {
+		if a == name {
+			return
+		}
+	}
+	f.Aliases = append(f.Aliases, name)
+}
+
+// HasAlias reports whether name is one of the function's declared aliases.
+func (f *Function) HasAlias(name string) bool {
+	for _, a := range f.Aliases {
+		if a == name {
+			return true
+		}
+	}
+	return false
 }
 
 // pseudo sets the local stand-ins of the pseudo parameters.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/plldb/plldb/adapter/dap"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -127,8 +129,22 @@ func reportUnfinished(w io.Writer, err error) error {
 
 func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	fmt.Fprintf(w, "plldb local: serving %s\n", p.Template().Path)
+	// A function answers to its deployed name as well as its logical id, and callers use the deployed one.
+	label := func(fn template.Function) string {
+		if fn.Name != fn.LogicalID {
+			return fn.LogicalID + " (" + fn.Name + ")"
+		}
+		return fn.LogicalID
+	}
+	width := 24
+	for _, fn := range p.Template().Functions {
+		width = max(width, len(label(fn)))
+	}
 	for _, fn := range p.Functions() {
-		line := fmt.Sprintf("  %-24s %s  %s", fn.LogicalID, fn.Runtime, fn.Handler)
+		line := fmt.Sprintf("  %-*s %s  %s", width, label(fn), fn.Runtime, fn.Handler)
+		if len(fn.Aliases) > 0 {
+			line += "  aliases: " + strings.Join(fn.Aliases, ", ")
+		}
 		if debug {
 			if ex, ok := p.Executor(fn.LogicalID); ok {
 				line += fmt.Sprintf("  debugpy 127.0.0.1:%d", ex.DebugPort())
@@ -141,7 +157,7 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	}
 	for _, fn := range p.Template().Functions {
 		if !fn.Supported {
-			fmt.Fprintf(w, "  %-24s not served: %s\n", fn.LogicalID, fn.Reason)
+			fmt.Fprintf(w, "  %-*s not served: %s\n", width, label(fn), fn.Reason)
 		}
 	}
 	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
