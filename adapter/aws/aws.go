@@ -59,6 +59,10 @@ type Options struct {
 	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
 	// for `plldb attach`, which prints the ports for an editor to attach to directly.
 	OpenDebugpy bool
+	// MaxConcurrency bounds each function's developer sandboxes, one per invocation running at once; 0 → 10 (a
+	// function's ReservedConcurrentExecutions, when the template sets one, instead). Invocations past it wait for
+	// a sandbox to free up, within their deadline: the cloud already decided to run them.
+	MaxConcurrency int
 	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
 	Strict bool
 	Expiry time.Duration // session lifetime; default DefaultExpiry
@@ -178,7 +182,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	}
 	s.dev, err = devside.Start(ctx, devside.Config{
 		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
-		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, Hooks: o.Hooks, Logger: log,
+		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, MaxConcurrency: o.MaxConcurrency, Hooks: o.Hooks, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)

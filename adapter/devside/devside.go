@@ -34,8 +34,8 @@ type Config struct {
 	OpenDebugpy bool
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
-	// MaxConcurrency bounds each function's sandboxes (concurrent invocations); 0 → 10. Concurrency overrides it
-	// per function, by logical id (a template's ReservedConcurrentExecutions).
+	// MaxConcurrency bounds each function's sandboxes (concurrent invocations); 0 → 10. A function's
+	// ReservedConcurrentExecutions overrides it, and Concurrency (by logical id) overrides both.
 	MaxConcurrency int
 	Concurrency    map[string]int
 	// IdleTimeout is how long an idle sandbox lives (one per function always stays); 0 → 10 minutes.
@@ -167,6 +167,9 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		}
 	}
 	limit := s.cfg.MaxConcurrency
+	if r := fn.ReservedConcurrency; r != nil && *r > 0 {
+		limit = *r // the most Lambda runs at once
+	}
 	if n, ok := s.cfg.Concurrency[fn.LogicalID]; ok && n > 0 {
 		limit = n
 	}

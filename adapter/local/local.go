@@ -62,6 +62,9 @@ type Options struct {
 	// DefaultEventRetryDelays (Lambda's). How many retries there are is the function's
 	// EventInvokeConfig.MaximumRetryAttempts, else Lambda's 2.
 	EventRetryDelays []time.Duration
+	// IdleTimeout is how long a developer sandbox may stay idle before it is stopped (one per function always
+	// stays); 0 → 10 minutes.
+	IdleTimeout time.Duration
 	devside.Hooks
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
@@ -271,8 +274,12 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		Debug:       p.opts.Debug,
 		OpenDebugpy: p.opts.OpenDebugpy,
 		Env:         p.opts.Env,
-		Hooks:       p.hooks(),
-		Logger:      p.log,
+		// Each function's developer sandboxes are as many as its invocations can be at once.
+		MaxConcurrency: p.opts.MaxConcurrency,
+		Concurrency:    Concurrencies(fns, p.opts),
+		IdleTimeout:    p.opts.IdleTimeout,
+		Hooks:          p.hooks(),
+		Logger:         p.log,
 	})
 	if err != nil {
 		return err
