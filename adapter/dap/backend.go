@@ -160,8 +160,10 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		AWS:       awsCfg,
 		Debug:     !cfg.NoDebug,
 		Strict:    cfg.Strict,
-		Hooks:     hooks,
-		Logger:    log,
+		// In AWS mode the cloud decides how many run at once; this bounds the sandboxes here.
+		MaxConcurrency: cfg.MaxConcurrency,
+		Hooks:          hooks,
+		Logger:         log,
 	})
 	if err != nil {
 		return nil, err

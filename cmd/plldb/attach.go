@@ -33,6 +33,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		remote    = fs.Bool("allow-remote", false, allowRemoteUsage)
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
 		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
+		maxConc   = fs.Int("max-concurrency", 10, "sandboxes per function here, one per invocation running at once (a function's ReservedConcurrentExecutions instead, when its template sets one); more invocations wait for one to free up")
 	)
 	fs.Var(&functions, "functions", "comma-separated logical ids or names to attach (default: every function with local code)")
 	a.register(fs, true)
@@ -43,13 +44,16 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *stackName == "" {
 		return errors.New("plldb attach: --stack-name is required")
 	}
+	if *maxConc < 1 {
+		return fmt.Errorf("plldb attach: --max-concurrency %d: must be at least 1", *maxConc)
+	}
 	log, closeLog, err := logs.logger(stderr)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
 	if *listen != "" {
-		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, flags: a}, stdout, stderr, log)
+		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, maxConcurrency: *maxConc, flags: a}, stdout, stderr, log)
 	}
 	if *remote {
 		return errors.New("plldb attach: --allow-remote goes with --listen")
@@ -61,7 +65,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
 		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
-		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, Logger: log,
+		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, MaxConcurrency: *maxConc, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -174,11 +178,15 @@ type awsLaunchDefaults struct {
 	stackName, template, python string
 	functions                   []string
 	strict                      bool
+	maxConcurrency              int
 	flags                       awsFlags
 }
 
 func (d awsLaunchDefaults) launch() map[string]any {
 	m := map[string]any{"mode": "aws", "stackName": d.stackName, "installName": d.flags.name, "strict": d.strict}
+	if d.maxConcurrency > 0 {
+		m["maxConcurrency"] = d.maxConcurrency
+	}
 	set := func(k, v string) {
 		if v != "" {
 			m[k] = v
