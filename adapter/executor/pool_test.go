@@ -291,3 +291,52 @@ def handler(event, context):
 	assert.Positive(t, failures.Load(), "the killer hit no busy sandbox; the test proved nothing")
 	assert.Equal(t, map[string]any{"pid": payload(t, invoke(t, e, Invocation{}))["pid"]}, map[string]any{"pid": payload(t, invoke(t, e, Invocation{}))["pid"]}, "the pool serves on, warm")
 }
+
+// TestEditReachesEverySandbox: an edit of the handler's code reaches the next invocation in every warm sandbox,
+// each reloading what it loaded, with none restarted.
+func TestEditReachesEverySandbox(t *testing.T) {
+	e, _ := start(t, Spec{MaxConcurrency: 2}, map[string]string{"app.py": `import os, time
+V = 1
+def handler(event, context):
+    while event.get('gate') and not os.path.exists(event['gate']):
+        time.sleep(0.005)
+    return {'pid': os.getpid(), 'v': V}
+`})
+	round := func(gate string) map[int]float64 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		got := map[int]float64{}
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := payload(t, invoke(t, e, Invocation{RequestID: fmt.Sprint(gate, i), Event: fmt.Appendf(nil, `{"gate": %q}`, gate)}))
+				mu.Lock()
+				got[int(m["pid"].(float64))] = m["v"].(float64)
+				mu.Unlock()
+			}()
+		}
+		require.Eventually(t, func() bool { return len(e.Sandboxes()) == 2 }, 30*time.Second, 5*time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
+		require.NoError(t, os.WriteFile(gate, nil, 0o600))
+		wg.Wait()
+		return got
+	}
+	dir := t.TempDir()
+	before := round(filepath.Join(dir, "one"))
+	require.Len(t, before, 2)
+	writeFiles(t, e.spec.CodeDir, map[string]string{"app.py": `import os, time
+V = 2
+def handler(event, context):
+    while event.get('gate') and not os.path.exists(event['gate']):
+        time.sleep(0.005)
+    return {'pid': os.getpid(), 'v': V}
+`})
+	after := round(filepath.Join(dir, "two"))
+	require.Len(t, after, 2)
+	for pid, v := range after {
+		assert.Equal(t, 2.0, v, "sandbox %d runs the edited code", pid)
+		_, same := before[pid]
+		assert.True(t, same, "sandbox %d is new: a warm sandbox was restarted for an edit", pid)
+	}
+}
