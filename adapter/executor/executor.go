@@ -99,9 +99,12 @@ type Invocation struct {
 
 // Outcome is what the function answered: Payload (JSON) on success, Err when the function failed.
 type Outcome struct {
-	Payload  []byte
-	Err      *LambdaError
-	Duration time.Duration
+	Payload []byte
+	// ContentType is the payload's as awslambdaric posts it: "application/json", or "application/unknown" for a
+	// handler that returned bytes (Payload is then those bytes, not JSON).
+	ContentType string
+	Err         *LambdaError
+	Duration    time.Duration
 }
 
 // LambdaError is an error in the shape Lambda returns it to the caller.
@@ -110,6 +113,9 @@ type LambdaError struct {
 	ErrorType    string   `json:"errorType"`
 	RequestID    string   `json:"requestId,omitempty"`
 	StackTrace   []string `json:"stackTrace,omitempty"`
+	// Document is the error as awslambdaric posts it, byte for byte (all four keys, its key order and
+	// separators); nil for errors made on the Go side (timeouts, crashes).
+	Document []byte `json:"-"`
 }
 
 func (e *LambdaError) Error() string { return e.ErrorType + ": " + e.ErrorMessage }
@@ -445,7 +451,13 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 			e.scanNs.Add(res.ScanNs)
 			e.scans.Add(1)
 			if res.Error != nil {
+				if res.ErrorDoc != "" {
+					res.Error.Document = []byte(res.ErrorDoc)
+				}
 				return Outcome{Err: res.Error, Duration: dur}, nil
+			}
+			if res.ContentType == "" {
+				res.ContentType = "application/json"
 			}
 			if res.PayloadRef != 0 {
 				if res.PayloadRef != params.Ref {
@@ -455,12 +467,12 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 				if err != nil {
 					return Outcome{}, fmt.Errorf("invocation %s: %w", rid, err)
 				}
-				return Outcome{Payload: b, Duration: time.Since(start)}, nil
+				return Outcome{Payload: b, ContentType: res.ContentType, Duration: time.Since(start)}, nil
 			}
 			if len(res.Payload) == 0 {
 				return Outcome{}, fmt.Errorf("invocation %s: executor answered without payload or error", rid)
 			}
-			return Outcome{Payload: []byte(res.Payload), Duration: dur}, nil
+			return Outcome{Payload: []byte(res.Payload), ContentType: res.ContentType, Duration: dur}, nil
 		case ctx.Err() != nil:
 			p.dataIn.abandon(params.Ref)
 			return Outcome{}, fmt.Errorf("invocation %s: %w", rid, ctx.Err())
@@ -519,10 +531,12 @@ type invokeParams struct {
 }
 
 type invokeResult struct {
-	Payload    json.RawMessage `json:"payload"`
-	PayloadRef uint64          `json:"payloadRef"`
-	Error      *LambdaError    `json:"error"`
-	ScanNs     int64           `json:"scanNs"`
+	Payload     json.RawMessage `json:"payload"`
+	PayloadRef  uint64          `json:"payloadRef"`
+	ContentType string          `json:"contentType"` // "" for application/json
+	Error       *LambdaError    `json:"error"`
+	ErrorDoc    string          `json:"errorDoc"`
+	ScanNs      int64           `json:"scanNs"`
 }
 
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
