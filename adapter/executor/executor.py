@@ -694,7 +694,14 @@ class _Loader:
                         self.handler_spec, n, ", ".join(os.path.relpath(p, self._root_of(p) or "/") for p in changed[:5])))
             scan_ns = _perf_ns() - t0
             if self.handler is None:
-                self.handler = self._import()
+                try:
+                    self.handler = self._import()
+                except BaseException:
+                    # Lambda answers an init error and resets the sandbox: the next invocation imports the
+                    # handler's module afresh, and its module-level code runs again. Forget the code folder's
+                    # modules, as after an edit, so that it does here too.
+                    self._drop([])
+                    raise
             self._track_new_modules()
             return self.handler, scan_ns
 
@@ -1316,6 +1323,8 @@ def _initialize(params):
         result["debugPort"] = port
         result["debugpyVersion"] = getattr(debugpy, "__version__", "")
     code_dir = params.get("codeDir") or os.getcwd()
+    # Lambda's bootstrap is a shell script started in the code folder, so the runtime inherits its PWD.
+    os.environ["PWD"] = os.path.abspath(code_dir)
     roots = _setup_sys_path(code_dir, params.get("layerDirs") or [])
     _loader.configure(params.get("handler") or "", code_dir, roots)
     return result, None

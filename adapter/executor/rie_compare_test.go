@@ -1,0 +1,253 @@
+package executor
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/testfixtures/pyenv"
+	"github.com/plldb/plldb/testfixtures/rie"
+)
+
+// The executor's side of the comparison with AWS's runtime: a function run by Start and Invoke, as plldb
+// local's developer side runs it, observed as rie.Observe observes RIE.
+
+func parityDir() string { return filepath.Join(pyenv.RepoRoot(), "testfixtures", "rie", "parity") }
+
+// executorWay runs a function through the executor with what the emulator harness gives its runtime (name,
+// memory, region, runtime, the function's variables).
+func executorWay() rie.Way {
+	return rie.Way{Name: "executor", Start: func(t testing.TB, fn rie.Function) rie.Instance {
+		env := map[string]string{}
+		runtime := "python3.12" // rie.Start's AWS_EXECUTION_ENV
+		for _, kv := range fn.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "AWS_EXECUTION_ENV" {
+				runtime = strings.TrimPrefix(v, "AWS_Lambda_")
+				continue
+			}
+			env[k] = v
+		}
+		timeout := fn.Timeout
+		if timeout == 0 {
+			timeout = 30
+		}
+		inst := &execInstance{}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		e, err := Start(ctx, Spec{
+			LogicalID: "Parity", FunctionName: "plldb-rie-test", Handler: fn.Handler, Runtime: runtime,
+			Region: "eu-west-1", Version: "$LATEST", CodeDir: fn.Dir, Env: env, MemoryMB: 256, TimeoutSec: timeout,
+			Python: rie.Python(t),
+		}, inst.add)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, e.Close()) })
+		inst.e = e
+		return inst
+	}}
+}
+
+type execInstance struct {
+	e    *Executor
+	mu   sync.Mutex
+	logs strings.Builder
+}
+
+// add keeps what the function wrote during its invocations; the executor's own output (RequestID "") is not
+// the function's, as RIE's own lines are not (rie's Logs leaves those out).
+func (i *execInstance) add(l LogLine) {
+	if l.RequestID == "" {
+		return
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.logs.WriteString(l.Text)
+}
+
+func (i *execInstance) Logs() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.logs.String()
+}
+
+// Invoke answers as the emulator's Invoke API does with what the executor gave: the payload, or the error
+// document as awslambdaric posted it, with status 502 for an init error (a document without a request id)
+// and 200 otherwise. Headers are the Invoke API's business (adapter/local), not the executor's: not compared.
+func (i *execInstance) Invoke(ctx context.Context, ev rie.Event) (rie.Reply, error) {
+	out, err := i.e.Invoke(ctx, Invocation{Event: ev.Body, ClientContext: ev.Header.Get("X-Amz-Client-Context")})
+	if err != nil {
+		return rie.Reply{}, err
+	}
+	switch {
+	case out.Err == nil:
+		return rie.Reply{Status: http.StatusOK, Body: out.Payload}, nil
+	case out.Err.Document == nil:
+		return rie.Reply{}, fmt.Errorf("the executor made its own error, not awslambdaric's: %+v", out.Err)
+	case out.Err.RequestID == "":
+		return rie.Reply{Status: http.StatusBadGateway, Body: out.Err.Document}, nil
+	default:
+		return rie.Reply{Status: http.StatusOK, Body: out.Err.Document}, nil
+	}
+}
+
+// The allow-list: every difference between awslambdaric under RIE and the executor that the comparison
+// accepts, besides request ids and clock values (rie.Common).
+var (
+	// The function ARN: RIE makes one up in us-east-1, the executor one in the function's region. Both are
+	// placeholders for the caller's real ARN.
+	arnRE = regexp.MustCompile(`arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+`)
+	// The log group and stream: RIE's are fixed placeholders ("/aws/lambda/Functions", "$LATEST"), the
+	// executor's have Lambda's form ("/aws/lambda/<name>", "YYYY/MM/DD/[$LATEST]<hex>").
+	logGroupRE  = regexp.MustCompile(`/aws/lambda/[\w.-]+`)
+	logStreamRE = regexp.MustCompile(`(log_stream_name(?:=|": "))[^,"]*`)
+	// Paths of the interpreter's standard library differ in nothing but are machine-specific: the same
+	// interpreter runs both ways, so they are compared as they are.
+
+	// Environment variables whose values are the harness's or placeholders (see envNormalized).
+	envPlaceholders = []string{
+		"AWS_LAMBDA_RUNTIME_API",                                  // RIE's Runtime API; the executor has none
+		"AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", // as above
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", // RIE's are empty; the executor passes the developer's
+		"PATH", "HOME", "LANG", // the harness sets RIE's; the executor keeps the developer's
+		"AWS_LAMBDA_FUNCTION_TIMEOUT", "LOG_LEVEL", // RIE's own configuration, not Lambda's
+	}
+	// Variables Lambda sets that RIE does not; the executor sets them as Lambda does.
+	envLambdaOnly = []string{"AWS_LAMBDA_INITIALIZATION_TYPE", "LAMBDA_RUNTIME_DIR", "TZ", "PYTHONUNBUFFERED"}
+
+	// Not compared at all: a handler without a module ("app"). Lambda accepts it and awslambdaric answers
+	// Runtime.MalformedHandlerName at init; plldb refuses it when the function is loaded, with a clear error,
+	// before anything runs (Start's validation).
+)
+
+// envNormalized drops from a handler's environment dump the allowed differences: placeholders, variables only
+// Lambda (and the executor) set, and the developer's own environment, which the executor passes on on purpose
+// (credentials, PATH) and which a variable only counts as when its value is the test process's.
+func envNormalized(body []byte) []byte {
+	var env map[string]string
+	if json.Unmarshal(body, &env) != nil {
+		return body
+	}
+	for k, v := range env {
+		if own, ok := os.LookupEnv(k); slices.Contains(envPlaceholders, k) || slices.Contains(envLambdaOnly, k) || (ok && own == v) {
+			delete(env, k)
+		}
+	}
+	out, _ := json.Marshal(env) // sorted keys
+	return out
+}
+
+var parityNormalizer = rie.Normalizer{
+	Body: func(ev rie.Event, body []byte) []byte {
+		if ev.Name == "env" {
+			return envNormalized(body)
+		}
+		body = arnRE.ReplaceAll(body, []byte("<function-arn>"))
+		body = logGroupRE.ReplaceAll(body, []byte("<log-group>"))
+		return logStreamRE.ReplaceAll(body, []byte("${1}<log-stream>"))
+	},
+	// Status and body are the executor's; headers are the Invoke API's (see execInstance.Invoke).
+	IgnoreHeaders: []string{"Content-Type", "Content-Length"},
+}
+
+func pev(name, body string) rie.Event { return rie.Event{Name: name, Body: []byte(body)} }
+
+func parityCases() []rie.Case {
+	fn := func(handler string, env ...string) rie.Function {
+		return rie.Function{Dir: parityDir(), Handler: handler, Env: append([]string{"MY_SETTING=value with spaces ü", "EMPTY_SETTING="}, env...)}
+	}
+	cc := func(s string) http.Header {
+		return http.Header{"X-Amz-Client-Context": {base64.StdEncoding.EncodeToString([]byte(s))}}
+	}
+	var results, failures []rie.Event
+	for _, v := range []string{"none", "str", "unicode", "int", "bigint", "float", "bool", "list", "nested", "empty", "tuple",
+		"namedtuple", "bytes", "bytes_empty", "bytes_nested", "bytes_nested_bad", "decimal", "decimal_inf", "nan", "nan_top",
+		"keys", "bad_key", "datetime", "set", "set_nested", "object", "circular", "intenum", "strenum", "subclasses", "toobig_int"} {
+		results = append(results, pev("result/"+v, `{"case":"result","value":"`+v+`"}`))
+	}
+	for _, k := range []string{"value", "multiline", "empty", "key", "unicode", "chained", "zero", "assert", "custom"} {
+		failures = append(failures, pev("fail/"+k, `{"case":"fail","kind":"`+k+`"}`))
+	}
+	main := []rie.Event{
+		{Name: "context", Body: []byte(`{"case":"context"}`)},
+		{Name: "context/client", Body: []byte(`{"case":"context"}`), Header: cc(`{"custom":{"a":1,"u":"ü"},"env":{"locale":"en"},` +
+			`"client":{"installation_id":"i","app_title":"t","app_version_name":"n","app_version_code":"c","app_package_name":"p"},` +
+			`"w3c":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"x=1","baggage":7,"other":"dropped"}}`)},
+		{Name: "context/client-minimal", Body: []byte(`{"case":"context"}`), Header: cc(`{"custom":{"only":"custom"}}`)},
+		pev("env", `{"case":"env"}`),
+		pev("process", `{"case":"process"}`),
+		pev("logs", `{"case":"logs"}`),
+		pev("event/string", `"just a string"`),
+		pev("event/number", `12.50`),
+		pev("event/list", `[1, "two", {"three": 3.0}]`),
+		pev("event/null", `null`),
+		pev("event/no-case", `{"no":"case","u":"\u00fc ü","big":12345678901234567890,"f":1e400}`),
+	}
+	main = append(append(main, results...), failures...)
+	twice := func(name, handler string) rie.Case {
+		return rie.Case{Name: name, Function: fn(handler), Events: []rie.Event{pev("first", `{}`), pev("second", `{}`)}}
+	}
+	return []rie.Case{
+		{Name: "text", Function: fn("parity.handler"), Events: main},
+		// LoggingConfig {LogFormat: JSON, ApplicationLogLevel: DEBUG}, as Lambda passes it to the runtime.
+		{Name: "json-logs", Function: fn("parity.handler", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=DEBUG"),
+			Events: []rie.Event{pev("logs", `{"case":"logs"}`), pev("process", `{"case":"process"}`), pev("fail/chained", `{"case":"fail","kind":"chained"}`),
+				pev("result/datetime", `{"case":"result","value":"datetime"}`)}},
+		{Name: "level-error", Function: fn("parity.handler", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=ERROR"),
+			Events: []rie.Event{pev("logs", `{"case":"logs"}`), pev("process", `{"case":"process"}`)}},
+		{Name: "level-trace-text", Function: fn("parity.handler", "AWS_LAMBDA_LOG_LEVEL=TRACE"),
+			Events: []rie.Event{pev("logs", `{"case":"logs"}`), pev("process", `{"case":"process"}`)}},
+		// Runtimes before python3.12 escape non-ASCII in results and error documents.
+		{Name: "python3.11", Function: fn("parity.handler", "AWS_EXECUTION_ENV=AWS_Lambda_python3.11"),
+			Events: []rie.Event{pev("result/unicode", `{"case":"result","value":"unicode"}`), pev("fail/unicode", `{"case":"fail","kind":"unicode"}`),
+				pev("result/nested", `{"case":"result","value":"nested"}`)}},
+		twice("init-error", "parity_initerror.handler"),
+		twice("import-error", "parity_importerror.handler"),
+		twice("syntax-error", "parity_syntaxerror.handler"),
+		twice("handler-not-found", "parity.missing"),
+		twice("builtin-conflict", "sys.handler"),
+	}
+}
+
+// TestExecutorMatchesAWSRuntime runs each case under RIE with awslambdaric 4.2.2 (the reference) and through
+// the executor, and fails on any difference in what the caller got or the function logged beyond the
+// allow-list above.
+func TestExecutorMatchesAWSRuntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator; not in -short")
+	}
+	for _, c := range parityCases() {
+		t.Run(c.Name, func(t *testing.T) {
+			want := rie.Observe(t, rie.Direct(), c)
+			got := rie.Observe(t, executorWay(), c)
+			rie.Compare(t, c, want, got, parityNormalizer)
+			if t.Failed() {
+				t.Logf("rie logs:\n%s\nexecutor logs:\n%s", want.Logs, got.Logs)
+			}
+		})
+	}
+}
+
+// The caller's X-Ray trace id reaches the handler unchanged, and only for its own invocation. (RIE does not
+// pass one on, so this is not part of the comparison: awslambdaric sets _X_AMZN_TRACE_ID to the Runtime API's
+// Lambda-Runtime-Trace-Id header as it is, and deletes it when an invocation has none.)
+func TestTraceIDPassedUnchanged(t *testing.T) {
+	e, _ := start(t, Spec{CodeDir: parityDir(), Handler: "parity.handler"}, nil)
+	id := "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5"
+	out := invoke(t, e, Invocation{Event: []byte(`{"case":"context"}`), TraceID: id})
+	assert.Equal(t, id, payload(t, out)["trace_id"])
+	out = invoke(t, e, Invocation{Event: []byte(`{"case":"context"}`)})
+	assert.Nil(t, payload(t, out)["trace_id"])
+}
