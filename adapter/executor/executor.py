@@ -694,6 +694,7 @@ class _Loader:
                         self.handler_spec, n, ", ".join(os.path.relpath(p, self._root_of(p) or "/") for p in changed[:5])))
             scan_ns = _perf_ns() - t0
             if self.handler is None:
+                _preview_runtime_warning()
                 try:
                     self.handler = self._import()
                 except BaseException:
@@ -1011,6 +1012,19 @@ def _context_json(text, name):
         raise _Fault("Runtime.LambdaContextUnmarshalError", "Unable to parse {} JSON: {}".format(name, str(e))) from None
 
 
+def _preview_runtime_warning():
+    """awslambdaric's warning at the start of a preview runtime (bootstrap._log_preview_runtime_warning)."""
+    if os.environ.get("LAMBDA_DISABLE_PREVIEW_WARN", "") or os.environ.get("AWS_EXECUTION_ENV", "") != "AWS_Lambda_python3.15":
+        return
+    link = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html"
+    if os.environ.get("AWS_REGION", "").startswith("cn-"):
+        link = "https://docs.amazonaws.cn/lambda/latest/dg/lambda-runtimes.html"
+    logging.warning(
+        "LAMBDA_WARNING: This is a preview runtime version and should not be used for production workloads. "
+        "For further information and to provide feedback, see " + link + "\r"
+    )
+
+
 def _init_error(rid, err):
     """Reports an init error (the handler's module could not be imported or has no handler) as awslambdaric's
     run() does: its LAMBDA_WARNING record, then the error, both without a request id."""
@@ -1082,6 +1096,10 @@ def _invoke(rpc_id, params):
                 # covers RecursionError and UnicodeDecodeError): Runtime.UnmarshalError, no stack trace.
                 try:
                     event = json.loads(raw)
+                except RecursionError as e:
+                    # awslambdaric decodes with simplejson, whose C scanner says "... from a string".
+                    msg = str(e).replace(" from a unicode string", " from a string")
+                    raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(msg)) from None
                 except Exception as e:
                     raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(str(e))) from None
                 result = handler(event, ctx)

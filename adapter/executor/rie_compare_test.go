@@ -194,6 +194,12 @@ func parityCases() []rie.Case {
 		pev("event/list", `[1, "two", {"three": 3.0}]`),
 		pev("event/null", `null`),
 		pev("event/no-case", `{"no":"case","u":"\u00fc ü","big":12345678901234567890,"f":1e400}`),
+		pev("event/duplicate-keys", `{"k":1,"k":2}`),
+		// JSON that Python cannot decode: awslambdaric answers Runtime.UnmarshalError.
+		pev("event/invalid-utf8", "{\"s\":\"\xff\"}"),
+		pev("event/deep", strings.Repeat("[", 5000)+strings.Repeat("]", 5000)), // past Python's recursion limit, within Go's check
+		pev("event/deep-object", strings.Repeat(`{"a":`, 5000)+"1"+strings.Repeat("}", 5000)),
+		pev("event/huge-int", `{"n":`+strings.Repeat("7", 5000)+`}`),
 	}
 	main = append(append(main, results...), failures...)
 	twice := func(name, handler string) rie.Case {
@@ -213,6 +219,9 @@ func parityCases() []rie.Case {
 		{Name: "python3.11", Function: fn("parity.handler", "AWS_EXECUTION_ENV=AWS_Lambda_python3.11"),
 			Events: []rie.Event{pev("result/unicode", `{"case":"result","value":"unicode"}`), pev("fail/unicode", `{"case":"fail","kind":"unicode"}`),
 				pev("result/nested", `{"case":"result","value":"nested"}`)}},
+		// A preview runtime: awslambdaric warns at init.
+		{Name: "python3.15", Function: fn("parity.handler", "AWS_EXECUTION_ENV=AWS_Lambda_python3.15"),
+			Events: []rie.Event{pev("first", `"first"`), pev("second", `"second"`)}},
 		twice("init-error", "parity_initerror.handler"),
 		twice("import-error", "parity_importerror.handler"),
 		twice("syntax-error", "parity_syntaxerror.handler"),
@@ -233,6 +242,7 @@ func TestExecutorMatchesAWSRuntime(t *testing.T) {
 			want := rie.Observe(t, rie.Direct(), c)
 			got := rie.Observe(t, executorWay(), c)
 			rie.Compare(t, c, want, got, parityNormalizer)
+			pinReference(t, c, want)
 			if t.Failed() {
 				t.Logf("rie logs:\n%s\nexecutor logs:\n%s", want.Logs, got.Logs)
 			}
@@ -250,4 +260,45 @@ func TestTraceIDPassedUnchanged(t *testing.T) {
 	assert.Equal(t, id, payload(t, out)["trace_id"])
 	out = invoke(t, e, Invocation{Event: []byte(`{"case":"context"}`)})
 	assert.Nil(t, payload(t, out)["trace_id"])
+}
+
+// referencePins are facts about the reference that the comparison relies on, so that it cannot pass by both
+// sides going wrong the same way (say, the JSON log format not reaching either runtime): case → event (""
+// for the logs) → text its reply body or the logs must contain.
+var referencePins = map[string]map[string][]string{
+	"text": {
+		"result/decimal":    {`{"d": 1.10, "e": 1E+3, "z": -0.000, "n": NaN}`},
+		"result/nan":        {`{"nan": NaN, "inf": Infinity, "-inf": -Infinity}`},
+		"result/namedtuple": {`{"p": {"x": 1, "y": {"x": 2, "y": 3}}, "l": [{"x": "a", "y": "b"}]}`},
+		"result/bytes":      {"\x00\xffraw bytes\n"},
+		"result/datetime":   {`{"errorMessage": "Unable to marshal response: Object of type datetime is not JSON serializable", "errorType": "Runtime.MarshalError", "requestId": "`, `"stackTrace": []}`},
+		"fail/value":        {`"stackTrace": ["  File \"`, `    raise ValueError(\"boom\")\n"]}`},
+		"context/client":    {`"w3c": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "x=1"}`, "tenant_id=None])"},
+		"":                  {"[ERROR] ValueError: boom\rTraceback (most recent call last):\r\u00a0\u00a0File", "[WARNING]\t<time>\t\tparity: init warning\n"},
+	},
+	"json-logs":  {"": {`"level": "DEBUG", "message": "logging: debug", "logger": "root", "requestId": "<uuid>"}`, `{"timestamp": "<time>", "level": "ERROR", "errorMessage": "wrapped"`}},
+	"python3.11": {"result/unicode": {`"\u00fc\u00e9 \u2713 \ud83d\ude80`}},
+	"init-error": {
+		"":      {"LAMBDA_WARNING: Unhandled exception.", "[ERROR] RuntimeError: init failed\rTraceback"},
+		"first": {`{"errorMessage": "init failed", "errorType": "RuntimeError", "requestId": "", "stackTrace": [`},
+	},
+	"handler-not-found": {"first": {`{"errorMessage": "Handler 'missing' missing on module 'parity'", "errorType": "Runtime.HandlerNotFound", "requestId": "", "stackTrace": []}`}},
+}
+
+func pinReference(t *testing.T, c rie.Case, want rie.Observation) {
+	t.Helper()
+	for ev, texts := range referencePins[c.Name] {
+		have := string(rie.Common([]byte(want.Logs)))
+		for i, e := range c.Events {
+			if e.Name == ev {
+				have = string(rie.Common(want.Replies[i].Body))
+				if c.Name == "init-error" || c.Name == "handler-not-found" {
+					assert.Equal(t, http.StatusBadGateway, want.Replies[i].Status, "RIE answers an init error with 502")
+				}
+			}
+		}
+		for _, text := range texts {
+			assert.Contains(t, have, text, "%s/%s: the reference", c.Name, ev)
+		}
+	}
 }
