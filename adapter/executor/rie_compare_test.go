@@ -113,6 +113,10 @@ var (
 	// executor's have Lambda's form ("/aws/lambda/<name>", "YYYY/MM/DD/[$LATEST]<hex>").
 	logGroupRE  = regexp.MustCompile(`/aws/lambda/[\w.-]+`)
 	logStreamRE = regexp.MustCompile(`(log_stream_name(?:=|": "))[^,"]*`)
+	// A frame of the runtime's own code inside the handler's stack (the handler called into the runtime, say a
+	// logging call that fails in its log handler): awslambdaric's file and line, or the executor's. The function
+	// name and the frames around it are compared.
+	runtimeFrameRE = regexp.MustCompile(`File \\?"[^"]*?(?:/awslambdaric/\w+\.py|/executor-[0-9a-f]+\.py)\\?", line \d+`)
 	// Paths of the interpreter's standard library differ in nothing but are machine-specific: the same
 	// interpreter runs both ways, so they are compared as they are.
 
@@ -127,9 +131,15 @@ var (
 	// Variables Lambda sets that RIE does not; the executor sets them as Lambda does.
 	envLambdaOnly = []string{"AWS_LAMBDA_INITIALIZATION_TYPE", "LAMBDA_RUNTIME_DIR", "TZ", "PYTHONUNBUFFERED"}
 
-	// Not compared at all: a handler without a module ("app"). Lambda accepts it and awslambdaric answers
-	// Runtime.MalformedHandlerName at init; plldb refuses it when the function is loaded, with a clear error,
-	// before anything runs (Start's validation).
+	// Not compared at all:
+	// - a handler without a module ("app"). Lambda accepts it and awslambdaric answers
+	//   Runtime.MalformedHandlerName at init; plldb refuses it when the function is loaded, with a clear error,
+	//   before anything runs (Start's validation);
+	// - a body that is not JSON. RIE hands it to awslambdaric (Runtime.UnmarshalError); Lambda's Invoke API
+	//   refuses it before any runtime sees it, and so does Invoke (and plldb local's Invoke API);
+	// - an init error whose message is not Latin-1: awslambdaric 4.2.2 fails to post it (http.client encodes
+	//   the body as Latin-1), exits, and RIE answers 502 with an empty body; the executor answers the document;
+	// - headers (see execInstance.Invoke) and the caller's trace id (RIE drops it; TestTraceIDPassedUnchanged).
 )
 
 // envNormalized drops from a handler's environment dump the allowed differences: placeholders, variables only
@@ -154,12 +164,14 @@ var parityNormalizer = rie.Normalizer{
 		if ev.Name == "env" {
 			return envNormalized(body)
 		}
+		body = runtimeFrameRE.ReplaceAll(body, []byte("File <runtime>"))
 		body = arnRE.ReplaceAll(body, []byte("<function-arn>"))
 		body = logGroupRE.ReplaceAll(body, []byte("<log-group>"))
 		return logStreamRE.ReplaceAll(body, []byte("${1}<log-stream>"))
 	},
 	// Status and body are the executor's; headers are the Invoke API's (see execInstance.Invoke).
 	IgnoreHeaders: []string{"Content-Type", "Content-Length"},
+	Logs:          func(l string) string { return runtimeFrameRE.ReplaceAllString(l, "File <runtime>") },
 }
 
 func pev(name, body string) rie.Event { return rie.Event{Name: name, Body: []byte(body)} }
@@ -177,7 +189,7 @@ func parityCases() []rie.Case {
 		"keys", "bad_key", "datetime", "set", "set_nested", "object", "circular", "intenum", "strenum", "subclasses", "toobig_int"} {
 		results = append(results, pev("result/"+v, `{"case":"result","value":"`+v+`"}`))
 	}
-	for _, k := range []string{"value", "multiline", "empty", "key", "unicode", "chained", "zero", "assert", "custom"} {
+	for _, k := range []string{"value", "multiline", "empty", "key", "unicode", "chained", "zero", "assert", "logformat", "custom"} {
 		failures = append(failures, pev("fail/"+k, `{"case":"fail","kind":"`+k+`"}`))
 	}
 	main := []rie.Event{
@@ -222,6 +234,10 @@ func parityCases() []rie.Case {
 		// A preview runtime: awslambdaric warns at init.
 		{Name: "python3.15", Function: fn("parity.handler", "AWS_EXECUTION_ENV=AWS_Lambda_python3.15"),
 			Events: []rie.Event{pev("first", `"first"`), pev("second", `"second"`)}},
+		{Name: "init-error-json", Function: fn("parity_initerror.handler", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=INFO"),
+			Events: []rie.Event{pev("first", `{}`)}},
+		{Name: "handler-not-found-json", Function: fn("parity.missing", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=INFO"),
+			Events: []rie.Event{pev("first", `{}`)}},
 		twice("init-error", "parity_initerror.handler"),
 		twice("import-error", "parity_importerror.handler"),
 		twice("syntax-error", "parity_syntaxerror.handler"),

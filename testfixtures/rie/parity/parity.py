@@ -139,6 +139,9 @@ def _deeper(kind):
             raise CustomError("wrapped") from e
     if kind == "zero":
         return 1 / 0
+    if kind == "logformat":
+        logger.warning("a number: %d", "not a number")  # awslambdaric's handler lets the formatting error out
+        return "logged"
     if kind == "assert":
         assert event_is_never_this, "message"  # noqa: F821
     raise CustomError(kind)
