@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -316,5 +317,30 @@ func pinReference(t *testing.T, c rie.Case, want rie.Observation) {
 		for _, text := range texts {
 			assert.Contains(t, have, text, "%s/%s: the reference", c.Name, ev)
 		}
+	}
+}
+
+// The result encoder against awslambdaric's own marshaller (simplejson) on values no handler fixture needs to
+// return one by one: subclasses, _asdict objects, odd keys, shared and circular containers, lone surrogates.
+func TestMarshalAgreesWithAWSLambdaRIC(t *testing.T) {
+	py := rie.Python(t)
+	script, err := writeScript()
+	require.NoError(t, err)
+	for _, runtime := range []string{"python3.12", "python3.11"} {
+		t.Run(runtime, func(t *testing.T) {
+			cmd := exec.Command(py, filepath.Join("testdata", "marshal_parity.py"), script)
+			cmd.Env = append(os.Environ(), "AWS_EXECUTION_ENV=AWS_Lambda_"+runtime)
+			out, err := cmd.Output()
+			require.NoError(t, err, "%s", out)
+			var res struct {
+				Checked int
+				Diffs   []map[string]any
+			}
+			require.NoError(t, json.Unmarshal(out, &res), "%s", out)
+			assert.Greater(t, res.Checked, 70)
+			for _, d := range res.Diffs {
+				t.Errorf("%v:\n awslambdaric %q\n executor     %q", d["value"], d["awslambdaric"], d["executor"])
+			}
+		})
 	}
 }
