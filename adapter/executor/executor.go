@@ -13,7 +13,7 @@
 //
 // Protocol: Go calls initialize {handler, codeDir, layerDirs, debug, accessToken} → {pid, version, debugPort}, then invoke
 // {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
-// {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
+// {payload | payloadRef + contentType | error + errorDoc, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
 // The Executor hides the process's life: it restarts it after a crash or an enforced timeout (as Lambda resets
 // its sandbox) and answers the invocations it lost with Lambda-format errors.

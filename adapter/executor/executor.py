@@ -3,7 +3,8 @@
 The Go side (package adapter/executor) starts this file with two extra pipes: fd 3 carries requests from Go and
 fd 4 carries responses and notifications back, both newline-delimited JSON-RPC 2.0. Events are not inside
 requests but in raw frames of their own (small ones on fd 3 just ahead of their request, big ones on fd 5; big
-payloads go back on fd 6), so that each invocation decodes its own event (see _invoke). stdin, stdout and stderr are
+payloads, and any that is not strict JSON (bytes, NaN), go back on fd 6), so that each invocation decodes its own
+event (see _invoke). stdin, stdout and stderr are
 left to the handler, so nothing a handler prints can corrupt the protocol. Standard library only: it has to run
 in whatever interpreter (and virtualenv) the developer's function uses, Python 3.9 or later.
 
@@ -1025,7 +1026,7 @@ def _preview_runtime_warning():
     )
 
 
-def _init_error(rid, err):
+def _init_error(err):
     """Reports an init error (the handler's module could not be imported or has no handler) as awslambdaric's
     run() does: its LAMBDA_WARNING record, then the error, both without a request id."""
     me = threading.current_thread()
@@ -1074,7 +1075,7 @@ def _invoke(rpc_id, params):
         except BaseException as e:  # noqa: B036 - as the handler's own failures below
             err = _exception_error(e, None)  # awslambdaric's build_fault_result
         if err is not None:
-            _init_error(rid, err)
+            _init_error(err)
         else:
             try:
                 ctx = LambdaContext(
