@@ -95,6 +95,9 @@ type Invocation struct {
 	// InvokedARN defaults to a local placeholder ARN; ClientContext is JSON (or base64 JSON, as the Invoke API
 	// takes it) and CognitoIdentity is JSON with cognitoIdentityId and cognitoIdentityPoolId.
 	InvokedARN, TraceID, ClientContext, CognitoIdentity string
+	// TenantID is the caller's tenant (X-Amz-Tenant-Id) for a function in tenant isolation mode: the context's
+	// tenant_id, and tenantId in JSON log records.
+	TenantID string
 }
 
 // Outcome is what the function answered: Payload (JSON) on success, Err when the function failed.
@@ -524,6 +527,7 @@ type invokeParams struct {
 	DeadlineMs         int64  `json:"deadlineMs"`
 	InvokedFunctionArn string `json:"invokedFunctionArn"`
 	TraceID            string `json:"traceId,omitempty"`
+	TenantID           string `json:"tenantId,omitempty"`
 	// The JSON texts as strings, decoded by executor.py per invocation for the same reason as the event (a
 	// client context may nest deeper than Python's recursion limit within the Invoke API's 3,583 bytes).
 	ClientContext   string `json:"clientContext,omitempty"`
@@ -540,7 +544,7 @@ type invokeResult struct {
 }
 
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
-	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
+	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID, TenantID: inv.TenantID}
 	p.EventRef = p.Ref
 	if p.RequestID == "" {
 		p.RequestID = newRequestID()

@@ -301,8 +301,11 @@ class LambdaLoggerFilter(logging.Filter):
         # Records made while the handler's module is imported (Lambda's init phase) have no request id, as in
         # awslambdaric, although the executor imports on the invocation's thread.
         t = _active_threads.get(_get_ident()) if _active_threads is not None else threading.current_thread()
-        record.aws_request_id = "" if t is None or getattr(t, "_plldb_init", False) else (getattr(t, "_plldb_rid", None) or "")
-        record.tenant_id = None if t is None else getattr(t, "_plldb_tenant", None)
+        if t is None or getattr(t, "_plldb_init", False):
+            record.aws_request_id, record.tenant_id = "", None
+        else:
+            record.aws_request_id = getattr(t, "_plldb_rid", None) or ""
+            record.tenant_id = getattr(t, "_plldb_tenant", None)
         return True
 
 

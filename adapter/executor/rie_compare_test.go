@@ -88,7 +88,7 @@ func (i *execInstance) Logs() string {
 // document as awslambdaric posted it, with status 502 for an init error (a document without a request id)
 // and 200 otherwise. Headers are the Invoke API's business (adapter/local), not the executor's: not compared.
 func (i *execInstance) Invoke(ctx context.Context, ev rie.Event) (rie.Reply, error) {
-	out, err := i.e.Invoke(ctx, Invocation{Event: ev.Body, ClientContext: ev.Header.Get("X-Amz-Client-Context")})
+	out, err := i.e.Invoke(ctx, Invocation{Event: ev.Body, ClientContext: ev.Header.Get("X-Amz-Client-Context"), TenantID: ev.Header.Get("X-Amz-Tenant-Id")})
 	if err != nil {
 		return rie.Reply{}, err
 	}
@@ -224,6 +224,14 @@ func parityCases() []rie.Case {
 		{Name: "json-logs", Function: fn("parity.handler", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=DEBUG"),
 			Events: []rie.Event{pev("logs", `{"case":"logs"}`), pev("process", `{"case":"process"}`), pev("fail/chained", `{"case":"fail","kind":"chained"}`),
 				pev("result/datetime", `{"case":"result","value":"datetime"}`)}},
+		// A function in tenant isolation mode: the caller's tenant in the context and in JSON records.
+		{Name: "tenant", Function: fn("parity.handler", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=INFO"),
+			Events: []rie.Event{
+				{Name: "context", Body: []byte(`{"case":"context"}`), Header: http.Header{"X-Amz-Tenant-Id": {"tenant-ü-1"}}},
+				{Name: "logs", Body: []byte(`{"case":"logs"}`), Header: http.Header{"X-Amz-Tenant-Id": {"tenant-2"}}},
+				{Name: "fail", Body: []byte(`{"case":"fail","kind":"value"}`), Header: http.Header{"X-Amz-Tenant-Id": {"tenant-3"}}},
+				pev("none", `{"case":"context"}`),
+			}},
 		{Name: "level-error", Function: fn("parity.handler", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=ERROR"),
 			Events: []rie.Event{pev("logs", `{"case":"logs"}`), pev("process", `{"case":"process"}`)}},
 		{Name: "level-trace-text", Function: fn("parity.handler", "AWS_LAMBDA_LOG_LEVEL=TRACE"),
@@ -294,6 +302,7 @@ var referencePins = map[string]map[string][]string{
 		"":                  {"[ERROR] ValueError: boom\rTraceback (most recent call last):\r\u00a0\u00a0File", "[WARNING]\t<time>\t\tparity: init warning\n"},
 	},
 	"json-logs":  {"": {`"level": "DEBUG", "message": "logging: debug", "logger": "root", "requestId": "<uuid>"}`, `{"timestamp": "<time>", "level": "ERROR", "errorMessage": "wrapped"`}},
+	"tenant":     {"context": {"tenant_id=tenant-ü-1])"}, "": {`"requestId": "<uuid>", "tenantId": "tenant-2"`}},
 	"python3.11": {"result/unicode": {`"\u00fc\u00e9 \u2713 \ud83d\ude80`}},
 	"init-error": {
 		"":      {"LAMBDA_WARNING: Unhandled exception.", "[ERROR] RuntimeError: init failed\rTraceback"},
