@@ -482,6 +482,7 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 		case errors.Is(err, context.DeadlineExceeded):
 			e.log.Warn("invocation timed out; restarting the executor", "requestId", rid, "timeoutSec", e.spec.TimeoutSec)
 			// The handler thread cannot be killed; Lambda resets the sandbox too.
+			e.retire(p)
 			p.stop("request "+rid+" timed out", 0)
 			secs := float64(e.spec.TimeoutSec)
 			now := time.Now()

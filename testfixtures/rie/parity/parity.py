@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import sys
+import time
 
 # Output and a record in the init phase: awslambdaric logs it with no request id.
 print("parity: imported")
@@ -176,7 +177,19 @@ def logs(event, context):
     return "logged"
 
 
-CASES = {"context": context, "env": env, "process": process, "result": result, "fail": fail, "logs": logs}
+def sleep(event, context):
+    print("sleep: going to sleep")
+    time.sleep(event["seconds"])
+    return "woke up"
+
+
+def crash(event, context):
+    print("crash: exiting")
+    sys.stdout.flush()
+    os._exit(event.get("code", 3))
+
+
+CASES = {"sleep": sleep, "crash": crash, "context": context, "env": env, "process": process, "result": result, "fail": fail, "logs": logs}
 
 
 def handler(event, context):
