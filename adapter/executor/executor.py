@@ -217,8 +217,9 @@ class _BinaryProxy:
         return getattr(self._t._real.buffer, name)
 
 
-class _StdProxy(io.TextIOBase):
-    """Stands in for sys.stdout / sys.stderr: routes writes by the writing thread's request id."""
+class Unbuffered(io.TextIOBase):
+    """Stands in for sys.stdout / sys.stderr: routes writes by the writing thread's request id. Named after
+    awslambdaric's wrapper of the two, which is what type(sys.stdout) says in Lambda."""
 
     def __init__(self, stream, real):
         super().__init__()
@@ -368,8 +369,8 @@ class JsonFormatter(logging.Formatter):
 
 def _install_output_capture():
     threading.Thread.__init__ = _thread_init
-    sys.stdout = _StdProxy("stdout", _REAL_STDOUT)
-    sys.stderr = _StdProxy("stderr", _REAL_STDERR)
+    sys.stdout = Unbuffered("stdout", _REAL_STDOUT)
+    sys.stderr = Unbuffered("stderr", _REAL_STDERR)
     logging.Formatter.converter = time.gmtime
     root = logging.getLogger()
     if _LOG_FORMAT_JSON or _LOG_LEVEL:
@@ -1344,6 +1345,8 @@ def _initialize(params):
             return None, (-32002, "debugpy.listen failed: %s" % e)
         result["debugPort"] = port
         result["debugpyVersion"] = getattr(debugpy, "__version__", "")
+    # awslambdaric is started as `python -m awslambdaric <handler>`: the handler is argv[1].
+    sys.argv[1:] = [params.get("handler") or ""]
     code_dir = params.get("codeDir") or os.getcwd()
     # Lambda's bootstrap is a shell script started in the code folder, so the runtime inherits its PWD.
     os.environ["PWD"] = os.path.abspath(code_dir)

@@ -163,8 +163,11 @@ func envNormalized(body []byte) []byte {
 
 var parityNormalizer = rie.Normalizer{
 	Body: func(ev rie.Event, body []byte) []byte {
-		if ev.Name == "env" {
+		switch ev.Name {
+		case "env":
 			return envNormalized(body)
+		case "process":
+			return rie.JSONPaths(body, processAllowed)
 		}
 		body = runtimeFrameRE.ReplaceAll(body, []byte("File <runtime>"))
 		body = arnRE.ReplaceAll(body, []byte("<function-arn>"))
@@ -179,6 +182,41 @@ var parityNormalizer = rie.Normalizer{
 	SkipReply: func(ev rie.Event) bool { return ev.Name == "sleep" || ev.Name == "crash" },
 	Logs: func(l string) string {
 		return platformLineRE.ReplaceAllString(runtimeFrameRE.ReplaceAllString(l, "File <runtime>"), "")
+	},
+}
+
+// processAllowed are the allowed differences in what the handler sees of its process: how the runtime was
+// started (awslambdaric as `python -m awslambdaric <handler>`, the executor as a script), the threads it runs
+// (the executor runs each invocation on a thread of its own, named for the debug adapter's thread model), and
+// the runtime's own modules (awslambdaric, simplejson), which the executor does without.
+var processAllowed = map[string]func(v any) bool{
+	"probe.argv": func(v any) bool {
+		l, _ := v.([]any)
+		return len(l) == 2 && l[1] == "parity.handler"
+	},
+	"probe.main": func(v any) bool { return v == nil || v == "awslambdaric.__main__" },
+	"probe.thread": func(v any) bool {
+		s, _ := v.(string)
+		return s == "MainThread" || strings.HasPrefix(s, "plldb-invoke ")
+	},
+	"probe.threads": func(v any) bool {
+		l, _ := v.([]any)
+		for _, n := range l {
+			if s, _ := n.(string); s != "MainThread" && !strings.HasPrefix(s, "plldb-") {
+				return false
+			}
+		}
+		return true
+	},
+	"probe.modules": func(v any) bool {
+		l, _ := v.([]any)
+		for _, m := range l {
+			s, _ := m.(string)
+			if top, _, _ := strings.Cut(s, "."); top != "awslambdaric" && top != "simplejson" && top != "runtime_client" {
+				return false
+			}
+		}
+		return true
 	},
 }
 

@@ -9,7 +9,9 @@ import enum
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 # Output and a record in the init phase: awslambdaric logs it with no request id.
@@ -62,6 +64,22 @@ def process(event, context):
         "root_handler_has_sink": [hasattr(h, "log_sink") for h in logging.getLogger().handlers],
         "root_level": logging.getLogger().level,
         "formatter_converter": logging.Formatter.converter.__name__,
+        "probe": {
+            "argv": sys.argv,
+            "main": getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", None),
+            "stdin": None if sys.stdin is None else [sys.stdin.isatty(), type(sys.stdin).__name__],
+            "stdout": [type(sys.stdout).__name__, sys.stdout.isatty(), sys.stdout.encoding],
+            "stderr": [type(sys.stderr).__name__, sys.stderr.isatty()],
+            "thread": threading.current_thread().name,
+            "threads": sorted(t.name for t in threading.enumerate()),
+            "recursionlimit": sys.getrecursionlimit(),
+            "path": sys.path,
+            "sigterm": str(signal.getsignal(signal.SIGTERM)),
+            "sigint": str(signal.getsignal(signal.SIGINT)),
+            "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("awslambdaric", "simplejson", "runtime_client", "debugpy", "pydevd")),
+            "umask": os.umask(os.umask(0)),
+            "logging_handlers_children": [type(h).__name__ for h in logging.getLogger("child").handlers],
+        },
     }
 
 
