@@ -236,7 +236,7 @@ func parityCases() []rie.Case {
 	var results, failures []rie.Event
 	for _, v := range []string{"none", "str", "unicode", "int", "bigint", "float", "bool", "list", "nested", "empty", "tuple",
 		"namedtuple", "bytes", "bytes_empty", "bytes_nested", "bytes_nested_bad", "decimal", "decimal_inf", "nan", "nan_top",
-		"keys", "bad_key", "datetime", "set", "set_nested", "object", "circular", "intenum", "strenum", "subclasses", "toobig_int"} {
+		"keys", "bad_key", "datetime", "set", "set_nested", "object", "circular", "intenum", "strenum", "subclasses", "toobig_int", "big_str", "big_bytes", "big_nan"} {
 		results = append(results, pev("result/"+v, `{"case":"result","value":"`+v+`"}`))
 	}
 	for _, k := range []string{"value", "multiline", "empty", "key", "unicode", "chained", "zero", "assert", "logformat", "custom"} {
@@ -257,6 +257,7 @@ func parityCases() []rie.Case {
 		pev("event/null", `null`),
 		pev("event/no-case", `{"no":"case","u":"\u00fc ü","big":12345678901234567890,"f":1e400}`),
 		pev("event/duplicate-keys", `{"k":1,"k":2}`),
+		pev("event/big", `"`+strings.Repeat("ü", 1<<20)+`"`),
 		// JSON that Python cannot decode: awslambdaric answers Runtime.UnmarshalError.
 		pev("event/invalid-utf8", "{\"s\":\"\xff\"}"),
 		pev("event/deep", strings.Repeat("[", 5000)+strings.Repeat("]", 5000)), // past Python's recursion limit, within Go's check

@@ -129,6 +129,10 @@ RESULTS = {
     "strenum": lambda: [Label.A],
     "subclasses": lambda: [collections.OrderedDict(a=1), collections.defaultdict(list, b=[2])],
     "toobig_int": lambda: 10 ** 5000,
+    # Past the executor's inline limit: the data pipe's way back.
+    "big_str": lambda: "\u00fc" * 300000,
+    "big_bytes": lambda: bytes(range(256)) * 1000,
+    "big_nan": lambda: [math.nan] + list(range(20000)),
 }
 
 
