@@ -157,9 +157,15 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		}
 	}
 	env := fn.Env
-	if len(s.cfg.Env) > 0 {
-		env = make(map[string]string, len(fn.Env)+len(s.cfg.Env))
+	logging := fn.Logging.RuntimeEnv()
+	if len(s.cfg.Env) > 0 || len(logging) > 0 {
+		env = make(map[string]string, len(fn.Env)+len(logging)+len(s.cfg.Env))
 		for k, v := range fn.Env {
+			env[k] = v
+		}
+		// What Lambda derives from LoggingConfig (the log format and level awslambdaric reads, the log group):
+		// Lambda sets these itself, over the function's variables.
+		for k, v := range logging {
 			env[k] = v
 		}
 		for k, v := range s.cfg.Env {

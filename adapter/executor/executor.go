@@ -13,7 +13,7 @@
 //
 // Protocol: Go calls initialize {handler, codeDir, layerDirs, debug, accessToken} → {pid, version, debugPort}, then invoke
 // {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
-// {payload | payloadRef | error, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
+// {payload | payloadRef + contentType | error + errorDoc, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
 // The Executor hides the processes' lives: it replaces a sandbox after a crash or an enforced timeout (as Lambda
 // resets a sandbox) and answers the invocation it lost with a Lambda-format error, leaving the others alone.
@@ -103,13 +103,19 @@ type Invocation struct {
 	// InvokedARN defaults to a local placeholder ARN; ClientContext is JSON (or base64 JSON, as the Invoke API
 	// takes it) and CognitoIdentity is JSON with cognitoIdentityId and cognitoIdentityPoolId.
 	InvokedARN, TraceID, ClientContext, CognitoIdentity string
+	// TenantID is the caller's tenant (X-Amz-Tenant-Id) for a function in tenant isolation mode: the context's
+	// tenant_id, and tenantId in JSON log records.
+	TenantID string
 }
 
 // Outcome is what the function answered: Payload (JSON) on success, Err when the function failed.
 type Outcome struct {
-	Payload  []byte
-	Err      *LambdaError
-	Duration time.Duration
+	Payload []byte
+	// ContentType is the payload's as awslambdaric posts it: "application/json", or "application/unknown" for a
+	// handler that returned bytes (Payload is then those bytes, not JSON).
+	ContentType string
+	Err         *LambdaError
+	Duration    time.Duration
 	// InitDuration is how long the sandbox took to start, set on the first invocation it runs (Lambda's "Init
 	// Duration" of a cold start); 0 for a warm invocation.
 	InitDuration time.Duration
@@ -121,6 +127,9 @@ type LambdaError struct {
 	ErrorType    string   `json:"errorType"`
 	RequestID    string   `json:"requestId,omitempty"`
 	StackTrace   []string `json:"stackTrace,omitempty"`
+	// Document is the error as awslambdaric posts it, byte for byte (all four keys, its key order and
+	// separators); nil for errors made on the Go side (timeouts, crashes).
+	Document []byte `json:"-"`
 }
 
 func (e *LambdaError) Error() string { return e.ErrorType + ": " + e.ErrorMessage }
@@ -408,9 +417,16 @@ func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, s
 		e.scanNs.Add(res.ScanNs)
 		e.scans.Add(1)
 		if res.Error != nil {
+			if res.ErrorDoc != "" {
+				res.Error.Document = []byte(res.ErrorDoc)
+			}
 			out.Err = res.Error
 			return out, false, nil
 		}
+		if res.ContentType == "" {
+			res.ContentType = "application/json"
+		}
+		out.ContentType = res.ContentType
 		if res.PayloadRef != 0 {
 			if res.PayloadRef != params.Ref {
 				return Outcome{}, false, fmt.Errorf("invocation %s: executor answered with body %d, want %d", rid, res.PayloadRef, params.Ref)
@@ -483,6 +499,7 @@ type invokeParams struct {
 	DeadlineMs         int64  `json:"deadlineMs"`
 	InvokedFunctionArn string `json:"invokedFunctionArn"`
 	TraceID            string `json:"traceId,omitempty"`
+	TenantID           string `json:"tenantId,omitempty"`
 	// The JSON texts as strings, decoded by executor.py per invocation for the same reason as the event (a
 	// client context may nest deeper than Python's recursion limit within the Invoke API's 3,583 bytes).
 	ClientContext   string `json:"clientContext,omitempty"`
@@ -490,14 +507,16 @@ type invokeParams struct {
 }
 
 type invokeResult struct {
-	Payload    json.RawMessage `json:"payload"`
-	PayloadRef uint64          `json:"payloadRef"`
-	Error      *LambdaError    `json:"error"`
-	ScanNs     int64           `json:"scanNs"`
+	Payload     json.RawMessage `json:"payload"`
+	PayloadRef  uint64          `json:"payloadRef"`
+	ContentType string          `json:"contentType"` // "" for application/json
+	Error       *LambdaError    `json:"error"`
+	ErrorDoc    string          `json:"errorDoc"`
+	ScanNs      int64           `json:"scanNs"`
 }
 
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
-	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID}
+	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID, TenantID: inv.TenantID}
 	p.EventRef = p.Ref
 	if p.RequestID == "" {
 		p.RequestID = newRequestID()

@@ -3,7 +3,8 @@
 The Go side (package adapter/executor) starts this file with two extra pipes: fd 3 carries requests from Go and
 fd 4 carries responses and notifications back, both newline-delimited JSON-RPC 2.0. Events are not inside
 requests but in raw frames of their own (small ones on fd 3 just ahead of their request, big ones on fd 5; big
-payloads go back on fd 6), so that each invocation decodes its own event (see _invoke). stdin, stdout and stderr are
+payloads, and any that is not strict JSON (bytes, NaN), go back on fd 6), so that each invocation decodes its own
+event (see _invoke). stdin, stdout and stderr are
 left to the handler, so nothing a handler prints can corrupt the protocol. Standard library only: it has to run
 in whatever interpreter (and virtualenv) the developer's function uses, Python 3.9 or later.
 
@@ -185,7 +186,10 @@ class _LogRouter:
             _wire.notify("log", {"requestId": rid, "stream": stream, "text": out})
 
     def whole(self, rid, stream, text):
-        """Sends text that is already whole lines (logging records, error reports)."""
+        """Sends a record (a logging record, an error report) in one notification, after what the stream holds of
+        an unfinished line: awslambdaric writes both to the same stdout, in this order."""
+        with self._lock:
+            text = self._partial.pop((rid, stream), "") + text
         _wire.notify("log", {"requestId": rid, "stream": stream, "text": text})
 
     def flush(self, rid):
@@ -213,8 +217,9 @@ class _BinaryProxy:
         return getattr(self._t._real.buffer, name)
 
 
-class _StdProxy(io.TextIOBase):
-    """Stands in for sys.stdout / sys.stderr: routes writes by the writing thread's request id."""
+class Unbuffered(io.TextIOBase):
+    """Stands in for sys.stdout / sys.stderr: routes writes by the writing thread's request id. Named after
+    awslambdaric's wrapper of the two, which is what type(sys.stdout) says in Lambda."""
 
     def __init__(self, stream, real):
         super().__init__()
@@ -259,62 +264,172 @@ class _StdProxy(io.TextIOBase):
         return "strict"
 
 
-class _LambdaLogFilter(logging.Filter):
+# Logging, set up as awslambdaric 4.2.2's _setup_logging does it, from the variables Lambda derives from the
+# function's LoggingConfig: AWS_LAMBDA_LOG_FORMAT (JSON or text) and AWS_LAMBDA_LOG_LEVEL. The class names are
+# awslambdaric's, for handlers that look at the root logger's handlers.
+
+_LOG_FORMAT_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+_LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL"), os.environ.get("AWS_LAMBDA_LOG_LEVEL")).upper()
+_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _emit_record(text):
+    rid = _current_rid()
+    if rid is None:
+        _REAL_STDERR.write(text)
+        _REAL_STDERR.flush()
+    else:
+        _router.whole(rid, "stdout", text)
+
+
+class StandardLogSink(object):
+    """awslambdaric's log sink without a telemetry pipe (as under the Runtime Interface Emulator): records go to
+    stdout as they are, and an error report's lines are joined with \\r, which line-based log capture (Lambda's,
+    RIE's) keeps as one record."""
+
+    def log(self, msg, frame_type=None):
+        _emit_record(msg)
+
+    def log_error(self, message_lines):
+        _emit_record("\r".join(message_lines) + "\n")
+
+
+_LOG_SINK = StandardLogSink()
+
+
+class LambdaLoggerFilter(logging.Filter):
     def filter(self, record):
-        record.aws_request_id = _current_rid() or ""
+        # Records made while the handler's module is imported (Lambda's init phase) have no request id, as in
+        # awslambdaric, although the executor imports on the invocation's thread.
+        t = _active_threads.get(_get_ident()) if _active_threads is not None else threading.current_thread()
+        if t is None or getattr(t, "_plldb_init", False):
+            record.aws_request_id, record.tenant_id = "", None
+        else:
+            record.aws_request_id = getattr(t, "_plldb_rid", None) or ""
+            record.tenant_id = getattr(t, "_plldb_tenant", None)
         return True
 
 
-class _LambdaLogHandler(logging.Handler):
-    """Formats like the Lambda Python runtime's root handler and sends the record to its request's log."""
+class LambdaLoggerHandler(logging.Handler):
+    def __init__(self, log_sink):
+        logging.Handler.__init__(self)
+        self.log_sink = log_sink
 
     def emit(self, record):
-        try:
-            msg = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        rid = _current_rid()
-        if rid is None:
-            _REAL_STDERR.write(msg)
-            _REAL_STDERR.flush()
-        else:
-            _router.whole(rid, "stdout", msg)
+        msg = self.format(record)
+        self.log_sink.log(msg)
+
+
+class LambdaLoggerHandlerWithFrameType(logging.Handler):
+    def __init__(self, log_sink):
+        super().__init__()
+        self.log_sink = log_sink
+
+    def emit(self, record):
+        self.log_sink.log(self.format(record))
+
+
+_RESERVED_FIELDS = {
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info", "exc_text",
+    "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread", "threadName",
+    "processName", "process", "aws_request_id", "tenant_id", "_frame_type",
+}
+_encode_log_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+class JsonFormatter(logging.Formatter):
+    """awslambdaric's JSON log record (lambda_runtime_log_utils.JsonFormatter)."""
+
+    def __init__(self):
+        super().__init__(datefmt=_DATETIME_FORMAT)
+
+    def format(self, record):
+        record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+        record.levelname = logging.getLevelName(record.levelno)
+        exc_info = record.exc_info
+        result = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "message": record.msg if isinstance(record.msg, dict) and not record.args else record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc_info[2]) if exc_info else None,
+            "errorType": exc_info[0].__name__ if exc_info else None,
+            "errorMessage": str(exc_info[1]) if exc_info else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": "{}:{}:{}".format(record.pathname, record.funcName, record.lineno) if record.exc_info else None,
+        }
+        if getattr(record, "tenant_id", None) is not None:
+            result["tenantId"] = record.tenant_id
+        result.update(
+            (key, value) for key, value in record.__dict__.items() if key not in _RESERVED_FIELDS and key not in result
+        )
+        result = {k: v for k, v in result.items() if v is not None}
+        return _encode_log_json(result) + "\n"
 
 
 def _install_output_capture():
     threading.Thread.__init__ = _thread_init
-    sys.stdout = _StdProxy("stdout", _REAL_STDOUT)
-    sys.stderr = _StdProxy("stderr", _REAL_STDERR)
-    fmt = logging.Formatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
-    )
-    fmt.converter = time.gmtime
-    handler = _LambdaLogHandler()
-    handler.setFormatter(fmt)
-    handler.addFilter(_LambdaLogFilter())
+    sys.stdout = Unbuffered("stdout", _REAL_STDOUT)
+    sys.stderr = Unbuffered("stderr", _REAL_STDERR)
+    logging.Formatter.converter = time.gmtime
     root = logging.getLogger()
+    if _LOG_FORMAT_JSON or _LOG_LEVEL:
+        handler = LambdaLoggerHandlerWithFrameType(_LOG_SINK)
+    else:
+        handler = LambdaLoggerHandler(_LOG_SINK)
+    if _LOG_FORMAT_JSON:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+            )
+        )
+    if _LOG_LEVEL in logging._nameToLevel:
+        root.setLevel(_LOG_LEVEL)
+    handler.addFilter(LambdaLoggerFilter())
     root.addHandler(handler)
-    levels = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40, "FATAL": 50}
-    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
-    if level in levels:
-        root.setLevel(levels[level])
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The context object, as the Lambda Python runtime (awslambdaric) builds it.
+# The context object, as awslambdaric 4.2.2 (lambda_context.py) builds it. The classes claim awslambdaric's
+# module so that a handler (or a debugger's variables view) sees the same type names as in Lambda.
+
+_W3C_ALLOWED_FIELDS = ("traceparent", "tracestate", "baggage")
 
 
-class CognitoIdentity:
+class CognitoIdentity(object):
     __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
 
+    def __repr__(self):
+        return (
+            f"{self.__class__.__name__}(["
+            f"cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}"
+            "])"
+        )
 
-class Client:
+
+class Client(object):
     __slots__ = ["installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"]
 
+    def __repr__(self):
+        return (
+            f"{self.__class__.__name__}(["
+            f"installation_id={self.installation_id},"
+            f"app_title={self.app_title},"
+            f"app_version_name={self.app_version_name},"
+            f"app_version_code={self.app_version_code},"
+            f"app_package_name={self.app_package_name}"
+            "])"
+        )
 
-class ClientContext:
+
+class ClientContext(object):
     __slots__ = ["custom", "env", "client"]
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}([custom={self.custom},env={self.env},client={self.client}])"
 
 
 def _obj_from_dict(cls, d):
@@ -322,12 +437,14 @@ def _obj_from_dict(cls, d):
         return None
     obj = cls()
     for field in cls.__slots__:
-        setattr(obj, field, d.get(field))
+        setattr(obj, field, d.get(field, None))
     return obj
 
 
-class LambdaContext:
-    def __init__(self, invoke_id, client_context, cognito_identity, epoch_deadline_time_in_ms, invoked_function_arn):
+class LambdaContext(object):
+    def __init__(
+        self, invoke_id, client_context, cognito_identity, epoch_deadline_time_in_ms, invoked_function_arn=None, tenant_id=None
+    ):
         self.aws_request_id = invoke_id
         self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
@@ -335,7 +452,8 @@ class LambdaContext:
         self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
         self.invoked_function_arn = invoked_function_arn
-        self.tenant_id = None
+        self.tenant_id = tenant_id
+        self._w3c_fields = self._extract_and_strip_w3c(client_context)
         self.client_context = _obj_from_dict(ClientContext, client_context)
         if self.client_context is not None:
             self.client_context.client = _obj_from_dict(Client, self.client_context.client)
@@ -349,41 +467,80 @@ class LambdaContext:
         delta = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
         return delta if delta > 0 else 0
 
+    def w3c(self):
+        """The W3C trace context the caller sent in the client context's w3c member."""
+        return dict(self._w3c_fields)
+
+    @staticmethod
+    def _extract_and_strip_w3c(client_context):
+        if not isinstance(client_context, dict) or "w3c" not in client_context:
+            return {}
+        raw = client_context.pop("w3c")
+        if not isinstance(raw, dict):
+            return {}
+        return {k: raw[k] for k in _W3C_ALLOWED_FIELDS if isinstance(raw.get(k), str)}
+
     def log(self, msg):
+        for handler in logging.getLogger().handlers:
+            if hasattr(handler, "log_sink"):
+                handler.log_sink.log(str(msg))
+                return
         sys.stdout.write(str(msg))
 
     def __repr__(self):
         return (
-            "LambdaContext([aws_request_id={},log_group_name={},log_stream_name={},function_name={},"
-            "memory_limit_in_mb={},function_version={},invoked_function_arn={},client_context={},identity={}])"
-        ).format(
-            self.aws_request_id,
-            self.log_group_name,
-            self.log_stream_name,
-            self.function_name,
-            self.memory_limit_in_mb,
-            self.function_version,
-            self.invoked_function_arn,
-            self.client_context,
-            self.identity,
+            f"{self.__class__.__name__}(["
+            f"aws_request_id={self.aws_request_id},"
+            f"log_group_name={self.log_group_name},"
+            f"log_stream_name={self.log_stream_name},"
+            f"function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},"
+            f"function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},"
+            f"client_context={self.client_context},"
+            f"identity={self.identity},"
+            f"tenant_id={self.tenant_id}"
+            "])"
         )
 
 
+for _cls in (CognitoIdentity, Client, ClientContext, LambdaContext):
+    _cls.__module__ = "awslambdaric.lambda_context"
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Errors, formatted as the Lambda Python runtime reports them.
+# Errors, as awslambdaric 4.2.2 (bootstrap.py) reports them to the caller and in the log.
+
+_NBSP = "\u00a0"
+# awslambdaric logs this before an init error's report (lambda_literals.lambda_unhandled_exception_warning_message).
+_UNHANDLED_WARNING = (
+    "LAMBDA_WARNING: "
+    "Unhandled exception. "
+    "The most likely cause is an issue in the function code. "
+    "However, in rare cases, a Lambda runtime update can cause unexpected function behavior. "
+    "For functions using managed runtimes, runtime updates can be triggered by a function change, or can be applied automatically. "
+    "To determine if the runtime has been updated, check the runtime version in the INIT_START log entry. "
+    "If this error correlates with a change in the runtime version, you may be able to mitigate this error by temporarily rolling back to the previous runtime version. "
+    "For more information, see https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
 
 
 def _error(message, error_type, stack=None, rid=None):
-    err = {"errorMessage": message, "errorType": error_type, "stackTrace": stack if stack is not None else []}
-    if rid:
-        err["requestId"] = rid
-    return err
+    """awslambdaric's make_error: all four keys, always, in this order ("" and [] for what is missing)."""
+    return {
+        "errorMessage": message if message else "",
+        "errorType": error_type if error_type else "",
+        "requestId": rid if rid is not None else "",
+        "stackTrace": stack if stack else [],
+    }
 
 
 def _stack_from(tb):
-    frames = traceback.extract_tb(tb)
+    # Plain tuples, as awslambdaric's extract_traceback makes them: format_list then has no column positions,
+    # so Python 3.11+'s ^^^^ marker lines are not drawn.
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
     for i, frame in enumerate(frames):
-        if frame.filename != _HERE:  # the executor's own frames are the runtime's, not the user's
+        if frame[0] != _HERE:  # the executor's own frames are the runtime's, not the user's
             return traceback.format_list(frames[i:])
     return []
 
@@ -392,15 +549,36 @@ def _exception_error(exc, rid):
     return _error(str(exc), type(exc).__name__, _stack_from(exc.__traceback__), rid)
 
 
-def _log_error(rid, err):
-    desc = "[ERROR] " + err["errorType"] + ": " + err["errorMessage"] if err.get("errorMessage") else "[ERROR] " + err["errorType"]
+def _indent(line):
+    # awslambdaric's replace_line_indentation(line, " ", NBSP): leading spaces survive log processors that trim.
+    n = len(line) - len(line.lstrip(" "))
+    return _NBSP * n + line[n:]
+
+
+def _log_error(err):
+    """awslambdaric's log_error for the log format in force."""
+    if _LOG_FORMAT_JSON:
+        doc = {"timestamp": time.strftime(_DATETIME_FORMAT, time.gmtime(time.time())), "level": "ERROR"}
+        doc.update(err)
+        _LOG_SINK.log_error([_to_json(doc)])
+        return
+    desc = "[ERROR]"
+    if err.get("errorType"):
+        desc += " " + err["errorType"]
+    if err.get("errorMessage"):
+        if err.get("errorType"):
+            desc += ":"
+        desc += " " + err["errorMessage"]
     lines = [desc]
     stack = err.get("stackTrace")
-    if stack:
+    if stack is not None:
         lines.append("Traceback (most recent call last):")
         for element in stack:
-            lines.extend(element.splitlines() or [""])
-    _router.whole(rid, "stdout", "\n".join(lines) + "\n")
+            if element == "":
+                lines.append("")
+            else:
+                lines.extend(_indent(line) for line in element.splitlines())
+    _LOG_SINK.log_error(lines)
 
 
 class _Fault(Exception):
@@ -521,7 +699,15 @@ class _Loader:
                         self.handler_spec, n, ", ".join(os.path.relpath(p, self._root_of(p) or "/") for p in changed[:5])))
             scan_ns = _perf_ns() - t0
             if self.handler is None:
-                self.handler = self._import()
+                _preview_runtime_warning()
+                try:
+                    self.handler = self._import()
+                except BaseException:
+                    # Lambda answers an init error and resets the sandbox: the next invocation imports the
+                    # handler's module afresh, and its module-level code runs again. Forget the code folder's
+                    # modules, as after an edit, so that it does here too.
+                    self._drop([])
+                    raise
             self._track_new_modules()
             return self.handler, scan_ns
 
@@ -555,20 +741,269 @@ class _Loader:
 _loader = _Loader()
 
 # ---------------------------------------------------------------------------------------------------------------
-# Invocations.
+# Results, encoded as awslambdaric 4.2.2's lambda_runtime_marshaller does it: simplejson's JSONEncoder with
+# use_decimal=False, allow_nan=True and a default() that writes a Decimal's own digits (NaN as NaN), ensure_ascii
+# off only for the runtimes that turned it off, and bytes returned as they are. simplejson is not in the standard
+# library, so what it does differently from json is reproduced here: the C json encoder does the common case
+# (plain dicts, lists, str, int, float, bool, None, checked exactly by type so a subclass never takes it), and
+# anything else (Decimal, NaN, namedtuples, bytes inside the result, subclasses) goes through _iterencode, a port
+# of simplejson's pure-Python encoder restricted to the options awslambdaric uses.
+
+_ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") not in {
+    "AWS_Lambda_python3.12",
+    "AWS_Lambda_python3.13",
+    "AWS_Lambda_python3.14",
+    "AWS_Lambda_python3.15",
+}
+_json_fast = json.JSONEncoder(ensure_ascii=_ENSURE_ASCII, allow_nan=False)
+_encode_str = json.encoder.encode_basestring_ascii if _ENSURE_ASCII else json.encoder.encode_basestring
+_PLAIN_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
-def _json_default(obj):
+def _plain(value):
+    """True when value holds only types the C json encoder writes exactly as simplejson does."""
+    stack = [value]
+    seen = set()  # containers already checked: shared ones once, and a cycle (the encoder reports it) ends
+    pop, push, scalars = stack.pop, stack.append, _PLAIN_SCALARS
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is dict or t is list:
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+        if t is dict:
+            for k, x in v.items():
+                if type(k) is not str:
+                    return False
+                tx = type(x)
+                if tx is dict or tx is list:
+                    push(x)
+                elif tx not in scalars:
+                    return False
+        elif t is list:
+            for x in v:
+                tx = type(x)
+                if tx is dict or tx is list:
+                    push(x)
+                elif tx not in scalars:
+                    return False
+        elif t not in scalars:
+            return False
+    return True
+
+
+def _floatstr(o):
+    if o != o:
+        return "NaN"
+    if o == float("inf"):
+        return "Infinity"
+    if o == -float("inf"):
+        return "-Infinity"
+    return float.__repr__(o)
+
+
+def _encode_int(value):
+    if type(value) is not int:
+        value = int(value)  # simplejson: "do not trust custom str/repr"
+    return str(value)
+
+
+def _call_method(obj, name):
+    method = getattr(obj, name, None)
+    if callable(method):
+        try:
+            return (method(),)
+        except TypeError:
+            pass
+    return None
+
+
+def _default(obj):
+    # awslambdaric's Encoder.default: a Decimal's digits as they are (RawJSON), NaN Decimals as NaN.
     if isinstance(obj, decimal.Decimal):
-        return int(obj) if obj == obj.to_integral_value() else float(obj)
-    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+        if obj.is_nan():
+            return float("nan")
+        return _Raw(str(obj))
+    raise TypeError("Object of type %s is not JSON serializable" % obj.__class__.__name__)
+
+
+class _Raw(object):
+    __slots__ = ["text"]
+
+    def __init__(self, text):
+        self.text = text
+
+
+def _stringify_key(key):
+    if isinstance(key, bytes):
+        return str(key, "utf-8")
+    if isinstance(key, float):
+        return _floatstr(key)
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int):
+        return _encode_int(key)
+    raise TypeError("keys must be str, int, float, bool or None, not %s" % key.__class__.__name__)
+
+
+def _scalar(o):
+    """simplejson's text for a scalar, or None for anything else."""
+    if isinstance(o, str):
+        return _encode_str(o)
+    if isinstance(o, bytes):
+        return _encode_str(str(o, "utf-8"))
+    if isinstance(o, _Raw):
+        return o.text
+    if o is None:
+        return "null"
+    if o is True:
+        return "true"
+    if o is False:
+        return "false"
+    if isinstance(o, int):
+        return _encode_int(o)
+    if isinstance(o, float):
+        return _floatstr(o)
+    return None
+
+
+def _iterencode(o, out, markers, methods_tried=False):
+    text = _scalar(o)
+    if text is not None:
+        out.append(text)
+        return
+    asdict = None if methods_tried else _call_method(o, "_asdict")
+    if asdict:
+        _encode_method(o, asdict[0], out, markers)
+    elif isinstance(o, (list, tuple)):
+        _encode_list(o, out, markers)
+    elif isinstance(o, dict):
+        _encode_dict(o, out, markers)
+    else:
+        marker = id(o)
+        if marker in markers:
+            raise ValueError("Circular reference detected")
+        markers[marker] = o
+        try:
+            _iterencode(_default(o), out, markers)
+        finally:
+            markers.pop(marker, None)
+
+
+def _encode_method(o, dct, out, markers):
+    if not isinstance(dct, dict):
+        raise TypeError("_asdict() must return a dict, not %s" % (type(dct).__name__,))
+    marker = id(o)
+    if marker in markers:
+        raise ValueError("Circular reference detected")
+    markers[marker] = o
+    try:
+        _encode_dict(dct, out, markers)
+    finally:
+        markers.pop(marker, None)
+
+
+def _encode_item(value, out, markers):
+    text = _scalar(value)
+    if text is not None:
+        out.append(text)
+        return
+    asdict = _call_method(value, "_asdict")
+    if asdict:
+        _encode_method(value, asdict[0], out, markers)
+    elif isinstance(value, (list, tuple)):
+        _encode_list(value, out, markers)
+    elif isinstance(value, dict):
+        _encode_dict(value, out, markers)
+    else:
+        _iterencode(value, out, markers, True)
+
+
+def _encode_list(lst, out, markers):
+    if not lst:
+        out.append("[]")
+        return
+    marker = id(lst)
+    if marker in markers:
+        raise ValueError("Circular reference detected")
+    markers[marker] = lst
+    try:
+        out.append("[")
+        first = True
+        for value in lst:
+            if first:
+                first = False
+            else:
+                out.append(", ")
+            _encode_item(value, out, markers)
+        out.append("]")
+    finally:
+        markers.pop(marker, None)
+
+
+def _encode_dict(dct, out, markers):
+    if not dct:
+        out.append("{}")
+        return
+    marker = id(dct)
+    if marker in markers:
+        raise ValueError("Circular reference detected")
+    markers[marker] = dct
+    try:
+        out.append("{")
+        first = True
+        for key, value in dct.items():
+            if not isinstance(key, str):
+                key = _stringify_key(key)
+            if first:
+                first = False
+            else:
+                out.append(", ")
+            out.append(_encode_str(key))
+            out.append(": ")
+            _encode_item(value, out, markers)
+        out.append("}")
+    finally:
+        markers.pop(marker, None)
+
+
+def _encode(value):
+    """awslambdaric's to_json: the text simplejson's encoder gives value; and whether the C json encoder wrote it,
+    which makes it strict JSON (the other path may write NaN, Infinity or a Decimal's "Infinity")."""
+    if isinstance(value, str):
+        return _encode_str(value), True
+    if _plain(value):
+        try:
+            return _json_fast.encode(value), True
+        except ValueError as e:
+            if not str(e).startswith("Out of range float"):
+                raise
+    out = []
+    _iterencode(value, out, {})
+    return "".join(out), False
+
+
+def _to_json(value):
+    return _encode(value)[0]
 
 
 def _marshal(value):
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, allow_nan=False, default=_json_default).encode("ascii")
+    """The result as the caller gets it: (body, content type, strict JSON). bytes go as they are, with
+    awslambdaric's content type for them; anything else as JSON. Lone surrogates, which awslambdaric cannot send
+    at all, are written as the \\uXXXX escapes they can only stand in (a JSON string)."""
+    if isinstance(value, bytes):
+        return value, "application/unknown", False
+    text, strict = _encode(value)
+    return text.encode("utf-8", "backslashreplace"), "application/json", strict
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Invocations.
 
 
 def _context_json(text, name):
@@ -582,17 +1017,45 @@ def _context_json(text, name):
         raise _Fault("Runtime.LambdaContextUnmarshalError", "Unable to parse {} JSON: {}".format(name, str(e))) from None
 
 
+def _preview_runtime_warning():
+    """awslambdaric's warning at the start of a preview runtime (bootstrap._log_preview_runtime_warning)."""
+    if os.environ.get("LAMBDA_DISABLE_PREVIEW_WARN", "") or os.environ.get("AWS_EXECUTION_ENV", "") != "AWS_Lambda_python3.15":
+        return
+    link = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html"
+    if os.environ.get("AWS_REGION", "").startswith("cn-"):
+        link = "https://docs.amazonaws.cn/lambda/latest/dg/lambda-runtimes.html"
+    logging.warning(
+        "LAMBDA_WARNING: This is a preview runtime version and should not be used for production workloads. "
+        "For further information and to provide feedback, see " + link + "\r"
+    )
+
+
+def _init_error(err):
+    """Reports an init error (the handler's module could not be imported or has no handler) as awslambdaric's
+    run() does: its LAMBDA_WARNING record, then the error, both without a request id."""
+    me = threading.current_thread()
+    me._plldb_init = True
+    try:
+        logging.warning(_UNHANDLED_WARNING)
+    finally:
+        me._plldb_init = False
+    _log_error(err)
+
+
 def _invoke(rpc_id, params):
     arrived = _perf_ns()
     rid = params.get("requestId") or ""
     me = threading.current_thread()
     me._plldb_rid = rid
+    me._plldb_tenant = params.get("tenantId") or None
     # Thread names are the debug adapter's thread model (adapter/dap/threads.go): it shows "plldb-invoke <rid>"
     # as "<function> <request id>", and hides the executor's own threads (MainThread and every other "plldb-"
     # name: plldb-data, plldb-idle), which never run handler code.
     me.name = "plldb-invoke " + rid
     scan_ns = 0
     payload = None
+    content_type = "application/json"
+    strict = True
     err = None
     try:
         trace_id = params.get("traceId")
@@ -601,55 +1064,87 @@ def _invoke(rpc_id, params):
         else:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
-            handler, scan_ns = _loader.get(arrived)
-            ctx = LambdaContext(
-                rid,
-                _context_json(params.get("clientContext"), "Client Context"),
-                _context_json(params.get("cognitoIdentity"), "Cognito Identity"),
-                int(params.get("deadlineMs") or 0),
-                params.get("invokedFunctionArn"),
-            )
-            ref = params.get("eventRef")
-            raw = _data_in.take(ref) if ref else None
-            if raw is None:
-                raise RuntimeError("event body %s never arrived" % ref)
-            # The event comes as raw bytes in a frame of its own, never inside the request line, so that it is
-            # decoded here, where a failure is this invocation's alone. Go's check lets through JSON that json
-            # cannot decode (invalid UTF-8, nesting past the recursion limit, integers past
-            # int_max_str_digits); answer those as awslambdaric's unmarshal_request does (Exception, which
-            # covers RecursionError and UnicodeDecodeError): Runtime.UnmarshalError, no stack trace.
+            # Lambda imports the handler in its init phase, before any invocation; the executor does it on the
+            # first invocation (and again after an edit). Its failures are init errors: no request id in the
+            # document or in records logged meanwhile, and awslambdaric's warning first.
+            me._plldb_init = True
             try:
-                event = json.loads(raw)
-            except Exception as e:
-                raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(str(e))) from None
-            result = handler(event, ctx)
-            try:
-                payload = _marshal(result)
-            except (TypeError, ValueError, OverflowError, RecursionError) as e:
-                err = _error("Unable to marshal response: {}".format(str(e)), "Runtime.MarshalError", None, rid)
+                handler, scan_ns = _loader.get(arrived)
+            finally:
+                me._plldb_init = False
         except _Fault as f:
-            err = dict(f.error, requestId=rid)
-        except SystemExit as e:
-            # Lambda's runtime process ends here and the sandbox is reset; do the same, Go reports the exit.
-            _router.flush(rid)
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            os._exit(code)
-        except BaseException as e:  # noqa: B036 - every failure must become an answer, never a silent thread end
-            err = _exception_error(e, rid)
+            err = f.error
+        except SystemExit:
+            raise
+        except BaseException as e:  # noqa: B036 - as the handler's own failures below
+            err = _exception_error(e, None)  # awslambdaric's build_fault_result
         if err is not None:
-            _log_error(rid, err)
+            _init_error(err)
+        else:
+            try:
+                ctx = LambdaContext(
+                    rid,
+                    _context_json(params.get("clientContext"), "Client Context"),
+                    _context_json(params.get("cognitoIdentity"), "Cognito Identity"),
+                    int(params.get("deadlineMs") or 0),
+                    params.get("invokedFunctionArn"),
+                    me._plldb_tenant,
+                )
+                ref = params.get("eventRef")
+                raw = _data_in.take(ref) if ref else None
+                if raw is None:
+                    raise RuntimeError("event body %s never arrived" % ref)
+                # The event comes as raw bytes in a frame of its own, never inside the request line, so that it
+                # is decoded here, where a failure is this invocation's alone. Go's check lets through JSON that
+                # json cannot decode (invalid UTF-8, nesting past the recursion limit, integers past
+                # int_max_str_digits); answer those as awslambdaric's unmarshal_request does (Exception, which
+                # covers RecursionError and UnicodeDecodeError): Runtime.UnmarshalError, no stack trace.
+                try:
+                    event = json.loads(raw)
+                except RecursionError as e:
+                    # awslambdaric decodes with simplejson, whose C scanner says "... from a string".
+                    msg = str(e).replace(" from a unicode string", " from a string")
+                    raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(msg)) from None
+                except Exception as e:
+                    raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: {}".format(str(e))) from None
+                result = handler(event, ctx)
+                try:
+                    payload, content_type, strict = _marshal(result)
+                except Exception as e:
+                    raise _Fault("Runtime.MarshalError", "Unable to marshal response: {}".format(str(e))) from None
+            except _Fault as f:
+                err = dict(f.error, requestId=rid)
+            except SystemExit:
+                raise
+            except BaseException as e:  # noqa: B036 - every failure must become an answer, never a silent thread end
+                err = _exception_error(e, rid)
+            if err is not None:
+                _log_error(err)
+    except SystemExit as e:
+        # Lambda's runtime process ends here and the sandbox is reset; do the same, Go reports the exit.
+        _router.flush(rid)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        os._exit(code)
     finally:
         _router.flush(rid)
         me._plldb_rid = None
+        me._plldb_tenant = None
         me.name = "plldb-idle"
-    if err is None and len(payload) > _INLINE_MAX and params.get("ref"):
+    if err is not None:
+        # errorDoc: the document as awslambdaric posts it, byte for byte (its encoder, its separators).
+        _wire.reply(rpc_id, {"error": err, "errorDoc": _to_json(err), "scanNs": scan_ns})
+        return
+    # Only strict JSON may travel inside the JSON-RPC line (Go parses it); bytes, NaN and the like take the data
+    # pipe whatever their size.
+    if (len(payload) > _INLINE_MAX or not strict) and params.get("ref"):
         _data_out.send(params["ref"], payload)
-        _wire.reply(rpc_id, {"payloadRef": params["ref"], "scanNs": scan_ns})
-    elif err is None:
+        res = {"payloadRef": params["ref"], "scanNs": scan_ns}
+        if content_type != "application/json":
+            res["contentType"] = content_type
+        _wire.reply(rpc_id, res)
+    else:
         head = b'{"jsonrpc":"2.0","id":' + _dumps(rpc_id) + b',"result":{"payload":'
         _wire.send_raw(head + payload + b',"scanNs":' + str(scan_ns).encode() + b"}}\n")
-    else:
-        _wire.reply(rpc_id, {"error": err, "scanNs": scan_ns})
 
 
 class _Pool:
@@ -850,7 +1345,11 @@ def _initialize(params):
             return None, (-32002, "debugpy.listen failed: %s" % e)
         result["debugPort"] = port
         result["debugpyVersion"] = getattr(debugpy, "__version__", "")
+    # awslambdaric is started as `python -m awslambdaric <handler>`: the handler is argv[1].
+    sys.argv[1:] = [params.get("handler") or ""]
     code_dir = params.get("codeDir") or os.getcwd()
+    # Lambda's bootstrap is a shell script started in the code folder, so the runtime inherits its PWD.
+    os.environ["PWD"] = os.path.abspath(code_dir)
     roots = _setup_sys_path(code_dir, params.get("layerDirs") or [])
     _loader.configure(params.get("handler") or "", code_dir, roots)
     return result, None

@@ -192,6 +192,7 @@ func FuzzPythonAgreesOnEvents(f *testing.F) {
 		}
 		pyErr := py.parse(t, "data", p.event)
 		kind, msg, _ := strings.Cut(pyErr, ": ")
+		msg = simplejsonWording(msg)
 		if pyErr == "" || !undecodable.first(kind) {
 			return
 		}

@@ -38,6 +38,7 @@ func TestBrokenTemplates(t *testing.T) {
 		{"bad-env.yaml", 10, 17, "function Fn: environment variable LIST must be a string, got a list"},
 		{"unknown-condition.yaml", 7, 24, `unknown condition "IsBig"`},
 		{"select-out-of-range.yaml", 6, 25, "Fn::Select: index 3 is out of range (the list has 2 values)"},
+		{"bad-logging.yaml", 8, 20, `function Fn: LoggingConfig.LogFormat is "json", want one of JSON, Text`},
 		{"layers-not-list.yaml", 7, 15, `function Fn: Layers must be a list, got "arn:aws:lambda:us-east-1:123456789012:layer:x:1"`},
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.*"))

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -90,6 +91,9 @@ func (b *builder) function(id string) (*Function, error) {
 		return nil, err
 	}
 	if err := b.environment(f, props); err != nil {
+		return nil, err
+	}
+	if err := b.logging(f, props); err != nil {
 		return nil, err
 	}
 
@@ -243,6 +247,50 @@ func (b *builder) architecture(f *Function, props *yaml.Node) error {
 		return b.errf(n, "function %s: architecture %s is not x86_64 or arm64", f.LogicalID, describe(l[0]))
 	}
 	f.Architecture = a
+	return nil
+}
+
+// loggingValues are the values CloudFormation accepts in LoggingConfig, as it spells them.
+var loggingValues = map[string][]string{
+	"LogFormat":           {"JSON", "Text"},
+	"ApplicationLogLevel": {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"},
+	"SystemLogLevel":      {"DEBUG", "INFO", "WARN"},
+}
+
+func (b *builder) logging(f *Function, props *yaml.Node) error {
+	v, n, ok, err := b.prop(props, "LoggingConfig")
+	if err != nil || !ok || v == nil {
+		return err
+	}
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		return b.errf(n, "function %s: LoggingConfig must be a mapping, got %s", f.LogicalID, describe(v))
+	}
+	fields := map[string]*string{
+		"LogFormat": &f.Logging.LogFormat, "ApplicationLogLevel": &f.Logging.ApplicationLogLevel,
+		"SystemLogLevel": &f.Logging.SystemLogLevel, "LogGroup": &f.Logging.LogGroup,
+	}
+	for _, k := range sortedKeys(m) {
+		if _, isNoValue := m[k].(noValue); isNoValue || m[k] == nil {
+			continue
+		}
+		pos := n
+		if kn := mapGet(deref(n), k); kn != nil {
+			pos = kn
+		}
+		dst, known := fields[k]
+		if !known {
+			return b.errf(pos, "function %s: LoggingConfig has no property %s (it has ApplicationLogLevel, LogFormat, LogGroup, SystemLogLevel)", f.LogicalID, k)
+		}
+		s, isStr := stringify(m[k])
+		if !isStr {
+			return b.errf(pos, "function %s: LoggingConfig.%s must be a string, got %s", f.LogicalID, k, describe(m[k]))
+		}
+		if allowed := loggingValues[k]; allowed != nil && !slices.Contains(allowed, s) {
+			return b.errf(pos, "function %s: LoggingConfig.%s is %q, want one of %s", f.LogicalID, k, s, strings.Join(allowed, ", "))
+		}
+		*dst = s
+	}
 	return nil
 }
 

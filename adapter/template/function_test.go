@@ -427,3 +427,32 @@ func TestReservedConcurrencyAndEventRetriesErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), "template.yaml:4:", "the error points at the line: %v", err)
 	}
 }
+
+func TestLoggingConfig(t *testing.T) {
+	src := `Globals:
+  Function:
+    Runtime: python3.12
+    Handler: a.b
+    LoggingConfig: {LogFormat: JSON, ApplicationLogLevel: WARN}
+Resources:
+  Merged:
+    Type: AWS::Serverless::Function
+    Properties:
+      LoggingConfig: {ApplicationLogLevel: DEBUG, SystemLogLevel: WARN, LogGroup: /custom/group}
+  Text:
+    Type: AWS::Lambda::Function
+    Properties: {Runtime: python3.12, Handler: a.b, LoggingConfig: {LogFormat: Text, ApplicationLogLevel: DEBUG}}
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties: {Runtime: python3.12, Handler: a.b}
+`
+	tmpl, _ := parseIn(t, src)
+	merged := mustFunction(t, tmpl, "Merged")
+	assert.Equal(t, LoggingConfig{LogFormat: "JSON", ApplicationLogLevel: "DEBUG", SystemLogLevel: "WARN", LogGroup: "/custom/group"}, merged.Logging)
+	assert.Equal(t, map[string]string{"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "DEBUG", "AWS_LAMBDA_LOG_GROUP_NAME": "/custom/group"},
+		merged.Logging.RuntimeEnv())
+	assert.Empty(t, mustFunction(t, tmpl, "Text").Logging.RuntimeEnv(), "Lambda filters by level only in JSON format")
+	assert.Empty(t, mustFunction(t, tmpl, "Plain").Logging.RuntimeEnv())
+	assert.Equal(t, map[string]string{"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO"},
+		LoggingConfig{LogFormat: "JSON"}.RuntimeEnv(), "JSON's default application level")
+}

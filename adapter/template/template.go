@@ -59,6 +59,7 @@ type Function struct {
 	Architecture string            // x86_64 | arm64 (Architectures[0], default x86_64)
 	Env          map[string]string // Environment.Variables with Globals merged, values as strings; never nil
 	Layers       []Layer           // layers with local content, in the function's order
+	Logging      LoggingConfig     // LoggingConfig, with Globals merged; zero when absent
 	// UnresolvedLayers are the function's layers that have no local content (ARNs of published layers, layers
 	// in S3): they are not served locally, so imports from them fail unless the code has them otherwise.
 	UnresolvedLayers []string
@@ -75,6 +76,32 @@ type Function struct {
 	// Aliases are the function's declared alias names: SAM's AutoPublishAlias and the AWS::Lambda::Alias
 	// resources whose FunctionName refers to it. Invoking through one of them runs the local code, as $LATEST.
 	Aliases []string
+}
+
+// LoggingConfig is a function's LoggingConfig: empty strings for what is not set.
+type LoggingConfig struct {
+	LogFormat           string // JSON | Text
+	ApplicationLogLevel string // TRACE | DEBUG | INFO | WARN | ERROR | FATAL
+	SystemLogLevel      string // DEBUG | INFO | WARN: Lambda's own START/END/REPORT lines, nothing the runtime sees
+	LogGroup            string
+}
+
+// RuntimeEnv is what Lambda tells the runtime of this configuration, as environment variables: the JSON format
+// and its application log level (INFO unless set; Lambda filters by level only in JSON format, so a level
+// with Text is not passed on), read by awslambdaric; and the log group, which the context reports.
+func (l LoggingConfig) RuntimeEnv() map[string]string {
+	env := map[string]string{}
+	if l.LogFormat == "JSON" {
+		env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+		env["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
+		if l.ApplicationLogLevel != "" {
+			env["AWS_LAMBDA_LOG_LEVEL"] = l.ApplicationLogLevel
+		}
+	}
+	if l.LogGroup != "" {
+		env["AWS_LAMBDA_LOG_GROUP_NAME"] = l.LogGroup
+	}
+	return env
 }
 
 // Layer is a layer with local content. Lambda puts <layer>/python on sys.path, so PythonDir is what an

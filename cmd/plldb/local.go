@@ -208,7 +208,9 @@ func (p *invocationPrinter) Finished(inv *wire.Invoke, out executor.Outcome, err
 }
 
 func (p *invocationPrinter) logLine(l executor.LogLine) {
-	p.printf("      %s %s\n", l.RequestID, trimNewline(l.Text))
+	// awslambdaric joins the lines of an error report with \r, so that Lambda's line-based capture keeps it as
+	// one record (CloudWatch shows the lines). A terminal would write each line over the last: show them.
+	p.printf("      %s %s\n", l.RequestID, strings.ReplaceAll(trimNewline(l.Text), "\r", "\n"))
 }
 
 func (p *invocationPrinter) printf(format string, args ...any) {
