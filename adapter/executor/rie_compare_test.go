@@ -129,6 +129,9 @@ var (
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", // RIE's are empty; the executor passes the developer's
 		"PATH", "HOME", "LANG", // the harness sets RIE's; the executor keeps the developer's
 		"AWS_LAMBDA_FUNCTION_TIMEOUT", "LOG_LEVEL", // RIE's own configuration, not Lambda's
+		// Each sandbox's own folder for tempfile, standing in for the /tmp each Lambda sandbox has to itself
+		// (RIE's sandbox is the machine, whose /tmp every run shares).
+		"TMPDIR",
 	}
 	// Variables Lambda sets that RIE does not; the executor sets them as Lambda does.
 	envLambdaOnly = []string{"AWS_LAMBDA_INITIALIZATION_TYPE", "LAMBDA_RUNTIME_DIR", "TZ", "PYTHONUNBUFFERED"}
