@@ -80,7 +80,7 @@ type Spec struct {
 	IdleTimeout time.Duration
 	// OnStart, if set, is called for every new sandbox once its process is ready and before it takes an
 	// invocation, so a debugger can attach and set breakpoints first. It runs on the goroutine that starts the
-	// sandbox (an invocation may be waiting for it) and must return when ctx ends.
+	// sandbox (an invocation may be waiting for it) and must return when ctx ends (when the Executor closes).
 	OnStart func(ctx context.Context, sb SandboxInfo)
 	// OnExit, if set, is called when a sandbox's process has ended.
 	OnExit func(sb SandboxInfo)

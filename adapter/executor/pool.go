@@ -168,7 +168,9 @@ func (e *Executor) startSandbox(ctx context.Context) (*sandbox, error) {
 	sb.proc = p
 	sb.initDur = time.Since(begin)
 	if e.spec.OnStart != nil {
-		e.spec.OnStart(ctx, sb.info(e.spec.LogicalID))
+		// Not ctx: the invocation that asked for this sandbox may give up, but the sandbox stays in the pool and
+		// must be fully set up (a debugger attached) before anything else runs in it.
+		e.spec.OnStart(e.life, sb.info(e.spec.LogicalID))
 	}
 	return sb, nil
 }
