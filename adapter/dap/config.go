@@ -44,6 +44,13 @@ type PathMapping struct {
 // DefaultInvokePort is Lambda's local Invoke API port, as `sam local start-lambda` uses.
 const DefaultInvokePort = 3001
 
+// DefaultMaxConcurrency and DefaultAccountConcurrency are plldb local's (local.DefaultMaxConcurrency and
+// local.DefaultAccountConcurrency, which a test keeps them equal to), written out as literals because the
+// extension's schema test reads this file's defaults.
+const DefaultMaxConcurrency = 10
+
+const DefaultAccountConcurrency = 1000
+
 // parseLaunch validates launch arguments. Every error names the attribute and what is wrong with it; attributes
 // it does not know (VS Code adds name, type, request, __sessionId, …) are ignored.
 func parseLaunch(raw json.RawMessage) (*LaunchConfig, error) { return parseLaunchWith(raw, nil) }
@@ -66,7 +73,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 			a[k] = b
 		}
 	}
-	c := &LaunchConfig{Mode: "local", InvokeHost: "127.0.0.1", InvokePort: DefaultInvokePort, JustMyCode: true, RedirectOutput: true}
+	c := &LaunchConfig{Mode: "local", InvokeHost: "127.0.0.1", InvokePort: DefaultInvokePort, MaxConcurrency: DefaultMaxConcurrency, AccountConcurrency: DefaultAccountConcurrency, JustMyCode: true, RedirectOutput: true}
 	var errs []string
 	field := func(name string, dst any, what string) bool {
 		v, ok := a[name]
@@ -85,13 +92,12 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	if field("invokePort", &c.InvokePort, "an integer") && (c.InvokePort < 0 || c.InvokePort > 65535) {
 		errs = append(errs, fmt.Sprintf(`"invokePort" %d is not a TCP port (0–65535; 0 picks a free one)`, c.InvokePort))
 	}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{"maxConcurrency", &c.MaxConcurrency}, {"accountConcurrency", &c.AccountConcurrency}} {
-		if field(f.name, f.dst, "an integer") && *f.dst < 1 {
-			errs = append(errs, fmt.Sprintf(`"%s" %d must be at least 1`, f.name, *f.dst))
-		}
+	// One field call per attribute, spelled out: the extension's schema test reads them from this source.
+	if field("maxConcurrency", &c.MaxConcurrency, "an integer") && c.MaxConcurrency < 1 {
+		errs = append(errs, fmt.Sprintf(`"maxConcurrency" %d must be at least 1`, c.MaxConcurrency))
+	}
+	if field("accountConcurrency", &c.AccountConcurrency, "an integer") && c.AccountConcurrency < 1 {
+		errs = append(errs, fmt.Sprintf(`"accountConcurrency" %d must be at least 1`, c.AccountConcurrency))
 	}
 	field("functions", &c.Functions, "a list of logical ids")
 	field("python", &c.Python, "a string")

@@ -57,7 +57,8 @@ func TestLaunchConcurrencyAttributes(t *testing.T) {
 	assert.Equal(t, 50, cfg.AccountConcurrency)
 	cfg, err = parseLaunch([]byte(`{"template": "` + tpl + `"}`))
 	require.NoError(t, err)
-	assert.Zero(t, cfg.MaxConcurrency, "unset: plldb local's default")
+	assert.Equal(t, DefaultMaxConcurrency, cfg.MaxConcurrency, "unset: plldb local's default")
+	assert.Equal(t, DefaultAccountConcurrency, cfg.AccountConcurrency, "unset: plldb local's default")
 	for raw, want := range map[string]string{
 		`"maxConcurrency": 0`:       `"maxConcurrency" 0 must be at least 1`,
 		`"maxConcurrency": "ten"`:   `"maxConcurrency" must be an integer`,
