@@ -14,6 +14,7 @@ import (
 
 	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/adapter/dap"
+	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/cloud/install"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/cloud/stack"
@@ -62,10 +63,13 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Sandboxes started later (for concurrent invocations) print their ports too: each is a debuggee.
+	printer := &invocationPrinter{w: stdout}
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
 		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
 		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, MaxConcurrency: *maxConc, Logger: log,
+		Hooks: devside.Hooks{OnSandboxStart: printer.sandboxStarted},
 	})
 	if err != nil {
 		return err
@@ -78,9 +82,12 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stdout, `Attach your debugger to a port above (VS Code: "type": "debugpy", "request": "attach", "connect": {"host": "127.0.0.1", "port": PORT}).`)
 	fmt.Fprintln(stdout, "These ports take any local client: on a shared machine use --listen (plldb's DAP server), whose debugpys only plldb can reach.")
 	fmt.Fprintln(stdout, "Press Ctrl-C to detach: every function is put back as it was.")
+	printer.serving.Store(true)
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "plldb: detaching…")
+	printer.printf("plldb: detaching…\n")
 	results, err := s.Close(context.WithoutCancel(ctx))
+	printer.mu.Lock()
+	defer printer.mu.Unlock()
 	printResults(stdout, "detach", results)
 	return err
 }
