@@ -384,14 +384,16 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
     await step('a second invocation while the first is paused: two HelloFunction threads, no executor threads', async () => {
       second = post(`http://127.0.0.1:${invokePort}/2015-03-31/functions/HelloFunction/invocations`, JSON.stringify({ name: 'again', n: 8 }));
       second.catch(() => undefined);
-      // Each invocation's thread is named after the function and its request id; the executor's own threads
-      // (MainThread, plldb-data) never appear.
+      // Each invocation's thread is named after the function and its request id (and its sandbox, after the
+      // first); the executor's own threads (MainThread, plldb-data) never appear.
       const paused = page.locator('.debug-call-stack .monaco-list-row', { has: page.locator('.thread') })
         .filter({ hasText: /HelloFunction/ }).filter({ hasText: /paused on breakpoint/i });
       await paused.nth(1).waitFor({ state: 'visible' });
       const threads = await page.locator('.debug-call-stack .monaco-list-row .thread .name').allInnerTexts();
       assert.equal(threads.length, 2, `Call Stack threads: ${threads.join(', ')}`);
-      assert.ok(threads.every((n) => /^HelloFunction \S+$/.test(n.trim())), `Call Stack threads: ${threads.join(', ')}`);
+      assert.ok(threads.every((n) => /^HelloFunction [0-9a-f]{8}( \(sandbox \d+\))?$/.test(n.trim())), `Call Stack threads: ${threads.join(', ')}`);
+      // Two concurrent invocations of one function run in two sandboxes, as in Lambda, and the names say so.
+      assert.equal(threads.filter((n) => /\(sandbox \d+\)$/.test(n.trim())).length, 1, `Call Stack threads: ${threads.join(', ')}`);
       assert.notEqual(threads[0], threads[1], 'two invocations, two names');
     });
 
