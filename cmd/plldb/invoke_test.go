@@ -352,3 +352,38 @@ func TestInvokeStackName(t *testing.T) {
 	assert.Contains(t, out.err.Error(), "describe stack no-such-stack")
 	assert.Equal(t, before, rec.count(), "nothing was invoked")
 }
+
+// TestInvokeClientContext: --client-context reaches the handler as context.client_context, and a custom key set
+// by code (where a knock will go) rides along with the developer's own.
+func TestInvokeClientContext(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(
+		"def handler(event, context):\n    cc = context.client_context\n    return {\"custom\": cc.custom if cc else None, \"env\": cc.env if cc else None}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Transform: AWS::Serverless-2016-10-31
+Resources:
+  Context:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src/
+      Handler: app.handler
+`), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := local.Start(ctx, local.Options{Template: dir, Python: pyenv.Python(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+
+	out := invokeCmd(t, "Context", "--endpoint-url", p.Endpoint(), "--client-context", `{"custom": {"tenant": "t-1"}, "env": {"stage": "dev"}}`)
+	require.NoError(t, out.err, out.stderr)
+	assert.JSONEq(t, `{"custom": {"tenant": "t-1"}, "env": {"stage": "dev"}}`, out.stdout)
+
+	out = invokeCmd(t, "Context", "--endpoint-url", p.Endpoint())
+	require.NoError(t, out.err, out.stderr)
+	assert.JSONEq(t, `{"custom": null, "env": null}`, out.stdout)
+
+	out = invokeCmd(t, "Context", "--endpoint-url", p.Endpoint(), "--client-context", `{"custom": {"k": "`+strings.Repeat("x", 3000)+`"}}`)
+	assert.Equal(t, exitInvokeFailed, out.status)
+	assert.Contains(t, out.err.Error(), "Lambda takes at most 3583")
+}
