@@ -93,8 +93,9 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer closeLog()
 
 	var (
-		client *lambda.Client
-		where  string
+		client   *lambda.Client
+		where    string
+		whereAWS = func() string { return "" }
 	)
 	if *stackName != "" {
 		cfg, err := awsconfig.Load(ctx, awsconfig.Options{Profile: *profile, Region: *region})
@@ -104,12 +105,15 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err := awsconfig.ValidateRegion(cfg.Region); err != nil {
 			return &exitError{exitInvokeFailed, fmt.Errorf("plldb invoke: %w", err)}
 		}
+		// Where (an STS call) is asked only for a message about something not found: a wrong --region or
+		// --profile then shows.
 		name, err := invoke.Resolve(ctx, cloudformation.NewFromConfig(cfg), *stackName, fn)
 		if err != nil {
-			return &exitError{exitInvokeFailed, fmt.Errorf("plldb invoke: %w", err)}
+			return &exitError{exitInvokeFailed, fmt.Errorf("plldb invoke: in %s: %w", awsconfig.Where(ctx, cfg), err)}
 		}
 		req.Function = name
-		client, where = lambda.NewFromConfig(cfg), "stack "+*stackName+" ("+awsconfig.Where(ctx, cfg)+")"
+		client, where = lambda.NewFromConfig(cfg), "stack "+*stackName
+		whereAWS = func() string { return " (" + awsconfig.Where(ctx, cfg) + ")" }
 	} else {
 		url := *endpoint
 		if url == "" {
@@ -120,6 +124,10 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	res, err := invoke.Invoke(ctx, client, req)
 	if err != nil {
+		var ie *invoke.Error
+		if errors.As(err, &ie) && ie.NotFound() {
+			where += whereAWS()
+		}
 		return &exitError{exitInvokeFailed, invokeFailure(fn, *qualifier, where, *stackName == "", err)}
 	}
 	return printResult(res, stdout, stderr, logW)
@@ -262,7 +270,16 @@ func printResult(res invoke.Result, stdout, stderr, logW io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "function error (%s): %s\n", res.FunctionError, what)
 	}
-	fmt.Fprintf(stderr, "executed version %s, request id %s\n", res.ExecutedVersion, res.RequestID)
+	var ids []string
+	if res.ExecutedVersion != "" {
+		ids = append(ids, "executed version "+res.ExecutedVersion)
+	}
+	if res.RequestID != "" {
+		ids = append(ids, "request id "+res.RequestID)
+	}
+	if len(ids) > 0 {
+		fmt.Fprintln(stderr, strings.Join(ids, ", "))
+	}
 	if res.FunctionError != "" {
 		return &exitError{code: exitFunctionError}
 	}

@@ -342,6 +342,11 @@ func TestInvokeStackName(t *testing.T) {
 	out = invokeCmd(t, "arn:aws:lambda:us-east-1:123456789012:function:HelloFunction", "--stack-name", stack)
 	require.NoError(t, out.err, out.stderr)
 
+	gone := "arn:aws:lambda:us-east-1:123456789012:function:Gone"
+	out = invokeCmd(t, gone, "--stack-name", stack)
+	assert.Equal(t, exitInvokeFailed, out.status)
+	assert.Contains(t, out.err.Error(), "no function "+gone+" at stack "+stack+" (region us-east-1 of account 123456789012): Function not found: "+gone)
+
 	before := rec.count()
 	out = invokeCmd(t, "Greeterr", "--stack-name", stack)
 	assert.Equal(t, exitInvokeFailed, out.status)
@@ -349,7 +354,7 @@ func TestInvokeStackName(t *testing.T) {
 
 	out = invokeCmd(t, "Greeter", "--stack-name", "no-such-stack")
 	assert.Equal(t, exitInvokeFailed, out.status)
-	assert.Contains(t, out.err.Error(), "describe stack no-such-stack")
+	assert.Contains(t, out.err.Error(), "in region us-east-1 of account 123456789012: describe stack no-such-stack")
 	assert.Equal(t, before, rec.count(), "nothing was invoked")
 }
 
