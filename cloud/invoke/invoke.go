@@ -79,16 +79,7 @@ func (r Request) input() (*lambda.InvokeInput, error) {
 	if len(bytes.TrimSpace(payload)) == 0 {
 		payload = []byte("{}")
 	}
-	if r.Async && len(payload) > MaxEventPayload {
-		return nil, fmt.Errorf("event is %d bytes: an asynchronous invocation takes at most %d (1 MB)", len(payload), MaxEventPayload)
-	}
-	if len(payload) > MaxPayload {
-		return nil, fmt.Errorf("event is %d bytes: a synchronous invocation takes at most %d (6 MB)", len(payload), MaxPayload)
-	}
-	if !utf8.Valid(payload) {
-		return nil, errors.New("event is not valid UTF-8, which Lambda refuses")
-	}
-	if err := validJSON(payload); err != nil {
+	if err := CheckEvent(payload, r.Async); err != nil {
 		return nil, err
 	}
 	in := &lambda.InvokeInput{FunctionName: aws.String(r.Function), Payload: payload}
@@ -113,6 +104,21 @@ func (r Request) input() (*lambda.InvokeInput, error) {
 		in.ClientContext = aws.String(enc)
 	}
 	return in, nil
+}
+
+// CheckEvent tells whether Lambda takes payload as the event of a synchronous (or, async, an Event) invocation:
+// JSON, UTF-8, and within the size limit.
+func CheckEvent(payload []byte, async bool) error {
+	if async && len(payload) > MaxEventPayload {
+		return fmt.Errorf("event is %d bytes: an asynchronous invocation takes at most %d (1 MB)", len(payload), MaxEventPayload)
+	}
+	if len(payload) > MaxPayload {
+		return fmt.Errorf("event is %d bytes: a synchronous invocation takes at most %d (6 MB)", len(payload), MaxPayload)
+	}
+	if !utf8.Valid(payload) {
+		return errors.New("event is not valid UTF-8, which Lambda refuses")
+	}
+	return validJSON(payload)
 }
 
 // validJSON says where payload stops being JSON, so that the developer can find the mistake in their file.

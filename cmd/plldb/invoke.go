@@ -75,7 +75,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	// Everything the invocation needs is read and checked before any call: a bad event changes nothing.
 	req := invoke.Request{Function: fn, Qualifier: *qualifier, Async: *async, Tail: *logDest != "none"}
-	if req.Payload, err = readEvent(*event); err != nil {
+	if req.Payload, err = readEvent(*event, *async); err != nil {
 		return err
 	}
 	if *clientContext != "" {
@@ -154,7 +154,7 @@ func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
 }
 
 // readEvent reads the event file, or stdin for "-"; none is {}.
-func readEvent(path string) ([]byte, error) {
+func readEvent(path string, async bool) ([]byte, error) {
 	var (
 		b   []byte
 		err error
@@ -175,7 +175,7 @@ func readEvent(path string) ([]byte, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("plldb invoke: --event %s is empty (leave --event out to send {})", path)
 	}
-	if err := invoke.Check(invoke.Request{Function: "-", Payload: b}); err != nil {
+	if err := invoke.CheckEvent(b, async); err != nil {
 		return nil, fmt.Errorf("plldb invoke: --event %s: %w", path, err)
 	}
 	return b, nil

@@ -182,13 +182,13 @@ func TestInvokeLocal(t *testing.T) {
 		before := rec.count()
 		out := invokeCmd(t, "HelloFunction", "--endpoint-url", endpoint, "--event", big)
 		assert.Equal(t, exitInvokeFailed, out.status)
-		assert.Contains(t, out.err.Error(), fmt.Sprintf("event is %d bytes: a synchronous invocation takes at most 6291456 (6 MB)", invoke6MB+1))
+		assert.Contains(t, out.err.Error(), fmt.Sprintf("--event "+big+": event is %d bytes: a synchronous invocation takes at most 6291456 (6 MB)", invoke6MB+1))
 
 		mid := filepath.Join(dir, "mid.json")
 		require.NoError(t, os.WriteFile(mid, []byte(`"`+strings.Repeat("x", 1024*1024)+`"`), 0o644))
 		out = invokeCmd(t, "HelloFunction", "--endpoint-url", endpoint, "--event", mid, "--async")
 		assert.Equal(t, exitInvokeFailed, out.status)
-		assert.Contains(t, out.err.Error(), "an asynchronous invocation takes at most 1048576 (1 MB)")
+		assert.Contains(t, out.err.Error(), "--event "+mid+": event is 1048578 bytes: an asynchronous invocation takes at most 1048576 (1 MB)")
 		assert.Equal(t, before, rec.count(), "nothing was invoked")
 	})
 
