@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"install":   {"create or update the helper stack (relay, tables, layers) in an AWS account", runInstall},
 	"uninstall": {"delete the helper stack and its assets bucket", runUninstall},
 	"status":    {"list the helper stack installs of a region", runStatus},
+	"invoke":    {"send one invocation to plldb local or a deployed function and print its result and log tail", runInvoke},
 	"version":   {"print the version", runVersion},
 }
 
@@ -47,10 +48,39 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "plldb:", err)
+		if msg := err.Error(); !errors.Is(err, flag.ErrHelp) && msg != "" {
+			fmt.Fprintln(os.Stderr, "plldb:", msg)
 		}
-		os.Exit(1)
+		os.Exit(exitStatus(err))
+	}
+}
+
+// exitError is an error with an exit status other than 1; with a nil err the command has already said what
+// went wrong, and main prints nothing more.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitStatus is the exit status for a command's error: 0 for none, the exitError's code, else 1.
+func exitStatus(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		return 1
 	}
 }
 

@@ -151,7 +151,7 @@ func TestUnknownCommandAndFlags(t *testing.T) {
 func TestUsageListsEveryCommand(t *testing.T) {
 	out, err := exec.Command(plldbBin, "help").CombinedOutput()
 	require.NoError(t, err)
-	for _, name := range []string{"attach", "dap", "detach", "install", "local", "status", "uninstall", "version"} {
+	for _, name := range []string{"attach", "dap", "detach", "install", "invoke", "local", "status", "uninstall", "version"} {
 		assert.Regexp(t, `(?m)^  `+name+` +\S`, string(out))
 	}
 	assert.NotContains(t, string(out), "demo", "the demo is cmd/plldb-demo, not a plldb command")
