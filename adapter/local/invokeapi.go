@@ -45,6 +45,9 @@ type InvokeRequest struct {
 	// RequestID is the invocation's id; "" gives it a fresh one. The Invoke API passes the id it already answers
 	// with, so an Event caller's x-amzn-RequestId is the id the handler and its logs see.
 	RequestID string
+	// TraceID is the caller's X-Amzn-Trace-Id, which Lambda passes on to the function (_X_AMZN_TRACE_ID); ""
+	// gives the invocation a fresh root.
+	TraceID string
 }
 
 // InvokeResponse is what the function answered.
@@ -157,6 +160,7 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		ClientContext: r.Header.Get("X-Amz-Client-Context"),
 		Qualifier:     ref.qualifier,
 		RequestID:     w.Header().Get(requestIDHeader),
+		TraceID:       r.Header.Get("X-Amzn-Trace-Id"),
 	}
 	if req.ClientContext != "" && !validClientContext(req.ClientContext) {
 		// Lambda's own words. Passed on, the runtime would fail to read it and answer a function error instead.

@@ -144,11 +144,15 @@ func (sb *sandbox) stop() {
 }
 
 func runtimeInvocation(id string, deadline time.Time, arn string, req InvokeRequest) runtimeapi.Invocation {
+	trace := req.TraceID
+	if trace == "" {
+		trace = "Root=1-" + fmt.Sprintf("%08x", time.Now().Unix()) + "-" + randomID(12) + ";Sampled=0"
+	}
 	return runtimeapi.Invocation{
 		RequestID:     id,
 		Deadline:      deadline,
 		FunctionARN:   arn,
-		TraceID:       "Root=1-" + fmt.Sprintf("%08x", time.Now().Unix()) + "-" + randomID(12) + ";Sampled=0",
+		TraceID:       trace,
 		ClientContext: decodeClientContext(req.ClientContext),
 		Event:         req.Payload,
 	}

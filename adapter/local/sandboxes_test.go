@@ -89,3 +89,30 @@ def handler(event, context):
 	assert.Positive(t, failed.Load(), "the killer hit no busy sandbox; the test proved nothing")
 	t.Logf("%d of %d invocations were in a killed sandbox", failed.Load(), total)
 }
+
+// TestCallersTraceIDReachesTheHandler: the caller's X-Amzn-Trace-Id is the handler's _X_AMZN_TRACE_ID, unchanged,
+// as Lambda passes it on; without one the invocation gets a fresh root.
+func TestCallersTraceIDReachesTheHandler(t *testing.T) {
+	p := start(t, local.Options{Template: writeApp(t, map[string]string{"app.py": `
+import os
+def handler(event, context):
+    return os.environ.get('_X_AMZN_TRACE_ID')
+`}, "Fn: app.handler", "")})
+	url := p.Endpoint() + "/2015-03-31/functions/Fn/invocations"
+	const trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set("X-Amzn-Trace-Id", trace)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var got string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	resp.Body.Close()
+	assert.Equal(t, trace, got)
+
+	resp, err = http.Post(url, "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	resp.Body.Close()
+	assert.Regexp(t, `^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=0$`, got)
+}
