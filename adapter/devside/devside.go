@@ -88,7 +88,7 @@ type Side struct {
 	wg     sync.WaitGroup
 }
 
-// Start starts one executor per function, in parallel. It returns once all have started, or stops those that
+// Start starts one executor (and with it the function's first sandbox) per function, in parallel. It returns once all have started, or stops those that
 // did and reports every failure.
 func Start(ctx context.Context, cfg Config) (s *Side, err error) {
 	if cfg.Region == "" {
