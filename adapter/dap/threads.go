@@ -7,14 +7,15 @@ import (
 	"sync"
 )
 
-// The thread model. A function's executor runs every invocation on a thread of its own, which it names
-// "plldb-invoke <request id>" while the handler runs and "plldb-idle" between invocations (pool threads are
-// reused); its other threads (MainThread reads requests, plldb-data reads bulk bodies) never run handler code.
+// The thread model. Each sandbox of a function (a debuggee of its own) runs one invocation at a time on its main
+// thread, as awslambdaric does, which it names "plldb-invoke <request id>" while the handler runs and "plldb-idle"
+// between invocations ("MainThread" before the first); its other threads (plldb-control reads requests,
+// plldb-data reads bulk bodies) never run handler code.
 // debugpy hides its own threads. The IDE sees only the threads that run handler code: one per invocation in
 // flight, named "<FunctionLogicalId> <short request id>", plus any thread a handler starts, named
 // "<FunctionLogicalId> <its name>".
 //
-// An IDE thread is one debugpy thread while it runs one invocation: when a pool thread takes the next
+// An IDE thread is one debugpy thread while it runs one invocation: when the sandbox's main thread takes the next
 // invocation it becomes a new IDE thread with a new id, so an id the IDE kept from a finished invocation can
 // never step or stop the next one.
 //

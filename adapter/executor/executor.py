@@ -1050,7 +1050,7 @@ def _invoke(rpc_id, params):
     me._plldb_tenant = params.get("tenantId") or None
     # Thread names are the debug adapter's thread model (adapter/dap/threads.go): it shows "plldb-invoke <rid>"
     # as "<function> <request id>", and hides the executor's own threads (MainThread and every other "plldb-"
-    # name: plldb-data, plldb-idle), which never run handler code.
+    # name: plldb-control, plldb-data, and this thread between invocations, plldb-idle).
     me.name = "plldb-invoke " + rid
     scan_ns = 0
     payload = None
@@ -1147,38 +1147,19 @@ def _invoke(rpc_id, params):
         _wire.send_raw(head + payload + b',"scanNs":' + str(scan_ns).encode() + b"}}\n")
 
 
-class _Pool:
-    """One thread per concurrent invocation; threads are kept and reused once idle (creating one costs more
-    than the rest of a trivial invocation)."""
+def _run_invocations(invocations):
+    """Runs invocations on the main thread, one after another, until the process ends.
 
-    def __init__(self):
-        self._q = queue.SimpleQueue()
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, fn, *args):
-        with self._lock:
-            reuse = self._idle > 0
-            if reuse:
-                self._idle -= 1
-        if reuse:
-            self._q.put((fn, args))
-        else:
-            threading.Thread(target=self._work, args=((fn, args),), name="plldb-idle", daemon=True).start()
-
-    def _work(self, task):
-        while True:
-            fn, args = task
-            try:
-                fn(*args)
-            except BaseException as e:  # noqa: B036
-                _diag("invocation thread failed: %r" % (e,))
-            with self._lock:
-                self._idle += 1
-            task = self._q.get()
-
-
-_pool = _Pool()
+    Each sandbox serves one invocation at a time (the Go side's pool gives a concurrent invocation a sandbox of its
+    own), and awslambdaric runs the handler on the main thread: a handler may rely on that (signal.signal and
+    signal.alarm work only there, threading.main_thread() is its own thread). The control pipe is read on a
+    thread of its own meanwhile, so that a handler that never returns still lets Go shut the process down."""
+    while True:
+        rpc_id, params = invocations.get()
+        try:
+            _invoke(rpc_id, params)
+        except BaseException as e:  # noqa: B036 - the loop must outlive any failure to answer
+            _diag("invocation failed: %r" % (e,))
 
 # ---------------------------------------------------------------------------------------------------------------
 # Start-up and the request loop.
@@ -1355,14 +1336,9 @@ def _initialize(params):
     return result, None
 
 
-def main():
-    global _wire, _data_in, _data_out
-    _wire = _Wire(3, 4)
-    _data_in = _DataIn(5)
-    _data_out = _DataOut(6)
-    threading.Thread(target=_data_in.run, name="plldb-data", daemon=True).start()
-    _install_output_capture()
-    reader = _wire.reader
+def _serve(reader, invocations, until_initialized):
+    """Reads requests from the control pipe. Invocations go to the main thread's queue; initialize and shutdown
+    are answered here. Returns after answering initialize when until_initialized, else at the pipe's end."""
     for line in reader:
         if line[:1].isdigit():
             # A small event, `<ref> <length>\n<bytes>` like a data-pipe frame, sent just ahead of the request that
@@ -1390,19 +1366,37 @@ def main():
         rpc_id = msg.get("id")
         params = msg.get("params") or {}
         if method == "invoke":
-            _pool.submit(_invoke, rpc_id, params)
+            invocations.put((rpc_id, params))
         elif method == "initialize":
             result, err = _initialize(params)
             if err is None:
                 _wire.reply(rpc_id, result)
             else:
                 _wire.reply_error(rpc_id, err[0], err[1])
+            if until_initialized:
+                return
         elif method == "shutdown":
             _wire.reply(rpc_id, None)
             os._exit(0)
         elif rpc_id is not None:
             _wire.reply_error(rpc_id, -32601, "method not found: %s" % method)
-    os._exit(0)  # Go closed the pipe; handler threads may still run, but nobody wants their answers
+    os._exit(0)  # Go closed the pipe; a handler may still run, but nobody wants its answer
+
+
+def main():
+    global _wire, _data_in, _data_out
+    _wire = _Wire(3, 4)
+    _data_in = _DataIn(5)
+    _data_out = _DataOut(6)
+    threading.Thread(target=_data_in.run, name="plldb-data", daemon=True).start()
+    _install_output_capture()
+    reader = _wire.reader
+    invocations = queue.SimpleQueue()
+    # initialize (debugpy.listen among it) runs on the main thread, where handlers run: debugpy traces the thread
+    # that starts it from then on.
+    _serve(reader, invocations, True)
+    threading.Thread(target=_serve, args=(reader, invocations, False), name="plldb-control", daemon=True).start()
+    _run_invocations(invocations)
 
 
 if __name__ == "__main__":

@@ -340,3 +340,26 @@ def handler(event, context):
 		assert.True(t, same, "sandbox %d is new: a warm sandbox was restarted for an edit", pid)
 	}
 }
+
+// TestHandlerRunsOnTheMainThread: as awslambdaric does, the handler runs on its sandbox's main thread, where
+// signal handlers (a handler's own timeout alarm, say) work.
+func TestHandlerRunsOnTheMainThread(t *testing.T) {
+	e, _ := start(t, Spec{}, map[string]string{"app.py": `import signal, threading, time
+class Alarm(Exception):
+    pass
+def on_alarm(signum, frame):
+    raise Alarm()
+def handler(event, context):
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        time.sleep(5)
+        fired = False
+    except Alarm:
+        fired = True
+    return {'main': threading.current_thread() is threading.main_thread(), 'alarm': fired}
+`})
+	for range 2 {
+		assert.Equal(t, map[string]any{"main": true, "alarm": true}, payload(t, invoke(t, e, Invocation{})))
+	}
+}
