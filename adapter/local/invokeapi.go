@@ -45,6 +45,8 @@ type InvokeRequest struct {
 	// RequestID is the invocation's id; "" gives it a fresh one. The Invoke API passes the id it already answers
 	// with, so an Event caller's x-amzn-RequestId is the id the handler and its logs see.
 	RequestID string
+	// TenantID is the caller's tenant (X-Amz-Tenant-Id) for a function in tenant isolation mode.
+	TenantID string
 }
 
 // InvokeResponse is what the function answered.
@@ -53,7 +55,10 @@ type InvokeResponse struct {
 	Payload   []byte
 	// FunctionError is "Unhandled" when Payload is an error document, as X-Amz-Function-Error says.
 	FunctionError string
-	Log           []byte
+	// ContentType is the payload's as the runtime posted it ("" → application/json): "application/unknown" for a
+	// handler that returned bytes.
+	ContentType string
+	Log         []byte
 }
 
 // backend is what the Invoke API needs from the pipeline.
@@ -157,6 +162,7 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		ClientContext: r.Header.Get("X-Amz-Client-Context"),
 		Qualifier:     ref.qualifier,
 		RequestID:     w.Header().Get(requestIDHeader),
+		TenantID:      r.Header.Get("X-Amz-Tenant-Id"),
 	}
 	if req.ClientContext != "" && !validClientContext(req.ClientContext) {
 		// Lambda's own words. Passed on, the runtime would fail to read it and answer a function error instead.
@@ -220,7 +226,11 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		resp.Payload = runtimeapi.OversizeDocument(int64(len(resp.Payload)), runtimeapi.MaxResponse)
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	if resp.ContentType != "" && resp.FunctionError == "" {
+		h.Set("Content-Type", resp.ContentType)
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
 	h.Set("X-Amz-Executed-Version", "$LATEST")
 	h.Set(requestIDHeader, resp.RequestID)
 	if resp.FunctionError != "" {

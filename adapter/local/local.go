@@ -545,6 +545,8 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	out := InvokeResponse{RequestID: id, Payload: resp.Payload, Log: logs}
 	if resp.Error {
 		out.FunctionError = "Unhandled"
+	} else if resp.Header != nil {
+		out.ContentType = resp.Header.Get("Content-Type")
 	}
 	return out, nil
 }

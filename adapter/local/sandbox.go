@@ -150,6 +150,7 @@ func runtimeInvocation(id string, deadline time.Time, arn string, req InvokeRequ
 		FunctionARN:   arn,
 		TraceID:       "Root=1-" + fmt.Sprintf("%08x", time.Now().Unix()) + "-" + randomID(12) + ";Sampled=0",
 		ClientContext: decodeClientContext(req.ClientContext),
+		TenantID:      req.TenantID,
 		Event:         req.Payload,
 	}
 }
