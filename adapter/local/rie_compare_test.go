@@ -191,3 +191,27 @@ func TestLocalMatchesAWSRuntime(t *testing.T) {
 		})
 	}
 }
+
+// What the comparison cannot check against RIE: a handler's bytes reach the caller with the content type
+// awslambdaric posts them with, and the caller's tenant reaches the handler, through the whole pipeline.
+func TestContentTypeAndTenantCrossThePipeline(t *testing.T) {
+	tpl := writeApp(t, map[string]string{"app.py": `
+def raw(event, context):
+    return b"\x00\xffraw"
+
+def tenant(event, context):
+    return {"tenant": context.tenant_id}
+`}, "Raw: app.raw\nTenant: app.tenant", "")
+	p := start(t, local.Options{Template: tpl})
+
+	a := invokeHTTP(t, p, "Raw", []byte(`{}`), nil)
+	require.Equal(t, http.StatusOK, a.status)
+	require.Equal(t, "application/unknown", a.header.Get("Content-Type"))
+	require.Equal(t, "\x00\xffraw", string(a.payload))
+
+	a = invokeHTTP(t, p, "Tenant", []byte(`{}`), map[string]string{"X-Amz-Tenant-Id": "tenant-7"})
+	require.Equal(t, "application/json", a.header.Get("Content-Type"))
+	require.JSONEq(t, `{"tenant":"tenant-7"}`, string(a.payload))
+	a = invokeHTTP(t, p, "Tenant", []byte(`{}`), nil)
+	require.JSONEq(t, `{"tenant":null}`, string(a.payload))
+}
