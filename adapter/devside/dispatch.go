@@ -7,6 +7,7 @@ package devside
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
 // link is the dispatcher's connection to the relay; *wsclient.Client satisfies it.
@@ -432,6 +434,15 @@ func answer(id string, out executor.Outcome, runErr error) (*wire.Envelope, erro
 		we := wire.Error{
 			RequestID: id, ErrorType: out.Err.ErrorType, ErrorMessage: out.Err.ErrorMessage, StackTrace: out.Err.StackTrace,
 			Document: out.Err.Document,
+		}
+		if len(we.Document) > runtimeapi.MaxResponse {
+			// The Runtime API refuses a document this large and Lambda answers the caller
+			// Function.ResponseSizeTooLarge; saying so here also keeps the envelope within wire.MaxEnvelopeBytes,
+			// which a document of 7.5 MB would not fit as base64.
+			doc := runtimeapi.OversizeDocument(int64(len(we.Document)), runtimeapi.MaxResponse)
+			var parsed runtimeapi.ErrorDocument
+			_ = json.Unmarshal(doc, &parsed)
+			we = wire.Error{RequestID: id, ErrorType: parsed.ErrorType, ErrorMessage: parsed.ErrorMessage, Document: doc}
 		}
 		if len(we.Document) > bigDocument {
 			// The fields only serve peers too old to post the document; carried in full next to a document of

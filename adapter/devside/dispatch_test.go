@@ -3,6 +3,7 @@ package devside
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
 // fakeLink is the relay as the dispatcher sees it: envelopes in (already stamped with from), envelopes out.
@@ -383,4 +385,41 @@ func TestDispatchCarriesTenantDocumentAndContentType(t *testing.T) {
 func TestClipUTF8(t *testing.T) {
 	assert.Equal(t, "ab", clipUTF8("abü", 3), "no half character")
 	assert.Equal(t, "abü", clipUTF8("abü", 4))
+}
+
+// An error document of any size makes an envelope the relay can carry: past Lambda's response limit it is
+// Lambda's Function.ResponseSizeTooLarge, and beside a large one the fields only older proxies read are shortened.
+func TestAnswerKeepsLargeErrorDocumentsWithinTheEnvelopeLimit(t *testing.T) {
+	doc := func(n int) []byte {
+		return []byte(`{"errorMessage": "` + strings.Repeat("x", n) + `", "errorType": "E", "requestId": "r", "stackTrace": []}`)
+	}
+	for _, tc := range []struct {
+		name     string
+		size     int
+		wantType string
+	}{{"2 MB", 2 << 20, "E"}, {"over the response limit", 8 << 20, runtimeapi.ErrorTypeResponseSizeTooLarge}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := doc(tc.size)
+			env, err := answer("r", executor.Outcome{Err: &executor.LambdaError{
+				ErrorMessage: strings.Repeat("x", tc.size), ErrorType: "E", StackTrace: []string{"  File x"}, Document: d,
+			}}, nil)
+			require.NoError(t, err)
+			msg, err := wire.Marshal(env)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, len(msg), wire.MaxEnvelopeBytes)
+			got, err := wire.Unmarshal(msg)
+			require.NoError(t, err)
+			var we wire.Error
+			require.NoError(t, got.DecodeBody(&we))
+			require.NoError(t, we.CheckDocument())
+			assert.Equal(t, tc.wantType, we.ErrorType)
+			if tc.wantType == "E" {
+				assert.Equal(t, d, we.Document, "the document itself is never shortened")
+				assert.Len(t, we.ErrorMessage, 4096)
+				assert.Nil(t, we.StackTrace)
+			} else {
+				assert.Contains(t, string(we.Document), "exceeded maximum allowed payload size")
+			}
+		})
+	}
 }
