@@ -40,6 +40,9 @@ type Config struct {
 	Concurrency    map[string]int
 	// IdleTimeout is how long an idle sandbox lives (one per function always stays); 0 → 10 minutes.
 	IdleTimeout time.Duration
+	// ReportMemory measures each sandbox's peak memory after every invocation (executor.Spec.ReportMemory), for
+	// plldb local's REPORT line; AWS mode has no REPORT line to write and leaves it off.
+	ReportMemory bool
 	Hooks
 	Logger *slog.Logger
 }
@@ -198,6 +201,7 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		Logger:         s.log.With("function", fn.LogicalID),
 		MaxConcurrency: limit,
 		IdleTimeout:    s.cfg.IdleTimeout,
+		ReportMemory:   s.cfg.ReportMemory,
 		OnStart:        s.cfg.OnSandboxStart,
 		OnExit:         s.cfg.OnSandboxExit,
 		ValidJSON:      wire.Valid,

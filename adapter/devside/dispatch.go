@@ -7,17 +7,20 @@ package devside
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
 // link is the dispatcher's connection to the relay; *wsclient.Client satisfies it.
@@ -288,6 +291,7 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		TraceID:         inv.TraceID,
 		ClientContext:   inv.ClientContext,
 		CognitoIdentity: inv.CognitoIdentity,
+		TenantID:        inv.TenantID,
 	})
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Finished(inv, out, runErr)
@@ -427,12 +431,42 @@ func answer(id string, out executor.Outcome, runErr error) (*wire.Envelope, erro
 			RequestID: id, ErrorType: typ, ErrorMessage: fmt.Sprintf("plldb could not run the invocation: %v", runErr),
 		})
 	case out.Err != nil:
-		return wire.NewEnvelope(wire.TypeError, id, wire.Error{
+		we := wire.Error{
 			RequestID: id, ErrorType: out.Err.ErrorType, ErrorMessage: out.Err.ErrorMessage, StackTrace: out.Err.StackTrace,
-		})
+			Document: out.Err.Document,
+		}
+		if len(we.Document) > runtimeapi.MaxResponse {
+			// The Runtime API refuses a document this large and Lambda answers the caller
+			// Function.ResponseSizeTooLarge; saying so here also keeps the envelope within wire.MaxEnvelopeBytes,
+			// which a document of 7.5 MB would not fit as base64.
+			doc := runtimeapi.OversizeDocument(int64(len(we.Document)), runtimeapi.MaxResponse)
+			var parsed runtimeapi.ErrorDocument
+			_ = json.Unmarshal(doc, &parsed)
+			we = wire.Error{RequestID: id, ErrorType: parsed.ErrorType, ErrorMessage: parsed.ErrorMessage, Document: doc}
+		}
+		if len(we.Document) > bigDocument {
+			// The fields only serve peers too old to post the document; carried in full next to a document of
+			// megabytes they could push the envelope past wire.MaxEnvelopeBytes.
+			we.ErrorMessage, we.StackTrace = clipUTF8(we.ErrorMessage, 4096), nil
+		}
+		return wire.NewEnvelope(wire.TypeError, id, we)
 	default:
-		return wire.NewEnvelope(wire.TypeResult, id, wire.Result{RequestID: id, Payload: out.Payload})
+		return wire.NewEnvelope(wire.TypeResult, id, wire.Result{RequestID: id, Payload: out.Payload, ContentType: out.ContentType})
 	}
+}
+
+// bigDocument is the error document size past which answer shortens the fields that duplicate it.
+const bigDocument = 1 << 20
+
+// clipUTF8 shortens s to at most n bytes without splitting a character.
+func clipUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func functionLabel(fn wire.FunctionIdentity) string {

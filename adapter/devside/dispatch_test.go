@@ -3,6 +3,7 @@ package devside
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
 // fakeLink is the relay as the dispatcher sees it: envelopes in (already stamped with from), envelopes out.
@@ -302,4 +304,122 @@ func TestDispatchDoesNotRunWhatItCouldNotAcknowledgeInTime(t *testing.T) {
 	d.mu.Lock()
 	assert.Empty(t, d.sent, "nothing left to send again")
 	d.mu.Unlock()
+}
+
+// outcomeRunner answers every invocation with out and records what it was asked.
+type outcomeRunner struct {
+	out executor.Outcome
+	mu  sync.Mutex
+	got []executor.Invocation
+}
+
+func (r *outcomeRunner) Invoke(_ context.Context, inv executor.Invocation) (executor.Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, inv)
+	return r.out, nil
+}
+
+// The tenant reaches the runner; the runtime's error document and a result's content type reach the sandbox
+// as the runner gave them.
+func TestDispatchCarriesTenantDocumentAndContentType(t *testing.T) {
+	doc := []byte(`{"errorMessage": "boom", "errorType": "ValueError", "requestId": "", "stackTrace": []}`)
+	for _, tc := range []struct {
+		name  string
+		out   executor.Outcome
+		check func(t *testing.T, e *wire.Envelope)
+	}{
+		{"error", executor.Outcome{Err: &executor.LambdaError{ErrorMessage: "boom", ErrorType: "ValueError", Document: doc}},
+			func(t *testing.T, e *wire.Envelope) {
+				require.Equal(t, wire.TypeError, e.T)
+				var we wire.Error
+				require.NoError(t, e.DecodeBody(&we))
+				assert.Equal(t, string(doc), string(we.Document))
+				assert.Equal(t, "ValueError", we.ErrorType)
+			}},
+		{"bytes", executor.Outcome{Payload: []byte{0, 0xff}, ContentType: "application/unknown"},
+			func(t *testing.T, e *wire.Envelope) {
+				require.Equal(t, wire.TypeResult, e.T)
+				var r wire.Result
+				require.NoError(t, e.DecodeBody(&r))
+				assert.Equal(t, []byte{0, 0xff}, r.Payload)
+				assert.Equal(t, "application/unknown", r.ContentType)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runner := &outcomeRunner{out: tc.out}
+			link := &fakeLink{in: make(chan *wire.Envelope, 1)}
+			d := newDispatcher(dispatchConfig{
+				Link:    link,
+				Resolve: func(string) (target, bool) { return target{Runner: runner}, true },
+				Logger:  slog.New(slog.DiscardHandler),
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			e, err := wire.NewEnvelope(wire.TypeInvoke, "r-1", wire.Invoke{RequestID: "r-1", Function: wire.FunctionIdentity{Name: "fn"}, TenantID: "tenant-1"})
+			require.NoError(t, err)
+			e.From = ticket.FunctionPeer("fn", "fn-1")
+			link.in <- e
+			var answer *wire.Envelope
+			require.Eventually(t, func() bool {
+				for _, s := range link.sent() {
+					if s.T != wire.TypeAck {
+						answer = s
+						return true
+					}
+				}
+				return false
+			}, 10*time.Second, 10*time.Millisecond)
+			cancel()
+			require.NoError(t, <-done)
+			tc.check(t, answer)
+			runner.mu.Lock()
+			defer runner.mu.Unlock()
+			require.Len(t, runner.got, 1)
+			assert.Equal(t, "tenant-1", runner.got[0].TenantID)
+		})
+	}
+}
+
+func TestClipUTF8(t *testing.T) {
+	assert.Equal(t, "ab", clipUTF8("abü", 3), "no half character")
+	assert.Equal(t, "abü", clipUTF8("abü", 4))
+}
+
+// An error document of any size makes an envelope the relay can carry: past Lambda's response limit it is
+// Lambda's Function.ResponseSizeTooLarge, and beside a large one the fields only older proxies read are shortened.
+func TestAnswerKeepsLargeErrorDocumentsWithinTheEnvelopeLimit(t *testing.T) {
+	doc := func(n int) []byte {
+		return []byte(`{"errorMessage": "` + strings.Repeat("x", n) + `", "errorType": "E", "requestId": "r", "stackTrace": []}`)
+	}
+	for _, tc := range []struct {
+		name     string
+		size     int
+		wantType string
+	}{{"2 MB", 2 << 20, "E"}, {"over the response limit", 8 << 20, runtimeapi.ErrorTypeResponseSizeTooLarge}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := doc(tc.size)
+			env, err := answer("r", executor.Outcome{Err: &executor.LambdaError{
+				ErrorMessage: strings.Repeat("x", tc.size), ErrorType: "E", StackTrace: []string{"  File x"}, Document: d,
+			}}, nil)
+			require.NoError(t, err)
+			msg, err := wire.Marshal(env)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, len(msg), wire.MaxEnvelopeBytes)
+			got, err := wire.Unmarshal(msg)
+			require.NoError(t, err)
+			var we wire.Error
+			require.NoError(t, got.DecodeBody(&we))
+			require.NoError(t, we.CheckDocument())
+			assert.Equal(t, tc.wantType, we.ErrorType)
+			if tc.wantType == "E" {
+				assert.Equal(t, d, we.Document, "the document itself is never shortened")
+				assert.Len(t, we.ErrorMessage, 4096)
+				assert.Nil(t, we.StackTrace)
+			} else {
+				assert.Contains(t, string(we.Document), "exceeded maximum allowed payload size")
+			}
+		})
+	}
 }

@@ -28,6 +28,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -85,6 +86,9 @@ type Spec struct {
 	// OnExit, if set, is called when a sandbox's process has ended.
 	OnExit func(sb SandboxInfo)
 	Logger *slog.Logger
+	// ReportMemory fills Outcome.MaxMemoryMB after each invocation (for plldb local's REPORT line). It costs a
+	// read of /proc per invocation, which AWS mode, with no REPORT line to write, does not pay.
+	ReportMemory bool
 	// ValidJSON checks each event before it goes to Python; it must accept exactly what json.Valid accepts,
 	// which is what nil means. The developer side passes wire.Valid, several times faster on the megabytes of
 	// base64 a large event is.
@@ -119,6 +123,10 @@ type Outcome struct {
 	// InitDuration is how long the sandbox took to start, set on the first invocation it runs (Lambda's "Init
 	// Duration" of a cold start); 0 for a warm invocation.
 	InitDuration time.Duration
+	// MaxMemoryMB is the peak resident memory of the sandbox's process so far, in MB (MiB, rounded up): Lambda's
+	// "Max Memory Used", which is likewise the execution environment's peak, not the invocation's. Set only with
+	// Spec.ReportMemory, and 0 when the process is gone (a crash) and could not be read.
+	MaxMemoryMB int
 }
 
 // LambdaError is an error in the shape Lambda returns it to the caller.
@@ -390,6 +398,13 @@ func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, s
 	if sb.served == 0 {
 		out.InitDuration = sb.initDur
 	}
+	if e.spec.ReportMemory {
+		defer func() {
+			if err == nil && out.MaxMemoryMB == 0 {
+				out.MaxMemoryMB = peakMemoryMB(p.pid)
+			}
+		}()
+	}
 	var w jsonrpc2.Waiter
 	err = p.dataOut.send(params.EventRef, params.event)
 	if err == nil {
@@ -452,6 +467,9 @@ func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, s
 		e.mu.Lock()
 		sb.gone = true
 		e.mu.Unlock()
+		if e.spec.ReportMemory {
+			out.MaxMemoryMB = peakMemoryMB(p.pid) // while the process is still there to be read
+		}
 		p.stop("request "+rid+" timed out", 0)
 		secs := float64(e.spec.TimeoutSec)
 		now := time.Now()
@@ -583,3 +601,33 @@ func (e *Executor) isClosed() bool {
 // ({"debugServerAccessToken": token}) before any other request; "" when debugpy is open to any client (or not
 // running). It is a secret: never log it.
 func (e *Executor) DebugToken() string { return e.debugToken }
+
+// peakMemoryMB reads the peak resident set size (VmHWM) of process pid from /proc, in MB rounded up; 0 when it
+// cannot be read (the process is gone, or this is not Linux).
+func peakMemoryMB(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	return parseVmHWM(b)
+}
+
+// parseVmHWM finds "VmHWM:\t  1234 kB" in a /proc/<pid>/status text and returns it in MB, rounded up.
+func parseVmHWM(status []byte) int {
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0
+		}
+		kb, err := strconv.Atoi(string(f[0]))
+		if err != nil || kb < 0 {
+			return 0
+		}
+		return (kb + 1023) / 1024
+	}
+	return 0
+}

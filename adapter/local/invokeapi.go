@@ -48,6 +48,8 @@ type InvokeRequest struct {
 	// TraceID is the caller's X-Amzn-Trace-Id, which Lambda passes on to the function (_X_AMZN_TRACE_ID); ""
 	// gives the invocation a fresh root.
 	TraceID string
+	// TenantID is the caller's tenant (X-Amz-Tenant-Id) for a function in tenant isolation mode.
+	TenantID string
 }
 
 // InvokeResponse is what the function answered.
@@ -56,7 +58,10 @@ type InvokeResponse struct {
 	Payload   []byte
 	// FunctionError is "Unhandled" when Payload is an error document, as X-Amz-Function-Error says.
 	FunctionError string
-	Log           []byte
+	// ContentType is the payload's as the runtime posted it ("" → application/json): "application/unknown" for a
+	// handler that returned bytes.
+	ContentType string
+	Log         []byte
 }
 
 // backend is what the Invoke API needs from the pipeline.
@@ -161,6 +166,7 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		Qualifier:     ref.qualifier,
 		RequestID:     w.Header().Get(requestIDHeader),
 		TraceID:       r.Header.Get("X-Amzn-Trace-Id"),
+		TenantID:      r.Header.Get("X-Amz-Tenant-Id"),
 	}
 	if req.ClientContext != "" && !validClientContext(req.ClientContext) {
 		// Lambda's own words. Passed on, the runtime would fail to read it and answer a function error instead.
@@ -224,7 +230,11 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 		resp.Payload = runtimeapi.OversizeDocument(int64(len(resp.Payload)), runtimeapi.MaxResponse)
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	if resp.ContentType != "" && resp.FunctionError == "" {
+		h.Set("Content-Type", resp.ContentType)
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
 	h.Set("X-Amz-Executed-Version", "$LATEST")
 	h.Set(requestIDHeader, resp.RequestID)
 	if resp.FunctionError != "" {

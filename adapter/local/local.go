@@ -109,9 +109,10 @@ type Pipeline struct {
 	session  relay.Session
 	audience string
 	dev      *devside.Side
-	// inits holds the Init Duration of invocations that cold-started a developer sandbox, by request id, from
-	// the developer side's answer until the REPORT line takes it (see coldStarts).
-	inits   sync.Map
+	// reports holds, by request id, what the REPORT line needs from the developer sandbox that ran the
+	// invocation (a reportFacts): an empty entry from the START line, filled in by the developer side's answer
+	// (see sandboxFacts), taken by the REPORT line.
+	reports sync.Map
 	ln      net.Listener
 	srv     *http.Server
 	lim     limits
@@ -278,6 +279,7 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		MaxConcurrency: p.opts.MaxConcurrency,
 		Concurrency:    Concurrencies(fns, p.opts),
 		IdleTimeout:    p.opts.IdleTimeout,
+		ReportMemory:   true, // Max Memory Used, for the REPORT line
 		Hooks:          p.hooks(),
 		Logger:         p.log,
 	})
@@ -521,6 +523,7 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	sb.out.Reset()
 	start := time.Now()
 	fmt.Fprintf(sb.out, "START RequestId: %s Version: $LATEST\n", id)
+	p.reports.Store(id, reportFacts{}) // the developer side's answer fills it in (sandboxFacts)
 	resp, err := sb.api.Invoke(ctx, runtimeInvocation(id, start.Add(budget), invoked, req))
 	healthy := err == nil
 	if err != nil && errors.Is(err, runtimeapi.ErrServerClosed) && ctx.Err() == nil && p.ctx.Err() == nil {
@@ -531,12 +534,19 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 		fmt.Fprintf(sb.out, "RequestId: %s Error: Runtime exited without providing a reason\nRuntime.ExitError\n", id)
 	}
 	elapsed := time.Since(start)
-	initDur := ""
-	if d, ok := p.inits.LoadAndDelete(id); ok {
-		initDur = fmt.Sprintf("\tInit Duration: %.2f ms", float64(d.(time.Duration).Microseconds())/1000)
+	// Lambda's order: ... Memory Size, Max Memory Used, Init Duration (on a cold start only).
+	var facts string
+	if v, ok := p.reports.LoadAndDelete(id); ok {
+		f := v.(reportFacts)
+		if f.maxMemoryMB > 0 {
+			facts += fmt.Sprintf("\tMax Memory Used: %d MB", f.maxMemoryMB)
+		}
+		if f.init > 0 {
+			facts += fmt.Sprintf("\tInit Duration: %.2f ms", float64(f.init.Microseconds())/1000)
+		}
 	}
 	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB%s\n",
-		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB, initDur)
+		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB, facts)
 	logs := sb.out.Bytes()
 	p.release(sf, sb, healthy)
 	if err != nil {
@@ -545,6 +555,8 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	out := InvokeResponse{RequestID: id, Payload: resp.Payload, Log: logs}
 	if resp.Error {
 		out.FunctionError = "Unhandled"
+	} else if resp.Header != nil {
+		out.ContentType = resp.Header.Get("Content-Type")
 	}
 	return out, nil
 }
@@ -625,26 +637,35 @@ func ownerName() string {
 // hooks are the developer side's hooks: the caller's, with the pipeline's own observer in front.
 func (p *Pipeline) hooks() devside.Hooks {
 	h := p.opts.Hooks
-	h.Observer = coldStarts{p: p, next: h.Observer}
+	h.Observer = sandboxFacts{p: p, next: h.Observer}
 	return h
 }
 
-// coldStarts notes the Init Duration of each invocation that started a developer sandbox, for its REPORT line: in
-// plldb local the sandbox that runs the handler, and so pays the cold start Lambda reports, is the developer's.
-type coldStarts struct {
+// reportFacts is what the REPORT line of one invocation takes from the developer sandbox that ran it: in plldb
+// local that sandbox, not the emulated Lambda sandbox in front of it, is the one that pays the cold start and
+// holds the handler's memory, as Lambda's execution environment does.
+type reportFacts struct {
+	init        time.Duration // Init Duration; 0 for a warm invocation
+	maxMemoryMB int           // Max Memory Used; 0 when unknown
+}
+
+// sandboxFacts notes each invocation's reportFacts from the developer side's answer, for its REPORT line.
+type sandboxFacts struct {
 	p    *Pipeline
 	next devside.Observer
 }
 
-func (o coldStarts) Started(inv *wire.Invoke) {
+func (o sandboxFacts) Started(inv *wire.Invoke) {
 	if o.next != nil {
 		o.next.Started(inv)
 	}
 }
 
-func (o coldStarts) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
-	if out.InitDuration > 0 {
-		o.p.inits.Store(inv.RequestID, out.InitDuration)
+func (o sandboxFacts) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
+	if out.InitDuration > 0 || out.MaxMemoryMB > 0 {
+		// Only while the REPORT line is still to be written: an answer that comes after it (the sandbox gave up
+		// at its deadline) must not leave an entry behind.
+		o.p.reports.CompareAndSwap(inv.RequestID, reportFacts{}, reportFacts{init: out.InitDuration, maxMemoryMB: out.MaxMemoryMB})
 	}
 	if o.next != nil {
 		o.next.Finished(inv, out, err)

@@ -154,6 +154,7 @@ func runtimeInvocation(id string, deadline time.Time, arn string, req InvokeRequ
 		FunctionARN:   arn,
 		TraceID:       trace,
 		ClientContext: decodeClientContext(req.ClientContext),
+		TenantID:      req.TenantID,
 		Event:         req.Payload,
 	}
 }

@@ -7,6 +7,9 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
+	"mime"
+	"strings"
 	"time"
 )
 
@@ -90,6 +93,9 @@ type Invoke struct {
 	// The developer side does not run an invocation it could not ack well within it: the fallback would run it
 	// too.
 	AckTimeoutMs int64 `json:"ackTimeoutMs,omitempty"`
+	// TenantID is the caller's tenant (the Runtime API's Lambda-Runtime-Aws-Tenant-Id header) for a function in
+	// tenant isolation mode; "" otherwise. The handler sees it as context.tenant_id.
+	TenantID string `json:"tenantId,omitempty"`
 }
 
 // Ack is the body of TypeAck.
@@ -102,6 +108,10 @@ type Ack struct {
 type Result struct {
 	RequestID string `json:"requestId"`
 	Payload   []byte `json:"payload"`
+	// ContentType is the Content-Type the runtime posts the payload with: "application/json", or
+	// "application/unknown" for a handler that returned bytes. "" (an older peer) posts none. The receiver
+	// checks it with ValidContentType: it becomes an HTTP header.
+	ContentType string `json:"contentType,omitempty"`
 }
 
 // Error is the body of TypeError: Lambda's error document plus the request it answers.
@@ -110,6 +120,64 @@ type Error struct {
 	ErrorMessage string   `json:"errorMessage"`
 	ErrorType    string   `json:"errorType"`
 	StackTrace   []string `json:"stackTrace,omitempty"`
+	// Document is the error document exactly as the runtime wrote it (awslambdaric's key order, separators, and
+	// its empty requestId and stackTrace), posted to the Runtime API as it is. It is optional: older peers do not
+	// send it, and errors made by the developer side's Go code have none; the receiver then builds the document
+	// from the fields above. It must hold one JSON object (see CheckDocument). It travels as base64 rather than
+	// as a json.RawMessage because encoding/json compacts and HTML-escapes a RawMessage when it marshals one,
+	// which would change the very bytes this field exists to keep.
+	Document []byte `json:"document,omitempty"`
+}
+
+// CheckDocument tells whether e.Document, which comes from the other side of the relay, may be posted as an
+// error document as it is: absent, or one JSON object.
+func (e *Error) CheckDocument() error {
+	if len(e.Document) == 0 {
+		return nil
+	}
+	if err := validJSON(e.Document); err != nil {
+		return fmt.Errorf("error document of %q is not valid JSON: %w", e.RequestID, err)
+	}
+	if e.Document[skipWS(e.Document, 0)] != '{' {
+		return fmt.Errorf("error document of %q is not a JSON object: %d bytes starting %q", e.RequestID,
+			len(e.Document), clipBytes(e.Document, 16))
+	}
+	return nil
+}
+
+// MaxContentTypeLen bounds Result.ContentType.
+const MaxContentTypeLen = 256
+
+// ValidContentType checks a Result's content type, which comes from the other side of the relay and becomes an
+// HTTP header: "" or a media type (type/subtype, optional parameters) of printable ASCII within
+// MaxContentTypeLen.
+func ValidContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	if len(ct) > MaxContentTypeLen {
+		return fmt.Errorf("content type is %d bytes, longer than %d", len(ct), MaxContentTypeLen)
+	}
+	for i := 0; i < len(ct); i++ {
+		if c := ct[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("content type %q has a byte 0x%02x that is not printable ASCII", ct, c)
+		}
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fmt.Errorf("content type %q is not a media type: %w", ct, err)
+	}
+	if !strings.Contains(mt, "/") {
+		return fmt.Errorf("content type %q is not a media type: no subtype", ct)
+	}
+	return nil
+}
+
+func clipBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 // Log is the body of TypeLog: output the handler printed, to be echoed on the sandbox's stdout.

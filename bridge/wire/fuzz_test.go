@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math/rand/v2"
+	"mime"
 	"reflect"
 	"testing"
 	"unicode/utf8"
@@ -278,4 +279,41 @@ func mutateChunk(msg []byte, rng *rand.Rand) []byte {
 		return msg
 	}
 	return out
+}
+
+// FuzzAnswerBody decodes a result or error body as the sandbox's proxy does and checks the receiver's rules
+// against encoding/json: an accepted error document is one JSON object, an accepted content type is a media
+// type that can be an HTTP header value.
+func FuzzAnswerBody(f *testing.F) {
+	f.Add([]byte(`{"requestId":"r","errorMessage":"boom","errorType":"ValueError","document":"eyJlcnJvck1lc3NhZ2UiOiAiYm9vbSJ9"}`))
+	f.Add([]byte(`{"requestId":"r","errorType":"E","document":"WzFd"}`)) // [1]
+	f.Add([]byte(`{"requestId":"r","document":null}`))
+	f.Add([]byte(`{"requestId":"r","document":"IHsgfSA="}`)) // " { } "
+	f.Add([]byte(`{"requestId":"r","payload":"AP8=","contentType":"application/unknown"}`))
+	f.Add([]byte(`{"requestId":"r","payload":"e30=","contentType":"text/plain; charset=\"utf-8\""}`))
+	f.Add([]byte(`{"requestId":"r","payload":"e30=","contentType":"a/b\r\nX-Evil: 1"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		env := &Envelope{V: Version, T: TypeError, ID: "r", Body: body}
+		var e Error
+		if env.DecodeBody(&e) == nil && e.CheckDocument() == nil && len(e.Document) > 0 {
+			var obj map[string]any
+			if err := json.Unmarshal(e.Document, &obj); err != nil {
+				t.Fatalf("accepted document %q is not JSON: %v", e.Document, err)
+			}
+			if i := skipWS(e.Document, 0); e.Document[i] != '{' {
+				t.Fatalf("accepted document %q is not an object", e.Document)
+			}
+		}
+		var r Result
+		if env.DecodeBody(&r) == nil && ValidContentType(r.ContentType) == nil && r.ContentType != "" {
+			for _, c := range []byte(r.ContentType) {
+				if c < 0x20 || c == 0x7f {
+					t.Fatalf("accepted content type %q has a control byte", r.ContentType)
+				}
+			}
+			if _, _, err := mime.ParseMediaType(r.ContentType); err != nil {
+				t.Fatalf("accepted content type %q: %v", r.ContentType, err)
+			}
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -369,6 +370,7 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, err
 		TraceID:         inv.TraceID,
 		ClientContext:   inv.ClientContext,
 		CognitoIdentity: inv.CognitoIdentity,
+		TenantID:        inv.TenantID,
 		Event:           inv.Event,
 		Env:             s.env,
 		Redacted:        s.redacted,
@@ -399,9 +401,18 @@ func (s *session) answerResult(ctx context.Context, inv runtimeapi.Invocation, e
 		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's result could not be decoded: %v", err))
 		return
 	}
+	if err := wire.ValidContentType(r.ContentType); err != nil {
+		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's result is unusable: %v", err))
+		return
+	}
+	var hdr http.Header
+	if r.ContentType != "" {
+		// As awslambdaric posts it: Lambda hands the caller a handler's bytes with this content type.
+		hdr = http.Header{"Content-Type": {r.ContentType}}
+	}
 	pctx, cancel := answerContext(ctx)
 	defer cancel()
-	if err := s.p.real.Respond(pctx, inv.RequestID, r.Payload, nil); err != nil {
+	if err := s.p.real.Respond(pctx, inv.RequestID, r.Payload, hdr); err != nil {
 		s.p.log.Error("post developer result", "request_id", inv.RequestID, "err", err)
 	}
 }
@@ -412,10 +423,24 @@ func (s *session) answerDeveloperError(ctx context.Context, inv runtimeapi.Invoc
 		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's error could not be decoded: %v", err))
 		return
 	}
-	doc, _ := json.Marshal(runtimeapi.ErrorDocument{ErrorMessage: we.ErrorMessage, ErrorType: we.ErrorType, StackTrace: we.StackTrace})
+	if err := we.CheckDocument(); err != nil {
+		s.answerError(ctx, inv.RequestID, "Plldb.InvalidAnswer", fmt.Sprintf("plldb: the developer's error is unusable: %v", err))
+		return
+	}
 	pctx, cancel := answerContext(ctx)
 	defer cancel()
-	if err := s.p.real.Error(pctx, inv.RequestID, doc, we.ErrorType, nil); err != nil {
+	var err error
+	if len(we.Document) > 0 {
+		// The runtime's own document, posted as awslambdaric 4.2.2 posts it to /invocation/{id}/error:
+		// Content-Type application/json and no Lambda-Runtime-Function-Error-Type header (it sends that one
+		// with init errors only).
+		err = s.p.real.Error(pctx, inv.RequestID, we.Document, "", http.Header{"Content-Type": {"application/json"}})
+	} else {
+		// An older developer side, or an error made by its Go code: the document is built from the fields.
+		doc, _ := json.Marshal(runtimeapi.ErrorDocument{ErrorMessage: we.ErrorMessage, ErrorType: we.ErrorType, StackTrace: we.StackTrace})
+		err = s.p.real.Error(pctx, inv.RequestID, doc, we.ErrorType, nil)
+	}
+	if err != nil {
 		s.p.log.Error("post developer error", "request_id", inv.RequestID, "err", err)
 	}
 }

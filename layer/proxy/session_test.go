@@ -128,6 +128,57 @@ func TestDeveloperErrorIsPostedAsLambdaError(t *testing.T) {
 	assert.Equal(t, []string{"  File x"}, doc.StackTrace)
 }
 
+// The runtime's own error document reaches the Runtime API byte for byte, posted as awslambdaric posts it; the
+// tenant id of /next reaches the developer; a result keeps its content type.
+func TestDeveloperAnswersKeepTheirBytesAndTenant(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: 10 * time.Second})
+	doc := []byte(`{"errorMessage": "bad <&>", "errorType": "KeyError", "requestId": "", "stackTrace": []}`)
+	got := ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-doc", Event: []byte(`{}`), TenantID: "tenant-ü"})
+	assert.Equal(t, "tenant-ü", decodeInvoke(t, link.expectSent(t)).TenantID)
+	link.deliver(t, wire.TypeAck, "req-doc", wire.Ack{RequestID: "req-doc"})
+	link.deliver(t, wire.TypeError, "req-doc", wire.Error{RequestID: "req-doc", ErrorMessage: "bad <&>", ErrorType: "KeyError", Document: doc})
+	r := await(t, got).resp
+	assert.True(t, r.Error)
+	assert.Equal(t, string(doc), string(r.Payload))
+	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	assert.Empty(t, r.Header.Get(runtimeapi.HeaderErrorType), "awslambdaric sends no error type with an invocation error")
+
+	got = ip.invokeAsync(runtimeapi.Invocation{RequestID: "req-bytes", Event: []byte(`{}`)})
+	assert.Empty(t, decodeInvoke(t, link.expectSent(t)).TenantID)
+	link.deliver(t, wire.TypeAck, "req-bytes", wire.Ack{RequestID: "req-bytes"})
+	link.deliver(t, wire.TypeResult, "req-bytes", wire.Result{RequestID: "req-bytes", Payload: []byte{0, 0xff}, ContentType: "application/unknown"})
+	r = await(t, got).resp
+	assert.False(t, r.Error)
+	assert.Equal(t, []byte{0, 0xff}, r.Payload)
+	assert.Equal(t, "application/unknown", r.Header.Get("Content-Type"))
+}
+
+// What the developer side sends is outside input to the sandbox: a document that is not a JSON object, or a
+// content type that is not one, is answered with a clear error instead of being posted.
+func TestUnusableDeveloperAnswersAreRefused(t *testing.T) {
+	link := newConnectedLink()
+	ip := startInProc(t, "echo.handler", link, SessionConfig{AckTimeout: 10 * time.Second})
+	for i, bad := range []any{
+		wire.Error{ErrorType: "E", Document: []byte(`["not", "an", "object"]`)},
+		wire.Error{ErrorType: "E", Document: []byte(`{"truncated": `)},
+		wire.Result{Payload: []byte(`1`), ContentType: "text/plain\r\nX-Injected: 1"},
+	} {
+		id := fmt.Sprintf("req-bad-%d", i)
+		got := ip.invokeAsync(runtimeapi.Invocation{RequestID: id, Event: []byte(`{}`)})
+		link.expectSent(t)
+		link.deliver(t, wire.TypeAck, id, wire.Ack{RequestID: id})
+		typ := wire.TypeError
+		if _, ok := bad.(wire.Result); ok {
+			typ = wire.TypeResult
+		}
+		link.deliver(t, typ, id, bad)
+		doc := errorDoc(t, await(t, got).resp)
+		assert.Equal(t, "Plldb.InvalidAnswer", doc.ErrorType, "%d", i)
+		assert.Contains(t, doc.ErrorMessage, "the developer's", "%d", i)
+	}
+}
+
 func TestNoConnectionFallsBackToTheRuntime(t *testing.T) {
 	link := newMemLink(false)
 	ip := startInProc(t, "echo.handler", link, SessionConfig{})

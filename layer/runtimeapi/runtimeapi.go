@@ -32,7 +32,9 @@ const (
 	HeaderClientContext   = "Lambda-Runtime-Client-Context"
 	HeaderCognitoIdentity = "Lambda-Runtime-Cognito-Identity"
 	HeaderErrorType       = "Lambda-Runtime-Function-Error-Type"
-	headerPrefix          = "Lambda-Runtime-"
+	// HeaderTenantID carries the caller's tenant for a function in tenant isolation mode.
+	HeaderTenantID = "Lambda-Runtime-Aws-Tenant-Id"
+	headerPrefix   = "Lambda-Runtime-"
 )
 
 // ErrorContentType is the content type Lambda's runtimes use for error documents.
@@ -46,6 +48,7 @@ type Invocation struct {
 	TraceID         string
 	ClientContext   string
 	CognitoIdentity string
+	TenantID        string // the caller's tenant, for a function in tenant isolation mode
 	Event           []byte
 	// Header holds every Lambda-Runtime-* header as received. The Server writes these first, so headers the
 	// fields do not model (and the exact spelling of those they do) survive a proxy unchanged.
@@ -73,6 +76,7 @@ func ParseInvocation(h http.Header, body []byte) (Invocation, error) {
 		TraceID:         h.Get(HeaderTraceID),
 		ClientContext:   h.Get(HeaderClientContext),
 		CognitoIdentity: h.Get(HeaderCognitoIdentity),
+		TenantID:        h.Get(HeaderTenantID),
 		Event:           body,
 		Header:          LambdaHeaders(h),
 	}

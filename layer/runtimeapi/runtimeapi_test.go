@@ -49,6 +49,7 @@ func TestRoundTripHeadersAndBodiesPassUnchanged(t *testing.T) {
 		TraceID:         "Root=1-5e1b4151-5ac6c58f3d5b1a4e1bd1e2e3;Parent=1;Sampled=1",
 		ClientContext:   `{"client":{"installation_id":"x"}}`,
 		CognitoIdentity: `{"cognitoIdentityId":"id","cognitoIdentityPoolId":"pool"}`,
+		TenantID:        "tenant-1",
 		Event:           event,
 		Header:          http.Header{"Lambda-Runtime-Extra-Thing": {"kept"}},
 	}
@@ -62,9 +63,11 @@ func TestRoundTripHeadersAndBodiesPassUnchanged(t *testing.T) {
 	assert.Equal(t, inv.TraceID, in.TraceID)
 	assert.Equal(t, inv.ClientContext, in.ClientContext)
 	assert.Equal(t, inv.CognitoIdentity, in.CognitoIdentity)
+	assert.Equal(t, "tenant-1", in.TenantID)
+	assert.Equal(t, "tenant-1", in.Header.Get("Lambda-Runtime-Aws-Tenant-Id"))
 	assert.Equal(t, event, in.Event)
 	assert.Equal(t, "kept", in.Header.Get("Lambda-Runtime-Extra-Thing"))
-	assert.Len(t, in.Header, 7, "every Lambda-Runtime-* header, nothing else: %v", in.Header)
+	assert.Len(t, in.Header, 8, "every Lambda-Runtime-* header, nothing else: %v", in.Header)
 
 	payload := []byte(`{"ok" : true}`)
 	require.NoError(t, c.Respond(t.Context(), in.RequestID, payload, http.Header{"Content-Type": {"application/json"}, "X-Custom": {"1"}}))

@@ -227,6 +227,7 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 	setIfAbsent(HeaderTraceID, inv.TraceID)
 	setIfAbsent(HeaderClientContext, inv.ClientContext)
 	setIfAbsent(HeaderCognitoIdentity, inv.CognitoIdentity)
+	setIfAbsent(HeaderTenantID, inv.TenantID)
 	return &call{id: id, hdr: hdr, body: inv.Event, done: make(chan Response, 1)}, nil
 }
 
