@@ -55,7 +55,10 @@ type dispatchConfig struct {
 	Observer Observer
 	// BeforeRun, when set, runs before each invocation's handler (Hooks.BeforeRun).
 	BeforeRun func(ctx context.Context, inv *wire.Invoke)
-	Logger    *slog.Logger
+	// Credentials chooses the AWS credentials of an invocation from those its sandbox sent (may be nil); nil
+	// Credentials: none.
+	Credentials func(ctx context.Context, sent *wire.Credentials) *executor.Credentials
+	Logger      *slog.Logger
 }
 
 // dispatcher serves invocations arriving on a link until it is closed or its context ends.
@@ -268,6 +271,9 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		return
 	}
 
+	// The sandbox's credentials stay with this goroutine: hooks and observers see the invocation without them.
+	sent := inv.Credentials
+	inv.Credentials = nil
 	if d.cfg.BeforeRun != nil {
 		d.cfg.BeforeRun(ctx, inv)
 	}
@@ -280,7 +286,12 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 			deadline = own
 		}
 	}
+	var creds *executor.Credentials
+	if d.cfg.Credentials != nil {
+		creds = d.cfg.Credentials(ctx, sent)
+	}
 	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
+		Credentials:     creds,
 		RequestID:       id,
 		Event:           inv.Event,
 		Deadline:        deadline,
