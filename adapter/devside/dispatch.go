@@ -201,6 +201,10 @@ func (d *dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 }
 
 func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) {
+	// The sandbox's credentials stay with this goroutine, for this invocation: hooks and observers see the
+	// invocation without them, and they are gone with it.
+	sent := inv.Credentials
+	inv.Credentials = nil
 	id := inv.RequestID
 	log := d.log.With("request", id, "function", functionLabel(inv.Function))
 	// The relay stamps from with the sender's peer id, which its ticket put in its function's namespace: that is
@@ -271,9 +275,6 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 		return
 	}
 
-	// The sandbox's credentials stay with this goroutine: hooks and observers see the invocation without them.
-	sent := inv.Credentials
-	inv.Credentials = nil
 	if d.cfg.BeforeRun != nil {
 		d.cfg.BeforeRun(ctx, inv)
 	}
