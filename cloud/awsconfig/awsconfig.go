@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
@@ -51,8 +53,11 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 // top: what `plldb local` gives handlers, as Lambda gives them their execution role's. Nothing is resolved yet
 // (the caller does, once, and again when they expire); an explicit profile that does not exist is an error.
 // The SDK's own log lines (IMDS fallbacks) are dropped: the caller says once whether credentials resolved.
+// Connections are not kept alive: credentials are fetched at start and then once an hour or so, and an idle
+// connection to the metadata service or an SSO portal would only outlive the session that made it.
 func DeveloperCredentials(ctx context.Context, profile string) (aws.CredentialsProvider, error) {
-	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	client := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true })
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{}), config.WithHTTPClient(client)}
 	if profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(profile))
 	}
