@@ -65,11 +65,30 @@ type Options struct {
 	MaxConcurrency int
 	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
 	Strict bool
-	Expiry time.Duration // session lifetime; default DefaultExpiry
-	Owner  string        // default user@host
+	// Credentials chooses the AWS credentials the handlers run with: CredentialsFunction ("", the default) the
+	// function's own execution role's, which the layer sends from the sandbox with each invocation;
+	// CredentialsDeveloper the developer's own (AWS.Credentials), and the role's never leave the sandbox.
+	Credentials string
+	Expiry      time.Duration // session lifetime; default DefaultExpiry
+	Owner       string        // default user@host
 
 	devside.Hooks
 	Logger *slog.Logger
+}
+
+// The choices of Options.Credentials.
+const (
+	CredentialsFunction  = "function"
+	CredentialsDeveloper = "developer"
+)
+
+// ValidCredentials says why c is not a choice of Options.Credentials, or returns nil.
+func ValidCredentials(c string) error {
+	switch c {
+	case "", CredentialsFunction, CredentialsDeveloper:
+		return nil
+	}
+	return fmt.Errorf("credentials %q: want %q (the function's execution role, the default) or %q (your own)", c, CredentialsFunction, CredentialsDeveloper)
 }
 
 // Function is one attached function.
@@ -117,6 +136,13 @@ func (c clients) instrumenter(in install.Resources, log *slog.Logger) *instrumen
 func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	if strings.TrimSpace(o.StackName) == "" {
 		return nil, errors.New("attach: a stack name is required (--stack-name)")
+	}
+	if err := ValidCredentials(o.Credentials); err != nil {
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	var devCreds aws.CredentialsProvider
+	if o.Credentials == CredentialsDeveloper {
+		devCreds = o.AWS.Credentials
 	}
 	log := o.Logger
 	if log == nil {
@@ -183,6 +209,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	s.dev, err = devside.Start(ctx, devside.Config{
 		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
 		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, MaxConcurrency: o.MaxConcurrency, Hooks: o.Hooks, Logger: log,
+		DeveloperCredentials: devCreds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)
@@ -205,7 +232,8 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		// that function (the relay derives the key again from the name its ticket claims).
 		targets[i] = instrument.Target{StackFunction: p.remote, Key: ticket.FunctionKey(rs.Keys[wire.RoleFunction], p.remote.Name)}
 	}
-	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict}, targets)
+	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict,
+		FunctionCredentials: o.Credentials != CredentialsDeveloper}, targets)
 	if att != nil {
 		s.Results = att.Recovered
 	}

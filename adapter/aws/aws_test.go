@@ -28,9 +28,11 @@ type fixture struct {
 	before map[string]awsharness.Settings
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, awsharness.Options{}) }
+
+func newFixtureWith(t testing.TB, o awsharness.Options) *fixture {
 	t.Helper()
-	h := awsharness.New(t, awsharness.Options{})
+	h := awsharness.New(t, o)
 	stack := "app-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	if len(stack) > 40 {
 		stack = stack[:40]

@@ -127,16 +127,22 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 // startBackendWith starts what cfg describes, for as long as ctx lasts, with hooks.
 func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hooks, log *slog.Logger) (backend, error) {
 	if cfg.Mode != "aws" {
+		// Handlers get the developer's credentials, as a deployed handler gets its role's.
+		creds, err := awsconfig.DeveloperCredentials(ctx, cfg.Profile)
+		if err != nil {
+			return nil, err
+		}
 		p, err := local.Start(ctx, local.Options{
-			Template:  cfg.Template,
-			Functions: cfg.Functions,
-			Python:    cfg.Python,
-			Host:      cfg.InvokeHost,
-			Port:      cfg.InvokePort,
-			Debug:     !cfg.NoDebug,
-			Env:       cfg.Env,
-			Hooks:     hooks,
-			Logger:    log,
+			Credentials: creds,
+			Template:    cfg.Template,
+			Functions:   cfg.Functions,
+			Python:      cfg.Python,
+			Host:        cfg.InvokeHost,
+			Port:        cfg.InvokePort,
+			Debug:       !cfg.NoDebug,
+			Env:         cfg.Env,
+			Hooks:       hooks,
+			Logger:      log,
 
 			MaxConcurrency:     cfg.MaxConcurrency,
 			AccountConcurrency: cfg.AccountConcurrency,
@@ -151,15 +157,16 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		return nil, err
 	}
 	sess, err := awsmode.Attach(ctx, awsmode.Options{
-		StackName: cfg.StackName,
-		Functions: cfg.Functions,
-		Template:  cfg.Template,
-		Dir:       cfg.Cwd,
-		Python:    cfg.Python,
-		Name:      cfg.InstallName,
-		AWS:       awsCfg,
-		Debug:     !cfg.NoDebug,
-		Strict:    cfg.Strict,
+		StackName:   cfg.StackName,
+		Functions:   cfg.Functions,
+		Template:    cfg.Template,
+		Dir:         cfg.Cwd,
+		Python:      cfg.Python,
+		Name:        cfg.InstallName,
+		AWS:         awsCfg,
+		Debug:       !cfg.NoDebug,
+		Strict:      cfg.Strict,
+		Credentials: cfg.Credentials,
 		// In AWS mode the cloud decides how many run at once; this bounds the sandboxes here.
 		MaxConcurrency: cfg.MaxConcurrency,
 		Hooks:          hooks,

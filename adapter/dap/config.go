@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/adapter/local"
 )
 
@@ -33,6 +34,10 @@ type LaunchConfig struct {
 	// install name (default "plldb") and an endpoint override (moto, LocalStack).
 	StackName, Region, Profile string
 	InstallName, EndpointURL   string
+	// Credentials are the AWS credentials handlers run with: in AWS mode "function" (the default: the
+	// function's execution role's, sent by the layer) or "developer" (your own, from Profile or the SDK's default
+	// chain); in local mode always your own, from Profile or the default chain.
+	Credentials string
 }
 
 // PathMapping maps the IDE's folder to the folder the executor runs the code from.
@@ -114,6 +119,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("profile", &c.Profile, "a string")
 	field("installName", &c.InstallName, "a string")
 	field("endpointUrl", &c.EndpointURL, "a string")
+	field("credentials", &c.Credentials, `"function" or "developer"`)
 	errs = append(errs, checkToken(a)...)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
@@ -121,7 +127,13 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 
 	switch c.Mode {
 	case "local":
+		if c.Credentials != "" && c.Credentials != awsmode.CredentialsDeveloper {
+			return nil, fmt.Errorf(`"credentials" %q: local handlers run with your own credentials ("developer"); "function" (the execution role's) needs "mode": "aws"`, c.Credentials)
+		}
 	case "aws":
+		if err := awsmode.ValidCredentials(c.Credentials); err != nil {
+			return nil, fmt.Errorf(`"credentials": %w`, err)
+		}
 		if c.StackName == "" {
 			return nil, errors.New(`"stackName" is required with "mode": "aws"`)
 		}

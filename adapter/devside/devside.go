@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/wire"
@@ -43,6 +45,13 @@ type Config struct {
 	// ReportMemory measures each sandbox's peak memory after every invocation (executor.Spec.ReportMemory), for
 	// plldb local's REPORT line; AWS mode has no REPORT line to write and leaves it off.
 	ReportMemory bool
+	// DeveloperCredentials, if set, are the AWS credentials every handler gets (AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN): the developer's own, from the SDK's default chain (plldb local;
+	// AWS mode with "credentials": "developer"). They are resolved once at Start (handlers get none if they do
+	// not resolve, which is logged once) and refreshed when they expire. Nil: each invocation gets the
+	// credentials its sandbox sent with it (wire.Invoke.Credentials: the function's execution role, in AWS mode),
+	// or none.
+	DeveloperCredentials aws.CredentialsProvider
 	Hooks
 	Logger *slog.Logger
 }
@@ -81,6 +90,9 @@ type Side struct {
 	byName map[string]*Served
 	// byDeployed finds a function by the name its sandboxes run under (Name): the name their tickets prove.
 	byDeployed map[string]*Served
+
+	// dev holds the developer's credentials when Config.DeveloperCredentials resolved; set before Start returns.
+	dev *developerCredentials
 
 	mu   sync.Mutex
 	link *wsclient.Client
@@ -123,6 +135,22 @@ func Start(ctx context.Context, cfg Config) (s *Side, err error) {
 		ex  *executor.Executor
 		err error
 	}
+	// The developer's credentials resolve while the sandboxes start (the SDK may ask an SSO portal or the
+	// instance metadata service).
+	credsDone := make(chan *developerCredentials, 1)
+	if cfg.DeveloperCredentials != nil {
+		go func() {
+			credsDone <- resolveDeveloper(sctx, cfg.DeveloperCredentials, log.With("component", "credentials"))
+		}()
+	} else {
+		credsDone <- nil
+	}
+	defer func() {
+		if err != nil { // a failed start: stop the resolution, so that nothing outlives Start
+			cancel()
+			<-credsDone
+		}
+	}()
 	results := make(chan started, len(fns))
 	for i, fn := range fns {
 		go func() {
@@ -149,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (s *Side, err error) {
 		s.byName[sf.Name] = sf
 		s.byDeployed[sf.Name] = sf
 	}
+	s.dev = <-credsDone
 	return s, nil
 }
 
@@ -246,11 +275,12 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 		return fmt.Errorf("connect the developer side to %s: %w", link.URL, err)
 	}
 	disp := newDispatcher(dispatchConfig{
-		Link:      c,
-		Resolve:   s.resolve,
-		Observer:  s.cfg.Observer,
-		BeforeRun: s.cfg.BeforeRun,
-		Logger:    s.log.With("component", "dispatch"),
+		Link:        c,
+		Resolve:     s.resolve,
+		Observer:    s.cfg.Observer,
+		BeforeRun:   s.cfg.BeforeRun,
+		Credentials: s.credentialsFor,
+		Logger:      s.log.With("component", "dispatch"),
 	})
 	s.mu.Lock()
 	s.link, s.disp = c, disp

@@ -58,7 +58,10 @@ type dispatchConfig struct {
 	Observer Observer
 	// BeforeRun, when set, runs before each invocation's handler (Hooks.BeforeRun).
 	BeforeRun func(ctx context.Context, inv *wire.Invoke)
-	Logger    *slog.Logger
+	// Credentials chooses the AWS credentials of an invocation from those its sandbox sent (may be nil); nil
+	// Credentials: none.
+	Credentials func(ctx context.Context, sent *wire.Credentials) *executor.Credentials
+	Logger      *slog.Logger
 }
 
 // dispatcher serves invocations arriving on a link until it is closed or its context ends.
@@ -201,6 +204,10 @@ func (d *dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 }
 
 func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) {
+	// The sandbox's credentials stay with this goroutine, for this invocation: hooks and observers see the
+	// invocation without them, and they are gone with it.
+	sent := inv.Credentials
+	inv.Credentials = nil
 	id := inv.RequestID
 	log := d.log.With("request", id, "function", functionLabel(inv.Function))
 	// The relay stamps from with the sender's peer id, which its ticket put in its function's namespace: that is
@@ -283,7 +290,12 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 			deadline = own
 		}
 	}
+	var creds *executor.Credentials
+	if d.cfg.Credentials != nil {
+		creds = d.cfg.Credentials(ctx, sent)
+	}
 	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
+		Credentials:     creds,
 		RequestID:       id,
 		Event:           inv.Event,
 		Deadline:        deadline,

@@ -12,7 +12,7 @@
 // carrying it (see invokeParams).
 //
 // Protocol: Go calls initialize {handler, codeDir, layerDirs, debug, accessToken} → {pid, version, debugPort}, then invoke
-// {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity} →
+// {requestId, ref, eventRef, deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity, credentials} →
 // {payload | payloadRef + contentType | error + errorDoc, scanNs}, and shutdown. Python sends log notifications {requestId, stream, text}.
 //
 // The Executor hides the processes' lives: it replaces a sandbox after a crash or an enforced timeout (as Lambda
@@ -110,6 +110,9 @@ type Invocation struct {
 	// TenantID is the caller's tenant (X-Amz-Tenant-Id) for a function in tenant isolation mode: the context's
 	// tenant_id, and tenantId in JSON log records.
 	TenantID string
+	// Credentials, if set, are the AWS credentials the handler sees for this invocation (its os.environ while it
+	// runs, restored after); nil: none, unless the function's own variables (Spec.Env) set them.
+	Credentials *Credentials
 }
 
 // Outcome is what the function answered: Payload (JSON) on success, Err when the function failed.
@@ -305,7 +308,7 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// buildEnv gives the process the developer's environment (credentials, PATH, …) overlaid with what Lambda sets,
+// buildEnv gives the process the developer's environment (PATH, …, but not AWS credentials) overlaid with what Lambda sets,
 // the function's own variables, and last the variables that must point at the local tree.
 func buildEnv(spec Spec, script string) []string {
 	env := map[string]string{}
@@ -319,6 +322,10 @@ func buildEnv(spec Spec, script string) []string {
 	delete(env, "AWS_LAMBDA_EXEC_WRAPPER")
 	// Each sandbox adds its own TMPDIR and AWS_LAMBDA_LOG_STREAM_NAME (startSandbox).
 	delete(env, "TMPDIR")
+	// A handler gets its credentials per invocation (Invocation.Credentials), never the shell's by accident.
+	for _, k := range credentialVars {
+		delete(env, k)
+	}
 	env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + spec.FunctionName
 	for k, v := range spec.Env {
 		env[k] = v
@@ -522,6 +529,8 @@ type invokeParams struct {
 	// client context may nest deeper than Python's recursion limit within the Invoke API's 3,583 bytes).
 	ClientContext   string `json:"clientContext,omitempty"`
 	CognitoIdentity string `json:"cognitoIdentity,omitempty"`
+	// Credentials are set in os.environ for the invocation (see Invocation.Credentials).
+	Credentials *wireCredentials `json:"credentials,omitempty"`
 }
 
 type invokeResult struct {
@@ -536,6 +545,12 @@ type invokeResult struct {
 func (e *Executor) invokeParams(inv Invocation) (*invokeParams, error) {
 	p := &invokeParams{RequestID: inv.RequestID, Ref: e.refs.Add(1), event: inv.Event, InvokedFunctionArn: inv.InvokedARN, TraceID: inv.TraceID, TenantID: inv.TenantID}
 	p.EventRef = p.Ref
+	if c := inv.Credentials; c != nil {
+		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+			return nil, fmt.Errorf("invocation %s: credentials without an access key id or secret access key", firstNonEmpty(p.RequestID, "(new)"))
+		}
+		p.Credentials = &wireCredentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
+	}
 	if p.RequestID == "" {
 		p.RequestID = newRequestID()
 	}

@@ -1042,6 +1042,28 @@ def _init_error(err):
     _log_error(err)
 
 
+# The variables that carry AWS credentials, as Lambda sets them from the execution role. An invocation that comes
+# with credentials has them in os.environ while it runs (its imports, its handler, the processes it starts), and the
+# process's own values (normally none: Go never passes the developer's shell's on) come back afterwards, so that no
+# invocation runs with another's. One sandbox runs one invocation at a time, so os.environ is the invocation's.
+_CREDENTIAL_VARS = (
+    ("accessKeyId", "AWS_ACCESS_KEY_ID"),
+    ("secretAccessKey", "AWS_SECRET_ACCESS_KEY"),
+    ("sessionToken", "AWS_SESSION_TOKEN"),
+)
+_BASE_CREDENTIALS = {name: os.environ.get(name) for _, name in _CREDENTIAL_VARS}
+
+
+def _set_credentials(creds):
+    """Sets creds (a dict, or None for the process's own) in os.environ. Never logs them."""
+    for key, name in _CREDENTIAL_VARS:
+        value = creds.get(key) if creds else _BASE_CREDENTIALS[name]
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+
+
 def _invoke(rpc_id, params):
     arrived = _perf_ns()
     rid = params.get("requestId") or ""
@@ -1057,7 +1079,10 @@ def _invoke(rpc_id, params):
     content_type = "application/json"
     strict = True
     err = None
+    creds = params.get("credentials")
     try:
+        if creds:
+            _set_credentials(creds)
         trace_id = params.get("traceId")
         if trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = trace_id
@@ -1126,6 +1151,8 @@ def _invoke(rpc_id, params):
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         os._exit(code)
     finally:
+        if creds:
+            _set_credentials(None)
         _router.flush(rid)
         me._plldb_rid = None
         me._plldb_tenant = None

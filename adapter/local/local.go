@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/template"
@@ -68,6 +70,10 @@ type Options struct {
 	devside.Hooks
 	// Env is added to every function's environment (over the template's variables).
 	Env map[string]string
+	// Credentials are the developer's AWS credentials (awsconfig.DeveloperCredentials), which every handler gets
+	// as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, as Lambda gives a handler its execution
+	// role's (devside.Config.DeveloperCredentials). Nil: handlers have none.
+	Credentials aws.CredentialsProvider
 	// AllowRemote lets Host be a non-loopback address (reachable from other machines). Token is then required:
 	// every Invoke API request must carry it (Authorization: Bearer, or as the AWS access key id), since whoever
 	// can invoke runs the developer's code. Without AllowRemote the API checks Host instead (see guard).
@@ -276,12 +282,13 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		OpenDebugpy: p.opts.OpenDebugpy,
 		Env:         p.opts.Env,
 		// Each function's developer sandboxes are as many as its invocations can be at once.
-		MaxConcurrency: p.opts.MaxConcurrency,
-		Concurrency:    Concurrencies(fns, p.opts),
-		IdleTimeout:    p.opts.IdleTimeout,
-		ReportMemory:   true, // Max Memory Used, for the REPORT line
-		Hooks:          p.hooks(),
-		Logger:         p.log,
+		MaxConcurrency:       p.opts.MaxConcurrency,
+		Concurrency:          Concurrencies(fns, p.opts),
+		IdleTimeout:          p.opts.IdleTimeout,
+		ReportMemory:         true, // Max Memory Used, for the REPORT line
+		DeveloperCredentials: p.opts.Credentials,
+		Hooks:                p.hooks(),
+		Logger:               p.log,
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"mime"
 	"strings"
 	"time"
@@ -96,7 +97,61 @@ type Invoke struct {
 	// TenantID is the caller's tenant (the Runtime API's Lambda-Runtime-Aws-Tenant-Id header) for a function in
 	// tenant isolation mode; "" otherwise. The handler sees it as context.tenant_id.
 	TenantID string `json:"tenantId,omitempty"`
+	// Credentials are the function's execution-role credentials as its sandbox holds them, sent only when the
+	// developer asked for them (PLLDB_CREDENTIALS=function) so that the handler runs with the function's own
+	// rights. They are withheld from Env whatever happens; see Credentials for how they are kept out of logs.
+	Credentials *Credentials `json:"credentials,omitempty"`
 }
+
+// Credentials are AWS credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN). They cross the
+// relay inside an invoke body only, over TLS on a ticket-authenticated connection; the relay never reads bodies,
+// and the developer side holds them in memory for the invocation alone. Every way Go prints a value (fmt's verbs,
+// slog) shows "[redacted]", so a log line can carry an Invoke or its Credentials without leaking them; only JSON,
+// which is the wire, carries the values.
+type Credentials struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	SessionToken    string `json:"sessionToken,omitempty"`
+}
+
+const redacted = "[redacted]"
+
+func (Credentials) String() string             { return redacted }
+func (Credentials) GoString() string           { return redacted }
+func (Credentials) LogValue() slog.Value       { return slog.StringValue(redacted) }
+func (Credentials) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+func (c *Credentials) Valid() bool             { return c != nil && c.AccessKeyID != "" && c.SecretAccessKey != "" }
+
+// LogValue logs an invocation by its identity, never its event, environment or credentials.
+func (i Invoke) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("requestId", i.RequestID),
+		slog.String("function", i.Function.Name),
+		slog.Time("deadline", i.Deadline),
+		slog.Int("eventBytes", len(i.Event)),
+		slog.Bool("credentials", i.Credentials != nil),
+	)
+}
+
+// LogValue logs an envelope by its header: its body may carry an invocation's event and credentials.
+func (e Envelope) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("v", e.V),
+		slog.String("t", string(e.T)),
+		slog.String("id", e.ID),
+		slog.String("to", e.To),
+		slog.String("from", e.From),
+		slog.Int("bodyBytes", len(e.Body)),
+	)
+}
+
+// String and GoString print an envelope by its header, for the same reason as LogValue (%#v would otherwise
+// print the body's bytes).
+func (e Envelope) String() string {
+	return fmt.Sprintf("envelope{v:%d t:%s id:%q to:%q from:%q body:%d bytes}", e.V, e.T, e.ID, e.To, e.From, len(e.Body))
+}
+
+func (e Envelope) GoString() string { return e.String() }
 
 // Ack is the body of TypeAck.
 type Ack struct {

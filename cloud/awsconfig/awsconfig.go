@@ -8,11 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Options are the CLI's AWS flags. Empty fields leave the SDK's default chain in charge; AWS_ENDPOINT_URL and
@@ -43,6 +46,26 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// DeveloperCredentials is the developer's credential provider from the SDK's default chain (environment,
+// shared config and credentials files, SSO, credential_process, container and instance roles), with profile on
+// top: what `plldb local` gives handlers, as Lambda gives them their execution role's. Nothing is resolved yet
+// (the caller does, once, and again when they expire); an explicit profile that does not exist is an error.
+// The SDK's own log lines (IMDS fallbacks) are dropped: the caller says once whether credentials resolved.
+// Connections are not kept alive: credentials are fetched at start and then once an hour or so, and an idle
+// connection to the metadata service or an SSO portal would only outlive the session that made it.
+func DeveloperCredentials(ctx context.Context, profile string) (aws.CredentialsProvider, error) {
+	client := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true })
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{}), config.WithHTTPClient(client)}
+	if profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load your AWS credentials (profile %q): %w", profile, err)
+	}
+	return cfg.Credentials, nil
 }
 
 // Regions look like us-east-1, eu-central-2, us-gov-west-1, ap-southeast-7.

@@ -42,6 +42,9 @@ const (
 	EnvAudience    = "PLLDB_AUDIENCE"
 	EnvLogicalID   = "PLLDB_LOGICAL_ID"
 	EnvStrict      = "PLLDB_STRICT"
+	// EnvCredentials is "function" when the layer sends the function's role credentials to the developer with
+	// each invocation (Session.Credentials).
+	EnvCredentials = "PLLDB_CREDENTIALS"
 )
 
 // SessionTag is the tag Instrument puts on every function it changes (value: the session id) and a restore

@@ -63,6 +63,9 @@ type Session struct {
 	// Strict sets PLLDB_STRICT: an invocation no developer takes is answered Plldb.NoDeveloper instead of
 	// running the deployed code.
 	Strict bool
+	// FunctionCredentials sets PLLDB_CREDENTIALS=function: the layer sends the function's execution-role
+	// credentials with each invocation, for the developer's handler to run with. Off, they never leave the sandbox.
+	FunctionCredentials bool
 }
 
 // Target is a function to instrument with its ticket key.
@@ -359,7 +362,7 @@ func snapshotOf(t Target, session string, raw []byte, c *fnConfig, now time.Time
 // sessionEnvironment is the function's own variables plus plldb's. A wrapper the function already had moves to
 // PLLDB_PREV_WRAPPER, from where the plldb proxy still runs it.
 func sessionEnvironment(own map[string]string, s Session, t Target) map[string]string {
-	env := make(map[string]string, len(own)+7)
+	env := make(map[string]string, len(own)+8)
 	maps.Copy(env, own)
 	if w := own[EnvExecWrapper]; w != "" && w != WrapperPath {
 		env[EnvPrevWrapper] = w
@@ -376,6 +379,9 @@ func sessionEnvironment(own map[string]string, s Session, t Target) map[string]s
 	}
 	if s.Strict {
 		env[EnvStrict] = "true"
+	}
+	if s.FunctionCredentials {
+		env[EnvCredentials] = "function"
 	}
 	return env
 }

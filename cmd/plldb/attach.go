@@ -34,6 +34,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		remote    = fs.Bool("allow-remote", false, allowRemoteUsage)
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
 		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
+		creds     = fs.String("credentials", "function", "AWS credentials the handlers run with: \"function\" (the function's execution role's, which the layer sends from the sandbox with each invocation over the relay) or \"developer\" (yours, from --profile or the SDK's chain; the role's never leave the sandbox)")
 		maxConc   = fs.Int("max-concurrency", 10, "sandboxes per function here, one per invocation running at once (a function's ReservedConcurrentExecutions instead, when its template sets one); more invocations wait for one to free up")
 	)
 	fs.Var(&functions, "functions", "comma-separated logical ids or names to attach (default: every function with local code)")
@@ -45,6 +46,9 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *stackName == "" {
 		return errors.New("plldb attach: --stack-name is required")
 	}
+	if err := awsmode.ValidCredentials(*creds); err != nil {
+		return fmt.Errorf("plldb attach: --%w", err)
+	}
 	if *maxConc < 1 {
 		return fmt.Errorf("plldb attach: --max-concurrency %d: must be at least 1", *maxConc)
 	}
@@ -54,7 +58,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer closeLog()
 	if *listen != "" {
-		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, maxConcurrency: *maxConc, flags: a}, stdout, stderr, log)
+		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, maxConcurrency: *maxConc, credentials: *creds, flags: a}, stdout, stderr, log)
 	}
 	if *remote {
 		return errors.New("plldb attach: --allow-remote goes with --listen")
@@ -68,7 +72,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
 		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
-		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, MaxConcurrency: *maxConc, Logger: log,
+		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, MaxConcurrency: *maxConc, Credentials: *creds, Logger: log,
 		Hooks: devside.Hooks{OnSandboxStart: printer.sandboxStarted},
 	})
 	if err != nil {
@@ -183,6 +187,7 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 // awsLaunchDefaults are the attach flags that `plldb attach --listen` hands to every DAP launch.
 type awsLaunchDefaults struct {
 	stackName, template, python string
+	credentials                 string
 	functions                   []string
 	strict                      bool
 	maxConcurrency              int
@@ -204,6 +209,7 @@ func (d awsLaunchDefaults) launch() map[string]any {
 	set("region", d.flags.region)
 	set("profile", d.flags.profile)
 	set("endpointUrl", d.flags.endpoint)
+	set("credentials", d.credentials)
 	if len(d.functions) > 0 {
 		m["functions"] = d.functions
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/cloud/awsconfig"
 )
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +39,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&opts.MaxConcurrency, "max-concurrency", local.DefaultMaxConcurrency, "concurrent invocations per function without ReservedConcurrentExecutions; past it a synchronous invocation gets 429 and an Event invocation waits")
 	fs.IntVar(&opts.AccountConcurrency, "account-concurrency", local.DefaultAccountConcurrency, "concurrent invocations across all functions (Lambda's account quota), shared by those without a reservation")
 	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports (with --listen: behind plldb's DAP server instead)")
+	profile := fs.String("profile", "", "AWS profile whose credentials the handlers get as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (default: the SDK's chain: environment, AWS_PROFILE, the default profile, SSO …)")
 	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +78,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	if opts.AllowRemote {
 		opts.Token = newToken()
+	}
+	// Handlers run with the developer's credentials, as deployed ones run with their role's. They resolve at
+	// start; none is not an error (the pipeline says so once), but a --profile that does not exist is.
+	if opts.Credentials, err = awsconfig.DeveloperCredentials(ctx, *profile); err != nil {
+		return fmt.Errorf("plldb local: %w", err)
 	}
 	p, err := local.Start(ctx, opts)
 	if err != nil {

@@ -78,6 +78,10 @@ type SessionConfig struct {
 	// up; default DefaultConnectWait, negative: no wait.
 	ConnectWait time.Duration
 	Env         map[string]string // the function's environment, forwarded after Redact
+	// SendCredentials (PLLDB_CREDENTIALS=function) sends the sandbox's execution-role credentials from Env with
+	// each invocation, in wire.Invoke.Credentials and never in its Env, so that the developer's handler runs with
+	// the function's own rights. Off, they never leave the sandbox.
+	SendCredentials bool
 
 	// What a Dial implementation needs, filled by ConfigFromEnv.
 	Endpoint    string // PLLDB_ENDPOINT, ws:// or wss://
@@ -209,6 +213,13 @@ func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
 			return nil, fmt.Errorf("PLLDB_ACK_TIMEOUT: %w", err)
 		}
 		sc.AckTimeout = d
+	}
+	switch v := env["PLLDB_CREDENTIALS"]; v {
+	case "function":
+		sc.SendCredentials = true
+	case "", "developer":
+	default:
+		return nil, fmt.Errorf("PLLDB_CREDENTIALS %q is neither \"function\" nor \"developer\"", v)
 	}
 	if v := env["PLLDB_STRICT"]; v != "" {
 		b, err := strconv.ParseBool(v)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +30,16 @@ type relayRig struct {
 	dev      *wsclient.Client
 }
 
-func startRelay(t *testing.T) *relayRig {
+func startRelay(t *testing.T) *relayRig { return startRelayLogged(t, nil) }
+
+// startRelayLogged is startRelay with the gateway's and the relay handlers' logs going to log (nil: the default).
+func startRelayLogged(t *testing.T, log *slog.Logger) *relayRig {
 	t.Helper()
 	store := relay.NewMemoryStore()
 	r := &relayRig{session: relay.NewSession("e2e-"+t.Name(), "tester@host", time.Time{}), audience: "plldb-e2e"}
 	store.PutSession(r.session)
-	r.gw = gateway.New(gateway.Config{}, nil)
-	r.gw.SetRoutes(&relay.Handlers{Store: store, Conns: r.gw, Audience: r.audience})
+	r.gw = gateway.New(gateway.Config{Logger: log}, nil)
+	r.gw.SetRoutes(&relay.Handlers{Store: store, Conns: r.gw, Audience: r.audience, Logger: log})
 	require.NoError(t, r.gw.Start(context.Background()))
 	t.Cleanup(func() { _ = r.gw.Close() })
 	r.connectDeveloper(t)

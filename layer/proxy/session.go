@@ -33,6 +33,9 @@ type session struct {
 	cfg      SessionConfig
 	env      map[string]string
 	redacted []string
+	// creds are the role's credentials sent with each invocation when SendCredentials; nil otherwise. Never
+	// logged: wire.Credentials prints redacted.
+	creds *wire.Credentials
 
 	mu   sync.Mutex
 	link Link
@@ -61,6 +64,14 @@ func newSession(p *proxy, cfg *SessionConfig) *session {
 	}
 	s := &session{p: p, cfg: c, linked: make(chan struct{})}
 	s.env, s.redacted = Redact(c.Env)
+	if c.SendCredentials {
+		creds := &wire.Credentials{AccessKeyID: c.Env["AWS_ACCESS_KEY_ID"], SecretAccessKey: c.Env["AWS_SECRET_ACCESS_KEY"], SessionToken: c.Env["AWS_SESSION_TOKEN"]}
+		if creds.Valid() {
+			s.creds = creds
+		} else {
+			p.log.Warn("PLLDB_CREDENTIALS=function, but the sandbox has no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the developer's handler runs without credentials")
+		}
+	}
 	return s
 }
 
@@ -375,6 +386,7 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, err
 		Env:             s.env,
 		Redacted:        s.redacted,
 		AckTimeoutMs:    s.cfg.AckTimeout.Milliseconds(),
+		Credentials:     s.creds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("marshal invoke %s: %w", inv.RequestID, err)

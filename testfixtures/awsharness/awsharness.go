@@ -66,12 +66,18 @@ type Harness struct {
 	Logger     *slog.Logger
 	// Clock is the relay store's clock: Advance it to expire sessions.
 	Clock *Clock
+	// RoleCredentials are every sandbox's execution-role credentials, random per harness, as Lambda sets them
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN): tests follow where they go.
+	RoleCredentials Credentials
 
 	t         testing.TB
 	mu        sync.Mutex
 	sandboxes map[string]*sandbox // function name → its warm sandbox
 	codeDirs  map[string]string   // function name → its "deployed" code
 }
+
+// Credentials are a set of AWS credentials.
+type Credentials struct{ AccessKeyID, SecretAccessKey, SessionToken string }
 
 // Clock is the wall clock plus an offset tests advance.
 type Clock struct{ offset atomic.Int64 }
@@ -103,6 +109,9 @@ func New(t testing.TB, o Options) *Harness {
 		Moto: srv, AWS: cfg, Lambda: lambda.NewFromConfig(cfg), RelayCalls: &instrument.CallCounter{},
 		Python: pyenv.Python(t), Logger: log, t: t, Clock: &Clock{},
 		sandboxes: map[string]*sandbox{}, codeDirs: map[string]string{},
+		RoleCredentials: Credentials{
+			AccessKeyID: "ASIAHARNESS" + strings.ToUpper(randomID(5)), SecretAccessKey: "role-secret-" + randomID(12), SessionToken: "role-token-" + randomID(24),
+		},
 	}
 	name := "h" + randomID(5)
 	tables := store.DefaultTables(name)
@@ -327,6 +336,9 @@ func (h *Harness) start(c *lambda.GetFunctionConfigurationOutput) (*sandbox, err
 		"AWS_REGION=" + h.AWS.Region,
 		"AWS_EXECUTION_ENV=AWS_Lambda_" + string(c.Runtime),
 		"PYTHONDONTWRITEBYTECODE=1",
+		"AWS_ACCESS_KEY_ID=" + h.RoleCredentials.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + h.RoleCredentials.SecretAccessKey,
+		"AWS_SESSION_TOKEN=" + h.RoleCredentials.SessionToken,
 	}
 	vars := map[string]string{}
 	if c.Environment != nil {
