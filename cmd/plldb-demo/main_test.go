@@ -57,7 +57,8 @@ func TestDemoStopsAtTheBreakpointAndTheCallerGetsTheResult(t *testing.T) {
 	// The invocations through plldb local, each answered after plldb local logged its end.
 	assert.Contains(t, stdout, "$ plldb local --template "+apps.HelloTemplate())
 	assert.Regexp(t, `END   HelloFunction \S+ [0-9.]+ ms ok\nHTTP 200 in \S+\n\{"statusCode": 200, "body": "\{\\"greeting\\": \\"hello from dev\\", \\"event\\": \{\\"name\\": \\"plldb\\"\}\}"\}\n`, stdout)
-	assert.Contains(t, stdout, "(X-Amz-Function-Error: Unhandled)\n"+`{"errorMessage":"boom","errorType":"ValueError"`)
+	// The error document as Lambda's Python runtime (awslambdaric) writes it.
+	assert.Contains(t, stdout, "(X-Amz-Function-Error: Unhandled)\n"+`{"errorMessage": "boom", "errorType": "ValueError", "requestId": "`)
 	assert.Contains(t, stdout, "shutting down: answering in-flight invocations")
 	// The debug session through plldb dap.
 	assert.Contains(t, stdout, "$ plldb dap --listen 127.0.0.1:0 --log-level debug\nDAP server listening at: 127.0.0.1:")
