@@ -277,12 +277,12 @@ func (c *collector) headers(b []byte, obj member) {
 	}
 	ms, _ := members(b, obj.v0)
 	drop := make([]bool, len(ms))
-	any := false
+	hit := false
 	for i, m := range ms {
 		if !bytes.EqualFold(m.key(b), []byte(headerName)) {
 			continue
 		}
-		drop[i], any = true, true
+		drop[i], hit = true, true
 		c.found |= Header
 		var vals []string
 		switch b[m.v0] {
@@ -307,7 +307,7 @@ func (c *collector) headers(b []byte, obj member) {
 			c.fail(ErrMalformed)
 		}
 	}
-	if any {
+	if hit {
 		c.cuts = cutMembers(ms, drop, c.cuts)
 	}
 }
@@ -352,51 +352,31 @@ func (c *collector) sqs(b []byte, recs member) {
 		}
 		ms, _ := members(b, el)
 		isSQS := false
-		var attrs *member
-		for j := range ms {
-			switch string(ms[j].key(b)) {
+		var attrs []member // all of them, should the record repeat the key
+		for _, m := range ms {
+			switch string(m.key(b)) {
 			case "eventSource":
-				isSQS = stringValue(b, ms[j]) == "aws:sqs"
+				isSQS = stringValue(b, m) == "aws:sqs"
 			case "messageAttributes":
-				attrs = &ms[j]
+				if b[m.v0] == '{' {
+					attrs = append(attrs, m)
+				}
 			}
 		}
 		if !isSQS {
 			continue
 		}
 		records++
-		if attrs == nil || b[attrs.v0] != '{' {
-			continue
-		}
-		am, _ := members(b, attrs.v0)
-		var drop []bool
 		var mine []string
-		for j, a := range am {
-			if !bytes.EqualFold(a.key(b), []byte(fieldName)) {
-				continue
-			}
-			if drop == nil {
-				drop = make([]bool, len(am))
-			}
-			drop[j] = true
-			c.found |= SQS
-			// {"stringValue": "…", "dataType": "String", …}
-			v := ""
-			if sv, ok := field(b, a, "stringValue"); ok {
-				v = stringValue(b, sv)
-			}
-			if v == "" {
-				c.fail(ErrMalformed)
-				continue
-			}
-			if !slices.Contains(mine, v) {
-				mine = append(mine, v)
+		hit := false
+		for _, at := range attrs {
+			if c.attributes(b, at, &mine) {
+				hit = true
 			}
 		}
-		if drop == nil {
+		if !hit {
 			continue
 		}
-		c.cuts = cutMembers(am, drop, c.cuts)
 		knocked++
 		// Different knocks across records or within one are collected here and refused as a conflict.
 		for _, v := range mine {
@@ -406,6 +386,40 @@ func (c *collector) sqs(b []byte, recs member) {
 	if knocked > 0 && knocked != records {
 		c.fail(ErrMixedBatch)
 	}
+}
+
+// attributes collects (into mine) and cuts the plldbKnock members of one SQS messageAttributes object and reports
+// whether there were any.
+func (c *collector) attributes(b []byte, attrs member, mine *[]string) bool {
+	am, _ := members(b, attrs.v0)
+	var drop []bool
+	for j, a := range am {
+		if !bytes.EqualFold(a.key(b), []byte(fieldName)) {
+			continue
+		}
+		if drop == nil {
+			drop = make([]bool, len(am))
+		}
+		drop[j] = true
+		c.found |= SQS
+		// {"stringValue": "…", "dataType": "String", …}
+		v := ""
+		if sv, ok := field(b, a, "stringValue"); ok {
+			v = stringValue(b, sv)
+		}
+		if v == "" {
+			c.fail(ErrMalformed)
+			continue
+		}
+		if !slices.Contains(*mine, v) {
+			*mine = append(*mine, v)
+		}
+	}
+	if drop == nil {
+		return false
+	}
+	c.cuts = cutMembers(am, drop, c.cuts)
+	return true
 }
 
 // clientContext collects and cuts custom.plldbKnock of a valid JSON client context; nil when nothing was cut.
