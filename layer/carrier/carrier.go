@@ -168,7 +168,14 @@ func mayHold(b []byte) bool {
 
 // knockAt tells whether "knock" starts at b[i] and "plldb" or "plldb-" ends just before it, in any case.
 func knockAt(b []byte, i int) bool {
-	if len(b)-i < 5 || !bytes.EqualFold(b[i:i+5], []byte("knock")) {
+	// Most 'k's in an event are not a knock's: reject on the byte before it (ASCII 'b', 'B' or '-') first.
+	if i < 5 || len(b)-i < 5 {
+		return false
+	}
+	if p := b[i-1] | 0x20; p != 'b' && p != '-' {
+		return false
+	}
+	if !bytes.EqualFold(b[i:i+5], []byte("knock")) {
 		return false
 	}
 	if i >= 6 && b[i-1] == '-' && bytes.EqualFold(b[i-6:i-1], []byte("plldb")) {
@@ -186,7 +193,7 @@ func mayHoldString(s string) bool {
 				break
 			}
 			i += j
-			if len(s)-i >= 5 && strings.EqualFold(s[i:i+5], "knock") &&
+			if i >= 5 && len(s)-i >= 5 && (s[i-1]|0x20 == 'b' || s[i-1] == '-') && strings.EqualFold(s[i:i+5], "knock") &&
 				(i >= 6 && s[i-1] == '-' && strings.EqualFold(s[i-6:i-1], "plldb") || i >= 5 && strings.EqualFold(s[i-5:i], "plldb")) {
 				return true
 			}
