@@ -473,6 +473,10 @@ func TestRoutePatterns(t *testing.T) {
 		require.NoError(t, err, tc.route)
 		assert.Equal(t, tc.want, r.Match(tc.method, tc.path), "%s vs %s %s", tc.route, tc.method, tc.path)
 	}
+	r, err := knock.ParseRoute("GET /**")
+	require.NoError(t, err)
+	assert.True(t, r.Match("GET", "/"+strings.Repeat("a", knock.MaxMatchPathLen-1)))
+	assert.False(t, r.Match("GET", "/"+strings.Repeat("a", knock.MaxMatchPathLen)))
 	for _, bad := range []string{"", "POST", "POST orders", "post /x", "POST  /x", "POST /a b", "GET /***", "GET /\x01"} {
 		_, err := knock.ParseRoute(bad)
 		assert.ErrorIs(t, err, knock.ErrMalformed, "%q", bad)

@@ -20,6 +20,9 @@ type part struct {
 	star int    // 1 for "*", 2 for "**"
 }
 
+// MaxMatchPathLen is the longest request path a Route matches.
+const MaxMatchPathLen = 16 * 1024
+
 // ParseRoute parses a route pattern. Errors wrap ErrMalformed.
 func ParseRoute(s string) (Route, error) {
 	if len(s) > MaxRouteLen {
@@ -66,6 +69,11 @@ func ParseRoute(s string) (Route, error) {
 // the pattern's parts times the path's length, whatever the path: the path comes from the caller.
 func (r Route) Match(method, path string) bool {
 	if r.Method != "" && r.Method != method {
+		return false
+	}
+	// No HTTP front door of AWS passes a URL this long; refusing it keeps the matcher's memory small whatever a
+	// hand-made event says.
+	if len(path) > MaxMatchPathLen {
 		return false
 	}
 	// at[j]: the parts so far can match path[:j].
