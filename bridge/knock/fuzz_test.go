@@ -1,6 +1,7 @@
 package knock_test
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 	"testing"
@@ -82,4 +83,52 @@ func naive(p, s string) bool {
 	default:
 		return s != "" && s[0] == p[0] && naive(p[1:], s[1:])
 	}
+}
+
+// FuzzMintVerify checks that whatever Mint accepts, Verify accepts back with the same claims, so the minting and
+// verifying sides never disagree about what a valid knock is.
+func FuzzMintVerify(f *testing.F) {
+	f.Add("s-alice", "orders/CreateOrder", "j1", "POST /orders/*", "POST", "/orders/42", int64(900))
+	f.Add("a", "b", "c", "", "", "", int64(1))
+	f.Add("s:1.2_3", "o/p/q", "x-y", "ANY /**", "GET", "/%2F<>&\"", int64(43200))
+	f.Fuzz(func(t *testing.T, iss, aud, jti, route, method, path string, ttl int64) {
+		c := knock.Claims{Issuer: iss, Audience: aud, ID: jti, IssuedAt: t0, Expires: t0.Add(time.Duration(ttl) * time.Second), Route: route}
+		if ttl <= 0 || ttl > int64(knock.MaxTTL/time.Second) {
+			return
+		}
+		req := knock.Request{}
+		if method != "" || path != "" {
+			c.Request = &knock.RequestBinding{Method: method, Path: path, Time: t0}
+			req = knock.Request{HTTP: true, Method: method, Path: path}
+		}
+		if route != "" {
+			r, err := knock.ParseRoute(route)
+			if err != nil || !r.Match(method, path) {
+				return
+			}
+			req = knock.Request{HTTP: true, Method: method, Path: path}
+		}
+		tok, err := knock.Mint(alicePriv, c)
+		if err != nil {
+			return
+		}
+		v, err := knock.NewVerifier(knock.Config{
+			Keys:      map[string]ed25519.PublicKey{iss: alicePub},
+			Audiences: []string{aud},
+			Now:       func() time.Time { return t0 },
+		})
+		if err != nil {
+			t.Fatalf("Mint accepted claims the verifier cannot be configured for: %v", err)
+		}
+		got, err := v.Verify(tok, req)
+		if err != nil {
+			t.Fatalf("Mint made a knock Verify refuses: %v", err)
+		}
+		if got.Issuer != iss || got.Audience != aud || (jti != "" && got.ID != jti) || got.Route != route || !got.Expires.Equal(c.Expires) {
+			t.Fatalf("claims changed: %+v", got)
+		}
+		if (got.Request == nil) != (c.Request == nil) || got.Request != nil && (got.Request.Method != method || got.Request.Path != path) {
+			t.Fatalf("request binding changed: %+v", got.Request)
+		}
+	})
 }

@@ -128,7 +128,8 @@ type Outcome struct {
 	// Knocked: a knock was found and verified; Claims.Issuer is the session to route the invocation to.
 	Knocked bool
 	Claims  knock.Claims
-	// Err says why a knock that was found was refused; nil when Knocked or when there was no knock.
+	// Err says why the invocation is not knocked although something in it looked like a knock; nil when Knocked
+	// or when nothing did. Either way the invocation then runs the deployed code.
 	Err error
 }
 
