@@ -150,7 +150,12 @@ func Check(v *knock.Verifier, event []byte, clientContext string) Outcome {
 }
 
 // mayHold tells whether b contains "plldb-knock" or "plldbknock" in any case: if not, there is no knock.
+//
+// Most events have few 'k's, and bytes.IndexByte skips from one to the next at SIMD speed (26 GB/s on a line of
+// HTTP headers). Text dense in 'k's (base64 has one byte in 32, prose more) would stop it every few dozen bytes,
+// at ~15 ns a stop; past stopBudget false stops, the word-at-a-time scan, 3–3.6 GB/s whatever the text, is faster.
 func mayHold(b []byte) bool {
+	stops := 0
 	for _, k := range [2]byte{'k', 'K'} {
 		for i := 0; ; {
 			j := bytes.IndexByte(b[i:], k)
@@ -161,11 +166,17 @@ func mayHold(b []byte) bool {
 			if knockAt(b, i) {
 				return true
 			}
+			if stops++; stops > stopBudget {
+				return mayHoldWords(b)
+			}
 			i++
 		}
 	}
 	return false
 }
+
+// stopBudget is how many 'k's mayHold skips to before switching to mayHoldWords.
+const stopBudget = 64
 
 // knockAt tells whether "knock" starts at b[i] and "plldb" or "plldb-" ends just before it, in any case.
 func knockAt(b []byte, i int) bool {
