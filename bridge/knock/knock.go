@@ -170,6 +170,9 @@ func Mint(priv ed25519.PrivateKey, c Claims) (string, error) {
 	if err := p.check(); err != nil {
 		return "", fmt.Errorf("mint knock: %w", err)
 	}
+	if err := p.checkLifetime(); err != nil {
+		return "", fmt.Errorf("mint knock: %w", err)
+	}
 	js, err := json.Marshal(p)
 	if err != nil {
 		return "", fmt.Errorf("mint knock: %w", err)
@@ -195,8 +198,6 @@ func (p *payload) check() error {
 		return fmt.Errorf("%w: iat, nbf and exp must be positive", ErrMalformed)
 	case p.Exp <= p.Nbf || p.Exp <= p.Iat:
 		return fmt.Errorf("%w: exp is not after iat and nbf", ErrMalformed)
-	case p.Exp-p.Iat > int64(MaxTTL/time.Second):
-		return fmt.Errorf("%w: %s, at most %s", ErrLifetime, time.Duration(p.Exp-p.Iat)*time.Second, MaxTTL)
 	}
 	if p.Route != "" {
 		if _, err := ParseRoute(p.Route); err != nil {
@@ -212,6 +213,15 @@ func (p *payload) check() error {
 		case r.Ts <= 0:
 			return fmt.Errorf("%w: req.ts must be positive", ErrMalformed)
 		}
+	}
+	return nil
+}
+
+// checkLifetime refuses a lifetime (exp - iat) over MaxTTL. Verify calls it only once the signature is known to be
+// good, so that it never reports an unsigned claim as a fact.
+func (p *payload) checkLifetime() error {
+	if p.Exp-p.Iat > int64(MaxTTL/time.Second) {
+		return fmt.Errorf("%w: %s, at most %s", ErrLifetime, time.Duration(p.Exp-p.Iat)*time.Second, MaxTTL)
 	}
 	return nil
 }

@@ -266,6 +266,8 @@ func TestTimes(t *testing.T) {
 	long := pinned(alicePriv, fmt.Sprintf(`{"iss":%q,"aud":%q,"jti":"j1","iat":%d,"nbf":%d,"exp":%d}`, alice, stack, t0.Unix(), t0.Unix(), t0.Add(13*time.Hour).Unix()))
 	c.now = t0
 	refused(t, v, long, knock.Request{}, knock.ErrLifetime)
+	// The same claims unsigned by any attached developer: the signature is what is wrong with it.
+	refused(t, v, pinned(carolPriv, fmt.Sprintf(`{"iss":%q,"aud":%q,"jti":"j1","iat":%d,"nbf":%d,"exp":%d}`, alice, stack, t0.Unix(), t0.Unix(), t0.Add(13*time.Hour).Unix())), knock.Request{}, knock.ErrSignature)
 }
 
 func TestAudience(t *testing.T) {

@@ -93,8 +93,8 @@ func NewVerifier(c Config) (*Verifier, error) {
 }
 
 // Verify checks tok for the invocation req and returns its claims. In order: size, the pinned header, the strict
-// payload, the issuer's key, the signature, then (now that the claims are known to be the issuer's) times,
-// audience, route, request binding and replay. A refused knock's error wraps one of the Err… sentinels and never
+// payload, the issuer's key, the signature, then (now that the claims are known to be the issuer's) lifetime,
+// times, audience, route, request binding and replay. A refused knock's error wraps one of the Err… sentinels and never
 // contains the token.
 func (v *Verifier) Verify(tok string, req Request) (Claims, error) {
 	signed, pay, sig, err := split(tok)
@@ -114,6 +114,9 @@ func (v *Verifier) Verify(tok string, req Request) (Claims, error) {
 	}
 	if !ed25519.Verify(key, []byte(signed), sig) {
 		return Claims{}, ErrSignature
+	}
+	if err := p.checkLifetime(); err != nil {
+		return Claims{}, err
 	}
 	c := p.claims()
 	now := v.now()
