@@ -124,6 +124,9 @@ type reqPayload struct {
 
 var b64 = base64.RawURLEncoding
 
+// b64Strict refuses padding and non-zero trailing bits, so each token has exactly one spelling.
+var b64Strict = base64.RawURLEncoding.Strict()
+
 // NewKey returns a fresh Ed25519 key pair for a developer session.
 func NewKey() (ed25519.PublicKey, ed25519.PrivateKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -399,12 +402,11 @@ func split(tok string) (signed string, pay, sig []byte, err error) {
 	if !ok || strings.Contains(ss, ".") {
 		return "", nil, nil, fmt.Errorf("%w: not three dot-separated parts", ErrMalformed)
 	}
-	// RawURLEncoding.Strict refuses padding and non-zero trailing bits, so each token has exactly one spelling.
-	pay, err = b64.Strict().DecodeString(ps)
+	pay, err = b64Strict.DecodeString(ps)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
-	sig, err = b64.Strict().DecodeString(ss)
+	sig, err = b64Strict.DecodeString(ss)
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return "", nil, nil, fmt.Errorf("%w: signature is not %d bytes of base64url", ErrMalformed, ed25519.SignatureSize)
 	}
