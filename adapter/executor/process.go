@@ -353,12 +353,24 @@ func (h rpcHandler) Handle(ctx context.Context, c *jsonrpc2.Conn, r *jsonrpc2.Re
 			RequestID string `json:"requestId"`
 			Stream    string `json:"stream"`
 			Text      string `json:"text"`
+			Frame     uint32 `json:"frame"`
+			Record    string `json:"record"`
+			Lead      string `json:"lead"`
+			Time      int64  `json:"time"` // µs since the epoch, when the record was written
 		}
 		if err := json.Unmarshal(*r.Params, &l); err != nil {
 			h.e.log.Warn("executor sent a malformed log notification", "err", err)
 			return
 		}
-		h.e.emit(LogLine{RequestID: l.RequestID, Stream: l.Stream, Text: l.Text, Time: time.Now()})
+		line := LogLine{RequestID: l.RequestID, Stream: l.Stream, Text: l.Text, Time: time.Now()}
+		if l.Frame != 0 && strings.HasPrefix(l.Text, l.Lead) {
+			// The frame's timestamp is the record's own, as FramedTelemetryLogSink stamps it.
+			line.Frame, line.Record, line.Lead = l.Frame, l.Record, len(l.Lead)
+			if l.Time > 0 {
+				line.Time = time.UnixMicro(l.Time)
+			}
+		}
+		h.e.emit(line)
 		return
 	}
 	if !r.Notif {
