@@ -162,6 +162,7 @@ func (d *dispatcher) Log(ctx context.Context, line executor.LogLine) {
 	}
 	env, err := wire.NewEnvelope(wire.TypeLog, line.RequestID, wire.Log{
 		RequestID: line.RequestID, Time: line.Time, Stream: line.Stream, Text: line.Text,
+		Frame: line.Frame, Record: line.Record, Lead: line.Lead,
 	})
 	if err != nil {
 		d.log.Warn("encode log line", "request", line.RequestID, "err", err)
