@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/plldb/plldb/bridge/wire"
@@ -58,6 +59,11 @@ type Config struct {
 	Stdout io.Writer
 	// ChildStdout and ChildStderr are the child's output; default os.Stdout and os.Stderr (inherited).
 	ChildStdout, ChildStderr io.Writer
+	// Telemetry is Lambda's telemetry log pipe (the fd _LAMBDA_TELEMETRY_LOG_FD names), where awslambdaric
+	// writes each logging record as one frame so that a multi-line record stays one CloudWatch record. Relayed
+	// records the developer's executor marks as framed go there, one write per frame, as awslambdaric writes
+	// them; nil (RIE, plldb local): every relayed line goes to Stdout. The child keeps the fd and the variable.
+	Telemetry io.Writer
 	// KillGrace is how long the child has to exit after SIGTERM before it is killed; default 2 s.
 	KillGrace time.Duration
 }
@@ -125,6 +131,14 @@ func ConfigFromEnv(args []string, environ []string) (Config, error) {
 		return Config{}, err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "plldb-proxy")
+	if v, ok := env[telemetryFDEnv]; ok {
+		if f, err := telemetryFile(v); err != nil {
+			// Relayed logs then go to stdout as under RIE: split by line, but not lost.
+			cfg.Logger.Warn("not writing framed logs", "err", err)
+		} else {
+			cfg.Telemetry = f
+		}
+	}
 	if cfg.RuntimeAPI == "" {
 		return Config{}, errors.New("AWS_LAMBDA_RUNTIME_API is not set: the plldb proxy only runs inside a Lambda sandbox, started through AWS_LAMBDA_EXEC_WRAPPER")
 	}
@@ -267,6 +281,24 @@ func newPeerID() string {
 	return "fn-" + hex.EncodeToString(b[:])
 }
 
+// telemetryFDEnv names Lambda's telemetry log pipe; awslambdaric reads it in create_log_sink.
+const telemetryFDEnv = "_LAMBDA_TELEMETRY_LOG_FD"
+
+// telemetryFile opens the telemetry pipe fd v names without taking it from the child: os.NewFile leaves the
+// fd inheritable (no FD_CLOEXEC), so the original runtime, started later, still has it open at that number.
+// The returned file must stay referenced while the proxy runs, since its finalizer closes the fd.
+func telemetryFile(v string) (*os.File, error) {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return nil, fmt.Errorf("%s=%q is not a file descriptor", telemetryFDEnv, v)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("%s=%d: %w", telemetryFDEnv, fd, err)
+	}
+	return os.NewFile(uintptr(fd), "telemetry-log"), nil
+}
+
 func envMap(environ []string) map[string]string {
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -279,10 +311,11 @@ func envMap(environ []string) map[string]string {
 }
 
 // alwaysRedacted are withheld from the developer whatever PLLDB_REDACT says: the role's credentials, plldb's
-// own key, and the sandbox-internal Runtime API address.
+// own key, the sandbox-internal Runtime API address, and the telemetry pipe's fd (a number meaningless on the
+// developer's machine, which awslambdaric removes from the environment before a handler runs).
 var alwaysRedacted = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", "AWS_LAMBDA_RUNTIME_API",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", "AWS_LAMBDA_RUNTIME_API", telemetryFDEnv,
 }
 
 // Redact applies the redaction policy to env: the names in alwaysRedacted and the names matching the

@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/runtimeapi"
+)
+
+// Frame types of awslambdaric (lambda_runtime_log_utils.py).
+const (
+	frameTextInfo  = 0xA55A000F
+	frameTextError = 0xA55A0017
+	frameJSONWarn  = 0xA55A0012
+)
+
+// telemetryFrame is one frame as awslambdaric's FramedTelemetryLogSink writes it.
+type testFrame struct {
+	Type    uint32
+	Time    int64 // µs
+	Message string
+}
+
+// parseFrames splits a telemetry stream into frames; rest is an incomplete frame at the end.
+func parseFrames(b []byte) (fs []testFrame, rest []byte) {
+	for len(b) >= 16 {
+		n := int(binary.BigEndian.Uint32(b[4:8]))
+		if len(b) < 16+n {
+			break
+		}
+		fs = append(fs, testFrame{binary.BigEndian.Uint32(b[0:4]), int64(binary.BigEndian.Uint64(b[8:16])), string(b[16 : 16+n])})
+		b = b[16+n:]
+	}
+	return fs, b
+}
+
+// recordingWriter counts Write calls: each frame must be one write(2).
+type recordingWriter struct{ writes [][]byte }
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// relayedLogs are what a developer's executor sends for a handler that prints two lines and an unfinished
+// one, logs a two-line record, and fails.
+func relayedLogs(rid string, at time.Time) []wire.Log {
+	info := "[INFO]\t2026-01-02T03:04:05.678Z\t" + rid + "\tinfo one\ninfo two\n"
+	return []wire.Log{
+		{RequestID: rid, Time: at, Stream: "stdout", Text: "printed one\nprinted two\n"},
+		{RequestID: rid, Time: at.Add(time.Millisecond), Stream: "stdout", Text: "unfinished " + info, Lead: len("unfinished "),
+			Frame: frameTextInfo, Record: info},
+		{RequestID: rid, Time: at.Add(2 * time.Millisecond), Stream: "stdout",
+			Text:  "[ERROR] ValueError: bad\nthing\rTraceback (most recent call last):\r\u00a0\u00a0File \"/x/app.py\", line 3, in handler\n",
+			Frame: frameTextError, Record: "[ERROR] ValueError: bad\nthing\nTraceback (most recent call last):\n\u00a0\u00a0File \"/x/app.py\", line 3, in handler"},
+	}
+}
+
+func TestWriteLogWithoutTelemetryIsPlainStdout(t *testing.T) {
+	var out bytes.Buffer
+	for _, l := range relayedLogs("r-1", time.Now()) {
+		require.NoError(t, writeLog(&out, nil, &l))
+	}
+	// Byte for byte what the proxy printed before frames existed: each Text, newline-terminated.
+	want := ""
+	for _, l := range relayedLogs("r-1", time.Now()) {
+		want += l.Text
+	}
+	assert.Equal(t, want, out.String())
+}
+
+func TestWriteLogFramesRecords(t *testing.T) {
+	var out bytes.Buffer
+	tel := &recordingWriter{}
+	at := time.UnixMicro(1_767_000_000_123_456)
+	logs := relayedLogs("r-1", at)
+	for _, l := range logs {
+		require.NoError(t, writeLog(&out, tel, &l))
+	}
+	assert.Equal(t, "printed one\nprinted two\nunfinished ", out.String(), "plain output and the unfinished line stay on stdout")
+	require.Len(t, tel.writes, 2, "one write per frame")
+	for i, w := range tel.writes {
+		l := logs[i+1]
+		fs, rest := parseFrames(w)
+		require.Empty(t, rest)
+		require.Len(t, fs, 1)
+		assert.Equal(t, testFrame{l.Frame, l.Time.UnixMicro(), l.Record}, fs[0])
+	}
+	// The header byte for byte: type, length, timestamp, big-endian.
+	assert.Equal(t, []byte{0xA5, 0x5A, 0x00, 0x0F, 0, 0, 0, byte(len(logs[1].Record))}, tel.writes[0][:8])
+
+	// An empty message (context.log("")) is still a frame, as awslambdaric writes it.
+	tel.writes = nil
+	require.NoError(t, writeLog(&out, tel, &wire.Log{Time: at, Frame: frameJSONWarn}))
+	require.Len(t, tel.writes, 1)
+	assert.Len(t, tel.writes[0], 16)
+}
+
+func TestBadFramingIsRefused(t *testing.T) {
+	for _, l := range []wire.Log{
+		{Text: "x", Frame: 0xA55A0004},
+		{Text: "x", Frame: 0xA55A001C},
+		{Text: "x", Frame: 1},
+		{Text: "x", Frame: frameTextInfo, Lead: 2},
+		{Text: "x", Frame: frameTextInfo, Lead: -1},
+		{Text: "x", Record: "y"},
+		{Text: "x", Lead: 1},
+	} {
+		assert.Error(t, l.CheckFrame(), "%+v", l)
+	}
+	for _, typ := range []uint32{0xA55A0002, 0xA55A0003, 0xA55A000A, 0xA55A000B, 0xA55A000E, 0xA55A000F,
+		0xA55A0012, 0xA55A0013, 0xA55A0016, 0xA55A0017, 0xA55A001A, 0xA55A001B} {
+		l := wire.Log{Text: "x", Frame: typ, Record: "x", Lead: 1}
+		assert.NoError(t, l.CheckFrame(), "%#x", typ)
+	}
+}
+
+// TestRelayedLogsFramedOnTheTelemetryPipe runs the layer in a sandbox that has Lambda's telemetry pipe: the
+// records a developer relays arrive there as awslambdaric's frames, plain output on stdout, and the original
+// runtime the proxy falls back to still has the pipe and its variable.
+func TestRelayedLogsFramedOnTheTelemetryPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	pipe := &syncBuffer{}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(pipe, r)
+	}()
+	// Registered before the sandbox's: runs after the sandbox has stopped.
+	t.Cleanup(func() { r.Close(); <-copied })
+
+	rig := startRelay(t)
+	sb := startSandbox(t, sandboxOpts{
+		handler:    "telemetry.handler",
+		env:        rig.env("PLLDB_ACK_TIMEOUT=300ms", "_LAMBDA_TELEMETRY_LOG_FD=3"),
+		extraFiles: []*os.File{w},
+	})
+	require.NoError(t, w.Close()) // the sandbox has its copy
+	rig.waitHello(t)
+
+	// Relayed: the developer's logs.
+	answer := asyncInvoke(sb, runtimeapi.Invocation{RequestID: "req-framed", Deadline: time.Now().Add(time.Minute), Event: []byte(`{}`)})
+	inv := rig.expect(t, wire.TypeInvoke)
+	var body wire.Invoke
+	require.NoError(t, inv.DecodeBody(&body))
+	assert.NotContains(t, body.Env, "_LAMBDA_TELEMETRY_LOG_FD", "the pipe's fd means nothing on the developer's machine")
+	rig.reply(t, inv.From, wire.TypeAck, "req-framed", wire.Ack{RequestID: "req-framed"})
+	at := time.UnixMicro(1_767_000_000_123_456)
+	logs := relayedLogs("req-framed", at)
+	for _, l := range logs {
+		rig.reply(t, inv.From, wire.TypeLog, "req-framed", l)
+	}
+	rig.reply(t, inv.From, wire.TypeResult, "req-framed", wire.Result{RequestID: "req-framed", Payload: []byte(`"ok"`)})
+	select {
+	case resp := <-answer:
+		require.False(t, resp.Error, "%s", resp.Payload)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer")
+	}
+	want := []testFrame{
+		{frameTextInfo, at.Add(time.Millisecond).UnixMicro(), logs[1].Record},
+		{frameTextError, at.Add(2 * time.Millisecond).UnixMicro(), logs[2].Record},
+	}
+	require.Eventually(t, func() bool { fs, _ := parseFrames([]byte(pipe.String())); return len(fs) >= 2 },
+		10*time.Second, 10*time.Millisecond, "frames on the telemetry pipe")
+	fs, rest := parseFrames([]byte(pipe.String()))
+	assert.Equal(t, want, fs)
+	assert.Empty(t, rest)
+	assert.Contains(t, sb.stdout.String(), "printed one\nprinted two\nunfinished ")
+	assert.NotContains(t, sb.stdout.String(), "info one", "a framed record is not on stdout too")
+	assert.NotContains(t, sb.stdout.String(), "ValueError")
+
+	// Fallback: the developer does not ack, the original runtime answers and writes to the same pipe.
+	answer = asyncInvoke(sb, runtimeapi.Invocation{RequestID: "req-child", Deadline: time.Now().Add(time.Minute), Event: []byte(`{}`)})
+	rig.expect(t, wire.TypeInvoke)
+	select {
+	case resp := <-answer:
+		require.False(t, resp.Error, "%s", resp.Payload)
+		assert.JSONEq(t, `{"fd":"3"}`, string(resp.Payload), "the child has the variable unchanged")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer")
+	}
+	require.Eventually(t, func() bool { fs, _ := parseFrames([]byte(pipe.String())); return len(fs) >= 3 },
+		10*time.Second, 10*time.Millisecond, "the child's frame on the telemetry pipe")
+	fs, _ = parseFrames([]byte(pipe.String()))
+	assert.Equal(t, "from the runtime req-child", fs[2].Message)
+	assert.Equal(t, uint32(0xA55A0003), fs[2].Type)
+	assert.False(t, strings.Contains(sb.stderr.String(), "not writing framed logs"), "%s", sb.stderr)
+}
