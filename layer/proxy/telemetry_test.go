@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"os"
 	"strings"
@@ -196,4 +197,45 @@ func TestRelayedLogsFramedOnTheTelemetryPipe(t *testing.T) {
 	assert.Equal(t, "from the runtime req-child", fs[2].Message)
 	assert.Equal(t, uint32(0xA55A0003), fs[2].Type)
 	assert.False(t, strings.Contains(sb.stderr.String(), "not writing framed logs"), "%s", sb.stderr)
+}
+
+// FuzzRelayedLog: whatever log body the developer side sends, the proxy writes either exactly one well-formed
+// frame holding the record (and the lead on stdout) or the text on stdout, never both, never a broken frame.
+func FuzzRelayedLog(f *testing.F) {
+	f.Add([]byte(`{"text":"plain\n"}`))
+	f.Add([]byte(`{"text":"half [INFO]\tx\n","frame":2774138895,"record":"[INFO]\tx\n","lead":5,"time":"2026-01-02T03:04:05.123456Z"}`))
+	f.Add([]byte(`{"text":"x","frame":2774138884}`))
+	f.Add([]byte(`{"text":"x","frame":2774138895,"lead":9}`))
+	f.Add([]byte(`{"text":"x","record":"y"}`))
+	f.Add([]byte(`{"text":"","frame":2774138898,"time":"0001-01-01T00:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var l wire.Log
+		if json.Unmarshal(body, &l) != nil {
+			return
+		}
+		var out bytes.Buffer
+		tel := &recordingWriter{}
+		if err := writeLog(&out, tel, &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Frame == 0 || l.CheckFrame() != nil {
+			if len(tel.writes) != 0 {
+				t.Fatalf("unframed or badly framed %+v reached the telemetry pipe", l)
+			}
+			if !strings.HasPrefix(out.String(), l.Text) {
+				t.Fatalf("stdout %q lost text %q", out.String(), l.Text)
+			}
+			return
+		}
+		if len(tel.writes) != 1 {
+			t.Fatalf("%d writes for one record", len(tel.writes))
+		}
+		fs, rest := parseFrames(tel.writes[0])
+		if len(fs) != 1 || len(rest) != 0 || fs[0].Type != l.Frame || fs[0].Message != l.Record {
+			t.Fatalf("frame %+v (rest %q) for %+v", fs, rest, l)
+		}
+		if out.String() != l.Text[:l.Lead] {
+			t.Fatalf("stdout %q, want the lead %q", out.String(), l.Text[:l.Lead])
+		}
+	})
 }
