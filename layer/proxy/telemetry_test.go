@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/rie"
 )
 
 // Frame types of awslambdaric (lambda_runtime_log_utils.py).
@@ -239,3 +243,60 @@ func FuzzRelayedLog(f *testing.F) {
 		}
 	})
 }
+
+// TestTelemetryPipeReachesAWSLambdaRICThroughTheLayer: under AWS's Runtime Interface Emulator, which passes
+// _LAMBDA_TELEMETRY_LOG_FD and the inherited fd to the runtime as Lambda does, awslambdaric behind the layer
+// writes the same frames to the pipe as awslambdaric alone: the proxy leaves the runtime both.
+func TestTelemetryPipeReachesAWSLambdaRICThroughTheLayer(t *testing.T) {
+	var got [][]testFrame
+	for _, wrapper := range []string{"", filepath.Join(layerDir, "plldb", "wrapper")} {
+		r, w, err := os.Pipe()
+		require.NoError(t, err)
+		pipe := &syncBuffer{}
+		copied := make(chan struct{})
+		go func() {
+			defer close(copied)
+			_, _ = io.Copy(pipe, r)
+		}()
+		// Registered before the emulator's: runs after it has stopped.
+		t.Cleanup(func() { r.Close(); <-copied })
+		emu := rie.Start(t, rie.Options{
+			Dir: rieHandlers(), Handler: "cases.handler", Wrapper: wrapper,
+			Env: []string{"_LAMBDA_TELEMETRY_LOG_FD=3", "PLLDB_LOGICAL_ID=CasesFunction"}, ExtraFiles: []*os.File{w},
+		})
+		require.NoError(t, w.Close())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		for _, body := range []string{`{"case":"logs"}`, `{"case":"fail","why":"two\nlines"}`} {
+			_, err := emu.Invoke(ctx, []byte(body), nil)
+			require.NoError(t, err)
+		}
+		cancel()
+		require.Eventually(t, func() bool {
+			fs, _ := parseFrames([]byte(pipe.String()))
+			return len(fs) >= 5 && strings.Contains(pipe.String(), "[ERROR] ValueError")
+		}, 10*time.Second, 10*time.Millisecond, "frames on the pipe; output:\n%s", emu.Output)
+		fs, rest := parseFrames([]byte(pipe.String()))
+		require.Empty(t, rest)
+		for i := range fs {
+			fs[i].Time = 0
+			fs[i].Message = frameTimes.ReplaceAllString(fs[i].Message, "<ts>")
+		}
+		got = append(got, fs)
+		out := emu.Output.String()
+		assert.Contains(t, out, "print: two\nlines\n", "print() stays on stdout")
+		assert.NotContains(t, out, "logging: warning", "records go to the pipe, not stdout")
+		assert.NotContains(t, out, "ValueError", "so does the error report")
+	}
+	require.Len(t, got, 2)
+	assert.Equal(t, got[0], got[1], "the same frames with and without the layer")
+	var types []uint32
+	for _, f := range got[1] {
+		types = append(types, f.Type)
+	}
+	assert.Contains(t, types, uint32(0xA55A0003), "records of the text format without a level")
+	assert.Contains(t, types, uint32(frameTextError), "the error report")
+	assert.Contains(t, got[1][len(got[1])-1].Message, "[ERROR] ValueError: boom: two\nlines\nTraceback (most recent call last):\n")
+}
+
+// frameTimes are the timestamps and request ids inside records, which differ between two runs.
+var frameTimes = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
