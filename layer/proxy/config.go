@@ -284,10 +284,11 @@ func newPeerID() string {
 // telemetryFDEnv names Lambda's telemetry log pipe; awslambdaric reads it in create_log_sink.
 const telemetryFDEnv = "_LAMBDA_TELEMETRY_LOG_FD"
 
-// telemetryFile opens the telemetry pipe fd v names without taking it from the child: os.NewFile leaves the
-// fd inheritable (no FD_CLOEXEC), so the original runtime, started later, still has it open at that number.
-// The returned file must stay referenced while the proxy runs, since its finalizer closes the fd.
-func telemetryFile(v string) (*os.File, error) {
+// telemetryFile checks that v names an open fd and returns a writer for it. The writer is not an *os.File: the
+// fd belongs to the sandbox, and the original runtime (started later, inheriting it at the same number)
+// writes its own frames to it, so the proxy must never close it (an *os.File's finalizer would) nor change its
+// flags; the fd stays inheritable (no FD_CLOEXEC) as Lambda made it.
+func telemetryFile(v string) (io.Writer, error) {
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 0 {
 		return nil, fmt.Errorf("%s=%q is not a file descriptor", telemetryFDEnv, v)
@@ -296,7 +297,32 @@ func telemetryFile(v string) (*os.File, error) {
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("%s=%d: %w", telemetryFDEnv, fd, err)
 	}
-	return os.NewFile(uintptr(fd), "telemetry-log"), nil
+	return fdWriter(fd), nil
+}
+
+// fdWriter writes with write(2) on a file descriptor it does not own. A frame is one write, as awslambdaric's
+// unbuffered file writes it; only an interrupted or partial write (a pipe over PIPE_BUF) takes more.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Write(int(w), p[n:])
+		if m > 0 {
+			n += m
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			// A non-blocking fd with a full pipe: wait as a blocking write would.
+			time.Sleep(time.Millisecond)
+		case err != nil:
+			return n, fmt.Errorf("write telemetry log fd %d: %w", int(w), err)
+		case m <= 0:
+			return n, io.ErrShortWrite
+		}
+	}
+	return n, nil
 }
 
 func envMap(environ []string) map[string]string {
