@@ -448,6 +448,8 @@ func TestDispatchCarriesLogFrames(t *testing.T) {
 	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "half " + record, Time: at,
 		Frame: 0xA55A000F, Record: record, Lead: len("half ")})
 	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "plain\n", Time: at})
+	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "[ERROR] E: x\rTraceback\n", Time: at,
+		Frame: 0xA55A0017, Record: "[ERROR] E: x\nTraceback"})
 	close(runner.hold)
 	cancel()
 	require.NoError(t, <-done)
@@ -462,10 +464,13 @@ func TestDispatchCarriesLogFrames(t *testing.T) {
 			raw = append(raw, string(e.Body))
 		}
 	}
-	require.Len(t, logs, 2)
+	require.Len(t, logs, 3)
 	assert.Equal(t, wire.Log{RequestID: "req-1", Time: at, Stream: "stdout", Text: "half " + record,
-		Frame: 0xA55A000F, Record: record, Lead: 5}, logs[0])
+		Frame: 0xA55A000F, Lead: 5}, logs[0], "a record that is its text is not sent twice")
+	assert.Equal(t, record, logs[0].FrameMessage())
 	assert.Equal(t, wire.Log{RequestID: "req-1", Time: at, Stream: "stdout", Text: "plain\n"}, logs[1])
+	assert.Equal(t, wire.Log{RequestID: "req-1", Time: at, Stream: "stdout", Text: "[ERROR] E: x\rTraceback\n",
+		Frame: 0xA55A0017, Record: "[ERROR] E: x\nTraceback"}, logs[2], "the error report's frame message is its own")
 	assert.NotContains(t, raw[1], `"frame"`, "plain lines carry no frame fields")
 	assert.NotContains(t, raw[1], `"lead"`)
 }

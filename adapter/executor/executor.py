@@ -190,21 +190,21 @@ class _LogRouter:
         an unfinished line: awslambdaric writes both to the same stdout, in this order, when Lambda gives it no
         telemetry pipe (text is then what stdout gets). With the pipe, it writes the record as one frame of type
         frame and message record instead, and the unfinished line stays in stdout: lead says how much of text
-        that is, so the layer proxy can do either."""
+        that is, so the layer proxy can do either. record is sent only when it is not text itself (the error
+        report), so that a big record does not cross the pipes twice."""
         with self._lock:
             lead = self._partial.pop((rid, stream), "")
-        _wire.notify(
-            "log",
-            {
-                "requestId": rid,
-                "stream": stream,
-                "text": lead + text,
-                "lead": lead,
-                "frame": frame,
-                "record": record,
-                "time": time.time_ns() // 1000,
-            },
-        )
+        note = {
+            "requestId": rid,
+            "stream": stream,
+            "text": lead + text,
+            "lead": lead,
+            "frame": frame,
+            "time": time.time_ns() // 1000,
+        }
+        if record != text:
+            note["record"] = record
+        _wire.notify("log", note)
 
     def flush(self, rid):
         with self._lock:

@@ -185,9 +185,10 @@ func clipBytes(b []byte, n int) []byte {
 //
 // Text is what goes to stdout. A record awslambdaric writes as one frame to Lambda's telemetry pipe when it has
 // one (a logging record, the [ERROR] report of a failed invocation) also carries Frame, the frame type
-// awslambdaric would use (see IsFrameType), and Record, the frame's message; Text[:Lead] is then an unfinished
-// line printed before the record, which stays on stdout. A sandbox with a telemetry pipe writes Text[:Lead] to
-// stdout and Record as a frame stamped with Time; one without writes Text, as for plain output (Frame 0).
+// awslambdaric would use (see IsFrameType), and Record, the frame's message when it is not Text[Lead:] (see
+// FrameMessage); Text[:Lead] is an unfinished line printed before the record, which stays on stdout. A sandbox
+// with a telemetry pipe writes Text[:Lead] to stdout and the message as a frame stamped with Time; one without
+// writes Text, as for plain output (Frame 0).
 type Log struct {
 	RequestID string    `json:"requestId,omitempty"`
 	Time      time.Time `json:"time"`
@@ -207,6 +208,16 @@ func IsFrameType(t uint32) bool {
 	}
 	low := t & 0xFF
 	return low >= 2 && low <= 0x1B && (low == 2 || low == 3 || (low >= 0x0A && (low-0x0A)%4 <= 1))
+}
+
+// FrameMessage is the message of a framed record: Record, or when it is empty the text after the lead (most
+// records are their text; the error report is not: its lines are joined with \n in a frame and \r on stdout).
+// Call it only on a log that passed CheckFrame with a Frame.
+func (l *Log) FrameMessage() string {
+	if l.Record != "" {
+		return l.Record
+	}
+	return l.Text[l.Lead:]
 }
 
 // CheckFrame reports what is wrong with a log's framing fields, for a receiver to fall back to Text.

@@ -233,11 +233,12 @@ func telemetryFrame(l *wire.Log) []byte {
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	b := make([]byte, 16, 16+len(l.Record))
+	msg := l.FrameMessage()
+	b := make([]byte, 16, 16+len(msg))
 	binary.BigEndian.PutUint32(b[0:], l.Frame)
-	binary.BigEndian.PutUint32(b[4:], uint32(len(l.Record)))
+	binary.BigEndian.PutUint32(b[4:], uint32(len(msg)))
 	binary.BigEndian.PutUint64(b[8:], uint64(ts.UnixMicro()))
-	return append(b, l.Record...)
+	return append(b, msg...)
 }
 
 func (s *session) currentLink() Link {

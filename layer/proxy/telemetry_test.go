@@ -28,7 +28,7 @@ const (
 	frameJSONWarn  = 0xA55A0012
 )
 
-// telemetryFrame is one frame as awslambdaric's FramedTelemetryLogSink writes it.
+// testFrame is one frame as awslambdaric's FramedTelemetryLogSink writes it.
 type testFrame struct {
 	Type    uint32
 	Time    int64 // µs
@@ -102,6 +102,15 @@ func TestWriteLogFramesRecords(t *testing.T) {
 	}
 	// The header byte for byte: type, length, timestamp, big-endian.
 	assert.Equal(t, []byte{0xA5, 0x5A, 0x00, 0x0F, 0, 0, 0, byte(len(logs[1].Record))}, tel.writes[0][:8])
+
+	// A record that is its text comes without Record: the frame is the same.
+	tel.writes = nil
+	short := logs[1]
+	short.Record = ""
+	require.NoError(t, writeLog(&out, tel, &short))
+	require.Len(t, tel.writes, 1)
+	fs, _ := parseFrames(tel.writes[0])
+	assert.Equal(t, []testFrame{{short.Frame, short.Time.UnixMicro(), logs[1].Record}}, fs)
 
 	// An empty message (context.log("")) is still a frame, as awslambdaric writes it.
 	tel.writes = nil
@@ -235,7 +244,7 @@ func FuzzRelayedLog(f *testing.F) {
 			t.Fatalf("%d writes for one record", len(tel.writes))
 		}
 		fs, rest := parseFrames(tel.writes[0])
-		if len(fs) != 1 || len(rest) != 0 || fs[0].Type != l.Frame || fs[0].Message != l.Record {
+		if len(fs) != 1 || len(rest) != 0 || fs[0].Type != l.Frame || fs[0].Message != l.FrameMessage() {
 			t.Fatalf("frame %+v (rest %q) for %+v", fs, rest, l)
 		}
 		if out.String() != l.Text[:l.Lead] {
