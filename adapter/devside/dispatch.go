@@ -163,9 +163,16 @@ func (d *dispatcher) Log(ctx context.Context, line executor.LogLine) {
 	if !ok {
 		return
 	}
-	env, err := wire.NewEnvelope(wire.TypeLog, line.RequestID, wire.Log{
-		RequestID: line.RequestID, Time: line.Time, Stream: line.Stream, Text: line.Text,
-	})
+	l := wire.Log{RequestID: line.RequestID, Time: line.Time, Stream: line.Stream, Text: line.Text}
+	if line.Frame != 0 {
+		l.Frame, l.Lead = line.Frame, line.Lead
+		// Most records are their text: send the message only when it differs (the error report), so a big
+		// record does not cross the relay twice.
+		if line.Lead < 0 || line.Lead > len(line.Text) || line.Record != line.Text[line.Lead:] {
+			l.Record = line.Record
+		}
+	}
+	env, err := wire.NewEnvelope(wire.TypeLog, line.RequestID, l)
 	if err != nil {
 		d.log.Warn("encode log line", "request", line.RequestID, "err", err)
 		return

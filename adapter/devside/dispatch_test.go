@@ -423,3 +423,54 @@ func TestAnswerKeepsLargeErrorDocumentsWithinTheEnvelopeLimit(t *testing.T) {
 		})
 	}
 }
+
+// A record the executor marked as awslambdaric's telemetry frame reaches the sandbox with its frame type, its
+// message, the unfinished stdout line before it and its own time, for the layer proxy to frame it.
+func TestDispatchCarriesLogFrames(t *testing.T) {
+	runner := &countingRunner{hold: make(chan struct{})}
+	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	d := newDispatcher(dispatchConfig{
+		Link:    link,
+		Resolve: func(name string) (target, bool) { return target{Runner: runner}, name == "orders-fn" },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	peer := ticket.FunctionPeer("orders-fn", "fn-1")
+	e, err := wire.NewEnvelope(wire.TypeInvoke, "req-1", wire.Invoke{RequestID: "req-1", Function: wire.FunctionIdentity{Name: "orders-fn"}})
+	require.NoError(t, err)
+	e.From = peer
+	link.in <- e
+	require.Eventually(t, func() bool { return len(runner.ran()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	at := time.UnixMicro(1_767_000_000_123_456).UTC()
+	record := "[INFO]\t2026-01-02T03:04:05.678Z\treq-1\tone\ntwo\n"
+	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "half " + record, Time: at,
+		Frame: 0xA55A000F, Record: record, Lead: len("half ")})
+	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "plain\n", Time: at})
+	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "[ERROR] E: x\rTraceback\n", Time: at,
+		Frame: 0xA55A0017, Record: "[ERROR] E: x\nTraceback"})
+	close(runner.hold)
+	cancel()
+	require.NoError(t, <-done)
+	var logs []wire.Log
+	var raw []string
+	for _, e := range link.sent() {
+		if e.T == wire.TypeLog {
+			var l wire.Log
+			require.NoError(t, e.DecodeBody(&l))
+			require.NoError(t, l.CheckFrame())
+			logs = append(logs, l)
+			raw = append(raw, string(e.Body))
+		}
+	}
+	require.Len(t, logs, 3)
+	assert.Equal(t, wire.Log{RequestID: "req-1", Time: at, Stream: "stdout", Text: "half " + record,
+		Frame: 0xA55A000F, Lead: 5}, logs[0], "a record that is its text is not sent twice")
+	assert.Equal(t, record, logs[0].FrameMessage())
+	assert.Equal(t, wire.Log{RequestID: "req-1", Time: at, Stream: "stdout", Text: "plain\n"}, logs[1])
+	assert.Equal(t, wire.Log{RequestID: "req-1", Time: at, Stream: "stdout", Text: "[ERROR] E: x\rTraceback\n",
+		Frame: 0xA55A0017, Record: "[ERROR] E: x\nTraceback"}, logs[2], "the error report's frame message is its own")
+	assert.NotContains(t, raw[1], `"frame"`, "plain lines carry no frame fields")
+	assert.NotContains(t, raw[1], `"lead"`)
+}

@@ -147,9 +147,18 @@ func (e *LambdaError) Error() string { return e.ErrorType + ": " + e.ErrorMessag
 
 // LogLine is output of the function. RequestID is "" for output outside any invocation (the process's own
 // stdout/stderr). Text holds whole lines with their newline, except possibly a request's last piece.
+//
+// Text is what awslambdaric writes to stdout when Lambda gives it no telemetry pipe (as under the Runtime
+// Interface Emulator). A record awslambdaric writes to the telemetry pipe when it has one (a logging record,
+// context.log output, the [ERROR] report of a failed invocation) has Frame set to the frame type it would
+// use; Record is then that frame's message, and Text[:Lead] is an unfinished line printed before the record,
+// which stays on stdout. Frame is 0 for plain stdout/stderr output.
 type LogLine struct {
 	RequestID, Stream, Text string
 	Time                    time.Time
+	Frame                   uint32
+	Record                  string
+	Lead                    int
 }
 
 // ErrClosed is returned by Invoke and Restart once Close has been called.

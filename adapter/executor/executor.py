@@ -185,12 +185,26 @@ class _LogRouter:
         if out:
             _wire.notify("log", {"requestId": rid, "stream": stream, "text": out})
 
-    def whole(self, rid, stream, text):
+    def whole(self, rid, stream, text, frame, record):
         """Sends a record (a logging record, an error report) in one notification, after what the stream holds of
-        an unfinished line: awslambdaric writes both to the same stdout, in this order."""
+        an unfinished line: awslambdaric writes both to the same stdout, in this order, when Lambda gives it no
+        telemetry pipe (text is then what stdout gets). With the pipe, it writes the record as one frame of type
+        frame and message record instead, and the unfinished line stays in stdout: lead says how much of text
+        that is, so the layer proxy can do either. record is sent only when it is not text itself (the error
+        report), so that a big record does not cross the pipes twice."""
         with self._lock:
-            text = self._partial.pop((rid, stream), "") + text
-        _wire.notify("log", {"requestId": rid, "stream": stream, "text": text})
+            lead = self._partial.pop((rid, stream), "")
+        note = {
+            "requestId": rid,
+            "stream": stream,
+            "text": lead + text,
+            "lead": lead,
+            "frame": frame,
+            "time": time.time_ns() // 1000,
+        }
+        if record != text:
+            note["record"] = record
+        _wire.notify("log", note)
 
     def flush(self, rid):
         with self._lock:
@@ -273,25 +287,38 @@ _LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(os.environ.get("AWS_LAMBDA_LOG_LEV
 _DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def _emit_record(text):
+# awslambdaric's frame types (lambda_runtime_log_utils._TEXT_FRAME_TYPES / _JSON_FRAME_TYPES), by level.
+_TEXT_FRAME_TYPES = {0: 0xA55A0003, 10: 0xA55A000B, 20: 0xA55A000F, 30: 0xA55A0013, 40: 0xA55A0017, 50: 0xA55A001B}
+_JSON_FRAME_TYPES = {0: 0xA55A0002, 10: 0xA55A000A, 20: 0xA55A000E, 30: 0xA55A0012, 40: 0xA55A0016, 50: 0xA55A001A}
+_DEFAULT_FRAME_TYPE = _TEXT_FRAME_TYPES[0]
+_ERROR_FRAME_TYPE = (_JSON_FRAME_TYPES if _LOG_FORMAT_JSON else _TEXT_FRAME_TYPES)[40]
+
+
+def _format_log_level(record):
+    return min(50, max(0, record.levelno)) // 10 * 10
+
+
+def _emit_record(text, frame, record):
     rid = _current_rid()
     if rid is None:
         _REAL_STDERR.write(text)
         _REAL_STDERR.flush()
     else:
-        _router.whole(rid, "stdout", text)
+        _router.whole(rid, "stdout", text, frame, record)
 
 
 class StandardLogSink(object):
-    """awslambdaric's log sink without a telemetry pipe (as under the Runtime Interface Emulator): records go to
-    stdout as they are, and an error report's lines are joined with \\r, which line-based log capture (Lambda's,
-    RIE's) keeps as one record."""
+    """awslambdaric's log sink. It writes as awslambdaric's StandardLogSink (no telemetry pipe, as under the
+    Runtime Interface Emulator): records go to stdout as they are, and an error report's lines are joined with
+    \\r, which line-based log capture keeps as one record. Each record also carries what awslambdaric's
+    FramedTelemetryLogSink would write to Lambda's telemetry pipe (frame type and message: an error report's
+    lines joined with \\n), for the layer proxy to write when its sandbox has that pipe."""
 
     def log(self, msg, frame_type=None):
-        _emit_record(msg)
+        _emit_record(msg, frame_type or _DEFAULT_FRAME_TYPE, msg)
 
     def log_error(self, message_lines):
-        _emit_record("\r".join(message_lines) + "\n")
+        _emit_record("\r".join(message_lines) + "\n", _ERROR_FRAME_TYPE, "\n".join(message_lines))
 
 
 _LOG_SINK = StandardLogSink()
@@ -326,7 +353,10 @@ class LambdaLoggerHandlerWithFrameType(logging.Handler):
         self.log_sink = log_sink
 
     def emit(self, record):
-        self.log_sink.log(self.format(record))
+        self.log_sink.log(
+            self.format(record),
+            frame_type=getattr(record, "_frame_type", None) or _TEXT_FRAME_TYPES.get(_format_log_level(record)),
+        )
 
 
 _RESERVED_FIELDS = {
@@ -344,8 +374,9 @@ class JsonFormatter(logging.Formatter):
         super().__init__(datefmt=_DATETIME_FORMAT)
 
     def format(self, record):
-        record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+        record.levelno = _format_log_level(record)
         record.levelname = logging.getLevelName(record.levelno)
+        record._frame_type = _JSON_FRAME_TYPES.get(record.levelno, _JSON_FRAME_TYPES[0])
         exc_info = record.exc_info
         result = {
             "timestamp": self.formatTime(record, self.datefmt),

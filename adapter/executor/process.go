@@ -350,15 +350,31 @@ type rpcHandler struct{ e *Executor }
 func (h rpcHandler) Handle(ctx context.Context, c *jsonrpc2.Conn, r *jsonrpc2.Request) {
 	if r.Method == "log" && r.Params != nil {
 		var l struct {
-			RequestID string `json:"requestId"`
-			Stream    string `json:"stream"`
-			Text      string `json:"text"`
+			RequestID string  `json:"requestId"`
+			Stream    string  `json:"stream"`
+			Text      string  `json:"text"`
+			Frame     uint32  `json:"frame"`
+			Record    *string `json:"record"` // absent: the text after the lead
+			Lead      string  `json:"lead"`
+			Time      int64   `json:"time"` // µs since the epoch, when the record was written
 		}
 		if err := json.Unmarshal(*r.Params, &l); err != nil {
 			h.e.log.Warn("executor sent a malformed log notification", "err", err)
 			return
 		}
-		h.e.emit(LogLine{RequestID: l.RequestID, Stream: l.Stream, Text: l.Text, Time: time.Now()})
+		line := LogLine{RequestID: l.RequestID, Stream: l.Stream, Text: l.Text, Time: time.Now()}
+		if l.Frame != 0 && strings.HasPrefix(l.Text, l.Lead) {
+			// The frame's timestamp is the record's own, as FramedTelemetryLogSink stamps it.
+			line.Frame, line.Lead = l.Frame, len(l.Lead)
+			line.Record = l.Text[len(l.Lead):]
+			if l.Record != nil {
+				line.Record = *l.Record
+			}
+			if l.Time > 0 {
+				line.Time = time.UnixMicro(l.Time)
+			}
+		}
+		h.e.emit(line)
 		return
 	}
 	if !r.Notif {

@@ -7,6 +7,7 @@ package wire
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -236,11 +237,59 @@ func clipBytes(b []byte, n int) []byte {
 }
 
 // Log is the body of TypeLog: output the handler printed, to be echoed on the sandbox's stdout.
+//
+// Text is what goes to stdout. A record awslambdaric writes as one frame to Lambda's telemetry pipe when it has
+// one (a logging record, the [ERROR] report of a failed invocation) also carries Frame, the frame type
+// awslambdaric would use (see IsFrameType), and Record, the frame's message when it is not Text[Lead:] (see
+// FrameMessage); Text[:Lead] is an unfinished line printed before the record, which stays on stdout. A sandbox
+// with a telemetry pipe writes Text[:Lead] to stdout and the message as a frame stamped with Time; one without
+// writes Text, as for plain output (Frame 0).
 type Log struct {
 	RequestID string    `json:"requestId,omitempty"`
 	Time      time.Time `json:"time"`
 	Stream    string    `json:"stream,omitempty"` // "stdout" or "stderr"
 	Text      string    `json:"text"`
+	Frame     uint32    `json:"frame,omitempty"`
+	Record    string    `json:"record,omitempty"`
+	Lead      int       `json:"lead,omitempty"`
+}
+
+// IsFrameType reports whether t is one of the log frame types of awslambdaric's FramedTelemetryLogSink
+// (lambda_runtime_log_utils.py): 0xA55A0002 + 8*level/10 for JSON records, one more for text records, level
+// NOTSET (0) to CRITICAL (50).
+func IsFrameType(t uint32) bool {
+	if t&^0xFF != 0xA55A0000 {
+		return false
+	}
+	low := t & 0xFF
+	return low >= 2 && low <= 0x1B && (low == 2 || low == 3 || (low >= 0x0A && (low-0x0A)%4 <= 1))
+}
+
+// FrameMessage is the message of a framed record: Record, or when it is empty the text after the lead (most
+// records are their text; the error report is not: its lines are joined with \n in a frame and \r on stdout).
+// Call it only on a log that passed CheckFrame with a Frame.
+func (l *Log) FrameMessage() string {
+	if l.Record != "" {
+		return l.Record
+	}
+	return l.Text[l.Lead:]
+}
+
+// CheckFrame reports what is wrong with a log's framing fields, for a receiver to fall back to Text.
+func (l *Log) CheckFrame() error {
+	if l.Frame == 0 {
+		if l.Record != "" || l.Lead != 0 {
+			return errors.New("log record or lead without a frame type")
+		}
+		return nil
+	}
+	if !IsFrameType(l.Frame) {
+		return fmt.Errorf("log frame type %#x is not one of awslambdaric's", l.Frame)
+	}
+	if l.Lead < 0 || l.Lead > len(l.Text) {
+		return fmt.Errorf("log lead %d outside its %d-byte text", l.Lead, len(l.Text))
+	}
+	return nil
 }
 
 // Ping is the body of TypePing and TypePong.

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/plldb/plldb/bridge/wire"
@@ -58,6 +59,11 @@ type Config struct {
 	Stdout io.Writer
 	// ChildStdout and ChildStderr are the child's output; default os.Stdout and os.Stderr (inherited).
 	ChildStdout, ChildStderr io.Writer
+	// Telemetry is Lambda's telemetry log pipe (the fd _LAMBDA_TELEMETRY_LOG_FD names), where awslambdaric
+	// writes each logging record as one frame so that a multi-line record stays one CloudWatch record. Relayed
+	// records the developer's executor marks as framed go there, one write per frame, as awslambdaric writes
+	// them; nil (RIE, plldb local): every relayed line goes to Stdout. The child keeps the fd and the variable.
+	Telemetry io.Writer
 	// KillGrace is how long the child has to exit after SIGTERM before it is killed; default 2 s.
 	KillGrace time.Duration
 }
@@ -129,6 +135,14 @@ func ConfigFromEnv(args []string, environ []string) (Config, error) {
 		return Config{}, err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "plldb-proxy")
+	if v, ok := env[telemetryFDEnv]; ok {
+		if f, err := telemetryFile(v); err != nil {
+			// Relayed logs then go to stdout as under RIE: split by line, but not lost.
+			cfg.Logger.Warn("not writing framed logs", "err", err)
+		} else {
+			cfg.Telemetry = f
+		}
+	}
 	if cfg.RuntimeAPI == "" {
 		return Config{}, errors.New("AWS_LAMBDA_RUNTIME_API is not set: the plldb proxy only runs inside a Lambda sandbox, started through AWS_LAMBDA_EXEC_WRAPPER")
 	}
@@ -278,6 +292,50 @@ func newPeerID() string {
 	return "fn-" + hex.EncodeToString(b[:])
 }
 
+// telemetryFDEnv names Lambda's telemetry log pipe; awslambdaric reads it in create_log_sink.
+const telemetryFDEnv = "_LAMBDA_TELEMETRY_LOG_FD"
+
+// telemetryFile checks that v names an open fd and returns a writer for it. The writer is not an *os.File: the
+// fd belongs to the sandbox, and the original runtime (started later, inheriting it at the same number)
+// writes its own frames to it, so the proxy must never close it (an *os.File's finalizer would) nor change its
+// flags; the fd stays inheritable (no FD_CLOEXEC) as Lambda made it.
+func telemetryFile(v string) (io.Writer, error) {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return nil, fmt.Errorf("%s=%q is not a file descriptor", telemetryFDEnv, v)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("%s=%d: %w", telemetryFDEnv, fd, err)
+	}
+	return fdWriter(fd), nil
+}
+
+// fdWriter writes with write(2) on a file descriptor it does not own. A frame is one write, as awslambdaric's
+// unbuffered file writes it; only an interrupted or partial write (a pipe over PIPE_BUF) takes more.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Write(int(w), p[n:])
+		if m > 0 {
+			n += m
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			// A non-blocking fd with a full pipe: wait as a blocking write would.
+			time.Sleep(time.Millisecond)
+		case err != nil:
+			return n, fmt.Errorf("write telemetry log fd %d: %w", int(w), err)
+		case m <= 0:
+			return n, io.ErrShortWrite
+		}
+	}
+	return n, nil
+}
+
 func envMap(environ []string) map[string]string {
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -290,10 +348,11 @@ func envMap(environ []string) map[string]string {
 }
 
 // alwaysRedacted are withheld from the developer whatever PLLDB_REDACT says: the role's credentials, plldb's
-// own key, and the sandbox-internal Runtime API address.
+// own key, the sandbox-internal Runtime API address, and the telemetry pipe's fd (a number meaningless on the
+// developer's machine, which awslambdaric removes from the environment before a handler runs).
 var alwaysRedacted = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", "AWS_LAMBDA_RUNTIME_API",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", "AWS_LAMBDA_RUNTIME_API", telemetryFDEnv,
 }
 
 // Redact applies the redaction policy to env: the names in alwaysRedacted and the names matching the

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +170,39 @@ func FuzzConfigFromEnv(f *testing.F) {
 			t.Fatalf("redaction lost or leaked a name: %v %v", kept, redacted)
 		}
 	})
+}
+
+// _LAMBDA_TELEMETRY_LOG_FD: an open fd becomes the proxy's telemetry writer, which writes to that fd without
+// owning it; anything else leaves relayed logs on stdout. The child keeps the variable, the developer never
+// gets it.
+func TestConfigTelemetryFD(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	base := []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "AWS_LAMBDA_FUNCTION_NAME=fn"}
+	fd := fmt.Sprint(w.Fd())
+	cfg, err := ConfigFromEnv([]string{"python3"}, append(base, "_LAMBDA_TELEMETRY_LOG_FD="+fd))
+	require.NoError(t, err)
+	require.NotNil(t, cfg.Telemetry)
+	n, err := cfg.Telemetry.Write([]byte("frame"))
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	got := make([]byte, 5)
+	_, err = io.ReadFull(r, got)
+	require.NoError(t, err)
+	assert.Equal(t, "frame", string(got))
+	assert.Contains(t, childEnv(cfg.Env, "127.0.0.1:5", ""), "_LAMBDA_TELEMETRY_LOG_FD="+fd)
+	kept, redacted := Redact(envMap(cfg.Env))
+	assert.NotContains(t, kept, "_LAMBDA_TELEMETRY_LOG_FD")
+	assert.Contains(t, redacted, "_LAMBDA_TELEMETRY_LOG_FD")
+
+	for _, v := range []string{"", "three", "-1", "987654"} {
+		cfg, err := ConfigFromEnv([]string{"python3"}, append(base, "_LAMBDA_TELEMETRY_LOG_FD="+v))
+		require.NoError(t, err, v)
+		assert.Nil(t, cfg.Telemetry, "%q", v)
+	}
+	cfg, err = ConfigFromEnv([]string{"python3"}, base)
+	require.NoError(t, err)
+	assert.Nil(t, cfg.Telemetry)
 }

@@ -142,6 +142,8 @@ type sandboxOpts struct {
 	wrapper string   // exec wrapper path; default the unpacked layer's
 	// goRuntime runs this test binary as a minimal Go runtime instead of bootstrap.py.
 	goRuntime bool
+	// extraFiles are open in the sandbox from fd 3 on, as Lambda's telemetry pipe is.
+	extraFiles []*os.File
 }
 
 func startSandbox(t testing.TB, o sandboxOpts) *sandbox {
@@ -173,6 +175,7 @@ func startSandbox(t testing.TB, o sandboxOpts) *sandbox {
 	cmd.Env = append(cmd.Env, o.env...)
 	sb := &sandbox{api: api, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = sb.stdout, sb.stderr
+	cmd.ExtraFiles = o.extraFiles
 	require.NoError(t, cmd.Start())
 	go func() {
 		_ = cmd.Wait()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -203,13 +204,52 @@ func (s *session) printLog(e *wire.Envelope) {
 		s.p.log.Warn("dropping malformed log envelope", "id", e.ID, "err", err)
 		return
 	}
-	text := l.Text
-	if !strings.HasSuffix(text, "\n") {
-		text += "\n"
+	if err := l.CheckFrame(); err != nil {
+		// Bad framing from the developer side must not cost the line: it goes to stdout as plain text.
+		s.p.log.Warn("relayed log has bad framing; printing it plainly", "id", e.ID, "err", err)
+		l.Frame = 0
 	}
-	if _, err := io.WriteString(s.p.cfg.Stdout, text); err != nil {
+	if err := writeLog(s.p.cfg.Stdout, s.p.cfg.Telemetry, &l); err != nil {
 		s.p.log.Warn("print relayed log", "err", err)
 	}
+}
+
+// writeLog writes a relayed log line as the runtime would have: a framed record as one frame on the telemetry
+// pipe when the sandbox has one (what stays of an unfinished line before it goes to stdout as it is), anything
+// else, or everything without a pipe, to stdout, ended with a newline.
+func writeLog(stdout, telemetry io.Writer, l *wire.Log) error {
+	if telemetry == nil || l.Frame == 0 || l.CheckFrame() != nil {
+		text := l.Text
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		_, err := io.WriteString(stdout, text)
+		return err
+	}
+	if l.Lead > 0 {
+		if _, err := io.WriteString(stdout, l.Text[:l.Lead]); err != nil {
+			return err
+		}
+	}
+	_, err := telemetry.Write(telemetryFrame(l))
+	return err
+}
+
+// telemetryFrame is awslambdaric's FramedTelemetryLogSink frame of a record: frame type (4 bytes), message
+// length (4), timestamp in µs since the epoch (8), all big-endian, then the message. It is written with one
+// write(2), as awslambdaric writes it: the platform reads the pipe as a stream of frames, and the child
+// runtime writes its own frames to the same pipe.
+func telemetryFrame(l *wire.Log) []byte {
+	ts := l.Time
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	msg := l.FrameMessage()
+	b := make([]byte, 16, 16+len(msg))
+	binary.BigEndian.PutUint32(b[0:], l.Frame)
+	binary.BigEndian.PutUint32(b[4:], uint32(len(msg)))
+	binary.BigEndian.PutUint64(b[8:], uint64(ts.UnixMicro()))
+	return append(b, msg...)
 }
 
 func (s *session) currentLink() Link {

@@ -415,6 +415,7 @@ func FuzzDeveloperEnvelope(f *testing.F) {
 	f.Add("error", "", []byte(`{"requestId":"req-1","errorMessage":"x","errorType":"E","stackTrace":["a"]}`))
 	f.Add("bye", "x", []byte(`null`))
 	f.Add("log", "req-1", []byte(`{"text":1}`))
+	f.Add("log", "req-1", []byte(`{"text":"a [INFO]\tx\n","frame":2774138895,"record":"[INFO]\tx\n","lead":2}`))
 	f.Fuzz(func(t *testing.T, typ, id string, body []byte) {
 		e := &wire.Envelope{V: wire.Version, T: wire.Type(typ), ID: id, Body: body}
 		fl := &inflight{id: "req-1"}
@@ -432,7 +433,9 @@ func FuzzDeveloperEnvelope(f *testing.F) {
 		var l wire.Log
 		_ = json.Unmarshal(body, &r)
 		_ = json.Unmarshal(body, &we)
-		_ = json.Unmarshal(body, &l)
+		if json.Unmarshal(body, &l) == nil {
+			_ = l.CheckFrame()
+		}
 	})
 }
 

@@ -215,6 +215,9 @@ type Options struct {
 	Timeout int
 	// Env is added to the emulator's environment, which it hands on to the runtime.
 	Env []string
+	// ExtraFiles are open in the emulator from fd 3 on; the runtime inherits them (e.g. Lambda's telemetry log
+	// pipe, named by _LAMBDA_TELEMETRY_LOG_FD in Env, which the emulator passes on).
+	ExtraFiles []*os.File
 }
 
 // Emulator is a running RIE with its runtime.
@@ -296,6 +299,7 @@ func start(bin, py, dir string, o Options) (*Emulator, error) {
 	cmd.Env = append(cmd.Env, o.Env...)
 	out := &Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = o.ExtraFiles
 	// Its own process group, so that stopping it takes the runtime along; and it dies with the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
