@@ -43,7 +43,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -399,7 +398,9 @@ func (e *Executor) Invoke(ctx context.Context, inv Invocation) (Outcome, error) 
 		}
 		out, retry, err := e.run(ctx, sb, params, start)
 		e.release(sb)
-		if retry && attempt < 2 {
+		// Each retry used up a sandbox that had died before the request reached it, which the pool then dropped:
+		// as many tries as there can be sandboxes, and two more for replacements that die as they start.
+		if retry && attempt < e.spec.MaxConcurrency+2 {
 			continue
 		}
 		return out, err
@@ -427,7 +428,8 @@ func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, s
 		w, err = p.conn.DispatchCall(ctx, "invoke", params)
 	}
 	if err != nil {
-		if errors.Is(err, jsonrpc2.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE) {
+		if exitedEarly(err) || errors.Is(err, os.ErrClosed) {
+			// The process died before the request went out, so the handler never ran: another sandbox takes it.
 			if err := p.waitExit(ctx); err != nil {
 				return Outcome{}, false, fmt.Errorf("invocation %s: %w", rid, err)
 			}

@@ -53,13 +53,17 @@ type sandbox struct {
 	idleSince time.Time // when it last finished an invocation
 }
 
-// usable reports whether sb may take an invocation. Its process may have ended before exited has run. Under mu.
+// usable reports whether sb may take an invocation. Its process may have ended before exited has run: its
+// control connection ends as soon as the process does (EOF on the pipe), well before its exit has been reaped and
+// its output drained (p.done). Under mu.
 func (sb *sandbox) usable() bool {
 	if sb.gone {
 		return false
 	}
 	select {
 	case <-sb.proc.done:
+		return false
+	case <-sb.proc.conn.DisconnectNotify():
 		return false
 	default:
 		return true
