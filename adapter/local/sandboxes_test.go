@@ -48,7 +48,9 @@ def handler(event, context):
 			select {
 			case <-stop:
 				return
-			case <-time.After(time.Duration(20+rand.IntN(30)) * time.Millisecond):
+			// Each kill costs a replacement sandbox's start (a Python process): killing faster starves a 2-core
+			// machine into missing the relay's 3 s ack deadline (Plldb.NoDeveloper), a limit of its own.
+			case <-time.After(time.Duration(50+rand.IntN(50)) * time.Millisecond):
 			}
 			if sbs := ex.Sandboxes(); len(sbs) > 0 {
 				sb := sbs[rand.IntN(len(sbs))]
