@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/carrier"
 	"github.com/plldb/plldb/layer/runtimeapi"
 )
@@ -190,7 +191,7 @@ func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte,
 		}
 		s.p.log.Info("knocked invocation: relaying it to the developer", "request_id", inv.RequestID,
 			"session", o.Claims.Issuer, "knock_id", o.Claims.ID, "carrier", carrierNames(o.Found))
-		if sess.handle(ctx, inv) {
+		if sess.handleKnocked(ctx, inv, &wire.KnockRef{Session: o.Claims.Issuer, ID: o.Claims.ID}) {
 			return nil, true
 		}
 		// No developer took it (handle logged why): the deployed code runs it, without the knock.

@@ -277,6 +277,9 @@ func TestSelectiveKnockedReachesTheDeveloperWithoutTheKnock(t *testing.T) {
 			assert.Equal(t, string(want.Event), string(body.Event), "the developer gets the event without the knock, nothing else changed")
 			assert.Equal(t, want.ClientContext, body.ClientContext)
 			noKnockLeft(t, string(body.Event)+body.ClientContext+fmt.Sprint(body.Env), c.tok)
+			require.NotNil(t, body.Knock, "the invoke names the knock")
+			assert.Equal(t, r.alice.session, body.Knock.Session)
+			assert.NotEmpty(t, body.Knock.ID)
 			all = append(all, c.tok)
 		})
 	}
