@@ -398,3 +398,19 @@ func TestSelectiveBrokenSettingsRunDeployedCodeAndStripKnocks(t *testing.T) {
 	assert.NotContains(t, logs, "not-a-key")
 	assert.NotContains(t, logs, tok)
 }
+
+// A valid knock whose developer is gone (detached, or disconnected) runs the deployed code without the knock:
+// the relay nacks the invoke at once, and the proxy falls back as session mode does.
+func TestSelectiveKnockWithNoDeveloperRunsDeployedCodeWithoutTheKnock(t *testing.T) {
+	r := startSelective(t, "PLLDB_ACK_TIMEOUT=10m") // only the relay's nack can get this answered in time
+	require.NoError(t, r.relay.dev.Close())
+	tok := r.alice.knock(t, knock.Claims{})
+	ev := httpV2("/orders/42", "POST", map[string]any{"x-plldb-knock": tok, "accept": "*/*"})
+	got, _ := r.deployed(t, runtimeapi.Invocation{RequestID: "req-nobody", Event: ev})
+	assert.Equal(t, string(httpV2("/orders/42", "POST", map[string]any{"accept": "*/*"})), string(got))
+	assert.EqualValues(t, 1, r.front.conns.Load(), "the knock was valid: the sandbox tried its developer")
+	assert.Contains(t, r.sb.stderr.String(), "no developer, falling back")
+	for _, out := range []string{r.sb.stdout.String(), r.sb.stderr.String(), r.relayLogs.String()} {
+		noKnockLeft(t, out, tok)
+	}
+}
