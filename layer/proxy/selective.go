@@ -102,16 +102,7 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 	for {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			// The connection ended, or the API sent something that is not HTTP: the child gets whatever was read
-			// and then the raw rest, as without plldb.
-			if _, werr := child.Write(rec.take(0)); werr != nil {
-				return werr
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
-			}
-			_, err = io.Copy(child, up)
-			return err
+			return rawRest(child, up, rec)
 		}
 		invocation := resp.StatusCode == http.StatusOK && resp.Header.Get(runtimeapi.HeaderRequestID) != ""
 		var body []byte
@@ -122,11 +113,10 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 			_, err = io.Copy(io.Discard, resp.Body)
 		}
 		resp.Body.Close()
-		raw := rec.take(br.Buffered())
 		if err != nil {
-			_, werr := child.Write(raw)
-			return errors.Join(fmt.Errorf("read runtime api answer: %w", err), werr)
+			return rawRest(child, up, rec)
 		}
+		raw := rec.take(br.Buffered())
 		if invocation && body == nil {
 			body = raw[len(raw)-int(resp.ContentLength):]
 		}
@@ -153,6 +143,18 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 			return fmt.Errorf("relay to the runtime: %w", err)
 		}
 	}
+}
+
+// rawRest is the way out when the API's side is cut or is not HTTP as net/http reads it: the child gets every
+// byte read so far and then the rest as it comes, as it would without plldb, and meets the problem itself.
+func rawRest(child, up net.Conn, rec *recorder) error {
+	if _, err := child.Write(rec.take(0)); err != nil {
+		return fmt.Errorf("relay to the runtime: %w", err)
+	}
+	if _, err := io.Copy(child, up); err != nil {
+		return fmt.Errorf("relay to the runtime: %w", err)
+	}
+	return nil
 }
 
 // check finds, verifies and removes the invocation's knock. For an invocation without one, the unknocked path,
