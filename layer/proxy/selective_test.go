@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -404,6 +405,9 @@ func TestSelectiveBrokenSettingsRunDeployedCodeAndStripKnocks(t *testing.T) {
 func TestSelectiveKnockWithNoDeveloperRunsDeployedCodeWithoutTheKnock(t *testing.T) {
 	r := startSelective(t, "PLLDB_ACK_TIMEOUT=10m") // only the relay's nack can get this answered in time
 	require.NoError(t, r.relay.dev.Close())
+	require.Eventually(t, func() bool {
+		return regexp.MustCompile(`msg="relay disconnected".* role=developer`).MatchString(r.relayLogs.String())
+	}, 10*time.Second, 10*time.Millisecond, "the relay saw the developer go")
 	tok := r.alice.knock(t, knock.Claims{})
 	ev := httpV2("/orders/42", "POST", map[string]any{"x-plldb-knock": tok, "accept": "*/*"})
 	got, _ := r.deployed(t, runtimeapi.Invocation{RequestID: "req-nobody", Event: ev})
