@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -105,4 +106,32 @@ func TestPeerTakeoverByAnotherFunctionFails(t *testing.T) {
 	assert.Len(t, x.conns.take(again), 1)
 	assert.Empty(t, x.conns.take(victim))
 	assert.Empty(t, x.conns.take(attacker))
+}
+
+// Selective mode: an invocation sent because of a knock names the knock's session, and the relay delivers it
+// only when that is the session of the sender's connection (docs/knock.md).
+func TestKnockedInvokeNamingAnotherSessionIsRefused(t *testing.T) {
+	x := newHarness(t, "A")
+	dev := x.connect(t, "A", wire.RoleDeveloper, "dev-1")
+	fn := x.connect(t, "A", wire.RoleFunction, "f/sandbox-1")
+
+	for _, session := range []string{"B", "", "a", "A "} {
+		body := wire.Invoke{RequestID: "req-" + session, Function: fnF, Knock: &wire.KnockRef{Session: session, ID: "k1"}}
+		resp, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "req-"+session, "", "", body))
+		require.NoError(t, err)
+		assert.Equal(t, 200, resp.StatusCode)
+		got := decode(t, x.conns.take(fn))
+		require.Len(t, got, 1, "session %q", session)
+		assert.Equal(t, wire.Nack{Ref: "req-" + session, T: wire.TypeInvoke, Reason: relay.ReasonWrongSession}, nackOf(t, got[0]))
+		assert.Empty(t, x.conns.take(dev), "session %q must never reach the developer", session)
+	}
+
+	_, err := x.send(t, fn, envelope(t, wire.TypeInvoke, "ok", "", "", wire.Invoke{RequestID: "ok", Function: fnF,
+		Knock: &wire.KnockRef{Session: "A", ID: "k1"}}))
+	require.NoError(t, err)
+	got := decode(t, x.conns.take(dev))
+	require.Len(t, got, 1, "a knock of the sender's own session goes through")
+	var inv wire.Invoke
+	require.NoError(t, json.Unmarshal(got[0].Body, &inv))
+	assert.Equal(t, &wire.KnockRef{Session: "A", ID: "k1"}, inv.Knock)
 }

@@ -32,6 +32,7 @@ const (
 	ReasonFailed        = "delivery failed"
 	ReasonUnavailable   = "relay store unavailable"
 	ReasonWrongFunction = "invocation names a function other than the sender's"
+	ReasonWrongSession  = "invocation's knock names a session other than the sender's"
 )
 
 // ByeDeveloperDisconnected is the reason of the bye sent to a session's functions when its last developer
@@ -404,12 +405,22 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	var dest Connection
 	switch sender.Role {
 	case wire.RoleFunction:
-		if hdr.T == wire.TypeInvoke && invokeFunction(msg) != ticket.PeerFunction(sender.Peer) {
-			// A function's ticket proved which function it is (its peer id is in that function's namespace); its
-			// invocations may not name another. Chunked invocations pass unread: the developer side checks the
-			// reassembled one against the relay-stamped from.
-			h.nack(ctx, sender, hdr, ReasonWrongFunction)
-			return response(http.StatusOK), nil
+		if hdr.T == wire.TypeInvoke {
+			fn, knocked := invokeTarget(msg)
+			switch {
+			case fn != ticket.PeerFunction(sender.Peer):
+				// A function's ticket proved which function it is (its peer id is in that function's namespace); its
+				// invocations may not name another. Chunked invocations pass unread: the developer side checks the
+				// reassembled one against the relay-stamped from.
+				h.nack(ctx, sender, hdr, ReasonWrongFunction)
+				return response(http.StatusOK), nil
+			case knocked != nil && *knocked != sender.Session:
+				// Selective mode: a knocked invocation goes to the knock's session only, and the sender's ticket is
+				// for the session its developers are in. Sent over another session's link, it is refused rather than
+				// shown to that session's developer (docs/knock.md, several sessions on one stack).
+				h.nack(ctx, sender, hdr, ReasonWrongSession)
+				return response(http.StatusOK), nil
+			}
 		}
 		devs, err := h.Store.SessionConnections(ctx, sender.Session, wire.RoleDeveloper)
 		if err != nil {
@@ -463,20 +474,26 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	return response(http.StatusOK), nil
 }
 
-// invokeFunction returns the function name an inline invoke envelope names ("" if it cannot be read), read as
-// the developer side's decoder reads it.
-func invokeFunction(msg []byte) string {
+// invokeTarget returns the function name an inline invoke envelope names ("" if it cannot be read) and the
+// session its knock names (nil: not knocked), read as the developer side's decoder reads them.
+func invokeTarget(msg []byte) (function string, knockSession *string) {
 	var e struct {
 		Body struct {
 			Function struct {
 				Name string `json:"name"`
 			} `json:"function"`
+			Knock *struct {
+				Session string `json:"session"`
+			} `json:"knock"`
 		} `json:"body"`
 	}
 	if json.Unmarshal(msg, &e) != nil {
-		return ""
+		return "", nil
 	}
-	return e.Body.Function.Name
+	if e.Body.Knock != nil {
+		knockSession = &e.Body.Knock.Session
+	}
+	return e.Body.Function.Name, knockSession
 }
 
 func newest(cs []Connection) Connection {

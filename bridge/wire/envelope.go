@@ -102,6 +102,16 @@ type Invoke struct {
 	// developer asked for them (PLLDB_CREDENTIALS=function) so that the handler runs with the function's own
 	// rights. They are withheld from Env whatever happens; see Credentials for how they are kept out of logs.
 	Credentials *Credentials `json:"credentials,omitempty"`
+	// Knock is set on an invocation sent in selective mode because it carried a valid knock (docs/knock.md): the
+	// knock's session (its issuer) and token id, never the token. The relay refuses an inline invoke whose knock
+	// names a session other than the sender's connection's.
+	Knock *KnockRef `json:"knock,omitempty"`
+}
+
+// KnockRef names the knock that sent an invocation to a developer.
+type KnockRef struct {
+	Session string `json:"session"` // the knock's issuer: the developer's session id
+	ID      string `json:"id"`      // the knock's token id (jti)
 }
 
 // Credentials are AWS credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN). They cross the

@@ -25,21 +25,31 @@ const otherLayerEnv = "PLLDB_BENCH_OTHER_LAYER"
 // while idle for idleFor.
 func BenchmarkPassThroughRIE(b *testing.B) {
 	fn := rie.Function{Dir: rieHandlers(), Handler: "noop.handler"}
-	type column struct {
-		name string
-		inst rie.Instance
-		lat  []time.Duration
-		pid  int
-	}
-	cols := []*column{
+	cols := []*rieColumn{
 		{name: "direct", inst: rie.Direct().Start(b, fn)},
 		{name: "layer", inst: layerWay().Start(b, fn)},
 	}
 	if other := os.Getenv(otherLayerEnv); other != "" {
 		w := rie.Wrapped("other", filepath.Join(other, "plldb", "wrapper"), "PLLDB_LOGICAL_ID=CasesFunction", "PLLDB_LOG_LEVEL=info")
-		cols = append(cols, &column{name: "other", inst: w.Start(b, fn)})
+		cols = append(cols, &rieColumn{name: "other", inst: w.Start(b, fn)})
 	}
 	event := rie.Event{Body: []byte(`{"path":"/orders/42","httpMethod":"GET","headers":{"accept":"application/json"}}`)}
+	benchRIEColumns(b, event, cols)
+}
+
+// rieColumn is one way of running the function in an interleaved RIE benchmark; the first column is the
+// baseline the others are compared with.
+type rieColumn struct {
+	name string
+	inst rie.Instance
+	lat  []time.Duration
+	pid  int
+}
+
+// benchRIEColumns invokes each column in turn with event (A/B interleaved, the order rotated every iteration)
+// and reports what BenchmarkPassThroughRIE's comment says.
+func benchRIEColumns(b *testing.B, event rie.Event, cols []*rieColumn) {
+	type column = rieColumn
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	invoke := func(c *column) time.Duration {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,10 +15,19 @@ import (
 )
 
 // BenchmarkPassThrough measures one invocation through the layer (stand-in Runtime API → wrapper → proxy →
-// Python runtime and back) against the same runtime talking to the stand-in directly. The difference of the
+// Python runtime and back) against the same runtime talking to the stand-in directly, and through the layer
+// attached selectively (the invocation carries no knock). The difference of the
 // two ns/op is the proxy's per-invocation overhead; the proxy case also reports the proxy's peak RSS.
 func BenchmarkPassThrough(b *testing.B) {
 	benchPassThrough(b, false)
+}
+
+// selectiveBenchEnv attaches the function selectively (no invocation of the benchmarks is knocked, so the relay
+// endpoint, where nobody listens, is never called).
+func selectiveBenchEnv() []string {
+	return []string{"PLLDB_ENDPOINT=ws://127.0.0.1:9/nobody-listens", "PLLDB_SESSION=s-bench",
+		"PLLDB_FUNCTION_KEY=cGxsZGItcmllLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmM=", "PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=shop",
+		"PLLDB_KNOCK_KEYS=" + FormatKnockKeys(map[string]ed25519.PublicKey{"s-bench": testPub(1), "s-other": testPub(2)})}
 }
 
 // BenchmarkPassThroughGoRuntime is BenchmarkPassThrough with a minimal Go runtime as the child, so the
@@ -31,9 +41,10 @@ func benchPassThrough(b *testing.B, goRuntime bool) {
 	for _, mode := range []struct {
 		name   string
 		direct bool
-	}{{"direct", true}, {"proxy", false}} {
+		env    []string
+	}{{"direct", true, nil}, {"proxy", false, nil}, {"selective", false, selectiveBenchEnv()}} {
 		b.Run(mode.name, func(b *testing.B) {
-			sb := startSandbox(b, sandboxOpts{handler: "noop.handler", direct: mode.direct, goRuntime: goRuntime})
+			sb := startSandbox(b, sandboxOpts{handler: "noop.handler", direct: mode.direct, goRuntime: goRuntime, env: mode.env})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			// Warm up: the runtime's init and the first connections are not what is measured.
@@ -66,6 +77,9 @@ func benchPassThrough(b *testing.B, goRuntime bool) {
 				name = "proxy-cpu-ns/op"
 			}
 			b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), name)
+			if mode.env != nil && !strings.Contains(sb.stderr.String(), "selective mode: only invocations with a valid knock") {
+				b.Fatalf("not in selective mode:\n%s", sb.stderr)
+			}
 			if !mode.direct {
 				hwm, rss, err := procMemory(pid)
 				if err != nil {

@@ -11,9 +11,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/plldb/plldb/bridge/ticket"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plldb/plldb/bridge/knock"
+	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -53,7 +55,10 @@ type Config struct {
 	// restores AWS_LAMBDA_EXEC_WRAPPER to PrevWrapper (or removes it) and withholds PLLDB_* variables.
 	Env     []string
 	Session *SessionConfig // nil: pure pass-through
-	Logger  *slog.Logger   // default: discard
+	// Selective, when set, is selective mode: invocations go to Session only with a valid knock, all others to
+	// the child runtime through the byte relay. Session is then dialled at the first valid knock, never before.
+	Selective *SelectiveConfig
+	Logger    *slog.Logger // default: discard
 	// Stdout receives the function logs relayed from the developer (the sandbox's stdout, i.e. CloudWatch).
 	// Default os.Stdout.
 	Stdout io.Writer
@@ -155,11 +160,49 @@ func ConfigFromEnv(args []string, environ []string) (Config, error) {
 	if _, err := compileGlobs(env["PLLDB_REDACT"]); err != nil {
 		return Config{}, err
 	}
+	if selectiveWanted(env) {
+		return selectiveConfig(cfg, env)
+	}
 	sess, err := sessionFromEnv(env)
 	if err != nil {
 		return cfg, fmt.Errorf("%w: %w (running without a debugging session)", ErrSessionConfig, err)
 	}
 	cfg.Session = sess
+	return cfg, nil
+}
+
+// replayMemory is how many request-bound knocks a sandbox remembers as used (knock.MemoryReplay): a few hundred
+// KB at most, far more than one sandbox serves within a knock's lifetime.
+const replayMemory = 4096
+
+// selectiveConfig completes cfg for selective mode. Whatever is wrong, the Config it returns works: with
+// Selective.Broken set and no Session, every invocation runs the deployed code and knocks are removed, and the
+// error (wrapping ErrSessionConfig and ErrSelectiveConfig, without key material) says why.
+func selectiveConfig(cfg Config, env map[string]string) (Config, error) {
+	broken := func(err error) (Config, error) {
+		cfg.Selective = &SelectiveConfig{Broken: err}
+		cfg.Session = nil
+		return cfg, fmt.Errorf("%w: %w: %w (every invocation runs the deployed code; knocks are removed and refused)",
+			ErrSessionConfig, ErrSelectiveConfig, err)
+	}
+	kc, err := selectiveFromEnv(env)
+	if err != nil {
+		return broken(err)
+	}
+	kc.Replay = knock.NewMemoryReplay(replayMemory, nil)
+	v, err := knock.NewVerifier(*kc)
+	if err != nil {
+		return broken(err)
+	}
+	sess, err := sessionFromEnv(env)
+	switch {
+	case err != nil:
+		return broken(err)
+	case sess == nil:
+		return broken(errors.New("selective mode without PLLDB_ENDPOINT, PLLDB_SESSION and PLLDB_FUNCTION_KEY: no developer to send knocked invocations to"))
+	}
+	cfg.Session = sess
+	cfg.Selective = &SelectiveConfig{Verifier: v, Sessions: slices.Sorted(maps.Keys(kc.Keys))}
 	return cfg, nil
 }
 

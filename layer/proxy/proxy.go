@@ -34,6 +34,9 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if childless && (cfg.Session == nil || !cfg.Session.Strict) {
 		return 1, errors.New("proxy: no runtime command (only a strict session can run without one)")
 	}
+	if childless && cfg.Selective != nil {
+		return 1, errors.New("proxy: selective mode needs the runtime command: unknocked invocations run it")
+	}
 	if cfg.Session != nil && cfg.Session.Dial == nil {
 		return 1, errors.New("proxy: session mode without a Dial function")
 	}
@@ -56,14 +59,20 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if err != nil {
 		return 1, fmt.Errorf("proxy: listen for the runtime: %w", err)
 	}
-	if p.sess == nil {
-		// No session: the child's connections are joined to the real API's, byte for byte.
+	if p.sess == nil || p.sel != nil {
+		// No session, or selective mode: the child's connections are joined to the real API's, byte for byte;
+		// in selective mode the selector reads the API's answers for knocks on the way.
 		relay := newTCPRelay(cfg.RuntimeAPI, p.log)
+		relay.sel, relay.ctx = p.sel, loopCtx
 		go relay.serve(ln)
 		defer func() {
 			_ = ln.Close()
 			relay.shutdown(relayGrace)
 		}()
+		if p.sel != nil {
+			defer p.sel.close() // before the relay's shutdown: a knocked invocation's link goes first
+			p.logSelective()
+		}
 	} else {
 		api := newChildAPI(p, loopCtx)
 		defer api.upstream.CloseIdleConnections()
@@ -102,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopLoop() // runs before wg.Wait: the goroutines in wg end on it
-	if p.sess != nil {
+	if p.sess != nil && p.sel == nil {
 		p.startSession(loopCtx, &wg)
 	}
 	<-childDone
@@ -117,6 +126,7 @@ type proxy struct {
 	log  *slog.Logger
 	real *runtimeapi.Client // the session's and the child-less loop's client of the real Runtime API
 	sess *session
+	sel  *selector // selective mode; nil otherwise
 	// childless: no original runtime runs beside the proxy (plldb local's emulated sandboxes, where the
 	// developer side is the only runtime). Every invocation goes to the session, strictly.
 	childless bool
@@ -156,7 +166,23 @@ func newProxy(cfg Config) *proxy {
 	if cfg.Session != nil {
 		p.sess = newSession(p, cfg.Session)
 	}
+	if cfg.Selective != nil {
+		p.sel = newSelector(p, cfg.Selective)
+	}
 	return p
+}
+
+// logSelective says once, at start, how selective mode runs: which sessions' knocks it honours, or why it
+// honours none. Session ids are not secret; keys are never logged.
+func (p *proxy) logSelective() {
+	c := p.cfg.Selective
+	if c.Verifier == nil {
+		p.log.Error("selective settings unusable: every invocation runs the deployed code, and knocks are removed and refused",
+			"err", c.Broken)
+		return
+	}
+	p.log.Info("selective mode: only invocations with a valid knock go to a developer", "sessions", strings.Join(c.Sessions, ","),
+		"linked_session", p.cfg.Session.SessionID)
 }
 
 func (p *proxy) childCommand(ctx context.Context, apiAddr string) *exec.Cmd {

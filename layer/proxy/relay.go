@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +18,9 @@ import (
 type tcpRelay struct {
 	upstream string
 	log      *slog.Logger
+	// sel, in selective mode, reads the API's answers for knocks (selector); ctx bounds what it holds.
+	sel *selector
+	ctx context.Context
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -80,7 +84,12 @@ func (r *tcpRelay) pipe(child net.Conn) {
 		closeWrite(up)
 	}()
 	// API → child.
-	if _, err := io.Copy(child, up); err != nil && !errors.Is(err, net.ErrClosed) {
+	if r.sel != nil {
+		err = r.sel.answers(r.ctx, child, up)
+	} else {
+		_, err = io.Copy(child, up)
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		r.log.Debug("relay to the runtime", "err", err)
 	}
 	closeWrite(child)

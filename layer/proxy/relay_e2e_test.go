@@ -30,13 +30,13 @@ type relayRig struct {
 	dev      *wsclient.Client
 }
 
-func startRelay(t *testing.T) *relayRig { return startRelayLogged(t, nil) }
+func startRelay(t testing.TB) *relayRig { return startRelayLogged(t, nil) }
 
 // startRelayLogged is startRelay with the gateway's and the relay handlers' logs going to log (nil: the default).
-func startRelayLogged(t *testing.T, log *slog.Logger) *relayRig {
+func startRelayLogged(t testing.TB, log *slog.Logger) *relayRig {
 	t.Helper()
 	store := relay.NewMemoryStore()
-	r := &relayRig{session: relay.NewSession("e2e-"+t.Name(), "tester@host", time.Time{}), audience: "plldb-e2e"}
+	r := &relayRig{session: relay.NewSession("e2e-"+strings.ReplaceAll(t.Name(), "/", "."), "tester@host", time.Time{}), audience: "plldb-e2e"}
 	store.PutSession(r.session)
 	r.gw = gateway.New(gateway.Config{Logger: log}, nil)
 	r.gw.SetRoutes(&relay.Handlers{Store: store, Conns: r.gw, Audience: r.audience, Logger: log})
@@ -46,7 +46,7 @@ func startRelayLogged(t *testing.T, log *slog.Logger) *relayRig {
 	return r
 }
 
-func (r *relayRig) connectDeveloper(t *testing.T) {
+func (r *relayRig) connectDeveloper(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dev, err := wsclient.Dial(ctx, wsclient.Config{
@@ -104,7 +104,7 @@ func (r *relayRig) reply(t *testing.T, to string, typ wire.Type, id string, body
 }
 
 // waitHello waits until the sandbox's proxy has connected (its hello reached the developer).
-func (r *relayRig) waitHello(t *testing.T) wire.Hello {
+func (r *relayRig) waitHello(t testing.TB) wire.Hello {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {

@@ -123,12 +123,15 @@ func rieCases() []rie.Case {
 	}
 }
 
-// TestLayerIsTransparentUnderRIE compares RIE + awslambdaric alone with RIE + the layer + awslambdaric.
+// TestLayerIsTransparentUnderRIE compares RIE + awslambdaric alone with RIE + the layer + awslambdaric: with no
+// session, attached selectively (no knock in any event), and with a session whose relay cannot be reached.
 func TestLayerIsTransparentUnderRIE(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the emulator; not in -short")
 	}
-	ways := []rie.Way{rie.Direct(), layerWay(), fallbackWay()}
+	// The selective way is attached selectively with a relay where nobody listens: none of these events carries
+	// a knock, so it must be as transparent as pass-through (and never try the relay).
+	ways := []rie.Way{rie.Direct(), layerWay(), selectiveWay("127.0.0.1:9"), fallbackWay()}
 	for _, c := range rieCases() {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
@@ -136,7 +139,7 @@ func TestLayerIsTransparentUnderRIE(t *testing.T) {
 			if c.Function.Timeout == 1 {
 				// The fallback way holds the first invocation after each start for the relay (ConnectWait, 3 s,
 				// within Lambda's 10 s init phase); RIE counts that against a 1 s function timeout.
-				ways = ways[:2]
+				ways = ways[:3]
 			}
 			obs := make([]rie.Observation, len(ways))
 			for i, w := range ways {
@@ -147,7 +150,7 @@ func TestLayerIsTransparentUnderRIE(t *testing.T) {
 			}
 			if c.Name == "cases" {
 				// The dump shows each way really ran as labelled: the layer's proxy is the runtime's parent.
-				for i, want := range []string{"aws-lambda-rie", "proxy", "proxy"} {
+				for i, want := range []string{"aws-lambda-rie", "proxy", "proxy", "proxy"} {
 					var dump struct {
 						Process struct{ Parent string } `json:"process"`
 					}

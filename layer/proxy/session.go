@@ -262,6 +262,12 @@ func (s *session) currentLink() Link {
 // developer, or with one of plldb's errors) or ctx ended, and false when it falls back to the child runtime,
 // which the caller then hands it to unchanged.
 func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
+	return s.handleKnocked(ctx, inv, nil)
+}
+
+// handleKnocked is handle for an invocation that carried a valid knock (selective mode): the invoke names the
+// knock, which the relay checks against the link's session.
+func (s *session) handleKnocked(ctx context.Context, inv runtimeapi.Invocation, knock *wire.KnockRef) bool {
 	arrived := time.Now()
 	link := s.currentLink()
 	if link != nil && !link.Connected() && s.cfg.Strict {
@@ -283,7 +289,7 @@ func (s *session) handle(ctx context.Context, inv runtimeapi.Invocation) bool {
 		close(f.done)
 	}()
 
-	env, err := s.invokeEnvelope(inv)
+	env, err := s.invokeEnvelope(inv, knock)
 	if err != nil {
 		s.p.log.Error("encode invoke", "request_id", inv.RequestID, "err", err)
 		return s.noDeveloper(inv, "the invocation could not be encoded")
@@ -411,7 +417,7 @@ func (s *session) awaitLink(ctx context.Context, link Link, until time.Time) {
 	}
 }
 
-func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, error) {
+func (s *session) invokeEnvelope(inv runtimeapi.Invocation, knock *wire.KnockRef) (*wire.Envelope, error) {
 	fn := s.cfg.Function
 	fn.ARN = inv.FunctionARN
 	body, err := json.Marshal(wire.Invoke{
@@ -427,6 +433,7 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation) (*wire.Envelope, err
 		Redacted:        s.redacted,
 		AckTimeoutMs:    s.cfg.AckTimeout.Milliseconds(),
 		Credentials:     s.creds,
+		Knock:           knock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("marshal invoke %s: %w", inv.RequestID, err)

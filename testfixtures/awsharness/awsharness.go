@@ -375,14 +375,19 @@ func (h *Harness) start(c *lambda.GetFunctionConfigurationOutput) (*sandbox, err
 			}
 			// Like local's sandboxes, the first invocation waits for the relay link. The proxy itself holds the first
 			// invocation only up to SessionConfig.ConnectWait; waiting here keeps tests exact on a loaded machine.
-			linked = make(chan error, 1)
-			cfg.Session.Dial = func(ctx context.Context) (proxy.Link, error) {
-				l, err := dial(ctx)
-				select {
-				case linked <- err:
-				default:
+			// Selective mode dials at the first valid knock, never at start, so nothing waits for it.
+			if cfg.Selective != nil {
+				cfg.Session.Dial = dial
+			} else {
+				linked = make(chan error, 1)
+				cfg.Session.Dial = func(ctx context.Context) (proxy.Link, error) {
+					l, err := dial(ctx)
+					select {
+					case linked <- err:
+					default:
+					}
+					return l, err
 				}
-				return l, err
 			}
 		}
 	default:

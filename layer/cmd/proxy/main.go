@@ -29,8 +29,9 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "plldb proxy: %v\n", err)
 		return 1
 	}
-	if err != nil {
-		// The function keeps working without debugging rather than failing every invocation.
+	if err != nil && cfg.Selective == nil {
+		// The function keeps working without debugging rather than failing every invocation. (Broken selective
+		// settings are logged by Run, once.)
 		cfg.Logger.Error("session disabled", "err", err)
 	}
 	if cfg.Session != nil {

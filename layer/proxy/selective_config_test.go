@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testPub(b byte) ed25519.PublicKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+}
+
+func selectiveEnv(extra ...string) []string {
+	keys := FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1), "s-bob": testPub(2)})
+	return sessionEnv(append([]string{"PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=shop", "PLLDB_KNOCK_KEYS=" + keys}, extra...)...)
+}
+
+func TestConfigFromEnvSelective(t *testing.T) {
+	cfg, err := ConfigFromEnv([]string{"python3"}, selectiveEnv())
+	require.NoError(t, err)
+	require.NotNil(t, cfg.Selective)
+	require.NotNil(t, cfg.Selective.Verifier)
+	assert.NoError(t, cfg.Selective.Broken)
+	assert.Equal(t, []string{"s-alice", "s-bob"}, cfg.Selective.Sessions)
+	require.NotNil(t, cfg.Session, "knocked invocations go to the linked session")
+	assert.Equal(t, "sess-1", cfg.Session.SessionID)
+}
+
+func TestConfigFromEnvSelectiveBrokenRunsDeployedCode(t *testing.T) {
+	good := FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1)})
+	key := base64.RawURLEncoding.EncodeToString(testPub(1))
+	for _, c := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"keys without the flag", []string{"PLLDB_KNOCK_KEYS=" + good, "PLLDB_KNOCK_STACK=shop"}, "PLLDB_SELECTIVE is not set"},
+		{"flag false with keys", []string{"PLLDB_SELECTIVE=false", "PLLDB_KNOCK_KEYS=" + good, "PLLDB_KNOCK_STACK=shop"}, "PLLDB_SELECTIVE is false"},
+		{"flag not a boolean", []string{"PLLDB_SELECTIVE=yes please", "PLLDB_KNOCK_KEYS=" + good, "PLLDB_KNOCK_STACK=shop"}, "is not a boolean"},
+		{"no keys", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_STACK=shop"}, "PLLDB_KNOCK_KEYS is not set"},
+		{"no stack", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + good}, "PLLDB_KNOCK_STACK is not set"},
+		{"stack with a slash", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + good, "PLLDB_KNOCK_STACK=shop/Fn"}, "not a stack name"},
+		{"stack not a name", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + good, "PLLDB_KNOCK_STACK=sh op"}, "is not a stack"},
+		{"no equals", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + key, "PLLDB_KNOCK_STACK=shop"}, "entry 1 is not <session id>=<public key>"},
+		{"padded key", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + "=", "PLLDB_KNOCK_STACK=shop"}, "entry 1 (session s-a): the key is not 43 characters"},
+		{"std base64 key", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + strings.NewReplacer("-", "+", "_", "/").Replace(key) + ",s-b=" + key[:42] + "+", "PLLDB_KNOCK_STACK=shop"}, "not canonical base64url"},
+		{"non-canonical trailing bits", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key[:42] + "B", "PLLDB_KNOCK_STACK=shop"}, "not canonical base64url"},
+		{"space", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + ", s-b=" + key, "PLLDB_KNOCK_STACK=shop"}, "entry 2: the session id is not"},
+		{"empty entry", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + ",", "PLLDB_KNOCK_STACK=shop"}, "entry 2 is not"},
+		{"twice", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + ",s-a=" + key, "PLLDB_KNOCK_STACK=shop"}, "session s-a is listed twice"},
+		{"too many", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + strings.Repeat("s="+key+",", MaxKnockKeys) + "t=" + key, "PLLDB_KNOCK_STACK=shop"}, "at most 32"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := sessionEnv(c.env...)
+			cfg, err := ConfigFromEnv([]string{"python3"}, env)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrSessionConfig, "the function keeps working")
+			assert.ErrorIs(t, err, ErrSelectiveConfig)
+			assert.Contains(t, err.Error(), c.want)
+			assert.Contains(t, err.Error(), "every invocation runs the deployed code")
+			assert.NotContains(t, err.Error(), key[:20], "no key material in the error")
+			assert.NotContains(t, err.Error(), testKey)
+			assert.Nil(t, cfg.Session, "never a session that would take every invocation")
+			require.NotNil(t, cfg.Selective, "selective, broken: knocks are still removed")
+			assert.Nil(t, cfg.Selective.Verifier)
+			assert.Error(t, cfg.Selective.Broken)
+			assert.Equal(t, []string{"python3"}, cfg.Command)
+		})
+	}
+	t.Run("no session settings", func(t *testing.T) {
+		env := []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "AWS_LAMBDA_FUNCTION_NAME=fn", "PLLDB_SELECTIVE=1", "PLLDB_KNOCK_STACK=shop", "PLLDB_KNOCK_KEYS=" + good}
+		cfg, err := ConfigFromEnv([]string{"python3"}, env)
+		require.ErrorIs(t, err, ErrSelectiveConfig)
+		assert.Contains(t, err.Error(), "no developer to send knocked invocations to")
+		assert.Nil(t, cfg.Session)
+	})
+	t.Run("bad session settings", func(t *testing.T) {
+		cfg, err := ConfigFromEnv([]string{"python3"}, selectiveEnv("PLLDB_ENDPOINT=http://x"))
+		require.ErrorIs(t, err, ErrSelectiveConfig)
+		assert.Nil(t, cfg.Session)
+	})
+}
+
+func TestSelectiveOffIsUnchanged(t *testing.T) {
+	cfg, err := ConfigFromEnv([]string{"python3"}, sessionEnv("PLLDB_SELECTIVE=false"))
+	require.NoError(t, err)
+	assert.Nil(t, cfg.Selective)
+	assert.NotNil(t, cfg.Session)
+}
+
+// TestKnockKeysFitLambdaEnvironment: what the docs claim about Lambda's 4 KB environment.
+func TestKnockKeysFitLambdaEnvironment(t *testing.T) {
+	keys := map[string]ed25519.PublicKey{}
+	for i := range MaxKnockKeys {
+		keys[fmt.Sprintf("s-%024d", i)] = testPub(byte(i))
+	}
+	v := FormatKnockKeys(keys)
+	assert.Len(t, "PLLDB_KNOCK_KEYS"+v, 16+MaxKnockKeys*71-1, "71 bytes per developer with 26-character session ids")
+	got, err := ParseKnockKeys(v)
+	require.NoError(t, err)
+	assert.True(t, maps.EqualFunc(keys, got, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }))
+}
+
+func FuzzParseKnockKeys(f *testing.F) {
+	seeds := []string{
+		FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1), "s-bob": testPub(2)}),
+		"s=" + base64.RawURLEncoding.EncodeToString(testPub(3)) + "=",
+		"=,=", ",", "a=b=c", "s:1.x_y-z=" + strings.Repeat("A", 43),
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		keys, err := ParseKnockKeys(v)
+		if err != nil {
+			var ids []string
+			for _, e := range strings.Split(v, ",") {
+				id, _, _ := strings.Cut(e, "=")
+				ids = append(ids, id)
+			}
+			for _, e := range strings.Split(v, ",") {
+				_, k, _ := strings.Cut(e, "=")
+				// Key material is 43 characters of base64url. Session ids are quoted, and a "key" that is also part of
+				// an id cannot be told apart.
+				if len(k) == 43 && strings.Trim(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == "" &&
+					!strings.Contains(strings.Join(ids, ","), k) && strings.Contains(err.Error(), k) {
+					t.Fatalf("error quotes key material: %v", err)
+				}
+			}
+			return
+		}
+		if len(keys) == 0 || len(keys) > MaxKnockKeys {
+			t.Fatalf("accepted %d keys", len(keys))
+		}
+		for id, k := range keys {
+			if !validSessionID(id) || len(k) != ed25519.PublicKeySize {
+				t.Fatalf("accepted a bad entry %q", id)
+			}
+		}
+		// One spelling per value: what is accepted formats back to itself, in some order.
+		again, err := ParseKnockKeys(FormatKnockKeys(keys))
+		if err != nil || len(again) != len(keys) || len(FormatKnockKeys(keys)) != len(v) {
+			t.Fatalf("accepted a value that does not format back: %q", v)
+		}
+	})
+}
+
+// TestFuzzSeedsKnockKeys keeps the committed seed corpus in step with the fuzz target's argument list.
+func TestFuzzSeedsKnockKeys(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzParseKnockKeys"))
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries)
+}
