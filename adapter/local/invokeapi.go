@@ -45,6 +45,9 @@ type InvokeRequest struct {
 	// RequestID is the invocation's id; "" gives it a fresh one. The Invoke API passes the id it already answers
 	// with, so an Event caller's x-amzn-RequestId is the id the handler and its logs see.
 	RequestID string
+	// Tail: the caller asked for the log's tail (X-Amz-Log-Type: Tail), the only place plldb local's REPORT line
+	// goes, so the only time its Max Memory Used is worth reading.
+	Tail bool
 	// TraceID is the caller's X-Amzn-Trace-Id, which Lambda passes on to the function (_X_AMZN_TRACE_ID); ""
 	// gives the invocation a fresh root.
 	TraceID string
@@ -205,6 +208,7 @@ func (a *invokeAPI) invoke(w http.ResponseWriter, r *http.Request) {
 	case "", "None":
 	case "Tail":
 		tail = true
+		req.Tail = true
 	default:
 		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException",
 			fmt.Sprintf("X-Amz-Log-Type %q is not one of None, Tail", lt))

@@ -285,7 +285,6 @@ func (p *Pipeline) startExecutors(ctx context.Context, fns []template.Function) 
 		MaxConcurrency:       p.opts.MaxConcurrency,
 		Concurrency:          Concurrencies(fns, p.opts),
 		IdleTimeout:          p.opts.IdleTimeout,
-		ReportMemory:         true, // Max Memory Used, for the REPORT line
 		DeveloperCredentials: p.opts.Credentials,
 		Hooks:                p.hooks(),
 		Logger:               p.log,
@@ -545,8 +544,12 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	var facts string
 	if v, ok := p.reports.LoadAndDelete(id); ok {
 		f := v.(reportFacts)
-		if f.maxMemoryMB > 0 {
-			facts += fmt.Sprintf("\tMax Memory Used: %d MB", f.maxMemoryMB)
+		// Read only when the caller gets the log (the sandbox's peak then, which only grows; a sandbox gone, as
+		// after a timeout, leaves it out): reading it costs more than the rest of a trivial invocation's REPORT.
+		if req.Tail && f.pid > 0 {
+			if mb := executor.PeakMemoryMB(f.pid); mb > 0 {
+				facts += fmt.Sprintf("\tMax Memory Used: %d MB", mb)
+			}
 		}
 		if f.init > 0 {
 			facts += fmt.Sprintf("\tInit Duration: %.2f ms", float64(f.init.Microseconds())/1000)
@@ -652,8 +655,8 @@ func (p *Pipeline) hooks() devside.Hooks {
 // local that sandbox, not the emulated Lambda sandbox in front of it, is the one that pays the cold start and
 // holds the handler's memory, as Lambda's execution environment does.
 type reportFacts struct {
-	init        time.Duration // Init Duration; 0 for a warm invocation
-	maxMemoryMB int           // Max Memory Used; 0 when unknown
+	init time.Duration // Init Duration; 0 for a warm invocation
+	pid  int           // the developer sandbox's process, whose peak is Max Memory Used; 0 when unknown
 }
 
 // sandboxFacts notes each invocation's reportFacts from the developer side's answer, for its REPORT line.
@@ -669,10 +672,10 @@ func (o sandboxFacts) Started(inv *wire.Invoke) {
 }
 
 func (o sandboxFacts) Finished(inv *wire.Invoke, out executor.Outcome, err error) {
-	if out.InitDuration > 0 || out.MaxMemoryMB > 0 {
+	if out.InitDuration > 0 || out.PID > 0 {
 		// Only while the REPORT line is still to be written: an answer that comes after it (the sandbox gave up
 		// at its deadline) must not leave an entry behind.
-		o.p.reports.CompareAndSwap(inv.RequestID, reportFacts{}, reportFacts{init: out.InitDuration, maxMemoryMB: out.MaxMemoryMB})
+		o.p.reports.CompareAndSwap(inv.RequestID, reportFacts{}, reportFacts{init: out.InitDuration, pid: out.PID})
 	}
 	if o.next != nil {
 		o.next.Finished(inv, out, err)
