@@ -15,7 +15,7 @@ import (
 // TestSelectiveLaunchStopsOnlyKnockedInvocations: with "selective": true an invocation without a knock runs past
 // the breakpoint, and one with a knock stops there, with the knock gone from the event the debugger shows.
 func TestSelectiveLaunchStopsOnlyKnockedInvocations(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	app := helloApp(t)
 	file := filepath.Join(app, "src", "app.py")
 	line := bpLine(t, file, "handler")

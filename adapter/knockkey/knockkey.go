@@ -110,8 +110,15 @@ func (s *Session) Verifier(names ...string) (*knock.Verifier, error) {
 	})
 }
 
-// Dir is where session files live: os.UserCacheDir()/plldb/knock.
+// DirEnv names a directory to keep session files in instead of the default, for tests and for developers
+// whose cache directory is shared; the same permission rules apply to it.
+const DirEnv = "PLLDB_KNOCK_DIR"
+
+// Dir is where session files live: $PLLDB_KNOCK_DIR, else os.UserCacheDir()/plldb/knock.
 func Dir() (string, error) {
+	if d := os.Getenv(DirEnv); d != "" {
+		return d, nil
+	}
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("knock session directory: %w", err)

@@ -158,3 +158,16 @@ func TestMintRefusesLongLifetime(t *testing.T) {
 	_, err = v.Verify(tok, knock.Request{HTTP: true, Method: "POST", Path: "/orders/1"})
 	assert.NoError(t, err)
 }
+
+func TestDirEnv(t *testing.T) {
+	cacheDir(t)
+	dir := filepath.Join(t.TempDir(), "knock")
+	t.Setenv(DirEnv, dir)
+	s, err := New(LocalAudience)
+	require.NoError(t, err)
+	require.NoError(t, s.Save())
+	fi, err := os.Stat(filepath.Join(dir, "local.json"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	require.NoError(t, s.Remove())
+}

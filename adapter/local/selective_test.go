@@ -55,7 +55,7 @@ type echoed struct {
 }
 
 func TestSelectiveRoutesByKnock(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	// Runs after the pipeline's Close (cleanups run last first): the session file is gone, and plldb knock then
 	// says no session is running.
 	t.Cleanup(func() {
@@ -161,6 +161,8 @@ func TestSelectiveRoutesByKnock(t *testing.T) {
 		assert.NotContains(t, logs.String(), strings.Split(k, ".")[2], "not even its signature")
 	}
 	assert.NotContains(t, logs.String(), base64.StdEncoding.EncodeToString(loaded.Private.Seed()))
+	assert.NotContains(t, logs.String(), knock.Header, "no knock of any kind in the logs")
+	assert.NotContains(t, handlerOut.String(), knock.Header, "nor in what handlers printed")
 }
 
 func compact(t *testing.T, raw json.RawMessage) string {

@@ -37,7 +37,7 @@ func knockCmd(t *testing.T, args ...string) (string, error) {
 }
 
 func TestKnockWithoutSession(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	_, err := knockCmd(t, "--local")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no selective session is running")
@@ -52,7 +52,7 @@ func TestKnockWithoutSession(t *testing.T) {
 }
 
 func TestKnockFormats(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	s := knockSession(t, "orders", "")
 	v, err := s.Verifier("CreateOrder")
 	require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestKnockFormats(t *testing.T) {
 }
 
 func TestKnockLocalPrintsTheEndpoint(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	knockSession(t, knockkey.LocalAudience, "http://127.0.0.1:4567")
 	out, err := knockCmd(t, "--local", "--aws-cli", "--function", "Echo")
 	require.NoError(t, err)
@@ -107,7 +107,7 @@ func TestKnockLocalPrintsTheEndpoint(t *testing.T) {
 // TestInvokeKnockLocal: plldb local --selective runs an unknocked invocation without debugpy and one sent
 // with plldb invoke --knock under it, with the knock stripped; the banner says how to knock.
 func TestInvokeKnockLocal(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`AWSTemplateFormatVersion: "2010-09-09"
@@ -127,6 +127,8 @@ def handler(event, context):
     return {"debugpy": "debugpy" in sys.modules, "custom": cc.custom if cc else None}
 `), 0o644))
 	_, endpoint, out := startLocal(t, filepath.Join(dir, "template.yaml"), "--selective")
+	// The banner goes on after the endpoint line startLocal waits for.
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Ctrl-C stops.") }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, out.String(), "Selective mode")
 	assert.Contains(t, out.String(), "plldb knock --local")
 
@@ -143,4 +145,6 @@ def handler(event, context):
 	res := invokeOnce("--knock")
 	assert.Equal(t, true, res["debugpy"], "knocked: under debugpy")
 	assert.Equal(t, map[string]any{}, res["custom"], "the knock is stripped from the client context")
+	// Every knock starts with the pinned header: none appears in plldb local's output.
+	assert.NotContains(t, out.String(), knock.Header)
 }
