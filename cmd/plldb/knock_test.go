@@ -49,6 +49,11 @@ func TestKnockWithoutSession(t *testing.T) {
 	assert.ErrorContains(t, err, "--stack-name X")
 	_, err = knockCmd(t, "--local", "--for", "13h")
 	assert.ErrorContains(t, err, "--for")
+
+	var stdout, stderr strings.Builder
+	err = run(t.Context(), []string{"invoke", "Echo", "--knock", "--endpoint-url", "http://127.0.0.1:1"}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--knock: no selective session is running", "refused before any call")
 }
 
 func TestKnockFormats(t *testing.T) {
