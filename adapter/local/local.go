@@ -58,6 +58,10 @@ type Options struct {
 	// session's key file (adapter/knockkey, audience knockkey.LocalAudience) is written at Start for
 	// `plldb knock --local` and removed by Close.
 	Selective bool
+	// PlainObserver, if set, hears the start and end of each invocation selective mode runs on a plain executor
+	// (Hooks.Observer hears only those that go through the developer side, which a debugger may be holding):
+	// `plldb local` prints both alike, while a debug adapter has no debuggee to show for the plain ones.
+	PlainObserver devside.Observer
 	// MaxConcurrency caps the concurrent invocations of each function without ReservedConcurrentExecutions in
 	// the template (a reservation is the function's cap instead); 0 → DefaultMaxConcurrency. Past its limit a
 	// synchronous invocation is throttled (429), an Event invocation waits in the queue.

@@ -12,6 +12,7 @@ import (
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/adapter/template"
+	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/carrier"
 )
 
@@ -119,6 +120,11 @@ func (p *Pipeline) runPlain(ctx context.Context, sf *servedFunction, id string, 
 	start := time.Now()
 	fmt.Fprintf(logs, "START RequestId: %s Version: $LATEST\n", id)
 	p.plainLogs.Store(id, logs)
+	var inv *wire.Invoke
+	if obs := p.opts.PlainObserver; obs != nil {
+		inv = &wire.Invoke{RequestID: id, Function: wire.FunctionIdentity{LogicalID: sf.LogicalID, Name: sf.Name, ARN: invoked, Runtime: sf.Runtime, Handler: sf.Handler}}
+		obs.Started(inv)
+	}
 	out, err := sf.plain.Invoke(ctx, executor.Invocation{
 		RequestID:     id,
 		Event:         req.Payload,
@@ -130,6 +136,9 @@ func (p *Pipeline) runPlain(ctx context.Context, sf *servedFunction, id string, 
 		Credentials:   p.plainDev.Credentials(ctx),
 	})
 	p.plainLogs.Delete(id)
+	if inv != nil {
+		p.opts.PlainObserver.Finished(inv, out, err)
+	}
 	if err != nil {
 		return InvokeResponse{}, fmt.Errorf("invoke %s: %w", sf.LogicalID, err)
 	}

@@ -150,6 +150,8 @@ def handler(event, context):
 	res := invokeOnce("--knock")
 	assert.Equal(t, true, res["debugpy"], "knocked: under debugpy")
 	assert.Equal(t, map[string]any{}, res["custom"], "the knock is stripped from the client context")
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "END   Echo") == 2 }, 10*time.Second, 10*time.Millisecond,
+		"both invocations are printed, the plain one too: %s", out.String())
 	// Every knock starts with the pinned header: none appears in plldb local's output.
 	assert.NotContains(t, out.String(), knock.Header)
 }

@@ -78,6 +78,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	// Selective mode's unknocked invocations bypass the developer side: printed all the same.
+	opts.PlainObserver = printer
 	if opts.AllowRemote {
 		opts.Token = newToken()
 	}
