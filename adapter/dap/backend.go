@@ -64,7 +64,12 @@ func (b localBackend) banner() string {
 	for _, fn := range b.p.Functions() {
 		names = append(names, fn.LogicalID)
 	}
-	return fmt.Sprintf("plldb: debugging %s; Invoke API at %s\n", strings.Join(names, ", "), b.p.Endpoint())
+	selective := ""
+	if b.p.KnockSession() != nil {
+		selective = " (selective: only invocations with a knock stop; get one with plldb knock --local, or plldb invoke FN --knock)"
+	}
+	// The endpoint stays last: clients and tests read it from the end of the line.
+	return fmt.Sprintf("plldb: debugging %s%s; Invoke API at %s\n", strings.Join(names, ", "), selective, b.p.Endpoint())
 }
 
 func (b localBackend) close(ctx context.Context) error { return b.p.Close(ctx) }
@@ -140,6 +145,7 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 			Host:        cfg.InvokeHost,
 			Port:        cfg.InvokePort,
 			Debug:       !cfg.NoDebug,
+			Selective:   cfg.Selective,
 			Env:         cfg.Env,
 			Hooks:       hooks,
 			Logger:      log,

@@ -28,6 +28,9 @@ type LaunchConfig struct {
 	RedirectOutput bool // default true: handler output becomes output events
 	Strict         bool
 	NoDebug        bool
+	// Selective (mode local): only invocations carrying a knock of this session (plldb knock --local) run under
+	// debugpy and stop at breakpoints; every other one runs at full speed without it (local.Options.Selective).
+	Selective bool
 	// `plldb local`'s --max-concurrency and --account-concurrency (0: its defaults).
 	MaxConcurrency, AccountConcurrency int
 	// AWS mode: the deployed stack, the AWS configuration (SDK default chain when empty), the helper stack
@@ -114,6 +117,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("redirectOutput", &c.RedirectOutput, "true or false")
 	field("strict", &c.Strict, "true or false")
 	field("noDebug", &c.NoDebug, "true or false")
+	field("selective", &c.Selective, "true or false")
 	field("stackName", &c.StackName, "a string")
 	field("region", &c.Region, "a string")
 	field("profile", &c.Profile, "a string")
@@ -136,6 +140,9 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 		}
 		if c.StackName == "" {
 			return nil, errors.New(`"stackName" is required with "mode": "aws"`)
+		}
+		if c.Selective {
+			return nil, errors.New(`"selective" works with "mode": "local" only in this version`)
 		}
 	default:
 		return nil, fmt.Errorf(`"mode" %q is not supported: want "local" or "aws"`, c.Mode)

@@ -72,6 +72,13 @@ func (d *developerCredentials) get(ctx context.Context) *executor.Credentials {
 	return &executor.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
 }
 
+// Credentials are the credentials a handler runs with when no sandbox sent any: the developer's (refreshed when
+// expired) when the side was configured with them, else nil. plldb local's selective mode runs unknocked
+// invocations on an executor of its own and gives them these, as the relayed ones get them.
+func (s *Side) Credentials(ctx context.Context) *executor.Credentials {
+	return s.credentialsFor(ctx, nil)
+}
+
 // credentialsFor chooses an invocation's credentials: the developer's when the session was configured with
 // them, else the ones its sandbox sent (the function's role), else none.
 func (s *Side) credentialsFor(ctx context.Context, sent *wire.Credentials) *executor.Credentials {

@@ -25,8 +25,10 @@ import (
 
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/gateway"
+	"github.com/plldb/plldb/bridge/knock"
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
@@ -50,6 +52,16 @@ type Options struct {
 	// OpenDebugpy lets any local client attach to the debugpys without their token (executor.Spec.OpenDebugpy),
 	// for `plldb local --debug`, which prints the ports for an editor to attach to directly.
 	OpenDebugpy bool
+	// Selective runs each function as two executors (selective.go): invocations carrying a valid knock from this
+	// pipeline's session (KnockSession) go through the relay to the usual executor, under debugpy with Debug;
+	// every other invocation runs at full speed on a second executor without debugpy, with no relay hop. The
+	// session's key file (adapter/knockkey, audience knockkey.LocalAudience) is written at Start for
+	// `plldb knock --local` and removed by Close.
+	Selective bool
+	// PlainObserver, if set, hears the start and end of each invocation selective mode runs on a plain executor
+	// (Hooks.Observer hears only those that go through the developer side, which a debugger may be holding):
+	// `plldb local` prints both alike, while a debug adapter has no debuggee to show for the plain ones.
+	PlainObserver devside.Observer
 	// MaxConcurrency caps the concurrent invocations of each function without ReservedConcurrentExecutions in
 	// the template (a reservation is the function's cap instead); 0 → DefaultMaxConcurrency. Past its limit a
 	// synchronous invocation is throttled (429), an Event invocation waits in the queue.
@@ -92,6 +104,10 @@ type servedFunction struct {
 	template.Function
 	exec    *executor.Executor
 	timeout time.Duration
+	// plain and verifier are set in selective mode: the executor without debugpy that runs unknocked
+	// invocations, and the verifier of this function's knocks.
+	plain    *executor.Executor
+	verifier *knock.Verifier
 
 	// Concurrency (limits.go): limit is set once at start; slots is guarded by the pipeline's limits lock.
 	limit    int
@@ -115,6 +131,11 @@ type Pipeline struct {
 	session  relay.Session
 	audience string
 	dev      *devside.Side
+	// Selective mode (selective.go): the plain executors' developer side, the knock session, and the log
+	// buffers of the unknocked invocations running, by request id.
+	plainDev  *devside.Side
+	knocks    *knockkey.Session
+	plainLogs sync.Map
 	// reports holds, by request id, what the REPORT line needs from the developer sandbox that ran the
 	// invocation (a reportFacts): an empty entry from the START line, filled in by the developer side's answer
 	// (see sandboxFacts), taken by the REPORT line.
@@ -183,6 +204,9 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	if err := p.startExecutors(ctx, fns); err != nil {
 		return nil, err
 	}
+	if err := p.startSelective(ctx, fns); err != nil {
+		return nil, err
+	}
 	p.setupLimits()
 	p.events = newEventQueue(p)
 	p.wg.Add(1)
@@ -194,6 +218,9 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 		return nil, err
 	}
 	if err := p.serveInvokeAPI(); err != nil {
+		return nil, err
+	}
+	if err := p.saveKnockSession(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -511,6 +538,12 @@ func (p *Pipeline) invoke(ctx context.Context, sf *servedFunction, req InvokeReq
 
 // run runs one invocation of sf, with request id id, in a slot the caller holds.
 func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req InvokeRequest) (InvokeResponse, error) {
+	if sf.plain != nil {
+		var knocked bool
+		if req, knocked = p.route(sf, req); !knocked {
+			return p.runPlain(ctx, sf, id, req)
+		}
+	}
 	sb, err := p.acquire(ctx, sf)
 	if err != nil {
 		return InvokeResponse{}, err
@@ -618,6 +651,16 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 	if p.dev != nil {
 		if err := p.dev.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.plainDev != nil {
+		if err := p.plainDev.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.knocks != nil {
+		if err := p.knocks.Remove(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/invoke"
 )
@@ -57,6 +58,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		region        = fs.String("region", "", "AWS region (default: from the environment or profile; us-east-1 for plldb local)")
 		profile       = fs.String("profile", "", "AWS profile, with --stack-name (default: AWS_PROFILE or the default profile)")
 		logDest       = fs.String("log", "stderr", "where the log tail goes: stderr, none (not asked for), or a file path")
+		withKnock     = fs.Bool("knock", false, "carry a knock of the running selective session (plldb local --selective, or plldb attach --stack-name X --selective) in the client context, so the invocation stops at your breakpoints")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: plldb invoke FN [flags]\n\nFN is a function's logical id or name (an ARN with --stack-name). Flags:")
@@ -82,6 +84,23 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if req.ClientContext, err = invoke.ParseClientContext(*clientContext); err != nil {
 			return fmt.Errorf("plldb invoke: --client-context: %w", err)
 		}
+	}
+	if *withKnock {
+		// The knock goes in ClientContext.custom, the carrier of a direct Invoke, whatever the event's shape; it
+		// lives a minute, since the invocation is sent now.
+		audience := knockkey.LocalAudience
+		if *stackName != "" {
+			audience = *stackName
+		}
+		s, err := loadKnockSession(audience)
+		if err != nil {
+			return fmt.Errorf("plldb invoke: --knock: %w", err)
+		}
+		tok, err := s.Mint(knockkey.MintOptions{TTL: invokeKnockTTL})
+		if err != nil {
+			return fmt.Errorf("plldb invoke: --knock: %w", err)
+		}
+		req.SetCustom("plldbKnock", tok)
 	}
 	if err := invoke.Check(req); err != nil {
 		return fmt.Errorf("plldb invoke: %w", err)

@@ -39,6 +39,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&opts.MaxConcurrency, "max-concurrency", local.DefaultMaxConcurrency, "concurrent invocations per function without ReservedConcurrentExecutions; past it a synchronous invocation gets 429 and an Event invocation waits")
 	fs.IntVar(&opts.AccountConcurrency, "account-concurrency", local.DefaultAccountConcurrency, "concurrent invocations across all functions (Lambda's account quota), shared by those without a reservation")
 	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports (with --listen: behind plldb's DAP server instead)")
+	fs.BoolVar(&opts.Selective, "selective", false, "only invocations carrying a knock (plldb knock --local) run under the debugger; every other one runs at full speed without debugpy (implies --debug)")
 	profile := fs.String("profile", "", "AWS profile whose credentials the handlers get as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (default: the SDK's chain: environment, AWS_PROFILE, the default profile, SSO …)")
 	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
@@ -57,7 +58,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeLog()
 	opts.Parameters, opts.Functions, opts.Logger = params, functions, log
-	if *listen != "" {
+	if *listen != "" || opts.Selective {
+		// Selective mode exists to stop at breakpoints on the knocked invocations: their executor runs debugpy.
 		opts.Debug = true
 	}
 	// The ports are printed for an editor that attaches to debugpy directly and cannot authorize; behind the DAP
@@ -76,6 +78,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	// Selective mode's unknocked invocations bypass the developer side: printed all the same.
+	opts.PlainObserver = printer
 	if opts.AllowRemote {
 		opts.Token = newToken()
 	}
@@ -178,6 +182,14 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 			env, p.Endpoint(), fns[0].LogicalID)
 		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' out.json  # AWS CLI v1\n",
 			env, p.Endpoint(), fns[0].LogicalID)
+	}
+	if p.KnockSession() != nil {
+		fmt.Fprintln(w, "Selective mode: only invocations carrying a knock run under the debugger; the rest run at full speed without it.")
+		fmt.Fprintln(w, "  plldb knock --local               # prints the X-Plldb-Knock header for HTTP events")
+		fmt.Fprintln(w, "  plldb knock --local --aws-cli     # a ready-to-run aws lambda invoke with the knock in its client context")
+		if fns := p.Functions(); len(fns) > 0 {
+			fmt.Fprintf(w, "  plldb invoke %s --knock --endpoint-url %s\n", fns[0].LogicalID, p.Endpoint())
+		}
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")
 }

@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"uninstall": {"delete the helper stack and its assets bucket", runUninstall},
 	"status":    {"list the helper stack installs of a region", runStatus},
 	"invoke":    {"send one invocation to plldb local or a deployed function and print its result and log tail", runInvoke},
+	"knock":     {"print a knock (header, curl, aws cli or boto3 line) that sends an invocation to the running selective session", runKnock},
 	"version":   {"print the version", runVersion},
 }
 

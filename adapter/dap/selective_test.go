@@ -1,0 +1,57 @@
+package dap
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/knockkey"
+)
+
+// TestSelectiveLaunchStopsOnlyKnockedInvocations: with "selective": true an invocation without a knock runs past
+// the breakpoint, and one with a knock stops there, with the knock gone from the event the debugger shows.
+func TestSelectiveLaunchStopsOnlyKnockedInvocations(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	app := helloApp(t)
+	file := filepath.Join(app, "src", "app.py")
+	line := bpLine(t, file, "handler")
+	c := startAdapter(t)
+	endpoint := launch(t, c, app, []string{"HelloFunction"}, map[string]any{"selective": true})
+	bps := setBreakpoints(t, c, file, map[string]any{"line": line})
+	require.Len(t, bps, 1)
+	c.Request(t, "configurationDone", nil)
+
+	// Unknocked: answered without stopping.
+	r := result(t, invoke(t, endpoint, "HelloFunction", `{"name": "plain"}`))
+	assert.Equal(t, 200, r.status)
+	assert.Contains(t, r.body, "plain")
+
+	s, err := knockkey.Load(knockkey.LocalAudience)
+	require.NoError(t, err, "the launch wrote the session file")
+	tok, err := s.Mint(knockkey.MintOptions{Function: "HelloFunction", TTL: time.Minute})
+	require.NoError(t, err)
+	ch := invoke(t, endpoint, "HelloFunction", `{"name": "knocked", "headers": {"X-Plldb-Knock": "`+tok+`"}}`)
+	st := c.ExpectStoppedEventReason(t, "breakpoint")
+	frames := c.StackTrace(t, st.ThreadID)
+	require.NotEmpty(t, frames)
+	assert.Equal(t, line, frames[0].Line)
+	ev := c.Evaluate(t, frames[0].ID, "repr(event)")
+	assert.Contains(t, ev, "knocked")
+	assert.NotContains(t, ev, tok)
+	assert.NotContains(t, strings.ToLower(ev), "x-plldb-knock", "the knock is stripped before the handler")
+	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
+	r = result(t, ch)
+	assert.Equal(t, 200, r.status)
+	assert.NotContains(t, r.body, tok)
+}
+
+func TestSelectiveNeedsLocalMode(t *testing.T) {
+	_, err := parseLaunch([]byte(`{"mode": "aws", "stackName": "orders", "selective": true}`))
+	assert.ErrorContains(t, err, `"selective"`)
+	_, err = parseLaunch([]byte(`{"selective": "yes"}`))
+	assert.ErrorContains(t, err, `"selective" must be true or false`)
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/knockkey"
+	"github.com/plldb/plldb/bridge/knock"
+	"github.com/plldb/plldb/layer/carrier"
+)
+
+// knockSession starts a selective session of audience owned by this test process, as plldb local or attach would.
+func knockSession(t *testing.T, audience, endpoint string) *knockkey.Session {
+	t.Helper()
+	s, err := knockkey.New(audience)
+	require.NoError(t, err)
+	s.Endpoint = endpoint
+	require.NoError(t, s.Save())
+	t.Cleanup(func() { _ = s.Remove() })
+	return s
+}
+
+func knockCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	err := run(t.Context(), append([]string{"knock"}, args...), &stdout, &stderr)
+	return stdout.String(), err
+}
+
+func TestKnockWithoutSession(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	_, err := knockCmd(t, "--local")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no selective session is running")
+	assert.Contains(t, err.Error(), "plldb local --selective")
+	_, err = knockCmd(t, "--stack-name", "orders")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "plldb attach --stack-name orders --selective")
+	_, err = knockCmd(t)
+	assert.ErrorContains(t, err, "--stack-name X")
+	_, err = knockCmd(t, "--local", "--for", "13h")
+	assert.ErrorContains(t, err, "--for")
+
+	var stdout, stderr strings.Builder
+	err = run(t.Context(), []string{"invoke", "Echo", "--knock", "--endpoint-url", "http://127.0.0.1:1"}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--knock: no selective session is running", "refused before any call")
+}
+
+func TestKnockFormats(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	s := knockSession(t, "orders", "")
+	v, err := s.Verifier("CreateOrder")
+	require.NoError(t, err)
+
+	out, err := knockCmd(t, "--stack-name", "orders", "--function", "CreateOrder", "--for", "10m", "--route", "POST /orders/*")
+	require.NoError(t, err)
+	tok, ok := strings.CutPrefix(strings.TrimSpace(out), "X-Plldb-Knock: ")
+	require.True(t, ok, out)
+	c, err := v.Verify(tok, knock.Request{HTTP: true, Method: "POST", Path: "/orders/7"})
+	require.NoError(t, err)
+	assert.Equal(t, "orders/CreateOrder", c.Audience)
+	assert.WithinDuration(t, time.Now().Add(10*time.Minute), c.Expires, 5*time.Second)
+	_, err = v.Verify(tok, knock.Request{HTTP: true, Method: "GET", Path: "/orders/7"})
+	assert.ErrorIs(t, err, knock.ErrRoute, "bound to its route")
+
+	out, err = knockCmd(t, "--stack-name", "orders", "--curl", "https://api.example.com/orders")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`^curl -H 'X-Plldb-Knock: ([^']+)' 'https://api\.example\.com/orders'\n$`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	_, err = v.Verify(m[1], knock.Request{})
+	assert.NoError(t, err)
+
+	out, err = knockCmd(t, "--stack-name", "orders", "--function", "CreateOrder", "--aws-cli")
+	require.NoError(t, err)
+	m = regexp.MustCompile(`^aws lambda invoke --function-name 'CreateOrder' --client-context ([A-Za-z0-9+/=]+) --payload '\{\}' --cli-binary-format raw-in-base64-out out\.json\n$`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	cc, err := base64.StdEncoding.DecodeString(m[1])
+	require.NoError(t, err)
+	o := carrier.Check(v, []byte(`{}`), string(cc))
+	assert.True(t, o.Knocked, "the layer finds and accepts the knock in the client context: %v", o.Err)
+	assert.JSONEq(t, `{"custom":{}}`, o.ClientContext)
+
+	out, err = knockCmd(t, "--stack-name", "orders", "--boto3")
+	require.NoError(t, err)
+	assert.Contains(t, out, `boto3.client("lambda").invoke(FunctionName="FUNCTION", Payload=b"{}", ClientContext="`)
+
+	_, err = knockCmd(t, "--stack-name", "orders", "--boto3", "--aws-cli")
+	assert.ErrorContains(t, err, "one at a time")
+}
+
+func TestKnockLocalPrintsTheEndpoint(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	knockSession(t, knockkey.LocalAudience, "http://127.0.0.1:4567")
+	out, err := knockCmd(t, "--local", "--aws-cli", "--function", "Echo")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(out, "aws lambda invoke --endpoint-url 'http://127.0.0.1:4567' --function-name 'Echo' --client-context "), out)
+	out, err = knockCmd(t, "--local", "--boto3")
+	require.NoError(t, err)
+	assert.Contains(t, out, `boto3.client("lambda", endpoint_url="http://127.0.0.1:4567")`)
+}
+
+// TestInvokeKnockLocal: plldb local --selective runs an unknocked invocation without debugpy and one sent
+// with plldb invoke --knock under it, with the knock stripped; the banner says how to knock.
+func TestInvokeKnockLocal(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.12
+`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(`import sys
+
+def handler(event, context):
+    cc = context.client_context
+    return {"debugpy": "debugpy" in sys.modules, "custom": cc.custom if cc else None}
+`), 0o644))
+	_, endpoint, out := startLocal(t, filepath.Join(dir, "template.yaml"), "--selective")
+	// The banner goes on after the endpoint line startLocal waits for.
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Ctrl-C stops.") }, 10*time.Second, 10*time.Millisecond)
+	assert.Contains(t, out.String(), "Selective mode")
+	assert.Contains(t, out.String(), "plldb knock --local")
+
+	invokeOnce := func(args ...string) map[string]any {
+		t.Helper()
+		var stdout, stderr strings.Builder
+		err := run(t.Context(), append([]string{"invoke", "Echo", "--endpoint-url", endpoint, "--log", "none"}, args...), &stdout, &stderr)
+		require.NoError(t, err, stderr.String())
+		var res map[string]any
+		require.NoError(t, json.Unmarshal([]byte(stdout.String()), &res), stdout.String())
+		return res
+	}
+	assert.Equal(t, false, invokeOnce()["debugpy"], "unknocked: the deployed code, without debugpy")
+	res := invokeOnce("--knock")
+	assert.Equal(t, true, res["debugpy"], "knocked: under debugpy")
+	assert.Equal(t, map[string]any{}, res["custom"], "the knock is stripped from the client context")
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "END   Echo") == 2 }, 10*time.Second, 10*time.Millisecond,
+		"both invocations are printed, the plain one too: %s", out.String())
+	// Every knock starts with the pinned header: none appears in plldb local's output.
+	assert.NotContains(t, out.String(), knock.Header)
+}
