@@ -45,6 +45,10 @@ const (
 	// EnvCredentials is "function" when the layer sends the function's role credentials to the developer with
 	// each invocation (Session.Credentials).
 	EnvCredentials = "PLLDB_CREDENTIALS"
+	// The selective mode variables (Session.Selective), as layer/proxy reads them.
+	EnvSelective  = "PLLDB_SELECTIVE"
+	EnvKnockKeys  = "PLLDB_KNOCK_KEYS"
+	EnvKnockStack = "PLLDB_KNOCK_STACK"
 )
 
 // SessionTag is the tag Instrument puts on every function it changes (value: the session id) and a restore

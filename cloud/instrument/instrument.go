@@ -13,6 +13,7 @@ package instrument
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -66,6 +67,13 @@ type Session struct {
 	// FunctionCredentials sets PLLDB_CREDENTIALS=function: the layer sends the function's execution-role
 	// credentials with each invocation, for the developer's handler to run with. Off, they never leave the sandbox.
 	FunctionCredentials bool
+	// Selective instruments for selective mode (docs/knock.md): the layer sends only invocations that carry a
+	// valid knock of KnockKey to the developer and runs every other one as the deployed code. It sets
+	// PLLDB_SELECTIVE, PLLDB_KNOCK_KEYS (ID=KnockKey: the layer takes a knock's issuer as the session that routes
+	// it, so the key is listed under this session's id) and PLLDB_KNOCK_STACK=KnockStack.
+	Selective  bool
+	KnockKey   ed25519.PublicKey // the session's knock verification key; public, but still not logged
+	KnockStack string            // the stack name knocks are bound to (their audience)
 }
 
 // Target is a function to instrument with its ticket key.
@@ -247,6 +255,10 @@ func (in *Instrumenter) check(s Session, targets []Target) error {
 		return errors.New("attach: empty session id")
 	case s.Endpoint == "":
 		return errors.New("attach: empty relay endpoint")
+	case s.Selective && len(s.KnockKey) != ed25519.PublicKeySize:
+		return fmt.Errorf("attach: selective mode needs the session's %d-byte Ed25519 knock key", ed25519.PublicKeySize)
+	case s.Selective && s.KnockStack == "":
+		return errors.New("attach: selective mode needs the stack name knocks are bound to")
 	case in.Layers.X86_64 == "" || in.Layers.Arm64 == "":
 		return errors.New("attach: the plldb layer ARNs for x86_64 and arm64 are both needed (is the helper stack installed?)")
 	}
@@ -382,6 +394,11 @@ func sessionEnvironment(own map[string]string, s Session, t Target) map[string]s
 	}
 	if s.FunctionCredentials {
 		env[EnvCredentials] = "function"
+	}
+	if s.Selective {
+		env[EnvSelective] = "true"
+		env[EnvKnockKeys] = s.ID + "=" + base64.RawURLEncoding.EncodeToString(s.KnockKey)
+		env[EnvKnockStack] = s.KnockStack
 	}
 	return env
 }

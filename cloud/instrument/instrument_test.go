@@ -2,6 +2,7 @@ package instrument_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -468,4 +469,79 @@ func TestEnvironmentLimitIsExactlyLambdas(t *testing.T) {
 	results, err := in.Restore(ctx, s.ID)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]instrument.Outcome{fits.Name: instrument.Restored}, outcomes(results))
+}
+
+func TestSelectiveAttachAddsTheKnockVariablesAndRestoreRemovesThem(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pub, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	s := session("s-selective")
+	s.Selective, s.KnockKey, s.KnockStack = true, pub, "orders-dev"
+	tg := e.create(fn{what: "sel", env: map[string]string{"TABLE": "orders"}})
+	before := restorable(t, e.raw(tg.Name))
+	in := e.instrumenter(instrument.NewMemoryClaims())
+
+	_, err = in.Instrument(ctx, s, []instrument.Target{tg})
+	require.NoError(t, err)
+	v := vars(e.config(tg.Name))
+	assert.Equal(t, "true", v["PLLDB_SELECTIVE"])
+	assert.Equal(t, "s-selective="+base64.RawURLEncoding.EncodeToString(pub), v["PLLDB_KNOCK_KEYS"])
+	assert.Equal(t, "orders-dev", v["PLLDB_KNOCK_STACK"])
+	assert.Equal(t, "s-selective", v["PLLDB_SESSION"], "the key is listed under the session the layer routes knocks to")
+	assert.Equal(t, "orders", v["TABLE"])
+
+	results, err := in.Restore(ctx, s.ID)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Restored}, outcomes(results))
+	after := vars(e.config(tg.Name))
+	for _, k := range []string{"PLLDB_SELECTIVE", "PLLDB_KNOCK_KEYS", "PLLDB_KNOCK_STACK"} {
+		assert.NotContains(t, after, k)
+	}
+	assert.Equal(t, before, restorable(t, e.raw(tg.Name)), "back byte for byte")
+}
+
+func TestSelectiveVariablesCountInTheEnvironmentLimit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pub, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	s := session("s-sellimit")
+	s.Selective, s.KnockKey, s.KnockStack = true, pub, "orders-dev"
+	tg := e.create(fn{what: "sellimit"})
+	withPlldb := map[string]string{
+		"PAD": "", "AWS_LAMBDA_EXEC_WRAPPER": instrument.WrapperPath, "PLLDB_ENDPOINT": s.Endpoint, "PLLDB_SESSION": s.ID,
+		"PLLDB_FUNCTION_KEY": base64.StdEncoding.EncodeToString(tg.Key), "PLLDB_AUDIENCE": s.Audience, "PLLDB_LOGICAL_ID": tg.LogicalID,
+	}
+	// Fits exactly without the selective variables: with them it must be refused.
+	pad := strings.Repeat("p", instrument.MaxEnvironmentBytes-instrument.EnvironmentSize(withPlldb))
+	_, err = e.lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String(tg.Name), Environment: &types.Environment{Variables: map[string]string{"PAD": pad}},
+	})
+	require.NoError(t, err)
+	in := e.instrumenter(instrument.NewMemoryClaims())
+	_, err = in.Instrument(ctx, s, []instrument.Target{tg})
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.NotContains(t, vars(e.config(tg.Name)), "PLLDB_SELECTIVE", "nothing changed")
+
+	s.Selective = false
+	_, err = in.Instrument(ctx, s, []instrument.Target{tg})
+	require.NoError(t, err, "the same function fits without selective mode")
+	_, err = in.Restore(ctx, s.ID)
+	require.NoError(t, err)
+}
+
+func TestSelectiveAttachNeedsAKeyAndAStack(t *testing.T) {
+	e := newEnv(t)
+	tg := e.create(fn{what: "selbad"})
+	in := e.instrumenter(instrument.NewMemoryClaims())
+	s := session("s-selbad")
+	s.Selective, s.KnockStack = true, "orders-dev"
+	_, err := in.Instrument(context.Background(), s, []instrument.Target{tg})
+	assert.ErrorContains(t, err, "knock key")
+	pub, _, _ := ed25519.GenerateKey(nil)
+	s.KnockKey, s.KnockStack = pub, ""
+	_, err = in.Instrument(context.Background(), s, []instrument.Target{tg})
+	assert.ErrorContains(t, err, "stack name")
 }

@@ -269,7 +269,8 @@ func onlyPlldbChanged(snap Snapshot, cur *fnConfig) bool {
 	rest := map[string]string{}
 	for k, v := range vars {
 		switch k {
-		case EnvEndpoint, EnvSession, EnvFunctionKey, EnvAudience, EnvLogicalID, EnvPrevWrapper, EnvExecWrapper:
+		case EnvEndpoint, EnvSession, EnvFunctionKey, EnvAudience, EnvLogicalID, EnvPrevWrapper, EnvExecWrapper,
+			EnvStrict, EnvCredentials, EnvSelective, EnvKnockKeys, EnvKnockStack:
 		default:
 			rest[k] = v
 		}
