@@ -25,6 +25,7 @@ import (
 
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
+	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
@@ -65,6 +66,10 @@ type Options struct {
 	MaxConcurrency int
 	// Strict: invocations no developer takes get Plldb.NoDeveloper instead of the deployed code (PLLDB_STRICT).
 	Strict bool
+	// Selective attaches in selective mode (docs/knock.md): only invocations carrying a valid knock of this
+	// session go to the developer; every other one runs the deployed code in its sandbox. Attach generates the
+	// session's knock key and saves it for `plldb knock --stack-name` (adapter/knockkey); Close removes it.
+	Selective bool
 	// Credentials chooses the AWS credentials the handlers run with: CredentialsFunction ("", the default) the
 	// function's own execution role's, which the layer sends from the sandbox with each invocation;
 	// CredentialsDeveloper the developer's own (AWS.Credentials), and the role's never leave the sandbox.
@@ -110,6 +115,7 @@ type Session struct {
 	dev     *devside.Side
 	fns     []Function
 	Results []instrument.Result // what the attach recovered from earlier sessions
+	knock   *knockkey.Session   // the knock signing key of a selective session; nil otherwise
 
 	closeOnce sync.Once
 	closeRes  []instrument.Result
@@ -188,6 +194,17 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		return nil, err
 	}
 
+	if o.Selective {
+		ks, err := knockkey.New(o.StackName)
+		if err != nil {
+			return nil, fmt.Errorf("attach: selective mode: %w", err)
+		}
+		// The layer takes a knock's issuer as the session whose link it routes the invocation over, and that
+		// link is PLLDB_SESSION's: the knock session's id has to be the attach session's.
+		ks.ID = s.ID
+		s.knock = ks
+	}
+
 	rs := relay.NewSession(s.ID, o.Owner, time.Now().Add(o.Expiry))
 	if err := c.store.PutSession(ctx, rs); err != nil {
 		return nil, fmt.Errorf("attach: create session: %w", err)
@@ -198,6 +215,13 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 			sess.cleanup()
 		}
 	}()
+	if s.knock != nil {
+		// Saved before any function changes, so that a second selective session of this stack on this machine
+		// is refused while nothing is instrumented yet.
+		if err = s.knock.Save(); err != nil {
+			return nil, fmt.Errorf("attach: selective mode: %w", err)
+		}
+	}
 
 	local := make([]template.Function, len(pairs))
 	for i, p := range pairs {
@@ -232,8 +256,12 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		// that function (the relay derives the key again from the name its ticket claims).
 		targets[i] = instrument.Target{StackFunction: p.remote, Key: ticket.FunctionKey(rs.Keys[wire.RoleFunction], p.remote.Name)}
 	}
-	att, err := s.inst.Instrument(ctx, instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict,
-		FunctionCredentials: o.Credentials != CredentialsDeveloper}, targets)
+	is := instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict,
+		FunctionCredentials: o.Credentials != CredentialsDeveloper}
+	if s.knock != nil {
+		is.Selective, is.KnockKey, is.KnockStack = true, s.knock.Public, o.StackName
+	}
+	att, err := s.inst.Instrument(ctx, is, targets)
 	if att != nil {
 		s.Results = att.Recovered
 	}
@@ -248,6 +276,9 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	return s, nil
 }
 
+// KnockSession is the session's knock signing key; nil unless Options.Selective.
+func (s *Session) KnockSession() *knockkey.Session { return s.knock }
+
 // Functions lists the attached functions.
 func (s *Session) Functions() []Function { return s.fns }
 
@@ -255,6 +286,8 @@ func (s *Session) Functions() []Function { return s.fns }
 // It uses its own context for the restore, so that a cancelled caller (Ctrl-C) still puts everything back.
 func (s *Session) Close(ctx context.Context) ([]instrument.Result, error) {
 	s.closeOnce.Do(func() {
+		// No knock is minted for a session that is ending, whatever the restore does.
+		kerr := s.removeKnock()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 		defer cancel()
 		res, err := s.inst.Restore(rctx, s.ID)
@@ -272,6 +305,7 @@ func (s *Session) Close(ctx context.Context) ([]instrument.Result, error) {
 		if err == nil {
 			s.closeErr = s.cleanupCtx(rctx)
 		}
+		s.closeErr = errors.Join(s.closeErr, kerr)
 	})
 	return s.closeRes, s.closeErr
 }
@@ -284,9 +318,23 @@ func (s *Session) cleanup() {
 	}
 }
 
-// cleanupCtx stops the developer side and deletes the session.
+// removeKnock deletes the session file of a selective session.
+func (s *Session) removeKnock() error {
+	if s.knock == nil {
+		return nil
+	}
+	if err := s.knock.Remove(); err != nil {
+		return fmt.Errorf("selective mode: %w", err)
+	}
+	return nil
+}
+
+// cleanupCtx stops the developer side, removes a selective session's knock file and deletes the session.
 func (s *Session) cleanupCtx(ctx context.Context) error {
 	var errs []error
+	if err := s.removeKnock(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.dev != nil {
 		if err := s.dev.Close(); err != nil {
 			errs = append(errs, err)
