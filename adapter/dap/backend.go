@@ -172,6 +172,7 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		AWS:         awsCfg,
 		Debug:       !cfg.NoDebug,
 		Strict:      cfg.Strict,
+		Selective:   cfg.Selective,
 		Credentials: cfg.Credentials,
 		// In AWS mode the cloud decides how many run at once; this bounds the sandboxes here.
 		MaxConcurrency: cfg.MaxConcurrency,

@@ -28,8 +28,9 @@ type LaunchConfig struct {
 	RedirectOutput bool // default true: handler output becomes output events
 	Strict         bool
 	NoDebug        bool
-	// Selective (mode local): only invocations carrying a knock of this session (plldb knock --local) run under
-	// debugpy and stop at breakpoints; every other one runs at full speed without it (local.Options.Selective).
+	// Selective: only invocations carrying a knock of this session reach the debugger. Mode local: they run under
+	// debugpy, every other one at full speed without it (local.Options.Selective; plldb knock --local). Mode aws:
+	// every other one runs the deployed code in its sandbox (awsmode.Options.Selective; plldb knock --stack-name).
 	Selective bool
 	// `plldb local`'s --max-concurrency and --account-concurrency (0: its defaults).
 	MaxConcurrency, AccountConcurrency int
@@ -140,9 +141,6 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 		}
 		if c.StackName == "" {
 			return nil, errors.New(`"stackName" is required with "mode": "aws"`)
-		}
-		if c.Selective {
-			return nil, errors.New(`"selective" works with "mode": "local" only in this version`)
 		}
 	default:
 		return nil, fmt.Errorf(`"mode" %q is not supported: want "local" or "aws"`, c.Mode)

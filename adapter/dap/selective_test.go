@@ -49,9 +49,10 @@ func TestSelectiveLaunchStopsOnlyKnockedInvocations(t *testing.T) {
 	assert.NotContains(t, r.body, tok)
 }
 
-func TestSelectiveNeedsLocalMode(t *testing.T) {
-	_, err := parseLaunch([]byte(`{"mode": "aws", "stackName": "orders", "selective": true}`))
-	assert.ErrorContains(t, err, `"selective"`)
+func TestSelectiveWorksInBothModes(t *testing.T) {
+	c, err := parseLaunch([]byte(`{"mode": "aws", "stackName": "orders", "selective": true}`))
+	require.NoError(t, err)
+	assert.True(t, c.Selective)
 	_, err = parseLaunch([]byte(`{"selective": "yes"}`))
 	assert.ErrorContains(t, err, `"selective" must be true or false`)
 }

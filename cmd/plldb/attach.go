@@ -34,6 +34,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		remote    = fs.Bool("allow-remote", false, allowRemoteUsage)
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
 		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
+		selective = fs.Bool("selective", false, "only invocations carrying a knock of this session (plldb knock --stack-name X) run here; every other one runs the deployed code")
 		creds     = fs.String("credentials", "function", "AWS credentials the handlers run with: \"function\" (the function's execution role's, which the layer sends from the sandbox with each invocation over the relay) or \"developer\" (yours, from --profile or the SDK's chain; the role's never leave the sandbox)")
 		maxConc   = fs.Int("max-concurrency", 10, "sandboxes per function here, one per invocation running at once (a function's ReservedConcurrentExecutions instead, when its template sets one); more invocations wait for one to free up")
 	)
@@ -58,7 +59,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer closeLog()
 	if *listen != "" {
-		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, maxConcurrency: *maxConc, credentials: *creds, flags: a}, stdout, stderr, log)
+		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, selective: *selective, maxConcurrency: *maxConc, credentials: *creds, flags: a}, stdout, stderr, log)
 	}
 	if *remote {
 		return errors.New("plldb attach: --allow-remote goes with --listen")
@@ -72,14 +73,19 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
 		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
-		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, MaxConcurrency: *maxConc, Credentials: *creds, Logger: log,
+		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, Selective: *selective, MaxConcurrency: *maxConc, Credentials: *creds, Logger: log,
 		Hooks: devside.Hooks{OnSandboxStart: printer.sandboxStarted},
 	})
 	if err != nil {
 		return err
 	}
 	printResults(stdout, "recovered from an earlier session", s.Results)
-	fmt.Fprintf(stdout, "plldb: session %s attached to %d function(s) of stack %s; their invocations now run here.\n", s.ID, len(s.Functions()), *stackName)
+	if *selective {
+		fmt.Fprintf(stdout, "plldb: session %s attached selectively to %d function(s) of stack %s: invocations carrying its knock run here, every other one runs the deployed code.\n", s.ID, len(s.Functions()), *stackName)
+		fmt.Fprintf(stdout, "Get a knock with: plldb knock --stack-name %s   (add --curl URL, --aws-cli or --boto3 for a ready-to-run line)\n", *stackName)
+	} else {
+		fmt.Fprintf(stdout, "plldb: session %s attached to %d function(s) of stack %s; their invocations now run here.\n", s.ID, len(s.Functions()), *stackName)
+	}
 	for _, f := range s.Functions() {
 		fmt.Fprintf(stdout, "  %-28s %-40s debugpy at 127.0.0.1:%d\n", f.LogicalID, f.Name, f.Exec.DebugPort())
 	}
@@ -189,13 +195,16 @@ type awsLaunchDefaults struct {
 	stackName, template, python string
 	credentials                 string
 	functions                   []string
-	strict                      bool
+	strict, selective           bool
 	maxConcurrency              int
 	flags                       awsFlags
 }
 
 func (d awsLaunchDefaults) launch() map[string]any {
 	m := map[string]any{"mode": "aws", "stackName": d.stackName, "installName": d.flags.name, "strict": d.strict}
+	if d.selective {
+		m["selective"] = true
+	}
 	if d.maxConcurrency > 0 {
 		m["maxConcurrency"] = d.maxConcurrency
 	}
@@ -224,6 +233,9 @@ func serveAWSDAP(ctx context.Context, addr string, allowRemote bool, d awsLaunch
 	host := dap.NewHost(dap.HostOptions{Logger: log, LaunchDefaults: d.launch(), OnStart: func(banner string) {
 		fmt.Fprint(stdout, banner)
 		fmt.Fprintln(stdout, "plldb: IDEs that attach here detach without restoring; Ctrl-C restores the functions.")
+		if d.selective {
+			fmt.Fprintf(stdout, "plldb: launches are selective: get a knock with plldb knock --stack-name %s\n", d.stackName)
+		}
 	}})
 	l, err := listenDAP(addr, allowRemote, dap.Options{Logger: log, LaunchDefaults: d.launch(), Host: host}, stderr)
 	if err != nil {

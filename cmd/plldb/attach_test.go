@@ -80,10 +80,11 @@ func (a *awsApp) assertInstrumented(t *testing.T) {
 var sessionLine = regexp.MustCompile(`session (s-[0-9a-f]+) attached`)
 
 // attach runs `plldb attach` and returns once it says the functions are attached, with the session id.
-func (a *awsApp) attach(t *testing.T) (*exec.Cmd, string, *lockedBuilder) {
+func (a *awsApp) attach(t *testing.T, extra ...string) (*exec.Cmd, string, *lockedBuilder) {
 	t.Helper()
-	cmd := exec.Command(plldbBin, "attach", "--stack-name", a.stack, "--name", a.h.Install.Name,
-		"--template", a.app.Template, "--python", pyenv.Python(t), "--log-level", "warn")
+	args := append([]string{"attach", "--stack-name", a.stack, "--name", a.h.Install.Name,
+		"--template", a.app.Template, "--python", pyenv.Python(t), "--log-level", "warn"}, extra...)
+	cmd := exec.Command(plldbBin, args...)
 	cmd.Env = a.env()
 	// Its own process group, so that cleanup also stops the executors a SIGKILLed plldb leaves behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
