@@ -1,0 +1,101 @@
+package dap
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/adapter/knockkey"
+	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/moto"
+)
+
+// TestAWSModeSelectiveStopsOnlyKnockedInvocations: a "mode": "aws" launch with "selective": true lets an
+// unknocked invocation run the deployed code without stopping, and stops a knocked one (minted from the session
+// file, as plldb knock does) at the breakpoint with the knock gone from the event.
+func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
+	for _, kv := range h.Moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	app := awsharness.WriteApp(t)
+	stack := "dap-sel-" + strings.ToLower(h.Install.Name)
+	fns := h.DeployStack(t, stack, []awsharness.Function{
+		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Env: map[string]string{"STAGE": "dev"}, Timeout: 5},
+	})
+	orders := fns["OrdersFunction"].Name
+	before := h.Settings(t, orders)
+
+	c := startAdapter(t)
+	c.ExpectInitializeResponse(t)
+	c.Request(t, "launch", map[string]any{
+		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
+		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"}, "selective": true,
+	})
+	c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	c.ExpectInitializedEvent(t)
+	bps := setBreakpoints(t, c, app.Handler, map[string]any{"line": awsharness.BreakpointLine})
+	require.Len(t, bps, 1)
+	c.Request(t, "configurationDone", nil)
+
+	event := func(knock string) []byte {
+		headers := map[string]string{"Accept": "application/json"}
+		if knock != "" {
+			headers["X-Plldb-Knock"] = knock
+		}
+		b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}, "order": 42})
+		require.NoError(t, err)
+		return b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := h.Invoke(ctx, orders, event(""))
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(resp.Payload, &out))
+	assert.Equal(t, "deployed", out["where"], "an unknocked invocation runs the deployed code and never stops")
+
+	ks, err := knockkey.Load(stack)
+	require.NoError(t, err)
+	tok, err := ks.Mint(knockkey.MintOptions{})
+	require.NoError(t, err)
+	type answer struct {
+		payload []byte
+		err     error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		r, err := h.Invoke(ctx, orders, event(tok))
+		done <- answer{r.Payload, err}
+	}()
+	st := c.ExpectStoppedEventReason(t, "breakpoint")
+	frames := c.StackTrace(t, st.ThreadID)
+	require.NotEmpty(t, frames)
+	assert.Equal(t, "42", c.Evaluate(t, frames[0].ID, "event['order']"))
+	assert.Equal(t, "False", c.Evaluate(t, frames[0].ID, "any(k.lower() == 'x-plldb-knock' for k in event['headers'])"), "the knock is stripped")
+	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the knocked invocation got no answer")
+	}
+	require.NoError(t, a.err)
+	require.NoError(t, json.Unmarshal(a.payload, &out))
+	assert.Equal(t, "local", out["where"])
+
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	assert.Eventually(t, func() bool { return assert.ObjectsAreEqual(before, h.Settings(t, orders)) }, 30*time.Second, 100*time.Millisecond,
+		"disconnect restores the function")
+	_, err = knockkey.Load(stack)
+	assert.ErrorIs(t, err, knockkey.ErrNoSession, "disconnect removes the session file")
+}
