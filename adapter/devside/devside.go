@@ -42,9 +42,6 @@ type Config struct {
 	Concurrency    map[string]int
 	// IdleTimeout is how long an idle sandbox lives (one per function always stays); 0 → 10 minutes.
 	IdleTimeout time.Duration
-	// ReportMemory measures each sandbox's peak memory after every invocation (executor.Spec.ReportMemory), for
-	// plldb local's REPORT line; AWS mode has no REPORT line to write and leaves it off.
-	ReportMemory bool
 	// DeveloperCredentials, if set, are the AWS credentials every handler gets (AWS_ACCESS_KEY_ID,
 	// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN): the developer's own, from the SDK's default chain (plldb local;
 	// AWS mode with "credentials": "developer"). They are resolved once at Start (handlers get none if they do
@@ -230,7 +227,6 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		Logger:         s.log.With("function", fn.LogicalID),
 		MaxConcurrency: limit,
 		IdleTimeout:    s.cfg.IdleTimeout,
-		ReportMemory:   s.cfg.ReportMemory,
 		OnStart:        s.cfg.OnSandboxStart,
 		OnExit:         s.cfg.OnSandboxExit,
 		ValidJSON:      wire.Valid,

@@ -85,9 +85,6 @@ type Spec struct {
 	// OnExit, if set, is called when a sandbox's process has ended.
 	OnExit func(sb SandboxInfo)
 	Logger *slog.Logger
-	// ReportMemory fills Outcome.MaxMemoryMB after each invocation (for plldb local's REPORT line). It costs a
-	// read of /proc per invocation, which AWS mode, with no REPORT line to write, does not pay.
-	ReportMemory bool
 	// ValidJSON checks each event before it goes to Python; it must accept exactly what json.Valid accepts,
 	// which is what nil means. The developer side passes wire.Valid, several times faster on the megabytes of
 	// base64 a large event is.
@@ -125,11 +122,8 @@ type Outcome struct {
 	// InitDuration is how long the sandbox took to start, set on the first invocation it runs (Lambda's "Init
 	// Duration" of a cold start); 0 for a warm invocation.
 	InitDuration time.Duration
-	// MaxMemoryMB is the peak resident memory of the sandbox's process so far, in MB (MiB, rounded up): Lambda's
-	// "Max Memory Used", which is likewise the execution environment's peak, not the invocation's. Set only with
-	// Spec.ReportMemory, and 0 when the process is gone (a crash) and could not be read.
-	MaxMemoryMB int
-	// PID is the process id of the sandbox that ran the invocation (PeakMemoryMB reads its peak later).
+	// PID is the process id of the sandbox that ran the invocation: PeakMemoryMB reads its peak, Lambda's "Max
+	// Memory Used" (likewise the execution environment's peak, not the invocation's), when it is wanted.
 	PID int
 }
 
@@ -418,13 +412,6 @@ func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, s
 	if sb.served == 0 {
 		out.InitDuration = sb.initDur
 	}
-	if e.spec.ReportMemory {
-		defer func() {
-			if err == nil && out.MaxMemoryMB == 0 {
-				out.MaxMemoryMB = peakMemoryMB(p.pid)
-			}
-		}()
-	}
 	var w jsonrpc2.Waiter
 	err = p.dataOut.send(params.EventRef, params.event)
 	if err == nil {
@@ -488,9 +475,6 @@ func (e *Executor) run(ctx context.Context, sb *sandbox, params *invokeParams, s
 		e.mu.Lock()
 		sb.gone = true
 		e.mu.Unlock()
-		if e.spec.ReportMemory {
-			out.MaxMemoryMB = peakMemoryMB(p.pid) // while the process is still there to be read
-		}
 		p.stop("request "+rid+" timed out", 0)
 		secs := float64(e.spec.TimeoutSec)
 		now := time.Now()
@@ -633,9 +617,7 @@ func (e *Executor) DebugToken() string { return e.debugToken }
 
 // PeakMemoryMB reads the peak resident set size (VmHWM) of process pid (a sandbox: Outcome.PID) from /proc, in MB
 // rounded up; 0 when it cannot be read (the process is gone, or this is not Linux). It costs ~60 µs.
-func PeakMemoryMB(pid int) int { return peakMemoryMB(pid) }
-
-func peakMemoryMB(pid int) int {
+func PeakMemoryMB(pid int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0

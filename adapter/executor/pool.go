@@ -137,9 +137,16 @@ func (e *Executor) wake() {
 // release returns a sandbox to the pool after an invocation.
 func (e *Executor) release(sb *sandbox) {
 	e.mu.Lock()
+	sb.served++
+	e.mu.Unlock()
+	e.putBack(sb)
+}
+
+// putBack makes a sandbox idle again, unless it died or the pool closed, and wakes whoever waits for one.
+func (e *Executor) putBack(sb *sandbox) {
+	e.mu.Lock()
 	defer e.mu.Unlock()
 	sb.busy = false
-	sb.served++
 	if sb.usable() && !e.closed {
 		sb.idleSince = time.Now()
 		e.idle = append(e.idle, sb)
@@ -342,14 +349,7 @@ func (e *Executor) warm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	sb.busy = false
-	if !sb.gone && !e.closed {
-		sb.idleSince = time.Now()
-		e.idle = append(e.idle, sb)
-	}
-	e.wake()
-	e.mu.Unlock()
+	e.putBack(sb)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -572,24 +573,11 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 		resp, err = runtimeExitError(id), nil
 		fmt.Fprintf(sb.out, "RequestId: %s Error: Runtime exited without providing a reason\nRuntime.ExitError\n", id)
 	}
-	elapsed := time.Since(start)
-	// Lambda's order: ... Memory Size, Max Memory Used, Init Duration (on a cold start only).
-	var facts string
+	var f reportFacts
 	if v, ok := p.reports.LoadAndDelete(id); ok {
-		f := v.(reportFacts)
-		// Read only when the caller gets the log (the sandbox's peak then, which only grows; a sandbox gone, as
-		// after a timeout, leaves it out): reading it costs more than the rest of a trivial invocation's REPORT.
-		if req.Tail && f.pid > 0 {
-			if mb := executor.PeakMemoryMB(f.pid); mb > 0 {
-				facts += fmt.Sprintf("\tMax Memory Used: %d MB", mb)
-			}
-		}
-		if f.init > 0 {
-			facts += fmt.Sprintf("\tInit Duration: %.2f ms", float64(f.init.Microseconds())/1000)
-		}
+		f = v.(reportFacts)
 	}
-	fmt.Fprintf(sb.out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB%s\n",
-		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB, facts)
+	writeEnd(sb.out, id, time.Since(start), sf.MemoryMB, req.Tail, f)
 	logs := sb.out.Bytes()
 	p.release(sf, sb, healthy)
 	if err != nil {
@@ -692,6 +680,24 @@ func (p *Pipeline) hooks() devside.Hooks {
 	h := p.opts.Hooks
 	h.Observer = sandboxFacts{p: p, next: h.Observer}
 	return h
+}
+
+// writeEnd writes an invocation's END and REPORT lines in Lambda's order: ... Memory Size, Max Memory Used, Init
+// Duration (on a cold start only). Max Memory Used is read only when the caller gets the log (tail: the REPORT
+// line's only reader here; the sandbox's peak then, which only grows, and left out when the sandbox is gone, as
+// after a timeout): reading it costs more than the rest of a trivial invocation's REPORT.
+func writeEnd(w io.Writer, id string, elapsed time.Duration, memorySizeMB int, tail bool, f reportFacts) {
+	var facts string
+	if tail && f.pid > 0 {
+		if mb := executor.PeakMemoryMB(f.pid); mb > 0 {
+			facts += fmt.Sprintf("\tMax Memory Used: %d MB", mb)
+		}
+	}
+	if f.init > 0 {
+		facts += fmt.Sprintf("\tInit Duration: %.2f ms", float64(f.init.Microseconds())/1000)
+	}
+	fmt.Fprintf(w, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB%s\n",
+		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, memorySizeMB, facts)
 }
 
 // reportFacts is what the REPORT line of one invocation takes from the developer sandbox that ran it: in plldb

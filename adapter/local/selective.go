@@ -42,7 +42,6 @@ func (p *Pipeline) startSelective(ctx context.Context, fns []template.Function) 
 		MaxConcurrency:       p.opts.MaxConcurrency,
 		Concurrency:          Concurrencies(fns, p.opts),
 		IdleTimeout:          p.opts.IdleTimeout,
-		ReportMemory:         true,
 		DeveloperCredentials: p.opts.Credentials,
 		// No sandbox hooks: nothing attaches a debugger to these sandboxes.
 		Hooks:  devside.Hooks{OnLog: p.plainLog},
@@ -142,16 +141,7 @@ func (p *Pipeline) runPlain(ctx context.Context, sf *servedFunction, id string, 
 	if err != nil {
 		return InvokeResponse{}, fmt.Errorf("invoke %s: %w", sf.LogicalID, err)
 	}
-	elapsed := time.Since(start)
-	var facts string
-	if out.MaxMemoryMB > 0 {
-		facts += fmt.Sprintf("\tMax Memory Used: %d MB", out.MaxMemoryMB)
-	}
-	if out.InitDuration > 0 {
-		facts += fmt.Sprintf("\tInit Duration: %.2f ms", float64(out.InitDuration.Microseconds())/1000)
-	}
-	fmt.Fprintf(logs, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB%s\n",
-		id, id, float64(elapsed.Microseconds())/1000, elapsed.Milliseconds()+1, sf.MemoryMB, facts)
+	writeEnd(logs, id, time.Since(start), sf.MemoryMB, req.Tail, reportFacts{init: out.InitDuration, pid: out.PID})
 	resp := InvokeResponse{RequestID: id, Payload: out.Payload, Log: logs.Bytes(), ContentType: out.ContentType}
 	if out.Err != nil {
 		resp.FunctionError = "Unhandled"
