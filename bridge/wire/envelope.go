@@ -34,6 +34,8 @@ const (
 	TypeBye    Type = "bye"    // orderly goodbye; the relay sends it to functions when their developer leaves
 	TypeNack   Type = "nack"   // relay → sender: the message could not be delivered
 	TypeChunk  Type = "chunk"  // one piece of a compressed envelope that was too large for one message
+	// TypeDeployed is function → developer in mirror mode: what the deployed code answered a mirrored invocation.
+	TypeDeployed Type = "deployed"
 )
 
 // Role is who holds a connection. Tickets are bound to one role.
@@ -106,6 +108,26 @@ type Invoke struct {
 	// knock's session (its issuer) and token id, never the token. The relay refuses an inline invoke whose knock
 	// names a session other than the sender's connection's.
 	Knock *KnockRef `json:"knock,omitempty"`
+	// Mirror marks a copy (selective mirror mode, docs/knock.md): the deployed code answers the caller, and the
+	// developer side runs the copy for the developer alone. It is not acked and nothing is sent back for it (no
+	// ack, result, error or log), its deadline does not end it while it is paused, and what the deployed code
+	// answered follows in a TypeDeployed envelope with the same request id.
+	Mirror bool `json:"mirror,omitempty"`
+}
+
+// Deployed is the body of TypeDeployed: what the deployed code answered the caller of a mirrored invocation,
+// exactly as its runtime posted it to the Runtime API.
+type Deployed struct {
+	RequestID string `json:"requestId"`
+	// Error is set when the runtime posted an error (/error); Payload is then its error document and ErrorType
+	// the Lambda-Runtime-Function-Error-Type header.
+	Error     bool   `json:"error,omitempty"`
+	ErrorType string `json:"errorType,omitempty"`
+	// Payload is the response body or error document as posted; ContentType its Content-Type.
+	Payload     []byte `json:"payload"`
+	ContentType string `json:"contentType,omitempty"`
+	// DurationMs is from the invocation handed to the deployed runtime to its answer.
+	DurationMs int64 `json:"durationMs"`
 }
 
 // KnockRef names the knock that sent an invocation to a developer.

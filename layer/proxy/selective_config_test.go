@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -142,7 +143,7 @@ func FuzzParseKnockKeys(f *testing.F) {
 			t.Fatalf("accepted %d keys", len(keys))
 		}
 		for id, k := range keys {
-			if !validSessionID(id) || len(k) != ed25519.PublicKeySize {
+			if !selenv.ValidSessionID(id) || len(k) != ed25519.PublicKeySize {
 				t.Fatalf("accepted a bad entry %q", id)
 			}
 		}

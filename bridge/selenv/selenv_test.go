@@ -1,0 +1,111 @@
+package selenv
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, FunctionKeyLen) }
+
+func TestSessionsRoundTrip(t *testing.T) {
+	links := []Link{
+		{Session: "s-bob", FunctionKey: key(2), Mirror: true},
+		{Session: "s-alice", FunctionKey: key(1), Credentials: true},
+		{Session: "s-carol", FunctionKey: key(3), Credentials: true, Mirror: true},
+	}
+	v := FormatSessions(links)
+	k1 := base64.StdEncoding.EncodeToString(key(1))
+	assert.True(t, strings.HasPrefix(v, "s-alice="+k1+";creds,s-bob="), v)
+	assert.True(t, strings.HasSuffix(v, ";creds;mirror"), v)
+	got, err := ParseSessions(v)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	assert.Equal(t, Link{Session: "s-alice", FunctionKey: key(1), Credentials: true}, got[0])
+	assert.Equal(t, Link{Session: "s-bob", FunctionKey: key(2), Mirror: true}, got[1])
+	assert.Equal(t, Link{Session: "s-carol", FunctionKey: key(3), Credentials: true, Mirror: true}, got[2])
+}
+
+func TestSessionsRefusesBadValues(t *testing.T) {
+	k := base64.StdEncoding.EncodeToString(key(1))
+	short := base64.StdEncoding.EncodeToString(key(1)[:16])
+	for name, v := range map[string]string{
+		"empty":            "",
+		"no key":           "s-a",
+		"empty entry":      "s-a=" + k + ",",
+		"bad id":           "s a=" + k,
+		"repeated session": "s-a=" + k + ",s-a=" + k,
+		"short key":        "s-a=" + short,
+		"unpadded key":     "s-a=" + strings.TrimRight(k, "="),
+		"url alphabet":     "s-a=" + strings.NewReplacer("+", "-", "/", "_").Replace(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))),
+		"unknown option":   "s-a=" + k + ";strict",
+		"option twice":     "s-a=" + k + ";mirror;mirror",
+		"empty option":     "s-a=" + k + ";",
+		"space":            "s-a=" + k + " ",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseSessions(v)
+			require.Error(t, err)
+			assert.NotContains(t, err.Error(), k, "errors never quote a key")
+		})
+	}
+	var many []string
+	for i := range MaxSessions + 1 {
+		many = append(many, fmt.Sprintf("s-%d=%s", i, k))
+	}
+	_, err := ParseSessions(strings.Join(many, ","))
+	assert.ErrorContains(t, err, "at most")
+}
+
+func TestLinkNeverPrintsItsKey(t *testing.T) {
+	l := Link{Session: "s-a", FunctionKey: []byte("0123456789abcdef0123456789abcdef")}
+	for _, s := range []string{fmt.Sprint(l), fmt.Sprintf("%v %+v %#v", l, l, l), fmt.Sprint([]Link{l})} {
+		assert.NotContains(t, s, "0123456789abcdef")
+	}
+}
+
+func TestKnockKeysRoundTrip(t *testing.T) {
+	pub := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	keys := map[string]ed25519.PublicKey{"s-b": pub, "s-a": pub}
+	v := FormatKnockKeys(keys)
+	assert.True(t, strings.HasPrefix(v, "s-a="), v)
+	got, err := ParseKnockKeys(v)
+	require.NoError(t, err)
+	assert.Equal(t, keys, got)
+}
+
+// FuzzParseSessions: whatever is accepted has valid entries and formats back to a value that parses to the
+// same links (one spelling per set of links, up to order).
+func FuzzParseSessions(f *testing.F) {
+	k := base64.StdEncoding.EncodeToString(key(1))
+	for _, s := range []string{"s-a=" + k, "s-a=" + k + ";creds;mirror,s-b=" + k + ";mirror", "s-a=" + k + ";x", "=", ",", "s-a=" + k + ";;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		links, err := ParseSessions(v)
+		if err != nil {
+			if strings.Contains(err.Error(), k) {
+				t.Fatalf("error quotes a key: %v", err)
+			}
+			return
+		}
+		if len(links) == 0 || len(links) > MaxSessions {
+			t.Fatalf("accepted %d links", len(links))
+		}
+		for _, l := range links {
+			if !ValidSessionID(l.Session) || len(l.FunctionKey) < FunctionKeyLen {
+				t.Fatalf("accepted a bad link %v", l)
+			}
+		}
+		again, err := ParseSessions(FormatSessions(links))
+		if err != nil || len(again) != len(links) {
+			t.Fatalf("formatted value does not parse back: %v", err)
+		}
+	})
+}
