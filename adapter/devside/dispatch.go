@@ -79,9 +79,8 @@ type dispatcher struct {
 	// while the relay may still nack them (see redeliver).
 	sent map[sentKey]*sentMessage
 	// mirrors are the mirrored invocations whose two results are not both reported yet (mirror.go), by request
-	// id; stopped is set when Run ends, after which nothing more is reported.
+	// id; emptied when Run ends, after which nothing more is reported.
 	mirrors map[string]*mirrorState
-	stopped bool
 	wg      sync.WaitGroup
 }
 

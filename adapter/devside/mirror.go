@@ -146,13 +146,12 @@ func (d *dispatcher) mirrorDone(id string, out executor.Outcome, runErr error, t
 		d.mu.Unlock()
 		return
 	}
+	// (Once the dispatcher has stopped, stopMirrors has emptied the map and the lookup above failed.)
 	m.done, m.local, m.localErr, m.took = true, out, runErr, took
-	if m.deployed != nil || d.stopped {
+	if m.deployed != nil {
 		delete(d.mirrors, id)
 		d.mu.Unlock()
-		if !d.stopped {
-			d.reportMirror(id, m)
-		}
+		d.reportMirror(id, m)
 		return
 	}
 	wait := d.mirrorGrace()
@@ -234,7 +233,6 @@ func (d *dispatcher) reportMirror(id string, m *mirrorState) {
 // nothing more is reported.
 func (d *dispatcher) stopMirrors() {
 	d.mu.Lock()
-	d.stopped = true
 	for id, m := range d.mirrors {
 		if m.timer != nil {
 			m.timer.Stop()
