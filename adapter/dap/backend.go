@@ -2,6 +2,7 @@ package dap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -65,7 +66,10 @@ func (b localBackend) banner() string {
 		names = append(names, fn.LogicalID)
 	}
 	selective := ""
-	if b.p.KnockSession() != nil {
+	switch {
+	case b.p.Mirrored():
+		selective = " (selective mirror: invocations with a knock are answered without the debugger and a copy of each stops here; get one with plldb knock --local, or plldb invoke FN --knock)"
+	case b.p.KnockSession() != nil:
 		selective = " (selective: only invocations with a knock stop; get one with plldb knock --local, or plldb invoke FN --knock)"
 	}
 	// The endpoint stays last: clients and tests read it from the end of the line.
@@ -124,8 +128,11 @@ func (b awsBackend) close(ctx context.Context) error {
 	return nil
 }
 
+// errAWSMirror refuses "mirror" in an aws launch while adapter/aws does not take it.
+var errAWSMirror = errors.New(`"mirror": true is not available with "mode": "aws" in this build of plldb (mirror mode runs with "mode": "local"); launch without "mirror", or use plldb local --selective --mirror`)
+
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
-	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnSandboxStart: s.onSandboxStart, OnSandboxExit: s.onSandboxExit, BeforeRun: s.holdUntilConfigured}
+	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnSandboxStart: s.onSandboxStart, OnSandboxExit: s.onSandboxExit, BeforeRun: s.holdUntilConfigured, OnMirror: s.onMirror}
 	return startBackendWith(s.ctx, cfg, hooks, s.log)
 }
 
@@ -146,6 +153,7 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 			Port:        cfg.InvokePort,
 			Debug:       !cfg.NoDebug,
 			Selective:   cfg.Selective,
+			Mirror:      cfg.Mirror,
 			Env:         cfg.Env,
 			Hooks:       hooks,
 			Logger:      log,
@@ -157,6 +165,12 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 			return nil, err
 		}
 		return localBackend{p}, nil
+	}
+	if cfg.Mirror {
+		// adapter/aws has no mirror option on this branch: a selective attach without it would let a breakpoint hold
+		// the caller of a knocked invocation, the very thing mirror mode is for, so it is refused rather than
+		// ignored. The option is passed on here once adapter/aws takes it.
+		return nil, errAWSMirror
 	}
 	awsCfg, err := awsconfig.Load(ctx, awsconfig.Options{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
 	if err != nil {

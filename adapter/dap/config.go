@@ -32,6 +32,11 @@ type LaunchConfig struct {
 	// debugpy, every other one at full speed without it (local.Options.Selective; plldb knock --local). Mode aws:
 	// every other one runs the deployed code in its sandbox (awsmode.Options.Selective; plldb knock --stack-name).
 	Selective bool
+	// Mirror (with Selective): the caller of a knocked invocation gets the deployed code's answer and a copy runs
+	// under the debugger for the developer alone; the Debug Console shows both results (docs/knock.md, "Mirror
+	// mode"). Mode local: local.Options.Mirror. Mode aws: accepted here, refused when the session starts until
+	// adapter/aws has the option (see startBackendWith).
+	Mirror bool
 	// `plldb local`'s --max-concurrency and --account-concurrency (0: its defaults).
 	MaxConcurrency, AccountConcurrency int
 	// AWS mode: the deployed stack, the AWS configuration (SDK default chain when empty), the helper stack
@@ -119,6 +124,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("strict", &c.Strict, "true or false")
 	field("noDebug", &c.NoDebug, "true or false")
 	field("selective", &c.Selective, "true or false")
+	field("mirror", &c.Mirror, "true or false")
 	field("stackName", &c.StackName, "a string")
 	field("region", &c.Region, "a string")
 	field("profile", &c.Profile, "a string")
@@ -126,6 +132,9 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 	field("endpointUrl", &c.EndpointURL, "a string")
 	field("credentials", &c.Credentials, `"function" or "developer"`)
 	errs = append(errs, checkToken(a)...)
+	if c.Mirror && !c.Selective {
+		errs = append(errs, `"mirror": true needs "selective": true: only knocked invocations are mirrored`)
+	}
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}

@@ -48,6 +48,8 @@ type HostOptions struct {
 	// prints them).
 	Observer devside.Observer
 	OnLog    func(executor.LogLine)
+	// OnMirror hears every mirrored invocation's two results as well as the bound session.
+	OnMirror func(devside.MirrorReport)
 	// LaunchDefaults start the backend at the first attach when the command has not given one (SetPipeline):
 	// `plldb attach --listen`'s flags, "mode": "aws".
 	LaunchDefaults map[string]any
@@ -62,12 +64,12 @@ func NewHost(opts HostOptions) *Host {
 		opts.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Host{log: opts.Logger, extra: devside.Hooks{Observer: opts.Observer, OnLog: opts.OnLog}, defaults: opts.LaunchDefaults, onStart: opts.OnStart, ctx: ctx, cancel: cancel}
+	return &Host{log: opts.Logger, extra: devside.Hooks{Observer: opts.Observer, OnLog: opts.OnLog, OnMirror: opts.OnMirror}, defaults: opts.LaunchDefaults, onStart: opts.OnStart, ctx: ctx, cancel: cancel}
 }
 
 // Hooks are the hooks a backend started for the host must use (local.Options.Hooks).
 func (h *Host) Hooks() devside.Hooks {
-	return devside.Hooks{Observer: hostObserver{h}, OnLog: h.onLog, OnSandboxStart: h.onSandboxStart, OnSandboxExit: h.onSandboxExit, BeforeRun: h.beforeRun}
+	return devside.Hooks{Observer: hostObserver{h}, OnLog: h.onLog, OnSandboxStart: h.onSandboxStart, OnSandboxExit: h.onSandboxExit, BeforeRun: h.beforeRun, OnMirror: h.onMirror}
 }
 
 // SetPipeline makes p, started with h.Hooks() and debugging on, the host's backend.
@@ -213,6 +215,15 @@ func (h *Host) onLog(line executor.LogLine) {
 	}
 	if s := h.bound(); s != nil {
 		s.onLog(line)
+	}
+}
+
+func (h *Host) onMirror(r devside.MirrorReport) {
+	if h.extra.OnMirror != nil {
+		h.extra.OnMirror(r)
+	}
+	if s := h.bound(); s != nil {
+		s.onMirror(r)
 	}
 }
 

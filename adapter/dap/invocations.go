@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -87,6 +88,11 @@ func (s *session) holdUntilConfigured(ctx context.Context, inv *wire.Invoke) {
 		s.log.Warn("the IDE sent no configurationDone; running the invocation without waiting", "function", fn, "request", inv.RequestID, "waited", s.opts.configHold)
 		s.output("important", fmt.Sprintf("plldb: the IDE has not finished configuring (no configurationDone) after %s; running %s %s without waiting\n", s.opts.configHold, fn, inv.RequestID))
 	}
+}
+
+// onMirror shows a mirrored invocation's two results side by side in the Debug Console.
+func (s *session) onMirror(r devside.MirrorReport) {
+	s.output("console", devside.FormatMirror(r))
 }
 
 func (s *session) onLog(line executor.LogLine) {

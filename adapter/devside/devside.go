@@ -70,6 +70,10 @@ type Hooks struct {
 	// adapter holds invocations there until the IDE has finished configuring, so the first ones do not run past
 	// breakpoints the IDE is still sending. It must return when ctx ends.
 	BeforeRun func(ctx context.Context, inv *wire.Invoke)
+	// OnMirror hears, in selective mirror mode, each mirrored invocation's local outcome next to what the deployed
+	// code answered (FormatMirror makes the console line). It is called once per copy, from a goroutine of its
+	// own or the dispatcher's, and must not block for long.
+	OnMirror func(MirrorReport)
 }
 
 // Served is one function the developer side runs.
@@ -276,6 +280,7 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 		Observer:    s.cfg.Observer,
 		BeforeRun:   s.cfg.BeforeRun,
 		Credentials: s.credentialsFor,
+		OnMirror:    s.cfg.OnMirror,
 		Logger:      s.log.With("component", "dispatch"),
 	})
 	s.mu.Lock()

@@ -2,7 +2,7 @@ package devside
 
 // The dispatcher is the developer end of the relay. It receives the invocations that sandboxes relay, acks
 // them, runs each in its function's executor, streams the handler's log lines back, and answers with the result
-// or Lambda's error document. The same dispatcher serves `plldb local` (sandboxes emulated in-process) and AWS
+// or Lambda's error document. Mirrored copies (mirror.go) it runs without acking or answering them. The same dispatcher serves `plldb local` (sandboxes emulated in-process) and AWS
 // mode (sandboxes in the cloud); only the link differs.
 
 import (
@@ -61,6 +61,10 @@ type dispatchConfig struct {
 	// Credentials chooses the AWS credentials of an invocation from those its sandbox sent (may be nil); nil
 	// Credentials: none.
 	Credentials func(ctx context.Context, sent *wire.Credentials) *executor.Credentials
+	// OnMirror hears each mirrored invocation's two results (Hooks.OnMirror); MirrorGrace is how long past its
+	// deadline a finished copy waits for the deployed answer (0: DefaultMirrorGrace).
+	OnMirror    func(MirrorReport)
+	MirrorGrace time.Duration
 	Logger      *slog.Logger
 }
 
@@ -74,7 +78,10 @@ type dispatcher struct {
 	// sent are the acks and answers recently sent to sandboxes, by request id and type, kept for redelivery
 	// while the relay may still nack them (see redeliver).
 	sent map[sentKey]*sentMessage
-	wg   sync.WaitGroup
+	// mirrors are the mirrored invocations whose two results are not both reported yet (mirror.go), by request
+	// id; emptied when Run ends, after which nothing more is reported.
+	mirrors map[string]*mirrorState
+	wg      sync.WaitGroup
 }
 
 // A sandbox's connection can drop and come back at any time (API Gateway closes connections at 2 hours, networks
@@ -123,7 +130,7 @@ func newDispatcher(cfg dispatchConfig) *dispatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &dispatcher{cfg: cfg, log: log, inflight: map[string]string{}, sent: map[sentKey]*sentMessage{}}
+	return &dispatcher{cfg: cfg, log: log, inflight: map[string]string{}, sent: map[sentKey]*sentMessage{}, mirrors: map[string]*mirrorState{}}
 }
 
 // Run reads the link until ctx ends or the link's receive channel closes, then waits for the invocations it
@@ -131,6 +138,7 @@ func newDispatcher(cfg dispatchConfig) *dispatcher {
 // answers them with an error rather than leaving a caller waiting.
 func (d *dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
+	defer d.stopMirrors() // first: a copy cancelled by the shutdown is not reported
 	prune := time.NewTicker(time.Second)
 	defer prune.Stop()
 	for {
@@ -191,11 +199,26 @@ func (d *dispatcher) handle(ctx context.Context, env *wire.Envelope) {
 			d.log.Warn("bad invoke envelope", "from", env.From, "err", err)
 			return
 		}
+		if inv.Mirror {
+			// Registered here, in arrival order, so that the deployed answer behind it finds it.
+			if !d.registerMirror(env.From, &inv) {
+				d.log.Warn("refusing a mirrored invocation whose request id is already mirrored", "request", inv.RequestID, "from", env.From)
+				return
+			}
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.mirror(ctx, env.From, &inv)
+			}()
+			return
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			d.invoke(ctx, env.From, &inv)
 		}()
+	case wire.TypeDeployed:
+		d.deployed(env)
 	case wire.TypeNack:
 		var n wire.Nack
 		_ = env.DecodeBody(&n)

@@ -59,6 +59,10 @@ type Options struct {
 	// session's key file (adapter/knockkey, audience knockkey.LocalAudience) is written at Start for
 	// `plldb knock --local` and removed by Close.
 	Selective bool
+	// Mirror (with Selective) answers knocked invocations too with the plain executor, "the deployed code", and
+	// runs a copy of each on the debug executor for the developer alone (mirror.go): the caller never waits for a
+	// breakpoint, and Hooks.OnMirror hears both results.
+	Mirror bool
 	// PlainObserver, if set, hears the start and end of each invocation selective mode runs on a plain executor
 	// (Hooks.Observer hears only those that go through the developer side, which a debugger may be holding):
 	// `plldb local` prints both alike, while a debug adapter has no debuggee to show for the plain ones.
@@ -137,6 +141,7 @@ type Pipeline struct {
 	plainDev  *devside.Side
 	knocks    *knockkey.Session
 	plainLogs sync.Map
+	mirrors   mirrorLinks // Mirror: the function connections that carry copies
 	// reports holds, by request id, what the REPORT line needs from the developer sandbox that ran the
 	// invocation (a reportFacts): an empty entry from the START line, filled in by the developer side's answer
 	// (see sandboxFacts), taken by the REPORT line.
@@ -169,6 +174,9 @@ func Start(ctx context.Context, opts Options) (p *Pipeline, err error) {
 	}
 	if err := checkExposure(opts); err != nil {
 		return nil, err
+	}
+	if opts.Mirror && !opts.Selective {
+		return nil, errors.New("mirror mode needs selective mode: only knocked invocations are mirrored")
 	}
 	params := map[string]string{"AWS::Region": opts.Region}
 	for k, v := range opts.Parameters {
@@ -544,6 +552,9 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 		if req, knocked = p.route(sf, req); !knocked {
 			return p.runPlain(ctx, sf, id, req)
 		}
+		if p.opts.Mirror {
+			return p.runMirrored(ctx, sf, id, req)
+		}
 	}
 	sb, err := p.acquire(ctx, sf)
 	if err != nil {
@@ -631,6 +642,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		p.dev.Disconnect()
 	}
 	p.wg.Wait()
+	p.closeMirrorLinks()
 	if p.events != nil {
 		if u := p.events.unfinished(); u != nil {
 			p.log.Warn("event invocations accepted but not run before shutdown", "count", len(u.RequestIDs), "requestIds", u.RequestIDs)

@@ -77,6 +77,9 @@ func (p *Pipeline) saveKnockSession() error {
 	return nil
 }
 
+// Mirrored reports whether knocked invocations are mirrored (Options.Mirror) rather than held by the debugger.
+func (p *Pipeline) Mirrored() bool { return p.knocks != nil && p.opts.Mirror }
+
 // KnockSession is the session whose knocks mark invocations for the debugger; nil unless Selective.
 func (p *Pipeline) KnockSession() *knockkey.Session { return p.knocks }
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Invoke and Result bodies carry the Lambda event and answer: up to 6 MB of base64 (8 MB of JSON). encoding/json
+// Invoke, Result and Deployed bodies carry the Lambda event and answer: up to 6 MB of base64 (8 MB of JSON). encoding/json
 // would scan such a body twice (validation, then decoding) and copy the string before decoding it; these paths
 // decode the one big field straight from the message and leave the small rest to encoding/json, which stays the
 // definition of what a body means. Anything unusual takes the plain encoding/json path.
@@ -16,6 +16,8 @@ func bigField(v any) (key string, set func([]byte), ok bool) {
 	case *Invoke:
 		return "event", func(p []byte) { b.Event = p }, true
 	case *Result:
+		return "payload", func(p []byte) { b.Payload = p }, true
+	case *Deployed:
 		return "payload", func(p []byte) { b.Payload = p }, true
 	}
 	return "", nil, false

@@ -281,9 +281,10 @@ func mutateChunk(msg []byte, rng *rand.Rand) []byte {
 	return out
 }
 
-// FuzzAnswerBody decodes a result or error body as the sandbox's proxy does and checks the receiver's rules
-// against encoding/json: an accepted error document is one JSON object, an accepted content type is a media
-// type that can be an HTTP header value.
+// FuzzAnswerBody decodes a result or error body as the sandbox's proxy does, and a deployed body (mirror mode) as
+// the developer side does, and checks the receivers' rules against encoding/json: an accepted error document is
+// one JSON object, an accepted content type is a media type that can be an HTTP header value, an accepted error
+// type has no control characters.
 func FuzzAnswerBody(f *testing.F) {
 	f.Add([]byte(`{"requestId":"r","errorMessage":"boom","errorType":"ValueError","document":"eyJlcnJvck1lc3NhZ2UiOiAiYm9vbSJ9"}`))
 	f.Add([]byte(`{"requestId":"r","errorType":"E","document":"WzFd"}`)) // [1]
@@ -292,6 +293,8 @@ func FuzzAnswerBody(f *testing.F) {
 	f.Add([]byte(`{"requestId":"r","payload":"AP8=","contentType":"application/unknown"}`))
 	f.Add([]byte(`{"requestId":"r","payload":"e30=","contentType":"text/plain; charset=\"utf-8\""}`))
 	f.Add([]byte(`{"requestId":"r","payload":"e30=","contentType":"a/b\r\nX-Evil: 1"}`))
+	f.Add([]byte(`{"requestId":"r","error":true,"errorType":"ValueError","payload":"eyJlcnJvclR5cGUiOiAiVmFsdWVFcnJvciJ9","durationMs":12}`))
+	f.Add([]byte(`{"requestId":"r","error":true,"errorType":"E\u001b[2J","payload":"e30="}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		env := &Envelope{V: Version, T: TypeError, ID: "r", Body: body}
 		var e Error
@@ -302,6 +305,27 @@ func FuzzAnswerBody(f *testing.F) {
 			}
 			if i := skipWS(e.Document, 0); e.Document[i] != '{' {
 				t.Fatalf("accepted document %q is not an object", e.Document)
+			}
+		}
+		var d Deployed
+		if env.DecodeBody(&d) == nil && d.Check("r") == nil {
+			if d.RequestID != "r" || ValidContentType(d.ContentType) != nil {
+				t.Fatalf("accepted deployed answer %+v", d)
+			}
+			for _, c := range d.ErrorType {
+				if c < 0x20 || c == 0x7f {
+					t.Fatalf("accepted error type %q has a control character", d.ErrorType)
+				}
+			}
+			if d.Error && len(d.Payload) > 0 {
+				var obj map[string]any
+				if err := json.Unmarshal(d.Payload, &obj); err != nil {
+					t.Fatalf("accepted deployed error document %q is not a JSON object: %v", d.Payload, err)
+				}
+			}
+			var ref Deployed
+			if err := json.Unmarshal(body, &ref); len(body) > 0 && (err != nil || !reflect.DeepEqual(ref, d)) {
+				t.Fatalf("deployed body decodes to %+v, encoding/json to %+v (%v)", d, ref, err)
 			}
 		}
 		var r Result

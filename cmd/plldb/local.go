@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plldb/plldb/adapter/dap"
+	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/adapter/template"
@@ -40,6 +41,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&opts.AccountConcurrency, "account-concurrency", local.DefaultAccountConcurrency, "concurrent invocations across all functions (Lambda's account quota), shared by those without a reservation")
 	fs.BoolVar(&opts.Debug, "debug", false, "start executors under debugpy and print their ports (with --listen: behind plldb's DAP server instead)")
 	fs.BoolVar(&opts.Selective, "selective", false, "only invocations carrying a knock (plldb knock --local) run under the debugger; every other one runs at full speed without debugpy (implies --debug)")
+	fs.BoolVar(&opts.Mirror, "mirror", false, "with --selective: a knocked invocation is answered by the code without debugpy, as if nobody were debugging, and a copy of it runs under the debugger, where breakpoints hold no caller; both results are printed side by side")
 	profile := fs.String("profile", "", "AWS profile whose credentials the handlers get as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (default: the SDK's chain: environment, AWS_PROFILE, the default profile, SSO …)")
 	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
@@ -48,6 +50,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("plldb local: unexpected argument %q", fs.Arg(0))
+	}
+	if opts.Mirror && !opts.Selective {
+		return errors.New("plldb local: --mirror needs --selective: only invocations carrying a knock are mirrored")
 	}
 	if opts.MaxConcurrency < 1 || opts.AccountConcurrency < 1 {
 		return errors.New("plldb local: --max-concurrency and --account-concurrency must be at least 1 (a function reserved at 0 is throttled through its template instead)")
@@ -69,10 +74,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var host *dap.Host
 	if *listen != "" {
 		// The pipeline belongs to this command; IDEs attach to it and detach again (dap.Host).
-		host = dap.NewHost(dap.HostOptions{Logger: log, Observer: printer, OnLog: printer.logLine})
+		host = dap.NewHost(dap.HostOptions{Logger: log, Observer: printer, OnLog: printer.logLine, OnMirror: printer.mirror})
 		opts.Hooks = host.Hooks()
 	} else {
-		opts.Observer, opts.OnLog = printer, printer.logLine
+		opts.Observer, opts.OnLog, opts.OnMirror = printer, printer.logLine, printer.mirror
 		if opts.OpenDebugpy {
 			opts.OnSandboxStart = printer.sandboxStarted
 		}
@@ -183,8 +188,12 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' out.json  # AWS CLI v1\n",
 			env, p.Endpoint(), fns[0].LogicalID)
 	}
-	if p.KnockSession() != nil {
+	if p.Mirrored() {
+		fmt.Fprintln(w, "Selective mirror mode: invocations carrying a knock are answered without the debugger, and a copy of each runs under it; both results are printed side by side.")
+	} else if p.KnockSession() != nil {
 		fmt.Fprintln(w, "Selective mode: only invocations carrying a knock run under the debugger; the rest run at full speed without it.")
+	}
+	if p.KnockSession() != nil {
 		fmt.Fprintln(w, "  plldb knock --local               # prints the X-Plldb-Knock header for HTTP events")
 		fmt.Fprintln(w, "  plldb knock --local --aws-cli     # a ready-to-run aws lambda invoke with the knock in its client context")
 		if fns := p.Functions(); len(fns) > 0 {
@@ -224,6 +233,11 @@ func (p *invocationPrinter) Finished(inv *wire.Invoke, out executor.Outcome, err
 		status = "error " + out.Err.ErrorType + ": " + out.Err.ErrorMessage
 	}
 	p.printf("END   %s %s %.1f ms %s\n", inv.Function.LogicalID, inv.RequestID, float64(out.Duration.Microseconds())/1000, status)
+}
+
+// mirror prints a mirrored invocation's two results, the line the Debug Console shows.
+func (p *invocationPrinter) mirror(r devside.MirrorReport) {
+	p.printf("%s", devside.FormatMirror(r))
 }
 
 func (p *invocationPrinter) logLine(l executor.LogLine) {
