@@ -26,9 +26,10 @@ import (
 //
 //   - no knock: the answer's bytes, exactly as read, go to the child. The check is carrier.Check's byte scan of
 //     the event and the client context; nothing is dialled, sent or asked.
-//   - a valid knock of the linked session: the invocation, without its knock, goes to the developer over the
-//     session's link (dialled at the first such knock), and the proxy asks the real API for the child's next
-//     invocation on the same connection. If no developer takes it, the child gets it without its knock.
+//   - a valid knock of a session the sandbox has a link to (Selective.Links): the invocation, without its knock,
+//     goes to that session's developer over that session's own link (dialled at the session's first such knock),
+//     and the proxy asks the real API for the child's next invocation on the same connection. If no developer
+//     takes it, the child gets it without its knock.
 //   - anything else that looks like a knock (forged, expired, misdirected, malformed, conflicting, or a valid
 //     knock of a session this sandbox has no link to): the child gets the invocation without the knock, and one
 //     log line says why, never with the token.
@@ -39,22 +40,33 @@ import (
 type selector struct {
 	p   *proxy
 	cfg *SelectiveConfig
+	// links are the sessions knocked invocations can go to, by session id; each starts at its first valid knock.
+	links map[string]*selLink
 
-	// The session's link is started at the first valid knock. linkCtx ends it; wg waits for its goroutines.
+	// linkCtx ends the links; wg waits for their goroutines.
 	linkCtx  context.Context
 	stopLink context.CancelFunc
 	mu       sync.Mutex
-	started  bool
 	closed   bool
 	wg       sync.WaitGroup
 }
 
-func newSelector(p *proxy, cfg *SelectiveConfig) *selector {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &selector{p: p, cfg: cfg, linkCtx: ctx, stopLink: cancel}
+// selLink is one session's link in selective mode.
+type selLink struct {
+	sess    *session
+	started bool // under selector.mu
 }
 
-// close ends the session's link, if one was started, and waits for its goroutines.
+func newSelector(p *proxy, cfg *SelectiveConfig) *selector {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &selector{p: p, cfg: cfg, links: make(map[string]*selLink, len(cfg.Links)), linkCtx: ctx, stopLink: cancel}
+	for _, sc := range cfg.Links {
+		s.links[sc.SessionID] = &selLink{sess: newSession(p, sc)}
+	}
+	return s
+}
+
+// close ends the links that were started and waits for their goroutines.
 func (s *selector) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -63,21 +75,27 @@ func (s *selector) close() {
 	s.wg.Wait()
 }
 
-// link starts the session's link once and waits up to the session's ConnectWait for it. It reports whether the
-// link is up.
-func (s *selector) link(ctx context.Context) bool {
-	sess := s.p.sess
+// start starts l's link once. It reports false when the selector is closed.
+func (s *selector) start(l *selLink) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return false
 	}
-	if !s.started {
-		s.started = true
-		s.p.log.Info("first knocked invocation: connecting to the plldb relay", "session", sess.cfg.SessionID)
-		s.p.startSession(s.linkCtx, &s.wg)
+	if !l.started {
+		l.started = true
+		s.p.log.Info("first knocked invocation of this session: connecting to the plldb relay", "session", l.sess.cfg.SessionID)
+		l.sess.start(s.linkCtx, &s.wg)
 	}
-	s.mu.Unlock()
+	return true
+}
+
+// link starts l's link once and waits up to the session's ConnectWait for it. It reports whether the link is up.
+func (s *selector) link(ctx context.Context, l *selLink) bool {
+	if !s.start(l) {
+		return false
+	}
+	sess := l.sess
 	wait := sess.cfg.ConnectWait
 	if wait <= 0 {
 		wait = DefaultConnectWait
@@ -177,16 +195,20 @@ func (s *selector) check(resp *http.Response, body []byte) carrier.Outcome {
 // invocation.
 func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte, o carrier.Outcome) (out []byte, repoll bool) {
 	inv, perr := runtimeapi.ParseInvocation(resp.Header, body)
-	sess := s.p.sess
+	var l *selLink
+	if o.Knocked {
+		l = s.links[o.Claims.Issuer]
+	}
 	switch {
 	case !o.Knocked:
 	case perr != nil:
 		o.Err = errors.New("the invocation's headers are malformed")
-	case sess == nil || o.Claims.Issuer != sess.cfg.SessionID:
+	case l == nil:
 		o.Err = fmt.Errorf("no relay link to session %s in this sandbox", o.Claims.Issuer)
-	case !s.link(ctx):
+	case !s.link(ctx, l):
 		o.Err = errors.New("the plldb relay could not be reached in time")
 	default:
+		sess := l.sess
 		inv.Event, inv.ClientContext = o.Event, o.ClientContext
 		if inv.ClientContext != "" || inv.Header.Get(runtimeapi.HeaderClientContext) != "" {
 			inv.Header.Set(runtimeapi.HeaderClientContext, inv.ClientContext)
