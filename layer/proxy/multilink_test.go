@@ -19,6 +19,7 @@ import (
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/bridge/wsclient"
+	"github.com/plldb/plldb/layer/carrier"
 	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
@@ -215,5 +216,114 @@ func TestSelectiveTwoDevelopersEachGetOnlyTheirOwnKnocks(t *testing.T) {
 	for _, out := range []string{m.sb.stdout.String(), m.sb.stderr.String(), m.relayLogs.String()} {
 		noKnockLeft(t, out, aliceTok, bobTok, daveTok, carolTok, bobTok2, aliceTok2)
 		assert.NotContains(t, out, "function-role-secret")
+	}
+}
+
+// expectMirror waits for developer name's mirrored invoke and then its deployed envelope, and returns both.
+func (m *multiRig) expectMirror(t *testing.T, name, id string) (wire.Invoke, wire.Deployed) {
+	t.Helper()
+	d := m.devs[name]
+	e := expectOn(t, d.dev, wire.TypeInvoke)
+	var inv wire.Invoke
+	require.NoError(t, e.DecodeBody(&inv))
+	require.Equal(t, id, inv.RequestID)
+	e = expectOn(t, d.dev, wire.TypeDeployed)
+	assert.Equal(t, id, e.ID)
+	var dep wire.Deployed
+	require.NoError(t, e.DecodeBody(&dep))
+	return inv, dep
+}
+
+func awaitAnswer(t *testing.T, answer <-chan runtimeapi.Response) runtimeapi.Response {
+	t.Helper()
+	select {
+	case res := <-answer:
+		return res
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer")
+		return runtimeapi.Response{}
+	}
+}
+
+// A mirror session's knocked invocation: the deployed code answers the caller, the developer gets a copy without
+// the knock and then exactly what the caller got. The developer never acks or answers, and the ack timeout is ten
+// minutes: the caller's answer cannot have waited for the developer.
+func TestSelectiveMirrorDeployedCodeAnswersAndTheDeveloperGetsBoth(t *testing.T) {
+	m := startMulti(t, "echo.handler", []linkOpt{{name: "alice", opts: "mirror"}, {name: "bob"}}, "PLLDB_ACK_TIMEOUT=10m")
+
+	ans, ev, tok := m.knocked("alice", "req-mirror-1")
+	res := awaitAnswer(t, ans)
+	require.False(t, res.Error, "%s", res.Payload)
+	raw, err := base64.StdEncoding.DecodeString(decodeEcho(t, res).Raw)
+	require.NoError(t, err)
+	want, err := carrier.Extract(ev, "")
+	require.NoError(t, err)
+	assert.Equal(t, string(want.Event), string(raw), "the deployed code ran it without the knock")
+
+	inv, dep := m.expectMirror(t, "alice", "req-mirror-1")
+	assert.True(t, inv.Mirror, "the developer's copy is marked as one")
+	assert.Equal(t, string(want.Event), string(inv.Event), "the copy has no knock either")
+	require.NotNil(t, inv.Knock)
+	assert.Equal(t, "s-alice", inv.Knock.Session)
+	assert.Equal(t, "req-mirror-1", dep.RequestID)
+	assert.False(t, dep.Error)
+	assert.Equal(t, string(res.Payload), string(dep.Payload), "the developer gets exactly the bytes the caller got")
+	assert.Equal(t, res.Header.Get("Content-Type"), dep.ContentType)
+	assert.GreaterOrEqual(t, dep.DurationMs, int64(0))
+	assert.EqualValues(t, 1, m.front.conns.Load())
+
+	// A large answer: the deployed envelope is chunked as any large envelope is, and still exact.
+	big := httpV2("/orders/42", "POST", map[string]any{"x-plldb-knock": tok, "pad": strings.Repeat("x", 700<<10)})
+	ans = asyncInvoke(m.sb, runtimeapi.Invocation{RequestID: "req-mirror-big", Deadline: time.Now().Add(time.Minute), Event: big})
+	res = awaitAnswer(t, ans)
+	require.False(t, res.Error)
+	require.Greater(t, len(res.Payload), 900<<10)
+	_, dep = m.expectMirror(t, "alice", "req-mirror-big")
+	assert.Equal(t, res.Payload, dep.Payload)
+
+	// Unknocked traffic afterwards: byte for byte, and the child's requests are spliced again.
+	plain := httpV2("/orders/7", "GET", map[string]any{"accept": "*/*"})
+	for range 3 {
+		assert.Equal(t, plain, deployedAnswer(t, asyncInvoke(m.sb, runtimeapi.Invocation{Deadline: time.Now().Add(time.Minute), Event: plain})))
+	}
+	// bob's link is not a mirror one: his knock still goes to him alone, and he answers it.
+	ans, _, _ = m.knocked("bob", "req-bob")
+	got := m.answer(t, "bob", ans, "req-bob")
+	assert.False(t, got.Mirror)
+	m.nothingFor(t, "alice")
+	m.nothingFor(t, "bob")
+	assert.EqualValues(t, 2, m.front.conns.Load())
+	assert.NotContains(t, m.sb.stderr.String(), "cannot be followed", "the answers were read on the connection they came on")
+	assert.Equal(t, 2, strings.Count(m.sb.stderr.String(), "mirror: copy sent to the developer"))
+	for _, out := range []string{m.sb.stdout.String(), m.sb.stderr.String(), m.relayLogs.String()} {
+		noKnockLeft(t, out, tok)
+	}
+}
+
+func TestSelectiveMirrorErrorAnswer(t *testing.T) {
+	m := startMulti(t, "fail.handler", []linkOpt{{name: "alice", opts: "mirror"}})
+	ans, _, _ := m.knocked("alice", "req-mirror-err")
+	res := awaitAnswer(t, ans)
+	require.True(t, res.Error, "the deployed code raised")
+	_, dep := m.expectMirror(t, "alice", "req-mirror-err")
+	assert.True(t, dep.Error)
+	assert.Equal(t, string(res.Payload), string(dep.Payload), "the error document exactly as posted")
+	assert.Equal(t, res.ErrorType, dep.ErrorType)
+	assert.Equal(t, res.Header.Get("Content-Type"), dep.ContentType)
+	assert.Contains(t, string(dep.Payload), "boom")
+}
+
+// With the mirror session's developer gone, the copy is dropped and the caller still gets the deployed code's
+// answer, every time.
+func TestSelectiveMirrorWithoutDeveloperLeavesTheCallerAlone(t *testing.T) {
+	m := startMulti(t, "echo.handler", []linkOpt{{name: "alice", opts: "mirror"}}, "PLLDB_ACK_TIMEOUT=10m")
+	require.NoError(t, m.devs["alice"].dev.Close())
+	require.Eventually(t, func() bool { return strings.Contains(m.relayLogs.String(), `msg="relay disconnected"`) },
+		10*time.Second, 10*time.Millisecond)
+	for i := range 3 {
+		ans, ev, _ := m.knocked("alice", fmt.Sprintf("req-mirror-alone-%d", i))
+		want, err := carrier.Extract(ev, "")
+		require.NoError(t, err)
+		assert.Equal(t, string(want.Event), string(deployedAnswer(t, ans)))
 	}
 }

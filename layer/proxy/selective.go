@@ -114,7 +114,8 @@ func (s *selector) link(ctx context.Context, l *selLink) bool {
 
 // answers copies the Runtime API's answers on up to child until up ends, routing invocations as the type's
 // comment says. ctx ends invocations held for a developer.
-func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
+func (s *selector) answers(ctx context.Context, rc *relayConn, up net.Conn) error {
+	child := rc.child
 	rec := &recorder{r: up}
 	br := bufio.NewReaderSize(rec, 64<<10)
 	for {
@@ -142,6 +143,9 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 		if invocation {
 			o = s.check(resp, body)
 		}
+		if invocation {
+			rc.handOut()
+		}
 		if o.Found == 0 && o.Err == nil {
 			if _, err := child.Write(raw); err != nil {
 				return fmt.Errorf("relay to the runtime: %w", err)
@@ -149,7 +153,7 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 			rec.done()
 			continue
 		}
-		out, repoll := s.decide(ctx, resp, body, o)
+		out, repoll := s.decide(ctx, rc, resp, body, o)
 		rec.done()
 		if repoll {
 			if err := s.poll(up); err != nil {
@@ -193,7 +197,7 @@ func (s *selector) check(resp *http.Response, body []byte) carrier.Outcome {
 // decide handles an invocation that mentions a knock, checked as o. It returns the answer the child gets (the
 // invocation without its knock), or repoll when a developer answered it and the child still waits for an
 // invocation.
-func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte, o carrier.Outcome) (out []byte, repoll bool) {
+func (s *selector) decide(ctx context.Context, rc *relayConn, resp *http.Response, body []byte, o carrier.Outcome) (out []byte, repoll bool) {
 	inv, perr := runtimeapi.ParseInvocation(resp.Header, body)
 	var l *selLink
 	if o.Knocked {
@@ -205,14 +209,17 @@ func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte,
 		o.Err = errors.New("the invocation's headers are malformed")
 	case l == nil:
 		o.Err = fmt.Errorf("no relay link to session %s in this sandbox", o.Claims.Issuer)
+	case l.sess.cfg.Mirror:
+		inv = withoutKnock(inv, o)
+		s.p.log.Info("knocked invocation of a mirror session: the deployed code answers it, a copy goes to the developer",
+			"request_id", inv.RequestID, "session", o.Claims.Issuer, "knock_id", o.Claims.ID, "carrier", carrierNames(o.Found))
+		s.mirror(rc, l, inv, &wire.KnockRef{Session: o.Claims.Issuer, ID: o.Claims.ID})
+		return stripped(resp, o), false
 	case !s.link(ctx, l):
 		o.Err = errors.New("the plldb relay could not be reached in time")
 	default:
 		sess := l.sess
-		inv.Event, inv.ClientContext = o.Event, o.ClientContext
-		if inv.ClientContext != "" || inv.Header.Get(runtimeapi.HeaderClientContext) != "" {
-			inv.Header.Set(runtimeapi.HeaderClientContext, inv.ClientContext)
-		}
+		inv = withoutKnock(inv, o)
 		s.p.log.Info("knocked invocation: relaying it to the developer", "request_id", inv.RequestID,
 			"session", o.Claims.Issuer, "knock_id", o.Claims.ID, "carrier", carrierNames(o.Found))
 		if sess.handleKnocked(ctx, inv, &wire.KnockRef{Session: o.Claims.Issuer, ID: o.Claims.ID}) {
@@ -225,6 +232,15 @@ func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte,
 	s.p.log.Warn("knock refused; the invocation runs the deployed code", "request_id", inv.RequestID,
 		"carrier", carrierNames(o.Found), "reason", o.Err.Error())
 	return stripped(resp, o), false
+}
+
+// withoutKnock is inv with o's event and client context, the knock removed.
+func withoutKnock(inv runtimeapi.Invocation, o carrier.Outcome) runtimeapi.Invocation {
+	inv.Event, inv.ClientContext = o.Event, o.ClientContext
+	if inv.ClientContext != "" || inv.Header.Get(runtimeapi.HeaderClientContext) != "" {
+		inv.Header.Set(runtimeapi.HeaderClientContext, inv.ClientContext)
+	}
+	return inv
 }
 
 // poll asks the real API for the child's next invocation on the connection the child is waiting on.
