@@ -62,6 +62,7 @@ func (r *relayRig) dialDeveloper(t testing.TB, s relay.Session) *wsclient.Client
 				Session: s.ID, Role: wire.RoleDeveloper, Peer: "dev-1", Audience: r.audience,
 			})
 		},
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = dev.Close() })
