@@ -269,6 +269,7 @@ func TestSelectiveMirrorDeployedCodeAnswersAndTheDeveloperGetsBoth(t *testing.T)
 	assert.False(t, dep.Error)
 	assert.Equal(t, string(res.Payload), string(dep.Payload), "the developer gets exactly the bytes the caller got")
 	assert.Equal(t, res.Header.Get("Content-Type"), dep.ContentType)
+	assert.Equal(t, "yes", res.Header.Get("X-Echo"), "the runtime's request, read for mirror, reached the API as it was posted")
 	assert.GreaterOrEqual(t, dep.DurationMs, int64(0))
 	assert.EqualValues(t, 1, m.front.conns.Load())
 
