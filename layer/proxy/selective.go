@@ -33,8 +33,11 @@ import (
 //   - anything else that looks like a knock (forged, expired, misdirected, malformed, conflicting, or a valid
 //     knock of a session this sandbox has no link to): the child gets the invocation without the knock, and one
 //     log line says why, never with the token.
+//   - a valid knock of a mirror session: the child gets it without its knock at once, and a copy goes to the
+//     developer (mirror.go).
 //
-// Requests from the child are not read at all: they are spliced to the API as in pass-through. A connection of
+// Requests from the child are not read at all (except while a mirrored invocation waits for its answer on that
+// connection, mirror.go): they are spliced to the API as in pass-through. A connection of
 // the Runtime API carries one request at a time (no client pipelines), so while the child waits for its
 // invocation nothing else is written upstream, and the proxy's own GET /next cannot interleave with the child's.
 type selector struct {
@@ -141,10 +144,8 @@ func (s *selector) answers(ctx context.Context, rc *relayConn, up net.Conn) erro
 		}
 		var o carrier.Outcome
 		if invocation {
-			o = s.check(resp, body)
-		}
-		if invocation {
 			rc.handOut()
+			o = s.check(resp, body)
 		}
 		if o.Found == 0 && o.Err == nil {
 			if _, err := child.Write(raw); err != nil {
