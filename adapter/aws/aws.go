@@ -233,7 +233,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	s.dev, err = devside.Start(ctx, devside.Config{
 		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
 		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, MaxConcurrency: o.MaxConcurrency, Hooks: o.Hooks, Logger: log,
-		DeveloperCredentials: devCreds,
+		DeveloperCredentials: devCreds, Session: s.ID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)

@@ -49,6 +49,9 @@ type Config struct {
 	// credentials its sandbox sent with it (wire.Invoke.Credentials: the function's execution role, in AWS mode),
 	// or none.
 	DeveloperCredentials aws.CredentialsProvider
+	// Session is the developer's own relay session id. Knocked invocations (selective mode) are run only when their
+	// knock names it; with Session empty none is.
+	Session string
 	Hooks
 	Logger *slog.Logger
 }
@@ -281,6 +284,7 @@ func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 		BeforeRun:   s.cfg.BeforeRun,
 		Credentials: s.credentialsFor,
 		OnMirror:    s.cfg.OnMirror,
+		Session:     s.cfg.Session,
 		Logger:      s.log.With("component", "dispatch"),
 	})
 	s.mu.Lock()

@@ -65,7 +65,10 @@ type dispatchConfig struct {
 	// deadline a finished copy waits for the deployed answer (0: DefaultMirrorGrace).
 	OnMirror    func(MirrorReport)
 	MirrorGrace time.Duration
-	Logger      *slog.Logger
+	// Session is this developer's own session id. A knocked invocation (selective mode) whose knock names another
+	// session is refused, and with Session empty every knocked one is (see invoke).
+	Session string
+	Logger  *slog.Logger
 }
 
 // dispatcher serves invocations arriving on a link until it is closed or its context ends.
@@ -246,6 +249,14 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	sender := ticket.PeerFunction(peer)
 	if sender == "" || inv.Function.Name != sender {
 		log.Warn("refusing an invocation that names a function other than its sender's", "sender_function", sender)
+		return
+	}
+	// A knocked invocation is for the knock's session only. The relay refuses an inline invoke whose knock names a
+	// session other than its sender's connection's; a chunked one it cannot read, so the check is here too. Not
+	// acking lets the sandbox fall back to the deployed code.
+	if inv.Knock != nil && (d.cfg.Session == "" || inv.Knock.Session != d.cfg.Session) {
+		log.Warn("refusing a knocked invocation whose knock names another session; letting the sandbox fall back",
+			"knock_session", inv.Knock.Session, "session", d.cfg.Session)
 		return
 	}
 	tgt, ok := d.cfg.Resolve(sender)

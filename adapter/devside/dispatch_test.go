@@ -109,6 +109,63 @@ func TestDispatchRunsInvocationsOnlyAsTheSendersFunction(t *testing.T) {
 	}
 }
 
+// A knocked invocation runs only when its knock names this developer's own session. The relay refuses inline
+// invokes that name another session, but passes chunked ones unread (here, as the dispatcher gets them:
+// reassembled), so a proxy bug or a tampered sandbox could otherwise show one developer another's knocked traffic.
+// A refused one is not acknowledged: its sandbox falls back to the deployed code.
+func TestDispatchRunsKnockedInvocationsOnlyOfItsOwnSession(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		session string
+		want    []string
+	}{
+		{"own session", "s-alice", []string{"unknocked", "alice", "alice-mirror"}},
+		{"no session configured", "", []string{"unknocked"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			orders := &countingRunner{}
+			link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+			d := newDispatcher(dispatchConfig{
+				Link:    link,
+				Session: c.session,
+				Resolve: func(name string) (target, bool) { return target{Runner: orders}, name == "orders-fn" },
+				Logger:  slog.New(slog.DiscardHandler),
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			peer := ticket.FunctionPeer("orders-fn", "fn-1")
+			// The big event makes each envelope one the relay carries in chunks; the dispatcher sees it whole.
+			event := []byte(`{"pad":"` + strings.Repeat("x", 3*wire.MaxMessageBytes) + `"}`)
+			send := func(id string, k *wire.KnockRef) {
+				e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Function: wire.FunctionIdentity{Name: "orders-fn"},
+					Event: event, Knock: k})
+				require.NoError(t, err)
+				msgs, err := wire.Split(e)
+				require.NoError(t, err)
+				h, err := wire.PeekHeader(msgs[0])
+				require.NoError(t, err)
+				require.Equal(t, wire.TypeChunk, h.T, "chunked on the wire: the relay reads no knock in it")
+				e.From = peer
+				link.in <- e
+			}
+			send("bob", &wire.KnockRef{Session: "s-bob", ID: "k1"})
+			send("empty-session", &wire.KnockRef{ID: "k2"})
+			send("alice", &wire.KnockRef{Session: "s-alice", ID: "k3"})
+			send("alice-mirror", &wire.KnockRef{Session: "s-alice", ID: "k4"})
+			send("unknocked", nil)
+
+			require.Eventually(t, func() bool { return len(orders.ran()) == len(c.want) }, 10*time.Second, 10*time.Millisecond)
+			cancel()
+			require.NoError(t, <-done)
+			assert.ElementsMatch(t, c.want, orders.ran())
+			for _, e := range link.sent() {
+				assert.Contains(t, c.want, e.ID, "refused invocations are not acknowledged nor answered")
+			}
+		})
+	}
+}
+
 // Another function cannot reuse the request id of an invocation in flight to divert its log lines.
 func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 	orders, payments := &countingRunner{hold: make(chan struct{})}, &countingRunner{}

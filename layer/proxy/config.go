@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/plldb/plldb/bridge/knock"
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
@@ -53,10 +54,13 @@ type Config struct {
 	PrevWrapper string
 	// Env is the child's environment base (os.Environ()). The proxy points AWS_LAMBDA_RUNTIME_API at itself,
 	// restores AWS_LAMBDA_EXEC_WRAPPER to PrevWrapper (or removes it) and withholds PLLDB_* variables.
-	Env     []string
-	Session *SessionConfig // nil: pure pass-through
-	// Selective, when set, is selective mode: invocations go to Session only with a valid knock, all others to
-	// the child runtime through the byte relay. Session is then dialled at the first valid knock, never before.
+	Env []string
+	// Session is session mode: every invocation is offered to this developer. nil: pure pass-through, or
+	// selective mode, whose sessions are Selective.Links.
+	Session *SessionConfig
+	// Selective, when set, is selective mode: an invocation goes to a developer only with a valid knock, and then
+	// to the link of the knock's session, dialled at that session's first valid knock and never before; all
+	// others go to the child runtime through the byte relay.
 	Selective *SelectiveConfig
 	Logger    *slog.Logger // default: discard
 	// Stdout receives the function logs relayed from the developer (the sandbox's stdout, i.e. CloudWatch).
@@ -93,13 +97,16 @@ type SessionConfig struct {
 	// each invocation, in wire.Invoke.Credentials and never in its Env, so that the developer's handler runs with
 	// the function's own rights. Off, they never leave the sandbox.
 	SendCredentials bool
+	// Mirror (selective mode, PLLDB_SESSIONS' "mirror"): this session's knocked invocations run the deployed code,
+	// which answers the caller, and a copy goes to the developer, followed by what the deployed code answered.
+	Mirror bool
 
 	// What a Dial implementation needs, filled by ConfigFromEnv.
 	Endpoint    string // PLLDB_ENDPOINT, ws:// or wss://
-	SessionID   string // PLLDB_SESSION
+	SessionID   string // PLLDB_SESSION, or the session of a PLLDB_SESSIONS entry
 	Audience    string // PLLDB_AUDIENCE
 	Peer        string // this sandbox's peer id, random per proxy process, in its function's namespace
-	FunctionKey Secret // PLLDB_FUNCTION_KEY, decoded: this function's own key (ticket.FunctionKey)
+	FunctionKey Secret // PLLDB_FUNCTION_KEY (or the entry's key), decoded: this function's own key for the session (ticket.FunctionKey)
 }
 
 // Secret is key material that must never be printed.
@@ -176,8 +183,9 @@ func ConfigFromEnv(args []string, environ []string) (Config, error) {
 const replayMemory = 4096
 
 // selectiveConfig completes cfg for selective mode. Whatever is wrong, the Config it returns works: with
-// Selective.Broken set and no Session, every invocation runs the deployed code and knocks are removed, and the
-// error (wrapping ErrSessionConfig and ErrSelectiveConfig, without key material) says why.
+// Selective.Broken set and no links, every invocation runs the deployed code and knocks are removed, and the
+// error (wrapping ErrSessionConfig and ErrSelectiveConfig, without key material) says why. Selective mode never
+// sets cfg.Session: its sessions are Selective.Links, each dialled at its own first valid knock.
 func selectiveConfig(cfg Config, env map[string]string) (Config, error) {
 	broken := func(err error) (Config, error) {
 		cfg.Selective = &SelectiveConfig{Broken: err}
@@ -194,16 +202,66 @@ func selectiveConfig(cfg Config, env map[string]string) (Config, error) {
 	if err != nil {
 		return broken(err)
 	}
-	sess, err := sessionFromEnv(env)
-	switch {
-	case err != nil:
+	links, err := linksFromEnv(env)
+	if err != nil {
 		return broken(err)
-	case sess == nil:
-		return broken(errors.New("selective mode without PLLDB_ENDPOINT, PLLDB_SESSION and PLLDB_FUNCTION_KEY: no developer to send knocked invocations to"))
 	}
-	cfg.Session = sess
-	cfg.Selective = &SelectiveConfig{Verifier: v, Sessions: slices.Sorted(maps.Keys(kc.Keys))}
+	cfg.Session = nil
+	cfg.Selective = &SelectiveConfig{Verifier: v, Sessions: slices.Sorted(maps.Keys(kc.Keys)), Links: links}
 	return cfg, nil
+}
+
+// linksFromEnv builds selective mode's links: one per PLLDB_SESSIONS entry, and one for PLLDB_SESSION with
+// PLLDB_FUNCTION_KEY (an attach that predates PLLDB_SESSIONS; PLLDB_CREDENTIALS applies to it alone). The
+// settings every link shares (endpoint, audience, ack timeout, strictness, the function's identity) come from
+// the usual variables. Settings that contradict each other are refused, so that no developer gets traffic
+// that was not meant for them: a session listed twice, PLLDB_CREDENTIALS=function with no PLLDB_SESSION for it
+// to apply to, or no link at all. A link whose session has no knock key is accepted (no knock of it can
+// verify, so it is never dialled), as is a knock key without a link (its knocks are refused).
+func linksFromEnv(env map[string]string) ([]*SessionConfig, error) {
+	list := env[selenv.EnvSessions]
+	legacy := env["PLLDB_SESSION"] != "" || env["PLLDB_FUNCTION_KEY"] != ""
+	if list == "" && !legacy {
+		return nil, fmt.Errorf("selective mode without %s, nor PLLDB_SESSION and PLLDB_FUNCTION_KEY: no developer to send knocked invocations to",
+			selenv.EnvSessions)
+	}
+	if env["PLLDB_ENDPOINT"] == "" {
+		return nil, errors.New("selective mode without PLLDB_ENDPOINT: no relay to send knocked invocations to")
+	}
+	var links []*SessionConfig
+	if legacy {
+		sc, err := sessionFromEnv(env)
+		if err != nil {
+			return nil, err
+		}
+		links = append(links, sc)
+	} else if env["PLLDB_CREDENTIALS"] == "function" {
+		return nil, fmt.Errorf("PLLDB_CREDENTIALS=function without PLLDB_SESSION: with %s each session says whether it gets credentials (;%s)",
+			selenv.EnvSessions, selenv.OptCredentials)
+	}
+	if list == "" {
+		return links, nil
+	}
+	parsed, err := selenv.ParseSessions(list)
+	if err != nil {
+		return nil, err
+	}
+	base, err := sessionBase(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range parsed {
+		if legacy && l.Session == env["PLLDB_SESSION"] {
+			return nil, fmt.Errorf("session %s is both PLLDB_SESSION and in %s", l.Session, selenv.EnvSessions)
+		}
+		sc := *base
+		sc.SessionID, sc.FunctionKey = l.Session, Secret(l.FunctionKey)
+		sc.SendCredentials, sc.Mirror = l.Credentials, l.Mirror
+		// A peer id of its own per link: each link is its own connection to the relay.
+		sc.Peer = ticket.FunctionPeer(sc.Function.Name, newPeerID())
+		links = append(links, &sc)
+	}
+	return links, nil
 }
 
 func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
@@ -222,13 +280,31 @@ func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s set but %s missing", strings.Join(set, ", "), strings.Join(missing, ", "))
 	}
-	u, err := url.Parse(env["PLLDB_ENDPOINT"])
-	if err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
-		return nil, fmt.Errorf("PLLDB_ENDPOINT %q is not a ws:// or wss:// URL", env["PLLDB_ENDPOINT"])
+	sc, err := sessionBase(env)
+	if err != nil {
+		return nil, err
 	}
 	key, err := decodeKey(env["PLLDB_FUNCTION_KEY"])
 	if err != nil {
 		return nil, err
+	}
+	sc.SessionID, sc.FunctionKey = env["PLLDB_SESSION"], key
+	switch v := env["PLLDB_CREDENTIALS"]; v {
+	case "function":
+		sc.SendCredentials = true
+	case "", "developer":
+	default:
+		return nil, fmt.Errorf("PLLDB_CREDENTIALS %q is neither \"function\" nor \"developer\"", v)
+	}
+	return sc, nil
+}
+
+// sessionBase is a SessionConfig with the settings that do not depend on the session: the relay, the function,
+// the timeouts and strictness. It has no session id, key or credentials setting yet.
+func sessionBase(env map[string]string) (*SessionConfig, error) {
+	u, err := url.Parse(env["PLLDB_ENDPOINT"])
+	if err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
+		return nil, fmt.Errorf("PLLDB_ENDPOINT %q is not a ws:// or wss:// URL", env["PLLDB_ENDPOINT"])
 	}
 	// The key is this function's own: its tickets name the function and put the peer id in its namespace.
 	name := env["AWS_LAMBDA_FUNCTION_NAME"]
@@ -237,9 +313,7 @@ func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
 	}
 	sc := &SessionConfig{
 		Endpoint:        env["PLLDB_ENDPOINT"],
-		SessionID:       env["PLLDB_SESSION"],
 		Audience:        env["PLLDB_AUDIENCE"],
-		FunctionKey:     key,
 		Peer:            ticket.FunctionPeer(name, newPeerID()),
 		AckTimeout:      DefaultAckTimeout,
 		DeadlineMargin:  DefaultDeadlineMargin,
@@ -270,13 +344,6 @@ func sessionFromEnv(env map[string]string) (*SessionConfig, error) {
 			return nil, fmt.Errorf("PLLDB_ACK_TIMEOUT: %w", err)
 		}
 		sc.AckTimeout = d
-	}
-	switch v := env["PLLDB_CREDENTIALS"]; v {
-	case "function":
-		sc.SendCredentials = true
-	case "", "developer":
-	default:
-		return nil, fmt.Errorf("PLLDB_CREDENTIALS %q is neither \"function\" nor \"developer\"", v)
 	}
 	if v := env["PLLDB_STRICT"]; v != "" {
 		b, err := strconv.ParseBool(v)
@@ -391,11 +458,12 @@ func envMap(environ []string) map[string]string {
 }
 
 // alwaysRedacted are withheld from the developer whatever PLLDB_REDACT says: the role's credentials, plldb's
-// own key, the sandbox-internal Runtime API address, and the telemetry pipe's fd (a number meaningless on the
+// own keys (PLLDB_SESSIONS holds every selective session's function key: one developer must never see
+// another's), the sandbox-internal Runtime API address, and the telemetry pipe's fd (a number meaningless on the
 // developer's machine, which awslambdaric removes from the environment before a handler runs).
 var alwaysRedacted = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", "AWS_LAMBDA_RUNTIME_API", telemetryFDEnv,
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "PLLDB_FUNCTION_KEY", selenv.EnvSessions, "AWS_LAMBDA_RUNTIME_API", telemetryFDEnv,
 }
 
 // Redact applies the redaction policy to env: the names in alwaysRedacted and the names matching the

@@ -146,24 +146,44 @@ func TestChildEnv(t *testing.T) {
 }
 
 func FuzzConfigFromEnv(f *testing.F) {
-	f.Add("wss://h/x", "s", testKey, "3s", "true", "*_KEY", "128", "info")
-	f.Add("ws://", "", "", "", "", "[", "-1", "")
-	f.Add("wss://h", "s", "////", "1e400", "2", ",,,", "0x10", "DEBUG+2")
-	f.Fuzz(func(t *testing.T, endpoint, session, key, ack, strict, redact, mem, level string) {
+	aKey := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	keys := "s-a=" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	f.Add("wss://h/x", "s", testKey, "3s", "true", "*_KEY", "128", "info", "", "", "")
+	f.Add("ws://", "", "", "", "", "[", "-1", "", "", "", "")
+	f.Add("wss://h", "s", "////", "1e400", "2", ",,,", "0x10", "DEBUG+2", "", "", "")
+	f.Add("wss://h/x", "", "", "3s", "", "", "128", "info", "true", keys, "s-a="+aKey+";creds;mirror,s-b="+aKey)
+	f.Add("wss://h/x", "s", testKey, "", "", "", "", "", "1", keys, "s="+aKey)
+	f.Add("wss://h/x", "", "", "", "", "", "", "", "true", keys, "s-a="+aKey+";mirror;mirror")
+	f.Add("", "", "", "", "", "", "", "", "", "", "s-a="+aKey+",")
+	f.Fuzz(func(t *testing.T, endpoint, session, key, ack, strict, redact, mem, level, selective, knockKeys, sessions string) {
 		env := []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "AWS_LAMBDA_FUNCTION_NAME=fn", "PLLDB_ENDPOINT=" + endpoint, "PLLDB_SESSION=" + session,
 			"PLLDB_FUNCTION_KEY=" + key, "PLLDB_ACK_TIMEOUT=" + ack, "PLLDB_STRICT=" + strict, "PLLDB_REDACT=" + redact,
-			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + mem, "PLLDB_LOG_LEVEL=" + level}
+			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + mem, "PLLDB_LOG_LEVEL=" + level, "PLLDB_SELECTIVE=" + selective,
+			"PLLDB_KNOCK_KEYS=" + knockKeys, "PLLDB_KNOCK_STACK=shop", "PLLDB_SESSIONS=" + sessions}
 		cfg, err := ConfigFromEnv([]string{"python3"}, env)
 		if err != nil && !errors.Is(err, ErrSessionConfig) {
 			return
 		}
-		if len(key) >= 8 && strings.Contains(fmt.Sprint(err), key) {
-			t.Fatalf("error shows the key: %v", err)
+		for _, secret := range []string{key, sessions} {
+			if len(secret) >= 8 && strings.Contains(fmt.Sprint(err), secret) {
+				t.Fatalf("error shows the key: %v", err)
+			}
 		}
-		if s := cfg.Session; s != nil {
+		if cfg.Selective != nil && cfg.Session != nil {
+			t.Fatalf("selective mode with a session that would take every invocation")
+		}
+		if cfg.Selective != nil && cfg.Selective.Verifier == nil && len(cfg.Selective.Links) > 0 {
+			t.Fatalf("broken selective settings with links")
+		}
+		seen := map[string]bool{}
+		for _, s := range cfg.Sessions() {
 			if s.AckTimeout <= 0 || len(s.FunctionKey) < 16 || s.SessionID == "" {
 				t.Fatalf("accepted a bad session: %+v", s)
 			}
+			if seen[s.SessionID] {
+				t.Fatalf("two links for session %s", s.SessionID)
+			}
+			seen[s.SessionID] = true
 		}
 		kept, redacted := Redact(map[string]string{"PLLDB_REDACT": redact, "AWS_SESSION_TOKEN": "x", "Y": "1"})
 		if _, ok := kept["AWS_SESSION_TOKEN"]; ok || len(kept)+len(redacted) != 3 {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +25,8 @@ import (
 //
 // Goroutines: the caller's goroutine waits for the child's exit; the HTTP server runs one per child connection,
 // and the child's GET /next handler is the invocation loop in session mode; one goroutine waits for the child;
-// in session mode one dials the relay and one drains the link's receive channel. Child-less (plldb local), the
+// in session mode one dials the relay and one drains the link's receive channel, and in selective mode so does
+// each link from its session's first valid knock on. Child-less (plldb local), the
 // caller's goroutine runs the invocation loop instead. All of them end when Run returns.
 func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if cfg.RuntimeAPI == "" {
@@ -37,8 +39,13 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if childless && cfg.Selective != nil {
 		return 1, errors.New("proxy: selective mode needs the runtime command: unknocked invocations run it")
 	}
-	if cfg.Session != nil && cfg.Session.Dial == nil {
-		return 1, errors.New("proxy: session mode without a Dial function")
+	if cfg.Session != nil && cfg.Selective != nil {
+		return 1, errors.New("proxy: selective mode's sessions are Selective.Links, not Session")
+	}
+	for _, sc := range cfg.Sessions() {
+		if sc.Dial == nil {
+			return 1, fmt.Errorf("proxy: session %s without a Dial function", sc.SessionID)
+		}
 	}
 	p := newProxy(cfg)
 	p.childless = childless
@@ -59,7 +66,7 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	if err != nil {
 		return 1, fmt.Errorf("proxy: listen for the runtime: %w", err)
 	}
-	if p.sess == nil || p.sel != nil {
+	if p.sess == nil {
 		// No session, or selective mode: the child's connections are joined to the real API's, byte for byte;
 		// in selective mode the selector reads the API's answers for knocks on the way.
 		relay := newTCPRelay(cfg.RuntimeAPI, p.log)
@@ -70,7 +77,7 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 			relay.shutdown(relayGrace)
 		}()
 		if p.sel != nil {
-			defer p.sel.close() // before the relay's shutdown: a knocked invocation's link goes first
+			defer p.sel.close() // before the relay's shutdown: the links of knocked invocations go first
 			p.logSelective()
 		}
 	} else {
@@ -111,8 +118,8 @@ func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopLoop() // runs before wg.Wait: the goroutines in wg end on it
-	if p.sess != nil && p.sel == nil {
-		p.startSession(loopCtx, &wg)
+	if p.sess != nil {
+		p.sess.start(loopCtx, &wg)
 	}
 	<-childDone
 	stopLoop()
@@ -125,8 +132,8 @@ type proxy struct {
 	cfg  Config
 	log  *slog.Logger
 	real *runtimeapi.Client // the session's and the child-less loop's client of the real Runtime API
-	sess *session
-	sel  *selector // selective mode; nil otherwise
+	sess *session           // session mode; nil otherwise (selective mode's sessions are the selector's)
+	sel  *selector          // selective mode; nil otherwise
 	// childless: no original runtime runs beside the proxy (plldb local's emulated sandboxes, where the
 	// developer side is the only runtime). Every invocation goes to the session, strictly.
 	childless bool
@@ -138,7 +145,7 @@ func (p *proxy) runChildless(ctx context.Context) error {
 	defer wg.Wait()
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	p.startSession(loopCtx, &wg)
+	p.sess.start(loopCtx, &wg)
 	return p.loop(loopCtx)
 }
 
@@ -172,8 +179,8 @@ func newProxy(cfg Config) *proxy {
 	return p
 }
 
-// logSelective says once, at start, how selective mode runs: which sessions' knocks it honours, or why it
-// honours none. Session ids are not secret; keys are never logged.
+// logSelective says once, at start, how selective mode runs: which sessions' knocks it honours and which have a
+// link, or why it honours none. Session ids are not secret; keys are never logged.
 func (p *proxy) logSelective() {
 	c := p.cfg.Selective
 	if c.Verifier == nil {
@@ -181,8 +188,19 @@ func (p *proxy) logSelective() {
 			"err", c.Broken)
 		return
 	}
+	var linked, mirrored []string
+	for _, l := range c.Links {
+		linked = append(linked, l.SessionID)
+		if l.Mirror {
+			mirrored = append(mirrored, l.SessionID)
+		}
+		if !slices.Contains(c.Sessions, l.SessionID) {
+			p.log.Warn("a session has a relay link but no knock key: none of its knocks can verify, so its link is never dialled",
+				"session", l.SessionID)
+		}
+	}
 	p.log.Info("selective mode: only invocations with a valid knock go to a developer", "sessions", strings.Join(c.Sessions, ","),
-		"linked_session", p.cfg.Session.SessionID)
+		"linked_sessions", strings.Join(linked, ","), "mirror_sessions", strings.Join(mirrored, ","))
 }
 
 func (p *proxy) childCommand(ctx context.Context, apiAddr string) *exec.Cmd {

@@ -74,18 +74,28 @@ func (r *tcpRelay) pipe(child net.Conn) {
 	defer r.track(up, false)
 	defer up.Close()
 	done := make(chan struct{})
+	var rc *relayConn
+	if r.sel != nil {
+		rc = newRelayConn(child)
+	}
 	go func() {
 		defer close(done)
 		// Child → API. When the child stops sending (it exited, or closed after its last request), the API
 		// gets the same end of input and finishes answering what it was sent.
-		if _, err := io.Copy(up, child); err != nil && !errors.Is(err, net.ErrClosed) {
+		var err error
+		if rc != nil {
+			err = r.sel.requests(rc, up)
+		} else {
+			_, err = io.Copy(up, child)
+		}
+		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 			r.log.Debug("relay to the runtime api", "err", err)
 		}
 		closeWrite(up)
 	}()
 	// API → child.
 	if r.sel != nil {
-		err = r.sel.answers(r.ctx, child, up)
+		err = r.sel.answers(r.ctx, rc, up)
 	} else {
 		_, err = io.Copy(child, up)
 	}

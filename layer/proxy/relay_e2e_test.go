@@ -25,6 +25,7 @@ import (
 // the real relay handlers, a session in the store, and a developer connected with a developer ticket.
 type relayRig struct {
 	gw       *gateway.Gateway
+	store    *relay.MemoryStore
 	session  relay.Session
 	audience string
 	dev      *wsclient.Client
@@ -36,7 +37,7 @@ func startRelay(t testing.TB) *relayRig { return startRelayLogged(t, nil) }
 func startRelayLogged(t testing.TB, log *slog.Logger) *relayRig {
 	t.Helper()
 	store := relay.NewMemoryStore()
-	r := &relayRig{session: relay.NewSession("e2e-"+strings.ReplaceAll(t.Name(), "/", "."), "tester@host", time.Time{}), audience: "plldb-e2e"}
+	r := &relayRig{store: store, session: relay.NewSession("e2e-"+strings.ReplaceAll(t.Name(), "/", "."), "tester@host", time.Time{}), audience: "plldb-e2e"}
 	store.PutSession(r.session)
 	r.gw = gateway.New(gateway.Config{Logger: log}, nil)
 	r.gw.SetRoutes(&relay.Handlers{Store: store, Conns: r.gw, Audience: r.audience, Logger: log})
@@ -47,19 +48,25 @@ func startRelayLogged(t testing.TB, log *slog.Logger) *relayRig {
 }
 
 func (r *relayRig) connectDeveloper(t testing.TB) {
+	r.dev = r.dialDeveloper(t, r.session)
+}
+
+// dialDeveloper connects a developer of session s, as plldb attach does.
+func (r *relayRig) dialDeveloper(t testing.TB, s relay.Session) *wsclient.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dev, err := wsclient.Dial(ctx, wsclient.Config{
 		URL: r.gw.URL(),
 		Ticket: func(context.Context) (string, error) {
-			return ticket.Mint(r.session.Keys[wire.RoleDeveloper], ticket.Claims{
-				Session: r.session.ID, Role: wire.RoleDeveloper, Peer: "dev-1", Audience: r.audience,
+			return ticket.Mint(s.Keys[wire.RoleDeveloper], ticket.Claims{
+				Session: s.ID, Role: wire.RoleDeveloper, Peer: "dev-1", Audience: r.audience,
 			})
 		},
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = dev.Close() })
-	r.dev = dev
+	return dev
 }
 
 // env is what attach puts on an instrumented function: its own key, for the sandbox harness's function name.
@@ -74,12 +81,15 @@ func (r *relayRig) env(extra ...string) []string {
 }
 
 // expect waits for the developer to receive an envelope of type typ, skipping hellos.
-func (r *relayRig) expect(t *testing.T, typ wire.Type) *wire.Envelope {
+func (r *relayRig) expect(t *testing.T, typ wire.Type) *wire.Envelope { return expectOn(t, r.dev, typ) }
+
+// expectOn waits for developer dev to receive an envelope of type typ, skipping hellos.
+func expectOn(t *testing.T, dev *wsclient.Client, typ wire.Type) *wire.Envelope {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
-		case e, ok := <-r.dev.Recv():
+		case e, ok := <-dev.Recv():
 			require.True(t, ok, "developer link closed")
 			if e.T == wire.TypeHello {
 				continue
@@ -95,12 +105,18 @@ func (r *relayRig) expect(t *testing.T, typ wire.Type) *wire.Envelope {
 
 func (r *relayRig) reply(t *testing.T, to string, typ wire.Type, id string, body any) {
 	t.Helper()
+	replyOn(t, r.dev, to, typ, id, body)
+}
+
+// replyOn sends a developer → function envelope from dev.
+func replyOn(t *testing.T, dev *wsclient.Client, to string, typ wire.Type, id string, body any) {
+	t.Helper()
 	e, err := wire.NewEnvelope(typ, id, body)
 	require.NoError(t, err)
 	e.To = to
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, r.dev.Send(ctx, e))
+	require.NoError(t, dev.Send(ctx, e))
 }
 
 // waitHello waits until the sandbox's proxy has connected (its hello reached the developer).

@@ -26,35 +26,50 @@ import (
 //
 //   - no knock: the answer's bytes, exactly as read, go to the child. The check is carrier.Check's byte scan of
 //     the event and the client context; nothing is dialled, sent or asked.
-//   - a valid knock of the linked session: the invocation, without its knock, goes to the developer over the
-//     session's link (dialled at the first such knock), and the proxy asks the real API for the child's next
-//     invocation on the same connection. If no developer takes it, the child gets it without its knock.
+//   - a valid knock of a session the sandbox has a link to (Selective.Links): the invocation, without its knock,
+//     goes to that session's developer over that session's own link (dialled at the session's first such knock),
+//     and the proxy asks the real API for the child's next invocation on the same connection. If no developer
+//     takes it, the child gets it without its knock.
 //   - anything else that looks like a knock (forged, expired, misdirected, malformed, conflicting, or a valid
 //     knock of a session this sandbox has no link to): the child gets the invocation without the knock, and one
 //     log line says why, never with the token.
+//   - a valid knock of a mirror session: the child gets it without its knock at once, and a copy goes to the
+//     developer (mirror.go).
 //
-// Requests from the child are not read at all: they are spliced to the API as in pass-through. A connection of
+// Requests from the child are not read at all (except while a mirrored invocation waits for its answer on that
+// connection, mirror.go): they are spliced to the API as in pass-through. A connection of
 // the Runtime API carries one request at a time (no client pipelines), so while the child waits for its
 // invocation nothing else is written upstream, and the proxy's own GET /next cannot interleave with the child's.
 type selector struct {
 	p   *proxy
 	cfg *SelectiveConfig
+	// links are the sessions knocked invocations can go to, by session id; each starts at its first valid knock.
+	links map[string]*selLink
 
-	// The session's link is started at the first valid knock. linkCtx ends it; wg waits for its goroutines.
+	// linkCtx ends the links; wg waits for their goroutines.
 	linkCtx  context.Context
 	stopLink context.CancelFunc
 	mu       sync.Mutex
-	started  bool
 	closed   bool
 	wg       sync.WaitGroup
 }
 
-func newSelector(p *proxy, cfg *SelectiveConfig) *selector {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &selector{p: p, cfg: cfg, linkCtx: ctx, stopLink: cancel}
+// selLink is one session's link in selective mode.
+type selLink struct {
+	sess    *session
+	started bool // under selector.mu
 }
 
-// close ends the session's link, if one was started, and waits for its goroutines.
+func newSelector(p *proxy, cfg *SelectiveConfig) *selector {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &selector{p: p, cfg: cfg, links: make(map[string]*selLink, len(cfg.Links)), linkCtx: ctx, stopLink: cancel}
+	for _, sc := range cfg.Links {
+		s.links[sc.SessionID] = &selLink{sess: newSession(p, sc)}
+	}
+	return s
+}
+
+// close ends the links that were started and waits for their goroutines.
 func (s *selector) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -63,21 +78,27 @@ func (s *selector) close() {
 	s.wg.Wait()
 }
 
-// link starts the session's link once and waits up to the session's ConnectWait for it. It reports whether the
-// link is up.
-func (s *selector) link(ctx context.Context) bool {
-	sess := s.p.sess
+// start starts l's link once. It reports false when the selector is closed.
+func (s *selector) start(l *selLink) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return false
 	}
-	if !s.started {
-		s.started = true
-		s.p.log.Info("first knocked invocation: connecting to the plldb relay", "session", sess.cfg.SessionID)
-		s.p.startSession(s.linkCtx, &s.wg)
+	if !l.started {
+		l.started = true
+		s.p.log.Info("first knocked invocation of this session: connecting to the plldb relay", "session", l.sess.cfg.SessionID)
+		l.sess.start(s.linkCtx, &s.wg)
 	}
-	s.mu.Unlock()
+	return true
+}
+
+// link starts l's link once and waits up to the session's ConnectWait for it. It reports whether the link is up.
+func (s *selector) link(ctx context.Context, l *selLink) bool {
+	if !s.start(l) {
+		return false
+	}
+	sess := l.sess
 	wait := sess.cfg.ConnectWait
 	if wait <= 0 {
 		wait = DefaultConnectWait
@@ -96,7 +117,8 @@ func (s *selector) link(ctx context.Context) bool {
 
 // answers copies the Runtime API's answers on up to child until up ends, routing invocations as the type's
 // comment says. ctx ends invocations held for a developer.
-func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
+func (s *selector) answers(ctx context.Context, rc *relayConn, up net.Conn) error {
+	child := rc.child
 	rec := &recorder{r: up}
 	br := bufio.NewReaderSize(rec, 64<<10)
 	for {
@@ -122,6 +144,7 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 		}
 		var o carrier.Outcome
 		if invocation {
+			rc.handOut()
 			o = s.check(resp, body)
 		}
 		if o.Found == 0 && o.Err == nil {
@@ -131,7 +154,7 @@ func (s *selector) answers(ctx context.Context, child, up net.Conn) error {
 			rec.done()
 			continue
 		}
-		out, repoll := s.decide(ctx, resp, body, o)
+		out, repoll := s.decide(ctx, rc, resp, body, o)
 		rec.done()
 		if repoll {
 			if err := s.poll(up); err != nil {
@@ -175,22 +198,29 @@ func (s *selector) check(resp *http.Response, body []byte) carrier.Outcome {
 // decide handles an invocation that mentions a knock, checked as o. It returns the answer the child gets (the
 // invocation without its knock), or repoll when a developer answered it and the child still waits for an
 // invocation.
-func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte, o carrier.Outcome) (out []byte, repoll bool) {
+func (s *selector) decide(ctx context.Context, rc *relayConn, resp *http.Response, body []byte, o carrier.Outcome) (out []byte, repoll bool) {
 	inv, perr := runtimeapi.ParseInvocation(resp.Header, body)
-	sess := s.p.sess
+	var l *selLink
+	if o.Knocked {
+		l = s.links[o.Claims.Issuer]
+	}
 	switch {
 	case !o.Knocked:
 	case perr != nil:
 		o.Err = errors.New("the invocation's headers are malformed")
-	case sess == nil || o.Claims.Issuer != sess.cfg.SessionID:
+	case l == nil:
 		o.Err = fmt.Errorf("no relay link to session %s in this sandbox", o.Claims.Issuer)
-	case !s.link(ctx):
+	case l.sess.cfg.Mirror:
+		inv = withoutKnock(inv, o)
+		s.p.log.Info("knocked invocation of a mirror session: the deployed code answers it, a copy goes to the developer",
+			"request_id", inv.RequestID, "session", o.Claims.Issuer, "knock_id", o.Claims.ID, "carrier", carrierNames(o.Found))
+		s.mirror(rc, l, inv, &wire.KnockRef{Session: o.Claims.Issuer, ID: o.Claims.ID})
+		return stripped(resp, o), false
+	case !s.link(ctx, l):
 		o.Err = errors.New("the plldb relay could not be reached in time")
 	default:
-		inv.Event, inv.ClientContext = o.Event, o.ClientContext
-		if inv.ClientContext != "" || inv.Header.Get(runtimeapi.HeaderClientContext) != "" {
-			inv.Header.Set(runtimeapi.HeaderClientContext, inv.ClientContext)
-		}
+		sess := l.sess
+		inv = withoutKnock(inv, o)
 		s.p.log.Info("knocked invocation: relaying it to the developer", "request_id", inv.RequestID,
 			"session", o.Claims.Issuer, "knock_id", o.Claims.ID, "carrier", carrierNames(o.Found))
 		if sess.handleKnocked(ctx, inv, &wire.KnockRef{Session: o.Claims.Issuer, ID: o.Claims.ID}) {
@@ -203,6 +233,15 @@ func (s *selector) decide(ctx context.Context, resp *http.Response, body []byte,
 	s.p.log.Warn("knock refused; the invocation runs the deployed code", "request_id", inv.RequestID,
 		"carrier", carrierNames(o.Found), "reason", o.Err.Error())
 	return stripped(resp, o), false
+}
+
+// withoutKnock is inv with o's event and client context, the knock removed.
+func withoutKnock(inv runtimeapi.Invocation, o carrier.Outcome) runtimeapi.Invocation {
+	inv.Event, inv.ClientContext = o.Event, o.ClientContext
+	if inv.ClientContext != "" || inv.Header.Get(runtimeapi.HeaderClientContext) != "" {
+		inv.Header.Set(runtimeapi.HeaderClientContext, inv.ClientContext)
+	}
+	return inv
 }
 
 // poll asks the real API for the child's next invocation on the connection the child is waiting on.

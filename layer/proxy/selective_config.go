@@ -16,6 +16,7 @@ const (
 	EnvSelective  = selenv.EnvSelective
 	EnvKnockKeys  = selenv.EnvKnockKeys
 	EnvKnockStack = selenv.EnvKnockStack
+	EnvSessions   = selenv.EnvSessions
 )
 
 // MaxKnockKeys is the most sessions PLLDB_KNOCK_KEYS may list.
@@ -29,6 +30,9 @@ type SelectiveConfig struct {
 	Verifier *knock.Verifier
 	// Sessions are the session ids with a key, sorted (for logs; ids are not secret).
 	Sessions []string
+	// Links are the sessions knocked invocations can go to, one relay link each (PLLDB_SESSIONS, and
+	// PLLDB_SESSION for an older attach). A valid knock of a session without a link runs the deployed code.
+	Links []*SessionConfig
 	// Broken says why the settings could not be used; nil when they could.
 	Broken error
 }
@@ -38,7 +42,7 @@ type SelectiveConfig struct {
 var ErrSelectiveConfig = errors.New("plldb selective settings")
 
 // selectiveWanted tells whether the environment asks for selective mode in any way. Any PLLDB_KNOCK_* variable
-// counts, so that a typo in PLLDB_SELECTIVE can never turn a selective attach into one that sends every
+// or PLLDB_SESSIONS counts, so that a typo in PLLDB_SELECTIVE can never turn a selective attach into one that sends every
 // invocation to a developer.
 func selectiveWanted(env map[string]string) bool {
 	if v, ok := env[EnvSelective]; ok && v != "" {
@@ -46,21 +50,21 @@ func selectiveWanted(env map[string]string) bool {
 			return true
 		}
 	}
-	return env[EnvKnockKeys] != "" || env[EnvKnockStack] != ""
+	return env[EnvKnockKeys] != "" || env[EnvKnockStack] != "" || env[EnvSessions] != ""
 }
 
 // selectiveFromEnv builds the selective settings from env. Errors never contain key material.
 func selectiveFromEnv(env map[string]string) (*knock.Config, error) {
 	switch v := env[EnvSelective]; v {
 	case "":
-		return nil, fmt.Errorf("%s is not set but %s or %s is", EnvSelective, EnvKnockKeys, EnvKnockStack)
+		return nil, fmt.Errorf("%s is not set but %s, %s or %s is", EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions)
 	default:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q is not a boolean (true/false/1/0)", EnvSelective, v)
 		}
 		if !b {
-			return nil, fmt.Errorf("%s is false but %s or %s is set", EnvSelective, EnvKnockKeys, EnvKnockStack)
+			return nil, fmt.Errorf("%s is false but %s, %s or %s is set", EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions)
 		}
 	}
 	keys, err := ParseKnockKeys(env[EnvKnockKeys])
@@ -84,3 +88,16 @@ func ParseKnockKeys(v string) (map[string]ed25519.PublicKey, error) { return sel
 
 // FormatKnockKeys is the PLLDB_KNOCK_KEYS value for keys, sessions in sorted order: what attach sets.
 func FormatKnockKeys(keys map[string]ed25519.PublicKey) string { return selenv.FormatKnockKeys(keys) }
+
+// Sessions returns every session configuration of c, the one of session mode or the links of selective mode,
+// for the caller to set their Dial.
+func (c *Config) Sessions() []*SessionConfig {
+	var out []*SessionConfig
+	if c.Session != nil {
+		out = append(out, c.Session)
+	}
+	if c.Selective != nil {
+		out = append(out, c.Selective.Links...)
+	}
+	return out
+}

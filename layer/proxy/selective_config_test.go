@@ -8,8 +8,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/stretchr/testify/assert"
@@ -32,8 +34,101 @@ func TestConfigFromEnvSelective(t *testing.T) {
 	require.NotNil(t, cfg.Selective.Verifier)
 	assert.NoError(t, cfg.Selective.Broken)
 	assert.Equal(t, []string{"s-alice", "s-bob"}, cfg.Selective.Sessions)
-	require.NotNil(t, cfg.Session, "knocked invocations go to the linked session")
-	assert.Equal(t, "sess-1", cfg.Session.SessionID)
+	assert.Nil(t, cfg.Session, "selective mode's sessions are its links")
+	require.Len(t, cfg.Selective.Links, 1, "PLLDB_SESSION of an older attach is one link")
+	assert.Equal(t, "sess-1", cfg.Selective.Links[0].SessionID)
+	assert.Equal(t, cfg.Selective.Links, cfg.Sessions())
+}
+
+func sessionsValue(t *testing.T, links ...selenv.Link) string {
+	t.Helper()
+	return selenv.FormatSessions(links)
+}
+
+func TestConfigFromEnvSelectiveSessions(t *testing.T) {
+	ka, kb := bytes.Repeat([]byte{'a'}, 32), bytes.Repeat([]byte{'b'}, 32)
+	list := sessionsValue(t, selenv.Link{Session: "s-alice", FunctionKey: ka}, selenv.Link{Session: "s-bob", FunctionKey: kb, Credentials: true, Mirror: true})
+	env := selectiveEnv("PLLDB_SESSIONS="+list, "PLLDB_ACK_TIMEOUT=5s", "PLLDB_AUDIENCE=aud")
+	env = slices.DeleteFunc(env, func(kv string) bool {
+		return strings.HasPrefix(kv, "PLLDB_SESSION=") || strings.HasPrefix(kv, "PLLDB_FUNCTION_KEY=")
+	})
+	cfg, err := ConfigFromEnv([]string{"python3"}, env)
+	require.NoError(t, err)
+	require.Len(t, cfg.Selective.Links, 2)
+	a, b := cfg.Selective.Links[0], cfg.Selective.Links[1]
+	assert.Equal(t, "s-alice", a.SessionID)
+	assert.Equal(t, ka, []byte(a.FunctionKey))
+	assert.False(t, a.SendCredentials)
+	assert.False(t, a.Mirror)
+	assert.Equal(t, "s-bob", b.SessionID)
+	assert.Equal(t, kb, []byte(b.FunctionKey))
+	assert.True(t, b.SendCredentials)
+	assert.True(t, b.Mirror)
+	for _, l := range cfg.Selective.Links {
+		assert.Equal(t, 5*time.Second, l.AckTimeout, "shared settings apply to every link")
+		assert.Equal(t, "aud", l.Audience)
+		assert.Equal(t, "orders", l.Function.Name)
+		assert.True(t, strings.HasPrefix(l.Peer, "orders/"), l.Peer)
+	}
+	assert.NotEqual(t, a.Peer, b.Peer, "each link is a connection of its own")
+	assert.NotContains(t, fmt.Sprintf("%v %v %v", a.FunctionKey, b.FunctionKey, cfg.Selective.Links), base64.StdEncoding.EncodeToString(ka))
+	kept, redacted := Redact(a.Env)
+	assert.NotContains(t, kept, "PLLDB_SESSIONS", "no developer gets the other sessions' function keys")
+	assert.Contains(t, redacted, "PLLDB_SESSIONS")
+
+	// With an older attach's PLLDB_SESSION too: one more link, and PLLDB_CREDENTIALS applies to it alone.
+	cfg, err = ConfigFromEnv([]string{"python3"}, selectiveEnv("PLLDB_SESSIONS="+list, "PLLDB_CREDENTIALS=function"))
+	require.NoError(t, err)
+	require.Len(t, cfg.Selective.Links, 3)
+	assert.Equal(t, "sess-1", cfg.Selective.Links[0].SessionID)
+	assert.True(t, cfg.Selective.Links[0].SendCredentials)
+	assert.False(t, cfg.Selective.Links[1].SendCredentials, "s-alice's entry has no creds option")
+}
+
+func TestConfigFromEnvSelectiveSessionsInconsistent(t *testing.T) {
+	ka := bytes.Repeat([]byte{'a'}, 32)
+	good := sessionsValue(t, selenv.Link{Session: "s-alice", FunctionKey: ka})
+	withoutLegacy := func(env []string) []string {
+		return slices.DeleteFunc(env, func(kv string) bool {
+			return strings.HasPrefix(kv, "PLLDB_SESSION=") || strings.HasPrefix(kv, "PLLDB_FUNCTION_KEY=")
+		})
+	}
+	noEndpoint := func(env []string) []string {
+		return slices.DeleteFunc(withoutLegacy(env), func(kv string) bool { return strings.HasPrefix(kv, "PLLDB_ENDPOINT=") })
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"sessions without the flag", withoutLegacy(sessionEnv("PLLDB_SESSIONS=" + good)), "PLLDB_SELECTIVE is not set"},
+		{"no endpoint", noEndpoint(selectiveEnv("PLLDB_SESSIONS=" + good)), "without PLLDB_ENDPOINT"},
+		{"malformed list", withoutLegacy(selectiveEnv("PLLDB_SESSIONS=s-alice")), "PLLDB_SESSIONS entry 1 is not"},
+		{"unknown option", withoutLegacy(selectiveEnv("PLLDB_SESSIONS=" + good + ";debug-all")), "unknown option"},
+		{"session both ways", selectiveEnv("PLLDB_SESSIONS=" + sessionsValue(t, selenv.Link{Session: "sess-1", FunctionKey: ka})), "session sess-1 is both PLLDB_SESSION and in PLLDB_SESSIONS"},
+		{"credentials for no one", withoutLegacy(selectiveEnv("PLLDB_SESSIONS="+good, "PLLDB_CREDENTIALS=function")), "PLLDB_CREDENTIALS=function without PLLDB_SESSION"},
+		{"half a legacy link", slices.DeleteFunc(selectiveEnv("PLLDB_SESSIONS="+good), func(kv string) bool { return strings.HasPrefix(kv, "PLLDB_FUNCTION_KEY=") }), "PLLDB_FUNCTION_KEY missing"},
+		{"no link at all", withoutLegacy(selectiveEnv()), "no developer to send knocked invocations to"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ConfigFromEnv([]string{"python3"}, c.env)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrSessionConfig)
+			assert.ErrorIs(t, err, ErrSelectiveConfig)
+			assert.Contains(t, err.Error(), c.want)
+			assert.NotContains(t, err.Error(), base64.StdEncoding.EncodeToString(ka))
+			assert.Nil(t, cfg.Session)
+			require.NotNil(t, cfg.Selective)
+			assert.Nil(t, cfg.Selective.Verifier)
+			assert.Empty(t, cfg.Selective.Links)
+			assert.Empty(t, cfg.Sessions())
+		})
+	}
+	// A link without a knock key is accepted: no knock of it verifies, so it is never dialled.
+	cfg, err := ConfigFromEnv([]string{"python3"}, withoutLegacy(selectiveEnv("PLLDB_SESSIONS="+sessionsValue(t,
+		selenv.Link{Session: "s-alice", FunctionKey: ka}, selenv.Link{Session: "s-zed", FunctionKey: ka}))))
+	require.NoError(t, err)
+	assert.Len(t, cfg.Selective.Links, 2)
 }
 
 func TestConfigFromEnvSelectiveBrokenRunsDeployedCode(t *testing.T) {

@@ -38,7 +38,7 @@ func FuzzSelectorAnswers(f *testing.F) {
 		p := newProxy(Config{RuntimeAPI: "127.0.0.1:1", Selective: &SelectiveConfig{Broken: errors.New("fuzzing")}})
 		child := &memConn{w: &bytes.Buffer{}}
 		up := &memConn{r: bytes.NewReader(in), w: &bytes.Buffer{}}
-		_ = p.sel.answers(context.Background(), child, up)
+		_ = p.sel.answers(context.Background(), newRelayConn(child), up)
 		low := strings.ToLower(string(in))
 		if !strings.Contains(low, "plldb-knock") && !strings.Contains(low, "plldbknock") {
 			if !bytes.Equal(child.w.Bytes(), in) {

@@ -30,8 +30,11 @@ func HelloEnvelope(sc *SessionConfig) *wire.Envelope {
 }
 
 type session struct {
-	p        *proxy
-	cfg      SessionConfig
+	p   *proxy
+	cfg SessionConfig
+	// env and redacted are cfg.Env after Redact, made at the first invoke: a selective sandbox may hold links
+	// that never carry one.
+	envOnce  sync.Once
 	env      map[string]string
 	redacted []string
 	// creds are the role's credentials sent with each invocation when SendCredentials; nil otherwise. Never
@@ -64,7 +67,6 @@ func newSession(p *proxy, cfg *SessionConfig) *session {
 		c.DisconnectGrace = DefaultDisconnectGrace
 	}
 	s := &session{p: p, cfg: c, linked: make(chan struct{})}
-	s.env, s.redacted = Redact(c.Env)
 	if c.SendCredentials {
 		creds := &wire.Credentials{AccessKeyID: c.Env["AWS_ACCESS_KEY_ID"], SecretAccessKey: c.Env["AWS_SECRET_ACCESS_KEY"], SessionToken: c.Env["AWS_SESSION_TOKEN"]}
 		if creds.Valid() {
@@ -76,9 +78,10 @@ func newSession(p *proxy, cfg *SessionConfig) *session {
 	return s
 }
 
-// startSession dials in the background so that the child's initialisation is not held up by the network.
-func (p *proxy) startSession(ctx context.Context, wg *sync.WaitGroup) {
-	s := p.sess
+// start dials in the background so that the child's initialisation (or, in selective mode, the knocked
+// invocation's wait) is not held up by the network, and then pumps the link until ctx ends. linked is closed
+// once the link is up.
+func (s *session) start(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -97,7 +100,7 @@ func (p *proxy) startSession(ctx context.Context, wg *sync.WaitGroup) {
 		}()
 		<-ctx.Done()
 		if err := link.Close(); err != nil {
-			p.log.Debug("close link", "err", err)
+			s.p.log.Debug("close link", "session", s.cfg.SessionID, "err", err)
 		}
 	}()
 }
@@ -107,13 +110,14 @@ func (s *session) dial(ctx context.Context) Link {
 	for {
 		link, err := s.cfg.Dial(ctx)
 		if err == nil {
-			s.p.log.Info("connected to the plldb relay", "peer", s.cfg.Peer)
+			s.p.log.Info("connected to the plldb relay", "session", s.cfg.SessionID, "peer", s.cfg.Peer)
 			return link
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.p.log.Warn("connect to the plldb relay failed; invocations fall back until it works", "err", err, "retry_in", backoff)
+		s.p.log.Warn("connect to the plldb relay failed; invocations fall back until it works", "session", s.cfg.SessionID,
+			"err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -289,7 +293,7 @@ func (s *session) handleKnocked(ctx context.Context, inv runtimeapi.Invocation, 
 		close(f.done)
 	}()
 
-	env, err := s.invokeEnvelope(inv, knock)
+	env, err := s.invokeEnvelope(inv, knock, false)
 	if err != nil {
 		s.p.log.Error("encode invoke", "request_id", inv.RequestID, "err", err)
 		return s.noDeveloper(inv, "the invocation could not be encoded")
@@ -417,7 +421,8 @@ func (s *session) awaitLink(ctx context.Context, link Link, until time.Time) {
 	}
 }
 
-func (s *session) invokeEnvelope(inv runtimeapi.Invocation, knock *wire.KnockRef) (*wire.Envelope, error) {
+func (s *session) invokeEnvelope(inv runtimeapi.Invocation, knock *wire.KnockRef, mirror bool) (*wire.Envelope, error) {
+	s.envOnce.Do(func() { s.env, s.redacted = Redact(s.cfg.Env) })
 	fn := s.cfg.Function
 	fn.ARN = inv.FunctionARN
 	body, err := json.Marshal(wire.Invoke{
@@ -434,6 +439,7 @@ func (s *session) invokeEnvelope(inv runtimeapi.Invocation, knock *wire.KnockRef
 		AckTimeoutMs:    s.cfg.AckTimeout.Milliseconds(),
 		Credentials:     s.creds,
 		Knock:           knock,
+		Mirror:          mirror,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("marshal invoke %s: %w", inv.RequestID, err)

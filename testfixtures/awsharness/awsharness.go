@@ -366,28 +366,29 @@ func (h *Harness) start(c *lambda.GetFunctionConfigurationOutput) (*sandbox, err
 			_ = api.Close()
 			return nil, fmt.Errorf("invoke %s: layer proxy: %w", name, err)
 		}
-		if cfg.Session != nil {
-			dial, err := proxy.RelayDialer(cfg.Session, h.Logger.With("component", "sandbox-link", "function", name))
+		// Selective mode dials each link at its session's first valid knock, never at start, so nothing waits for
+		// it; its sessions are cfg.Selective.Links.
+		for _, sc := range cfg.Sessions() {
+			dial, err := proxy.RelayDialer(sc, h.Logger.With("component", "sandbox-link", "function", name, "session", sc.SessionID))
 			if err != nil {
 				cancel()
 				_ = api.Close()
 				return nil, fmt.Errorf("invoke %s: %w", name, err)
 			}
+			sc.Dial = dial
+		}
+		if cfg.Session != nil {
 			// Like local's sandboxes, the first invocation waits for the relay link. The proxy itself holds the first
 			// invocation only up to SessionConfig.ConnectWait; waiting here keeps tests exact on a loaded machine.
-			// Selective mode dials at the first valid knock, never at start, so nothing waits for it.
-			if cfg.Selective != nil {
-				cfg.Session.Dial = dial
-			} else {
-				linked = make(chan error, 1)
-				cfg.Session.Dial = func(ctx context.Context) (proxy.Link, error) {
-					l, err := dial(ctx)
-					select {
-					case linked <- err:
-					default:
-					}
-					return l, err
+			dial := cfg.Session.Dial
+			linked = make(chan error, 1)
+			cfg.Session.Dial = func(ctx context.Context) (proxy.Link, error) {
+				l, err := dial(ctx)
+				select {
+				case linked <- err:
+				default:
 				}
+				return l, err
 			}
 		}
 	default:

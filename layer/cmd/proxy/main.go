@@ -34,14 +34,19 @@ func run() int {
 		// settings are logged by Run, once.)
 		cfg.Logger.Error("session disabled", "err", err)
 	}
-	if cfg.Session != nil {
-		dial, err := proxy.RelayDialer(cfg.Session, cfg.Logger)
+	// One dialer per session: session mode's, or each selective link's, with its own key, id and peer.
+	for _, sc := range cfg.Sessions() {
+		dial, err := proxy.RelayDialer(sc, cfg.Logger.With("session", sc.SessionID))
 		if err != nil {
-			cfg.Logger.Error("session disabled", "err", err)
+			cfg.Logger.Error("session disabled", "session", sc.SessionID, "err", err)
 			cfg.Session = nil
-		} else {
-			cfg.Session.Dial = dial
+			if cfg.Selective != nil {
+				// Still selective: knocks are removed and refused, never passed to the deployed code.
+				cfg.Selective = &proxy.SelectiveConfig{Broken: err}
+			}
+			break
 		}
+		sc.Dial = dial
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
