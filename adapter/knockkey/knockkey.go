@@ -1,6 +1,7 @@
 // Package knockkey holds one selective debug session's knock signing key: it generates the session's Ed25519 key
 // pair and session id, mints knocks for it (bridge/knock), and keeps what `plldb knock` needs in a file only the
-// developer can read, for as long as the session runs (docs/knock.md).
+// developer can read, for as long as the session runs (docs/knock.md). FormatLine prints a knock as the header
+// line or a ready-to-run command, for `plldb knock` and the debug adapter's plldbKnock request alike.
 //
 // The file is os.UserCacheDir()/plldb/knock/<audience>.json, mode 0600 in a 0700 directory. It holds the private
 // key, so Load refuses a file or directory that others could read or write: a key that may have leaked is not a
