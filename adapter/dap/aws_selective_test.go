@@ -17,8 +17,8 @@ import (
 )
 
 // TestAWSModeSelectiveStopsOnlyKnockedInvocations: a "mode": "aws" launch with "selective": true lets an
-// unknocked invocation run the deployed code without stopping, and stops a knocked one (minted from the session
-// file, as plldb knock does) at the breakpoint with the knock gone from the event.
+// unknocked invocation run the deployed code without stopping, and stops a knocked one (the plldbKnock request's,
+// bound to the function) at the breakpoint with the knock gone from the event.
 func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
@@ -64,9 +64,13 @@ func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
 	assert.Equal(t, "deployed", out["where"], "an unknocked invocation runs the deployed code and never stops")
 
 	ks, err := knockkey.Load(stack)
-	require.NoError(t, err)
-	tok, err := ks.Mint(knockkey.MintOptions{})
-	require.NoError(t, err)
+	require.NoError(t, err, "the launch saved the session file for plldb knock")
+	// The knock comes from the session, as an editor's command gets it (plldbKnock, knockreq.go).
+	var kr struct{ Value, Audience, Session string }
+	require.NoError(t, c.Request(t, "plldbKnock", map[string]any{"function": "OrdersFunction"}).Decode(&kr))
+	tok := kr.Value
+	assert.Equal(t, stack+"/OrdersFunction", kr.Audience)
+	assert.Equal(t, ks.ID, kr.Session)
 	type answer struct {
 		payload []byte
 		err     error

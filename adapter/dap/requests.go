@@ -65,6 +65,10 @@ func (s *session) handle(req request) (end bool) {
 		"evaluate", "setExpression", "completions", "exceptionInfo", "source", "stepInTargets", "gotoTargets",
 		"goto", "breakpointLocations", "debugpySystemInfo":
 		s.forward(req)
+	case "plldbKnock":
+		s.knockRequest(req)
+	case "plldbFunctions":
+		s.functionsRequest(req)
 	case "disconnect", "terminate":
 		s.shutdown(req.command == "terminate")
 		s.ack(req)

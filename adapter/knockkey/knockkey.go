@@ -1,6 +1,7 @@
 // Package knockkey holds one selective debug session's knock signing key: it generates the session's Ed25519 key
 // pair and session id, mints knocks for it (bridge/knock), and keeps what `plldb knock` needs in a file only the
-// developer can read, for as long as the session runs (docs/knock.md).
+// developer can read, for as long as the session runs (docs/knock.md). FormatLine prints a knock as the header
+// line or a ready-to-run command, for `plldb knock` and the debug adapter's plldbKnock request alike.
 //
 // The file is os.UserCacheDir()/plldb/knock/<audience>.json, mode 0600 in a 0700 directory. It holds the private
 // key, so Load refuses a file or directory that others could read or write: a key that may have leaked is not a
@@ -88,18 +89,29 @@ type MintOptions struct {
 
 // Mint signs a knock for this session.
 func (s *Session) Mint(o MintOptions) (string, error) {
-	c := knock.Claims{Issuer: s.ID, Audience: s.Audience, Route: o.Route}
+	tok, _, err := s.Issue(o)
+	return tok, err
+}
+
+// Issue signs a knock for this session and says when it expires (to the second, as the token does).
+func (s *Session) Issue(o MintOptions) (tok string, expires time.Time, err error) {
+	if o.TTL < 0 {
+		return "", time.Time{}, errors.New("knock lifetime must be positive")
+	}
+	ttl := o.TTL
+	if ttl == 0 {
+		ttl = knock.DefaultTTL
+	}
+	c := knock.Claims{Issuer: s.ID, Audience: s.Audience, Route: o.Route, IssuedAt: time.Now()}
 	if o.Function != "" {
 		c.Audience = s.Audience + "/" + o.Function
 	}
-	if o.TTL < 0 {
-		return "", errors.New("knock lifetime must be positive")
+	c.Expires = c.IssuedAt.Add(ttl)
+	tok, err = knock.Mint(s.Private, c)
+	if err != nil {
+		return "", time.Time{}, err
 	}
-	if o.TTL > 0 {
-		c.IssuedAt = time.Now()
-		c.Expires = c.IssuedAt.Add(o.TTL)
-	}
-	return knock.Mint(s.Private, c)
+	return tok, time.Unix(c.Expires.Unix(), 0), nil
 }
 
 // Verifier returns a verifier of this session's knocks for a function known by names (logical id, physical name).

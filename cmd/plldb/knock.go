@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/plldb/plldb/adapter/knockkey"
@@ -61,30 +57,23 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
 	}
-	fn := *function
-	if fn == "" {
-		fn = "FUNCTION"
+	f, o := knockkey.FormatHeader, knockkey.LineOptions{Function: *function}
+	if *local {
+		o.Endpoint = s.Endpoint // a deployed stack's functions answer on AWS's own endpoint
 	}
 	switch {
 	case *curl != "":
-		_, err = fmt.Fprintf(stdout, "curl -H %s %s\n", shellQuote("X-Plldb-Knock: "+tok), shellQuote(*curl))
+		f, o.URL = knockkey.FormatCurl, *curl
 	case *awsCLI:
-		endpoint := ""
-		if s.Endpoint != "" && *local {
-			endpoint = " --endpoint-url " + shellQuote(s.Endpoint)
-		}
-		_, err = fmt.Fprintf(stdout, "aws lambda invoke%s --function-name %s --client-context %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
-			endpoint, shellQuote(fn), knockClientContext(tok))
+		f = knockkey.FormatAWSCLI
 	case *boto3:
-		endpoint := ""
-		if s.Endpoint != "" && *local {
-			endpoint = ", endpoint_url=" + strconv.Quote(s.Endpoint)
-		}
-		_, err = fmt.Fprintf(stdout, "import boto3\nresp = boto3.client(\"lambda\"%s).invoke(FunctionName=%s, Payload=b\"{}\", ClientContext=%s)\nprint(resp[\"Payload\"].read().decode())\n",
-			endpoint, strconv.Quote(fn), strconv.Quote(knockClientContext(tok)))
-	default:
-		_, err = fmt.Fprintf(stdout, "X-Plldb-Knock: %s\n", tok)
+		f = knockkey.FormatBoto3
 	}
+	line, err := knockkey.FormatLine(f, tok, o)
+	if err != nil {
+		return fmt.Errorf("plldb knock: %w", err)
+	}
+	_, err = io.WriteString(stdout, line)
 	return err
 }
 
@@ -115,18 +104,6 @@ func loadKnockSession(audience string) (*knockkey.Session, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// knockClientContext is the X-Amz-Client-Context value carrying tok: base64 of {"custom":{"plldbKnock":tok}}, the
-// field layer/carrier looks for.
-func knockClientContext(tok string) string {
-	js, _ := json.Marshal(map[string]any{"custom": map[string]string{"plldbKnock": tok}})
-	return base64.StdEncoding.EncodeToString(js)
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // invokeKnockTTL is the lifetime of the knock plldb invoke --knock adds: the invocation is sent at once.

@@ -15,9 +15,25 @@ const Module = require('module');
 interface Registered {
   providers: { type: string; provider: any; kind: number }[];
   factories: { type: string; factory: any }[];
+  commands: Map<string, (...args: any[]) => any>;
+  onStart: ((s: any) => void)[];
+  onEnd: ((s: any) => void)[];
+  contexts: Record<string, unknown>;
+  active?: any;
 }
 
-function fakeVscode(state: { templates: string[]; settings: Record<string, string>; errors: string[]; reg: Registered }) {
+interface FakeState {
+  templates: string[];
+  settings: Record<string, string>;
+  errors: string[];
+  infos: string[];
+  picks: string[];
+  clipboard: string[];
+  choose?: string;
+  reg: Registered;
+}
+
+function fakeVscode(state: FakeState) {
   class RelativePattern {
     constructor(public base: any, public pattern: string) {}
   }
@@ -41,6 +57,34 @@ function fakeVscode(state: { templates: string[]; settings: Record<string, strin
         state.reg.factories.push({ type, factory });
         return { dispose() {} };
       },
+      onDidStartDebugSession(f: (s: any) => void) {
+        state.reg.onStart.push(f);
+        return { dispose() {} };
+      },
+      onDidTerminateDebugSession(f: (s: any) => void) {
+        state.reg.onEnd.push(f);
+        return { dispose() {} };
+      },
+      get activeDebugSession() {
+        return state.reg.active;
+      },
+    },
+    commands: {
+      registerCommand(id: string, f: (...args: any[]) => any) {
+        state.reg.commands.set(id, f);
+        return { dispose() {} };
+      },
+      async executeCommand(id: string, key: string, value: unknown) {
+        assert.equal(id, 'setContext');
+        state.reg.contexts[key] = value;
+      },
+    },
+    env: {
+      clipboard: {
+        async writeText(text: string) {
+          state.clipboard.push(text);
+        },
+      },
     },
     workspace: {
       async findFiles(include: any, exclude: string) {
@@ -57,6 +101,14 @@ function fakeVscode(state: { templates: string[]; settings: Record<string, strin
       showErrorMessage(msg: string) {
         state.errors.push(msg);
         return Promise.resolve(undefined);
+      },
+      showInformationMessage(msg: string) {
+        state.infos.push(msg);
+        return Promise.resolve(undefined);
+      },
+      async showQuickPick(items: any[], opts: { placeHolder: string }) {
+        state.picks.push(opts.placeHolder);
+        return items.find((i) => i.label === state.choose) ?? undefined;
       },
     },
   };
@@ -97,7 +149,8 @@ function writeFile(file: string, text: string, mode = 0o644): string {
 }
 
 function newState(templates: string[] = [], settings: Record<string, string> = {}) {
-  return { templates, settings, errors: [] as string[], reg: { providers: [], factories: [] } as Registered };
+  const reg: Registered = { providers: [], factories: [], commands: new Map(), onStart: [], onEnd: [], contexts: {} };
+  return { templates, settings, errors: [] as string[], infos: [] as string[], picks: [] as string[], clipboard: [] as string[], reg } as FakeState;
 }
 
 test('activate registers the initial and dynamic configuration providers and the adapter factory for plldb', async (t) => {
@@ -111,9 +164,10 @@ test('activate registers the initial and dynamic configuration providers and the
   const ext = loadExtension(state);
   const context = { subscriptions: [] as unknown[], extensionPath: path.join(d, 'ext') };
   ext.activate(context);
-  assert.equal(context.subscriptions.length, 3);
+  assert.equal(context.subscriptions.length, 6);
   assert.deepEqual(state.reg.providers.map((p) => [p.type, p.kind]), [['plldb', 1], ['plldb', 2]]);
   assert.deepEqual(state.reg.factories.map((f) => f.type), ['plldb']);
+  assert.deepEqual([...state.reg.commands.keys()], ['plldb.copyKnockHeader']);
   const folder = { uri: { fsPath: d }, name: 'w', index: 0 };
   const [initial, dynamic] = state.reg.providers.map((p) => p.provider);
 
@@ -244,4 +298,34 @@ test('attach connects to the running plldb DAP server instead of starting `plldb
     { type: 'plldb', request: 'attach', name: 'a' });
   assert.equal(bad, undefined);
   assert.match(state.errors[0], /"port" undefined must be the port of a running plldb DAP server: start `plldb local --debug --listen/);
+});
+
+test('"plldb: Copy Knock Header" is enabled while a plldb session runs, and says how to start one when none does', async (t) => {
+  const d = tmp(t);
+  const cmd = manifest().contributes.commands.find((c: any) => c.command === 'plldb.copyKnockHeader');
+  assert.equal(`${cmd.category}: ${cmd.title}`, 'plldb: Copy Knock Header');
+  assert.equal(cmd.enablement, 'plldb.sessionRunning');
+  assert.deepEqual(manifest().contributes.menus.commandPalette, [{ command: 'plldb.copyKnockHeader', when: 'plldb.sessionRunning' }]);
+
+  const state = newState();
+  loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
+  const plldb = { type: 'plldb', name: 'Lambda: debug locally' };
+  const other = { type: 'debugpy', name: 'Python' };
+  const start = (s: any) => state.reg.onStart.forEach((f) => f(s));
+  const end = (s: any) => state.reg.onEnd.forEach((f) => f(s));
+  start(other);
+  assert.equal(state.reg.contexts['plldb.sessionRunning'], undefined, 'another debugger\'s session changes nothing');
+  start(plldb);
+  assert.equal(state.reg.contexts['plldb.sessionRunning'], true);
+  end(other);
+  assert.equal(state.reg.contexts['plldb.sessionRunning'], true);
+  end(plldb);
+  assert.equal(state.reg.contexts['plldb.sessionRunning'], false);
+
+  // Run from a keybinding with no plldb session (the palette hides it): an error that says what to do.
+  state.reg.active = other;
+  assert.equal(await state.reg.commands.get('plldb.copyKnockHeader')!(), undefined);
+  assert.deepEqual(state.clipboard, []);
+  assert.equal(state.errors.length, 1);
+  assert.match(state.errors[0], /^plldb: no plldb debug session is running\. Start one with "selective": true/);
 });

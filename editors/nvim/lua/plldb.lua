@@ -3,7 +3,7 @@
 --   require('plldb').setup()                        -- plldb on PATH, server transport
 --   require('plldb').setup({ path = '/path/to/plldb', transport = 'stdio' })
 --
--- setup() registers the adapter `dap.adapters.plldb` and two configurations for Python buffers. See
+-- setup() registers the adapter `dap.adapters.plldb`, two configurations for Python buffers and :PlldbKnock. See
 -- docs/neovim.md in the plldb repository for every option and launch attribute.
 local M = {}
 
@@ -124,8 +124,86 @@ function M.configurations(opts)
   }
 end
 
+--- Asks the running plldb debug session for a knock (the adapter's plldbKnock request, docs/dap.md) and puts
+--- its header line, `X-Plldb-Knock: <token>`, in a register: `+` when Neovim has a clipboard, else the unnamed
+--- register. The session must be selective ("selective": true). opts, all optional:
+---   fn       the function the knock is for (logical id or name); '*' for every function; nil asks with
+---            vim.ui.select when the session debugs several
+---   ttl      lifetime, a Go duration ('10m', '1h'); default 15 minutes, at most 12 h
+---   route    bind it to HTTP requests matching 'METHOD /path/glob'
+---   format   'header' (default), 'curl' (with url), 'awsCli' or 'boto3': the register gets that line instead
+---   url      the URL of the curl line
+---   register where to put it
+--- on_done(err, body), if given, hears the outcome: err a message, or body the adapter's answer (body.value is the
+--- token). The token is a bearer credential: it goes to the register, never to a message.
+function M.knock(opts, on_done)
+  opts = opts or {}
+  local function finish(err, body)
+    if err then
+      vim.notify('plldb: ' .. err, vim.log.levels.ERROR)
+    end
+    if on_done then
+      on_done(err, body)
+    end
+  end
+  local session = require('dap').session()
+  if not session then
+    return finish('no debug session is running: start a plldb launch with selective = true, then :PlldbKnock')
+  end
+  local function mint(fn)
+    -- An empty Lua table would go out as a JSON array.
+    local args = vim.empty_dict()
+    args['for'], args.route, args.format, args.url = opts.ttl, opts.route, opts.format, opts.url
+    if fn and fn ~= '*' then
+      args['function'] = fn
+    end
+    session:request('plldbKnock', args, function(err, body)
+      if err then
+        return finish(err.message or tostring(err))
+      end
+      local reg = opts.register or (vim.fn.has('clipboard') == 1 and '+' or '"')
+      vim.fn.setreg(reg, body.text or body.line)
+      vim.notify(string.format('plldb: %s for %s in register %s; it expires at %s', opts.format and opts.format ~= 'header'
+        and ('a ' .. opts.format .. ' line with a knock') or 'the X-Plldb-Knock header', body.audience, reg, body.expires))
+      finish(nil, body)
+    end)
+  end
+  session:request('plldbFunctions', vim.empty_dict(), function(err, info)
+    if err then
+      return finish(err.message or tostring(err))
+    end
+    if not info.selective then
+      return finish('this debug session is not selective, so every invocation already stops at your breakpoints: '
+        .. 'add selective = true to its launch configuration to stop only on invocations that carry a knock')
+    end
+    if opts.fn or #(info.functions or {}) <= 1 then
+      return mint(opts.fn)
+    end
+    local items = { { label = 'Every function (' .. info.audience .. ')', fn = '*' } }
+    for _, f in ipairs(info.functions) do
+      table.insert(items, { label = f.logicalId, fn = f.logicalId })
+    end
+    vim.ui.select(items, {
+      prompt = 'Knock for which function?',
+      format_item = function(item)
+        return item.label
+      end,
+    }, function(item)
+      if item then
+        mint(item.fn)
+      end
+    end)
+  end)
+end
+
+-- :PlldbKnock [FUNCTION|*] [DURATION]
+local function knock_command(cmd)
+  local fn, ttl = cmd.fargs[1], cmd.fargs[2]
+  M.knock({ fn = fn, ttl = ttl })
+end
+
 --- Registers the plldb adapter with nvim-dap and, unless opts.configurations is false, the configurations
---- for opts.filetypes.
+--- for opts.filetypes; and the :PlldbKnock command.
 function M.setup(opts)
   opts = vim.tbl_extend('force', M.defaults, opts or {})
   if vim.fn.executable(opts.path) ~= 1 then
@@ -136,6 +214,10 @@ function M.setup(opts)
   end
   local dap = require('dap')
   dap.adapters.plldb = M.adapter(opts)
+  vim.api.nvim_create_user_command('PlldbKnock', knock_command, {
+    nargs = '*',
+    desc = 'plldb: copy an X-Plldb-Knock header for the selective debug session ([FUNCTION|*] [DURATION])',
+  })
   if opts.configurations then
     for _, ft in ipairs(opts.filetypes) do
       dap.configurations[ft] = dap.configurations[ft] or {}

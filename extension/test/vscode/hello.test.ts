@@ -2,12 +2,14 @@
 // packaged .vsix installed, Debian's Chromium under playwright-core, a copy of the hello app as the workspace.
 // Set a breakpoint on the "# BREAKPOINT" line, F5, invoke the function through the Invoke API, and read off the
 // page what a user sees: the stopped line, Call Stack, Variables, an evaluation in the Debug Console, Continue,
-// and the caller's answer.
+// and the caller's answer. Then a selective session: plldb: Copy Knock Header from the command palette, the
+// clipboard read back, and the knock it holds stopping an invocation.
 //
 // `make test-vscode` installs the pieces and sets the environment (see the Makefile). On failure the page's
 // screenshot and text are saved in $ARTIFACTS (build/) as vscode-<step>.png / .txt.
 import * as assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
@@ -232,11 +234,18 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
     const ws = path.join(tmp, 'hello');
     fs.cpSync(HELLO, ws, { recursive: true });
     const invokePort = await freePort();
+    const selectivePort = await freePort();
     fs.mkdirSync(path.join(ws, '.vscode'));
     fs.writeFileSync(path.join(ws, '.vscode', 'launch.json'), JSON.stringify({
       version: '0.2.0',
-      configurations: [{ type: 'plldb', request: 'launch', name: 'Lambda: debug hello', mode: 'local', invokePort, python: env.python }],
+      configurations: [
+        { type: 'plldb', request: 'launch', name: 'Lambda: debug hello', mode: 'local', invokePort, python: env.python },
+        { type: 'plldb', request: 'launch', name: 'Lambda: hello, knocked only', mode: 'local', invokePort: selectivePort, python: env.python, selective: true },
+      ],
     }, null, 2));
+    // Where the selective session keeps its key (code-server's extension host, and so plldb dap, inherit it).
+    const knockDir = path.join(tmp, 'knock');
+    process.env.PLLDB_KNOCK_DIR = knockDir;
     const line = breakpointLine(path.join(ws, 'src', 'app.py'));
 
     const dirs = { data: path.join(tmp, 'data'), extensions: path.join(tmp, 'extensions'), config: path.join(tmp, 'config.yaml') };
@@ -267,7 +276,8 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
         '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
     });
     cleanups.push(() => browser.close());
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    // Clipboard permissions: Copy Knock Header writes the clipboard, and the test reads it back.
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, permissions: ['clipboard-read', 'clipboard-write'] });
     page.setDefaultTimeout(STEP);
     const wb = new Workbench(page);
 
@@ -445,5 +455,58 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
       } finally {
         await new Promise<void>((ok) => squatter.close(() => ok()));
       }
+    });
+
+    await step('a selective session: Select and Start Debugging "Lambda: hello, knocked only"', async () => {
+      await wb.command('Debug: Select and Start Debugging', { opensPick: true });
+      await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Lambda: hello, knocked only' }).first().click();
+      await page.locator('.debug-toolbar').waitFor({ state: 'visible' });
+      await page.locator('.repl .monaco-list-row', { hasText: `Invoke API at http://127.0.0.1:${selectivePort}` }).first().waitFor({ state: 'visible' });
+    });
+
+    let knock = '';
+    await step('plldb: Copy Knock Header, HelloFunction picked: the clipboard holds the header, the message its expiry', async () => {
+      await wb.command('plldb: Copy Knock Header', { opensPick: true });
+      const rows = page.locator('.quick-input-widget .monaco-list-row');
+      await rows.filter({ hasText: 'Every function' }).first().waitFor({ state: 'visible' });
+      const offered = await rows.evaluateAll((els) => els.map((e: any) => e.innerText.replace(/\s+/g, ' ').trim()));
+      assert.ok(['HelloFunction', 'PackageFunction', 'FailingFunction'].every((f) => offered.some((r) => r.startsWith(f))), offered.join('\n'));
+      await rows.filter({ hasText: /^\s*HelloFunction/ }).first().click();
+      const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'copied the X-Plldb-Knock header for local/HelloFunction' });
+      await toast.waitFor({ state: 'visible' });
+      const said = await toast.innerText();
+      assert.match(said, /it expires at .+ \(in 1[45] min\)/, said);
+      const copied: string = await page.evaluate(() => (globalThis as any).navigator.clipboard.readText());
+      const m = /^X-Plldb-Knock: (\S+)$/.exec(copied);
+      assert.ok(m, `the clipboard holds ${JSON.stringify(copied.slice(0, 40))}`);
+      knock = m[1];
+      assert.ok(!said.includes(knock.split('.')[2]), 'the message never shows the token');
+    });
+
+    await step('the copied knock is signed with the session key for HelloFunction, and stops an invocation', async () => {
+      const file = JSON.parse(fs.readFileSync(path.join(knockDir, 'local.json'), 'utf8'));
+      const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(file.privateKeySeed, 'base64')]);
+      const pub = crypto.createPublicKey(crypto.createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
+      const [h, p, sig] = knock.split('.');
+      assert.ok(crypto.verify(null, Buffer.from(`${h}.${p}`), pub, Buffer.from(sig, 'base64url')), 'signed with the session key');
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+      assert.equal(claims.iss, file.session);
+      assert.equal(claims.aud, 'local/HelloFunction');
+      // Unknocked, the invocation runs through; knocked, it stops at the breakpoint.
+      const url = `http://127.0.0.1:${selectivePort}/2015-03-31/functions/HelloFunction/invocations`;
+      const plain = await post(url, JSON.stringify({ name: 'plain', n: 1 }));
+      assert.equal(plain.status, 200, plain.body);
+      const knocked = post(url, JSON.stringify({ name: 'knocked', n: 2, headers: { 'X-Plldb-Knock': knock } }));
+      knocked.catch(() => undefined);
+      const frame = editorGlyphs.locator('.codicon-debug-stackframe');
+      await frame.waitFor({ state: 'visible' });
+      assert.equal((await wb.editorLineAt(frame)).line, line);
+      await page.locator('.editor-instance .monaco-editor').first().click();
+      await page.keyboard.press('F5');
+      const r = await knocked;
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(JSON.parse(JSON.parse(r.body).body).event, { name: 'knocked', n: 2, headers: {} }, 'the knock is gone from the event');
+      await page.keyboard.press('Shift+F5');
+      await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
     });
   });
