@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ import (
 // DynamoDB store (moto) and on MemoryClaims alike.
 type claimStore struct {
 	claims instrument.Claims
+	st     *store.Store // the DynamoDB store; nil for MemoryClaims
 	start  func(t testing.TB, id, owner string)
 	end    func(t testing.TB, id string)
 }
@@ -41,7 +43,7 @@ func (e *env) dynamoClaimStore() claimStore {
 		o.APIOptions = append(o.APIOptions, serializeRequests(&sync.Mutex{}))
 	}), tables)
 	return claimStore{
-		claims: st,
+		claims: st, st: st,
 		start: func(t testing.TB, id, owner string) {
 			require.NoError(t, st.PutSession(context.Background(), relay.NewSession(id, owner, time.Now().Add(time.Hour))))
 		},
@@ -393,4 +395,55 @@ func TestSharedSelectiveRefusedWhenTheEnvironmentWouldExceed4KB(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, before, restorable(t, e.raw(tg.Name)))
 	})
+}
+
+// TestTheSweepTakesAnExpiredSelectiveSessionOutOfASharedFunction: the relay's dead-man sweep, on the DynamoDB
+// store, ends a selective session that expired; the function others still share keeps their entries and loses
+// only its own, and when the last one expires too the function goes back byte for byte.
+func TestTheSweepTakesAnExpiredSelectiveSessionOutOfASharedFunction(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cs := e.dynamoClaimStore()
+	var offset time.Duration
+	var mu sync.Mutex
+	cs.st.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
+	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
+	in := e.sharedInstrumenter(cs.claims)
+	tg := e.create(fn{what: "sweep", env: map[string]string{"TABLE": "orders"}})
+	before := restorable(t, e.raw(tg.Name))
+	a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
+	// a's session ends in 10 minutes, b's in an hour (newDev's).
+	require.NoError(t, cs.st.PutSession(ctx, relay.NewSession(a.s.ID, a.s.Owner, time.Now().Add(10*time.Minute))))
+	for _, d := range []dev{a, b} {
+		_, err := in.Instrument(ctx, d.s, []instrument.Target{d.target(tg)})
+		require.NoError(t, err)
+	}
+	sweeper := &instrument.Sweeper{Store: cs.st, Restorer: &instrument.Restorer{Instrumenter: in, Logger: slog.New(slog.DiscardHandler)},
+		Grace: 3 * time.Hour, Logger: slog.New(slog.DiscardHandler)} // judged by expiry alone
+
+	report, err := sweeper.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, report.Swept, "nobody is stale yet")
+
+	advance(30 * time.Minute)
+	report, err = sweeper.Sweep(ctx)
+	require.NoError(t, err)
+	require.Len(t, report.Swept, 1)
+	assert.Equal(t, "s-a", report.Swept[0].Session)
+	assert.Empty(t, report.Swept[0].Error)
+	assertEntries(t, vars(e.config(tg.Name)), b)
+	snap, _, err := cs.claims.GetSnapshot(ctx, tg.ARN)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"s-b"}, holderIDs(snap.Holders))
+
+	advance(time.Hour)
+	report, err = sweeper.Sweep(ctx)
+	require.NoError(t, err)
+	require.Len(t, report.Swept, 1)
+	assert.Equal(t, "s-b", report.Swept[0].Session)
+	assert.Empty(t, report.Swept[0].Error)
+	assert.Equal(t, before, restorable(t, e.raw(tg.Name)), "the last one out put it back byte for byte")
+	_, ok, err := cs.claims.GetSnapshot(ctx, tg.ARN)
+	require.NoError(t, err)
+	assert.False(t, ok)
 }
