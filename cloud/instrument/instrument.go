@@ -183,7 +183,6 @@ type plan struct {
 	cur     fnConfig
 	snap    Snapshot // what to claim (Shared for a selective session)
 	reclaim bool     // this session already holds the function: its first snapshot stands
-	joins   bool     // selective sessions share the function already: this session joins them
 	env     map[string]string
 	layers  []string
 	layer   string

@@ -3,6 +3,7 @@ package instrument
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -175,7 +176,7 @@ func (in *Instrumenter) inspectJoin(ctx context.Context, s Session, t Target, st
 	if problem := runtimeProblem(&cur); problem != "" {
 		return refuse("%s", problem)
 	}
-	p := &plan{target: t, cur: cur, snap: stored, joins: true, reclaim: holdsSession(stored.Holders, s.ID)}
+	p := &plan{target: t, cur: cur, snap: stored, reclaim: holdsSession(stored.Holders, s.ID)}
 	p.snap.Session = s.ID
 	p.layer = in.Layers.For(cur.Architectures)
 	if p.env, p.layers, err = in.joined(stored, &cur, s, t, p.layer); err != nil {
@@ -235,7 +236,7 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 			continue
 		case err != nil:
 			// Lambda quotes the variables back in some refusals: keep the function keys out.
-			return nil, false, fmt.Errorf("update %s: %w", t.Name, redact(err, env[EnvSessions]))
+			return nil, false, fmt.Errorf("update %s: %w", t.Name, redactSessions(err, env[EnvSessions]))
 		}
 		after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
 		if err != nil {
@@ -320,7 +321,7 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 		case errors.As(err, &pf):
 			continue
 		case err != nil:
-			return failed(claim, fmt.Errorf("take session %s out of %s: %w", session, res.FunctionName, redact(err, env[EnvSessions])))
+			return failed(claim, fmt.Errorf("take session %s out of %s: %w", session, res.FunctionName, redactSessions(err, env[EnvSessions])))
 		}
 		after, err := in.waitUpdated(ctx, arn, fromUpdate(out))
 		if err != nil {
@@ -337,6 +338,19 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 	res.Outcome = Left
 	res.Message = fmt.Sprintf("left, but it kept changing while plldb took this session's entries out (%d tries); the next session to attach or detach drops them", sharedAttempts)
 	return res
+}
+
+// redactSessions cuts every function key of a PLLDB_SESSIONS value out of an error, however Lambda quotes the
+// variables back.
+func redactSessions(err error, v string) error {
+	links, perr := selenv.ParseSessions(v)
+	if perr != nil {
+		return redact(err, v)
+	}
+	for _, l := range links {
+		err = redact(err, base64.StdEncoding.EncodeToString(l.FunctionKey))
+	}
+	return err
 }
 
 func leftMessage(holders []Holder) string {

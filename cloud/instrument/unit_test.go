@@ -3,13 +3,17 @@ package instrument
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/bridge/selenv"
 )
 
 // pythonStyleSize measures vars the way Lambda's quoted "String measured" and LocalStack's
@@ -186,4 +190,16 @@ func TestRefusedErrorNamesEveryFunction(t *testing.T) {
 	for _, want := range []string{"nothing was changed", "Api/Orders (orders-fn): it already has 5 layers", "Users (users-fn): held by live session s9 of bob"} {
 		assert.Contains(t, msg, want)
 	}
+}
+
+func TestRedactSessionsCutsEveryFunctionKey(t *testing.T) {
+	k1, k2 := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
+	v := selenv.FormatSessions([]selenv.Link{{Session: "s-1", FunctionKey: k1, Credentials: true}, {Session: "s-2", FunctionKey: k2}})
+	quoted := errors.New(`InvalidParameterValueException: Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {"PLLDB_SESSIONS":"` + v + `"}`)
+	got := redactSessions(quoted, v).Error()
+	for _, k := range [][]byte{k1, k2} {
+		assert.NotContains(t, got, base64.StdEncoding.EncodeToString(k))
+	}
+	assert.Contains(t, got, "s-1=[redacted];creds")
+	assert.Contains(t, got, "exceeded the 4KB limit")
 }
