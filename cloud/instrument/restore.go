@@ -81,7 +81,8 @@ type Recovery struct {
 
 // Recover puts back the listed functions that any session left instrumented: the path of `plldb detach
 // --stack-name` and of the next attach after a crash. A function held by another live session is reported as
-// Held and left alone unless Force is set; functions with no claim produce no result.
+// Held and left alone unless Force is set; from a function live selective sessions share it takes out the
+// entries of the selective sessions that ended (Left). Functions with no claim produce no result.
 func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, error) {
 	if r.Session == "" {
 		return nil, errors.New("recover: empty session id")
@@ -104,6 +105,14 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 		}
 		res, held := in.takeOver(ctx, r.Session, r.Owner, snap)
 		switch {
+		case held != nil && snap.Shared && !r.Force && held.Holders != nil:
+			// Live selective sessions keep the function; the entries of those that ended (a crashed plldb of
+			// ours, whose session endCrashed removed) go.
+			for _, h := range snap.Holders {
+				if !holdsSession(held.Holders, h.Session) {
+					res = in.leave(ctx, arn, h.Session)
+				}
+			}
 		case held != nil && r.Force && snap.Shared:
 			// Every selective session leaves in turn; the last one out puts the snapshot back.
 			for _, h := range snap.Holders {

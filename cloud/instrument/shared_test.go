@@ -447,3 +447,33 @@ func TestTheSweepTakesAnExpiredSelectiveSessionOutOfASharedFunction(t *testing.T
 	require.NoError(t, err)
 	assert.False(t, ok)
 }
+
+// TestDetachTakesAnEndedSelectiveSessionOutAndLeavesTheLiveOnes: `plldb detach --stack-name` (Recover) after
+// a developer's plldb crashed takes that session's entries out of a function a colleague still shares, and
+// leaves the colleague's.
+func TestDetachTakesAnEndedSelectiveSessionOutAndLeavesTheLiveOnes(t *testing.T) {
+	eachClaimStore(t, func(t *testing.T, e *env, cs claimStore) {
+		ctx := context.Background()
+		tg := e.create(fn{what: "recover", env: map[string]string{"TABLE": "orders"}})
+		in := e.sharedInstrumenter(cs.claims)
+		a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
+		for _, d := range []dev{a, b} {
+			_, err := in.Instrument(ctx, d.s, []instrument.Target{d.target(tg)})
+			require.NoError(t, err)
+		}
+		cs.end(t, a.s.ID)
+		cs.start(t, "detach-1", "alice@host")
+		results, err := in.Recover(ctx, instrument.Recovery{Session: "detach-1", Owner: "alice@host", FunctionARNs: []string{tg.ARN}})
+		require.NoError(t, err)
+		require.Len(t, results, 1)
+		assert.Equal(t, instrument.Left, results[0].Outcome, results[0].Message)
+		assertEntries(t, vars(e.config(tg.Name)), b)
+
+		results, err = in.Recover(ctx, instrument.Recovery{Session: "detach-1", Owner: "alice@host", FunctionARNs: []string{tg.ARN}})
+		require.NoError(t, err)
+		require.Len(t, results, 1)
+		assert.Equal(t, instrument.Held, results[0].Outcome, "bob's live session keeps it")
+		assert.Contains(t, results[0].Message, "s-b (bob@host)")
+		assertEntries(t, vars(e.config(tg.Name)), b)
+	})
+}
