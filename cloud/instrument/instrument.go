@@ -6,7 +6,9 @@
 // concurrent deploy is never overwritten. Instrumenter.Restore and Instrumenter.Recover put the snapshot back
 // (environment, layers, timeout); if someone else changed the function since, they take out only plldb's own
 // changes and keep theirs (Merged), or, when the two cannot be told apart, leave the function and keep the
-// claim for a later detach (Conflict).
+// claim for a later detach (Conflict). Selective sessions share a function: each adds its entries to the
+// function's PLLDB_KNOCK_KEYS and PLLDB_SESSIONS, leaving takes out only its own (Left), and the last one out
+// puts the first session's snapshot back.
 // Everything a restore needs is in the claim store, so detach, session expiry and crash recovery all work from
 // the store alone.
 package instrument
@@ -193,7 +195,9 @@ type plan struct {
 // has 5 layers already, would exceed Lambda's environment limit, runs on a runtime without exec wrappers, or is
 // held by another live session. Otherwise it claims every function with its snapshot and updates them in
 // parallel. If an update fails, the functions this call changed are put back and the error says why.
-// Attaching a function the session already holds again is allowed and keeps the first snapshot.
+// Attaching a function the session already holds again is allowed and keeps the first snapshot. A selective
+// session (Session.Selective) shares its functions with the other selective sessions: it joins their claim and
+// adds its entries to the function's lists (shared.go), and is refused only by a live non-selective session.
 func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	if err := in.check(s, targets); err != nil {
 		return nil, err
