@@ -69,7 +69,12 @@ type Options struct {
 	// Selective attaches in selective mode (docs/knock.md): only invocations carrying a valid knock of this
 	// session go to the developer; every other one runs the deployed code in its sandbox. Attach generates the
 	// session's knock key and saves it for `plldb knock --stack-name` (adapter/knockkey); Close removes it.
+	// Selective sessions share the stack: any number of developers attach it selectively at once, each adding
+	// its entries to the functions, and Close takes out only this session's (the last one out restores).
 	Selective bool
+	// Mirror (with Selective): this session's knocked invocations are copies; the deployed code still answers
+	// the caller (instrument.Session.Mirror).
+	Mirror bool
 	// Credentials chooses the AWS credentials the handlers run with: CredentialsFunction ("", the default) the
 	// function's own execution role's, which the layer sends from the sandbox with each invocation;
 	// CredentialsDeveloper the developer's own (AWS.Credentials), and the role's never leave the sandbox.
@@ -146,6 +151,9 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	if err := ValidCredentials(o.Credentials); err != nil {
 		return nil, fmt.Errorf("attach: %w", err)
 	}
+	if o.Mirror && !o.Selective {
+		return nil, errors.New("attach: mirror mode goes with selective mode (--selective)")
+	}
 	var devCreds aws.CredentialsProvider
 	if o.Credentials == CredentialsDeveloper {
 		devCreds = o.AWS.Credentials
@@ -200,7 +208,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 			return nil, fmt.Errorf("attach: selective mode: %w", err)
 		}
 		// The layer takes a knock's issuer as the session whose link it routes the invocation over, and that
-		// link is PLLDB_SESSION's: the knock session's id has to be the attach session's.
+		// link is the session's PLLDB_SESSIONS entry: the knock session's id has to be the attach session's.
 		ks.ID = s.ID
 		s.knock = ks
 	}
@@ -259,7 +267,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 	is := instrument.Session{ID: s.ID, Owner: o.Owner, Endpoint: in.WebSocketURL, Audience: in.Audience, Strict: o.Strict,
 		FunctionCredentials: o.Credentials != CredentialsDeveloper}
 	if s.knock != nil {
-		is.Selective, is.KnockKey, is.KnockStack = true, s.knock.Public, o.StackName
+		is.Selective, is.KnockKey, is.KnockStack, is.Mirror = true, s.knock.Public, o.StackName, o.Mirror
 	}
 	att, err := s.inst.Instrument(ctx, is, targets)
 	if att != nil {
@@ -296,6 +304,8 @@ func (s *Session) Close(ctx context.Context) ([]instrument.Result, error) {
 		for _, r := range res {
 			switch r.Outcome {
 			case instrument.Restored:
+			case instrument.Left:
+				s.log.Info("left; other selective sessions still share it", "function", r.FunctionName, "message", r.Message)
 			case instrument.Merged:
 				s.log.Info("restored, keeping someone else's changes", "function", r.FunctionName, "message", r.Message)
 			default:
@@ -407,18 +417,28 @@ func endCrashed(ctx context.Context, st *store.Store, owner string, arns []strin
 	if err != nil {
 		return fmt.Errorf("read the claims on the stack's functions: %w", err)
 	}
-	checked := map[string]bool{}
+	var holders []string
 	for _, snap := range snaps {
-		if checked[snap.Session] {
+		if snap.Shared {
+			for _, h := range snap.Holders {
+				holders = append(holders, h.Session)
+			}
 			continue
 		}
-		checked[snap.Session] = true
-		sess, err := st.GetSession(ctx, snap.Session)
+		holders = append(holders, snap.Session)
+	}
+	checked := map[string]bool{}
+	for _, id := range holders {
+		if checked[id] {
+			continue
+		}
+		checked[id] = true
+		sess, err := st.GetSession(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read session %s: %w", snap.Session, err)
+			return fmt.Errorf("read session %s: %w", id, err)
 		}
 		if sess.Owner != owner {
 			continue

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/plldb/plldb/cloud/store"
@@ -20,28 +21,39 @@ type Snapshot = store.Snapshot
 // HeldError says that another live session holds a function.
 type HeldError = store.HeldError
 
+// Holder is one of the selective sessions sharing a claim.
+type Holder = store.Holder
+
 // The DynamoDB store is a claim store.
 var _ Claims = (*store.Store)(nil)
 
 // ErrNotHeld is returned by Claims.SetRevisionAfter when the session does not hold the function.
 var ErrNotHeld = errors.New("function is not held by this session")
 
-// Claims is the store of function claims and snapshots. A function is held by at most one session; the claim
-// carries the snapshot taken before the session changed the function. *store.Store implements it on DynamoDB;
-// MemoryClaims implements it in memory.
+// Claims is the store of function claims and snapshots. A function is held either exclusively by one session or
+// shared by any number of selective sessions (Snapshot.Shared, Holders); the claim carries the snapshot taken
+// before the first session changed the function. *store.Store implements it on DynamoDB; MemoryClaims
+// implements it in memory.
 type Claims interface {
-	// Claim records snap as snap.Session's claim on snap.FunctionARN. It returns a *HeldError if another live
-	// session holds the function. A claim held by a session that is no longer live is replaced. A re-claim by
-	// the same session keeps the first snapshot.
+	// Claim records snap as snap.Session's claim on snap.FunctionARN: exclusive, or with snap.Shared a
+	// selective claim that joins the sessions already sharing the function (keeping the first snapshot and
+	// dropping holders that are no longer live). It returns a *HeldError if a live session holds the function
+	// exclusively, or, for an exclusive claim, if live selective sessions share it (HeldError.Holders). A claim
+	// whose holders are all no longer live is replaced. A re-claim by the same session keeps the first snapshot.
 	Claim(ctx context.Context, snap Snapshot, owner string) error
+	// Leave takes session out of a shared claim, dropping holders that are no longer live. With other live
+	// holders left it returns the claim with them (last false); otherwise the claim becomes session's exclusive
+	// claim and last is true: the caller puts the snapshot back and releases it. On session's own exclusive claim
+	// it returns that with last true.
+	Leave(ctx context.Context, functionARN, session string) (snap Snapshot, last bool, err error)
 	// SetRevisionAfter records the revision plldb's update left on the function.
 	SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error
 	// GetSnapshot returns the claim on the function, whoever holds it.
 	GetSnapshot(ctx context.Context, functionARN string) (Snapshot, bool, error)
-	// SessionSnapshots lists the claims the session holds.
+	// SessionSnapshots lists the claims the session holds, shared ones with Session set to it.
 	SessionSnapshots(ctx context.Context, session string) ([]Snapshot, error)
-	// Release drops the session's claim on the function; releasing a claim the session does not hold is a
-	// no-op.
+	// Release drops the session's claim on the function (for a shared claim, its membership; the claim goes
+	// with its last holder); releasing a claim the session does not hold is a no-op.
 	Release(ctx context.Context, functionARN, session string) error
 }
 
@@ -70,6 +82,28 @@ func (m *MemoryClaims) EndSession(session string) {
 	m.ended[session] = true
 }
 
+func (m *MemoryClaims) held(cur memoryClaim, holders []Holder) *HeldError {
+	name := cur.snap.FunctionName // as the DynamoDB store names it: by the holder's claim
+	if name == "" {
+		name = cur.snap.FunctionARN
+	}
+	if cur.snap.Shared {
+		return &HeldError{Function: name, Holders: holders}
+	}
+	return &HeldError{Session: cur.snap.Session, Owner: cur.owner, Function: name}
+}
+
+// live is the holders whose sessions have not ended.
+func (m *MemoryClaims) live(hs []Holder) []Holder {
+	var out []Holder
+	for _, h := range hs {
+		if !m.ended[h.Session] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Claim implements Claims.
 func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	if err := ctx.Err(); err != nil {
@@ -80,20 +114,80 @@ func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) e
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur, ok := m.claims[snap.FunctionARN]; ok {
-		if cur.snap.Session == snap.Session {
+	me := Holder{Session: snap.Session, Owner: owner}
+	cur, ok := m.claims[snap.FunctionARN]
+	switch {
+	case !ok:
+	case cur.snap.Shared:
+		if snap.Shared && holdsSession(cur.snap.Holders, snap.Session) {
 			return nil
 		}
-		if !m.ended[cur.snap.Session] {
-			name := cur.snap.FunctionName // as the DynamoDB store names it: by the holder's claim
-			if name == "" {
-				name = cur.snap.FunctionARN
-			}
-			return &HeldError{Session: cur.snap.Session, Owner: cur.owner, Function: name}
+		live := m.live(cur.snap.Holders)
+		if snap.Shared {
+			cur.snap.Holders = sortHolders(append(live, me))
+			m.claims[snap.FunctionARN] = cur
+			return nil
+		}
+		if len(live) > 0 {
+			return m.held(cur, live)
+		}
+	case cur.snap.Session == snap.Session:
+		if snap.Shared {
+			return fmt.Errorf("claim %s: session %s holds it exclusively already", snap.FunctionARN, snap.Session)
+		}
+		return nil
+	case !m.ended[cur.snap.Session]:
+		return m.held(cur, nil)
+	}
+	c := memoryClaim{snap: copySnapshot(snap), owner: owner}
+	c.snap.Holders = nil
+	if snap.Shared {
+		c.snap.Session, c.owner, c.snap.Holders = "", "", []Holder{me}
+	}
+	m.claims[snap.FunctionARN] = c
+	return nil
+}
+
+// Leave implements Claims.
+func (m *MemoryClaims) Leave(ctx context.Context, functionARN, session string) (Snapshot, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.claims[functionARN]
+	switch {
+	case !ok:
+		return Snapshot{}, false, fmt.Errorf("leave %s: no claim: %w", functionARN, store.ErrNotFound)
+	case !cur.snap.Shared && cur.snap.Session == session:
+		return copySnapshot(cur.snap), true, nil
+	case !cur.snap.Shared:
+		return Snapshot{}, false, m.held(cur, nil)
+	}
+	owner := ""
+	for _, h := range cur.snap.Holders {
+		if h.Session == session {
+			owner = h.Owner
 		}
 	}
-	m.claims[snap.FunctionARN] = memoryClaim{snap: copySnapshot(snap), owner: owner}
-	return nil
+	others := m.live(slices.DeleteFunc(slices.Clone(cur.snap.Holders), func(h Holder) bool { return h.Session == session }))
+	if len(others) == 0 {
+		cur.snap.Shared, cur.snap.Holders, cur.snap.Session, cur.owner = false, nil, session, owner
+		m.claims[functionARN] = cur
+		return copySnapshot(cur.snap), true, nil
+	}
+	cur.snap.Holders = others
+	m.claims[functionARN] = cur
+	return copySnapshot(cur.snap), false, nil
+}
+
+func holdsSession(hs []Holder, session string) bool {
+	return slices.ContainsFunc(hs, func(h Holder) bool { return h.Session == session })
+}
+
+func sortHolders(hs []Holder) []Holder {
+	slices.SortFunc(hs, func(a, b Holder) int { return strings.Compare(a.Session, b.Session) })
+	return hs
 }
 
 // SetRevisionAfter implements Claims.
@@ -104,7 +198,7 @@ func (m *MemoryClaims) SetRevisionAfter(ctx context.Context, functionARN, sessio
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, ok := m.claims[functionARN]
-	if !ok || cur.snap.Session != session {
+	if !ok || (!cur.snap.Shared && cur.snap.Session != session) {
 		return fmt.Errorf("set revision of %s for session %s: %w", functionARN, session, ErrNotHeld)
 	}
 	cur.snap.RevisionAfter = revision
@@ -135,7 +229,12 @@ func (m *MemoryClaims) SessionSnapshots(ctx context.Context, session string) ([]
 	defer m.mu.Unlock()
 	var out []Snapshot
 	for _, c := range m.claims {
-		if c.snap.Session == session {
+		switch {
+		case c.snap.Shared && holdsSession(c.snap.Holders, session):
+			snap := copySnapshot(c.snap)
+			snap.Session = session
+			out = append(out, snap)
+		case !c.snap.Shared && c.snap.Session == session:
 			out = append(out, copySnapshot(c.snap))
 		}
 	}
@@ -150,7 +249,17 @@ func (m *MemoryClaims) Release(ctx context.Context, functionARN, session string)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur, ok := m.claims[functionARN]; ok && cur.snap.Session == session {
+	cur, ok := m.claims[functionARN]
+	switch {
+	case !ok:
+	case cur.snap.Shared && holdsSession(cur.snap.Holders, session):
+		cur.snap.Holders = slices.DeleteFunc(slices.Clone(cur.snap.Holders), func(h Holder) bool { return h.Session == session })
+		if len(cur.snap.Holders) == 0 {
+			delete(m.claims, functionARN)
+		} else {
+			m.claims[functionARN] = cur
+		}
+	case !cur.snap.Shared && cur.snap.Session == session:
 		delete(m.claims, functionARN)
 	}
 	return nil
@@ -164,5 +273,6 @@ func copySnapshot(s Snapshot) Snapshot {
 	if s.Layers != nil {
 		s.Layers = slices.Clone(s.Layers)
 	}
+	s.Holders = slices.Clone(s.Holders)
 	return s
 }

@@ -2,6 +2,7 @@ package instrument_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,4 +55,211 @@ func TestStoreIsTheInstrumentersClaimStore(t *testing.T) {
 	_, ok, err = c.GetSnapshot(ctx, arn)
 	require.NoError(t, err)
 	assert.False(t, ok)
+}
+
+// TestSharedClaimsConformance is what both claim stores do with shared (selective) claims.
+func TestSharedClaimsConformance(t *testing.T) {
+	arn := "arn:aws:lambda:us-east-1:123456789012:function:orders"
+	snap := func(session string, shared bool) instrument.Snapshot {
+		return instrument.Snapshot{
+			FunctionARN: arn, FunctionName: "orders", Session: session, Config: []byte(`{"Timeout":3}`),
+			Environment: map[string]string{"A": session}, HasEnvironment: true, Layers: []string{}, Timeout: 3, Shared: shared,
+		}
+	}
+	cases := []struct {
+		name string
+		run  func(t *testing.T, ctx context.Context, cs claimStore)
+	}{
+		{"selective sessions share one snapshot, the first", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2", "s-3"} {
+				cs.start(t, id, id+"@host")
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), id+"@host"))
+			}
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-2", true), "s-2@host"), "a retried claim")
+			got, ok, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.True(t, got.Shared)
+			assert.Equal(t, "", got.Session)
+			assert.Equal(t, map[string]string{"A": "s-1"}, got.Environment, "the first session's snapshot")
+			assert.Equal(t, []instrument.Holder{{Session: "s-1", Owner: "s-1@host"}, {Session: "s-2", Owner: "s-2@host"}, {Session: "s-3", Owner: "s-3@host"}}, got.Holders)
+			for _, id := range []string{"s-1", "s-3"} {
+				list, err := cs.claims.SessionSnapshots(ctx, id)
+				require.NoError(t, err)
+				require.Len(t, list, 1)
+				assert.Equal(t, id, list[0].Session, "listed for the session asked about")
+				assert.True(t, list[0].Shared)
+			}
+			require.NoError(t, cs.claims.SetRevisionAfter(ctx, arn, "s-2", "r-2"))
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.Equal(t, "r-2", got.RevisionAfter)
+		}},
+		{"an exclusive claim is refused naming every live holder", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2"} {
+				cs.start(t, id, map[string]string{"s-1": "alice", "s-2": "bob"}[id])
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), map[string]string{"s-1": "alice", "s-2": "bob"}[id]))
+			}
+			cs.start(t, "s-x", "carol")
+			err := cs.claims.Claim(ctx, snap("s-x", false), "carol")
+			var held *instrument.HeldError
+			require.ErrorAs(t, err, &held)
+			assert.Equal(t, "function orders is held by selective sessions s-1 (alice), s-2 (bob): detach them or attach with --selective", err.Error())
+		}},
+		{"a selective claim is refused by an exclusive holder", func(t *testing.T, ctx context.Context, cs claimStore) {
+			cs.start(t, "s-x", "carol")
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-x", false), "carol"))
+			cs.start(t, "s-1", "alice")
+			err := cs.claims.Claim(ctx, snap("s-1", true), "alice")
+			var held *instrument.HeldError
+			require.ErrorAs(t, err, &held)
+			assert.Equal(t, instrument.HeldError{Session: "s-x", Owner: "carol", Function: "orders"}, *held)
+		}},
+		{"holders whose sessions ended are pruned when met", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2"} {
+				cs.start(t, id, id)
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), id))
+			}
+			cs.end(t, "s-1")
+			cs.start(t, "s-3", "s-3")
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-3", true), "s-3"))
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"s-2", "s-3"}, holderIDs(got.Holders))
+			assert.Equal(t, map[string]string{"A": "s-1"}, got.Environment, "the snapshot stays the first one")
+			list, err := cs.claims.SessionSnapshots(ctx, "s-1")
+			require.NoError(t, err)
+			assert.Empty(t, list, "a pruned session holds nothing")
+
+			cs.end(t, "s-2")
+			cs.end(t, "s-3")
+			cs.start(t, "s-x", "carol")
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-x", false), "carol"), "every holder ended: an exclusive claim takes over")
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, got.Shared)
+			assert.Equal(t, "s-x", got.Session)
+			assert.Nil(t, got.Holders)
+		}},
+		{"leave: the others remain, then the last one takes the claim", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2", "s-3"} {
+				cs.start(t, id, id+"@host")
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), id+"@host"))
+			}
+			left, last, err := cs.claims.Leave(ctx, arn, "s-2")
+			require.NoError(t, err)
+			assert.False(t, last)
+			assert.Equal(t, []string{"s-1", "s-3"}, holderIDs(left.Holders))
+			list, err := cs.claims.SessionSnapshots(ctx, "s-2")
+			require.NoError(t, err)
+			assert.Empty(t, list)
+
+			cs.end(t, "s-3") // not live: does not count as a remaining holder
+			got, last, err := cs.claims.Leave(ctx, arn, "s-1")
+			require.NoError(t, err)
+			assert.True(t, last)
+			assert.False(t, got.Shared)
+			assert.Equal(t, "s-1", got.Session)
+			assert.Equal(t, map[string]string{"A": "s-1"}, got.Environment)
+			_, last, err = cs.claims.Leave(ctx, arn, "s-1")
+			require.NoError(t, err)
+			assert.True(t, last, "leaving again is the same answer")
+
+			cs.start(t, "s-4", "dave")
+			err = cs.claims.Claim(ctx, snap("s-4", true), "dave")
+			var held *instrument.HeldError
+			require.ErrorAs(t, err, &held, "nobody joins while the last one out restores")
+			assert.Equal(t, "s-1", held.Session)
+
+			list, err = cs.claims.SessionSnapshots(ctx, "s-1")
+			require.NoError(t, err)
+			require.Len(t, list, 1)
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-1"))
+			_, ok, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, ok)
+			_, _, err = cs.claims.Leave(ctx, arn, "s-1")
+			assert.ErrorIs(t, err, relay.ErrNotFound)
+		}},
+		{"release takes one holder out and the claim goes with the last", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2"} {
+				cs.start(t, id, id)
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), id))
+			}
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-1"))
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-1"), "releasing what it no longer holds")
+			got, ok, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, []string{"s-2"}, holderIDs(got.Holders))
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-2"))
+			_, ok, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, ok)
+		}},
+		{"concurrent joins and leaves", func(t *testing.T, ctx context.Context, cs claimStore) {
+			ids := []string{"s-1", "s-2", "s-3", "s-4", "s-5"}
+			for _, id := range ids {
+				cs.start(t, id, id)
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, len(ids))
+			for i, id := range ids {
+				wg.Go(func() { errs[i] = cs.claims.Claim(ctx, snap(id, true), id) })
+			}
+			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.Equal(t, ids, holderIDs(got.Holders), "every join is there")
+
+			lasts := make([]bool, len(ids))
+			for i, id := range ids {
+				wg.Go(func() { _, lasts[i], errs[i] = cs.claims.Leave(ctx, arn, id) })
+			}
+			wg.Wait()
+			n := 0
+			for i, err := range errs {
+				require.NoError(t, err)
+				if lasts[i] {
+					n++
+				}
+			}
+			assert.Equal(t, 1, n, "exactly one is the last one out")
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Run("memory", func(t *testing.T) { c.run(t, context.Background(), memoryClaimStore()) })
+			t.Run("dynamodb", func(t *testing.T) { c.run(t, context.Background(), newEnv(t).dynamoClaimStore()) })
+		})
+	}
+}
+
+// TestSharedClaimsInTheStoresListings: the DynamoDB store's scans see a shared claim once, with its holders,
+// and the sweep finds its holders' sessions.
+func TestSharedClaimsInTheStoresListings(t *testing.T) {
+	cs := newEnv(t).dynamoClaimStore()
+	ctx := context.Background()
+	arn := "arn:aws:lambda:us-east-1:123456789012:function:orders"
+	for _, id := range []string{"s-1", "s-2"} {
+		cs.start(t, id, id)
+		require.NoError(t, cs.claims.Claim(ctx, instrument.Snapshot{FunctionARN: arn, FunctionName: "orders", Session: id, Shared: true}, id))
+	}
+	all, err := cs.st.Snapshots(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1, "membership items are not claims")
+	assert.Equal(t, []string{"s-1", "s-2"}, holderIDs(all[0].Holders))
+	byARN, err := cs.st.StackSnapshots(ctx, []string{arn})
+	require.NoError(t, err)
+	require.Len(t, byARN, 1)
+	assert.True(t, byARN[0].Shared)
+
+	cs.end(t, "s-1")
+	stale, err := cs.st.StaleSessions(ctx, time.Hour)
+	require.NoError(t, err)
+	require.Len(t, stale, 1)
+	assert.Equal(t, "s-1", stale[0].ID)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/plldb/plldb/bridge/selenv"
 )
 
 // Limits and values of the instrumentation.
@@ -45,15 +47,21 @@ const (
 	// EnvCredentials is "function" when the layer sends the function's role credentials to the developer with
 	// each invocation (Session.Credentials).
 	EnvCredentials = "PLLDB_CREDENTIALS"
-	// The selective mode variables (Session.Selective), as layer/proxy reads them.
-	EnvSelective  = "PLLDB_SELECTIVE"
-	EnvKnockKeys  = "PLLDB_KNOCK_KEYS"
-	EnvKnockStack = "PLLDB_KNOCK_STACK"
+	// The selective mode variables (Session.Selective), as layer/proxy reads them (bridge/selenv). In selective
+	// mode PLLDB_SESSIONS takes the place of PLLDB_SESSION, PLLDB_FUNCTION_KEY and PLLDB_CREDENTIALS: one entry
+	// per session sharing the function.
+	EnvSelective  = selenv.EnvSelective
+	EnvKnockKeys  = selenv.EnvKnockKeys
+	EnvKnockStack = selenv.EnvKnockStack
+	EnvSessions   = selenv.EnvSessions
 )
 
-// SessionTag is the tag Instrument puts on every function it changes (value: the session id) and a restore
-// removes. The helper stack's relay role may only read, update and untag functions that carry it, which is what
-// lets the relay put back the functions of an expired session and nothing else.
+// SessionTag is the tag Instrument puts on every function it changes and the restore that puts the function
+// back removes. The helper stack's relay role may only read, update and untag functions that carry it, which is
+// what lets the relay put back the functions of an expired session and nothing else. Its value is the session
+// that tagged the function last; with several selective sessions sharing a function there is still one tag
+// (IAM conditions test its presence, not its value), put on by every session that joins and removed only by the
+// last one out, so a session leaving never takes the relay's permission away from those that stay.
 const SessionTag = "plldb:session"
 
 // LambdaAPI is the part of the Lambda API that instrumentation uses.

@@ -35,7 +35,9 @@ func NewRestorer(cfg aws.Config, st *store.Store, log *slog.Logger) *Restorer {
 
 // RestoreSession puts back every function the session still holds, as Instrumenter.Restore does: functions
 // someone else changed since keep their changes (Merged) or, when plldb cannot tell its changes from theirs,
-// are left alone with their claims (Conflict, logged); only failures make it return an error.
+// are left alone with their claims (Conflict, logged); from a function other live selective sessions share it
+// takes out only the session's entries (Left), the function being restored only when no live holder remains.
+// Only failures make it return an error.
 func (r *Restorer) RestoreSession(ctx context.Context, session string) error {
 	results, err := r.Instrumenter.Restore(ctx, session)
 	var errs []error
@@ -44,7 +46,8 @@ func (r *Restorer) RestoreSession(ctx context.Context, session string) error {
 	}
 	for _, res := range results {
 		switch res.Outcome {
-		case Restored, Merged:
+		case Restored, Merged, Left:
+			// Left: other selective sessions still share the function; only this session's entries went.
 			r.Logger.InfoContext(ctx, "restored after the session ended", "session", session, "function", res.FunctionName,
 				"outcome", res.Outcome, "message", res.Message)
 		case Failed:

@@ -6,7 +6,9 @@
 // concurrent deploy is never overwritten. Instrumenter.Restore and Instrumenter.Recover put the snapshot back
 // (environment, layers, timeout); if someone else changed the function since, they take out only plldb's own
 // changes and keep theirs (Merged), or, when the two cannot be told apart, leave the function and keep the
-// claim for a later detach (Conflict).
+// claim for a later detach (Conflict). Selective sessions share a function: each adds its entries to the
+// function's PLLDB_KNOCK_KEYS and PLLDB_SESSIONS, leaving takes out only its own (Left), and the last one out
+// puts the first session's snapshot back.
 // Everything a restore needs is in the claim store, so detach, session expiry and crash recovery all work from
 // the store alone.
 package instrument
@@ -29,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/bridge/ticket"
 )
 
@@ -68,12 +71,22 @@ type Session struct {
 	// credentials with each invocation, for the developer's handler to run with. Off, they never leave the sandbox.
 	FunctionCredentials bool
 	// Selective instruments for selective mode (docs/knock.md): the layer sends only invocations that carry a
-	// valid knock of KnockKey to the developer and runs every other one as the deployed code. It sets
-	// PLLDB_SELECTIVE, PLLDB_KNOCK_KEYS (ID=KnockKey: the layer takes a knock's issuer as the session that routes
-	// it, so the key is listed under this session's id) and PLLDB_KNOCK_STACK=KnockStack.
+	// valid knock of KnockKey to the developer and runs every other one as the deployed code. Selective sessions
+	// share the functions (any number at once): each adds its entry to PLLDB_KNOCK_KEYS (ID=KnockKey: the layer
+	// takes a knock's issuer as the session that routes it) and to PLLDB_SESSIONS (ID=its function key, with
+	// its options), and PLLDB_SELECTIVE and PLLDB_KNOCK_STACK=KnockStack are set; PLLDB_SESSION,
+	// PLLDB_FUNCTION_KEY and PLLDB_CREDENTIALS are not (bridge/selenv).
 	Selective  bool
 	KnockKey   ed25519.PublicKey // the session's knock verification key; public, but still not logged
 	KnockStack string            // the stack name knocks are bound to (their audience)
+	// Mirror (selective only): this session's knocked invocations are copies; the deployed code answers the
+	// caller (the "mirror" option of the session's PLLDB_SESSIONS entry).
+	Mirror bool
+}
+
+// link is the session's PLLDB_SESSIONS entry for a target.
+func (s Session) link(t Target) selenv.Link {
+	return selenv.Link{Session: s.ID, FunctionKey: t.Key, Credentials: s.FunctionCredentials, Mirror: s.Mirror}
 }
 
 // Target is a function to instrument with its ticket key.
@@ -170,7 +183,7 @@ func (in *Instrumenter) each(n int, fn func(i int)) {
 type plan struct {
 	target  Target
 	cur     fnConfig
-	snap    Snapshot // what to claim
+	snap    Snapshot // what to claim (Shared for a selective session)
 	reclaim bool     // this session already holds the function: its first snapshot stands
 	env     map[string]string
 	layers  []string
@@ -182,7 +195,9 @@ type plan struct {
 // has 5 layers already, would exceed Lambda's environment limit, runs on a runtime without exec wrappers, or is
 // held by another live session. Otherwise it claims every function with its snapshot and updates them in
 // parallel. If an update fails, the functions this call changed are put back and the error says why.
-// Attaching a function the session already holds again is allowed and keeps the first snapshot.
+// Attaching a function the session already holds again is allowed and keeps the first snapshot. A selective
+// session (Session.Selective) shares its functions with the other selective sessions: it joins their claim and
+// adds its entries to the function's lists (shared.go), and is refused only by a live non-selective session.
 func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	if err := in.check(s, targets); err != nil {
 		return nil, err
@@ -259,6 +274,10 @@ func (in *Instrumenter) check(s Session, targets []Target) error {
 		return fmt.Errorf("attach: selective mode needs the session's %d-byte Ed25519 knock key", ed25519.PublicKeySize)
 	case s.Selective && s.KnockStack == "":
 		return errors.New("attach: selective mode needs the stack name knocks are bound to")
+	case s.Selective && !selenv.ValidSessionID(s.ID):
+		return fmt.Errorf("attach: selective mode: session id %q is not a valid knock issuer", s.ID)
+	case s.Mirror && !s.Selective:
+		return errors.New("attach: mirror mode needs selective mode")
 	case in.Layers.X86_64 == "" || in.Layers.Arm64 == "":
 		return errors.New("attach: the plldb layer ARNs for x86_64 and arm64 are both needed (is the helper stack installed?)")
 	}
@@ -304,10 +323,20 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read the claim on %s: %w", t.Name, err)
 	}
-	if found && stored.Session != s.ID {
+	if found && stored.Shared && s.Selective {
+		return in.inspectJoin(ctx, s, t, stored)
+	}
+	if found && !stored.Shared && stored.Session == s.ID && s.Selective {
+		return refuse("this session holds it exclusively already; detach first, then attach with --selective")
+	}
+	if found && (stored.Shared || stored.Session != s.ID) {
 		r, held := in.takeOver(ctx, s.ID, s.Owner, stored)
 		if held != nil {
-			return nil, nil, &Refusal{Function: t.StackFunction, Held: held, Reason: held.Error()}, nil
+			reason := held.Error()
+			if s.Selective && held.Holders == nil {
+				reason += ", attached without --selective, which takes functions exclusively: detach it first"
+			}
+			return nil, nil, &Refusal{Function: t.StackFunction, Held: held, Reason: reason}, nil
 		}
 		recovered, found = &r, false
 		if r.Outcome == Failed {
@@ -332,9 +361,10 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 		if recovered != nil && recovered.Outcome == Conflict {
 			return refuse("ended session %s left it instrumented and someone else changed it since, so plldb did not put it back: %s", stored.Session, recovered.Message)
 		}
-		if cur.vars()[EnvExecWrapper] == WrapperPath || cur.vars()[EnvSession] != "" {
-			return refuse("it already carries plldb's instrumentation (session %q) but the claim store has no snapshot to restore it from; remove the PLLDB_* variables, %s and the plldb layer by hand", cur.vars()[EnvSession], EnvExecWrapper)
+		if v := cur.vars(); v[EnvExecWrapper] == WrapperPath || v[EnvSession] != "" || v[EnvSessions] != "" {
+			return refuse("it already carries plldb's instrumentation (%s) but the claim store has no snapshot to restore it from; remove the PLLDB_* variables, %s and the plldb layer by hand", instrumentedBy(v), EnvExecWrapper)
 		}
+		p.snap.Shared = s.Selective
 	}
 	if problem := runtimeProblem(&cur); problem != "" {
 		return refuse("%s", problem)
@@ -371,18 +401,33 @@ func snapshotOf(t Target, session string, raw []byte, c *fnConfig, now time.Time
 	return snap
 }
 
-// sessionEnvironment is the function's own variables plus plldb's. A wrapper the function already had moves to
-// PLLDB_PREV_WRAPPER, from where the plldb proxy still runs it.
+// sessionEnvironment is the function's own variables plus plldb's for one session. A wrapper the function
+// already had moves to PLLDB_PREV_WRAPPER, from where the plldb proxy still runs it.
 func sessionEnvironment(own map[string]string, s Session, t Target) map[string]string {
 	env := make(map[string]string, len(own)+8)
 	maps.Copy(env, own)
 	if w := own[EnvExecWrapper]; w != "" && w != WrapperPath {
 		env[EnvPrevWrapper] = w
 	}
-	env[EnvExecWrapper] = WrapperPath
-	env[EnvEndpoint] = s.Endpoint
+	sharedVariables(env, s, t)
+	if s.Selective {
+		env[EnvKnockKeys] = selenv.FormatKnockKeys(map[string]ed25519.PublicKey{s.ID: s.KnockKey})
+		env[EnvSessions] = selenv.FormatSessions([]selenv.Link{s.link(t)})
+		return env
+	}
 	env[EnvSession] = s.ID
 	env[EnvFunctionKey] = base64.StdEncoding.EncodeToString(t.Key)
+	if s.FunctionCredentials {
+		env[EnvCredentials] = "function"
+	}
+	return env
+}
+
+// sharedVariables sets the variables that do not depend on which session an invocation goes to: the same for
+// every selective session sharing a function.
+func sharedVariables(env map[string]string, s Session, t Target) {
+	env[EnvExecWrapper] = WrapperPath
+	env[EnvEndpoint] = s.Endpoint
 	if s.Audience != "" {
 		env[EnvAudience] = s.Audience
 	}
@@ -392,19 +437,17 @@ func sessionEnvironment(own map[string]string, s Session, t Target) map[string]s
 	if s.Strict {
 		env[EnvStrict] = "true"
 	}
-	if s.FunctionCredentials {
-		env[EnvCredentials] = "function"
-	}
 	if s.Selective {
 		env[EnvSelective] = "true"
-		env[EnvKnockKeys] = s.ID + "=" + base64.RawURLEncoding.EncodeToString(s.KnockKey)
 		env[EnvKnockStack] = s.KnockStack
 	}
-	return env
 }
 
 // apply updates one function; updated reports whether Lambda accepted the change.
 func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attached, bool, error) {
+	if s.Selective {
+		return in.join(ctx, s, p)
+	}
 	t := p.target
 	// The relay role may restore only functions that carry their session's tag, so the tag goes on before the
 	// change it will have to undo.
@@ -457,6 +500,16 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 			return
 		}
 		p := plans[i]
+		if p.snap.Shared {
+			// Other sessions may share the function: take out only this session's entries.
+			if r := in.leave(ctx, p.target.ARN, s.ID); r.Outcome == Failed || r.Outcome == Conflict {
+				in.logger().Warn("roll back a failed attach", "function", p.target.Name, "outcome", r.Outcome, "message", r.Message)
+				mu.Lock()
+				stuck = append(stuck, fmt.Sprintf("%s (%s)", p.target.Name, r.Message))
+				mu.Unlock()
+			}
+			return
+		}
 		if !updated[i] {
 			in.untag(ctx, p.target.ARN, p.target.Name)
 			if err := in.Claims.Release(ctx, p.target.ARN, s.ID); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/cloud/instrument"
 )
 
@@ -488,14 +489,18 @@ func TestSelectiveAttachAddsTheKnockVariablesAndRestoreRemovesThem(t *testing.T)
 	assert.Equal(t, "true", v["PLLDB_SELECTIVE"])
 	assert.Equal(t, "s-selective="+base64.RawURLEncoding.EncodeToString(pub), v["PLLDB_KNOCK_KEYS"])
 	assert.Equal(t, "orders-dev", v["PLLDB_KNOCK_STACK"])
-	assert.Equal(t, "s-selective", v["PLLDB_SESSION"], "the key is listed under the session the layer routes knocks to")
+	assert.Equal(t, selenv.FormatSessions([]selenv.Link{{Session: "s-selective", FunctionKey: tg.Key}}), v["PLLDB_SESSIONS"],
+		"the key is listed under the session the layer routes knocks to, with its own link")
+	for _, k := range []string{"PLLDB_SESSION", "PLLDB_FUNCTION_KEY", "PLLDB_CREDENTIALS"} {
+		assert.NotContains(t, v, k, "selective mode names its sessions in PLLDB_SESSIONS only")
+	}
 	assert.Equal(t, "orders", v["TABLE"])
 
 	results, err := in.Restore(ctx, s.ID)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Restored}, outcomes(results))
 	after := vars(e.config(tg.Name))
-	for _, k := range []string{"PLLDB_SELECTIVE", "PLLDB_KNOCK_KEYS", "PLLDB_KNOCK_STACK"} {
+	for _, k := range []string{"PLLDB_SELECTIVE", "PLLDB_KNOCK_KEYS", "PLLDB_KNOCK_STACK", "PLLDB_SESSIONS"} {
 		assert.NotContains(t, after, k)
 	}
 	assert.Equal(t, before, restorable(t, e.raw(tg.Name)), "back byte for byte")

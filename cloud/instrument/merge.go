@@ -8,7 +8,7 @@ import (
 )
 
 // plldbVars are the variables Instrument adds besides AWS_LAMBDA_EXEC_WRAPPER.
-var plldbVars = []string{EnvPrevWrapper, EnvEndpoint, EnvSession, EnvFunctionKey, EnvAudience, EnvLogicalID, EnvStrict, EnvCredentials, EnvSelective, EnvKnockKeys, EnvKnockStack}
+var plldbVars = []string{EnvPrevWrapper, EnvEndpoint, EnvSession, EnvFunctionKey, EnvAudience, EnvLogicalID, EnvStrict, EnvCredentials, EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions}
 
 // merged is a function's configuration with plldb's own changes taken out and everything else left as someone
 // else made it since attach: what a restore writes when it cannot put the snapshot back as it is.

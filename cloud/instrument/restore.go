@@ -48,8 +48,9 @@ type Result struct {
 const ConflictMessage = "changed by someone else since attach; left as it is"
 
 // Restore puts back every function the session holds, in parallel, and releases the claims (but those of
-// Conflict and Failed results). Per-function problems are in the results; the error is for a store that cannot
-// be read.
+// Conflict and Failed results). From a function it shares with other live selective sessions it takes out only
+// its own entries (Left); the last session out puts the snapshot back. Per-function problems are in the
+// results; the error is for a store that cannot be read.
 func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, error) {
 	if session == "" {
 		return nil, errors.New("restore: empty session id")
@@ -59,7 +60,13 @@ func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, 
 		return nil, fmt.Errorf("restore: list the functions session %s holds: %w", session, err)
 	}
 	results := make([]Result, len(snaps))
-	in.each(len(snaps), func(i int) { results[i] = in.restoreOne(ctx, snaps[i]) })
+	in.each(len(snaps), func(i int) {
+		if snaps[i].Shared {
+			results[i] = in.leave(ctx, snaps[i].FunctionARN, session)
+			return
+		}
+		results[i] = in.restoreOne(ctx, snaps[i])
+	})
 	return results, nil
 }
 
@@ -74,7 +81,8 @@ type Recovery struct {
 
 // Recover puts back the listed functions that any session left instrumented: the path of `plldb detach
 // --stack-name` and of the next attach after a crash. A function held by another live session is reported as
-// Held and left alone unless Force is set; functions with no claim produce no result.
+// Held and left alone unless Force is set; from a function live selective sessions share it takes out the
+// entries of the selective sessions that ended (Left). Functions with no claim produce no result.
 func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, error) {
 	if r.Session == "" {
 		return nil, errors.New("recover: empty session id")
@@ -96,7 +104,21 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 			return
 		}
 		res, held := in.takeOver(ctx, r.Session, r.Owner, snap)
-		if held != nil && r.Force {
+		switch {
+		case held != nil && snap.Shared && !r.Force && held.Holders != nil:
+			// Live selective sessions keep the function; the entries of those that ended (a crashed plldb of
+			// ours, whose session endCrashed removed) go.
+			for _, h := range snap.Holders {
+				if !holdsSession(held.Holders, h.Session) {
+					res = in.leave(ctx, arn, h.Session)
+				}
+			}
+		case held != nil && r.Force && snap.Shared:
+			// Every selective session leaves in turn; the last one out puts the snapshot back.
+			for _, h := range snap.Holders {
+				res = in.leave(ctx, arn, h.Session)
+			}
+		case held != nil && r.Force:
 			res = in.restoreOne(ctx, snap)
 		}
 		results[i] = &res
@@ -115,6 +137,7 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 func (in *Instrumenter) takeOver(ctx context.Context, session, owner string, stale Snapshot) (Result, *HeldError) {
 	mine := stale
 	mine.Session = session
+	mine.Shared, mine.Holders = false, nil
 	err := in.Claims.Claim(ctx, mine, owner)
 	var held *HeldError
 	switch {
@@ -149,6 +172,12 @@ const mergeAttempts = 3
 // (Conflict). Every update is guarded by the RevisionId it was computed from. The claim is released unless
 // the restore failed or conflicted.
 func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
+	return in.restoreSnapshot(ctx, snap, false)
+}
+
+// restoreSnapshot is restoreOne; shared says the claim was shared by selective sessions until this restore's
+// session, the last one out, took it, so the revision it recorded may be another session's (see state).
+func (in *Instrumenter) restoreSnapshot(ctx context.Context, snap Snapshot, shared bool) Result {
 	res := Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName}
 	release := func(r Result) Result {
 		// The tag goes while the claim still stands, so that it cannot remove the tag of a session that claims
@@ -177,7 +206,7 @@ func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
 			Environment: &types.Environment{Variables: map[string]string{}},
 			Layers:      []string{},
 		}
-		switch in.state(snap, &cur) {
+		switch in.stateOf(snap, &cur, shared) {
 		case untouched:
 			res.Outcome, res.Message = Restored, "plldb's change never reached it; nothing to put back"
 			return release(res)
@@ -245,8 +274,18 @@ const (
 // untouched if it still has its snapshot's revision, and as plldb left it if it differs from the snapshot only
 // by plldb's own change.
 func (in *Instrumenter) state(snap Snapshot, cur *fnConfig) fnState {
+	return in.stateOf(snap, cur, false)
+}
+
+// stateOf is state. With shared, a revision that differs from the recorded one is still plldb's when the
+// function is its snapshot plus plldb's changes and nothing else: sessions sharing a function record the
+// revisions their updates left concurrently, so the last one recorded need not be the function's last.
+func (in *Instrumenter) stateOf(snap Snapshot, cur *fnConfig, shared bool) fnState {
 	if snap.RevisionAfter != "" {
 		if cur.revision() == snap.RevisionAfter {
+			return asLeft
+		}
+		if shared && onlyPlldbChanged(snap, cur) && sameOtherSettings(snap, cur) {
 			return asLeft
 		}
 		return changedByOthers
@@ -263,14 +302,16 @@ func (in *Instrumenter) state(snap Snapshot, cur *fnConfig) fnState {
 // onlyPlldbChanged tells whether cur is snap plus exactly the changes Instrument makes for snap's session.
 func onlyPlldbChanged(snap Snapshot, cur *fnConfig) bool {
 	vars := cur.vars()
-	if vars[EnvSession] != snap.Session || vars[EnvExecWrapper] != WrapperPath || cur.timeout() != DebugTimeout {
+	// A selectively instrumented function names its sessions in PLLDB_SESSIONS instead of PLLDB_SESSION.
+	ours := vars[EnvSession] == snap.Session || (vars[EnvSession] == "" && vars[EnvSelective] != "")
+	if !ours || vars[EnvExecWrapper] != WrapperPath || cur.timeout() != DebugTimeout {
 		return false
 	}
 	rest := map[string]string{}
 	for k, v := range vars {
 		switch k {
 		case EnvEndpoint, EnvSession, EnvFunctionKey, EnvAudience, EnvLogicalID, EnvPrevWrapper, EnvExecWrapper,
-			EnvStrict, EnvCredentials, EnvSelective, EnvKnockKeys, EnvKnockStack:
+			EnvStrict, EnvCredentials, EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions:
 		default:
 			rest[k] = v
 		}
@@ -293,6 +334,17 @@ func onlyPlldbChanged(snap Snapshot, cur *fnConfig) bool {
 		return false
 	}
 	return strings.Contains(layers[len(layers)-1], ":layer:")
+}
+
+// sameOtherSettings tells whether the settings plldb never changes are still the snapshot's.
+func sameOtherSettings(snap Snapshot, cur *fnConfig) bool {
+	before, err := parseConfig(snap.Config)
+	if err != nil || len(snap.Config) == 0 {
+		return false
+	}
+	return before.Description == cur.Description && before.Handler == cur.Handler && before.Runtime == cur.Runtime &&
+		before.Role == cur.Role && before.CodeSha256 == cur.CodeSha256 && ptrValue(before.MemorySize) == ptrValue(cur.MemorySize) &&
+		before.KMSKeyArn == cur.KMSKeyArn && slices.Equal(before.Architectures, cur.Architectures)
 }
 
 func mustJSON(v any) []byte {

@@ -25,6 +25,9 @@ type revisions struct {
 
 	mu  sync.Mutex
 	rev map[string]int
+	// serial makes an update's check of the RevisionId and its write one step, as in Lambda, so that
+	// concurrent updates with the same RevisionId cannot both pass.
+	serial sync.Mutex
 	// beforeUpdate runs once before the next update plldb sends, as someone else acting at that moment.
 	beforeUpdate func()
 }
@@ -52,6 +55,8 @@ func (r *revisions) UpdateFunctionConfiguration(ctx context.Context, in *lambda.
 	if hook != nil {
 		hook()
 	}
+	r.serial.Lock()
+	defer r.serial.Unlock()
 	cur, err := r.Client.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: in.FunctionName})
 	if err != nil {
 		return nil, err

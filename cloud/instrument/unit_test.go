@@ -3,13 +3,19 @@ package instrument
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/bridge/selenv"
 )
 
 // pythonStyleSize measures vars the way Lambda's quoted "String measured" and LocalStack's
@@ -186,4 +192,45 @@ func TestRefusedErrorNamesEveryFunction(t *testing.T) {
 	for _, want := range []string{"nothing was changed", "Api/Orders (orders-fn): it already has 5 layers", "Users (users-fn): held by live session s9 of bob"} {
 		assert.Contains(t, msg, want)
 	}
+}
+
+func TestRedactSessionsCutsEveryFunctionKey(t *testing.T) {
+	k1, k2 := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
+	v := selenv.FormatSessions([]selenv.Link{{Session: "s-1", FunctionKey: k1, Credentials: true}, {Session: "s-2", FunctionKey: k2}})
+	quoted := errors.New(`InvalidParameterValueException: Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {"PLLDB_SESSIONS":"` + v + `"}`)
+	got := redactSessions(quoted, v).Error()
+	for _, k := range [][]byte{k1, k2} {
+		assert.NotContains(t, got, base64.StdEncoding.EncodeToString(k))
+	}
+	assert.Contains(t, got, "s-1=[redacted];creds")
+	assert.Contains(t, got, "exceeded the 4KB limit")
+}
+
+func TestJoinRefusedPastMaxSessions(t *testing.T) {
+	links := []selenv.Link{}
+	keys := map[string]ed25519.PublicKey{}
+	var holders []Holder
+	for i := range selenv.MaxSessions {
+		id := fmt.Sprintf("s-%02d", i)
+		links = append(links, selenv.Link{Session: id, FunctionKey: bytes.Repeat([]byte{byte(i)}, 32)})
+		keys[id] = ed25519.PublicKey(bytes.Repeat([]byte{byte(i)}, ed25519.PublicKeySize))
+		holders = append(holders, Holder{Session: id, Owner: id})
+	}
+	vars := map[string]string{EnvExecWrapper: WrapperPath, EnvSelective: "true", EnvSessions: selenv.FormatSessions(links), EnvKnockKeys: selenv.FormatKnockKeys(keys)}
+	pub := ed25519.PublicKey(bytes.Repeat([]byte{0xee}, ed25519.PublicKeySize))
+	s := Session{ID: "s-new", Endpoint: "wss://x", Selective: true, KnockKey: pub, KnockStack: "st"}
+	t.Run("full", func(t *testing.T) {
+		_, err := joinedEnvironment(vars, append(holders, Holder{Session: "s-new"}), s, Target{Key: bytes.Repeat([]byte{1}, 32)})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), fmt.Sprintf("%d selective sessions share it already", selenv.MaxSessions))
+	})
+	t.Run("ended sessions make room", func(t *testing.T) {
+		env, err := joinedEnvironment(vars, append(holders[1:], Holder{Session: "s-new"}), s, Target{Key: bytes.Repeat([]byte{1}, 32)})
+		require.NoError(t, err)
+		got, err := selenv.ParseSessions(env[EnvSessions])
+		require.NoError(t, err)
+		assert.Len(t, got, selenv.MaxSessions)
+		assert.NotContains(t, env[EnvSessions], "s-00=", "a session that no longer holds the function loses its entry")
+		assert.Contains(t, env[EnvSessions], "s-new=")
+	})
 }

@@ -133,6 +133,12 @@ func (e *InUseError) Error() string {
 		if name == "" {
 			name = c.FunctionARN
 		}
+		if c.Shared {
+			for _, h := range c.Holders {
+				fns[h.Session] = append(fns[h.Session], name)
+			}
+			continue
+		}
 		fns[c.Session] = append(fns[c.Session], name)
 	}
 	live := map[string]bool{}

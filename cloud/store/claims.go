@@ -31,15 +31,34 @@ type Snapshot struct {
 	PlldbLayer    string
 	RevisionAfter string // RevisionId after plldb's update, to detect later changes by others
 	TakenAt       time.Time
+	// Shared says the claim is held by any number of selective sessions (Holders) rather than by Session
+	// alone; the snapshot is the one the first of them took. Claim with Shared set asks for a shared claim.
+	// GetSnapshot, StackSnapshots and Snapshots leave Session empty on a shared claim; SessionSnapshots sets it
+	// to the session asked about.
+	Shared  bool
+	Holders []Holder // the sessions sharing the claim, by session id; nil on an exclusive claim
 }
 
-// HeldError says that another live session holds a function.
+// Holder is one session sharing a claim.
+type Holder struct {
+	Session, Owner string
+}
+
+func (h Holder) String() string { return h.Session + " (" + h.Owner + ")" }
+
+// HeldError says that another live session holds a function: one session exclusively (Session and Owner),
+// or selective sessions sharing it (Holders).
 type HeldError struct {
 	Session, Owner string
-	Function       string // the function's name, or its ARN when the name is not known
+	Function       string   // the function's name, or its ARN when the name is not known
+	Holders        []Holder // set when selective sessions share the function
 }
 
 func (e *HeldError) Error() string {
+	if len(e.Holders) > 0 {
+		return fmt.Sprintf("function %s is held by selective sessions %s: detach them or attach with --selective",
+			e.Function, holderNames(e.Holders))
+	}
 	return fmt.Sprintf("function %s is held by session %s (owner %s)", e.Function, e.Session, e.Owner)
 }
 
@@ -79,7 +98,23 @@ func encodeClaim(snap Snapshot, owner string) item {
 	if !snap.TakenAt.IsZero() {
 		it[attrTakenAt] = timeS(snap.TakenAt)
 	}
+	if snap.Shared {
+		// A shared claim stays out of the by-session index: its holders are found there by their membership
+		// items instead.
+		delete(it, attrSession)
+		delete(it, attrOwner)
+		it[attrShared] = &types.AttributeValueMemberBOOL{Value: true}
+		it[attrHolders] = holdersAV(snap.Holders)
+	}
 	return it
+}
+
+func holdersAV(hs []Holder) types.AttributeValue {
+	m := make(item, len(hs))
+	for _, h := range hs {
+		m[h.Session] = sv(h.Owner)
+	}
+	return &types.AttributeValueMemberM{Value: m}
 }
 
 // decodeClaim reads a claim item back into its snapshot and the owner of the claiming session.
@@ -148,6 +183,28 @@ func decodeClaim(it item) (snap Snapshot, owner string, err error) {
 	if snap.TakenAt, err = getTime(it, attrTakenAt); err != nil {
 		return fail(err)
 	}
+	switch v := it[attrShared].(type) {
+	case nil:
+	case *types.AttributeValueMemberBOOL:
+		snap.Shared = v.Value
+	default:
+		return fail(fmt.Errorf("attribute %s is %T, not a boolean", attrShared, v))
+	}
+	if snap.Shared {
+		m, ok := it[attrHolders].(*types.AttributeValueMemberM)
+		if !ok {
+			return fail(fmt.Errorf("shared claim without a holders map (%T)", it[attrHolders]))
+		}
+		snap.Holders = make([]Holder, 0, len(m.Value))
+		for id, av := range m.Value {
+			o, ok := av.(*types.AttributeValueMemberS)
+			if !ok {
+				return fail(fmt.Errorf("holder %s is %T, not a string", id, av))
+			}
+			snap.Holders = append(snap.Holders, Holder{Session: id, Owner: o.Value})
+		}
+		slices.SortFunc(snap.Holders, func(a, b Holder) int { return strings.Compare(a.Session, b.Session) })
+	}
 	return snap, owner, nil
 }
 
@@ -156,6 +213,9 @@ func heldBy(it item, arn string) *HeldError {
 	fn := snap.FunctionName
 	if fn == "" {
 		fn = arn
+	}
+	if snap.Shared {
+		return &HeldError{Function: fn, Holders: snap.Holders}
 	}
 	return &HeldError{Session: snap.Session, Owner: owner, Function: fn}
 }
@@ -170,6 +230,10 @@ func heldBy(it item, arn string) *HeldError {
 //   - The claim of a session that has expired or been deleted is taken over, and its snapshot replaced: a caller
 //     that takes over must first restore from the old snapshot (GetSnapshot), since the function may still be
 //     instrumented.
+//   - With snap.Shared the claim is selective: it joins the selective sessions already sharing the function
+//     (keeping the first snapshot, dropping holders that are no longer live), and fails with *HeldError while a
+//     live session holds the function exclusively. An exclusive claim on a function shared by live selective
+//     sessions fails with a *HeldError listing them all (Holders); one whose holders are all gone takes over.
 func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	if snap.FunctionARN == "" || snap.Session == "" {
 		return fmt.Errorf("claim: function ARN and session are required (ARN %q, session %q)", snap.FunctionARN, snap.Session)
@@ -181,6 +245,10 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	if _, err := s.GetSession(ctx, snap.Session); err != nil {
 		return fmt.Errorf("claim %s: %w", name, err)
 	}
+	if snap.Shared {
+		return s.claimShared(ctx, snap, owner, name)
+	}
+	snap.Holders = nil
 	it := encodeClaim(snap, owner)
 	cond, names, values := "attribute_not_exists(#arn)", map[string]string{"#arn": attrARN}, item(nil)
 	for range writeAttempts {
@@ -206,6 +274,26 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 			continue
 		}
 		holder := heldBy(old, snap.FunctionARN)
+		if holder.Holders != nil {
+			live, _, err := s.liveHolders(ctx, holder.Holders)
+			if err != nil {
+				return fmt.Errorf("claim %s: %w", name, err)
+			}
+			if len(live) > 0 {
+				holder.Holders = live
+				return holder
+			}
+			s.log().InfoContext(ctx, "taking over a shared claim whose sessions are all over", "function", name, "session", snap.Session)
+			ok, err := s.takeOverShared(ctx, snap, owner, old)
+			if err != nil {
+				return fmt.Errorf("claim %s: %w", name, err)
+			}
+			if ok {
+				return nil
+			}
+			cond, names, values = "attribute_not_exists(#arn)", map[string]string{"#arn": attrARN}, nil
+			continue
+		}
 		if holder.Session == snap.Session {
 			return nil
 		}
@@ -228,7 +316,9 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 }
 
 // SetRevisionAfter records the function's RevisionId after plldb's update. It fails with *HeldError when another
-// session holds the function, and with an error wrapping ErrNotFound when nobody does.
+// session holds the function, and with an error wrapping ErrNotFound when nobody does. On a shared claim any
+// plldb process may record it, including a session that has just left: the revision is the function's, the
+// last one plldb's own update left.
 func (s *Store) SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error {
 	if functionARN == "" {
 		return errors.New("set revision: empty function ARN")
@@ -237,9 +327,9 @@ func (s *Store) SetRevisionAfter(ctx context.Context, functionARN, session, revi
 		TableName:                           aws.String(s.t.Claims),
 		Key:                                 claimKey(functionARN),
 		UpdateExpression:                    aws.String("SET #rev = :rev"),
-		ConditionExpression:                 aws.String("#session = :session"),
-		ExpressionAttributeNames:            map[string]string{"#rev": attrRevision, "#session": attrSession},
-		ExpressionAttributeValues:           item{":rev": sv(revision), ":session": sv(session)},
+		ConditionExpression:                 aws.String("#session = :session OR #shared = :true"),
+		ExpressionAttributeNames:            map[string]string{"#rev": attrRevision, "#session": attrSession, "#shared": attrShared},
+		ExpressionAttributeValues:           item{":rev": sv(revision), ":session": sv(session), ":true": &types.AttributeValueMemberBOOL{Value: true}},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var failed *types.ConditionalCheckFailedException
@@ -279,8 +369,10 @@ func (s *Store) GetSnapshot(ctx context.Context, functionARN string) (Snapshot, 
 	return snap, true, nil
 }
 
-// SessionSnapshots lists the snapshots of the functions the session holds, ordered by ARN. It reads the
-// by-session index, which is eventually consistent: a claim made a moment ago may be missing.
+// SessionSnapshots lists the snapshots of the functions the session holds, exclusively or shared, ordered by
+// ARN. It reads the by-session index, which is eventually consistent: a claim made a moment ago may be missing.
+// A shared claim is found by the session's membership item and read by ARN (strongly consistent), and listed
+// only if the session still holds it, with Session set to the session.
 func (s *Store) SessionSnapshots(ctx context.Context, session string) ([]Snapshot, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.t.Claims),
@@ -295,7 +387,31 @@ func (s *Store) SessionSnapshots(ctx context.Context, session string) ([]Snapsho
 		if err != nil {
 			return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
 		}
+		shared, err := sharedMemberships(out.Items)
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
+		}
+		for _, arn := range shared {
+			it, found, err := s.getClaimItem(ctx, arn)
+			if err != nil {
+				return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
+			}
+			if !found {
+				continue
+			}
+			snap, _, err := decodeClaim(it)
+			if err != nil {
+				return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
+			}
+			if snap.Shared && holds(snap.Holders, session) {
+				snap.Session = session
+				snaps = append(snaps, snap)
+			}
+		}
 		for _, it := range out.Items {
+			if isMember(it) {
+				continue
+			}
 			snap, _, err := decodeClaim(it)
 			if err != nil {
 				return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
@@ -366,7 +482,9 @@ func (s *Store) StackSnapshots(ctx context.Context, arns []string) ([]Snapshot, 
 }
 
 // Release drops the session's claim on the function. Releasing a function nobody holds is not an error;
-// releasing one another session holds fails with *HeldError and changes nothing.
+// releasing one another session holds fails with *HeldError and changes nothing. On a shared claim it takes
+// the session out of the holders, deleting the claim when it was the last one (see Leave for the liveness-aware
+// way out).
 func (s *Store) Release(ctx context.Context, functionARN, session string) error {
 	if functionARN == "" {
 		return errors.New("release: empty function ARN")
@@ -381,7 +499,11 @@ func (s *Store) Release(ctx context.Context, functionARN, session string) error 
 	})
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) && len(failed.Item) > 0 {
-		return heldBy(failed.Item, functionARN)
+		held := heldBy(failed.Item, functionARN)
+		if held.Holders != nil {
+			return s.releaseShared(ctx, functionARN, session)
+		}
+		return held
 	}
 	if err != nil {
 		return fmt.Errorf("release %s: %w", functionARN, err)
@@ -400,6 +522,9 @@ func (s *Store) Snapshots(ctx context.Context) ([]Snapshot, error) {
 			return nil, fmt.Errorf("list snapshots: %w", err)
 		}
 		for _, it := range out.Items {
+			if isMember(it) {
+				continue
+			}
 			snap, _, err := decodeClaim(it)
 			if err != nil {
 				return nil, fmt.Errorf("list snapshots: %w", err)

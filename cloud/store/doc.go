@@ -22,6 +22,10 @@
 //	             expires N (unix ns)
 //	Claims       HASH arn (S)                   no TTL
 //	             GSI "by-session": HASH session (S), projection ALL
+//	             arn "<function ARN>"                 a claim: the snapshot, and either session S + owner S
+//	                                                  (exclusive) or shared BOOL, holders M{session: owner},
+//	                                                  ver N (shared by selective sessions)
+//	             arn "member#<session>#<function ARN>" a shared claim's holder: session S, member_of S, owner S
 //
 // Connections use a composite key in the base table instead of a global secondary index because GSIs are
 // only eventually consistent: a function that connects and at once sends an invocation would race the index,
@@ -37,6 +41,23 @@
 // Claims are read by ARN (GetItem, BatchGetItem), always strongly consistent, and by session through the
 // by-session GSI, which is eventually consistent: SessionSnapshots may miss a claim made a moment ago, so
 // restore after a crash goes by ARN (StackSnapshots).
+//
+// # Shared claims
+//
+// Selective sessions (docs/knock.md) share a function: any number hold it at once, and the claim keeps the
+// snapshot the first of them took, which the last one out restores. A shared claim has no session attribute,
+// so it is not in the by-session index itself; each holder has a membership item there instead, whose key
+// cannot be a function's (ARNs start with "arn:"), and SessionSnapshots reads the claim it points to by ARN
+// (strongly consistent) and lists it only if the session still holds it. A holders map rather than a string set
+// keeps each holder's owner for "held by" messages. Every change of the holders (Claim with Shared, Leave,
+// Release, dropping holders whose sessions are no longer live) is one TransactWriteItems: the claim's update
+// conditioned on its version ver (incremented) together with the membership items' puts and deletes, so two
+// developers joining or leaving at once serialize, the loser reading again (writeAttempts times). When the
+// last live holder leaves, Leave turns the claim into that session's exclusive claim in the same way: nobody
+// joins while it restores, and if it dies meanwhile, the claim is an ended session's, which the next attach
+// or the sweep takes over. An exclusive claim on a shared function fails with a HeldError naming every live
+// holder, and takes the claim over when none is left. StaleSessions reads the holders maps as well as the
+// session attributes, so the sweep finds expired selective sessions too. Snapshots skips membership items.
 //
 // Expiry is always checked on read against the store's clock, so an item DynamoDB has not yet deleted is never
 // taken as live.
@@ -58,7 +79,8 @@
 //
 //	relay Lambda   sessions: GetItem, UpdateItem (DeveloperSeen), DeleteItem (sweep); tickets: PutItem;
 //	               connections: GetItem, Query, PutItem, DeleteItem, ConditionCheckItem; claims (expiry restore
-//	               and sweep): GetItem, Query on index by-session, DeleteItem, Scan (StaleSessions)
+//	               and sweep): GetItem, Query on index by-session, DeleteItem, Scan (StaleSessions), and for
+//	               shared claims PutItem, UpdateItem, DeleteItem inside TransactWriteItems (Leave)
 //	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
-//	               UpdateItem, DeleteItem, Scan, Query on index by-session
+//	               UpdateItem, DeleteItem, Scan, Query on index by-session, TransactWriteItems (shared claims)
 package store

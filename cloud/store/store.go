@@ -584,8 +584,8 @@ type StaleSession struct {
 func (s *Store) StaleSessions(ctx context.Context, grace time.Duration) ([]StaleSession, error) {
 	in := &dynamodb.ScanInput{
 		TableName:                aws.String(s.t.Claims),
-		ProjectionExpression:     aws.String("#session"),
-		ExpressionAttributeNames: map[string]string{"#session": attrSession},
+		ProjectionExpression:     aws.String("#session, #holders"),
+		ExpressionAttributeNames: map[string]string{"#session": attrSession, "#holders": attrHolders},
 		ConsistentRead:           aws.Bool(true),
 	}
 	held := map[string]bool{}
@@ -601,6 +601,12 @@ func (s *Store) StaleSessions(ctx context.Context, grace time.Duration) ([]Stale
 			}
 			if id != "" {
 				held[id] = true
+			}
+			// A shared claim names its holders in a map (their membership items carry the session too).
+			if m, ok := it[attrHolders].(*types.AttributeValueMemberM); ok {
+				for h := range m.Value {
+					held[h] = true
+				}
 			}
 		}
 		if len(out.LastEvaluatedKey) == 0 {

@@ -66,6 +66,10 @@ const (
 	attrTakenAt     = "taken_at"
 	attrPlldbLayer  = "plldb_layer"
 	attrSeen        = "seen"
+	attrShared      = "shared"
+	attrHolders     = "holders"
+	attrVersion     = "ver"
+	attrMemberOf    = "member_of"
 )
 
 // TTLTables lists the tables that have DynamoDB TTL on TTLAttribute: all but the claims table.

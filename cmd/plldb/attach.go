@@ -34,7 +34,8 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		remote    = fs.Bool("allow-remote", false, allowRemoteUsage)
 		python    = fs.String("python", "", "Python interpreter (default: the project's virtualenv, then python3)")
 		strict    = fs.Bool("strict", false, "an invocation nobody here takes gets Plldb.NoDeveloper instead of running the deployed code")
-		selective = fs.Bool("selective", false, "only invocations carrying a knock of this session (plldb knock --stack-name X) run here; every other one runs the deployed code")
+		selective = fs.Bool("selective", false, "only invocations carrying a knock of this session (plldb knock --stack-name X) run here; every other one runs the deployed code. Any number of developers may attach one stack selectively at once")
+		mirror    = fs.Bool("mirror", false, "with --selective: the deployed code still answers every caller, and a copy of each knocked invocation runs here, where breakpoints stop without holding anybody")
 		creds     = fs.String("credentials", "function", "AWS credentials the handlers run with: \"function\" (the function's execution role's, which the layer sends from the sandbox with each invocation over the relay) or \"developer\" (yours, from --profile or the SDK's chain; the role's never leave the sandbox)")
 		maxConc   = fs.Int("max-concurrency", 10, "sandboxes per function here, one per invocation running at once (a function's ReservedConcurrentExecutions instead, when its template sets one); more invocations wait for one to free up")
 	)
@@ -52,6 +53,12 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *maxConc < 1 {
 		return fmt.Errorf("plldb attach: --max-concurrency %d: must be at least 1", *maxConc)
+	}
+	if *mirror && !*selective {
+		return errors.New("plldb attach: --mirror goes with --selective (only knocked invocations are mirrored here)")
+	}
+	if *mirror && *listen != "" {
+		return errors.New("plldb attach: --mirror with --listen: ask for mirror mode in the DAP launch configuration instead")
 	}
 	log, closeLog, err := logs.logger(stderr)
 	if err != nil {
@@ -73,7 +80,7 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s, err := awsmode.Attach(ctx, awsmode.Options{
 		StackName: *stackName, Functions: functions, Template: *tpl, Python: *python, Name: a.name,
 		// The ports are printed for an editor that attaches to debugpy directly and cannot authorize.
-		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, Selective: *selective, MaxConcurrency: *maxConc, Credentials: *creds, Logger: log,
+		AWS: cfg, Debug: true, OpenDebugpy: true, Strict: *strict, Selective: *selective, Mirror: *mirror, MaxConcurrency: *maxConc, Credentials: *creds, Logger: log,
 		Hooks: devside.Hooks{OnSandboxStart: printer.sandboxStarted},
 	})
 	if err != nil {
@@ -82,6 +89,10 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	printResults(stdout, "recovered from an earlier session", s.Results)
 	if *selective {
 		fmt.Fprintf(stdout, "plldb: session %s attached selectively to %d function(s) of stack %s: invocations carrying its knock run here, every other one runs the deployed code.\n", s.ID, len(s.Functions()), *stackName)
+		if *mirror {
+			fmt.Fprintln(stdout, "Mirror mode: the deployed code answers every caller; knocked invocations also run here as copies.")
+		}
+		fmt.Fprintln(stdout, "Other developers may attach this stack selectively too; detaching takes out only this session.")
 		fmt.Fprintf(stdout, "Get a knock with: plldb knock --stack-name %s   (add --curl URL, --aws-cli or --boto3 for a ready-to-run line)\n", *stackName)
 	} else {
 		fmt.Fprintf(stdout, "plldb: session %s attached to %d function(s) of stack %s; their invocations now run here.\n", s.ID, len(s.Functions()), *stackName)
@@ -143,7 +154,9 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	for _, r := range results {
-		if r.Outcome != instrument.Restored && r.Outcome != instrument.Merged {
+		switch r.Outcome {
+		case instrument.Restored, instrument.Merged, instrument.Left:
+		default:
 			return fmt.Errorf("plldb detach: %s was not restored (%s)", r.FunctionName, r.Outcome)
 		}
 	}
@@ -185,6 +198,14 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 		return fmt.Errorf("list instrumented functions: %w", err)
 	}
 	for _, s := range snaps {
+		if s.Shared {
+			names := make([]string, len(s.Holders))
+			for i, h := range s.Holders {
+				names[i] = h.String()
+			}
+			fmt.Fprintf(out, "  instrumented: %s (shared by selective sessions %s)\n", s.FunctionName, strings.Join(names, ", "))
+			continue
+		}
 		fmt.Fprintf(out, "  instrumented: %s (session %s)\n", s.FunctionName, s.Session)
 	}
 	return nil

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// memberPrefix starts the key of a membership item: "member#<session>#<function ARN>". Function ARNs start
+// with "arn:", so a membership key is never a claim's.
+const memberPrefix = "member#"
+
+func memberKey(session, functionARN string) item {
+	return item{attrARN: sv(memberPrefix + session + "#" + functionARN)}
+}
+
+func (s *Store) memberPut(session, owner, functionARN string) types.TransactWriteItem {
+	it := memberKey(session, functionARN)
+	it[attrSession] = sv(session)
+	it[attrOwner] = sv(owner)
+	it[attrMemberOf] = sv(functionARN)
+	return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it}}
+}
+
+func (s *Store) memberDelete(session, functionARN string) types.TransactWriteItem {
+	return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.t.Claims), Key: memberKey(session, functionARN)}}
+}
+
+func isMember(it item) bool { _, ok := it[attrMemberOf]; return ok }
+
+// getClaimItem reads a claim item, strongly consistent.
+func (s *Store) getClaimItem(ctx context.Context, arn string) (item, bool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.t.Claims), Key: claimKey(arn), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out.Item, len(out.Item) > 0, nil
+}
+
+// liveHolders splits holders into those whose sessions are live and those whose sessions expired or are gone.
+func (s *Store) liveHolders(ctx context.Context, hs []Holder) (live, dead []Holder, err error) {
+	for _, h := range hs {
+		_, err := s.GetSession(ctx, h.Session)
+		switch {
+		case err == nil:
+			live = append(live, h)
+		case errors.Is(err, ErrNotFound):
+			dead = append(dead, h)
+		default:
+			return nil, nil, fmt.Errorf("check holder %s: %w", h.Session, err)
+		}
+	}
+	return live, dead, nil
+}
+
+func holds(hs []Holder, session string) bool {
+	return slices.ContainsFunc(hs, func(h Holder) bool { return h.Session == session })
+}
+
+func without(hs []Holder, session string) []Holder {
+	return slices.DeleteFunc(slices.Clone(hs), func(h Holder) bool { return h.Session == session })
+}
+
+func versionCond(ver int64) (string, map[string]string, item) {
+	return "#ver = :ver", map[string]string{"#ver": attrVersion}, item{":ver": nv(ver)}
+}
+
+// claimShared adds snap.Session to the selective sessions sharing the function: the path of Claim for a
+// Snapshot with Shared set. Every change of the holders is one transaction conditioned on the claim's version,
+// which also writes or deletes the membership items, so concurrent joins and leaves serialize.
+func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name string) error {
+	me := Holder{Session: snap.Session, Owner: owner}
+	for range writeAttempts {
+		cur, found, err := s.getClaimItem(ctx, snap.FunctionARN)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", name, err)
+		}
+		var ops []types.TransactWriteItem
+		switch {
+		case !found:
+			fresh := snap
+			fresh.Holders = []Holder{me}
+			it := encodeClaim(fresh, owner)
+			it[attrVersion] = nv(1)
+			ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
+				ConditionExpression: aws.String("attribute_not_exists(#arn)"), ExpressionAttributeNames: map[string]string{"#arn": attrARN}}}}
+		default:
+			old, _, err := decodeClaim(cur)
+			if err != nil {
+				return fmt.Errorf("claim %s: %w", name, err)
+			}
+			if !old.Shared {
+				if old.Session == snap.Session {
+					return fmt.Errorf("claim %s: session %s holds it exclusively already", name, snap.Session)
+				}
+				held := heldBy(cur, snap.FunctionARN)
+				if _, err := s.GetSession(ctx, old.Session); err == nil {
+					return held
+				} else if !errors.Is(err, ErrNotFound) {
+					return fmt.Errorf("claim %s: check holder: %w", name, err)
+				}
+				s.log().InfoContext(ctx, "taking over the claim of a dead session", "function", name,
+					"from_session", old.Session, "session", snap.Session)
+				fresh := snap
+				fresh.Holders = []Holder{me}
+				it := encodeClaim(fresh, owner)
+				it[attrVersion] = nv(1)
+				ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
+					ConditionExpression:       aws.String("#session = :holder"),
+					ExpressionAttributeNames:  map[string]string{"#session": attrSession},
+					ExpressionAttributeValues: item{":holder": sv(old.Session)}}}}
+				break
+			}
+			if holds(old.Holders, snap.Session) {
+				return nil // a retried attach: the first snapshot stands
+			}
+			ver, _, err := getN(cur, attrVersion)
+			if err != nil {
+				return fmt.Errorf("claim %s: %w", name, err)
+			}
+			live, dead, err := s.liveHolders(ctx, old.Holders)
+			if err != nil {
+				return fmt.Errorf("claim %s: %w", name, err)
+			}
+			for _, d := range dead {
+				s.log().InfoContext(ctx, "dropping a dead session from a shared claim", "function", name, "from_session", d.Session)
+				ops = append(ops, s.memberDelete(d.Session, snap.FunctionARN))
+			}
+			cond, names, values := versionCond(ver)
+			names["#holders"] = attrHolders
+			values[":holders"] = holdersAV(append(live, me))
+			values[":next"] = nv(ver + 1)
+			ops = append(ops, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
+				Key: claimKey(snap.FunctionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+		}
+		ops = append(ops, s.memberPut(snap.Session, owner, snap.FunctionARN))
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+		if isRetryableCancel(err) {
+			continue // someone joined or left meanwhile: read again
+		}
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("claim %s: changed concurrently %d times", name, writeAttempts)
+}
+
+// takeOverShared replaces a shared claim none of whose holders is live with snap's exclusive claim, deleting
+// the holders' membership items. ok is false when the claim changed meanwhile.
+func (s *Store) takeOverShared(ctx context.Context, snap Snapshot, owner string, old item) (ok bool, err error) {
+	prev, _, err := decodeClaim(old)
+	if err != nil {
+		return false, err
+	}
+	ver, _, err := getN(old, attrVersion)
+	if err != nil {
+		return false, err
+	}
+	cond, names, values := versionCond(ver)
+	ops := []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: encodeClaim(snap, owner),
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}}}
+	for _, h := range prev.Holders {
+		ops = append(ops, s.memberDelete(h.Session, snap.FunctionARN))
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+	if isRetryableCancel(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Leave takes session out of the selective sessions sharing a function, dropping holders whose sessions are
+// no longer live. When other live sessions remain, it returns the claim with them as Holders and last false:
+// the caller takes its own entries out of the function. When none remains, the claim becomes session's
+// exclusive claim, with the first snapshot, and last is true: the caller puts the snapshot back and releases
+// it, and meanwhile a selective session that comes to join is refused (or, if session dies first, takes the
+// claim over and restores it). Leaving an exclusive claim of session's own returns it with last true (a
+// repeated leave); another session's exclusive claim fails with *HeldError; no claim, with ErrNotFound.
+func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapshot, bool, error) {
+	for range writeAttempts {
+		cur, found, err := s.getClaimItem(ctx, functionARN)
+		if err != nil {
+			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+		}
+		if !found {
+			return Snapshot{}, false, fmt.Errorf("leave %s: no claim: %w", functionARN, ErrNotFound)
+		}
+		old, owner, err := decodeClaim(cur)
+		if err != nil {
+			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+		}
+		if !old.Shared {
+			if old.Session == session {
+				return old, true, nil
+			}
+			return Snapshot{}, false, heldBy(cur, functionARN)
+		}
+		ver, _, err := getN(cur, attrVersion)
+		if err != nil {
+			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+		}
+		for _, h := range old.Holders {
+			if h.Session == session {
+				owner = h.Owner
+			}
+		}
+		live, _, err := s.liveHolders(ctx, without(old.Holders, session))
+		if err != nil {
+			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+		}
+		cond, names, values := versionCond(ver)
+		var ops []types.TransactWriteItem
+		last := len(live) == 0
+		out := old
+		if last {
+			out.Shared, out.Holders, out.Session = false, nil, session
+			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: encodeClaim(out, owner),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+		} else {
+			out.Holders = live
+			names["#holders"] = attrHolders
+			values[":holders"] = holdersAV(live)
+			values[":next"] = nv(ver + 1)
+			ops = append(ops, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
+				Key: claimKey(functionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+		}
+		for _, h := range old.Holders {
+			if last || !holds(live, h.Session) {
+				ops = append(ops, s.memberDelete(h.Session, functionARN))
+			}
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+		if isRetryableCancel(err) {
+			continue
+		}
+		if err != nil {
+			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+		}
+		return out, last, nil
+	}
+	return Snapshot{}, false, fmt.Errorf("leave %s: changed concurrently %d times", functionARN, writeAttempts)
+}
+
+// releaseShared takes session out of a shared claim without looking at anybody's liveness, deleting the claim
+// when it was the last holder: Release for a shared claim.
+func (s *Store) releaseShared(ctx context.Context, functionARN, session string) error {
+	for range writeAttempts {
+		cur, found, err := s.getClaimItem(ctx, functionARN)
+		if err != nil {
+			return fmt.Errorf("release %s: %w", functionARN, err)
+		}
+		if !found {
+			return nil
+		}
+		old, _, err := decodeClaim(cur)
+		if err != nil {
+			return fmt.Errorf("release %s: %w", functionARN, err)
+		}
+		if !old.Shared {
+			return s.Release(ctx, functionARN, session)
+		}
+		if !holds(old.Holders, session) {
+			return nil
+		}
+		ver, _, err := getN(cur, attrVersion)
+		if err != nil {
+			return fmt.Errorf("release %s: %w", functionARN, err)
+		}
+		cond, names, values := versionCond(ver)
+		rest := without(old.Holders, session)
+		ops := []types.TransactWriteItem{s.memberDelete(session, functionARN)}
+		if len(rest) == 0 {
+			ops = append(ops, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.t.Claims), Key: claimKey(functionARN),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+		} else {
+			names["#holders"] = attrHolders
+			values[":holders"] = holdersAV(rest)
+			values[":next"] = nv(ver + 1)
+			ops = append(ops, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
+				Key: claimKey(functionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+		if isRetryableCancel(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("release %s: %w", functionARN, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("release %s: changed concurrently %d times", functionARN, writeAttempts)
+}
+
+// sharedMemberships lists the functions whose membership items name session, from by-session index items.
+func sharedMemberships(items []item) ([]string, error) {
+	var arns []string
+	for _, it := range items {
+		if !isMember(it) {
+			continue
+		}
+		a, err := getS(it, attrMemberOf)
+		if err != nil {
+			return nil, err
+		}
+		arns = append(arns, a)
+	}
+	slices.Sort(arns)
+	return slices.Compact(arns), nil
+}
+
+// holderNames is "s-1 (alice), s-2 (bob)".
+func holderNames(hs []Holder) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.String()
+	}
+	return strings.Join(names, ", ")
+}
