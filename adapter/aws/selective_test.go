@@ -16,7 +16,6 @@ import (
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/cloud/instrument"
-	"github.com/plldb/plldb/testfixtures/awsharness"
 )
 
 // invokeEvent invokes logicalID with event and returns the handler's answer.
@@ -66,29 +65,25 @@ func TestSelectiveAttachSendsOnlyKnockedInvocationsToTheDeveloper(t *testing.T) 
 	unknocked := f.invokeEvent(t, "OrdersFunction", httpEvent(""))
 	assert.Equal(t, "deployed", unknocked["where"], "an invocation with no knock runs the deployed code")
 
-	if ok, why := awsharness.LayerReadsSessions(); !ok {
-		t.Logf("not sending knocked invocations: the layer in this tree does not read PLLDB_SESSIONS yet: %s", why)
-	} else {
-		// The knock comes from the saved session file, as `plldb knock --stack-name` mints it.
-		ks, err := knockkey.Load(f.stack)
-		require.NoError(t, err)
-		assert.Equal(t, s.ID, ks.ID)
-		tok, err := ks.Mint(knockkey.MintOptions{})
-		require.NoError(t, err)
-		knocked := f.invokeEvent(t, "OrdersFunction", httpEvent(tok))
-		assert.Equal(t, "local", knocked["where"], "a knocked invocation reaches the developer's handler")
-		ev, _ := json.Marshal(knocked["event"])
-		assert.NotContains(t, string(ev), tok, "the handler never sees the knock")
-		assert.NotContains(t, string(ev), "x-plldb-knock")
-		assert.Contains(t, string(ev), "application/json", "the rest of the event is intact")
+	// The knock comes from the saved session file, as `plldb knock --stack-name` mints it.
+	ks, err := knockkey.Load(f.stack)
+	require.NoError(t, err)
+	assert.Equal(t, s.ID, ks.ID)
+	tok, err := ks.Mint(knockkey.MintOptions{})
+	require.NoError(t, err)
+	knocked := f.invokeEvent(t, "OrdersFunction", httpEvent(tok))
+	assert.Equal(t, "local", knocked["where"], "a knocked invocation reaches the developer's handler")
+	ev, _ := json.Marshal(knocked["event"])
+	assert.NotContains(t, string(ev), tok, "the handler never sees the knock")
+	assert.NotContains(t, string(ev), "x-plldb-knock")
+	assert.Contains(t, string(ev), "application/json", "the rest of the event is intact")
 
-		// A knock of another session (a key the function does not list) runs the deployed code.
-		other, err := knockkey.New(f.stack)
-		require.NoError(t, err)
-		forged, err := other.Mint(knockkey.MintOptions{})
-		require.NoError(t, err)
-		assert.Equal(t, "deployed", f.invokeEvent(t, "OrdersFunction", httpEvent(forged))["where"])
-	}
+	// A knock of another session (a key the function does not list) runs the deployed code.
+	other, err := knockkey.New(f.stack)
+	require.NoError(t, err)
+	forged, err := other.Mint(knockkey.MintOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "deployed", f.invokeEvent(t, "OrdersFunction", httpEvent(forged))["where"])
 
 	results, err := s.Close(context.Background())
 	closed = true

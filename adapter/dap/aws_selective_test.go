@@ -20,7 +20,6 @@ import (
 // unknocked invocation run the deployed code without stopping, and stops a knocked one (the plldbKnock request's,
 // bound to the function) at the breakpoint with the knock gone from the event.
 func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
-	awsharness.SkipUnlessLayerReadsSessions(t)
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
 	for _, kv := range h.Moto.Env() {

@@ -2,7 +2,6 @@ package dap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -128,9 +127,6 @@ func (b awsBackend) close(ctx context.Context) error {
 	return nil
 }
 
-// errAWSMirror refuses "mirror" in an aws launch while adapter/aws does not take it.
-var errAWSMirror = errors.New(`"mirror": true is not available with "mode": "aws" in this build of plldb (mirror mode runs with "mode": "local"); launch without "mirror", or use plldb local --selective --mirror`)
-
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnSandboxStart: s.onSandboxStart, OnSandboxExit: s.onSandboxExit, BeforeRun: s.holdUntilConfigured, OnMirror: s.onMirror}
 	return startBackendWith(s.ctx, cfg, hooks, s.log)
@@ -166,12 +162,6 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		}
 		return localBackend{p}, nil
 	}
-	if cfg.Mirror {
-		// adapter/aws has no mirror option on this branch: a selective attach without it would let a breakpoint hold
-		// the caller of a knocked invocation, the very thing mirror mode is for, so it is refused rather than
-		// ignored. The option is passed on here once adapter/aws takes it.
-		return nil, errAWSMirror
-	}
 	awsCfg, err := awsconfig.Load(ctx, awsconfig.Options{Profile: cfg.Profile, Region: cfg.Region, EndpointURL: cfg.EndpointURL})
 	if err != nil {
 		return nil, err
@@ -187,6 +177,7 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		Debug:       !cfg.NoDebug,
 		Strict:      cfg.Strict,
 		Selective:   cfg.Selective,
+		Mirror:      cfg.Mirror,
 		Credentials: cfg.Credentials,
 		// In AWS mode the cloud decides how many run at once; this bounds the sandboxes here.
 		MaxConcurrency: cfg.MaxConcurrency,

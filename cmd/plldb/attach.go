@@ -57,16 +57,13 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *mirror && !*selective {
 		return errors.New("plldb attach: --mirror goes with --selective (only knocked invocations are mirrored here)")
 	}
-	if *mirror && *listen != "" {
-		return errors.New("plldb attach: --mirror with --listen: ask for mirror mode in the DAP launch configuration instead")
-	}
 	log, closeLog, err := logs.logger(stderr)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
 	if *listen != "" {
-		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, selective: *selective, maxConcurrency: *maxConc, credentials: *creds, flags: a}, stdout, stderr, log)
+		return serveAWSDAP(ctx, *listen, *remote, awsLaunchDefaults{stackName: *stackName, functions: functions, template: *tpl, python: *python, strict: *strict, selective: *selective, mirror: *mirror, maxConcurrency: *maxConc, credentials: *creds, flags: a}, stdout, stderr, log)
 	}
 	if *remote {
 		return errors.New("plldb attach: --allow-remote goes with --listen")
@@ -216,7 +213,7 @@ type awsLaunchDefaults struct {
 	stackName, template, python string
 	credentials                 string
 	functions                   []string
-	strict, selective           bool
+	strict, selective, mirror   bool
 	maxConcurrency              int
 	flags                       awsFlags
 }
@@ -225,6 +222,9 @@ func (d awsLaunchDefaults) launch() map[string]any {
 	m := map[string]any{"mode": "aws", "stackName": d.stackName, "installName": d.flags.name, "strict": d.strict}
 	if d.selective {
 		m["selective"] = true
+	}
+	if d.mirror {
+		m["mirror"] = true
 	}
 	if d.maxConcurrency > 0 {
 		m["maxConcurrency"] = d.maxConcurrency

@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/knockkey"
-	"github.com/plldb/plldb/testfixtures/awsharness"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -47,23 +46,19 @@ func TestAttachSelectiveRunsOnlyKnockedInvocationsHere(t *testing.T) {
 	}
 	assert.Equal(t, "deployed", invoke(""), "no knock: the deployed code answers")
 
-	if ok, why := awsharness.LayerReadsSessions(); !ok {
-		t.Logf("not sending a knocked invocation: the layer in this tree does not read PLLDB_SESSIONS yet: %s", why)
-	} else {
-		kc := exec.Command(plldbBin, "knock", "--stack-name", a.stack)
-		kc.Env = os.Environ()
-		header, err := kc.Output()
-		require.NoError(t, err)
-		tok, ok := strings.CutPrefix(strings.TrimSpace(string(header)), "X-Plldb-Knock: ")
-		require.True(t, ok, "plldb knock prints the header")
-		assert.Equal(t, "local", invoke(tok), "a knocked invocation runs here")
-		assert.NotContains(t, out.String(), tok, "the knock is never printed by attach")
-	}
+	kc := exec.Command(plldbBin, "knock", "--stack-name", a.stack)
+	kc.Env = os.Environ()
+	header, err := kc.Output()
+	require.NoError(t, err)
+	tok, ok := strings.CutPrefix(strings.TrimSpace(string(header)), "X-Plldb-Knock: ")
+	require.True(t, ok, "plldb knock prints the header")
+	assert.Equal(t, "local", invoke(tok), "a knocked invocation runs here")
+	assert.NotContains(t, out.String(), tok, "the knock is never printed by attach")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.NoError(t, cmd.Wait(), "plldb attach exits cleanly on Ctrl-C\n%s", out.String())
 	a.assertRestored(t)
-	_, err := knockkey.Load(a.stack)
+	_, err = knockkey.Load(a.stack)
 	assert.ErrorIs(t, err, knockkey.ErrNoSession, "detaching removes the session file")
 }
 

@@ -536,30 +536,3 @@ Resources:
 
 // BreakpointLine is the line of the app handler's "# BREAKPOINT" comment.
 const BreakpointLine = 2
-
-// SkipUnlessLayerReadsSessions skips a test that sends knocked invocations through a selectively attached
-// function when the layer in this tree does not yet read PLLDB_SESSIONS (LayerReadsSessions).
-func SkipUnlessLayerReadsSessions(t testing.TB) {
-	t.Helper()
-	if ok, why := LayerReadsSessions(); !ok {
-		t.Skipf("the layer in this tree does not read PLLDB_SESSIONS yet: %s", why)
-	}
-}
-
-// LayerReadsSessions tells whether the layer in this tree reads PLLDB_SESSIONS (bridge/selenv), which is all a
-// selective attach writes since several developers can share a function; a layer that does not refuses those
-// settings and runs every invocation as the deployed code (why says so). The layer's side of PLLDB_SESSIONS is
-// built separately; once it is in the tree the knocked parts of the selective tests run by themselves.
-func LayerReadsSessions() (ok bool, why string) {
-	env := []string{
-		"AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001", "AWS_LAMBDA_FUNCTION_NAME=probe", "AWS_LAMBDA_EXEC_WRAPPER=" + instrument.WrapperPath,
-		"PLLDB_ENDPOINT=ws://127.0.0.1:1/", "PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=probe",
-		"PLLDB_KNOCK_KEYS=s-probe=" + strings.Repeat("A", 43),
-		"PLLDB_SESSIONS=s-probe=" + strings.Repeat("A", 43) + "=",
-		"PLLDB_LOG_LEVEL=error",
-	}
-	if _, err := proxy.ConfigFromEnv([]string{"python3"}, env); errors.Is(err, proxy.ErrSelectiveConfig) {
-		return false, err.Error()
-	}
-	return true, ""
-}
