@@ -1,0 +1,130 @@
+package dap
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/moto"
+
+	"github.com/plldb/plldb/adapter/knockkey"
+)
+
+// TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped: an aws launch with "selective" and "mirror", through
+// the offline harness (the real layer proxy in the emulated sandbox, the embedded relay on moto). A knocked
+// invocation's caller gets the deployed code's answer while the copy, without its knock, is stopped at the
+// breakpoint on the developer's machine; once continued, the Debug Console shows both results on one line. An
+// unknocked invocation neither stops nor is mirrored, and the knock appears in no DAP message.
+func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
+	for _, kv := range h.Moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	app := awsharness.WriteApp(t)
+	stack := "dap-mir-" + strings.ToLower(h.Install.Name)
+	fns := h.DeployStack(t, stack, []awsharness.Function{
+		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Env: map[string]string{"STAGE": "dev"}, Timeout: 5},
+	})
+	orders := fns["OrdersFunction"].Name
+	before := h.Settings(t, orders)
+
+	c := startAdapter(t)
+	c.ExpectInitializeResponse(t)
+	c.Request(t, "launch", map[string]any{
+		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
+		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"},
+		"selective": true, "mirror": true,
+	})
+	c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	c.ExpectInitializedEvent(t)
+	bps := setBreakpoints(t, c, app.Handler, map[string]any{"line": awsharness.BreakpointLine})
+	require.Len(t, bps, 1)
+	c.Request(t, "configurationDone", nil)
+
+	event := func(knock string, order int) []byte {
+		headers := map[string]string{"Accept": "application/json"}
+		if knock != "" {
+			headers["X-Plldb-Knock"] = knock
+		}
+		b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}, "order": order})
+		require.NoError(t, err)
+		return b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var kr struct{ Value, Audience, Session string }
+	require.NoError(t, c.Request(t, "plldbKnock", map[string]any{"function": "OrdersFunction"}).Decode(&kr))
+	tok := kr.Value
+	require.NotEmpty(t, tok)
+	ks, err := knockkey.Load(stack)
+	require.NoError(t, err)
+	assert.Equal(t, ks.ID, kr.Session)
+
+	// The caller of the knocked invocation is answered by the deployed code, whatever the copy does: the
+	// invocation returns here even though the copy is about to stop and nobody has continued it.
+	resp, err := h.Invoke(ctx, orders, event(tok, 42))
+	require.NoError(t, err)
+	require.False(t, resp.Error, "the deployed code answered with an error: %s", resp.Payload)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(resp.Payload, &out))
+	assert.Equal(t, "deployed", out["where"], "the caller gets the deployed code's answer")
+	assert.NotContains(t, string(resp.Payload), tok, "the deployed code got the event without the knock")
+	assert.NotContains(t, strings.ToLower(string(resp.Payload)), "x-plldb-knock")
+
+	// Meanwhile the copy stops at the breakpoint here, without the knock.
+	st := c.ExpectStoppedEventReason(t, "breakpoint")
+	frames := c.StackTrace(t, st.ThreadID)
+	require.NotEmpty(t, frames)
+	assert.Equal(t, awsharness.BreakpointLine, frames[0].Line)
+	assert.Equal(t, "42", c.Evaluate(t, frames[0].ID, "event['order']"))
+	assert.Equal(t, "False", c.Evaluate(t, frames[0].ID, "any(k.lower() == 'x-plldb-knock' for k in event['headers'])"), "the copy has no knock")
+	for _, m := range c.History() {
+		assert.NotContains(t, string(m.Raw), "plldb: mirror", "no report before the copy has finished")
+	}
+
+	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
+	line := c.ExpectOutputEventContaining(t, "plldb: mirror OrdersFunction ")
+	assert.Contains(t, line, ` — deployed: {"where": "deployed"`, "the deployed answer, as the caller got it")
+	assert.Contains(t, line, ` · local: {"where": "local"`, "the copy's result")
+	assert.Equal(t, 1, strings.Count(line, "\n"))
+
+	// An unknocked invocation runs the deployed code: no stop, no copy, no mirror line.
+	resp, err = h.Invoke(ctx, orders, event("", 7))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(resp.Payload, &out))
+	assert.Equal(t, "deployed", out["where"])
+	c.Request(t, "threads", nil) // a round trip: whatever the invocation caused here has arrived by now
+	mirrors, stops := 0, 0
+	for _, m := range c.History() {
+		if strings.Contains(string(m.Raw), "plldb: mirror ") {
+			mirrors++
+		}
+		if m.Type == "event" && m.Event == "stopped" {
+			stops++
+		}
+	}
+	assert.Equal(t, 1, mirrors, "only the knocked invocation is mirrored")
+	assert.Equal(t, 1, stops, "only its copy stopped")
+
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	for _, m := range c.History() {
+		if m.Type == "response" && m.Command == "plldbKnock" {
+			continue // the one message that is the knock
+		}
+		assert.NotContains(t, string(m.Raw), tok, "the knock appears in no other DAP message")
+		assert.NotContains(t, string(m.Raw), strings.Split(tok, ".")[2], "nor does its signature")
+	}
+	assert.Eventually(t, func() bool { return assert.ObjectsAreEqual(before, h.Settings(t, orders)) }, 30*time.Second, 100*time.Millisecond,
+		"disconnect restores the function")
+}
