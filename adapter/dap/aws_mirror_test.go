@@ -3,6 +3,7 @@ package dap
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,9 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 	"github.com/plldb/plldb/testfixtures/moto"
 
+	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/adapter/knockkey"
 )
 
@@ -44,7 +47,8 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"},
 		"selective": true, "mirror": true,
 	})
-	c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	banner := c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	assert.Contains(t, banner, "selective mirror: the deployed code answers every caller")
 	c.ExpectInitializedEvent(t)
 	bps := setBreakpoints(t, c, app.Handler, map[string]any{"line": awsharness.BreakpointLine})
 	require.Len(t, bps, 1)
@@ -127,4 +131,88 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	}
 	assert.Eventually(t, func() bool { return assert.ObjectsAreEqual(before, h.Settings(t, orders)) }, 30*time.Second, 100*time.Millisecond,
 		"disconnect restores the function")
+}
+
+// TestAWSModeSelectiveLaunchSharingAStackLeavesItToTheOther: alice debugs through an aws selective launch while
+// bob (plldb attach --selective on his own machine) shares the stack. Alice's launch says it is selective; her
+// knocks stop her, bob's reach bob; when she disconnects her entries go, bob's stay, and nothing is reported as
+// "not restored" (leaving a shared function is not a failure). After bob leaves the function is restored.
+func TestAWSModeSelectiveLaunchSharingAStackLeavesItToTheOther(t *testing.T) {
+	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
+	for _, kv := range h.Moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	app := awsharness.WriteApp(t)
+	stack := "dap-shr-" + strings.ToLower(h.Install.Name)
+	fns := h.DeployStack(t, stack, []awsharness.Function{
+		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Timeout: 5},
+	})
+	orders := fns["OrdersFunction"].Name
+	before := h.Settings(t, orders)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// Bob, on his own machine (his own knock directory), with his own checkout.
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "bob-knock"))
+	bobApp := awsharness.WriteApp(t)
+	require.NoError(t, os.WriteFile(bobApp.Handler, []byte("def handler(event, context):\n    return {\"where\": \"local\", \"who\": \"bob\"}\n"), 0o644))
+	in := h.Install
+	bob, err := awsmode.Attach(ctx, awsmode.Options{StackName: stack, Template: bobApp.Template, Python: testPython(t), AWS: h.AWS,
+		Install: &in, Selective: true, Owner: "bob@desk", Logger: testLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = bob.Close(context.Background()) })
+	bobKnock, err := bob.KnockSession().Mint(knockkey.MintOptions{})
+	require.NoError(t, err)
+
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "alice-knock"))
+	c := startAdapter(t)
+	c.ExpectInitializeResponse(t)
+	c.Request(t, "launch", map[string]any{
+		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
+		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"}, "selective": true,
+	})
+	banner := c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	assert.Contains(t, banner, "selective", "the banner says only knocked invocations run here")
+	assert.NotContains(t, banner, "their invocations now run here")
+	c.ExpectInitializedEvent(t)
+	c.Request(t, "configurationDone", nil)
+	var kr struct{ Value string }
+	require.NoError(t, c.Request(t, "plldbKnock", map[string]any{"function": "OrdersFunction"}).Decode(&kr))
+
+	call := func(knock string) map[string]any {
+		t.Helper()
+		headers := map[string]string{}
+		if knock != "" {
+			headers["X-Plldb-Knock"] = knock
+		}
+		b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}})
+		require.NoError(t, err)
+		resp, err := h.Invoke(ctx, orders, b)
+		require.NoError(t, err)
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(resp.Payload, &out), "payload %s", resp.Payload)
+		return out
+	}
+	assert.Equal(t, "local", call(kr.Value)["where"], "alice's knock reaches alice's launch")
+	assert.Nil(t, call(kr.Value)["who"], "alice's handler, not bob's")
+	assert.Equal(t, "bob", call(bobKnock)["who"], "bob's knock reaches bob")
+	assert.Equal(t, "deployed", call("")["where"])
+
+	c.Request(t, "disconnect", nil)
+	<-c.Done()
+	for _, m := range c.History() {
+		if m.Type == "event" && m.Event == "output" {
+			assert.NotContains(t, string(m.Raw), "not restored", "leaving a shared function is not a failure")
+		}
+	}
+	assert.Equal(t, "bob", call(bobKnock)["who"], "bob keeps his knocks after alice left")
+	assert.Equal(t, "deployed", call(kr.Value)["where"], "alice's knock runs the deployed code once she left")
+
+	results, err := bob.Close(ctx)
+	require.NoError(t, err)
+	for _, r := range results {
+		assert.Equal(t, instrument.Restored, r.Outcome, r.Message)
+	}
+	assert.Equal(t, before, h.Settings(t, orders), "the last one out restores the function")
 }
