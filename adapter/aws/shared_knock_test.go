@@ -3,7 +3,6 @@ package aws_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,20 +18,6 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/cloud/instrument"
 )
-
-// developerApp writes one developer's checkout of the test app: the template of testdata/app and a handler that
-// answers with the developer's name, so the test can tell whose machine ran an invocation.
-func developerApp(t *testing.T, who string) string {
-	t.Helper()
-	dir := t.TempDir()
-	tpl, err := os.ReadFile("testdata/app/template.yaml")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), tpl, 0o644))
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
-	code := "def handler(event, context):\n    return {\"where\": \"local\", \"who\": \"" + who + "\", \"event\": event}\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(code), 0o644))
-	return filepath.Join(dir, "template.yaml")
-}
 
 // heard is what one developer's side reported: the invocations it ran and the mirror reports.
 type heard struct {
@@ -58,7 +43,7 @@ func (h *heard) ran() int {
 }
 
 // TestSharedStackKnocksReachOnlyTheirOwnDeveloperAndMirror: alice (in mirror mode) and bob attach one stack
-// selectively through the harness's real layer proxy and relay, each with their own checkout. Bob's knock reaches
+// selectively through the harness's real layer proxy and relay, each with their own environment (Options.Env). Bob's knock reaches
 // bob's handler only; alice's knock is answered by the deployed code while her copy runs on her machine only, and
 // her OnMirror hook hears both results; an unknocked invocation runs the deployed code on nobody's machine. After
 // alice leaves, bob's knocks still reach bob and alice's knock runs the deployed code; after bob leaves the
@@ -70,7 +55,9 @@ func TestSharedStackKnocksReachOnlyTheirOwnDeveloperAndMirror(t *testing.T) {
 		t.Helper()
 		t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock")) // each developer's own machine
 		o := f.options()
-		o.Selective, o.Mirror, o.Owner, o.Template = true, mirror, who+"@host", developerApp(t, who)
+		o.Selective, o.Mirror, o.Owner = true, mirror, who+"@host"
+		// The same checkout, told apart by the environment each developer gives it (a launch's "env").
+		o.Env = map[string]string{"STAGE": who + "-sandbox"}
 		o.Hooks = devside.Hooks{Observer: hd, OnMirror: func(r devside.MirrorReport) { hd.mirrors <- r }}
 		s, err := awsmode.Attach(ctx, o)
 		require.NoError(t, err)
@@ -93,7 +80,7 @@ func TestSharedStackKnocksReachOnlyTheirOwnDeveloperAndMirror(t *testing.T) {
 
 	out := f.invokeEvent(t, "OrdersFunction", httpEvent(bobKnock))
 	assert.Equal(t, "local", out["where"])
-	assert.Equal(t, "bob", out["who"], "bob's knock reaches bob's handler")
+	assert.Equal(t, "bob-sandbox", out["stage"], "bob's knock reaches bob's handler, with bob's environment")
 	ev, _ := json.Marshal(out["event"])
 	assert.NotContains(t, string(ev), bobKnock)
 	assert.Equal(t, 1, bobHeard.ran())
@@ -118,7 +105,8 @@ func TestSharedStackKnocksReachOnlyTheirOwnDeveloperAndMirror(t *testing.T) {
 	require.Nil(t, r.Local.Err, "the copy failed: %+v", r.Local.Err)
 	var local map[string]any
 	require.NoError(t, json.Unmarshal(r.Local.Payload, &local))
-	assert.Equal(t, "alice", local["who"], "the copy ran alice's handler")
+	assert.Equal(t, "local", local["where"])
+	assert.Equal(t, "alice-sandbox", local["stage"], "the copy ran on alice's machine, with alice's environment")
 	ev, _ = json.Marshal(local["event"])
 	assert.NotContains(t, string(ev), aliceKnock, "the copy has no knock")
 	assert.Contains(t, string(ev), "application/json")
@@ -140,7 +128,7 @@ func TestSharedStackKnocksReachOnlyTheirOwnDeveloperAndMirror(t *testing.T) {
 		assert.Equal(t, instrument.Left, r.Outcome, r.Message)
 	}
 	out = f.invokeEvent(t, "OrdersFunction", httpEvent(bobKnock))
-	assert.Equal(t, "bob", out["who"], "bob's knocks still reach bob after alice left")
+	assert.Equal(t, "bob-sandbox", out["stage"], "bob's knocks still reach bob after alice left")
 	assert.Equal(t, 2, bobHeard.ran())
 	assert.Equal(t, "deployed", f.invokeEvent(t, "OrdersFunction", httpEvent(aliceKnock))["where"], "alice's knock now runs the deployed code")
 	assert.Equal(t, 2, bobHeard.ran(), "and does not reach bob")

@@ -45,7 +45,7 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	c.Request(t, "launch", map[string]any{
 		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
 		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"},
-		"selective": true, "mirror": true,
+		"selective": true, "mirror": true, "env": map[string]string{"ORDERS_TABLE": "orders-scratch"},
 	})
 	banner := c.ExpectOutputEventContaining(t, "attached to stack "+stack)
 	assert.Contains(t, banner, "selective mirror: the deployed code answers every caller")
@@ -92,6 +92,8 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	assert.Equal(t, awsharness.BreakpointLine, frames[0].Line)
 	assert.Equal(t, "42", c.Evaluate(t, frames[0].ID, "event['order']"))
 	assert.Equal(t, "False", c.Evaluate(t, frames[0].ID, "any(k.lower() == 'x-plldb-knock' for k in event['headers'])"), "the copy has no knock")
+	assert.Equal(t, "'orders-scratch'", c.Evaluate(t, frames[0].ID, "__import__('os').environ.get('ORDERS_TABLE')"),
+		"the launch's env reaches the copy: how a developer points its second round of side effects elsewhere")
 	for _, m := range c.History() {
 		assert.NotContains(t, string(m.Raw), "plldb: mirror", "no report before the copy has finished")
 	}

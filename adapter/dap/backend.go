@@ -187,6 +187,7 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		Template:    cfg.Template,
 		Dir:         cfg.Cwd,
 		Python:      cfg.Python,
+		Env:         cfg.Env,
 		Name:        cfg.InstallName,
 		AWS:         awsCfg,
 		Debug:       !cfg.NoDebug,
