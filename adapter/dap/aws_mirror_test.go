@@ -24,7 +24,8 @@ import (
 // the offline harness (the real layer proxy in the emulated sandbox, the embedded relay on moto). A knocked
 // invocation's caller gets the deployed code's answer while the copy, without its knock, is stopped at the
 // breakpoint on the developer's machine; once continued, the Debug Console shows both results on one line. An
-// unknocked invocation neither stops nor is mirrored, and the knock appears in no DAP message.
+// unknocked invocation neither stops nor is mirrored, a stopped copy holds no other knocked caller, the launch's
+// env reaches the copy, and the knock appears in no DAP message.
 func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
@@ -98,11 +99,41 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 		assert.NotContains(t, string(m.Raw), "plldb: mirror", "no report before the copy has finished")
 	}
 
+	// A stopped copy holds nobody: another knocked invocation is answered by the deployed code at once, and its
+	// own copy stops in a second sandbox here.
+	resp, err = h.Invoke(ctx, orders, event(tok, 43))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(resp.Payload, &out))
+	assert.Equal(t, "deployed", out["where"], "a second knocked caller is not held by the first stopped copy")
+	st2 := c.ExpectStoppedEventReason(t, "breakpoint")
+	require.NotEqual(t, st.ThreadID, st2.ThreadID)
+	frames2 := c.StackTrace(t, st2.ThreadID)
+	require.NotEmpty(t, frames2)
+	assert.Equal(t, "43", c.Evaluate(t, frames2[0].ID, "event['order']"))
+
+	c.Request(t, "continue", map[string]any{"threadId": st2.ThreadID})
 	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
-	line := c.ExpectOutputEventContaining(t, "plldb: mirror OrdersFunction ")
-	assert.Contains(t, line, ` — deployed: {"where": "deployed"`, "the deployed answer, as the caller got it")
-	assert.Contains(t, line, ` · local: {"where": "local"`, "the copy's result")
-	assert.Equal(t, 1, strings.Count(line, "\n"))
+	lines := []string{c.ExpectOutputEventContaining(t, "plldb: mirror OrdersFunction "), c.ExpectOutputEventContaining(t, "plldb: mirror OrdersFunction ")}
+	orders42, orders43 := 0, 0
+	for _, line := range lines {
+		assert.Contains(t, line, ` — deployed: {"where": "deployed"`, "the deployed answer, as the caller got it")
+		assert.Contains(t, line, ` · local: {"where": "local"`, "the copy's result")
+		assert.Equal(t, 1, strings.Count(line, "\n"))
+		deployed, local, ok := strings.Cut(line, " · local: ")
+		require.True(t, ok)
+		for _, n := range []string{"42", "43"} {
+			if strings.Contains(deployed, `"order": `+n) {
+				assert.Contains(t, local, `"order": `+n, "both sides of a line are one invocation's")
+				if n == "42" {
+					orders42++
+				} else {
+					orders43++
+				}
+			}
+		}
+	}
+	assert.Equal(t, 1, orders42, "one line for each knocked invocation: %q", lines)
+	assert.Equal(t, 1, orders43, "one line for each knocked invocation: %q", lines)
 
 	// An unknocked invocation runs the deployed code: no stop, no copy, no mirror line.
 	resp, err = h.Invoke(ctx, orders, event("", 7))
@@ -119,8 +150,8 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 			stops++
 		}
 	}
-	assert.Equal(t, 1, mirrors, "only the knocked invocation is mirrored")
-	assert.Equal(t, 1, stops, "only its copy stopped")
+	assert.Equal(t, 2, mirrors, "only the knocked invocations are mirrored")
+	assert.Equal(t, 2, stops, "only their copies stopped")
 
 	c.Request(t, "disconnect", nil)
 	<-c.Done()
