@@ -52,8 +52,12 @@ type Options struct {
 	// Dir is where relative paths start and template.yaml is looked for; "" → the working directory.
 	Dir    string
 	Python string
-	Name   string // install name; default install.DefaultName
-	AWS    aws.Config
+	// Env is added to every function's environment here (over the template's variables), as a launch's "env":
+	// what points a developer's handler, and a mirror copy whose side effects happen a second time, at harmless
+	// resources.
+	Env  map[string]string
+	Name string // install name; default install.DefaultName
+	AWS  aws.Config
 	// Install, if set, is used instead of reading the install's stack outputs (the offline harness sets it).
 	Install *install.Resources
 	Debug   bool // start executors under debugpy
@@ -239,7 +243,7 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		local[i].Name = p.remote.Name
 	}
 	s.dev, err = devside.Start(ctx, devside.Config{
-		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region,
+		Functions: local, TemplateDir: filepath.Dir(tpl.Path), Python: o.Python, Region: o.AWS.Region, Env: o.Env,
 		Debug: o.Debug, OpenDebugpy: o.OpenDebugpy, MaxConcurrency: o.MaxConcurrency, Hooks: o.Hooks, Logger: log,
 		DeveloperCredentials: devCreds, Session: s.ID,
 	})

@@ -78,8 +78,9 @@ func (b localBackend) banner() string {
 func (b localBackend) close(ctx context.Context) error { return b.p.Close(ctx) }
 
 type awsBackend struct {
-	s     *awsmode.Session
-	stack string
+	s      *awsmode.Session
+	stack  string
+	mirror bool
 }
 
 func (b awsBackend) functions() []backendFunction {
@@ -104,12 +105,24 @@ func (b awsBackend) banner() string {
 	for _, fn := range b.s.Functions() {
 		names = append(names, fn.LogicalID+" ("+fn.Name+")")
 	}
+	// A selective session shares the stack and gets only its own knocks: saying "their invocations now run here"
+	// would send the developer looking for traffic that never comes, and "restores them" is the last one's job.
+	switch {
+	case b.mirror:
+		return fmt.Sprintf("plldb: session %s attached to stack %s: %s (selective mirror: the deployed code answers every caller, and a copy of each invocation carrying this session's knock stops here; get a knock with plldb knock --stack-name %s); disconnecting takes this session out of them\n",
+			b.s.ID, b.stack, strings.Join(names, ", "), b.stack)
+	case b.s.KnockSession() != nil:
+		return fmt.Sprintf("plldb: session %s attached to stack %s: %s (selective: only invocations carrying this session's knock run here, every other one runs the deployed code; get a knock with plldb knock --stack-name %s); disconnecting takes this session out of them\n",
+			b.s.ID, b.stack, strings.Join(names, ", "), b.stack)
+	}
 	return fmt.Sprintf("plldb: session %s attached to stack %s: %s; their invocations now run here, and disconnecting restores them\n",
 		b.s.ID, b.stack, strings.Join(names, ", "))
 }
 
 // close restores every function. A function someone else changed meanwhile loses only plldb's changes
-// (merged); one whose changes cannot be told apart from plldb's is reported and left for plldb detach.
+// (merged); one whose changes cannot be told apart from plldb's is reported and left for plldb detach. A selective
+// session leaving a function other selective sessions still share takes out only its own entries (left): that is
+// the shared stack working as meant, not a failure to report.
 func (b awsBackend) close(ctx context.Context) error {
 	results, err := b.s.Close(ctx)
 	if err != nil {
@@ -117,7 +130,9 @@ func (b awsBackend) close(ctx context.Context) error {
 	}
 	var problems []string
 	for _, r := range results {
-		if r.Outcome != instrument.Restored && r.Outcome != instrument.Merged {
+		switch r.Outcome {
+		case instrument.Restored, instrument.Merged, instrument.Left:
+		default:
 			problems = append(problems, fmt.Sprintf("%s: %s", r.FunctionName, r.Message))
 		}
 	}
@@ -172,6 +187,7 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 		Template:    cfg.Template,
 		Dir:         cfg.Cwd,
 		Python:      cfg.Python,
+		Env:         cfg.Env,
 		Name:        cfg.InstallName,
 		AWS:         awsCfg,
 		Debug:       !cfg.NoDebug,
@@ -187,5 +203,5 @@ func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hook
 	if err != nil {
 		return nil, err
 	}
-	return awsBackend{s: sess, stack: cfg.StackName}, nil
+	return awsBackend{s: sess, stack: cfg.StackName, mirror: cfg.Mirror}, nil
 }
