@@ -62,13 +62,15 @@ func TestAttachSelectiveRunsOnlyKnockedInvocationsHere(t *testing.T) {
 	assert.ErrorIs(t, err, knockkey.ErrNoSession, "detaching removes the session file")
 }
 
-// TestAttachListenPassesSelectiveToLaunches: `plldb attach --listen --selective` makes every DAP launch
-// selective unless the launch says otherwise, and a plain --listen leaves the attribute out.
+// TestAttachListenPassesSelectiveToLaunches: `plldb attach --listen --selective [--mirror]` makes every DAP
+// launch selective (and mirror) unless the launch says otherwise, and a plain --listen leaves the attributes out.
 func TestAttachListenPassesSelectiveToLaunches(t *testing.T) {
-	d := awsLaunchDefaults{stackName: "orders", selective: true}
+	d := awsLaunchDefaults{stackName: "orders", selective: true, mirror: true}
 	assert.Equal(t, true, d.launch()["selective"])
-	d.selective = false
+	assert.Equal(t, true, d.launch()["mirror"])
+	d.selective, d.mirror = false, false
 	assert.NotContains(t, d.launch(), "selective")
+	assert.NotContains(t, d.launch(), "mirror")
 }
 
 // TestTwoDevelopersAttachOneStackSelectively: two `plldb attach --selective` (the second with --mirror) share
