@@ -107,6 +107,7 @@ func TestKnockRequestMintsTheSessionsKnock(t *testing.T) {
 	}{
 		{map[string]any{"for": "13h"}, `"for" must be a duration between 1s and 12h0m0s`},
 		{map[string]any{"for": "-1m"}, `"for" must be`},
+		{map[string]any{"for": "500ms"}, `"for" must be`},
 		{map[string]any{"for": "soon"}, `"for" must be`},
 		{map[string]any{"function": "NoSuchFunction"}, `"NoSuchFunction" is not a function of this session (it debugs HelloFunction)`},
 		{map[string]any{"route": "orders"}, "route"},
