@@ -314,21 +314,7 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 			deadline = own
 		}
 	}
-	var creds *executor.Credentials
-	if d.cfg.Credentials != nil {
-		creds = d.cfg.Credentials(ctx, sent)
-	}
-	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
-		Credentials:     creds,
-		RequestID:       id,
-		Event:           inv.Event,
-		Deadline:        deadline,
-		InvokedARN:      inv.Function.ARN,
-		TraceID:         inv.TraceID,
-		ClientContext:   inv.ClientContext,
-		CognitoIdentity: inv.CognitoIdentity,
-		TenantID:        inv.TenantID,
-	})
+	out, runErr := d.run(ctx, tgt, inv, sent, deadline)
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Finished(inv, out, runErr)
 	}
@@ -345,6 +331,25 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	if err := d.cfg.Link.Send(sendCtx, reply); err != nil {
 		log.Warn("send answer", "err", err)
 	}
+}
+
+// run runs inv on tgt's executor until deadline, with the credentials chosen from those its sandbox sent.
+func (d *dispatcher) run(ctx context.Context, tgt target, inv *wire.Invoke, sent *wire.Credentials, deadline time.Time) (executor.Outcome, error) {
+	var creds *executor.Credentials
+	if d.cfg.Credentials != nil {
+		creds = d.cfg.Credentials(ctx, sent)
+	}
+	return tgt.Runner.Invoke(ctx, executor.Invocation{
+		Credentials:     creds,
+		RequestID:       inv.RequestID,
+		Event:           inv.Event,
+		Deadline:        deadline,
+		InvokedARN:      inv.Function.ARN,
+		TraceID:         inv.TraceID,
+		ClientContext:   inv.ClientContext,
+		CognitoIdentity: inv.CognitoIdentity,
+		TenantID:        inv.TenantID,
+	})
 }
 
 // admit runs the checks every invocation passes, mirrored copies included, and finds the function that runs it:

@@ -104,21 +104,7 @@ func (d *dispatcher) mirror(ctx context.Context, peer string, inv *wire.Invoke) 
 	if tgt.Timeout > 0 {
 		deadline = start.Add(tgt.Timeout)
 	}
-	var creds *executor.Credentials
-	if d.cfg.Credentials != nil {
-		creds = d.cfg.Credentials(ctx, sent)
-	}
-	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
-		Credentials:     creds,
-		RequestID:       id,
-		Event:           inv.Event,
-		Deadline:        deadline,
-		InvokedARN:      inv.Function.ARN,
-		TraceID:         inv.TraceID,
-		ClientContext:   inv.ClientContext,
-		CognitoIdentity: inv.CognitoIdentity,
-		TenantID:        inv.TenantID,
-	})
+	out, runErr := d.run(ctx, tgt, inv, sent, deadline)
 	took := time.Since(start)
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Finished(inv, out, runErr)
