@@ -28,11 +28,7 @@ import (
 // env reaches the copy, and the knock appears in no DAP message.
 func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
-	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
-	for _, kv := range h.Moto.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
 	stack := "dap-mir-" + strings.ToLower(h.Install.Name)
 	fns := h.DeployStack(t, stack, []awsharness.Function{
@@ -171,11 +167,7 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 // knocks stop her, bob's reach bob; when she disconnects her entries go, bob's stay, and nothing is reported as
 // "not restored" (leaving a shared function is not a failure). After bob leaves the function is restored.
 func TestAWSModeSelectiveLaunchSharingAStackLeavesItToTheOther(t *testing.T) {
-	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
-	for _, kv := range h.Moto.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
 	stack := "dap-shr-" + strings.ToLower(h.Install.Name)
 	fns := h.DeployStack(t, stack, []awsharness.Function{

@@ -21,11 +21,7 @@ import (
 // bound to the function) at the breakpoint with the knock gone from the event.
 func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
-	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
-	for _, kv := range h.Moto.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
 	stack := "dap-sel-" + strings.ToLower(h.Install.Name)
 	fns := h.DeployStack(t, stack, []awsharness.Function{

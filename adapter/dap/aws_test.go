@@ -20,11 +20,7 @@ import (
 // stops at a breakpoint in the local code, the caller gets the local result, and disconnecting restores the
 // function exactly.
 func TestAWSModeStopsAtBreakpoint(t *testing.T) {
-	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
-	for _, kv := range h.Moto.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
 	stack := "dap-aws-" + strings.ToLower(h.Install.Name)
 	fns := h.DeployStack(t, stack, []awsharness.Function{

@@ -1,39 +1,17 @@
 package dap
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/testfixtures/moto"
 )
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A local launch's handlers run with the credentials of the launch's "profile", which appear in no DAP message and
 // no log line of the adapter.
@@ -51,20 +29,7 @@ def handler(event, context):
     print("handler ran")
     return {k: os.environ.get(k) for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')}
 `), 0o644))
-	logs := &lockedLog{}
-	l, err := Listen("127.0.0.1:0", Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- l.Serve(ctx) }()
-	conn, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	c := daptest.New(conn)
-	t.Cleanup(func() {
-		_ = c.Close()
-		cancel()
-		require.NoError(t, <-served)
-	})
+	c, logs := startAdapterLogging(t)
 
 	c.ExpectInitializeResponse(t)
 	bad := c.RequestError(t, "launch", map[string]any{"mode": "local", "template": filepath.Join(app, "template.yaml"), "credentials": "function"})

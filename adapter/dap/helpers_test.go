@@ -16,6 +16,7 @@ import (
 
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/awsharness"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -40,10 +41,12 @@ func startAdapter(t testing.TB) *daptest.Client {
 	return startAdapterWith(t, Options{})
 }
 
-// startAdapterWith is startAdapter with options (the test logger is added).
+// startAdapterWith is startAdapter with options (the test logger is added unless opts has a logger).
 func startAdapterWith(t testing.TB, opts Options) *daptest.Client {
 	t.Helper()
-	opts.Logger = testLogger(t)
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
 	l, err := Listen("127.0.0.1:0", opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -58,6 +61,26 @@ func startAdapterWith(t testing.TB, opts Options) *daptest.Client {
 		require.NoError(t, <-served)
 	})
 	return c
+}
+
+// startAdapterLogging is startAdapter with every log line of the adapter and its backend, at debug level,
+// collected in the returned buffer.
+func startAdapterLogging(t testing.TB) (*daptest.Client, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	return startAdapterWith(t, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}), logs
+}
+
+// newAWSHarness starts the offline AWS harness (moto, the embedded relay, emulated sandboxes) and points the
+// test's AWS SDK environment at its moto.
+func newAWSHarness(t testing.TB) *awsharness.Harness {
+	t.Helper()
+	h := awsharness.New(t, awsharness.Options{Logger: testLogger(t)})
+	for _, kv := range h.Moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return h
 }
 
 // helloApp copies the hello sample app into a temporary folder (tests edit handlers and the interpreter writes

@@ -128,7 +128,7 @@ func (s *session) knockRequest(req request) {
 	ttl := time.Duration(0)
 	if a.For != "" {
 		d, err := time.ParseDuration(a.For)
-		if err != nil || d <= 0 || d > knock.MaxTTL {
+		if err != nil || d < time.Second || d > knock.MaxTTL {
 			s.respondErr(req, "%s: \"for\" must be a duration between 1s and %s, like \"10m\" or \"1h30m\"", req.command, knock.MaxTTL)
 			return
 		}

@@ -1,10 +1,7 @@
 package dap
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,27 +16,6 @@ import (
 	"github.com/plldb/plldb/bridge/knock"
 	"github.com/plldb/plldb/layer/carrier"
 )
-
-// startAdapterLogging is startAdapter with every log line of the adapter and its backend, at debug level,
-// collected in the returned buffer.
-func startAdapterLogging(t *testing.T) (*daptest.Client, *lockedBuffer) {
-	t.Helper()
-	logs := &lockedBuffer{}
-	l, err := Listen("127.0.0.1:0", Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- l.Serve(ctx) }()
-	conn, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	c := daptest.New(conn)
-	t.Cleanup(func() {
-		_ = c.Close()
-		cancel()
-		require.NoError(t, <-served)
-	})
-	return c, logs
-}
 
 type knockReply struct {
 	Header, Value, Line, Expires, Audience, Session, Text string
@@ -131,6 +107,7 @@ func TestKnockRequestMintsTheSessionsKnock(t *testing.T) {
 	}{
 		{map[string]any{"for": "13h"}, `"for" must be a duration between 1s and 12h0m0s`},
 		{map[string]any{"for": "-1m"}, `"for" must be`},
+		{map[string]any{"for": "500ms"}, `"for" must be`},
 		{map[string]any{"for": "soon"}, `"for" must be`},
 		{map[string]any{"function": "NoSuchFunction"}, `"NoSuchFunction" is not a function of this session (it debugs HelloFunction)`},
 		{map[string]any{"route": "orders"}, "route"},

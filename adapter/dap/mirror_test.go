@@ -2,15 +2,11 @@ package dap
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/plldb/plldb/adapter/knockkey"
 )
 
 // TestSelectiveMirrorLaunchAnswersTheCallerWhileTheCopyIsStopped: with "selective" and "mirror", a knocked
@@ -18,24 +14,13 @@ import (
 // copy is continued the Debug Console shows both results on one line. An unknocked invocation neither stops nor
 // is mirrored.
 func TestSelectiveMirrorLaunchAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
-	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
-	app := helloApp(t)
-	file := filepath.Join(app, "src", "app.py")
-	line := bpLine(t, file, "handler")
-	c := startAdapter(t)
-	endpoint := launch(t, c, app, []string{"HelloFunction"}, map[string]any{"selective": true, "mirror": true})
-	bps := setBreakpoints(t, c, file, map[string]any{"line": line})
-	require.Len(t, bps, 1)
-	c.Request(t, "configurationDone", nil)
+	c, endpoint, line := startSelectiveHello(t, map[string]any{"selective": true, "mirror": true})
 
 	r := result(t, invoke(t, endpoint, "HelloFunction", `{"name": "plain"}`))
 	assert.Equal(t, 200, r.status)
 	assert.Contains(t, r.body, "plain")
 
-	s, err := knockkey.Load(knockkey.LocalAudience)
-	require.NoError(t, err)
-	tok, err := s.Mint(knockkey.MintOptions{Function: "HelloFunction", TTL: time.Minute})
-	require.NoError(t, err)
+	tok := localKnock(t, "HelloFunction")
 	ch := invoke(t, endpoint, "HelloFunction", `{"name": "knocked", "headers": {"X-Plldb-Knock": "`+tok+`"}}`)
 	st := c.ExpectStoppedEventReason(t, "breakpoint")
 	frames := c.StackTrace(t, st.ThreadID)

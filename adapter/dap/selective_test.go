@@ -9,31 +9,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/adapter/knockkey"
 )
 
 // TestSelectiveLaunchStopsOnlyKnockedInvocations: with "selective": true an invocation without a knock runs past
 // the breakpoint, and one with a knock stops there, with the knock gone from the event the debugger shows.
 func TestSelectiveLaunchStopsOnlyKnockedInvocations(t *testing.T) {
-	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
-	app := helloApp(t)
-	file := filepath.Join(app, "src", "app.py")
-	line := bpLine(t, file, "handler")
-	c := startAdapter(t)
-	endpoint := launch(t, c, app, []string{"HelloFunction"}, map[string]any{"selective": true})
-	bps := setBreakpoints(t, c, file, map[string]any{"line": line})
-	require.Len(t, bps, 1)
-	c.Request(t, "configurationDone", nil)
+	c, endpoint, line := startSelectiveHello(t, map[string]any{"selective": true})
 
 	// Unknocked: answered without stopping.
 	r := result(t, invoke(t, endpoint, "HelloFunction", `{"name": "plain"}`))
 	assert.Equal(t, 200, r.status)
 	assert.Contains(t, r.body, "plain")
 
-	s, err := knockkey.Load(knockkey.LocalAudience)
-	require.NoError(t, err, "the launch wrote the session file")
-	tok, err := s.Mint(knockkey.MintOptions{Function: "HelloFunction", TTL: time.Minute})
-	require.NoError(t, err)
+	tok := localKnock(t, "HelloFunction")
 	ch := invoke(t, endpoint, "HelloFunction", `{"name": "knocked", "headers": {"X-Plldb-Knock": "`+tok+`"}}`)
 	st := c.ExpectStoppedEventReason(t, "breakpoint")
 	frames := c.StackTrace(t, st.ThreadID)
@@ -55,4 +45,31 @@ func TestSelectiveWorksInBothModes(t *testing.T) {
 	assert.True(t, c.Selective)
 	_, err = parseLaunch([]byte(`{"selective": "yes"}`))
 	assert.ErrorContains(t, err, `"selective" must be true or false`)
+}
+
+// startSelectiveHello launches the hello app's HelloFunction locally with args (a fresh knock directory), sets a
+// breakpoint in its handler and ends the configuration; it returns the client, the Invoke API endpoint and the
+// breakpoint's line.
+func startSelectiveHello(t *testing.T, args map[string]any) (c *daptest.Client, endpoint string, line int) {
+	t.Helper()
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	app := helloApp(t)
+	file := filepath.Join(app, "src", "app.py")
+	line = bpLine(t, file, "handler")
+	c = startAdapter(t)
+	endpoint = launch(t, c, app, []string{"HelloFunction"}, args)
+	bps := setBreakpoints(t, c, file, map[string]any{"line": line})
+	require.Len(t, bps, 1)
+	c.Request(t, "configurationDone", nil)
+	return c, endpoint, line
+}
+
+// localKnock mints a minute's knock for function with the key of the session file the local launch wrote.
+func localKnock(t *testing.T, function string) string {
+	t.Helper()
+	s, err := knockkey.Load(knockkey.LocalAudience)
+	require.NoError(t, err, "the launch wrote the session file")
+	tok, err := s.Mint(knockkey.MintOptions{Function: function, TTL: time.Minute})
+	require.NoError(t, err)
+	return tok
 }

@@ -243,26 +243,9 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	inv.Credentials = nil
 	id := inv.RequestID
 	log := d.log.With("request", id, "function", functionLabel(inv.Function))
-	// The relay stamps from with the sender's peer id, which its ticket put in its function's namespace: that is
-	// the function the invocation comes from, whatever the body says. The relay refuses inline invocations that
-	// name another function; chunked ones it cannot read, so the check is here.
-	sender := ticket.PeerFunction(peer)
-	if sender == "" || inv.Function.Name != sender {
-		log.Warn("refusing an invocation that names a function other than its sender's", "sender_function", sender)
-		return
-	}
-	// A knocked invocation is for the knock's session only. The relay refuses an inline invoke whose knock names a
-	// session other than its sender's connection's; a chunked one it cannot read, so the check is here too. Not
-	// acking lets the sandbox fall back to the deployed code.
-	if inv.Knock != nil && (d.cfg.Session == "" || inv.Knock.Session != d.cfg.Session) {
-		log.Warn("refusing a knocked invocation whose knock names another session; letting the sandbox fall back",
-			"knock_session", inv.Knock.Session, "session", d.cfg.Session)
-		return
-	}
-	tgt, ok := d.cfg.Resolve(sender)
+	// Not acking a refused invocation lets the sandbox fall back to the function's own runtime.
+	sender, tgt, ok := d.admit(peer, inv, log)
 	if !ok {
-		// Not acking lets the sandbox fall back to the function's own runtime: it is not ours to answer.
-		log.Warn("invocation for a function this session does not serve; letting the sandbox fall back")
 		return
 	}
 	// Log lines go to the peer registered for the request id: another function reusing an id in flight must not
@@ -331,21 +314,7 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 			deadline = own
 		}
 	}
-	var creds *executor.Credentials
-	if d.cfg.Credentials != nil {
-		creds = d.cfg.Credentials(ctx, sent)
-	}
-	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
-		Credentials:     creds,
-		RequestID:       id,
-		Event:           inv.Event,
-		Deadline:        deadline,
-		InvokedARN:      inv.Function.ARN,
-		TraceID:         inv.TraceID,
-		ClientContext:   inv.ClientContext,
-		CognitoIdentity: inv.CognitoIdentity,
-		TenantID:        inv.TenantID,
-	})
+	out, runErr := d.run(ctx, tgt, inv, sent, deadline)
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Finished(inv, out, runErr)
 	}
@@ -362,6 +331,51 @@ func (d *dispatcher) invoke(ctx context.Context, peer string, inv *wire.Invoke) 
 	if err := d.cfg.Link.Send(sendCtx, reply); err != nil {
 		log.Warn("send answer", "err", err)
 	}
+}
+
+// run runs inv on tgt's executor until deadline, with the credentials chosen from those its sandbox sent.
+func (d *dispatcher) run(ctx context.Context, tgt target, inv *wire.Invoke, sent *wire.Credentials, deadline time.Time) (executor.Outcome, error) {
+	var creds *executor.Credentials
+	if d.cfg.Credentials != nil {
+		creds = d.cfg.Credentials(ctx, sent)
+	}
+	return tgt.Runner.Invoke(ctx, executor.Invocation{
+		Credentials:     creds,
+		RequestID:       inv.RequestID,
+		Event:           inv.Event,
+		Deadline:        deadline,
+		InvokedARN:      inv.Function.ARN,
+		TraceID:         inv.TraceID,
+		ClientContext:   inv.ClientContext,
+		CognitoIdentity: inv.CognitoIdentity,
+		TenantID:        inv.TenantID,
+	})
+}
+
+// admit runs the checks every invocation passes, mirrored copies included, and finds the function that runs it:
+// the sender's own, knocked for this session if knocked at all, and served here. It logs why it refuses one.
+func (d *dispatcher) admit(peer string, inv *wire.Invoke, log *slog.Logger) (string, target, bool) {
+	// The relay stamps from with the sender's peer id, which its ticket put in its function's namespace: that is
+	// the function the invocation comes from, whatever the body says. The relay refuses inline invocations that
+	// name another function; chunked ones it cannot read, so the check is here.
+	sender := ticket.PeerFunction(peer)
+	if sender == "" || inv.Function.Name != sender {
+		log.Warn("refusing an invocation that names a function other than its sender's", "sender_function", sender)
+		return "", target{}, false
+	}
+	// A knocked invocation is for the knock's session only. The relay refuses an inline invoke whose knock names a
+	// session other than its sender's connection's; a chunked one it cannot read, so the check is here too.
+	if inv.Knock != nil && (d.cfg.Session == "" || inv.Knock.Session != d.cfg.Session) {
+		log.Warn("refusing a knocked invocation whose knock names another session",
+			"knock_session", inv.Knock.Session, "session", d.cfg.Session)
+		return "", target{}, false
+	}
+	tgt, ok := d.cfg.Resolve(sender)
+	if !ok {
+		log.Warn("invocation for a function this session does not serve; refusing it")
+		return "", target{}, false
+	}
+	return sender, tgt, true
 }
 
 // remember keeps a message to a sandbox for redelivery; call it before sending, so that a nack cannot come first.

@@ -112,7 +112,8 @@ func TestDispatchRunsInvocationsOnlyAsTheSendersFunction(t *testing.T) {
 // A knocked invocation runs only when its knock names this developer's own session. The relay refuses inline
 // invokes that name another session, but passes chunked ones unread (here, as the dispatcher gets them:
 // reassembled), so a proxy bug or a tampered sandbox could otherwise show one developer another's knocked traffic.
-// A refused one is not acknowledged: its sandbox falls back to the deployed code.
+// A refused one is not acknowledged: its sandbox falls back to the deployed code. Mirrored copies pass the same
+// check (they are never acknowledged either way).
 func TestDispatchRunsKnockedInvocationsOnlyOfItsOwnSession(t *testing.T) {
 	for _, c := range []struct {
 		name    string
@@ -137,9 +138,9 @@ func TestDispatchRunsKnockedInvocationsOnlyOfItsOwnSession(t *testing.T) {
 			peer := ticket.FunctionPeer("orders-fn", "fn-1")
 			// The big event makes each envelope one the relay carries in chunks; the dispatcher sees it whole.
 			event := []byte(`{"pad":"` + strings.Repeat("x", 3*wire.MaxMessageBytes) + `"}`)
-			send := func(id string, k *wire.KnockRef) {
+			send := func(id string, k *wire.KnockRef, mirror bool) {
 				e, err := wire.NewEnvelope(wire.TypeInvoke, id, wire.Invoke{RequestID: id, Function: wire.FunctionIdentity{Name: "orders-fn"},
-					Event: event, Knock: k})
+					Event: event, Knock: k, Mirror: mirror})
 				require.NoError(t, err)
 				msgs, err := wire.Split(e)
 				require.NoError(t, err)
@@ -149,11 +150,12 @@ func TestDispatchRunsKnockedInvocationsOnlyOfItsOwnSession(t *testing.T) {
 				e.From = peer
 				link.in <- e
 			}
-			send("bob", &wire.KnockRef{Session: "s-bob", ID: "k1"})
-			send("empty-session", &wire.KnockRef{ID: "k2"})
-			send("alice", &wire.KnockRef{Session: "s-alice", ID: "k3"})
-			send("alice-mirror", &wire.KnockRef{Session: "s-alice", ID: "k4"})
-			send("unknocked", nil)
+			send("bob", &wire.KnockRef{Session: "s-bob", ID: "k1"}, false)
+			send("bob-mirror", &wire.KnockRef{Session: "s-bob", ID: "k5"}, true)
+			send("empty-session", &wire.KnockRef{ID: "k2"}, false)
+			send("alice", &wire.KnockRef{Session: "s-alice", ID: "k3"}, false)
+			send("alice-mirror", &wire.KnockRef{Session: "s-alice", ID: "k4"}, true)
+			send("unknocked", nil, false)
 
 			require.Eventually(t, func() bool { return len(orders.ran()) == len(c.want) }, 10*time.Second, 10*time.Millisecond)
 			cancel()

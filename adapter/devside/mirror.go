@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/plldb/plldb/adapter/executor"
-	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 )
 
@@ -78,24 +77,18 @@ func (d *dispatcher) dropMirror(id string) {
 	d.mu.Unlock()
 }
 
-// mirror runs a copy: checked as any invocation (the sender's function, one this side serves), never acked,
-// its log lines not sent back, and with no deadline of its own beyond the executor's (which a debugging executor
-// does not enforce): the handler's context still counts its remaining time down from the function's timeout.
+// mirror runs a copy: checked as any invocation (admit: the sender's function, this session's knock, one this side
+// serves), never acked, its log lines not sent back, and with no deadline of its own beyond the executor's (which
+// a debugging executor does not enforce): the handler's context still counts its remaining time down from the
+// function's timeout.
 func (d *dispatcher) mirror(ctx context.Context, peer string, inv *wire.Invoke) {
 	sent := inv.Credentials
 	inv.Credentials = nil
 	id := inv.RequestID
 	log := d.log.With("request", id, "function", functionLabel(inv.Function), "mirror", true)
-	sender := ticket.PeerFunction(peer)
-	if sender == "" || inv.Function.Name != sender {
-		d.dropMirror(id)
-		log.Warn("refusing a mirrored invocation that names a function other than its sender's", "sender_function", sender)
-		return
-	}
-	tgt, ok := d.cfg.Resolve(sender)
+	_, tgt, ok := d.admit(peer, inv, log)
 	if !ok {
 		d.dropMirror(id)
-		log.Warn("mirrored invocation for a function this session does not serve; ignoring it")
 		return
 	}
 	if d.cfg.BeforeRun != nil {
@@ -111,21 +104,7 @@ func (d *dispatcher) mirror(ctx context.Context, peer string, inv *wire.Invoke) 
 	if tgt.Timeout > 0 {
 		deadline = start.Add(tgt.Timeout)
 	}
-	var creds *executor.Credentials
-	if d.cfg.Credentials != nil {
-		creds = d.cfg.Credentials(ctx, sent)
-	}
-	out, runErr := tgt.Runner.Invoke(ctx, executor.Invocation{
-		Credentials:     creds,
-		RequestID:       id,
-		Event:           inv.Event,
-		Deadline:        deadline,
-		InvokedARN:      inv.Function.ARN,
-		TraceID:         inv.TraceID,
-		ClientContext:   inv.ClientContext,
-		CognitoIdentity: inv.CognitoIdentity,
-		TenantID:        inv.TenantID,
-	})
+	out, runErr := d.run(ctx, tgt, inv, sent, deadline)
 	took := time.Since(start)
 	if d.cfg.Observer != nil {
 		d.cfg.Observer.Finished(inv, out, runErr)

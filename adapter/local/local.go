@@ -476,6 +476,14 @@ func (p *Pipeline) functionARN(name string) string {
 
 func (p *Pipeline) arn(sf *servedFunction) string { return p.functionARN(sf.Name) }
 
+// invokedARN is the ARN an invocation was made through: the function's, qualified as the caller asked.
+func (p *Pipeline) invokedARN(sf *servedFunction, qualifier string) string {
+	if qualifier == "" {
+		return p.arn(sf)
+	}
+	return p.arn(sf) + ":" + qualifier
+}
+
 func (p *Pipeline) partition() string {
 	switch {
 	case strings.HasPrefix(p.opts.Region, "cn-"):
@@ -560,10 +568,7 @@ func (p *Pipeline) run(ctx context.Context, sf *servedFunction, id string, req I
 	if err != nil {
 		return InvokeResponse{}, err
 	}
-	invoked := p.arn(sf)
-	if req.Qualifier != "" {
-		invoked += ":" + req.Qualifier
-	}
+	invoked := p.invokedARN(sf, req.Qualifier)
 	// Like attach in AWS mode, the sandbox's deadline is generous while debugging (a paused developer must not be
 	// cut off by the emulated Lambda); otherwise it trails the function's timeout so the executor's own, exact
 	// timeout error wins.

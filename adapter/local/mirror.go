@@ -107,10 +107,7 @@ func (p *Pipeline) identity(sf *servedFunction) wire.FunctionIdentity {
 // the developer side. The caller waits for the plain executor only.
 func (p *Pipeline) runMirrored(ctx context.Context, sf *servedFunction, id string, req InvokeRequest) (InvokeResponse, error) {
 	start := time.Now()
-	invoked := p.arn(sf)
-	if req.Qualifier != "" {
-		invoked += ":" + req.Qualifier
-	}
+	invoked := p.invokedARN(sf, req.Qualifier)
 	inv := wire.Invoke{
 		RequestID:     id,
 		Function:      p.identity(sf),

@@ -64,16 +64,7 @@ func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox
 	sctx, cancel := context.WithCancel(p.ctx)
 	sb := &sandbox{api: api, out: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	peer := ticket.FunctionPeer(sf.Name, "sandbox-"+randomID(4))
-	identity := wire.FunctionIdentity{
-		LogicalID: sf.LogicalID,
-		Name:      sf.Name,
-		ARN:       p.arn(sf),
-		Version:   "$LATEST",
-		MemoryMB:  sf.MemoryMB,
-		Region:    p.opts.Region,
-		Runtime:   sf.Runtime,
-		Handler:   sf.Handler,
-	}
+	identity := p.identity(sf)
 	linked := make(chan error, 1)
 	cfg := proxy.Config{
 		RuntimeAPI: api.Addr(),

@@ -114,10 +114,7 @@ func (p *Pipeline) route(sf *servedFunction, req InvokeRequest) (InvokeRequest, 
 // runPlain runs an unknocked invocation on sf's plain executor and answers it as the Invoke API would, with the
 // same START/END/REPORT log lines.
 func (p *Pipeline) runPlain(ctx context.Context, sf *servedFunction, id string, req InvokeRequest) (InvokeResponse, error) {
-	invoked := p.arn(sf)
-	if req.Qualifier != "" {
-		invoked += ":" + req.Qualifier
-	}
+	invoked := p.invokedARN(sf, req.Qualifier)
 	logs := &syncBuffer{}
 	start := time.Now()
 	fmt.Fprintf(logs, "START RequestId: %s Version: $LATEST\n", id)

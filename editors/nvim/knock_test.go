@@ -1,13 +1,9 @@
 package nvim
 
 import (
-	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,7 +28,6 @@ func TestNvimKnock(t *testing.T) {
 	python := pyenv.Python(t)
 	nvim := findNvim(t)
 	plldb := plldbBinary(t)
-	root := pyenv.RepoRoot()
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello")
 	copyDir(t, apps.Dir("hello"), hello)
@@ -42,41 +37,13 @@ func TestNvimKnock(t *testing.T) {
 	line, err := apps.BreakpointLine(app, "handler")
 	require.NoError(t, err)
 
-	resultFile := filepath.Join(dir, "result.json")
-	xdg := filepath.Join(dir, "xdg")
 	knockDir := filepath.Join(dir, "knock")
-	marker := fmt.Sprintf("PLLDB_NVIM_TEST_MARK=knock-%d", time.Now().UnixNano())
-	ctx, cancel := context.WithTimeout(context.Background(), nvimTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n",
-		"--cmd", "set rtp^="+escapeOption(nvimDap),
-		"--cmd", "set rtp^="+escapeOption(filepath.Join(root, "editors", "nvim")),
-		"-l", filepath.Join(root, "editors", "nvim", "testdata", "knock.lua"))
-	cmd.Dir = hello
-	cmd.Env = append(os.Environ(),
-		"PLLDB_NVIM_RESULT="+resultFile,
+	data, xdg := runNvim(t, nvim, nvimDap, "knock.lua", dir, hello, "knock",
 		"PLLDB_NVIM_PLLDB="+plldb,
 		"PLLDB_NVIM_APP="+app,
 		"PLLDB_NVIM_BP_LINE="+strconv.Itoa(line),
 		"PLLDB_NVIM_PYTHON="+python,
-		"PLLDB_NVIM_TIMEOUT_MS="+strconv.FormatInt(waitTimeout.Milliseconds(), 10),
-		"PLLDB_KNOCK_DIR="+knockDir,
-		"XDG_CONFIG_HOME="+filepath.Join(xdg, "config"),
-		"XDG_DATA_HOME="+filepath.Join(xdg, "data"),
-		"XDG_STATE_HOME="+filepath.Join(xdg, "state"),
-		"XDG_CACHE_HOME="+filepath.Join(xdg, "cache"),
-		marker,
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	defer checkNoProcessesLeft(t, marker, hello)
-
-	data, readErr := os.ReadFile(resultFile)
-	if runErr != nil || readErr != nil {
-		dumpLogs(t, xdg)
-		require.FailNowf(t, "nvim did not finish", "nvim: %v; result: %v\nstdout:\n%s\nstderr:\n%s", runErr, readErr, stdout.String(), stderr.String())
-	}
+		"PLLDB_KNOCK_DIR="+knockDir)
 	var res struct {
 		Steps         list[step] `json:"steps"`
 		Notifications list[struct {

@@ -103,7 +103,6 @@ func (l *list[T]) UnmarshalJSON(b []byte) error {
 }
 
 func runSession(t *testing.T, nvim, nvimDap, plldb, python, transport string) {
-	root := pyenv.RepoRoot()
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello")
 	copyDir(t, apps.Dir("hello"), hello)
@@ -119,45 +118,11 @@ func runSession(t *testing.T, nvim, nvimDap, plldb, python, transport string) {
 	line, err := apps.BreakpointLine(app, "handler")
 	require.NoError(t, err)
 
-	resultFile := filepath.Join(dir, "result.json")
-	xdg := filepath.Join(dir, "xdg")
-	marker := fmt.Sprintf("PLLDB_NVIM_TEST_MARK=%s-%d", transport, time.Now().UnixNano())
-	ctx, cancel := context.WithTimeout(context.Background(), nvimTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n",
-		"--cmd", "set rtp^="+escapeOption(nvimDap),
-		"--cmd", "set rtp^="+escapeOption(filepath.Join(root, "editors", "nvim")),
-		"-l", filepath.Join(root, "editors", "nvim", "testdata", "session.lua"))
-	cmd.Dir = hello
-	cmd.Env = append(os.Environ(),
-		"PLLDB_NVIM_RESULT="+resultFile,
+	data, xdg := runNvim(t, nvim, nvimDap, "session.lua", dir, hello, transport,
 		"PLLDB_NVIM_TRANSPORT="+transport,
 		"PLLDB_NVIM_PLLDB="+plldb,
 		"PLLDB_NVIM_APP="+app,
-		"PLLDB_NVIM_BP_LINE="+strconv.Itoa(line),
-		"PLLDB_NVIM_TIMEOUT_MS="+strconv.FormatInt(waitTimeout.Milliseconds(), 10),
-		// Neovim's and nvim-dap's files (shada, dap.log, the adapter's stderr log) stay in the test's folder.
-		"XDG_CONFIG_HOME="+filepath.Join(xdg, "config"),
-		"XDG_DATA_HOME="+filepath.Join(xdg, "data"),
-		"XDG_STATE_HOME="+filepath.Join(xdg, "state"),
-		"XDG_CACHE_HOME="+filepath.Join(xdg, "cache"),
-		marker,
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	t.Logf("nvim ran %s", time.Since(start).Round(time.Millisecond))
-
-	// Whatever happened, the session's processes must be gone once it ended.
-	defer checkNoProcessesLeft(t, marker, hello)
-
-	data, readErr := os.ReadFile(resultFile)
-	if runErr != nil || readErr != nil {
-		dumpLogs(t, xdg)
-		require.FailNowf(t, "nvim did not finish the session", "nvim: %v; result: %v\nstdout:\n%s\nstderr:\n%s",
-			runErr, readErr, stdout.String(), stderr.String())
-	}
+		"PLLDB_NVIM_BP_LINE="+strconv.Itoa(line))
 	var res result
 	require.NoError(t, json.Unmarshal(data, &res), "%s", data)
 	t.Logf("Neovim %s, nvim-dap at %s, transport %s", res.Nvim, nvimDap, res.Transport)
@@ -192,6 +157,50 @@ func runSession(t *testing.T, nvim, nvimDap, plldb, python, transport string) {
 		}
 		dumpLogs(t, xdg)
 	}
+}
+
+// runNvim runs testdata/<script> in headless Neovim with nvim-dap and the plugin on its runtimepath, in workDir,
+// with env added to the environment, and returns what the script wrote to its result file (PLLDB_NVIM_RESULT) and
+// the folder of Neovim's and nvim-dap's files (XDG_*: shada, dap.log, the adapter's stderr log), both in dir.
+// Whatever happened, the processes the run started (tagged with a marker in their environment, or working in
+// workDir) must be gone by the end of the test.
+func runNvim(t *testing.T, nvim, nvimDap, script, dir, workDir, tag string, env ...string) (data []byte, xdg string) {
+	t.Helper()
+	root := pyenv.RepoRoot()
+	resultFile := filepath.Join(dir, "result.json")
+	xdg = filepath.Join(dir, "xdg")
+	marker := fmt.Sprintf("PLLDB_NVIM_TEST_MARK=%s-%d", tag, time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), nvimTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n",
+		"--cmd", "set rtp^="+escapeOption(nvimDap),
+		"--cmd", "set rtp^="+escapeOption(filepath.Join(root, "editors", "nvim")),
+		"-l", filepath.Join(root, "editors", "nvim", "testdata", script))
+	cmd.Dir = workDir
+	cmd.Env = append(os.Environ(),
+		"PLLDB_NVIM_RESULT="+resultFile,
+		"PLLDB_NVIM_TIMEOUT_MS="+strconv.FormatInt(waitTimeout.Milliseconds(), 10),
+		"XDG_CONFIG_HOME="+filepath.Join(xdg, "config"),
+		"XDG_DATA_HOME="+filepath.Join(xdg, "data"),
+		"XDG_STATE_HOME="+filepath.Join(xdg, "state"),
+		"XDG_CACHE_HOME="+filepath.Join(xdg, "cache"),
+		marker,
+	)
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	t.Logf("nvim ran %s", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() { checkNoProcessesLeft(t, marker, workDir) })
+
+	data, readErr := os.ReadFile(resultFile)
+	if runErr != nil || readErr != nil {
+		dumpLogs(t, xdg)
+		require.FailNowf(t, "nvim did not finish "+script, "nvim: %v; result: %v\nstdout:\n%s\nstderr:\n%s",
+			runErr, readErr, stdout.String(), stderr.String())
+	}
+	return data, xdg
 }
 
 // checkNoProcessesLeft fails if a process the session started (plldb, its executors, debugpy) still runs once

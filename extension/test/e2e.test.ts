@@ -5,13 +5,12 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as path from 'path';
 import { after, before, test } from 'node:test';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { resolve } from '../src/resolve';
-import { ROOT, launchSchema } from './util';
+import { ROOT, breakpointLine, launchSchema, post, testPython } from './util';
 
 const HELLO = path.join(ROOT, 'testfixtures', 'apps', 'hello');
 const APP = path.join(HELLO, 'src', 'app.py');
@@ -19,39 +18,6 @@ const APP = path.join(HELLO, 'src', 'app.py');
 const TIMEOUT = 90_000;
 
 let plldb = process.env.PLLDB_BIN ?? '';
-
-/** testPython is the interpreter with debugpy that `make venv` creates (or PLLDB_TEST_PYTHON). */
-function testPython(): string {
-  const p = process.env.PLLDB_TEST_PYTHON || path.join(ROOT, '.venv', 'bin', 'python');
-  if (!fs.existsSync(p)) {
-    throw new Error(`no test Python at ${p}: run "make venv" (creates .venv with debugpy) or set PLLDB_TEST_PYTHON`);
-  }
-  return p;
-}
-
-/** breakpointLine is the line of the "# BREAKPOINT" marker inside a function of a Python file. */
-function breakpointLine(file: string, fn: string): number {
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  const def = lines.findIndex((l) => l.startsWith(`def ${fn}(`));
-  assert.ok(def >= 0, `${file}: no def ${fn}`);
-  for (let i = def + 1; i < lines.length && !lines[i].startsWith('def '); i++) {
-    if (lines[i].includes('# BREAKPOINT')) return i + 1;
-  }
-  throw new Error(`${file}: no # BREAKPOINT in ${fn}`);
-}
-
-function post(url: string, body: string): Promise<{ status: number; body: string }> {
-  return new Promise((ok, fail) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', fail);
-    });
-    req.on('error', fail);
-    req.end(body);
-  });
-}
 
 function newClient(): DebugClient {
   // DebugClient spawns `<runtime> <executable>`: here `plldb dap`. The adapter's logs go to stderr.

@@ -8,14 +8,13 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { after, before, test } from 'node:test';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { KnockSession, KnockUI, PickItem, copyKnockHeader, when } from '../src/knock';
-import { ROOT } from './util';
+import { ROOT, breakpointLine, post, testPython } from './util';
 
 const HELLO = path.join(ROOT, 'testfixtures', 'apps', 'hello');
 const APP = path.join(HELLO, 'src', 'app.py');
@@ -44,33 +43,6 @@ after(async () => {
   await Promise.all([...clients].map(stop));
   fs.rmSync(knockDir, { recursive: true, force: true });
 });
-
-function testPython(): string {
-  const p = process.env.PLLDB_TEST_PYTHON || path.join(ROOT, '.venv', 'bin', 'python');
-  assert.ok(fs.existsSync(p), `no test Python at ${p}: run "make venv" or set PLLDB_TEST_PYTHON`);
-  return p;
-}
-
-function breakpointLine(file: string, fn: string): number {
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  const def = lines.findIndex((l) => l.startsWith(`def ${fn}(`));
-  const i = lines.findIndex((l, n) => n > def && l.includes('# BREAKPOINT'));
-  assert.ok(def >= 0 && i > def, `${file}: no # BREAKPOINT in ${fn}`);
-  return i + 1;
-}
-
-function post(url: string, body: string): Promise<{ status: number; body: string }> {
-  return new Promise((ok, fail) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', fail);
-    });
-    req.on('error', fail);
-    req.end(body);
-  });
-}
 
 /** launched starts `plldb dap`, launches the hello app's fns with extra attributes, and returns the Invoke API. */
 async function launched(fns: string[], extra: Record<string, unknown>): Promise<{ dc: DebugClient; url: string }> {

@@ -1,5 +1,7 @@
 // Helpers shared by the extension's tests.
+import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
+import * as http from 'http';
 import * as path from 'path';
 
 /** ROOT is the repository root, which is also the extension's root (it holds package.json). */
@@ -159,4 +161,38 @@ function readAttributes(all: string, src: string): { attrs: AdapterAttr[]; modes
   if (!sw) return { attrs, modes: [] }; // parseAttach has no modes
   const modes = [...sw[1].matchAll(/case "(\w+)":/g)].map((m) => m[1]);
   return { attrs, modes };
+}
+
+/** testPython is the interpreter with debugpy that `make venv` creates (or PLLDB_TEST_PYTHON). */
+export function testPython(): string {
+  const p = process.env.PLLDB_TEST_PYTHON || path.join(ROOT, '.venv', 'bin', 'python');
+  if (!fs.existsSync(p)) {
+    throw new Error(`no test Python at ${p}: run "make venv" (creates .venv with debugpy) or set PLLDB_TEST_PYTHON`);
+  }
+  return p;
+}
+
+/** breakpointLine is the line of the "# BREAKPOINT" marker inside a function of a Python file. */
+export function breakpointLine(file: string, fn: string): number {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const def = lines.findIndex((l) => l.startsWith(`def ${fn}(`));
+  assert.ok(def >= 0, `${file}: no def ${fn}`);
+  for (let i = def + 1; i < lines.length && !lines[i].startsWith('def '); i++) {
+    if (lines[i].includes('# BREAKPOINT')) return i + 1;
+  }
+  throw new Error(`${file}: no # BREAKPOINT in ${fn}`);
+}
+
+/** post sends body to url and resolves with the status and body of the answer. */
+export function post(url: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
 }
