@@ -462,19 +462,15 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 		Layers:       p.layers,
 		Timeout:      aws.Int32(DebugTimeout),
 	}
-	if p.cur.RevisionId != "" {
-		in2.RevisionId = aws.String(p.cur.RevisionId)
-	}
-	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, in2)
-	if err != nil {
-		var pf *types.PreconditionFailedException
-		if errors.As(err, &pf) {
-			return nil, false, fmt.Errorf("%s (%s) changed while plldb was attaching (someone else updated it); nothing of theirs was overwritten, attach again", t.LogicalID, t.Name)
-		}
+	c, stale, err := in.updateGuarded(ctx, &p.cur, in2)
+	switch {
+	case stale:
+		return nil, false, fmt.Errorf("%s (%s) changed while plldb was attaching (someone else updated it); nothing of theirs was overwritten, attach again", t.LogicalID, t.Name)
+	case err != nil:
 		// Lambda quotes the variables back in some refusals ("String measured: {...}"): keep the key out.
 		return nil, false, fmt.Errorf("update %s: %w", t.Name, redact(err, p.env[EnvFunctionKey]))
 	}
-	after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
+	after, err := in.waitUpdated(ctx, t.ARN, c)
 	if err != nil {
 		return nil, true, err
 	}
@@ -575,6 +571,23 @@ func (in *Instrumenter) get(ctx context.Context, fn string) ([]byte, fnConfig, e
 		raw = mustJSON(c)
 	}
 	return raw, c, nil
+}
+
+// updateGuarded sends up guarded by the RevisionId cur was read with. stale reports that Lambda refused it
+// because the function changed since: the caller reads it again and recomputes its change, or gives up.
+func (in *Instrumenter) updateGuarded(ctx context.Context, cur *fnConfig, up *lambda.UpdateFunctionConfigurationInput) (c fnConfig, stale bool, err error) {
+	if cur.RevisionId != "" {
+		up.RevisionId = aws.String(cur.RevisionId)
+	}
+	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
+	var pf *types.PreconditionFailedException
+	switch {
+	case errors.As(err, &pf):
+		return fnConfig{}, true, nil
+	case err != nil:
+		return fnConfig{}, false, err
+	}
+	return fromUpdate(out), false, nil
 }
 
 // waitUpdated polls until the function's last update is no longer in progress.

@@ -225,20 +225,16 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 			Layers:       layers,
 			Timeout:      aws.Int32(DebugTimeout),
 		}
-		if cur.RevisionId != "" {
-			up.RevisionId = aws.String(cur.RevisionId)
-		}
-		out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
-		var pf *types.PreconditionFailedException
+		c, stale, err := in.updateGuarded(ctx, &cur, up)
 		switch {
-		case errors.As(err, &pf):
+		case stale:
 			in.logger().Debug("the function changed while joining it; reading it again", "function", t.Name)
 			continue
 		case err != nil:
 			// Lambda quotes the variables back in some refusals: keep the function keys out.
 			return nil, false, fmt.Errorf("update %s: %w", t.Name, redactSessions(err, env[EnvSessions]))
 		}
-		after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
+		after, err := in.waitUpdated(ctx, t.ARN, c)
 		if err != nil {
 			return nil, true, err
 		}
@@ -312,18 +308,14 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 			FunctionName: aws.String(arn),
 			Environment:  &types.Environment{Variables: env},
 		}
-		if cur.RevisionId != "" {
-			up.RevisionId = aws.String(cur.RevisionId)
-		}
-		out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
-		var pf *types.PreconditionFailedException
+		c, stale, err := in.updateGuarded(ctx, &cur, up)
 		switch {
-		case errors.As(err, &pf):
+		case stale:
 			continue
 		case err != nil:
 			return failed(claim, fmt.Errorf("take session %s out of %s: %w", session, res.FunctionName, redactSessions(err, env[EnvSessions])))
 		}
-		after, err := in.waitUpdated(ctx, arn, fromUpdate(out))
+		after, err := in.waitUpdated(ctx, arn, c)
 		if err != nil {
 			return failed(claim, fmt.Errorf("take session %s out of %s: %w", session, res.FunctionName, err))
 		}
