@@ -346,9 +346,5 @@ func redactSessions(err error, v string) error {
 }
 
 func leftMessage(holders []Holder) string {
-	names := make([]string, len(holders))
-	for i, h := range holders {
-		names[i] = h.String()
-	}
-	return "left; still instrumented for selective sessions " + strings.Join(names, ", ")
+	return "left; still instrumented for selective sessions " + store.HolderNames(holders)
 }

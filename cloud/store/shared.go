@@ -315,8 +315,8 @@ func sharedMemberships(items []item) ([]string, error) {
 	return slices.Compact(arns), nil
 }
 
-// holderNames is "s-1 (alice), s-2 (bob)".
-func holderNames(hs []Holder) string {
+// HolderNames lists holders for messages: "s-1 (alice), s-2 (bob)".
+func HolderNames(hs []Holder) string {
 	names := make([]string, len(hs))
 	for i, h := range hs {
 		names[i] = h.String()
