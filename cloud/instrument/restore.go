@@ -107,10 +107,12 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 		switch {
 		case held != nil && snap.Shared && !r.Force && held.Holders != nil:
 			// Live selective sessions keep the function; the entries of those that ended (a crashed plldb of
-			// ours, whose session endCrashed removed) go.
+			// ours, whose session endCrashed removed) go. One ended session's leave drops every holder that is
+			// no longer live, and their entries with it.
 			for _, h := range snap.Holders {
 				if !holdsSession(held.Holders, h.Session) {
 					res = in.leave(ctx, arn, h.Session)
+					break
 				}
 			}
 		case held != nil && r.Force && snap.Shared:
