@@ -45,8 +45,10 @@ func TestKnockWithoutSession(t *testing.T) {
 	assert.Contains(t, err.Error(), "plldb attach --stack-name orders --selective")
 	_, err = knockCmd(t)
 	assert.ErrorContains(t, err, "--stack-name X")
-	_, err = knockCmd(t, "--local", "--for", "13h")
-	assert.ErrorContains(t, err, "--for")
+	for _, ttl := range []string{"13h", "500ms", "0s"} {
+		_, err = knockCmd(t, "--local", "--for", ttl)
+		assert.ErrorContains(t, err, "--for must be between 1s and 12h0m0s", ttl)
+	}
 
 	var stdout, stderr strings.Builder
 	err = run(t.Context(), []string{"invoke", "Echo", "--knock", "--endpoint-url", "http://127.0.0.1:1"}, &stdout, &stderr)
