@@ -370,20 +370,15 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 		return refuse("%s", problem)
 	}
 	p.layer = in.Layers.For(cur.Architectures)
-	p.layers = slices.Clone(p.snap.Layers)
-	if !slices.Contains(p.layers, p.layer) {
-		if len(p.layers) >= MaxLayers {
-			return refuse("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(p.layers))
-		}
-		p.layers = append(p.layers, p.layer)
-		if !p.reclaim {
-			p.snap.PlldbLayer = p.layer
-		}
+	if p.layers, err = withLayer(p.snap.Layers, p.layer); err != nil {
+		return refuse("%s", err)
+	}
+	if !p.reclaim && !slices.Contains(p.snap.Layers, p.layer) {
+		p.snap.PlldbLayer = p.layer
 	}
 	p.env = sessionEnvironment(p.snap.Environment, s, t)
-	if size := EnvironmentSize(p.env); size > MaxEnvironmentBytes {
-		return refuse("its environment with plldb's variables would take %d bytes, over Lambda's %d-byte limit (its own variables take %d)",
-			size, MaxEnvironmentBytes, EnvironmentSize(p.snap.Environment))
+	if problem := environmentProblem(p.env, p.snap.Environment); problem != "" {
+		return refuse("%s", problem)
 	}
 	return p, recovered, nil, nil
 }

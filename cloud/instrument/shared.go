@@ -128,12 +128,9 @@ func (in *Instrumenter) joined(claim Snapshot, cur *fnConfig, s Session, t Targe
 		if err != nil {
 			return nil, nil, err
 		}
-		layers := cur.layerARNs()
-		if !slices.Contains(layers, layer) {
-			if len(layers) >= MaxLayers {
-				return nil, nil, fmt.Errorf("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(layers))
-			}
-			layers = append(layers, layer)
+		layers, err := withLayer(cur.layerARNs(), layer)
+		if err != nil {
+			return nil, nil, err
 		}
 		return env, layers, nil
 	}
@@ -143,17 +140,26 @@ func (in *Instrumenter) joined(claim Snapshot, cur *fnConfig, s Session, t Targe
 	if !maps.Equal(vars, claim.Environment) || !slices.Equal(cur.layerARNs(), claim.Layers) || cur.timeout() != claim.Timeout {
 		return nil, nil, fmt.Errorf("%s: it is not instrumented, yet its variables, layers or timeout changed since the first selective session took its snapshot; detach the stack (plldb detach --stack-name), then attach again", ConflictMessage)
 	}
-	layers := slices.Clone(claim.Layers)
-	if layers == nil {
-		layers = []string{}
-	}
-	if !slices.Contains(layers, layer) {
-		if len(layers) >= MaxLayers {
-			return nil, nil, fmt.Errorf("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(layers))
-		}
-		layers = append(layers, layer)
+	layers, err := withLayer(claim.Layers, layer)
+	if err != nil {
+		return nil, nil, err
 	}
 	return sessionEnvironment(claim.Environment, s, t), layers, nil
+}
+
+// withLayer is a copy of layers with the plldb layer added, or an error when Lambda's limit leaves no room.
+func withLayer(layers []string, layer string) ([]string, error) {
+	out := slices.Clone(layers)
+	if out == nil {
+		out = []string{} // an update with nil Layers would leave the function's layers as they are
+	}
+	if slices.Contains(out, layer) {
+		return out, nil
+	}
+	if len(out) >= MaxLayers {
+		return nil, fmt.Errorf("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(out))
+	}
+	return append(out, layer), nil
 }
 
 func environmentProblem(env, own map[string]string) string {
