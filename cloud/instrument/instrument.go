@@ -446,10 +446,8 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 	t := p.target
 	// The relay role may restore only functions that carry their session's tag, so the tag goes on before the
 	// change it will have to undo.
-	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
-		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: s.ID},
-	}); err != nil {
-		return nil, false, fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	if err := in.tagSession(ctx, t, s.ID); err != nil {
+		return nil, false, err
 	}
 	in2 := &lambda.UpdateFunctionConfigurationInput{
 		FunctionName: aws.String(t.ARN),
@@ -475,6 +473,16 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 	}
 	in.logger().Debug("instrumented", "function", t.Name, "logical_id", t.LogicalID, "layer", p.layer)
 	return &Attached{StackFunction: t.StackFunction, Layer: p.layer, Revision: rev}, true, nil
+}
+
+// tagSession puts SessionTag on the function: the relay role may restore only functions that carry it.
+func (in *Instrumenter) tagSession(ctx context.Context, t Target, session string) error {
+	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
+		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: session},
+	}); err != nil {
+		return fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	}
+	return nil
 }
 
 // rollback undoes a failed Instrument: functions this call claimed go back to their snapshots, and their

@@ -200,10 +200,8 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 	t := p.target
 	// One tag for every session sharing the function (SessionTag): each one that joins puts it on, so that it
 	// is there before any change the relay may have to undo.
-	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
-		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: s.ID},
-	}); err != nil {
-		return nil, false, fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	if err := in.tagSession(ctx, t, s.ID); err != nil {
+		return nil, false, err
 	}
 	for range sharedAttempts {
 		// The function first, then the holders: see the comment at the top of this file.
