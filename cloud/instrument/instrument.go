@@ -370,20 +370,15 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 		return refuse("%s", problem)
 	}
 	p.layer = in.Layers.For(cur.Architectures)
-	p.layers = slices.Clone(p.snap.Layers)
-	if !slices.Contains(p.layers, p.layer) {
-		if len(p.layers) >= MaxLayers {
-			return refuse("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(p.layers))
-		}
-		p.layers = append(p.layers, p.layer)
-		if !p.reclaim {
-			p.snap.PlldbLayer = p.layer
-		}
+	if p.layers, err = withLayer(p.snap.Layers, p.layer); err != nil {
+		return refuse("%s", err)
+	}
+	if !p.reclaim && !slices.Contains(p.snap.Layers, p.layer) {
+		p.snap.PlldbLayer = p.layer
 	}
 	p.env = sessionEnvironment(p.snap.Environment, s, t)
-	if size := EnvironmentSize(p.env); size > MaxEnvironmentBytes {
-		return refuse("its environment with plldb's variables would take %d bytes, over Lambda's %d-byte limit (its own variables take %d)",
-			size, MaxEnvironmentBytes, EnvironmentSize(p.snap.Environment))
+	if problem := environmentProblem(p.env, p.snap.Environment); problem != "" {
+		return refuse("%s", problem)
 	}
 	return p, recovered, nil, nil
 }
@@ -451,10 +446,8 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 	t := p.target
 	// The relay role may restore only functions that carry their session's tag, so the tag goes on before the
 	// change it will have to undo.
-	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
-		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: s.ID},
-	}); err != nil {
-		return nil, false, fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	if err := in.tagSession(ctx, t, s.ID); err != nil {
+		return nil, false, err
 	}
 	in2 := &lambda.UpdateFunctionConfigurationInput{
 		FunctionName: aws.String(t.ARN),
@@ -462,19 +455,15 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 		Layers:       p.layers,
 		Timeout:      aws.Int32(DebugTimeout),
 	}
-	if p.cur.RevisionId != "" {
-		in2.RevisionId = aws.String(p.cur.RevisionId)
-	}
-	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, in2)
-	if err != nil {
-		var pf *types.PreconditionFailedException
-		if errors.As(err, &pf) {
-			return nil, false, fmt.Errorf("%s (%s) changed while plldb was attaching (someone else updated it); nothing of theirs was overwritten, attach again", t.LogicalID, t.Name)
-		}
+	c, stale, err := in.updateGuarded(ctx, &p.cur, in2)
+	switch {
+	case stale:
+		return nil, false, fmt.Errorf("%s (%s) changed while plldb was attaching (someone else updated it); nothing of theirs was overwritten, attach again", t.LogicalID, t.Name)
+	case err != nil:
 		// Lambda quotes the variables back in some refusals ("String measured: {...}"): keep the key out.
 		return nil, false, fmt.Errorf("update %s: %w", t.Name, redact(err, p.env[EnvFunctionKey]))
 	}
-	after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
+	after, err := in.waitUpdated(ctx, t.ARN, c)
 	if err != nil {
 		return nil, true, err
 	}
@@ -484,6 +473,16 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 	}
 	in.logger().Debug("instrumented", "function", t.Name, "logical_id", t.LogicalID, "layer", p.layer)
 	return &Attached{StackFunction: t.StackFunction, Layer: p.layer, Revision: rev}, true, nil
+}
+
+// tagSession puts SessionTag on the function: the relay role may restore only functions that carry it.
+func (in *Instrumenter) tagSession(ctx context.Context, t Target, session string) error {
+	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
+		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: session},
+	}); err != nil {
+		return fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	}
+	return nil
 }
 
 // rollback undoes a failed Instrument: functions this call claimed go back to their snapshots, and their
@@ -575,6 +574,23 @@ func (in *Instrumenter) get(ctx context.Context, fn string) ([]byte, fnConfig, e
 		raw = mustJSON(c)
 	}
 	return raw, c, nil
+}
+
+// updateGuarded sends up guarded by the RevisionId cur was read with. stale reports that Lambda refused it
+// because the function changed since: the caller reads it again and recomputes its change, or gives up.
+func (in *Instrumenter) updateGuarded(ctx context.Context, cur *fnConfig, up *lambda.UpdateFunctionConfigurationInput) (c fnConfig, stale bool, err error) {
+	if cur.RevisionId != "" {
+		up.RevisionId = aws.String(cur.RevisionId)
+	}
+	out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
+	var pf *types.PreconditionFailedException
+	switch {
+	case errors.As(err, &pf):
+		return fnConfig{}, true, nil
+	case err != nil:
+		return fnConfig{}, false, err
+	}
+	return fromUpdate(out), false, nil
 }
 
 // waitUpdated polls until the function's last update is no longer in progress.

@@ -107,10 +107,12 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 		switch {
 		case held != nil && snap.Shared && !r.Force && held.Holders != nil:
 			// Live selective sessions keep the function; the entries of those that ended (a crashed plldb of
-			// ours, whose session endCrashed removed) go.
+			// ours, whose session endCrashed removed) go. One ended session's leave drops every holder that is
+			// no longer live, and their entries with it.
 			for _, h := range snap.Holders {
 				if !holdsSession(held.Holders, h.Session) {
 					res = in.leave(ctx, arn, h.Session)
+					break
 				}
 			}
 		case held != nil && r.Force && snap.Shared:
@@ -234,19 +236,15 @@ func (in *Instrumenter) restoreSnapshot(ctx context.Context, snap Snapshot, shar
 			up.Layers = append(up.Layers, m.layers...)
 			up.Timeout = aws.Int32(m.timeout)
 		}
-		if cur.RevisionId != "" {
-			up.RevisionId = aws.String(cur.RevisionId)
-		}
-		out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
-		var pf *types.PreconditionFailedException
+		c, stale, err := in.updateGuarded(ctx, &cur, up)
 		switch {
-		case errors.As(err, &pf):
+		case stale:
 			in.logger().Info("the function changed while plldb restored it; reading it again", "function", snap.FunctionName)
 			continue
 		case err != nil:
 			return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, redact(err, up.Environment.Variables[EnvFunctionKey])))
 		}
-		if _, err := in.waitUpdated(ctx, snap.FunctionARN, fromUpdate(out)); err != nil {
+		if _, err := in.waitUpdated(ctx, snap.FunctionARN, c); err != nil {
 			return failed(snap, fmt.Errorf("restore %s: %w", snap.FunctionName, err))
 		}
 		in.logger().Debug("restored", "function", snap.FunctionName, "outcome", res.Outcome)

@@ -128,12 +128,9 @@ func (in *Instrumenter) joined(claim Snapshot, cur *fnConfig, s Session, t Targe
 		if err != nil {
 			return nil, nil, err
 		}
-		layers := cur.layerARNs()
-		if !slices.Contains(layers, layer) {
-			if len(layers) >= MaxLayers {
-				return nil, nil, fmt.Errorf("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(layers))
-			}
-			layers = append(layers, layer)
+		layers, err := withLayer(cur.layerARNs(), layer)
+		if err != nil {
+			return nil, nil, err
 		}
 		return env, layers, nil
 	}
@@ -143,17 +140,26 @@ func (in *Instrumenter) joined(claim Snapshot, cur *fnConfig, s Session, t Targe
 	if !maps.Equal(vars, claim.Environment) || !slices.Equal(cur.layerARNs(), claim.Layers) || cur.timeout() != claim.Timeout {
 		return nil, nil, fmt.Errorf("%s: it is not instrumented, yet its variables, layers or timeout changed since the first selective session took its snapshot; detach the stack (plldb detach --stack-name), then attach again", ConflictMessage)
 	}
-	layers := slices.Clone(claim.Layers)
-	if layers == nil {
-		layers = []string{}
-	}
-	if !slices.Contains(layers, layer) {
-		if len(layers) >= MaxLayers {
-			return nil, nil, fmt.Errorf("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(layers))
-		}
-		layers = append(layers, layer)
+	layers, err := withLayer(claim.Layers, layer)
+	if err != nil {
+		return nil, nil, err
 	}
 	return sessionEnvironment(claim.Environment, s, t), layers, nil
+}
+
+// withLayer is a copy of layers with the plldb layer added, or an error when Lambda's limit leaves no room.
+func withLayer(layers []string, layer string) ([]string, error) {
+	out := slices.Clone(layers)
+	if out == nil {
+		out = []string{} // an update with nil Layers would leave the function's layers as they are
+	}
+	if slices.Contains(out, layer) {
+		return out, nil
+	}
+	if len(out) >= MaxLayers {
+		return nil, fmt.Errorf("it already has %d layers, Lambda's limit, so the plldb layer does not fit", len(out))
+	}
+	return append(out, layer), nil
 }
 
 func environmentProblem(env, own map[string]string) string {
@@ -194,10 +200,8 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 	t := p.target
 	// One tag for every session sharing the function (SessionTag): each one that joins puts it on, so that it
 	// is there before any change the relay may have to undo.
-	if _, err := in.Lambda.TagResource(ctx, &lambda.TagResourceInput{
-		Resource: aws.String(t.ARN), Tags: map[string]string{SessionTag: s.ID},
-	}); err != nil {
-		return nil, false, fmt.Errorf("tag %s with its session: %w", t.Name, err)
+	if err := in.tagSession(ctx, t, s.ID); err != nil {
+		return nil, false, err
 	}
 	for range sharedAttempts {
 		// The function first, then the holders: see the comment at the top of this file.
@@ -225,20 +229,16 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 			Layers:       layers,
 			Timeout:      aws.Int32(DebugTimeout),
 		}
-		if cur.RevisionId != "" {
-			up.RevisionId = aws.String(cur.RevisionId)
-		}
-		out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
-		var pf *types.PreconditionFailedException
+		c, stale, err := in.updateGuarded(ctx, &cur, up)
 		switch {
-		case errors.As(err, &pf):
+		case stale:
 			in.logger().Debug("the function changed while joining it; reading it again", "function", t.Name)
 			continue
 		case err != nil:
 			// Lambda quotes the variables back in some refusals: keep the function keys out.
 			return nil, false, fmt.Errorf("update %s: %w", t.Name, redactSessions(err, env[EnvSessions]))
 		}
-		after, err := in.waitUpdated(ctx, t.ARN, fromUpdate(out))
+		after, err := in.waitUpdated(ctx, t.ARN, c)
 		if err != nil {
 			return nil, true, err
 		}
@@ -312,18 +312,14 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 			FunctionName: aws.String(arn),
 			Environment:  &types.Environment{Variables: env},
 		}
-		if cur.RevisionId != "" {
-			up.RevisionId = aws.String(cur.RevisionId)
-		}
-		out, err := in.Lambda.UpdateFunctionConfiguration(ctx, up)
-		var pf *types.PreconditionFailedException
+		c, stale, err := in.updateGuarded(ctx, &cur, up)
 		switch {
-		case errors.As(err, &pf):
+		case stale:
 			continue
 		case err != nil:
 			return failed(claim, fmt.Errorf("take session %s out of %s: %w", session, res.FunctionName, redactSessions(err, env[EnvSessions])))
 		}
-		after, err := in.waitUpdated(ctx, arn, fromUpdate(out))
+		after, err := in.waitUpdated(ctx, arn, c)
 		if err != nil {
 			return failed(claim, fmt.Errorf("take session %s out of %s: %w", session, res.FunctionName, err))
 		}
@@ -354,9 +350,5 @@ func redactSessions(err error, v string) error {
 }
 
 func leftMessage(holders []Holder) string {
-	names := make([]string, len(holders))
-	for i, h := range holders {
-		names[i] = h.String()
-	}
-	return "left; still instrumented for selective sessions " + strings.Join(names, ", ")
+	return "left; still instrumented for selective sessions " + store.HolderNames(holders)
 }

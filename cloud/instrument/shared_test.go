@@ -107,6 +107,15 @@ func (d dev) target(tg instrument.Target) instrument.Target {
 	return tg
 }
 
+// join attaches each developer selectively to tg, one after another.
+func join(t testing.TB, in *instrument.Instrumenter, tg instrument.Target, devs ...dev) {
+	t.Helper()
+	for _, d := range devs {
+		_, err := in.Instrument(context.Background(), d.s, []instrument.Target{d.target(tg)})
+		require.NoError(t, err, "%s joins", d.s.ID)
+	}
+}
+
 // lists reads the function's selective lists.
 func lists(t testing.TB, v map[string]string) (map[string]selenv.Link, map[string]ed25519.PublicKey) {
 	t.Helper()
@@ -253,15 +262,11 @@ func TestSharedHolderWhoseSessionEndedIsPrunedWithItsEntries(t *testing.T) {
 		before := restorable(t, e.raw(tg.Name))
 		in := e.sharedInstrumenter(cs.claims)
 		a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
-		for _, d := range []dev{a, b} {
-			_, err := in.Instrument(ctx, d.s, []instrument.Target{d.target(tg)})
-			require.NoError(t, err)
-		}
+		join(t, in, tg, a, b)
 		cs.end(t, a.s.ID) // expired, or deleted by the sweep, without a detach
 
 		c := newDev(t, cs, "s-c", "carol@host")
-		_, err := in.Instrument(ctx, c.s, []instrument.Target{c.target(tg)})
-		require.NoError(t, err)
+		join(t, in, tg, c)
 		assertEntries(t, vars(e.config(tg.Name)), b, c)
 		snap, _, err := cs.claims.GetSnapshot(ctx, tg.ARN)
 		require.NoError(t, err)
@@ -288,10 +293,7 @@ func TestExclusiveAttachTakesOverASharedFunctionWhoseSessionsAllEnded(t *testing
 		before := restorable(t, e.raw(tg.Name))
 		in := e.sharedInstrumenter(cs.claims)
 		a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
-		for _, d := range []dev{a, b} {
-			_, err := in.Instrument(ctx, d.s, []instrument.Target{d.target(tg)})
-			require.NoError(t, err)
-		}
+		join(t, in, tg, a, b)
 		cs.end(t, a.s.ID)
 		cs.end(t, b.s.ID)
 		x := session("s-excl")
@@ -414,10 +416,7 @@ func TestTheSweepTakesAnExpiredSelectiveSessionOutOfASharedFunction(t *testing.T
 	a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
 	// a's session ends in 10 minutes, b's in an hour (newDev's).
 	require.NoError(t, cs.st.PutSession(ctx, relay.NewSession(a.s.ID, a.s.Owner, time.Now().Add(10*time.Minute))))
-	for _, d := range []dev{a, b} {
-		_, err := in.Instrument(ctx, d.s, []instrument.Target{d.target(tg)})
-		require.NoError(t, err)
-	}
+	join(t, in, tg, a, b)
 	sweeper := &instrument.Sweeper{Store: cs.st, Restorer: &instrument.Restorer{Instrumenter: in, Logger: slog.New(slog.DiscardHandler)},
 		Grace: 3 * time.Hour, Logger: slog.New(slog.DiscardHandler)} // judged by expiry alone
 
@@ -456,12 +455,10 @@ func TestDetachTakesAnEndedSelectiveSessionOutAndLeavesTheLiveOnes(t *testing.T)
 		ctx := context.Background()
 		tg := e.create(fn{what: "recover", env: map[string]string{"TABLE": "orders"}})
 		in := e.sharedInstrumenter(cs.claims)
-		a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
-		for _, d := range []dev{a, b} {
-			_, err := in.Instrument(ctx, d.s, []instrument.Target{d.target(tg)})
-			require.NoError(t, err)
-		}
+		a, b, c := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host"), newDev(t, cs, "s-c", "carol@host")
+		join(t, in, tg, a, b, c)
 		cs.end(t, a.s.ID)
+		cs.end(t, c.s.ID) // two ended sessions: both sets of entries go
 		cs.start(t, "detach-1", "alice@host")
 		results, err := in.Recover(ctx, instrument.Recovery{Session: "detach-1", Owner: "alice@host", FunctionARNs: []string{tg.ARN}})
 		require.NoError(t, err)

@@ -234,3 +234,22 @@ func TestJoinRefusedPastMaxSessions(t *testing.T) {
 		assert.Contains(t, env[EnvSessions], "s-new=")
 	})
 }
+
+func TestWithLayer(t *testing.T) {
+	got, err := withLayer(nil, "plldb")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"plldb"}, got)
+
+	own := []string{"deps", "plldb"}
+	got, err = withLayer(own, "plldb")
+	require.NoError(t, err)
+	assert.Equal(t, own, got, "already there: unchanged")
+	got[0] = "changed"
+	assert.Equal(t, "deps", own[0], "a copy, not the caller's slice")
+
+	_, err = withLayer([]string{"a", "b", "c", "d", "e"}, "plldb")
+	assert.EqualError(t, err, "it already has 5 layers, Lambda's limit, so the plldb layer does not fit")
+	got, err = withLayer([]string{"a", "b", "c", "d", "plldb"}, "plldb")
+	require.NoError(t, err, "five layers with plldb's among them need no room")
+	assert.Len(t, got, 5)
+}

@@ -57,7 +57,7 @@ type HeldError struct {
 func (e *HeldError) Error() string {
 	if len(e.Holders) > 0 {
 		return fmt.Sprintf("function %s is held by selective sessions %s: detach them or attach with --selective",
-			e.Function, holderNames(e.Holders))
+			e.Function, HolderNames(e.Holders))
 	}
 	return fmt.Sprintf("function %s is held by session %s (owner %s)", e.Function, e.Session, e.Owner)
 }

@@ -73,6 +73,17 @@ func versionCond(ver int64) (string, map[string]string, item) {
 	return "#ver = :ver", map[string]string{"#ver": attrVersion}, item{":ver": nv(ver)}
 }
 
+// setHolders is the update that makes hs the claim's holders, conditioned on the version ver it was read at.
+func (s *Store) setHolders(functionARN string, ver int64, hs []Holder) types.TransactWriteItem {
+	cond, names, values := versionCond(ver)
+	names["#holders"] = attrHolders
+	values[":holders"] = holdersAV(hs)
+	values[":next"] = nv(ver + 1)
+	return types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
+		Key: claimKey(functionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}}
+}
+
 // claimShared adds snap.Session to the selective sessions sharing the function: the path of Claim for a
 // Snapshot with Shared set. Every change of the holders is one transaction conditioned on the claim's version,
 // which also writes or deletes the membership items, so concurrent joins and leaves serialize.
@@ -134,13 +145,7 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 				s.log().InfoContext(ctx, "dropping a dead session from a shared claim", "function", name, "from_session", d.Session)
 				ops = append(ops, s.memberDelete(d.Session, snap.FunctionARN))
 			}
-			cond, names, values := versionCond(ver)
-			names["#holders"] = attrHolders
-			values[":holders"] = holdersAV(append(live, me))
-			values[":next"] = nv(ver + 1)
-			ops = append(ops, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
-				Key: claimKey(snap.FunctionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
-				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+			ops = append(ops, s.setHolders(snap.FunctionARN, ver, append(live, me)))
 		}
 		ops = append(ops, s.memberPut(snap.Session, owner, snap.FunctionARN))
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
@@ -218,22 +223,17 @@ func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapsho
 		if err != nil {
 			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
 		}
-		cond, names, values := versionCond(ver)
 		var ops []types.TransactWriteItem
 		last := len(live) == 0
 		out := old
 		if last {
 			out.Shared, out.Holders, out.Session = false, nil, session
+			cond, names, values := versionCond(ver)
 			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: encodeClaim(out, owner),
 				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
 		} else {
 			out.Holders = live
-			names["#holders"] = attrHolders
-			values[":holders"] = holdersAV(live)
-			values[":next"] = nv(ver + 1)
-			ops = append(ops, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
-				Key: claimKey(functionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
-				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+			ops = append(ops, s.setHolders(functionARN, ver, live))
 		}
 		for _, h := range old.Holders {
 			if last || !holds(live, h.Session) {
@@ -277,19 +277,14 @@ func (s *Store) releaseShared(ctx context.Context, functionARN, session string) 
 		if err != nil {
 			return fmt.Errorf("release %s: %w", functionARN, err)
 		}
-		cond, names, values := versionCond(ver)
 		rest := without(old.Holders, session)
 		ops := []types.TransactWriteItem{s.memberDelete(session, functionARN)}
 		if len(rest) == 0 {
+			cond, names, values := versionCond(ver)
 			ops = append(ops, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.t.Claims), Key: claimKey(functionARN),
 				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
 		} else {
-			names["#holders"] = attrHolders
-			values[":holders"] = holdersAV(rest)
-			values[":next"] = nv(ver + 1)
-			ops = append(ops, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
-				Key: claimKey(functionARN), UpdateExpression: aws.String("SET #holders = :holders, #ver = :next"),
-				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+			ops = append(ops, s.setHolders(functionARN, ver, rest))
 		}
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
 		if isRetryableCancel(err) {
@@ -320,8 +315,8 @@ func sharedMemberships(items []item) ([]string, error) {
 	return slices.Compact(arns), nil
 }
 
-// holderNames is "s-1 (alice), s-2 (bob)".
-func holderNames(hs []Holder) string {
+// HolderNames lists holders for messages: "s-1 (alice), s-2 (bob)".
+func HolderNames(hs []Holder) string {
 	names := make([]string, len(hs))
 	for i, h := range hs {
 		names[i] = h.String()

@@ -99,7 +99,11 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(stdout, `Attach your debugger to a port above (VS Code: "type": "debugpy", "request": "attach", "connect": {"host": "127.0.0.1", "port": PORT}).`)
 	fmt.Fprintln(stdout, "These ports take any local client: on a shared machine use --listen (plldb's DAP server), whose debugpys only plldb can reach.")
-	fmt.Fprintln(stdout, "Press Ctrl-C to detach: every function is put back as it was.")
+	if *selective {
+		fmt.Fprintln(stdout, "Press Ctrl-C to detach: this session's entries come out, and the last session out puts every function back as it was.")
+	} else {
+		fmt.Fprintln(stdout, "Press Ctrl-C to detach: every function is put back as it was.")
+	}
 	printer.serving.Store(true)
 	<-ctx.Done()
 	printer.printf("plldb: detaching…\n")
@@ -196,11 +200,7 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 	}
 	for _, s := range snaps {
 		if s.Shared {
-			names := make([]string, len(s.Holders))
-			for i, h := range s.Holders {
-				names[i] = h.String()
-			}
-			fmt.Fprintf(out, "  instrumented: %s (shared by selective sessions %s)\n", s.FunctionName, strings.Join(names, ", "))
+			fmt.Fprintf(out, "  instrumented: %s (shared by selective sessions %s)\n", s.FunctionName, store.HolderNames(s.Holders))
 			continue
 		}
 		fmt.Fprintf(out, "  instrumented: %s (session %s)\n", s.FunctionName, s.Session)

@@ -28,6 +28,7 @@ func TestAttachSelectiveRunsOnlyKnockedInvocationsHere(t *testing.T) {
 	cmd, _, out := a.attach(t, "--selective")
 	assert.Contains(t, out.String(), "attached selectively")
 	assert.Contains(t, out.String(), "plldb knock --stack-name "+a.stack)
+	assert.Contains(t, out.String(), "Press Ctrl-C to detach: this session's entries come out", "a selective detach does not promise to put every function back")
 
 	invoke := func(knock string) string {
 		t.Helper()

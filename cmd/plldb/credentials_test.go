@@ -31,16 +31,11 @@ func TestLocalProfileCredentials(t *testing.T) {
 	dir := moto.IsolateAWSConfig(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "credentials"), []byte(
 		"[cli]\naws_access_key_id = "+keyID+"\naws_secret_access_key = "+secret+"\naws_session_token = "+token+"\n"), 0o600))
-	app := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(app, "src"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(app, "src", "app.py"), []byte(`import os
+	tpl := pythonApp(t, "Creds", `import os
 def handler(event, context):
     print("handler ran")
     return {k: os.environ.get(k) for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')}
-`), 0o644))
-	tpl := filepath.Join(app, "template.yaml")
-	require.NoError(t, os.WriteFile(tpl, []byte("Transform: AWS::Serverless-2016-10-31\nResources:\n  Creds:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src/\n      Handler: app.handler\n      Runtime: python3.12\n"), 0o644))
-
+`)
 	err := run(t.Context(), []string{"local", "--template", tpl, "--port", "0", "--python", pyenv.Python(t), "--profile", "no-such-profile"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "no-such-profile", "a --profile that does not exist is a mistake to name")
 

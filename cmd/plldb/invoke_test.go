@@ -100,6 +100,16 @@ func invokeCmd(t *testing.T, args ...string) invokeOutput {
 	return invokeOutput{stdout.String(), stderr.String(), err, exitStatus(err)}
 }
 
+// invokeJSON runs `plldb invoke fn` against endpoint and decodes the handler's JSON answer.
+func invokeJSON(t *testing.T, endpoint, fn string, args ...string) map[string]any {
+	t.Helper()
+	out := invokeCmd(t, append([]string{fn, "--endpoint-url", endpoint, "--log", "none"}, args...)...)
+	require.NoError(t, out.err, out.stderr)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out.stdout), &res), out.stdout)
+	return res
+}
+
 var summaryLine = regexp.MustCompile(`(?m)^executed version (\S+), request id ([0-9a-f-]{36})$`)
 
 func TestInvokeLocal(t *testing.T) {
@@ -361,22 +371,11 @@ func TestInvokeStackName(t *testing.T) {
 // TestInvokeClientContext: --client-context reaches the handler as context.client_context, and a custom key set
 // by code (where a knock will go) rides along with the developer's own.
 func TestInvokeClientContext(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(
-		"def handler(event, context):\n    cc = context.client_context\n    return {\"custom\": cc.custom if cc else None, \"env\": cc.env if cc else None}\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Transform: AWS::Serverless-2016-10-31
-Resources:
-  Context:
-    Type: AWS::Serverless::Function
-    Properties:
-      Runtime: python3.12
-      CodeUri: src/
-      Handler: app.handler
-`), 0o644))
+	tpl := pythonApp(t, "Context",
+		"def handler(event, context):\n    cc = context.client_context\n    return {\"custom\": cc.custom if cc else None, \"env\": cc.env if cc else None}\n")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := local.Start(ctx, local.Options{Template: dir, Python: pyenv.Python(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p, err := local.Start(ctx, local.Options{Template: tpl, Python: pyenv.Python(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 

@@ -37,7 +37,7 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if *ttl <= 0 || *ttl > knock.MaxTTL {
+	if *ttl < time.Second || *ttl > knock.MaxTTL {
 		return fmt.Errorf("plldb knock: --for must be between 1s and %s", knock.MaxTTL)
 	}
 	formats := 0

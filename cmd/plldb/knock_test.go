@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -47,8 +45,10 @@ func TestKnockWithoutSession(t *testing.T) {
 	assert.Contains(t, err.Error(), "plldb attach --stack-name orders --selective")
 	_, err = knockCmd(t)
 	assert.ErrorContains(t, err, "--stack-name X")
-	_, err = knockCmd(t, "--local", "--for", "13h")
-	assert.ErrorContains(t, err, "--for")
+	for _, ttl := range []string{"13h", "500ms", "0s"} {
+		_, err = knockCmd(t, "--local", "--for", ttl)
+		assert.ErrorContains(t, err, "--for must be between 1s and 12h0m0s", ttl)
+	}
 
 	var stdout, stderr strings.Builder
 	err = run(t.Context(), []string{"invoke", "Echo", "--knock", "--endpoint-url", "http://127.0.0.1:1"}, &stdout, &stderr)
@@ -113,41 +113,20 @@ func TestKnockLocalPrintsTheEndpoint(t *testing.T) {
 // with plldb invoke --knock under it, with the knock stripped; the banner says how to knock.
 func TestInvokeKnockLocal(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`AWSTemplateFormatVersion: "2010-09-09"
-Transform: AWS::Serverless-2016-10-31
-Resources:
-  Echo:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: src/
-      Handler: app.handler
-      Runtime: python3.12
-`), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(`import sys
+	tpl := pythonApp(t, "Echo", `import sys
 
 def handler(event, context):
     cc = context.client_context
     return {"debugpy": "debugpy" in sys.modules, "custom": cc.custom if cc else None}
-`), 0o644))
-	_, endpoint, out := startLocal(t, filepath.Join(dir, "template.yaml"), "--selective")
+`)
+	_, endpoint, out := startLocal(t, tpl, "--selective")
 	// The banner goes on after the endpoint line startLocal waits for.
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Ctrl-C stops.") }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, out.String(), "Selective mode")
 	assert.Contains(t, out.String(), "plldb knock --local")
 
-	invokeOnce := func(args ...string) map[string]any {
-		t.Helper()
-		var stdout, stderr strings.Builder
-		err := run(t.Context(), append([]string{"invoke", "Echo", "--endpoint-url", endpoint, "--log", "none"}, args...), &stdout, &stderr)
-		require.NoError(t, err, stderr.String())
-		var res map[string]any
-		require.NoError(t, json.Unmarshal([]byte(stdout.String()), &res), stdout.String())
-		return res
-	}
-	assert.Equal(t, false, invokeOnce()["debugpy"], "unknocked: the deployed code, without debugpy")
-	res := invokeOnce("--knock")
+	assert.Equal(t, false, invokeJSON(t, endpoint, "Echo")["debugpy"], "unknocked: the deployed code, without debugpy")
+	res := invokeJSON(t, endpoint, "Echo", "--knock")
 	assert.Equal(t, true, res["debugpy"], "knocked: under debugpy")
 	assert.Equal(t, map[string]any{}, res["custom"], "the knock is stripped from the client context")
 	require.Eventually(t, func() bool { return strings.Count(out.String(), "END   Echo") == 2 }, 10*time.Second, 10*time.Millisecond,

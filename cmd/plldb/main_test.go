@@ -37,6 +37,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// pythonApp writes a SAM project of one python3.12 function, name, whose handler is handler in app.py (source
+// app), and returns its template's path.
+func pythonApp(t *testing.T, name, app string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "app.py"), []byte(app), 0o644))
+	tpl := filepath.Join(dir, "template.yaml")
+	require.NoError(t, os.WriteFile(tpl, []byte("Transform: AWS::Serverless-2016-10-31\nResources:\n  "+name+
+		":\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src/\n      Handler: app.handler\n      Runtime: python3.12\n"), 0o644))
+	return tpl
+}
+
 // startLocal runs `plldb local` and returns its Invoke endpoint, read from what it prints.
 func startLocal(t *testing.T, template string, flags ...string) (*exec.Cmd, string, *lockedBuilder) {
 	t.Helper()
