@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,9 +17,6 @@ const (
 	EnvKnockStack = selenv.EnvKnockStack
 	EnvSessions   = selenv.EnvSessions
 )
-
-// MaxKnockKeys is the most sessions PLLDB_KNOCK_KEYS may list.
-const MaxKnockKeys = selenv.MaxSessions
 
 // SelectiveConfig is selective mode (issue 14): every invocation runs the deployed code in the child runtime,
 // byte for byte as in pass-through, except those with a valid knock, which go to the knock's session.
@@ -67,7 +63,7 @@ func selectiveFromEnv(env map[string]string) (*knock.Config, error) {
 			return nil, fmt.Errorf("%s is false but %s, %s or %s is set", EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions)
 		}
 	}
-	keys, err := ParseKnockKeys(env[EnvKnockKeys])
+	keys, err := selenv.ParseKnockKeys(env[EnvKnockKeys])
 	if err != nil {
 		return nil, err
 	}
@@ -82,12 +78,6 @@ func selectiveFromEnv(env map[string]string) (*knock.Config, error) {
 	c := &knock.Config{Keys: keys, Audiences: knock.Audiences(stack, env["PLLDB_LOGICAL_ID"], env["AWS_LAMBDA_FUNCTION_NAME"])}
 	return c, nil
 }
-
-// ParseKnockKeys parses PLLDB_KNOCK_KEYS (bridge/selenv has the format, shared with attach).
-func ParseKnockKeys(v string) (map[string]ed25519.PublicKey, error) { return selenv.ParseKnockKeys(v) }
-
-// FormatKnockKeys is the PLLDB_KNOCK_KEYS value for keys, sessions in sorted order: what attach sets.
-func FormatKnockKeys(keys map[string]ed25519.PublicKey) string { return selenv.FormatKnockKeys(keys) }
 
 // Sessions returns every session configuration of c, the one of session mode or the links of selective mode,
 // for the caller to set their Dial.
