@@ -96,12 +96,15 @@ func (c *relayConn) arm(m *mirrorInv) bool {
 		return true
 	case <-t.C:
 		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.reading {
+			// The copier switched as the timer fired: it reads requests with m pending and will see its answer.
+			return true
+		}
 		if c.pending == m {
 			c.pending = nil
 		}
-		ok := c.reading
-		c.mu.Unlock()
-		return ok
+		return false
 	}
 }
 
