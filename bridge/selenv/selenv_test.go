@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plldb/plldb/bridge/knock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -178,4 +179,14 @@ func TestFuzzSeedsKnockKeys(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzParseKnockKeys"))
 	require.NoError(t, err)
 	assert.NotEmpty(t, entries)
+}
+
+// TestValidSessionID: a session id the settings accept is exactly one a knock's issuer can be.
+func TestValidSessionID(t *testing.T) {
+	for _, ok := range []string{"s", "s-alice", "a.b_c:d-E9", strings.Repeat("x", knock.MaxIssuerLen)} {
+		assert.True(t, ValidSessionID(ok), ok)
+	}
+	for _, bad := range []string{"", "s a", "s/a", "s=a", "s,a", "é", strings.Repeat("x", knock.MaxIssuerLen+1)} {
+		assert.False(t, ValidSessionID(bad), bad)
+	}
 }
