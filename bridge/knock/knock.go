@@ -229,6 +229,10 @@ func (p *payload) checkLifetime() error {
 	return nil
 }
 
+// ValidIssuer tells whether s may be a knock's issuer: a session id (bridge/selenv checks the selective
+// settings' session ids with it, so that a session the settings accept is one a knock can name).
+func ValidIssuer(s string) bool { return validName(s, MaxIssuerLen, false) }
+
 // validName accepts 1..max of [A-Za-z0-9._:-], and '/' too when slash is set: session ids, token ids, stack and
 // function names. Keeping them to this alphabet makes them safe to print in diagnostics.
 func validName(s string, max int, slash bool) bool {

@@ -192,20 +192,7 @@ func FormatKnockKeys(keys map[string]ed25519.PublicKey) string {
 
 // ValidSessionID is the knock package's rule for an issuer: what a knock's iss, and so a selective session's
 // id, may be.
-func ValidSessionID(s string) bool {
-	if s == "" || len(s) > knock.MaxIssuerLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func ValidSessionID(s string) bool { return knock.ValidIssuer(s) }
 
 // clip keeps an unknown option short in an error; options hold no secrets, but the value is outside input.
 func clip(s string) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plldb/plldb/bridge/knock"
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/runtimeapi"
 )
@@ -27,7 +28,7 @@ func BenchmarkKnockedRoundTrip(b *testing.B) {
 			event := httpV2("/orders/42", "POST", map[string]any{"content-type": "application/json"})
 			if mode == "selective-knocked" {
 				env = append(env, "PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=orders",
-					"PLLDB_KNOCK_KEYS="+FormatKnockKeys(map[string]ed25519.PublicKey{dev.session: dev.pub()}))
+					"PLLDB_KNOCK_KEYS="+selenv.FormatKnockKeys(map[string]ed25519.PublicKey{dev.session: dev.pub()}))
 				event = httpV2("/orders/42", "POST", map[string]any{"content-type": "application/json",
 					"x-plldb-knock": dev.knock(b, knock.Claims{Route: "POST /orders/*"})})
 			}

@@ -110,7 +110,7 @@ func BenchmarkFiveDevelopersTwentyFunctions(b *testing.B) {
 		env := []string{
 			"AWS_LAMBDA_FUNCTION_NAME=" + name,
 			"PLLDB_ENDPOINT=" + rig.gw.URL(), "PLLDB_AUDIENCE=" + rig.audience, "PLLDB_LOGICAL_ID=" + fmt.Sprintf("Fn%02d", f),
-			"PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=orders", "PLLDB_KNOCK_KEYS=" + FormatKnockKeys(keys),
+			"PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=orders", "PLLDB_KNOCK_KEYS=" + selenv.FormatKnockKeys(keys),
 			"PLLDB_SESSIONS=" + selenv.FormatSessions(links),
 			// Routing is what is checked here, not the ack's latency on a loaded machine.
 			"PLLDB_ACK_TIMEOUT=1m", "PLLDB_LOG_LEVEL=info",

@@ -20,7 +20,7 @@ import (
 // selectiveWay is the layer attached selectively with two developers' keys, its relay endpoint at relay. No
 // invocation of the benchmark carries a knock, so the relay must never be called.
 func selectiveWay(relay string) rie.Way {
-	keys := FormatKnockKeys(map[string]ed25519.PublicKey{"s-rie": testPub(1), "s-other": testPub(2)})
+	keys := selenv.FormatKnockKeys(map[string]ed25519.PublicKey{"s-rie": testPub(1), "s-other": testPub(2)})
 	return rie.Wrapped("rie+layer(selective)", filepath.Join(layerDir, "plldb", "wrapper"),
 		"PLLDB_LOGICAL_ID=CasesFunction", "PLLDB_LOG_LEVEL=info",
 		"PLLDB_ENDPOINT=ws://"+relay+"/plldb", "PLLDB_SESSION=s-rie",
@@ -42,7 +42,7 @@ func selectiveLinksWay(relay string, n int) rie.Way {
 	}
 	return rie.Wrapped(fmt.Sprintf("rie+layer(selective, %d links)", n), filepath.Join(layerDir, "plldb", "wrapper"),
 		"PLLDB_LOGICAL_ID=CasesFunction", "PLLDB_LOG_LEVEL=info", "PLLDB_ENDPOINT=ws://"+relay+"/plldb",
-		"PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=shop", "PLLDB_KNOCK_KEYS="+FormatKnockKeys(keys),
+		"PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=shop", "PLLDB_KNOCK_KEYS="+selenv.FormatKnockKeys(keys),
 		"PLLDB_SESSIONS="+selenv.FormatSessions(links))
 }
 

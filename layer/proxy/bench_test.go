@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/layer/runtimeapi"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkPassThrough(b *testing.B) {
 func selectiveBenchEnv() []string {
 	return []string{"PLLDB_ENDPOINT=ws://127.0.0.1:9/nobody-listens", "PLLDB_SESSION=s-bench",
 		"PLLDB_FUNCTION_KEY=cGxsZGItcmllLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmM=", "PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=shop",
-		"PLLDB_KNOCK_KEYS=" + FormatKnockKeys(map[string]ed25519.PublicKey{"s-bench": testPub(1), "s-other": testPub(2)})}
+		"PLLDB_KNOCK_KEYS=" + selenv.FormatKnockKeys(map[string]ed25519.PublicKey{"s-bench": testPub(1), "s-other": testPub(2)})}
 }
 
 // BenchmarkPassThroughGoRuntime is BenchmarkPassThrough with a minimal Go runtime as the child, so the

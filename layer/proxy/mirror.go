@@ -96,12 +96,15 @@ func (c *relayConn) arm(m *mirrorInv) bool {
 		return true
 	case <-t.C:
 		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.reading {
+			// The copier switched as the timer fired: it reads requests with m pending and will see its answer.
+			return true
+		}
 		if c.pending == m {
 			c.pending = nil
 		}
-		ok := c.reading
-		c.mu.Unlock()
-		return ok
+		return false
 	}
 }
 
@@ -224,14 +227,18 @@ func (s *selector) readRequests(c *relayConn, up net.Conn) error {
 		raw := rec.take(br.Buffered())
 		if id, kind := answerPath(req); id != "" {
 			if m := c.take(id); m != nil {
-				s.sendDeployed(m, wire.Deployed{
+				d := wire.Deployed{
 					RequestID:   id,
 					Error:       kind == "error",
-					ErrorType:   req.Header.Get(runtimeapi.HeaderErrorType),
 					Payload:     body,
 					ContentType: req.Header.Get("Content-Type"),
 					DurationMs:  time.Since(m.handed).Milliseconds(),
-				})
+				}
+				if d.Error {
+					// Only an error has a type (wire.Deployed.Check refuses one on a response).
+					d.ErrorType = req.Header.Get(runtimeapi.HeaderErrorType)
+				}
+				s.sendDeployed(m, d)
 			}
 		}
 		if _, err := up.Write(raw); err != nil {

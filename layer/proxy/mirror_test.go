@@ -74,7 +74,7 @@ func TestMirrorCopierPassesRequestsOnByteForByte(t *testing.T) {
 	}()
 
 	answer := "POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: x\r\ncontent-type:  application/json\r\n" +
-		"Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\nX-odd-CASE: kept\r\n\r\n" +
+		"Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\nX-odd-CASE: kept\r\nLambda-Runtime-Function-Error-Type: Stray\r\n\r\n" +
 		"7\r\n{\"a\": 1\r\n3;ext=1\r\n, 2\r\n1\r\n}\r\n0\r\nX-Sum: 3\r\n\r\n"
 	other := "POST /2018-06-01/runtime/invocation/req-0/error HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
 	next := "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\nUser-Agent: py\r\n\r\n"
@@ -88,6 +88,8 @@ func TestMirrorCopierPassesRequestsOnByteForByte(t *testing.T) {
 		assert.Equal(t, `{"a": 1, 2}`, string(d.Payload), "the body as the runtime posted it, chunks joined")
 		assert.Equal(t, "application/json", d.ContentType)
 		assert.False(t, d.Error)
+		assert.Empty(t, d.ErrorType, "a response has no error type, whatever headers it has")
+		assert.NoError(t, d.Check("req-1"), "what the developer side accepts")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the mirror never got the answer")
 	}

@@ -79,7 +79,7 @@ func startMulti(t *testing.T, handler string, links []linkOpt, extraEnv ...strin
 		"PLLDB_LOGICAL_ID=EchoFunction",
 		"PLLDB_SELECTIVE=true",
 		"PLLDB_KNOCK_STACK=orders",
-		"PLLDB_KNOCK_KEYS=" + FormatKnockKeys(keys),
+		"PLLDB_KNOCK_KEYS=" + selenv.FormatKnockKeys(keys),
 		"PLLDB_SESSIONS=" + selenv.FormatSessions(sessions),
 		"PLLDB_LOG_LEVEL=debug",
 		"AWS_ACCESS_KEY_ID=AKIAFUNCTIONROLE",

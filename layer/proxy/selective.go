@@ -45,6 +45,9 @@ type selector struct {
 	cfg *SelectiveConfig
 	// links are the sessions knocked invocations can go to, by session id; each starts at its first valid knock.
 	links map[string]*selLink
+	// mirrors tells whether any link is a mirror session: only then can a connection have a mirrored invocation
+	// pending, which each invocation handed out must end (relayConn.handOut).
+	mirrors bool
 
 	// linkCtx ends the links; wg waits for their goroutines.
 	linkCtx  context.Context
@@ -65,6 +68,7 @@ func newSelector(p *proxy, cfg *SelectiveConfig) *selector {
 	s := &selector{p: p, cfg: cfg, links: make(map[string]*selLink, len(cfg.Links)), linkCtx: ctx, stopLink: cancel}
 	for _, sc := range cfg.Links {
 		s.links[sc.SessionID] = &selLink{sess: newSession(p, sc)}
+		s.mirrors = s.mirrors || sc.Mirror
 	}
 	return s
 }
@@ -144,7 +148,9 @@ func (s *selector) answers(ctx context.Context, rc *relayConn, up net.Conn) erro
 		}
 		var o carrier.Outcome
 		if invocation {
-			rc.handOut()
+			if s.mirrors {
+				rc.handOut()
+			}
 			o = s.check(resp, body)
 		}
 		if o.Found == 0 && o.Err == nil {

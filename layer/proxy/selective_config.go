@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,17 +9,6 @@ import (
 	"github.com/plldb/plldb/bridge/knock"
 	"github.com/plldb/plldb/bridge/selenv"
 )
-
-// The environment of a selectively attached function (docs/knock.md, docs/layer.md).
-const (
-	EnvSelective  = selenv.EnvSelective
-	EnvKnockKeys  = selenv.EnvKnockKeys
-	EnvKnockStack = selenv.EnvKnockStack
-	EnvSessions   = selenv.EnvSessions
-)
-
-// MaxKnockKeys is the most sessions PLLDB_KNOCK_KEYS may list.
-const MaxKnockKeys = selenv.MaxSessions
 
 // SelectiveConfig is selective mode (issue 14): every invocation runs the deployed code in the child runtime,
 // byte for byte as in pass-through, except those with a valid knock, which go to the knock's session.
@@ -45,49 +33,43 @@ var ErrSelectiveConfig = errors.New("plldb selective settings")
 // or PLLDB_SESSIONS counts, so that a typo in PLLDB_SELECTIVE can never turn a selective attach into one that sends every
 // invocation to a developer.
 func selectiveWanted(env map[string]string) bool {
-	if v, ok := env[EnvSelective]; ok && v != "" {
+	if v, ok := env[selenv.EnvSelective]; ok && v != "" {
 		if b, err := strconv.ParseBool(v); err != nil || b {
 			return true
 		}
 	}
-	return env[EnvKnockKeys] != "" || env[EnvKnockStack] != "" || env[EnvSessions] != ""
+	return env[selenv.EnvKnockKeys] != "" || env[selenv.EnvKnockStack] != "" || env[selenv.EnvSessions] != ""
 }
 
 // selectiveFromEnv builds the selective settings from env. Errors never contain key material.
 func selectiveFromEnv(env map[string]string) (*knock.Config, error) {
-	switch v := env[EnvSelective]; v {
+	switch v := env[selenv.EnvSelective]; v {
 	case "":
-		return nil, fmt.Errorf("%s is not set but %s, %s or %s is", EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions)
+		return nil, fmt.Errorf("%s is not set but %s, %s or %s is", selenv.EnvSelective, selenv.EnvKnockKeys, selenv.EnvKnockStack, selenv.EnvSessions)
 	default:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q is not a boolean (true/false/1/0)", EnvSelective, v)
+			return nil, fmt.Errorf("%s %q is not a boolean (true/false/1/0)", selenv.EnvSelective, v)
 		}
 		if !b {
-			return nil, fmt.Errorf("%s is false but %s, %s or %s is set", EnvSelective, EnvKnockKeys, EnvKnockStack, EnvSessions)
+			return nil, fmt.Errorf("%s is false but %s, %s or %s is set", selenv.EnvSelective, selenv.EnvKnockKeys, selenv.EnvKnockStack, selenv.EnvSessions)
 		}
 	}
-	keys, err := ParseKnockKeys(env[EnvKnockKeys])
+	keys, err := selenv.ParseKnockKeys(env[selenv.EnvKnockKeys])
 	if err != nil {
 		return nil, err
 	}
-	stack := env[EnvKnockStack]
+	stack := env[selenv.EnvKnockStack]
 	if stack == "" {
-		return nil, fmt.Errorf("%s is not set", EnvKnockStack)
+		return nil, fmt.Errorf("%s is not set", selenv.EnvKnockStack)
 	}
 	if strings.Contains(stack, "/") {
-		return nil, fmt.Errorf("%s is not a stack name", EnvKnockStack)
+		return nil, fmt.Errorf("%s is not a stack name", selenv.EnvKnockStack)
 	}
 	// The function answers to knocks for its stack and for itself by logical id or physical name.
 	c := &knock.Config{Keys: keys, Audiences: knock.Audiences(stack, env["PLLDB_LOGICAL_ID"], env["AWS_LAMBDA_FUNCTION_NAME"])}
 	return c, nil
 }
-
-// ParseKnockKeys parses PLLDB_KNOCK_KEYS (bridge/selenv has the format, shared with attach).
-func ParseKnockKeys(v string) (map[string]ed25519.PublicKey, error) { return selenv.ParseKnockKeys(v) }
-
-// FormatKnockKeys is the PLLDB_KNOCK_KEYS value for keys, sessions in sorted order: what attach sets.
-func FormatKnockKeys(keys map[string]ed25519.PublicKey) string { return selenv.FormatKnockKeys(keys) }
 
 // Sessions returns every session configuration of c, the one of session mode or the links of selective mode,
 // for the caller to set their Dial.

@@ -5,9 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +20,7 @@ func testPub(b byte) ed25519.PublicKey {
 }
 
 func selectiveEnv(extra ...string) []string {
-	keys := FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1), "s-bob": testPub(2)})
+	keys := selenv.FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1), "s-bob": testPub(2)})
 	return sessionEnv(append([]string{"PLLDB_SELECTIVE=true", "PLLDB_KNOCK_STACK=shop", "PLLDB_KNOCK_KEYS=" + keys}, extra...)...)
 }
 
@@ -132,7 +129,7 @@ func TestConfigFromEnvSelectiveSessionsInconsistent(t *testing.T) {
 }
 
 func TestConfigFromEnvSelectiveBrokenRunsDeployedCode(t *testing.T) {
-	good := FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1)})
+	good := selenv.FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1)})
 	key := base64.RawURLEncoding.EncodeToString(testPub(1))
 	for _, c := range []struct {
 		name string
@@ -153,7 +150,7 @@ func TestConfigFromEnvSelectiveBrokenRunsDeployedCode(t *testing.T) {
 		{"space", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + ", s-b=" + key, "PLLDB_KNOCK_STACK=shop"}, "entry 2: the session id is not"},
 		{"empty entry", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + ",", "PLLDB_KNOCK_STACK=shop"}, "entry 2 is not"},
 		{"twice", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=s-a=" + key + ",s-a=" + key, "PLLDB_KNOCK_STACK=shop"}, "session s-a is listed twice"},
-		{"too many", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + strings.Repeat("s="+key+",", MaxKnockKeys) + "t=" + key, "PLLDB_KNOCK_STACK=shop"}, "at most 32"},
+		{"too many", []string{"PLLDB_SELECTIVE=1", "PLLDB_KNOCK_KEYS=" + strings.Repeat("s="+key+",", selenv.MaxSessions) + "t=" + key, "PLLDB_KNOCK_STACK=shop"}, "at most 32"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := sessionEnv(c.env...)
@@ -191,68 +188,4 @@ func TestSelectiveOffIsUnchanged(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, cfg.Selective)
 	assert.NotNil(t, cfg.Session)
-}
-
-// TestKnockKeysFitLambdaEnvironment: what the docs claim about Lambda's 4 KB environment.
-func TestKnockKeysFitLambdaEnvironment(t *testing.T) {
-	keys := map[string]ed25519.PublicKey{}
-	for i := range MaxKnockKeys {
-		keys[fmt.Sprintf("s-%024d", i)] = testPub(byte(i))
-	}
-	v := FormatKnockKeys(keys)
-	assert.Len(t, "PLLDB_KNOCK_KEYS"+v, 16+MaxKnockKeys*71-1, "71 bytes per developer with 26-character session ids")
-	got, err := ParseKnockKeys(v)
-	require.NoError(t, err)
-	assert.True(t, maps.EqualFunc(keys, got, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }))
-}
-
-func FuzzParseKnockKeys(f *testing.F) {
-	seeds := []string{
-		FormatKnockKeys(map[string]ed25519.PublicKey{"s-alice": testPub(1), "s-bob": testPub(2)}),
-		"s=" + base64.RawURLEncoding.EncodeToString(testPub(3)) + "=",
-		"=,=", ",", "a=b=c", "s:1.x_y-z=" + strings.Repeat("A", 43),
-	}
-	for _, s := range seeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		keys, err := ParseKnockKeys(v)
-		if err != nil {
-			var ids []string
-			for _, e := range strings.Split(v, ",") {
-				id, _, _ := strings.Cut(e, "=")
-				ids = append(ids, id)
-			}
-			for _, e := range strings.Split(v, ",") {
-				_, k, _ := strings.Cut(e, "=")
-				// Key material is 43 characters of base64url. Session ids are quoted, and a "key" that is also part of
-				// an id cannot be told apart.
-				if len(k) == 43 && strings.Trim(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == "" &&
-					!strings.Contains(strings.Join(ids, ","), k) && strings.Contains(err.Error(), k) {
-					t.Fatalf("error quotes key material: %v", err)
-				}
-			}
-			return
-		}
-		if len(keys) == 0 || len(keys) > MaxKnockKeys {
-			t.Fatalf("accepted %d keys", len(keys))
-		}
-		for id, k := range keys {
-			if !selenv.ValidSessionID(id) || len(k) != ed25519.PublicKeySize {
-				t.Fatalf("accepted a bad entry %q", id)
-			}
-		}
-		// One spelling per value: what is accepted formats back to itself, in some order.
-		again, err := ParseKnockKeys(FormatKnockKeys(keys))
-		if err != nil || len(again) != len(keys) || len(FormatKnockKeys(keys)) != len(v) {
-			t.Fatalf("accepted a value that does not format back: %q", v)
-		}
-	})
-}
-
-// TestFuzzSeedsKnockKeys keeps the committed seed corpus in step with the fuzz target's argument list.
-func TestFuzzSeedsKnockKeys(t *testing.T) {
-	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzParseKnockKeys"))
-	require.NoError(t, err)
-	assert.NotEmpty(t, entries)
 }

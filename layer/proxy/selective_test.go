@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/bridge/knock"
+	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/carrier"
 	"github.com/plldb/plldb/layer/runtimeapi"
@@ -124,7 +125,7 @@ func startSelective(t *testing.T, extraEnv ...string) *selectiveRig {
 	env := rig.env(
 		"PLLDB_SELECTIVE=true",
 		"PLLDB_KNOCK_STACK=orders",
-		"PLLDB_KNOCK_KEYS="+FormatKnockKeys(map[string]ed25519.PublicKey{r.alice.session: r.alice.pub(), r.bob.session: r.bob.pub()}),
+		"PLLDB_KNOCK_KEYS="+selenv.FormatKnockKeys(map[string]ed25519.PublicKey{r.alice.session: r.alice.pub(), r.bob.session: r.bob.pub()}),
 		"PLLDB_LOG_LEVEL=debug",
 	)
 	for i, kv := range env {

@@ -138,20 +138,28 @@ func TestBadFramingIsRefused(t *testing.T) {
 	}
 }
 
-// TestRelayedLogsFramedOnTheTelemetryPipe runs the layer in a sandbox that has Lambda's telemetry pipe: the
-// records a developer relays arrive there as awslambdaric's frames, plain output on stdout, and the original
-// runtime the proxy falls back to still has the pipe and its variable.
-func TestRelayedLogsFramedOnTheTelemetryPipe(t *testing.T) {
+// telemetryPipe is a stand-in for Lambda's telemetry pipe: w is the end to hand the sandbox (as fd 3), pipe
+// gathers what is written to it. Its cleanup, registered now, runs after those registered later.
+func telemetryPipe(t *testing.T) (w *os.File, pipe *syncBuffer) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
-	pipe := &syncBuffer{}
+	pipe = &syncBuffer{}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
 		_, _ = io.Copy(pipe, r)
 	}()
-	// Registered before the sandbox's: runs after the sandbox has stopped.
 	t.Cleanup(func() { r.Close(); <-copied })
+	return w, pipe
+}
+
+// TestRelayedLogsFramedOnTheTelemetryPipe runs the layer in a sandbox that has Lambda's telemetry pipe: the
+// records a developer relays arrive there as awslambdaric's frames, plain output on stdout, and the original
+// runtime the proxy falls back to still has the pipe and its variable.
+func TestRelayedLogsFramedOnTheTelemetryPipe(t *testing.T) {
+	// Before the sandbox starts, so that the pipe's cleanup runs after the sandbox has stopped.
+	w, pipe := telemetryPipe(t)
 
 	rig := startRelay(t)
 	sb := startSandbox(t, sandboxOpts{
@@ -259,16 +267,8 @@ func FuzzRelayedLog(f *testing.F) {
 func TestTelemetryPipeReachesAWSLambdaRICThroughTheLayer(t *testing.T) {
 	var got [][]testFrame
 	for _, wrapper := range []string{"", filepath.Join(layerDir, "plldb", "wrapper")} {
-		r, w, err := os.Pipe()
-		require.NoError(t, err)
-		pipe := &syncBuffer{}
-		copied := make(chan struct{})
-		go func() {
-			defer close(copied)
-			_, _ = io.Copy(pipe, r)
-		}()
-		// Registered before the emulator's: runs after it has stopped.
-		t.Cleanup(func() { r.Close(); <-copied })
+		// Before the emulator starts, so that the pipe's cleanup runs after it has stopped.
+		w, pipe := telemetryPipe(t)
 		emu := rie.Start(t, rie.Options{
 			Dir: rieHandlers(), Handler: "cases.handler", Wrapper: wrapper,
 			Env: []string{"_LAMBDA_TELEMETRY_LOG_FD=3", "PLLDB_LOGICAL_ID=CasesFunction"}, ExtraFiles: []*os.File{w},
