@@ -36,7 +36,7 @@ func TestSelectiveMirrorUnderRIEWithAWSLambdaRIC(t *testing.T) {
 		"PLLDB_LOGICAL_ID=CasesFunction",
 		"PLLDB_SELECTIVE=true",
 		"PLLDB_KNOCK_STACK=orders",
-		"PLLDB_KNOCK_KEYS="+FormatKnockKeys(map[string]ed25519.PublicKey{rig.session.ID: dev.pub()}),
+		"PLLDB_KNOCK_KEYS="+selenv.FormatKnockKeys(map[string]ed25519.PublicKey{rig.session.ID: dev.pub()}),
 		"PLLDB_SESSIONS="+selenv.FormatSessions([]selenv.Link{link}),
 	)
 	fn := rie.Function{Dir: rieHandlers(), Handler: "cases.handler"}
