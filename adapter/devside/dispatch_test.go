@@ -172,6 +172,7 @@ func TestDispatchRunsKnockedInvocationsOnlyOfItsOwnSession(t *testing.T) {
 func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 	orders, payments := &countingRunner{hold: make(chan struct{})}, &countingRunner{}
 	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
+	logs := &lockedLog{}
 	d := newDispatcher(dispatchConfig{
 		Link: link,
 		Resolve: func(name string) (target, bool) {
@@ -180,7 +181,7 @@ func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 			}
 			return target{Runner: payments}, name == "payments-fn"
 		},
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -197,6 +198,9 @@ func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 	send(paymentsPeer, "req-1", "payments-fn")
 	send(paymentsPeer, "req-2", "payments-fn")
 	require.Eventually(t, func() bool { return len(payments.ran()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	// Each invocation is handled on its own goroutine: wait for the refusal itself, so that orders' req-1 is not
+	// released (and its id freed) before payments' req-1 has been looked at.
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "in flight for another function") }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, []string{"req-2"}, payments.ran(), "the id in flight for orders was refused")
 	d.Log(ctx, executor.LogLine{RequestID: "req-1", Stream: "stdout", Text: "orders' secret\n", Time: time.Now()})
 	close(orders.hold)
