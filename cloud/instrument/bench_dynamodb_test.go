@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,8 +64,9 @@ func BenchmarkAttachDetach50DynamoDB(b *testing.B) {
 
 // BenchmarkSelectiveJoinLeave50DynamoDB is the selective path of BenchmarkAttachDetach50DynamoDB with two
 // developers: the first attaches 50 functions (attach-s), the second joins them (join-s), the first leaves while
-// the second stays (leave-s), and the second, the last one out, restores them (restore-s). DynamoDB requests go
-// one at a time (serializeRequests), so the times are an upper bound: against DynamoDB they run in parallel.
+// the second stays (leave-s), and the second, the last one out, restores them (restore-s). The test moto server
+// runs DynamoDB requests one at a time (testfixtures/moto), so the times are an upper bound: against DynamoDB
+// they run in parallel.
 func BenchmarkSelectiveJoinLeave50DynamoDB(b *testing.B) {
 	h := awsharness.New(b, awsharness.Options{})
 	var fns []awsharness.Function
@@ -75,10 +75,7 @@ func BenchmarkSelectiveJoinLeave50DynamoDB(b *testing.B) {
 	}
 	deployed := h.DeployStack(b, "selbench-"+h.Install.Name, fns)
 	ctx := context.Background()
-	// moto's transactions are not safe to run concurrently (serializeRequests); DynamoDB's are.
-	claims := store.New(dynamodb.NewFromConfig(h.AWS, func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, serializeRequests(&sync.Mutex{}))
-	}), h.Install.Tables)
+	claims := store.New(dynamodb.NewFromConfig(h.AWS), h.Install.Tables)
 	in := &instrument.Instrumenter{Lambda: lambda.NewFromConfig(h.AWS), Claims: claims, Layers: h.Install.Layers}
 	sessionWith := func(id string) (instrument.Session, []instrument.Target) {
 		pub, _, err := ed25519.GenerateKey(nil)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -39,30 +38,13 @@ func (e *env) dynamoClaimStore() claimStore {
 	e.t.Helper()
 	tables := store.DefaultTables(unique(e.t, "tbl"))
 	require.NoError(e.t, store.CreateTables(context.Background(), dynamodb.NewFromConfig(e.srv.Config()), tables))
-	st := store.New(dynamodb.NewFromConfig(e.srv.Config(), func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, serializeRequests(&sync.Mutex{}))
-	}), tables)
+	st := store.New(dynamodb.NewFromConfig(e.srv.Config()), tables)
 	return claimStore{
 		claims: st, st: st,
 		start: func(t testing.TB, id, owner string) {
 			require.NoError(t, st.PutSession(context.Background(), relay.NewSession(id, owner, time.Now().Add(time.Hour))))
 		},
 		end: func(t testing.TB, id string) { require.NoError(t, st.DeleteSession(context.Background(), id)) },
-	}
-}
-
-// serializeRequests sends one DynamoDB request at a time. DynamoDB applies each request (a transaction
-// included) atomically; moto does not: a transaction whose condition fails puts back a copy of the whole table
-// taken before it started, undoing whatever a concurrent request wrote meanwhile. One request at a time gives
-// moto DynamoDB's atomicity and leaves every race between a read and a conditional write in place.
-func serializeRequests(mu *sync.Mutex) func(*middleware.Stack) error {
-	return func(stack *middleware.Stack) error {
-		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("serializeRequests",
-			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				return next.HandleFinalize(ctx, in)
-			}), middleware.After)
 	}
 }
 

@@ -6,6 +6,7 @@ package moto
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,9 @@ import (
 
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
+
+//go:embed serve.py
+var serveScript string
 
 // Region is the region tests use against moto.
 const Region = "us-east-1"
@@ -60,17 +64,14 @@ func start(py string) (*Server, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
-	bin := filepath.Join(filepath.Dir(py), "moto_server")
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("moto_server is not installed next to %s (make venv installs moto[server]): %w", py, err)
-	}
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	// serve.py is moto_server with DynamoDB's per-request atomicity (see the file).
+	cmd := exec.Command(py, "-c", serveScript, "127.0.0.1", fmt.Sprint(port))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	// Its own process group, so that killing it takes its workers along; and it dies with the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, fmt.Errorf("start moto with %s: %w", py, err)
 	}
 	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
 	deadline := time.Now().Add(60 * time.Second)
