@@ -9,7 +9,6 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/plldb/plldb/testfixtures/freeport"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -58,12 +58,10 @@ func Start(t testing.TB) *Server {
 }
 
 func start(py string) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
-		return nil, fmt.Errorf("find a free port: %w", err)
+		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
 	// serve.py is moto_server with DynamoDB's per-request atomicity (see the file).
 	cmd := exec.Command(py, "-c", serveScript, "127.0.0.1", fmt.Sprint(port))
 	var logs bytes.Buffer

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plldb/plldb/testfixtures/freeport"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -253,21 +254,12 @@ func Start(t testing.TB, o Options) *Emulator {
 	}
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func start(bin, py, dir string, o Options) (*Emulator, error) {
-	addr, err := freeAddr()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
-	apiAddr, err := freeAddr()
+	apiAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}

@@ -66,14 +66,35 @@ function breakpointLine(file: string): number {
   return i + 1;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
+/**
+ * freePort finds a loopback port to write into launch.json, bound only much later (after code-server, Chromium
+ * and F5). A port the kernel hands out for listen(0) is in the ephemeral range, which every outgoing connection on
+ * the machine draws its local port from, so in that window one took it ("Port 46745 … is already in use", seen
+ * in CI). Ports below the ephemeral range are taken only by listeners, so it picks one there at random and
+ * checks it is free.
+ */
+async function freePort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: the usual bound.
+  }
+  const from = 10000;
+  for (let i = 0; i < 100; i++) {
+    const port = from + crypto.randomInt(Math.max(1, low - from));
+    if (await canListen(port)) {
+      return port;
+    }
+  }
+  throw new Error(`no free port between ${from} and ${low} after 100 tries`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((ok) => {
     const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => ok(port));
-    });
+    s.once('error', () => ok(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => ok(true)));
   });
 }
 
