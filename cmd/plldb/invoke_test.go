@@ -284,7 +284,8 @@ func TestInvokeBinary(t *testing.T) {
 
 	_, stderr, code = runBin("", "Nope", "--endpoint-url", endpoint)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr, "plldb: plldb invoke: no function Nope at plldb local at "+endpoint)
+	assert.Contains(t, stderr, "plldb invoke: no function Nope at plldb local at "+endpoint)
+	assert.NotContains(t, stderr, "plldb: plldb", "the command is named once")
 
 	_, stderr, code = runBin("{", "HelloFunction", "--endpoint-url", endpoint, "--event", "-")
 	assert.Equal(t, 2, code)

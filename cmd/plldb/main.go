@@ -49,11 +49,25 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if msg := err.Error(); !errors.Is(err, flag.ErrHelp) && msg != "" {
-			fmt.Fprintln(os.Stderr, "plldb:", msg)
+		if msg := errorLine(err); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
 		}
 		os.Exit(exitStatus(err))
 	}
+}
+
+// errorLine is what main prints for err: "plldb: " and the message, unless the message already names the
+// command ("plldb knock: …"), which would read "plldb: plldb knock: …"; nothing for --help or a command that has
+// already said what went wrong.
+func errorLine(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, flag.ErrHelp) || msg == "":
+		return ""
+	case strings.HasPrefix(msg, "plldb "):
+		return msg
+	}
+	return "plldb: " + msg
 }
 
 // exitError is an error with an exit status other than 1; with a nil err the command has already said what

@@ -161,6 +161,19 @@ func TestUnknownCommandAndFlags(t *testing.T) {
 	assert.Contains(t, string(out), "--log-level")
 }
 
+func TestErrorsNameTheCommandOnce(t *testing.T) {
+	knockDir := filepath.Join(t.TempDir(), "knock") // no session file: plldb local --selective never ran
+	cmd := exec.Command(plldbBin, "knock", "--local")
+	cmd.Env = append(os.Environ(), "PLLDB_KNOCK_DIR="+knockDir)
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, "plldb knock: no selective session is running for \"local\"; start one with plldb local --selective\n", string(out))
+
+	out, err = exec.Command(plldbBin, "frobnicate").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "\nplldb: unknown command", "a message without the command gets plldb's name")
+}
+
 func TestUsageListsEveryCommand(t *testing.T) {
 	out, err := exec.Command(plldbBin, "help").CombinedOutput()
 	require.NoError(t, err)
