@@ -40,11 +40,13 @@ type Claims interface {
 	// dropping holders that are no longer live). It returns a *HeldError if a live session holds the function
 	// exclusively, or, for an exclusive claim, if live selective sessions share it (HeldError.Holders). A claim
 	// whose holders are all no longer live is replaced. A re-claim by the same session keeps the first snapshot.
+	// It never writes snap.Releasing.
 	Claim(ctx context.Context, snap Snapshot, owner string) error
 	// Leave takes session out of a shared claim, dropping holders that are no longer live. With other live
 	// holders left it returns the claim with them (last false); otherwise the claim becomes session's exclusive
-	// claim and last is true: the caller puts the snapshot back and releases it. On session's own exclusive claim
-	// it returns that with last true.
+	// claim, marked Releasing, and last is true: the caller puts the snapshot back and releases it, and a claim
+	// by another session meanwhile fails with a *HeldError with Releasing set. On session's own exclusive claim
+	// it returns that, unchanged, with last true.
 	Leave(ctx context.Context, functionARN, session string) (snap Snapshot, last bool, err error)
 	// SetRevisionAfter records the revision plldb's update left on the function.
 	SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error
@@ -90,7 +92,7 @@ func (m *MemoryClaims) held(cur memoryClaim, holders []Holder) *HeldError {
 	if cur.snap.Shared {
 		return &HeldError{Function: name, Holders: holders}
 	}
-	return &HeldError{Session: cur.snap.Session, Owner: cur.owner, Function: name}
+	return &HeldError{Session: cur.snap.Session, Owner: cur.owner, Function: name, Releasing: cur.snap.Releasing}
 }
 
 // live is the holders whose sessions have not ended.
@@ -112,6 +114,7 @@ func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) e
 	if snap.FunctionARN == "" || snap.Session == "" {
 		return errors.New("claim: snapshot needs a function ARN and a session")
 	}
+	snap.Releasing = false // only Leave marks a claim so
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	me := Holder{Session: snap.Session, Owner: owner}
@@ -173,6 +176,7 @@ func (m *MemoryClaims) Leave(ctx context.Context, functionARN, session string) (
 	others := m.live(slices.DeleteFunc(slices.Clone(cur.snap.Holders), func(h Holder) bool { return h.Session == session }))
 	if len(others) == 0 {
 		cur.snap.Shared, cur.snap.Holders, cur.snap.Session, cur.owner = false, nil, session, owner
+		cur.snap.Releasing = true
 		m.claims[functionARN] = cur
 		return copySnapshot(cur.snap), true, nil
 	}

@@ -170,6 +170,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 			var held *instrument.HeldError
 			require.ErrorAs(t, err, &held, "nobody joins while the last one out restores")
 			assert.Equal(t, "s-1", held.Session)
+			assert.True(t, held.Releasing)
 
 			list, err = cs.claims.SessionSnapshots(ctx, "s-1")
 			require.NoError(t, err)
@@ -180,6 +181,65 @@ func TestSharedClaimsConformance(t *testing.T) {
 			assert.False(t, ok)
 			_, _, err = cs.claims.Leave(ctx, arn, "s-1")
 			assert.ErrorIs(t, err, relay.ErrNotFound)
+		}},
+		{"the last one out's claim is marked releasing until it is released", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2"} {
+				cs.start(t, id, map[string]string{"s-1": "alice", "s-2": "bob"}[id])
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), map[string]string{"s-1": "alice", "s-2": "bob"}[id]))
+			}
+			left, last, err := cs.claims.Leave(ctx, arn, "s-2")
+			require.NoError(t, err)
+			require.False(t, last)
+			assert.False(t, left.Releasing, "others remain: nothing is being put back")
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, got.Releasing)
+
+			got, last, err = cs.claims.Leave(ctx, arn, "s-1")
+			require.NoError(t, err)
+			require.True(t, last)
+			assert.True(t, got.Releasing)
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.True(t, got.Releasing, "stored with the claim")
+			list, err := cs.claims.SessionSnapshots(ctx, "s-1")
+			require.NoError(t, err)
+			require.Len(t, list, 1)
+			assert.True(t, list[0].Releasing)
+
+			cs.start(t, "s-3", "carol")
+			for _, shared := range []bool{true, false} {
+				var held *instrument.HeldError
+				require.ErrorAs(t, cs.claims.Claim(ctx, snap("s-3", shared), "carol"), &held, "shared %v", shared)
+				assert.Equal(t, instrument.HeldError{Session: "s-1", Owner: "alice", Function: "orders", Releasing: true}, *held)
+				assert.Equal(t, "function orders is being put back by session s-1 (owner alice), the last selective session to leave it", held.Error())
+			}
+			got, last, err = cs.claims.Leave(ctx, arn, "s-1")
+			require.NoError(t, err)
+			assert.True(t, last)
+			assert.True(t, got.Releasing, "a repeated leave keeps the mark")
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.True(t, got.Releasing)
+
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-1"))
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-3", true), "carol"), "released: free to join")
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, got.Releasing, "the mark went with the claim")
+			assert.Equal(t, map[string]string{"A": "s-3"}, got.Environment, "a fresh snapshot")
+		}},
+		{"an exclusive claim of one's own is not marked by Leave", func(t *testing.T, ctx context.Context, cs claimStore) {
+			cs.start(t, "s-x", "carol")
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-x", false), "carol"))
+			got, last, err := cs.claims.Leave(ctx, arn, "s-x")
+			require.NoError(t, err)
+			assert.True(t, last)
+			assert.False(t, got.Releasing)
+			cs.start(t, "s-1", "alice")
+			var held *instrument.HeldError
+			require.ErrorAs(t, cs.claims.Claim(ctx, snap("s-1", true), "alice"), &held)
+			assert.False(t, held.Releasing, "a plain session's claim is not about to be free")
 		}},
 		{"release takes one holder out and the claim goes with the last", func(t *testing.T, ctx context.Context, cs claimStore) {
 			for _, id := range []string{"s-1", "s-2"} {

@@ -43,6 +43,11 @@ const (
 	DefaultPollInterval = 250 * time.Millisecond
 	DefaultWaitTimeout  = 3 * time.Minute
 	maxPollInterval     = 2 * time.Second
+	// DefaultReleaseWait bounds how long Instrument waits for functions that the last selective session to
+	// leave them is putting back. That restore is one guarded update and Lambda applying it, usually a few
+	// seconds; 30 s covers a slow one, while a restore that stopped (a conflict keeps the claim until that
+	// session detaches again) does not keep a developer waiting for long before hearing why.
+	DefaultReleaseWait = 30 * time.Second
 )
 
 // LayerARNs are the plldb layer versions, one per architecture.
@@ -142,6 +147,9 @@ type Instrumenter struct {
 	PollInterval time.Duration
 	// WaitTimeout bounds the wait for one function's update to finish; default DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// ReleaseWait bounds how long Instrument waits for functions being put back by the last selective session
+	// to leave them before it refuses; default DefaultReleaseWait.
+	ReleaseWait time.Duration
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
@@ -198,10 +206,83 @@ type plan struct {
 // Attaching a function the session already holds again is allowed and keeps the first snapshot. A selective
 // session (Session.Selective) shares its functions with the other selective sessions: it joins their claim and
 // adds its entries to the function's lists (shared.go), and is refused only by a live non-selective session.
+//
+// When the only refusals are functions that the last selective session to leave them is putting back
+// (HeldError.Releasing), the function is about to be free: Instrument releases what it claimed, waits with a
+// growing pause and starts again from reading the functions, so that one put back meanwhile is snapshotted
+// afresh from its restored configuration; after ReleaseWait it refuses as for any held function, saying how
+// long it waited. A selective and an exclusive attach wait alike.
 func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	if err := in.check(s, targets); err != nil {
 		return nil, err
 	}
+	bound := in.ReleaseWait
+	if bound <= 0 {
+		bound = DefaultReleaseWait
+	}
+	delay := in.PollInterval
+	if delay <= 0 {
+		delay = DefaultPollInterval
+	}
+	var recovered []Result
+	var since time.Time // when the first attempt was refused for functions being put back
+	for {
+		att, err := in.attempt(ctx, s, targets)
+		att.Recovered = append(recovered, att.Recovered...)
+		releasing := onlyReleasing(err)
+		if releasing == nil {
+			return att, err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			in.logger().Info("waiting for the last selective session out to put functions back before attaching",
+				"functions", refusedNames(releasing), "for_at_most", bound)
+		}
+		left := bound - time.Since(since)
+		if left <= 0 {
+			for i := range releasing.Refusals {
+				releasing.Refusals[i].Reason += fmt.Sprintf("; plldb waited %s for it to finish, and if that session's restore stopped (on a conflict or a failure) the function stays held until that session detaches again", bound)
+			}
+			return att, releasing
+		}
+		timer := time.NewTimer(min(delay, left))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return att, fmt.Errorf("attach: stopped waiting for %s to be put back by the last selective session out: %w", refusedNames(releasing), ctx.Err())
+		case <-timer.C:
+		}
+		delay = min(delay*2, maxPollInterval)
+		recovered = att.Recovered
+		in.logger().Debug("attaching again after waiting for functions being put back", "functions", refusedNames(releasing))
+	}
+}
+
+// onlyReleasing returns err's refusals when every one of them is a function being put back by the last
+// selective session to leave it, and nil otherwise.
+func onlyReleasing(err error) *RefusedError {
+	var refused *RefusedError
+	if !errors.As(err, &refused) || len(refused.Refusals) == 0 {
+		return nil
+	}
+	for _, r := range refused.Refusals {
+		if r.Held == nil || !r.Held.Releasing {
+			return nil
+		}
+	}
+	return refused
+}
+
+func refusedNames(r *RefusedError) string {
+	names := make([]string, len(r.Refusals))
+	for i, x := range r.Refusals {
+		names[i] = x.Function.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// attempt is one try of Instrument: inspect, claim, apply. A refusal leaves nothing claimed by this attempt.
+func (in *Instrumenter) attempt(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	att := &Attachment{}
 	plans := make([]*plan, len(targets))
 	refusals := make([]*Refusal, len(targets))
@@ -333,7 +414,7 @@ func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan
 		r, held := in.takeOver(ctx, s.ID, s.Owner, stored)
 		if held != nil {
 			reason := held.Error()
-			if s.Selective && held.Holders == nil {
+			if s.Selective && held.Holders == nil && !held.Releasing {
 				reason += ", attached without --selective, which takes functions exclusively: detach it first"
 			}
 			return nil, nil, &Refusal{Function: t.StackFunction, Held: held, Reason: reason}, nil

@@ -37,6 +37,10 @@ type Snapshot struct {
 	// to the session asked about.
 	Shared  bool
 	Holders []Holder // the sessions sharing the claim, by session id; nil on an exclusive claim
+	// Releasing marks the exclusive claim Leave gives the last selective session out: that session is putting
+	// the snapshot back and then releases the claim, so a session refused by it only has to wait. Claim never
+	// writes it.
+	Releasing bool
 }
 
 // Holder is one session sharing a claim.
@@ -52,12 +56,19 @@ type HeldError struct {
 	Session, Owner string
 	Function       string   // the function's name, or its ARN when the name is not known
 	Holders        []Holder // set when selective sessions share the function
+	// Releasing says that Session, the last selective session to leave the function, is putting it back and
+	// will then release it (Snapshot.Releasing): the function is about to be free.
+	Releasing bool
 }
 
 func (e *HeldError) Error() string {
-	if len(e.Holders) > 0 {
+	switch {
+	case len(e.Holders) > 0:
 		return fmt.Sprintf("function %s is held by selective sessions %s: detach them or attach with --selective",
 			e.Function, HolderNames(e.Holders))
+	case e.Releasing:
+		return fmt.Sprintf("function %s is being put back by session %s (owner %s), the last selective session to leave it",
+			e.Function, e.Session, e.Owner)
 	}
 	return fmt.Sprintf("function %s is held by session %s (owner %s)", e.Function, e.Session, e.Owner)
 }
@@ -97,6 +108,9 @@ func encodeClaim(snap Snapshot, owner string) item {
 	}
 	if !snap.TakenAt.IsZero() {
 		it[attrTakenAt] = timeS(snap.TakenAt)
+	}
+	if snap.Releasing && !snap.Shared {
+		it[attrReleasing] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	if snap.Shared {
 		// A shared claim stays out of the by-session index: its holders are found there by their membership
@@ -190,6 +204,16 @@ func decodeClaim(it item) (snap Snapshot, owner string, err error) {
 	default:
 		return fail(fmt.Errorf("attribute %s is %T, not a boolean", attrShared, v))
 	}
+	switch v := it[attrReleasing].(type) {
+	case nil:
+	case *types.AttributeValueMemberBOOL:
+		snap.Releasing = v.Value
+	default:
+		return fail(fmt.Errorf("attribute %s is %T, not a boolean", attrReleasing, v))
+	}
+	if snap.Shared && snap.Releasing {
+		return fail(fmt.Errorf("attribute %s on a shared claim", attrReleasing))
+	}
 	if snap.Shared {
 		m, ok := it[attrHolders].(*types.AttributeValueMemberM)
 		if !ok {
@@ -217,7 +241,7 @@ func heldBy(it item, arn string) *HeldError {
 	if snap.Shared {
 		return &HeldError{Function: fn, Holders: snap.Holders}
 	}
-	return &HeldError{Session: snap.Session, Owner: owner, Function: fn}
+	return &HeldError{Session: snap.Session, Owner: owner, Function: fn, Releasing: snap.Releasing}
 }
 
 // Claim records that snap.Session holds the function and keeps snap as its original configuration. The
@@ -234,6 +258,8 @@ func heldBy(it item, arn string) *HeldError {
 //     (keeping the first snapshot, dropping holders that are no longer live), and fails with *HeldError while a
 //     live session holds the function exclusively. An exclusive claim on a function shared by live selective
 //     sessions fails with a *HeldError listing them all (Holders); one whose holders are all gone takes over.
+//   - A live session's claim that Leave marked as being released (the last selective session out, restoring)
+//     fails with a *HeldError with Releasing set, whether the claim asked for is shared or exclusive.
 func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	if snap.FunctionARN == "" || snap.Session == "" {
 		return fmt.Errorf("claim: function ARN and session are required (ARN %q, session %q)", snap.FunctionARN, snap.Session)
@@ -242,6 +268,9 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	if name == "" {
 		name = snap.FunctionARN
 	}
+	// Only Leave marks a claim as being released; a snapshot read back from a releasing claim (a takeover's)
+	// starts a claim that is not.
+	snap.Releasing = false
 	if _, err := s.GetSession(ctx, snap.Session); err != nil {
 		return fmt.Errorf("claim %s: %w", name, err)
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -419,4 +423,115 @@ func TestStaleSessions(t *testing.T) {
 	stale, err = x.s.StaleSessions(ctx, 2*time.Hour)
 	require.NoError(t, err)
 	assert.Len(t, stale, 2, "with a longer grace only the expired and the deleted session are over: %v", stale)
+}
+
+// TestLeaveMarksTheLastOnesClaimReleasing: the last selective session out gets the claim marked as being
+// released in the one transaction Leave makes anyway; a claim by anyone else meanwhile, shared or exclusive,
+// is refused saying so; a repeated Leave keeps the mark; once released, the function is free and a new claim
+// is not marked.
+func TestLeaveMarksTheLastOnesClaimReleasing(t *testing.T) {
+	x := newClaims(t, relay.NewSession("S1", "alice", time.Time{}), relay.NewSession("S2", "bob", time.Time{}))
+	ctx := context.Background()
+	first := snapshot("f", "S1")
+	first.Shared = true
+	require.NoError(t, x.s.Claim(ctx, first, "alice"))
+	x.d.calls.take()
+
+	got, last, err := x.s.Leave(ctx, first.FunctionARN, "S1")
+	require.NoError(t, err)
+	require.True(t, last)
+	assert.True(t, got.Releasing)
+	assert.Equal(t, map[string]int{"GetItem": 1, "TransactWriteItems": 1}, x.d.calls.take(), "no request more than the leave itself")
+	stored, ok, err := x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.True(t, stored.Releasing)
+	assert.False(t, stored.Shared)
+	assert.Equal(t, "S1", stored.Session)
+
+	want := &store.HeldError{Session: "S1", Owner: "alice", Function: "f", Releasing: true}
+	for _, shared := range []bool{true, false} {
+		join := snapshot("f", "S2")
+		join.Shared = shared
+		var held *store.HeldError
+		require.ErrorAs(t, x.s.Claim(ctx, join, "bob"), &held, "shared %v", shared)
+		assert.Equal(t, want, held)
+		assert.Equal(t, "function f is being put back by session S1 (owner alice), the last selective session to leave it", held.Error())
+	}
+
+	again, last, err := x.s.Leave(ctx, first.FunctionARN, "S1")
+	require.NoError(t, err)
+	assert.True(t, last)
+	assert.True(t, again.Releasing, "a repeated leave keeps the mark")
+	stored, _, err = x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	assert.True(t, stored.Releasing)
+
+	require.NoError(t, x.s.Release(ctx, first.FunctionARN, "S1"))
+	next := snapshot("f", "S2")
+	next.Shared = true
+	require.NoError(t, x.s.Claim(ctx, next, "bob"), "released: free to join")
+	stored, _, err = x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	assert.False(t, stored.Releasing)
+	assert.Equal(t, []store.Holder{{Session: "S2", Owner: "bob"}}, stored.Holders)
+}
+
+// TestReleasingClaimOfAnEndedSessionIsTakenOverUnmarked: if the last one out dies before it puts the function
+// back, the next claim takes the claim over (and restores it), and the mark does not carry over, even when the
+// snapshot claimed is the one read back from the marked claim.
+func TestReleasingClaimOfAnEndedSessionIsTakenOverUnmarked(t *testing.T) {
+	x := newClaims(t, relay.NewSession("S1", "alice", time.Time{}), relay.NewSession("S2", "bob", time.Time{}))
+	ctx := context.Background()
+	first := snapshot("f", "S1")
+	first.Shared = true
+	require.NoError(t, x.s.Claim(ctx, first, "alice"))
+	_, _, err := x.s.Leave(ctx, first.FunctionARN, "S1")
+	require.NoError(t, err)
+	require.NoError(t, x.s.DeleteSession(ctx, "S1"))
+
+	stale, _, err := x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	require.True(t, stale.Releasing)
+	stale.Session = "S2"
+	require.NoError(t, x.s.Claim(ctx, stale, "bob"))
+	got, _, err := x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	assert.Equal(t, "S2", got.Session)
+	assert.False(t, got.Releasing)
+}
+
+// TestReleasingMarkIsDecodedStrictly: a releasing attribute that is not a boolean, or one on a shared claim,
+// is a claim the store cannot trust, and reading it fails instead of guessing.
+func TestReleasingMarkIsDecodedStrictly(t *testing.T) {
+	x := newClaims(t)
+	ctx := context.Background()
+	for name, c := range map[string]struct {
+		extra map[string]types.AttributeValue
+		want  string
+	}{
+		"not a boolean": {map[string]types.AttributeValue{"releasing": &types.AttributeValueMemberS{Value: "true"}},
+			"attribute releasing is *types.AttributeValueMemberS, not a boolean"},
+		"on a shared claim": {map[string]types.AttributeValue{
+			"releasing": &types.AttributeValueMemberBOOL{Value: true},
+			"shared":    &types.AttributeValueMemberBOOL{Value: true},
+			"holders":   &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"S1": &types.AttributeValueMemberS{Value: "alice"}}},
+		}, "attribute releasing on a shared claim"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			arn := arnPrefix + badTableChars.ReplaceAllString(name, "-")
+			it := map[string]types.AttributeValue{
+				"arn":     &types.AttributeValueMemberS{Value: arn},
+				"session": &types.AttributeValueMemberS{Value: "S1"},
+				"timeout": &types.AttributeValueMemberN{Value: "3"},
+			}
+			maps.Copy(it, c.extra)
+			_, err := x.d.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(x.d.tables.Claims), Item: it})
+			require.NoError(t, err)
+			_, _, err = x.s.GetSnapshot(ctx, arn)
+			require.ErrorContains(t, err, c.want)
+			_, err = x.s.StackSnapshots(ctx, []string{arn})
+			require.ErrorContains(t, err, c.want)
+		})
+	}
 }

@@ -23,8 +23,10 @@
 //	Claims       HASH arn (S)                   no TTL
 //	             GSI "by-session": HASH session (S), projection ALL
 //	             arn "<function ARN>"                 a claim: the snapshot, and either session S + owner S
-//	                                                  (exclusive) or shared BOOL, holders M{session: owner},
-//	                                                  ver N (shared by selective sessions)
+//	                                                  (exclusive; releasing BOOL when the last selective
+//	                                                  session out is putting it back) or shared BOOL,
+//	                                                  holders M{session: owner}, ver N (shared by selective
+//	                                                  sessions)
 //	             arn "member#<session>#<function ARN>" a shared claim's holder: session S, member_of S, owner S
 //
 // Connections use a composite key in the base table instead of a global secondary index because GSIs are
@@ -53,11 +55,14 @@
 // Release, dropping holders whose sessions are no longer live) is one TransactWriteItems: the claim's update
 // conditioned on its version ver (incremented) together with the membership items' puts and deletes, so two
 // developers joining or leaving at once serialize, the loser reading again (writeAttempts times). When the
-// last live holder leaves, Leave turns the claim into that session's exclusive claim in the same way: nobody
-// joins while it restores, and if it dies meanwhile, the claim is an ended session's, which the next attach
-// or the sweep takes over. An exclusive claim on a shared function fails with a HeldError naming every live
-// holder, and takes the claim over when none is left. StaleSessions reads the holders maps as well as the
-// session attributes, so the sweep finds expired selective sessions too. Snapshots skips membership items.
+// last live holder leaves, Leave turns the claim into that session's exclusive claim in the same way, marked
+// releasing in that same transaction: nobody joins while it restores, a claim refused meanwhile gets a
+// HeldError with Releasing set (from the claim item it reads or gets back anyway, no request more), so that the
+// attach can wait for the release rather than give up, and if the session dies meanwhile, the claim is an
+// ended session's, which the next attach or the sweep takes over (Claim never writes the mark). An exclusive
+// claim on a shared function fails with a HeldError naming every live holder, and takes the claim over when
+// none is left. StaleSessions reads the holders maps as well as the session attributes, so the sweep finds
+// expired selective sessions too. Snapshots skips membership items.
 //
 // Expiry is always checked on read against the store's clock, so an item DynamoDB has not yet deleted is never
 // taken as live.

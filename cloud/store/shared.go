@@ -187,10 +187,11 @@ func (s *Store) takeOverShared(ctx context.Context, snap Snapshot, owner string,
 // Leave takes session out of the selective sessions sharing a function, dropping holders whose sessions are
 // no longer live. When other live sessions remain, it returns the claim with them as Holders and last false:
 // the caller takes its own entries out of the function. When none remains, the claim becomes session's
-// exclusive claim, with the first snapshot, and last is true: the caller puts the snapshot back and releases
-// it, and meanwhile a selective session that comes to join is refused (or, if session dies first, takes the
-// claim over and restores it). Leaving an exclusive claim of session's own returns it with last true (a
-// repeated leave); another session's exclusive claim fails with *HeldError; no claim, with ErrNotFound.
+// exclusive claim, with the first snapshot, marked Releasing, and last is true: the caller puts the snapshot
+// back and releases it, and meanwhile a session that comes to claim it is refused with a *HeldError that says
+// so (Releasing), and may wait for the release (or, if session dies first, takes the claim over and restores
+// it). Leaving an exclusive claim of session's own returns it with last true, unchanged (a repeated leave);
+// another session's exclusive claim fails with *HeldError; no claim, with ErrNotFound.
 func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapshot, bool, error) {
 	for range writeAttempts {
 		cur, found, err := s.getClaimItem(ctx, functionARN)
@@ -227,7 +228,7 @@ func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapsho
 		last := len(live) == 0
 		out := old
 		if last {
-			out.Shared, out.Holders, out.Session = false, nil, session
+			out.Shared, out.Holders, out.Session, out.Releasing = false, nil, session, true
 			cond, names, values := versionCond(ver)
 			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: encodeClaim(out, owner),
 				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})

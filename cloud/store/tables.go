@@ -70,6 +70,7 @@ const (
 	attrHolders     = "holders"
 	attrVersion     = "ver"
 	attrMemberOf    = "member_of"
+	attrReleasing   = "releasing"
 )
 
 // TTLTables lists the tables that have DynamoDB TTL on TTLAttribute: all but the claims table.
