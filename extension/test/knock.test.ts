@@ -329,10 +329,13 @@ test('Copy Knock… copies the header, curl, AWS CLI and boto3 lines with the li
     fs.rmSync(work, { recursive: true, force: true });
   }
 
-  // A session of one function: the AWS CLI line names it (by the name the Invoke API knows) and the knock is bound
-  // to it; no function is asked.
+  // A session of one function whose deployed name is not its logical id: the AWS CLI line names it by that name
+  // and the knock is bound to it; no function is asked. Run, the line stops in that function.
   await stop(dc);
   const one = await launched(['PackageFunction'], { selective: true });
+  const orders = path.join(HELLO, 'src', 'pkg', 'orders.py');
+  const ordersLine = breakpointLine(orders, 'handler');
+  await one.dc.setBreakpointsRequest({ source: { path: orders }, breakpoints: [{ line: ordersLine }] });
   await one.dc.configurationDoneRequest();
   const fns = (await one.dc.customRequest('plldbFunctions')).body.functions;
   assert.equal(fns.length, 1);
@@ -345,6 +348,17 @@ test('Copy Knock… copies the header, curl, AWS CLI and boto3 lines with the li
   tokens.push(otok);
   const oc = verifyKnock(otok);
   assert.equal(oc.exp - oc.iat, 15 * 60, 'an empty lifetime is the default');
+  assert.notEqual(fns[0].name, 'PackageFunction');
+  const work2 = fs.mkdtempSync(path.join(os.tmpdir(), 'plldb-knock-run-'));
+  try {
+    const stopped = one.dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    const done = sh(o.seen.clipboard[0].replace(' --cli-binary-format raw-in-base64-out', ''), work2);
+    await one.dc.assertStoppedLocation('breakpoint', { path: orders, line: ordersLine });
+    await one.dc.continueRequest({ threadId: (await stopped).body.threadId as number });
+    await done;
+  } finally {
+    fs.rmSync(work2, { recursive: true, force: true });
+  }
   await stop(one.dc);
 
   // No token, nor its signature, in anything the user was shown.
