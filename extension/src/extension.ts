@@ -3,7 +3,7 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { findPlldb } from './binary';
-import { COMMAND as COPY_KNOCK, KnockUI, copyKnockHeader } from './knock';
+import { COMMAND as COPY_KNOCK, COMMAND_WITH_OPTIONS as COPY_KNOCK_WITH_OPTIONS, KnockUI, copyKnock, copyKnockHeader } from './knock';
 import { preflight } from './preflight';
 import { LaunchConfig, TEMPLATE_EXCLUDE, TEMPLATE_GLOB, defaultConfig, pythonApps, resolve } from './resolve';
 
@@ -16,16 +16,18 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, new DynamicProvider(), vscode.DebugConfigurationProviderTriggerKind.Dynamic),
     vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new AdapterFactory(context)),
   );
-  // The plldb sessions running, for the knock command when the active session is not one of them (VS Code has
+  // The plldb sessions running, for the knock commands when the active session is not one of them (VS Code has
   // no list of sessions, only these events).
   const running = new Set<vscode.DebugSession>();
   const ui: KnockUI = {
     pick: (items, placeHolder) => vscode.window.showQuickPick(items, { placeHolder }),
+    // ignoreFocusOut: the user may look up a URL or a route in another window before typing it.
+    input: (o) => vscode.window.showInputBox({ prompt: o.prompt, value: o.value, placeHolder: o.placeHolder, validateInput: o.validate, ignoreFocusOut: true }),
     copy: (text) => vscode.env.clipboard.writeText(text),
     info: (msg) => void vscode.window.showInformationMessage(msg),
     error: (msg) => void vscode.window.showErrorMessage(msg),
   };
-  // plldb.sessionRunning enables the command (package.json) while any plldb session runs, focused or not.
+  // plldb.sessionRunning enables the commands (package.json) while any plldb session runs, focused or not.
   const changed = () => void vscode.commands.executeCommand('setContext', 'plldb.sessionRunning', running.size > 0);
   context.subscriptions.push(
     vscode.debug.onDidStartDebugSession((s) => {
@@ -38,6 +40,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (running.delete(s)) changed();
     }),
     vscode.commands.registerCommand(COPY_KNOCK, () => copyKnockHeader(vscode.debug.activeDebugSession, [...running], ui)),
+    vscode.commands.registerCommand(COPY_KNOCK_WITH_OPTIONS, () => copyKnock(vscode.debug.activeDebugSession, [...running], ui)),
   );
 }
 

@@ -164,10 +164,10 @@ test('activate registers the initial and dynamic configuration providers and the
   const ext = loadExtension(state);
   const context = { subscriptions: [] as unknown[], extensionPath: path.join(d, 'ext') };
   ext.activate(context);
-  assert.equal(context.subscriptions.length, 6);
+  assert.equal(context.subscriptions.length, 7);
   assert.deepEqual(state.reg.providers.map((p) => [p.type, p.kind]), [['plldb', 1], ['plldb', 2]]);
   assert.deepEqual(state.reg.factories.map((f) => f.type), ['plldb']);
-  assert.deepEqual([...state.reg.commands.keys()], ['plldb.copyKnockHeader']);
+  assert.deepEqual([...state.reg.commands.keys()], ['plldb.copyKnockHeader', 'plldb.copyKnock']);
   const folder = { uri: { fsPath: d }, name: 'w', index: 0 };
   const [initial, dynamic] = state.reg.providers.map((p) => p.provider);
 
@@ -300,12 +300,17 @@ test('attach connects to the running plldb DAP server instead of starting `plldb
   assert.match(state.errors[0], /"port" undefined must be the port of a running plldb DAP server: start `plldb local --debug --listen/);
 });
 
-test('"plldb: Copy Knock Header" is enabled while a plldb session runs, and says how to start one when none does', async (t) => {
+test('"plldb: Copy Knock Header" and "plldb: Copy Knock…" are enabled while a plldb session runs, and say how to start one when none does', async (t) => {
   const d = tmp(t);
-  const cmd = manifest().contributes.commands.find((c: any) => c.command === 'plldb.copyKnockHeader');
-  assert.equal(`${cmd.category}: ${cmd.title}`, 'plldb: Copy Knock Header');
-  assert.equal(cmd.enablement, 'plldb.sessionRunning');
-  assert.deepEqual(manifest().contributes.menus.commandPalette, [{ command: 'plldb.copyKnockHeader', when: 'plldb.sessionRunning' }]);
+  const titles = manifest().contributes.commands.map((c: any) => [c.command, `${c.category}: ${c.title}`, c.enablement]);
+  assert.deepEqual(titles, [
+    ['plldb.copyKnockHeader', 'plldb: Copy Knock Header', 'plldb.sessionRunning'],
+    ['plldb.copyKnock', 'plldb: Copy Knock…', 'plldb.sessionRunning'],
+  ]);
+  assert.deepEqual(manifest().contributes.menus.commandPalette, [
+    { command: 'plldb.copyKnockHeader', when: 'plldb.sessionRunning' },
+    { command: 'plldb.copyKnock', when: 'plldb.sessionRunning' },
+  ]);
 
   const state = newState();
   loadExtension(state).activate({ subscriptions: [], extensionPath: path.join(d, 'ext') });
@@ -322,10 +327,13 @@ test('"plldb: Copy Knock Header" is enabled while a plldb session runs, and says
   end(plldb);
   assert.equal(state.reg.contexts['plldb.sessionRunning'], false);
 
-  // Run from a keybinding with no plldb session (the palette hides it): an error that says what to do.
+  // Run from a keybinding with no plldb session (the palette hides them): an error that says what to do.
   state.reg.active = other;
-  assert.equal(await state.reg.commands.get('plldb.copyKnockHeader')!(), undefined);
-  assert.deepEqual(state.clipboard, []);
-  assert.equal(state.errors.length, 1);
-  assert.match(state.errors[0], /^plldb: no plldb debug session is running\. Start one with "selective": true/);
+  for (const id of ['plldb.copyKnockHeader', 'plldb.copyKnock']) {
+    state.errors.length = 0;
+    assert.equal(await state.reg.commands.get(id)!(), undefined);
+    assert.deepEqual(state.clipboard, []);
+    assert.equal(state.errors.length, 1, id);
+    assert.match(state.errors[0], /^plldb: no plldb debug session is running\. Start one with "selective": true/);
+  }
 });

@@ -3,7 +3,8 @@
 // Set a breakpoint on the "# BREAKPOINT" line, F5, invoke the function through the Invoke API, and read off the
 // page what a user sees: the stopped line, Call Stack, Variables, an evaluation in the Debug Console, Continue,
 // and the caller's answer. Then a selective session: plldb: Copy Knock Header from the command palette, the
-// clipboard read back, and the knock it holds stopping an invocation.
+// clipboard read back, and the knock it holds stopping an invocation; plldb: Copy Knock… through its real input
+// boxes (a curl line, a lifetime refused under the box then one taken, a route), the clipboard read back.
 //
 // `make test-vscode` installs the pieces and sets the environment (see the Makefile). On failure the page's
 // screenshot and text are saved in $ARTIFACTS (build/) as vscode-<step>.png / .txt.
@@ -504,6 +505,41 @@ test('VS Code: breakpoint in the hello handler, F5, invoke, stopped line, Call S
       assert.ok(m, `the clipboard holds ${JSON.stringify(copied.slice(0, 40))}`);
       knock = m[1];
       assert.ok(!said.includes(knock.split('.')[2]), 'the message never shows the token');
+    });
+
+    await step('plldb: Copy Knock…: a curl line, a lifetime refused under the box then 1h, a route; the clipboard holds them', async () => {
+      await wb.command('plldb: Copy Knock…', { opensPick: true });
+      const rows = page.locator('.quick-input-widget .monaco-list-row');
+      await rows.filter({ hasText: /^\s*HelloFunction/ }).first().click();
+      await rows.filter({ hasText: 'curl command' }).first().click();
+      const input = page.locator('.quick-input-widget .quick-input-box input');
+      const message = (text: string) => page.locator('.quick-input-widget .quick-input-message', { hasText: text }).first().waitFor({ state: 'visible' });
+      await message('The URL curl calls');
+      await input.fill('http://127.0.0.1:1/orders/42');
+      await page.keyboard.press('Enter');
+      await message('How long the knock works');
+      assert.equal(await input.inputValue(), '15m', 'the lifetime box holds the default');
+      await input.fill('13h');
+      await message('A knock works for at most 12h');
+      await page.keyboard.press('Enter'); // refused: the box stays
+      await input.fill('1h');
+      await message('How long the knock works');
+      await page.keyboard.press('Enter');
+      await message('Only HTTP requests on this route');
+      await input.fill('POST /orders/*');
+      await page.keyboard.press('Enter');
+      const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'copied a curl command with a knock for local/HelloFunction, only on POST /orders/*' });
+      await toast.waitFor({ state: 'visible' });
+      const said = await toast.innerText();
+      assert.match(said, /it expires at .+ \(in (59 min|1 h)\)/, said);
+      const copied: string = await page.evaluate(() => (globalThis as any).navigator.clipboard.readText());
+      const m = /^curl -H 'X-Plldb-Knock: (\S+)' 'http:\/\/127\.0\.0\.1:1\/orders\/42'$/.exec(copied);
+      assert.ok(m, `the clipboard holds ${JSON.stringify(copied.slice(0, 40))}`);
+      assert.ok(!said.includes(m[1].split('.')[2]), 'the message never shows the token');
+      const claims = JSON.parse(Buffer.from(m[1].split('.')[1], 'base64url').toString());
+      assert.equal(claims.aud, 'local/HelloFunction');
+      assert.equal(claims.exp - claims.iat, 3600);
+      assert.equal(claims.route, 'POST /orders/*');
     });
 
     await step('the copied knock is signed with the session key for HelloFunction, and stops an invocation', async () => {
