@@ -17,6 +17,7 @@ import (
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -65,9 +66,9 @@ func startAdapterWith(t testing.TB, opts Options) *daptest.Client {
 
 // startAdapterLogging is startAdapter with every log line of the adapter and its backend, at debug level,
 // collected in the returned buffer.
-func startAdapterLogging(t testing.TB) (*daptest.Client, *lockedBuffer) {
+func startAdapterLogging(t testing.TB) (*daptest.Client, *logbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	return startAdapterWith(t, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}), logs
 }
 

@@ -2,13 +2,11 @@ package dap
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/daptest"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 // pipes joins a child's stdout (read) and stdin (write) into the IDE's end of a stdio adapter.
@@ -26,23 +25,6 @@ type pipes struct {
 }
 
 func (p pipes) Close() error { return p.WriteCloser.Close() }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // debugSession drives one short session: stop at the hello handler's breakpoint, check the stack, continue.
 func debugSession(t *testing.T, c *daptest.Client, app string) {
@@ -68,7 +50,7 @@ func TestStdioTransport(t *testing.T) {
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr lockedBuffer
+	var stderr logbuf.Buffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	c := daptest.New(pipes{stdout, stdin})

@@ -17,6 +17,7 @@ import (
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/cloud/awsconfig"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/moto"
 )
 
@@ -61,7 +62,7 @@ func TestLocalHandlersGetTheDevelopersProfileCredentials(t *testing.T) {
 	provider, err := awsconfig.DeveloperCredentials(context.Background(), "dev")
 	require.NoError(t, err)
 
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	var mu sync.Mutex
 	var printed strings.Builder
 	p := start(t, local.Options{
@@ -100,7 +101,7 @@ func TestLocalHandlersWithoutCredentials(t *testing.T) {
 	require.NoError(t, err)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "shell-half-a-credential")
 
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	p := start(t, local.Options{
 		Template: credsTemplate(t), Credentials: provider,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -75,7 +76,7 @@ func TestEventBurstRunsEveryEventOnce(t *testing.T) {
 // EventInvokeConfig says fewer retries gets fewer.
 func TestEventRetriesLikeLambda(t *testing.T) {
 	tpl, dir := gateApp(t, "Gate", "Once: EventInvokeConfig: {MaximumRetryAttempts: 0}", "Slowpoke: Timeout: 1")
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	p := start(t, local.Options{Template: tpl, EventRetryDelays: fastRetries, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 
 	flaky := invokeHTTP(t, p, "Gate", []byte(`{"n": "flaky", "fail": 3}`), eventHeader) // fails twice, then succeeds
@@ -136,24 +137,6 @@ func TestEventQueueFullIs429(t *testing.T) {
 		return invokeHTTP(t, p, "Gate", payload, eventHeader).status == http.StatusAccepted
 	}, 10*time.Second, 10*time.Millisecond, "the queue has room again once the events have run")
 	waitRuns(t, dir, 3)
-}
-
-// lockedBuffer is a log destination safe for the pipeline's goroutines and the test's reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startOwned starts a pipeline whose Close the test makes itself.

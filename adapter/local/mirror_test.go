@@ -17,6 +17,7 @@ import (
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -41,7 +42,7 @@ func TestSelectiveMirrorAnswersFromThePlainExecutorAndReportsBoth(t *testing.T) 
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	var mu sync.Mutex
 	var reports []devside.MirrorReport
-	var handlerOut lockedBuffer
+	var handlerOut logbuf.Buffer
 	p := start(t, local.Options{
 		Template:  mirrorApp(t),
 		Selective: true,

@@ -20,6 +20,7 @@ import (
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/bridge/knock"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 // selectiveApp writes a one-function app whose handler reports its process id and what it was given.
@@ -62,8 +63,8 @@ func TestSelectiveRoutesByKnock(t *testing.T) {
 		_, err := knockkey.Load(knockkey.LocalAudience)
 		assert.ErrorIs(t, err, knockkey.ErrNoSession)
 	})
-	logs := &lockedBuffer{}
-	var handlerOut lockedBuffer
+	logs := &logbuf.Buffer{}
+	var handlerOut logbuf.Buffer
 	p := start(t, local.Options{
 		Template:  selectiveApp(t),
 		Selective: true,

@@ -19,23 +19,24 @@ import (
 
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
 // startListening runs plldb with args and returns what it printed after "Lambda Invoke endpoint: " (if wanted)
 // and "DAP server listening at: ".
-func startListening(t *testing.T, env []string, wantEndpoint bool, args ...string) (cmd *exec.Cmd, endpoint, dapAddr string, out *lockedBuilder) {
+func startListening(t *testing.T, env []string, wantEndpoint bool, args ...string) (cmd *exec.Cmd, endpoint, dapAddr string, out *logbuf.Buffer) {
 	t.Helper()
 	cmd = exec.Command(plldbBin, args...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr lockedBuilder
+	var stderr logbuf.Buffer
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { stderr.WriteString(string(p)); return len(p), nil })
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-	out = &lockedBuilder{}
+	out = &logbuf.Buffer{}
 	eps, addrs := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -23,6 +23,7 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -80,7 +81,7 @@ func (a *awsApp) assertInstrumented(t *testing.T) {
 var sessionLine = regexp.MustCompile(`session (s-[0-9a-f]+) attached`)
 
 // attach runs `plldb attach` and returns once it says the functions are attached, with the session id.
-func (a *awsApp) attach(t *testing.T, extra ...string) (*exec.Cmd, string, *lockedBuilder) {
+func (a *awsApp) attach(t *testing.T, extra ...string) (*exec.Cmd, string, *logbuf.Buffer) {
 	t.Helper()
 	args := append([]string{"attach", "--stack-name", a.stack, "--name", a.h.Install.Name,
 		"--template", a.app.Template, "--python", pyenv.Python(t), "--log-level", "warn"}, extra...)
@@ -90,11 +91,11 @@ func (a *awsApp) attach(t *testing.T, extra ...string) (*exec.Cmd, string, *lock
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	stderr := &lockedBuilder{}
+	stderr := &logbuf.Buffer{}
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { stderr.WriteString(string(p)); return len(p), nil })
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-	out := &lockedBuilder{}
+	out := &logbuf.Buffer{}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

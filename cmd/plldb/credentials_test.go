@@ -15,12 +15,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/moto"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
-// writer adapts lockedBuilder to io.Writer for run's output.
-type writer struct{ *lockedBuilder }
+// writer adapts logbuf.Buffer to io.Writer for run's output.
+type writer struct{ *logbuf.Buffer }
 
 func (w writer) Write(p []byte) (int, error) { w.WriteString(string(p)); return len(p), nil }
 
@@ -39,7 +40,7 @@ def handler(event, context):
 	err := run(t.Context(), []string{"local", "--template", tpl, "--port", "0", "--python", pyenv.Python(t), "--profile", "no-such-profile"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "no-such-profile", "a --profile that does not exist is a mistake to name")
 
-	stdout, stderr := &lockedBuilder{}, &lockedBuilder{}
+	stdout, stderr := &logbuf.Buffer{}, &logbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

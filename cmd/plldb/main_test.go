@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -51,7 +51,7 @@ func pythonApp(t *testing.T, name, app string) string {
 }
 
 // startLocal runs `plldb local` and returns its Invoke endpoint, read from what it prints.
-func startLocal(t *testing.T, template string, flags ...string) (*exec.Cmd, string, *lockedBuilder) {
+func startLocal(t *testing.T, template string, flags ...string) (*exec.Cmd, string, *logbuf.Buffer) {
 	t.Helper()
 	args := append([]string{"local", "--template", template, "--port", "0", "--python", pyenv.Python(t), "--log-level", "warn"}, flags...)
 	cmd := exec.Command(plldbBin, args...)
@@ -62,7 +62,7 @@ func startLocal(t *testing.T, template string, flags ...string) (*exec.Cmd, stri
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
-	out := &lockedBuilder{}
+	out := &logbuf.Buffer{}
 	endpoint := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -181,22 +181,4 @@ func TestUsageListsEveryCommand(t *testing.T) {
 		assert.Regexp(t, `(?m)^  `+name+` +\S`, string(out))
 	}
 	assert.NotContains(t, string(out), "demo", "the demo is cmd/plldb-demo, not a plldb command")
-}
-
-// lockedBuilder is a strings.Builder read by the test while a goroutine writes it.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) WriteString(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/plldb/plldb/adapter/daptest"
 	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -45,16 +46,16 @@ func TestListenersRefuseNonLoopbackAddressesWithoutAllowRemote(t *testing.T) {
 
 // startWithStderr starts plldb and returns the first stdout line matching prefix (its rest), and stderr as
 // written so far once that line came.
-func startWithStderr(t *testing.T, prefix string, args ...string) (string, *lockedBuilder, *lockedBuilder) {
+func startWithStderr(t *testing.T, prefix string, args ...string) (string, *logbuf.Buffer, *logbuf.Buffer) {
 	t.Helper()
 	cmd := exec.Command(plldbBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	stderr := &lockedBuilder{}
+	stderr := &logbuf.Buffer{}
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { stderr.WriteString(string(p)); return len(p), nil })
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	out := &lockedBuilder{}
+	out := &logbuf.Buffer{}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -26,7 +27,7 @@ func TestFirstInvocationWaitsForTheRelay(t *testing.T) {
 	link := newConnectedLink()
 	release := make(chan struct{})
 	env := baseEnv(t, "echo.handler")
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	cfg := Config{
 		RuntimeAPI: api.Addr(),
 		Command:    []string{filepath.Join(filepath.Dir(pyenv.Python(t)), "python3"), filepath.Join(fixtures(), "bootstrap.py")},
@@ -45,10 +46,10 @@ func TestFirstInvocationWaitsForTheRelay(t *testing.T) {
 				}
 			},
 		},
-		Stdout:      &syncBuffer{},
+		Stdout:      &logbuf.Buffer{},
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		ChildStdout: &syncBuffer{},
-		ChildStderr: &syncBuffer{},
+		ChildStdout: &logbuf.Buffer{},
+		ChildStderr: &logbuf.Buffer{},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

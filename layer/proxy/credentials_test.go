@@ -10,6 +10,7 @@ import (
 
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 const (
@@ -42,7 +43,7 @@ func relayedInvoke(t *testing.T, rig *relayRig, env []string, id string) (wire.I
 }
 
 func TestRoleCredentialsTravelOnlyWhenAskedFor(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rig := startRelayLogged(t, log)
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/layerzip"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -89,24 +89,6 @@ func runMain(m *testing.M) int {
 // fixtures is testfixtures/runtime: bootstrap.py and the test handlers.
 func fixtures() string { return filepath.Join(pyenv.RepoRoot(), "testfixtures", "runtime") }
 
-// syncBuffer collects a process's or the proxy's output for assertions.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // baseEnv is a Lambda-like environment for the runtime; python3 on PATH is the test interpreter.
 func baseEnv(t testing.TB, handler string) []string {
 	py := pyenv.Python(t)
@@ -129,8 +111,8 @@ func baseEnv(t testing.TB, handler string) []string {
 type sandbox struct {
 	api    *runtimeapi.Server
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *logbuf.Buffer
+	stderr *logbuf.Buffer
 	done   chan struct{}
 	code   atomic.Int32
 }
@@ -173,7 +155,7 @@ func startSandbox(t testing.TB, o sandboxOpts) *sandbox {
 		"AWS_LAMBDA_RUNTIME_API="+api.Addr(),
 		"AWS_LAMBDA_EXEC_WRAPPER="+wrapperPath)
 	cmd.Env = append(cmd.Env, o.env...)
-	sb := &sandbox{api: api, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	sb := &sandbox{api: api, cmd: cmd, stdout: &logbuf.Buffer{}, stderr: &logbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = sb.stdout, sb.stderr
 	cmd.ExtraFiles = o.extraFiles
 	require.NoError(t, cmd.Start())
@@ -262,8 +244,8 @@ func (l *memLink) Close() error {
 type inproc struct {
 	api    *runtimeapi.Server
 	link   *memLink
-	stdout *syncBuffer
-	logs   *syncBuffer // the proxy's own log
+	stdout *logbuf.Buffer
+	logs   *logbuf.Buffer // the proxy's own log
 	done   chan struct{}
 	code   int
 	err    error
@@ -282,8 +264,8 @@ func startInProc(t testing.TB, handler string, link *memLink, sc SessionConfig, 
 	if sc.Env == nil {
 		sc.Env = envMap(env)
 	}
-	ip := &inproc{api: api, link: link, stdout: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan struct{})}
-	childOut := &syncBuffer{}
+	ip := &inproc{api: api, link: link, stdout: &logbuf.Buffer{}, logs: &logbuf.Buffer{}, done: make(chan struct{})}
+	childOut := &logbuf.Buffer{}
 	cfg := Config{
 		RuntimeAPI:  api.Addr(),
 		Command:     []string{"python3", filepath.Join(fixtures(), "bootstrap.py")},

@@ -21,6 +21,7 @@ import (
 	"github.com/plldb/plldb/bridge/wsclient"
 	"github.com/plldb/plldb/layer/carrier"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 // attached is one developer attached selectively: a session in the relay's store, the developer's connection
@@ -38,7 +39,7 @@ type multiRig struct {
 	relay     *relayRig
 	front     *countingFront
 	sb        *sandbox
-	relayLogs *syncBuffer
+	relayLogs *logbuf.Buffer
 	devs      map[string]*attached
 }
 
@@ -51,7 +52,7 @@ type linkOpt struct {
 
 func startMulti(t *testing.T, handler string, links []linkOpt, extraEnv ...string) *multiRig {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	rig := startRelayLogged(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	gwURL, err := url.Parse(rig.gw.URL())
 	require.NoError(t, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/carrier"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 // countingFront is a TCP forwarder in front of the relay's gateway that counts the connections made to it:
@@ -109,13 +110,13 @@ type selectiveRig struct {
 	relay      *relayRig
 	front      *countingFront
 	sb         *sandbox
-	relayLogs  *syncBuffer
+	relayLogs  *logbuf.Buffer
 	alice, bob developer
 }
 
 func startSelective(t *testing.T, extraEnv ...string) *selectiveRig {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	rig := startRelayLogged(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	gwURL, err := url.Parse(rig.gw.URL())
 	require.NoError(t, err)

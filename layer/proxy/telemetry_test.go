@@ -18,6 +18,7 @@ import (
 
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/rie"
 )
 
@@ -140,11 +141,11 @@ func TestBadFramingIsRefused(t *testing.T) {
 
 // telemetryPipe is a stand-in for Lambda's telemetry pipe: w is the end to hand the sandbox (as fd 3), pipe
 // gathers what is written to it. Its cleanup, registered now, runs after those registered later.
-func telemetryPipe(t *testing.T) (w *os.File, pipe *syncBuffer) {
+func telemetryPipe(t *testing.T) (w *os.File, pipe *logbuf.Buffer) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
-	pipe = &syncBuffer{}
+	pipe = &logbuf.Buffer{}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

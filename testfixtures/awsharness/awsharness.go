@@ -44,6 +44,7 @@ import (
 	"github.com/plldb/plldb/cloud/store"
 	"github.com/plldb/plldb/layer/proxy"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/plldb/plldb/testfixtures/moto"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
@@ -90,7 +91,7 @@ func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // Options configure New.
 type Options struct {
-	Logger *slog.Logger // default: discard
+	Logger *slog.Logger // default: warnings and errors, shown if the test fails (logbuf.Logger)
 }
 
 var roleOnce sync.Once
@@ -100,7 +101,9 @@ func New(t testing.TB, o Options) *Harness {
 	t.Helper()
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		// Warnings and errors of the relay, gateway and sandboxes show when the test fails: a refusal seen once in
+		// CI ("answered HTTP 403") then says which check refused.
+		log = logbuf.Logger(t, slog.LevelWarn)
 	}
 	srv := moto.Start(t)
 	cfg := srv.Config()
