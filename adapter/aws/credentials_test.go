@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,25 +20,8 @@ import (
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
-
-// syncLog collects the log lines of every component, from any goroutine.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // credsTemplate maps OrdersFunction to a handler that reports the credential variables it sees.
 func credsTemplate(t *testing.T) string {
@@ -65,12 +47,12 @@ Resources:
 }
 
 func TestHandlersRunWithTheFunctionsRoleOrTheDevelopersCredentials(t *testing.T) {
-	logs := &syncLog{}
+	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f := newFixtureWith(t, awsharness.Options{Logger: log}) // gateway, relay handlers, store, layer proxy
 	role := f.h.RoleCredentials
 	dev := awsharness.Credentials{AccessKeyID: "AKIADEVELOPERSOWN001", SecretAccessKey: "developer-own-secret", SessionToken: "developer-own-token"}
-	var printed syncLog
+	var printed logbuf.Buffer
 	opts := func(choice string) awsmode.Options {
 		o := f.options()
 		o.Template, o.Functions, o.Credentials, o.Logger = credsTemplate(t), []string{"OrdersFunction"}, choice, log

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -32,25 +32,8 @@ func (p *expiringProvider) Retrieve(context.Context) (aws.Credentials, error) {
 		SessionToken: fmt.Sprintf("expiring-token-%d", n), CanExpire: true, Expires: time.Now().Add(p.ttl), Source: "test"}, nil
 }
 
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestDeveloperCredentialsRefreshAndSayFailuresOnce(t *testing.T) {
-	logs := &lockedLog{}
+	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p := &expiringProvider{ttl: 300 * time.Millisecond}
 	ctx := context.Background()

@@ -16,6 +16,7 @@ import (
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/runtimeapi"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 // fakeLink is the relay as the dispatcher sees it: envelopes in (already stamped with from), envelopes out.
@@ -172,7 +173,7 @@ func TestDispatchRunsKnockedInvocationsOnlyOfItsOwnSession(t *testing.T) {
 func TestDispatchRefusesAnotherFunctionsRequestIDInFlight(t *testing.T) {
 	orders, payments := &countingRunner{hold: make(chan struct{})}, &countingRunner{}
 	link := &fakeLink{in: make(chan *wire.Envelope, 8)}
-	logs := &lockedLog{}
+	logs := &logbuf.Buffer{}
 	d := newDispatcher(dispatchConfig{
 		Link: link,
 		Resolve: func(name string) (target, bool) {

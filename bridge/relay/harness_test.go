@@ -18,6 +18,7 @@ import (
 	"github.com/plldb/plldb/bridge/relay"
 	"github.com/plldb/plldb/bridge/ticket"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 const testAudience = "wss://relay.test/local"
@@ -84,24 +85,6 @@ func (f *fakeConns) total() int {
 	return len(f.order)
 }
 
-// syncBuffer is a log sink safe for the concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // clock advances a millisecond on every reading, so connections made one after another have distinct
 // ConnectedAt times, as they would in reality.
 type clock struct{ ns atomic.Int64 }
@@ -120,13 +103,13 @@ type harness struct {
 	conns *fakeConns
 	h     *relay.Handlers
 	clock *clock
-	logs  *syncBuffer
+	logs  *logbuf.Buffer
 	n     atomic.Int64
 }
 
 func newHarness(t testing.TB, sessions ...string) *harness {
 	t.Helper()
-	x := &harness{store: relay.NewMemoryStore(), conns: newFakeConns(), clock: newClock(), logs: &syncBuffer{}}
+	x := &harness{store: relay.NewMemoryStore(), conns: newFakeConns(), clock: newClock(), logs: &logbuf.Buffer{}}
 	x.store.Now = x.clock.Now
 	x.h = &relay.Handlers{
 		Store:    x.store,

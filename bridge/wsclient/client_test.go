@@ -20,28 +20,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/testfixtures/logbuf"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// logBuffer collects log output from concurrent goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ticketSource hands out a new single-use ticket per dial, as the real ticket minters do.
@@ -54,14 +37,14 @@ func (s *ticketSource) next(context.Context) (string, error) {
 type harness struct {
 	srv     *testServer
 	c       *Client
-	logs    *logBuffer
+	logs    *logbuf.Buffer
 	tickets *ticketSource
 }
 
 // dial connects a client to srv with short, test-friendly timings; mod adjusts the config.
 func dial(t *testing.T, srv *testServer, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{srv: srv, logs: &logBuffer{}, tickets: &ticketSource{}}
+	h := &harness{srv: srv, logs: &logbuf.Buffer{}, tickets: &ticketSource{}}
 	cfg := Config{
 		URL:          srv.url,
 		Ticket:       h.tickets.next,
@@ -443,7 +426,7 @@ func TestUnauthorizedIsNotRetried(t *testing.T) {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			srv := newTestServer(t, 0)
 			srv.setRefuse(status)
-			logs := &logBuffer{}
+			logs := &logbuf.Buffer{}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c, err := Dial(ctx, Config{
