@@ -33,6 +33,7 @@ import (
 
 	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/bridge/ticket"
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // Defaults of Instrumenter's knobs.
@@ -283,6 +284,9 @@ func refusedNames(r *RefusedError) string {
 
 // attempt is one try of Instrument: inspect, claim, apply. A refusal leaves nothing claimed by this attempt.
 func (in *Instrumenter) attempt(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
+	// Every function asks the store whether the same few sessions are live (this one, the ones sharing it):
+	// one read each per attempt, and a waiting attach's next attempt reads them afresh.
+	ctx = store.WithSessionCache(ctx)
 	att := &Attachment{}
 	plans := make([]*plan, len(targets))
 	refusals := make([]*Refusal, len(targets))

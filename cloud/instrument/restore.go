@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // Outcome is what a restore did to one function.
@@ -55,6 +57,7 @@ func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, 
 	if session == "" {
 		return nil, errors.New("restore: empty session id")
 	}
+	ctx = store.WithSessionCache(ctx) // the holders every function's leave checks are the same few sessions
 	snaps, err := in.Claims.SessionSnapshots(ctx, session)
 	if err != nil {
 		return nil, fmt.Errorf("restore: list the functions session %s holds: %w", session, err)
@@ -87,6 +90,7 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 	if r.Session == "" {
 		return nil, errors.New("recover: empty session id")
 	}
+	ctx = store.WithSessionCache(ctx)
 	results := make([]*Result, len(r.FunctionARNs))
 	errs := make([]error, len(r.FunctionARNs))
 	in.each(len(r.FunctionARNs), func(i int) {

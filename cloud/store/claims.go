@@ -271,7 +271,7 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	// Only Leave marks a claim as being released; a snapshot read back from a releasing claim (a takeover's)
 	// starts a claim that is not.
 	snap.Releasing = false
-	if _, err := s.GetSession(ctx, snap.Session); err != nil {
+	if err := s.live(ctx, snap.Session); err != nil {
 		return fmt.Errorf("claim %s: %w", name, err)
 	}
 	if snap.Shared {
@@ -326,7 +326,7 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 		if holder.Session == snap.Session {
 			return nil
 		}
-		_, err = s.GetSession(ctx, holder.Session)
+		err = s.live(ctx, holder.Session)
 		if err == nil {
 			return holder
 		}

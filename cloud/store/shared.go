@@ -48,7 +48,7 @@ func (s *Store) getClaimItem(ctx context.Context, arn string) (item, bool, error
 // liveHolders splits holders into those whose sessions are live and those whose sessions expired or are gone.
 func (s *Store) liveHolders(ctx context.Context, hs []Holder) (live, dead []Holder, err error) {
 	for _, h := range hs {
-		_, err := s.GetSession(ctx, h.Session)
+		err := s.live(ctx, h.Session)
 		switch {
 		case err == nil:
 			live = append(live, h)
@@ -113,7 +113,7 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 					return fmt.Errorf("claim %s: session %s holds it exclusively already", name, snap.Session)
 				}
 				held := heldBy(cur, snap.FunctionARN)
-				if _, err := s.GetSession(ctx, old.Session); err == nil {
+				if err := s.live(ctx, old.Session); err == nil {
 					return held
 				} else if !errors.Is(err, ErrNotFound) {
 					return fmt.Errorf("claim %s: check holder: %w", name, err)
