@@ -46,8 +46,10 @@ type Claims interface {
 	// holders left it returns the claim with them (last false); otherwise the claim becomes session's exclusive
 	// claim, marked Releasing, and last is true: the caller puts the snapshot back and releases it, and a claim
 	// by another session meanwhile fails with a *HeldError with Releasing set. On session's own exclusive claim
-	// it returns that, unchanged, with last true.
-	Leave(ctx context.Context, functionARN, session string) (snap Snapshot, last bool, err error)
+	// it returns that, unchanged, with last true. read names the function (FunctionARN); when read.Version is
+	// set it is the shared claim as the caller read it (SessionSnapshots), which a store may build on instead
+	// of reading the claim again, as long as its write fails when the claim changed since.
+	Leave(ctx context.Context, read Snapshot, session string) (snap Snapshot, last bool, err error)
 	// SetRevisionAfter records the revision plldb's update left on the function.
 	SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error
 	// GetSnapshot returns the claim on the function, whoever holds it.
@@ -152,7 +154,8 @@ func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) e
 }
 
 // Leave implements Claims.
-func (m *MemoryClaims) Leave(ctx context.Context, functionARN, session string) (Snapshot, bool, error) {
+func (m *MemoryClaims) Leave(ctx context.Context, read Snapshot, session string) (Snapshot, bool, error) {
+	functionARN := read.FunctionARN
 	if err := ctx.Err(); err != nil {
 		return Snapshot{}, false, err
 	}

@@ -586,7 +586,7 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 		p := plans[i]
 		if p.snap.Shared {
 			// Other sessions may share the function: take out only this session's entries.
-			if r := in.leave(ctx, p.target.ARN, s.ID); r.Outcome == Failed || r.Outcome == Conflict {
+			if r := in.leave(ctx, Snapshot{FunctionARN: p.target.ARN}, s.ID); r.Outcome == Failed || r.Outcome == Conflict {
 				in.logger().Warn("roll back a failed attach", "function", p.target.Name, "outcome", r.Outcome, "message", r.Message)
 				mu.Lock()
 				stuck = append(stuck, fmt.Sprintf("%s (%s)", p.target.Name, r.Message))

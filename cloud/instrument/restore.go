@@ -65,7 +65,7 @@ func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, 
 	results := make([]Result, len(snaps))
 	in.each(len(snaps), func(i int) {
 		if snaps[i].Shared {
-			results[i] = in.leave(ctx, snaps[i].FunctionARN, session)
+			results[i] = in.leave(ctx, snaps[i], session)
 			return
 		}
 		results[i] = in.restoreOne(ctx, snaps[i])
@@ -115,14 +115,14 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 			// no longer live, and their entries with it.
 			for _, h := range snap.Holders {
 				if !holdsSession(held.Holders, h.Session) {
-					res = in.leave(ctx, arn, h.Session)
+					res = in.leave(ctx, Snapshot{FunctionARN: arn}, h.Session)
 					break
 				}
 			}
 		case held != nil && r.Force && snap.Shared:
 			// Every selective session leaves in turn; the last one out puts the snapshot back.
 			for _, h := range snap.Holders {
-				res = in.leave(ctx, arn, h.Session)
+				res = in.leave(ctx, Snapshot{FunctionARN: arn}, h.Session)
 			}
 		case held != nil && r.Force:
 			res = in.restoreOne(ctx, snap)

@@ -254,9 +254,13 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 
 // leave takes a selective session out of a function it shares: its entries go from the lists when other live
 // sessions remain (Left), and when it is the last one the snapshot goes back as for any restore.
-func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
+//
+// read is the claim as the caller read it (Restore's SessionSnapshots), for the store to build on; a
+// Snapshot with only FunctionARN set makes it read the claim itself.
+func (in *Instrumenter) leave(ctx context.Context, read Snapshot, session string) Result {
+	arn := read.FunctionARN
 	res := Result{FunctionARN: arn, FunctionName: arn}
-	claim, last, err := in.Claims.Leave(ctx, arn, session)
+	claim, last, err := in.Claims.Leave(ctx, read, session)
 	var held *HeldError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
