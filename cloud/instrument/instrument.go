@@ -194,6 +194,9 @@ type plan struct {
 	cur     fnConfig
 	snap    Snapshot // what to claim (Shared for a selective session)
 	reclaim bool     // this session already holds the function: its first snapshot stands
+	// holders are a shared claim's holders as this session's Join left them, for join to know whose entries
+	// the function may carry without reading the claim again.
+	holders []Holder
 	env     map[string]string
 	layers  []string
 	layer   string
@@ -311,7 +314,12 @@ func (in *Instrumenter) attempt(ctx context.Context, s Session, targets []Target
 	claimed := make([]bool, len(plans))
 	in.each(len(plans), func(i int) {
 		p := plans[i]
-		err := in.Claims.Claim(ctx, p.snap, s.Owner)
+		var err error
+		if p.snap.Shared {
+			p.holders, err = in.Claims.Join(ctx, p.snap, s.Owner)
+		} else {
+			err = in.Claims.Claim(ctx, p.snap, s.Owner)
+		}
 		var held *HeldError
 		switch {
 		case errors.As(err, &held):

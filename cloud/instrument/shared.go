@@ -203,18 +203,27 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 	if err := in.tagSession(ctx, t, s.ID); err != nil {
 		return nil, false, err
 	}
-	for range sharedAttempts {
+	for attempt := range sharedAttempts {
 		// The function first, then the holders: see the comment at the top of this file.
 		_, cur, err := in.getSettled(ctx, t.ARN)
 		if err != nil {
 			return nil, false, err
 		}
-		claim, ok, err := in.Claims.GetSnapshot(ctx, t.ARN)
-		switch {
-		case err != nil:
-			return nil, false, fmt.Errorf("read the claim on %s: %w", t.Name, err)
-		case !ok || !claim.Shared || !holdsSession(claim.Holders, s.ID):
-			return nil, false, fmt.Errorf("%s (%s): this session's claim went while it was attaching (its session ended, or an exclusive attach took over); attach again", t.LogicalID, t.Name)
+		var claim Snapshot
+		if attempt == 0 && listsOnly(cur.vars(), p.holders) {
+			// The holders Join left are the claim as of a moment before this read of the function; a session
+			// that joined since could be on the function but not among them, and only then is the claim read.
+			claim = p.snap
+			claim.Holders = p.holders
+		} else {
+			var ok bool
+			claim, ok, err = in.Claims.GetSnapshot(ctx, t.ARN)
+			switch {
+			case err != nil:
+				return nil, false, fmt.Errorf("read the claim on %s: %w", t.Name, err)
+			case !ok || !claim.Shared || !holdsSession(claim.Holders, s.ID):
+				return nil, false, fmt.Errorf("%s (%s): this session's claim went while it was attaching (its session ended, or an exclusive attach took over); attach again", t.LogicalID, t.Name)
+			}
 		}
 		env, layers, err := in.joined(claim, &cur, s, t, p.layer)
 		if err != nil {
@@ -279,7 +288,7 @@ func (in *Instrumenter) leave(ctx context.Context, read Snapshot, session string
 	if last {
 		return in.restoreSnapshot(ctx, claim, true)
 	}
-	for range sharedAttempts {
+	for attempt := range sharedAttempts {
 		_, cur, err := in.getSettled(ctx, arn)
 		var nf *types.ResourceNotFoundException
 		switch {
@@ -289,11 +298,15 @@ func (in *Instrumenter) leave(ctx context.Context, read Snapshot, session string
 		case err != nil:
 			return failed(claim, err)
 		}
-		now, ok, err := in.Claims.GetSnapshot(ctx, arn)
-		if err != nil {
-			return failed(claim, fmt.Errorf("read the claim on %s: %w", res.FunctionName, err))
-		}
 		vars := cur.vars()
+		now, ok := claim, true
+		// As in join: the holders Leave left are the claim of a moment before this read of the function, and
+		// only a session missing from them (one that joined since) makes it worth reading the claim again.
+		if attempt > 0 || !listsOnly(vars, append(slices.Clone(claim.Holders), Holder{Session: session})) {
+			if now, ok, err = in.Claims.GetSnapshot(ctx, arn); err != nil {
+				return failed(claim, fmt.Errorf("read the claim on %s: %w", res.FunctionName, err))
+			}
+		}
 		if !ok || !now.Shared || !selectivelyInstrumented(vars) {
 			// The last session out, or a takeover, puts the whole snapshot back: nothing of ours to take out.
 			res.Outcome, res.Message = Left, "left; the last session out puts it back"
@@ -338,6 +351,30 @@ func (in *Instrumenter) leave(ctx context.Context, read Snapshot, session string
 	res.Outcome = Left
 	res.Message = fmt.Sprintf("left, but it kept changing while plldb took this session's entries out (%d tries); the next session to attach or detach drops them", sharedAttempts)
 	return res
+}
+
+// listsOnly tells whether vars carry selective instrumentation whose lists name no session but holders. A
+// function that is not selectively instrumented (yet, or any more) answers false: whoever writes it first, or
+// finds the claim gone, must see the claim as it is now.
+func listsOnly(vars map[string]string, holders []Holder) bool {
+	if holders == nil || !selectivelyInstrumented(vars) {
+		return false
+	}
+	links, keys, err := sessionLists(vars)
+	if err != nil {
+		return false
+	}
+	for _, l := range links {
+		if !holdsSession(holders, l.Session) {
+			return false
+		}
+	}
+	for id := range keys {
+		if !holdsSession(holders, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // redactSessions cuts every function key of a PLLDB_SESSIONS value out of an error, however Lambda quotes the

@@ -271,8 +271,24 @@ func heldBy(it item, arn string) *HeldError {
 //   - A live session's claim that Leave marked as being released (the last selective session out, restoring)
 //     fails with a *HeldError with Releasing set, whether the claim asked for is shared or exclusive.
 func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
+	_, err := s.claim(ctx, snap, owner)
+	return err
+}
+
+// Join is Claim for a selective session (snap.Shared must be set) that also returns the claim's holders as its
+// write left them, this session among them: a caller that reads the function after Join knows, without reading
+// the claim again, which sessions' entries it may find there (a session it does not know of joined later).
+func (s *Store) Join(ctx context.Context, snap Snapshot, owner string) ([]Holder, error) {
+	if !snap.Shared {
+		return nil, fmt.Errorf("join %s: the snapshot is not a shared claim", snap.FunctionARN)
+	}
+	return s.claim(ctx, snap, owner)
+}
+
+// claim is Claim, with the holders a shared claim's write left.
+func (s *Store) claim(ctx context.Context, snap Snapshot, owner string) ([]Holder, error) {
 	if snap.FunctionARN == "" || snap.Session == "" {
-		return fmt.Errorf("claim: function ARN and session are required (ARN %q, session %q)", snap.FunctionARN, snap.Session)
+		return nil, fmt.Errorf("claim: function ARN and session are required (ARN %q, session %q)", snap.FunctionARN, snap.Session)
 	}
 	name := snap.FunctionName
 	if name == "" {
@@ -282,11 +298,16 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	// starts a claim that is not.
 	snap.Releasing = false
 	if err := s.live(ctx, snap.Session); err != nil {
-		return fmt.Errorf("claim %s: %w", name, err)
+		return nil, fmt.Errorf("claim %s: %w", name, err)
 	}
 	if snap.Shared {
 		return s.claimShared(ctx, snap, owner, name)
 	}
+	return nil, s.claimExclusive(ctx, snap, owner, name)
+}
+
+// claimExclusive is Claim for an exclusive claim.
+func (s *Store) claimExclusive(ctx context.Context, snap Snapshot, owner, name string) error {
 	snap.Holders = nil
 	it := encodeClaim(snap, owner)
 	cond, names, values := "attribute_not_exists(#arn)", map[string]string{"#arn": attrARN}, item(nil)

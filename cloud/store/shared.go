@@ -89,8 +89,9 @@ func (s *Store) setHolders(functionARN string, ver int64, hs []Holder) types.Tra
 // which also writes or deletes the membership items, so concurrent joins and leaves serialize. The first round
 // builds on the claim as the caller read it (snap.Version and snap.Holders; Version 0: no claim) rather than
 // reading it again: the transaction's condition is that very version (or that there is no claim), so a claim
-// that changed since fails it, and the next round reads it.
-func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name string) error {
+// that changed since fails it, and the next round reads it. It returns the claim's holders as its write (or,
+// for a session that holds it already, the read that found so) left them.
+func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name string) ([]Holder, error) {
 	me := Holder{Session: snap.Session, Owner: owner}
 	// The caller's reading costs no request, so its round is on top of writeAttempts.
 	for attempt := range writeAttempts + 1 {
@@ -103,15 +104,16 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 		} else {
 			var err error
 			if cur, found, err = s.getClaimItem(ctx, snap.FunctionARN); err != nil {
-				return fmt.Errorf("claim %s: %w", name, err)
+				return nil, fmt.Errorf("claim %s: %w", name, err)
 			}
 			if found {
 				if old, _, err = decodeClaim(cur); err != nil {
-					return fmt.Errorf("claim %s: %w", name, err)
+					return nil, fmt.Errorf("claim %s: %w", name, err)
 				}
 			}
 		}
 		var ops []types.TransactWriteItem
+		holders := []Holder{me}
 		switch {
 		case !found:
 			fresh := snap
@@ -122,13 +124,13 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 				ConditionExpression: aws.String("attribute_not_exists(#arn)"), ExpressionAttributeNames: map[string]string{"#arn": attrARN}}}}
 		case !old.Shared:
 			if old.Session == snap.Session {
-				return fmt.Errorf("claim %s: session %s holds it exclusively already", name, snap.Session)
+				return nil, fmt.Errorf("claim %s: session %s holds it exclusively already", name, snap.Session)
 			}
 			held := heldBy(cur, snap.FunctionARN)
 			if err := s.live(ctx, old.Session); err == nil {
-				return held
+				return nil, held
 			} else if !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("claim %s: check holder: %w", name, err)
+				return nil, fmt.Errorf("claim %s: check holder: %w", name, err)
 			}
 			s.log().InfoContext(ctx, "taking over the claim of a dead session", "function", name,
 				"from_session", old.Session, "session", snap.Session)
@@ -147,17 +149,18 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 					// the caller read the claim.
 					continue
 				}
-				return nil // a retried attach: the first snapshot stands
+				return old.Holders, nil // a retried attach: the first snapshot stands
 			}
 			live, dead, err := s.liveHolders(ctx, old.Holders)
 			if err != nil {
-				return fmt.Errorf("claim %s: %w", name, err)
+				return nil, fmt.Errorf("claim %s: %w", name, err)
 			}
 			for _, d := range dead {
 				s.log().InfoContext(ctx, "dropping a dead session from a shared claim", "function", name, "from_session", d.Session)
 				ops = append(ops, s.memberDelete(d.Session, snap.FunctionARN))
 			}
-			ops = append(ops, s.setHolders(snap.FunctionARN, old.Version, append(live, me)))
+			holders = append(live, me)
+			ops = append(ops, s.setHolders(snap.FunctionARN, old.Version, holders))
 		}
 		ops = append(ops, s.memberPut(snap.Session, owner, snap.FunctionARN))
 		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
@@ -165,11 +168,12 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 			continue // someone joined or left meanwhile (or since the caller read it): read again
 		}
 		if err != nil {
-			return fmt.Errorf("claim %s: %w", name, err)
+			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
-		return nil
+		slices.SortFunc(holders, func(a, b Holder) int { return strings.Compare(a.Session, b.Session) })
+		return holders, nil
 	}
-	return fmt.Errorf("claim %s: changed concurrently %d times", name, writeAttempts)
+	return nil, fmt.Errorf("claim %s: changed concurrently %d times", name, writeAttempts)
 }
 
 // takeOverShared replaces a shared claim none of whose holders is live with snap's exclusive claim, deleting
