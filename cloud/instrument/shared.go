@@ -23,7 +23,9 @@ import (
 // carry one entry per session. Every change of those lists reads the function, then the claim's holders (in
 // that order, so that the entries of a session that joined meanwhile are never mistaken for a stale session's),
 // and writes with the RevisionId it read, reading again when Lambda refuses it: two developers joining or leaving
-// at once serialize on the function's revision as their claims serialize in the store.
+// at once serialize on the function's revision as their claims serialize in the store. The holders the session's
+// own claim write left (Join, Leave) are the claim's as of before the function was read, so when the function
+// names none but them the first round takes them instead of reading the claim again (listsOnly).
 
 // sharedAttempts bounds the rounds of read, edit and guarded update of a shared function's lists. Each refused
 // update means another session's edit landed, so the bound is the number of sessions that may edit at once.
