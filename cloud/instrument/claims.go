@@ -57,6 +57,10 @@ type Claims interface {
 	SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error
 	// GetSnapshot returns the claim on the function, whoever holds it.
 	GetSnapshot(ctx context.Context, functionARN string) (Snapshot, bool, error)
+	// StackSnapshots returns the claims on those of the functions that are claimed, whoever holds them, in the
+	// order of arns (duplicates once): GetSnapshot for many functions at once (the DynamoDB store reads 100 per
+	// request).
+	StackSnapshots(ctx context.Context, arns []string) ([]Snapshot, error)
 	// SessionSnapshots lists the claims the session holds, shared ones with Session set to it.
 	SessionSnapshots(ctx context.Context, session string) ([]Snapshot, error)
 	// Release drops the session's claim on the function (for a shared claim, its membership; the claim goes
@@ -242,6 +246,24 @@ func (m *MemoryClaims) GetSnapshot(ctx context.Context, functionARN string) (Sna
 		return Snapshot{}, false, nil
 	}
 	return copySnapshot(cur.snap), true, nil
+}
+
+// StackSnapshots implements Claims.
+func (m *MemoryClaims) StackSnapshots(ctx context.Context, arns []string) ([]Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Snapshot
+	seen := map[string]bool{}
+	for _, a := range arns {
+		if c, ok := m.claims[a]; ok && !seen[a] {
+			seen[a] = true
+			out = append(out, copySnapshot(c.snap))
+		}
+	}
+	return out, nil
 }
 
 // SessionSnapshots implements Claims; the snapshots come sorted by function ARN.

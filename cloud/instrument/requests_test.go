@@ -17,12 +17,12 @@ import (
 
 // TestDynamoDBRequestsPerFunction pins what attaching and detaching cost in DynamoDB requests, counted on the
 // store's client: each is a round trip for every function of a stack (and, on the test's moto, a request
-// served one at a time). Per function, a selective attach reads the claim to plan, claims it with one
-// transaction, reads it again after reading the function (the first to write must see the claim as it is) and
-// records the revision; a join does the same but for that second read, since the function names no session
-// its Join did not see; a leave takes one transaction and the revision; the last one out one transaction and
-// the release. Session liveness is read once per call, not per function, and a detach lists the session's
-// shared claims with one BatchGetItem.
+// served one at a time). Per function, a selective attach claims it with one transaction, reads the claim
+// again after reading the function (the first to write must see the claim as it is) and records the revision;
+// a join does the same but for that read, since the function names no session its Join did not see; a leave
+// takes one transaction and the revision; the last one out one transaction and the release. Per call, the
+// claims are read to plan with one BatchGetItem (per 100 functions), session liveness once per session, and a
+// detach lists the session's shared claims with one BatchGetItem.
 func TestDynamoDBRequestsPerFunction(t *testing.T) {
 	const n = 3
 	e := newEnv(t)
@@ -63,15 +63,15 @@ func TestDynamoDBRequestsPerFunction(t *testing.T) {
 		_, err := in.Instrument(ctx, a.s, targets(a))
 		require.NoError(t, err)
 	})
-	assert.Equal(t, map[string]int{"DynamoDB.GetItem": 2*n + 1, "DynamoDB.TransactWriteItems": n, "DynamoDB.UpdateItem": n}, got,
-		"per function: the claim to plan, the transaction, the claim after the function, the revision; one session read")
+	assert.Equal(t, map[string]int{"DynamoDB.BatchGetItem": 1, "DynamoDB.GetItem": n + 1, "DynamoDB.TransactWriteItems": n, "DynamoDB.UpdateItem": n}, got,
+		"per function: the transaction, the claim after the function, the revision; the claims to plan in one batch, one session read")
 
 	got = phase("second developer joins", func() {
 		_, err := in.Instrument(ctx, b.s, targets(b))
 		require.NoError(t, err)
 	})
-	assert.Equal(t, map[string]int{"DynamoDB.GetItem": n + 2, "DynamoDB.TransactWriteItems": n, "DynamoDB.UpdateItem": n}, got,
-		"per function: the claim to plan, the transaction, the revision; one read of each session (the joiner's, the holder's)")
+	assert.Equal(t, map[string]int{"DynamoDB.BatchGetItem": 1, "DynamoDB.GetItem": 2, "DynamoDB.TransactWriteItems": n, "DynamoDB.UpdateItem": n}, got,
+		"per function: the transaction and the revision; the claims in one batch, one read of each session (the joiner's, the holder's)")
 
 	got = phase("first leaves", func() {
 		results, err := in.Restore(ctx, a.s.ID)
@@ -100,8 +100,8 @@ func TestDynamoDBRequestsPerFunction(t *testing.T) {
 		_, err := in.Instrument(ctx, x, fns)
 		require.NoError(t, err)
 	})
-	assert.Equal(t, map[string]int{"DynamoDB.GetItem": n + 1, "DynamoDB.PutItem": n, "DynamoDB.UpdateItem": n}, got,
-		"per function: the claim to plan, the conditional put, the revision; one session read")
+	assert.Equal(t, map[string]int{"DynamoDB.BatchGetItem": 1, "DynamoDB.GetItem": 1, "DynamoDB.PutItem": n, "DynamoDB.UpdateItem": n}, got,
+		"per function: the conditional put and the revision; the claims in one batch, one session read")
 	got = phase("exclusive detach", func() {
 		results, err := in.Restore(ctx, x.ID)
 		require.NoError(t, err)
