@@ -56,7 +56,7 @@
 // conditioned on its version ver (incremented) together with the membership items' puts and deletes, so two
 // developers joining or leaving at once serialize, the loser reading again (writeAttempts times). Because the
 // version is the condition, Claim and Leave build their first transaction on the claim as the caller read it
-// (Snapshot.Version and Holders, from GetSnapshot or SessionSnapshots; for Claim, Version 0 means no claim)
+// (Snapshot.Version and Holders, from StackSnapshots or SessionSnapshots; for Claim, Version 0 means no claim)
 // instead of reading it once more: a claim that changed since fails the transaction like one that changed
 // between the store's own read and its write, and is read again. Join is Claim returning the holders its write
 // left, so that the instrumenter reads the claim again only when the function names a session outside them.
@@ -85,11 +85,11 @@
 // # Calls and permissions
 //
 // Per function, an attach or detach makes these DynamoDB requests (pinned by the instrument package's
-// TestDynamoDBRequestsPerFunction): a first selective attach 4 (GetItem to plan, TransactWriteItems, GetItem after
-// reading the function, UpdateItem for the revision), a join 3, a leave 2 (TransactWriteItems, UpdateItem), the
-// last one out 2 (TransactWriteItems, DeleteItem), an exclusive attach 3 (GetItem, PutItem, UpdateItem) and its
-// detach 1 (DeleteItem); per call, one GetItem per session checked and, for a detach, the by-session Query and
-// a BatchGetItem per 100 shared claims.
+// TestDynamoDBRequestsPerFunction): a first selective attach 3 (TransactWriteItems, GetItem after reading the
+// function, UpdateItem for the revision), a join 2, a leave 2 (TransactWriteItems, UpdateItem), the last one out
+// 2 (TransactWriteItems, DeleteItem), an exclusive attach 2 (PutItem, UpdateItem) and its detach 1 (DeleteItem);
+// per call, one BatchGetItem per 100 functions for the claims an attach plans from (StackSnapshots), one GetItem
+// per session checked and, for a detach, the by-session Query and a BatchGetItem per 100 shared claims.
 //
 // Per routed message ($default) the relay makes two reads: GetItem (sender) and Query (destination). $connect
 // costs GetItem on sessions and a conditional PutItem on tickets in the authorizer, then GetItem and
@@ -99,8 +99,9 @@
 //
 //	relay Lambda   sessions: GetItem, UpdateItem (DeveloperSeen), DeleteItem (sweep); tickets: PutItem;
 //	               connections: GetItem, Query, PutItem, DeleteItem, ConditionCheckItem; claims (expiry restore
-//	               and sweep): GetItem, Query on index by-session, DeleteItem, Scan (StaleSessions), and for
-//	               shared claims PutItem, UpdateItem, DeleteItem inside TransactWriteItems (Leave)
+//	               and sweep): GetItem, BatchGetItem (SessionSnapshots), Query on index by-session, DeleteItem,
+//	               Scan (StaleSessions), and for shared claims PutItem, UpdateItem, DeleteItem inside
+//	               TransactWriteItems (Leave)
 //	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
 //	               UpdateItem, DeleteItem, Scan, Query on index by-session, TransactWriteItems (shared claims)
 package store
