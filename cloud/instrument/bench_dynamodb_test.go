@@ -66,7 +66,9 @@ func BenchmarkAttachDetach50DynamoDB(b *testing.B) {
 // developers: the first attaches 50 functions (attach-s), the second joins them (join-s), the first leaves while
 // the second stays (leave-s), and the second, the last one out, restores them (restore-s). The test moto server
 // runs DynamoDB requests one at a time (testfixtures/moto), so the times are an upper bound: against DynamoDB
-// they run in parallel.
+// they run in parallel. It also reports the requests each phase made per function (dynamodb-req/fn, lambda-req/fn),
+// counted on the clients: the moto time is roughly proportional to the DynamoDB requests, and against DynamoDB
+// each one is a round trip and a cost.
 func BenchmarkSelectiveJoinLeave50DynamoDB(b *testing.B) {
 	h := awsharness.New(b, awsharness.Options{})
 	var fns []awsharness.Function
@@ -75,8 +77,13 @@ func BenchmarkSelectiveJoinLeave50DynamoDB(b *testing.B) {
 	}
 	deployed := h.DeployStack(b, "selbench-"+h.Install.Name, fns)
 	ctx := context.Background()
-	claims := store.New(dynamodb.NewFromConfig(h.AWS), h.Install.Tables)
-	in := &instrument.Instrumenter{Lambda: lambda.NewFromConfig(h.AWS), Claims: claims, Layers: h.Install.Layers}
+	dbCalls, lambdaCalls := &instrument.CallCounter{}, &instrument.CallCounter{}
+	claims := store.New(dynamodb.NewFromConfig(h.AWS, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, dbCalls.Register) }),
+		h.Install.Tables)
+	in := &instrument.Instrumenter{
+		Lambda: lambda.NewFromConfig(h.AWS, func(o *lambda.Options) { o.APIOptions = append(o.APIOptions, lambdaCalls.Register) }),
+		Claims: claims, Layers: h.Install.Layers,
+	}
 	sessionWith := func(id string) (instrument.Session, []instrument.Target) {
 		pub, _, err := ed25519.GenerateKey(nil)
 		require.NoError(b, err)
@@ -91,31 +98,52 @@ func BenchmarkSelectiveJoinLeave50DynamoDB(b *testing.B) {
 		return instrument.Session{ID: id, Owner: id + "@host", Endpoint: h.Install.WebSocketURL, Audience: h.Install.Audience,
 			Selective: true, KnockKey: pub, KnockStack: "selbench"}, targets
 	}
-	var attach, join, leave, restore time.Duration
+	phases := []string{"attach", "join", "leave", "restore"}
+	elapsed := map[string]time.Duration{}
+	dbReqs, lambdaReqs := map[string]int{}, map[string]int{}
+	dbOps := map[string]map[string]int{} // by phase and operation, for the log
+	// timed runs one phase, counting its time and the requests it made.
+	timed := func(phase string, fn func()) {
+		dbCalls.Reset()
+		lambdaCalls.Reset()
+		start := time.Now()
+		fn()
+		elapsed[phase] += time.Since(start)
+		dbReqs[phase] += dbCalls.Total()
+		if dbOps[phase] == nil {
+			dbOps[phase] = map[string]int{}
+		}
+		for op, c := range dbCalls.Counts() {
+			dbOps[phase][op] += c
+		}
+		lambdaReqs[phase] += lambdaCalls.Total()
+	}
 	n := 0
 	for b.Loop() {
 		first, ft := sessionWith(fmt.Sprintf("s-first-%d", n))
 		second, st := sessionWith(fmt.Sprintf("s-second-%d", n))
-		start := time.Now()
-		_, err := in.Instrument(ctx, first, ft)
-		attach += time.Since(start)
-		require.NoError(b, err)
-		start = time.Now()
-		att, err := in.Instrument(ctx, second, st)
-		join += time.Since(start)
-		require.NoError(b, err)
-		require.Len(b, att.Functions, len(st))
-		start = time.Now()
-		results, err := in.Restore(ctx, first.ID)
-		leave += time.Since(start)
-		require.NoError(b, err)
-		for _, res := range results {
-			require.Equal(b, instrument.Left, res.Outcome, res.Message)
-		}
-		start = time.Now()
-		results, err = in.Restore(ctx, second.ID)
-		restore += time.Since(start)
-		require.NoError(b, err)
+		timed("attach", func() {
+			_, err := in.Instrument(ctx, first, ft)
+			require.NoError(b, err)
+		})
+		timed("join", func() {
+			att, err := in.Instrument(ctx, second, st)
+			require.NoError(b, err)
+			require.Len(b, att.Functions, len(st))
+		})
+		timed("leave", func() {
+			results, err := in.Restore(ctx, first.ID)
+			require.NoError(b, err)
+			for _, res := range results {
+				require.Equal(b, instrument.Left, res.Outcome, res.Message)
+			}
+		})
+		var results []instrument.Result
+		timed("restore", func() {
+			var err error
+			results, err = in.Restore(ctx, second.ID)
+			require.NoError(b, err)
+		})
 		for _, res := range results {
 			require.Equal(b, instrument.Restored, res.Outcome, res.Message)
 		}
@@ -124,8 +152,11 @@ func BenchmarkSelectiveJoinLeave50DynamoDB(b *testing.B) {
 		}
 		n++
 	}
-	b.ReportMetric(attach.Seconds()/float64(n), "attach-s")
-	b.ReportMetric(join.Seconds()/float64(n), "join-s")
-	b.ReportMetric(leave.Seconds()/float64(n), "leave-s")
-	b.ReportMetric(restore.Seconds()/float64(n), "restore-s")
+	perFn := float64(n * len(deployed))
+	for _, p := range phases {
+		b.ReportMetric(elapsed[p].Seconds()/float64(n), p+"-s")
+		b.ReportMetric(float64(dbReqs[p])/perFn, p+"-dynamodb-req/fn")
+		b.ReportMetric(float64(lambdaReqs[p])/perFn, p+"-lambda-req/fn")
+		b.Logf("%s: DynamoDB requests over %d runs of %d functions: %v", p, n, len(deployed), dbOps[p])
+	}
 }

@@ -42,16 +42,25 @@ type Claims interface {
 	// whose holders are all no longer live is replaced. A re-claim by the same session keeps the first snapshot.
 	// It never writes snap.Releasing.
 	Claim(ctx context.Context, snap Snapshot, owner string) error
+	// Join is Claim for a selective session's shared claim (snap.Shared set) that also returns the claim's
+	// holders as its write left them, this session among them.
+	Join(ctx context.Context, snap Snapshot, owner string) (holders []Holder, err error)
 	// Leave takes session out of a shared claim, dropping holders that are no longer live. With other live
 	// holders left it returns the claim with them (last false); otherwise the claim becomes session's exclusive
 	// claim, marked Releasing, and last is true: the caller puts the snapshot back and releases it, and a claim
 	// by another session meanwhile fails with a *HeldError with Releasing set. On session's own exclusive claim
-	// it returns that, unchanged, with last true.
-	Leave(ctx context.Context, functionARN, session string) (snap Snapshot, last bool, err error)
+	// it returns that, unchanged, with last true. read names the function (FunctionARN); when read.Version is
+	// set it is the shared claim as the caller read it (SessionSnapshots), which a store may build on instead
+	// of reading the claim again, as long as its write fails when the claim changed since.
+	Leave(ctx context.Context, read Snapshot, session string) (snap Snapshot, last bool, err error)
 	// SetRevisionAfter records the revision plldb's update left on the function.
 	SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error
 	// GetSnapshot returns the claim on the function, whoever holds it.
 	GetSnapshot(ctx context.Context, functionARN string) (Snapshot, bool, error)
+	// StackSnapshots returns the claims on those of the functions that are claimed, whoever holds them, in the
+	// order of arns (duplicates once): GetSnapshot for many functions at once (the DynamoDB store reads 100 per
+	// request).
+	StackSnapshots(ctx context.Context, arns []string) ([]Snapshot, error)
 	// SessionSnapshots lists the claims the session holds, shared ones with Session set to it.
 	SessionSnapshots(ctx context.Context, session string) ([]Snapshot, error)
 	// Release drops the session's claim on the function (for a shared claim, its membership; the claim goes
@@ -108,11 +117,25 @@ func (m *MemoryClaims) live(hs []Holder) []Holder {
 
 // Claim implements Claims.
 func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) error {
+	_, err := m.claim(ctx, snap, owner)
+	return err
+}
+
+// Join implements Claims.
+func (m *MemoryClaims) Join(ctx context.Context, snap Snapshot, owner string) ([]Holder, error) {
+	if !snap.Shared {
+		return nil, fmt.Errorf("join %s: the snapshot is not a shared claim", snap.FunctionARN)
+	}
+	return m.claim(ctx, snap, owner)
+}
+
+// claim is Claim, with the holders a shared claim has once it is made.
+func (m *MemoryClaims) claim(ctx context.Context, snap Snapshot, owner string) ([]Holder, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if snap.FunctionARN == "" || snap.Session == "" {
-		return errors.New("claim: snapshot needs a function ARN and a session")
+		return nil, errors.New("claim: snapshot needs a function ARN and a session")
 	}
 	snap.Releasing = false // only Leave marks a claim so
 	m.mu.Lock()
@@ -123,24 +146,24 @@ func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) e
 	case !ok:
 	case cur.snap.Shared:
 		if snap.Shared && holdsSession(cur.snap.Holders, snap.Session) {
-			return nil
+			return slices.Clone(cur.snap.Holders), nil
 		}
 		live := m.live(cur.snap.Holders)
 		if snap.Shared {
 			cur.snap.Holders = sortHolders(append(live, me))
 			m.claims[snap.FunctionARN] = cur
-			return nil
+			return slices.Clone(cur.snap.Holders), nil
 		}
 		if len(live) > 0 {
-			return m.held(cur, live)
+			return nil, m.held(cur, live)
 		}
 	case cur.snap.Session == snap.Session:
 		if snap.Shared {
-			return fmt.Errorf("claim %s: session %s holds it exclusively already", snap.FunctionARN, snap.Session)
+			return nil, fmt.Errorf("claim %s: session %s holds it exclusively already", snap.FunctionARN, snap.Session)
 		}
-		return nil
+		return nil, nil
 	case !m.ended[cur.snap.Session]:
-		return m.held(cur, nil)
+		return nil, m.held(cur, nil)
 	}
 	c := memoryClaim{snap: copySnapshot(snap), owner: owner}
 	c.snap.Holders = nil
@@ -148,11 +171,12 @@ func (m *MemoryClaims) Claim(ctx context.Context, snap Snapshot, owner string) e
 		c.snap.Session, c.owner, c.snap.Holders = "", "", []Holder{me}
 	}
 	m.claims[snap.FunctionARN] = c
-	return nil
+	return slices.Clone(c.snap.Holders), nil
 }
 
 // Leave implements Claims.
-func (m *MemoryClaims) Leave(ctx context.Context, functionARN, session string) (Snapshot, bool, error) {
+func (m *MemoryClaims) Leave(ctx context.Context, read Snapshot, session string) (Snapshot, bool, error) {
+	functionARN := read.FunctionARN
 	if err := ctx.Err(); err != nil {
 		return Snapshot{}, false, err
 	}
@@ -222,6 +246,24 @@ func (m *MemoryClaims) GetSnapshot(ctx context.Context, functionARN string) (Sna
 		return Snapshot{}, false, nil
 	}
 	return copySnapshot(cur.snap), true, nil
+}
+
+// StackSnapshots implements Claims.
+func (m *MemoryClaims) StackSnapshots(ctx context.Context, arns []string) ([]Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Snapshot
+	seen := map[string]bool{}
+	for _, a := range arns {
+		if c, ok := m.claims[a]; ok && !seen[a] {
+			seen[a] = true
+			out = append(out, copySnapshot(c.snap))
+		}
+	}
+	return out, nil
 }
 
 // SessionSnapshots implements Claims; the snapshots come sorted by function ARN.

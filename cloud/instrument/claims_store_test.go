@@ -146,7 +146,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 				cs.start(t, id, id+"@host")
 				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), id+"@host"))
 			}
-			left, last, err := cs.claims.Leave(ctx, arn, "s-2")
+			left, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-2")
 			require.NoError(t, err)
 			assert.False(t, last)
 			assert.Equal(t, []string{"s-1", "s-3"}, holderIDs(left.Holders))
@@ -155,13 +155,13 @@ func TestSharedClaimsConformance(t *testing.T) {
 			assert.Empty(t, list)
 
 			cs.end(t, "s-3") // not live: does not count as a remaining holder
-			got, last, err := cs.claims.Leave(ctx, arn, "s-1")
+			got, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
 			require.NoError(t, err)
 			assert.True(t, last)
 			assert.False(t, got.Shared)
 			assert.Equal(t, "s-1", got.Session)
 			assert.Equal(t, map[string]string{"A": "s-1"}, got.Environment)
-			_, last, err = cs.claims.Leave(ctx, arn, "s-1")
+			_, last, err = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
 			require.NoError(t, err)
 			assert.True(t, last, "leaving again is the same answer")
 
@@ -179,7 +179,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 			_, ok, err := cs.claims.GetSnapshot(ctx, arn)
 			require.NoError(t, err)
 			assert.False(t, ok)
-			_, _, err = cs.claims.Leave(ctx, arn, "s-1")
+			_, _, err = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
 			assert.ErrorIs(t, err, relay.ErrNotFound)
 		}},
 		{"the last one out's claim is marked releasing until it is released", func(t *testing.T, ctx context.Context, cs claimStore) {
@@ -187,7 +187,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 				cs.start(t, id, map[string]string{"s-1": "alice", "s-2": "bob"}[id])
 				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), map[string]string{"s-1": "alice", "s-2": "bob"}[id]))
 			}
-			left, last, err := cs.claims.Leave(ctx, arn, "s-2")
+			left, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-2")
 			require.NoError(t, err)
 			require.False(t, last)
 			assert.False(t, left.Releasing, "others remain: nothing is being put back")
@@ -195,7 +195,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 			require.NoError(t, err)
 			assert.False(t, got.Releasing)
 
-			got, last, err = cs.claims.Leave(ctx, arn, "s-1")
+			got, last, err = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
 			require.NoError(t, err)
 			require.True(t, last)
 			assert.True(t, got.Releasing)
@@ -214,7 +214,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 				assert.Equal(t, instrument.HeldError{Session: "s-1", Owner: "alice", Function: "orders", Releasing: true}, *held)
 				assert.Equal(t, "function orders is being put back by session s-1 (owner alice), the last selective session to leave it", held.Error())
 			}
-			got, last, err = cs.claims.Leave(ctx, arn, "s-1")
+			got, last, err = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
 			require.NoError(t, err)
 			assert.True(t, last)
 			assert.True(t, got.Releasing, "a repeated leave keeps the mark")
@@ -232,7 +232,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 		{"an exclusive claim of one's own is not marked by Leave", func(t *testing.T, ctx context.Context, cs claimStore) {
 			cs.start(t, "s-x", "carol")
 			require.NoError(t, cs.claims.Claim(ctx, snap("s-x", false), "carol"))
-			got, last, err := cs.claims.Leave(ctx, arn, "s-x")
+			got, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-x")
 			require.NoError(t, err)
 			assert.True(t, last)
 			assert.False(t, got.Releasing)
@@ -277,7 +277,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 
 			lasts := make([]bool, len(ids))
 			for i, id := range ids {
-				wg.Go(func() { _, lasts[i], errs[i] = cs.claims.Leave(ctx, arn, id) })
+				wg.Go(func() { _, lasts[i], errs[i] = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, id) })
 			}
 			wg.Wait()
 			n := 0
@@ -288,6 +288,56 @@ func TestSharedClaimsConformance(t *testing.T) {
 				}
 			}
 			assert.Equal(t, 1, n, "exactly one is the last one out")
+		}},
+		{"a claim or leave built on a stale reading of the claim is read again and loses nobody", func(t *testing.T, ctx context.Context, cs claimStore) {
+			// The DynamoDB store takes a snapshot's Version and Holders as the claim it will find (Claim, Leave)
+			// instead of reading it once more; its write is conditioned on that version, so a stale reading
+			// must end in a fresh one, never in a holder lost or a claim taken whole.
+			for _, id := range []string{"s-1", "s-2", "s-3", "s-4"} {
+				cs.start(t, id, id)
+			}
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-1", true), "s-1"))
+			read, ok, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			require.True(t, ok)
+			as := func(r instrument.Snapshot, session string) instrument.Snapshot {
+				r.Session = session
+				r.Environment = map[string]string{"A": session}
+				return r
+			}
+			require.NoError(t, cs.claims.Claim(ctx, as(read, "s-2"), "s-2"))
+			require.NoError(t, cs.claims.Claim(ctx, as(read, "s-3"), "s-3"), "the same reading, stale now")
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-4", true), "s-4"), "a reading that saw no claim at all")
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"s-1", "s-2", "s-3", "s-4"}, holderIDs(got.Holders))
+			assert.Equal(t, map[string]string{"A": "s-1"}, got.Environment, "the first snapshot stands")
+
+			// By the stale reading s-1 is the only holder, which would make it the last one out.
+			left, last, err := cs.claims.Leave(ctx, read, "s-1")
+			require.NoError(t, err)
+			assert.False(t, last)
+			assert.Equal(t, []string{"s-2", "s-3", "s-4"}, holderIDs(left.Holders))
+
+			listed, err := cs.claims.SessionSnapshots(ctx, "s-2")
+			require.NoError(t, err)
+			require.Len(t, listed, 1)
+			for _, id := range []string{"s-3", "s-4"} {
+				_, last, err = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, id)
+				require.NoError(t, err)
+				require.False(t, last)
+			}
+			got, last, err = cs.claims.Leave(ctx, listed[0], "s-2")
+			require.NoError(t, err)
+			assert.True(t, last, "s-2 is the last one out, though its listing showed three holders")
+			assert.True(t, got.Releasing)
+			assert.Equal(t, "s-2", got.Session)
+			stored, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, stored.Shared)
+			assert.True(t, stored.Releasing)
+			assert.Equal(t, "s-2", stored.Session)
+			assert.Equal(t, map[string]string{"A": "s-1"}, stored.Environment)
 		}},
 	}
 	for _, c := range cases {

@@ -33,6 +33,7 @@ import (
 
 	"github.com/plldb/plldb/bridge/selenv"
 	"github.com/plldb/plldb/bridge/ticket"
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // Defaults of Instrumenter's knobs.
@@ -193,6 +194,9 @@ type plan struct {
 	cur     fnConfig
 	snap    Snapshot // what to claim (Shared for a selective session)
 	reclaim bool     // this session already holds the function: its first snapshot stands
+	// holders are a shared claim's holders as this session's Join left them, for join to know whose entries
+	// the function may carry without reading the claim again.
+	holders []Holder
 	env     map[string]string
 	layers  []string
 	layer   string
@@ -283,13 +287,23 @@ func refusedNames(r *RefusedError) string {
 
 // attempt is one try of Instrument: inspect, claim, apply. A refusal leaves nothing claimed by this attempt.
 func (in *Instrumenter) attempt(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
+	// Every function asks the store whether the same few sessions are live (this one, the ones sharing it):
+	// one read each per attempt, and a waiting attach's next attempt reads them afresh.
+	ctx = store.WithSessionCache(ctx)
 	att := &Attachment{}
 	plans := make([]*plan, len(targets))
 	refusals := make([]*Refusal, len(targets))
 	errs := make([]error, len(targets))
 	recovered := make([]*Result, len(targets))
+	// The claims first, all in one read (a BatchGetItem per 100 functions rather than a GetItem each), then each
+	// function: inspect reads a function after its claim, as it always has.
+	claims, err := in.readClaims(ctx, targets)
+	if err != nil {
+		return att, fmt.Errorf("attach: %w", err)
+	}
 	in.each(len(targets), func(i int) {
-		plans[i], recovered[i], refusals[i], errs[i] = in.inspect(ctx, s, targets[i])
+		stored, found := claims[targets[i].ARN]
+		plans[i], recovered[i], refusals[i], errs[i] = in.inspect(ctx, s, targets[i], stored, found)
 	})
 	for _, r := range recovered {
 		if r != nil {
@@ -307,7 +321,12 @@ func (in *Instrumenter) attempt(ctx context.Context, s Session, targets []Target
 	claimed := make([]bool, len(plans))
 	in.each(len(plans), func(i int) {
 		p := plans[i]
-		err := in.Claims.Claim(ctx, p.snap, s.Owner)
+		var err error
+		if p.snap.Shared {
+			p.holders, err = in.Claims.Join(ctx, p.snap, s.Owner)
+		} else {
+			err = in.Claims.Claim(ctx, p.snap, s.Owner)
+		}
 		var held *HeldError
 		switch {
 		case errors.As(err, &held):
@@ -394,15 +413,29 @@ func collect(rs []*Refusal) *RefusedError {
 	return &RefusedError{Refusals: out}
 }
 
-// inspect reads one target and decides what to do with it, changing nothing but leftovers of ended sessions.
-func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target) (*plan, *Result, *Refusal, error) {
+// readClaims reads the claims on the targets, by ARN.
+func (in *Instrumenter) readClaims(ctx context.Context, targets []Target) (map[string]Snapshot, error) {
+	arns := make([]string, len(targets))
+	for i, t := range targets {
+		arns[i] = t.ARN
+	}
+	snaps, err := in.Claims.StackSnapshots(ctx, arns)
+	if err != nil {
+		return nil, fmt.Errorf("read the claims on the functions: %w", err)
+	}
+	out := make(map[string]Snapshot, len(snaps))
+	for _, snap := range snaps {
+		out[snap.FunctionARN] = snap
+	}
+	return out, nil
+}
+
+// inspect decides what to do with one target, given its claim (stored, if found), changing nothing but
+// leftovers of ended sessions.
+func (in *Instrumenter) inspect(ctx context.Context, s Session, t Target, stored Snapshot, found bool) (*plan, *Result, *Refusal, error) {
 	var recovered *Result
 	refuse := func(format string, args ...any) (*plan, *Result, *Refusal, error) {
 		return nil, recovered, &Refusal{Function: t.StackFunction, Reason: fmt.Sprintf(format, args...)}, nil
-	}
-	stored, found, err := in.Claims.GetSnapshot(ctx, t.ARN)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read the claim on %s: %w", t.Name, err)
 	}
 	if found && stored.Shared && s.Selective {
 		return in.inspectJoin(ctx, s, t, stored)
@@ -582,7 +615,7 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 		p := plans[i]
 		if p.snap.Shared {
 			// Other sessions may share the function: take out only this session's entries.
-			if r := in.leave(ctx, p.target.ARN, s.ID); r.Outcome == Failed || r.Outcome == Conflict {
+			if r := in.leave(ctx, Snapshot{FunctionARN: p.target.ARN}, s.ID); r.Outcome == Failed || r.Outcome == Conflict {
 				in.logger().Warn("roll back a failed attach", "function", p.target.Name, "outcome", r.Outcome, "message", r.Message)
 				mu.Lock()
 				stuck = append(stuck, fmt.Sprintf("%s (%s)", p.target.Name, r.Message))

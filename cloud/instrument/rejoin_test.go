@@ -62,7 +62,7 @@ type attachResult struct {
 func lastOneOutLeaves(t *testing.T, in *instrument.Instrumenter, cs claimStore, tg instrument.Target, a dev) {
 	t.Helper()
 	join(t, in, tg, a)
-	_, last, err := cs.claims.Leave(context.Background(), tg.ARN, a.s.ID)
+	_, last, err := cs.claims.Leave(context.Background(), instrument.Snapshot{FunctionARN: tg.ARN}, a.s.ID)
 	require.NoError(t, err)
 	require.True(t, last)
 	snap, _, err := cs.claims.GetSnapshot(context.Background(), tg.ARN)

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // Outcome is what a restore did to one function.
@@ -55,6 +57,7 @@ func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, 
 	if session == "" {
 		return nil, errors.New("restore: empty session id")
 	}
+	ctx = store.WithSessionCache(ctx) // the holders every function's leave checks are the same few sessions
 	snaps, err := in.Claims.SessionSnapshots(ctx, session)
 	if err != nil {
 		return nil, fmt.Errorf("restore: list the functions session %s holds: %w", session, err)
@@ -62,7 +65,7 @@ func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, 
 	results := make([]Result, len(snaps))
 	in.each(len(snaps), func(i int) {
 		if snaps[i].Shared {
-			results[i] = in.leave(ctx, snaps[i].FunctionARN, session)
+			results[i] = in.leave(ctx, snaps[i], session)
 			return
 		}
 		results[i] = in.restoreOne(ctx, snaps[i])
@@ -87,6 +90,7 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 	if r.Session == "" {
 		return nil, errors.New("recover: empty session id")
 	}
+	ctx = store.WithSessionCache(ctx)
 	results := make([]*Result, len(r.FunctionARNs))
 	errs := make([]error, len(r.FunctionARNs))
 	in.each(len(r.FunctionARNs), func(i int) {
@@ -111,14 +115,14 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 			// no longer live, and their entries with it.
 			for _, h := range snap.Holders {
 				if !holdsSession(held.Holders, h.Session) {
-					res = in.leave(ctx, arn, h.Session)
+					res = in.leave(ctx, Snapshot{FunctionARN: arn}, h.Session)
 					break
 				}
 			}
 		case held != nil && r.Force && snap.Shared:
 			// Every selective session leaves in turn; the last one out puts the snapshot back.
 			for _, h := range snap.Holders {
-				res = in.leave(ctx, arn, h.Session)
+				res = in.leave(ctx, Snapshot{FunctionARN: arn}, h.Session)
 			}
 		case held != nil && r.Force:
 			res = in.restoreOne(ctx, snap)

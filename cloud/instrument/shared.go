@@ -23,7 +23,9 @@ import (
 // carry one entry per session. Every change of those lists reads the function, then the claim's holders (in
 // that order, so that the entries of a session that joined meanwhile are never mistaken for a stale session's),
 // and writes with the RevisionId it read, reading again when Lambda refuses it: two developers joining or leaving
-// at once serialize on the function's revision as their claims serialize in the store.
+// at once serialize on the function's revision as their claims serialize in the store. The holders the session's
+// own claim write left (Join, Leave) are the claim's as of before the function was read, so when the function
+// names none but them the first round takes them instead of reading the claim again (listsOnly).
 
 // sharedAttempts bounds the rounds of read, edit and guarded update of a shared function's lists. Each refused
 // update means another session's edit landed, so the bound is the number of sessions that may edit at once.
@@ -203,18 +205,27 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 	if err := in.tagSession(ctx, t, s.ID); err != nil {
 		return nil, false, err
 	}
-	for range sharedAttempts {
+	for attempt := range sharedAttempts {
 		// The function first, then the holders: see the comment at the top of this file.
 		_, cur, err := in.getSettled(ctx, t.ARN)
 		if err != nil {
 			return nil, false, err
 		}
-		claim, ok, err := in.Claims.GetSnapshot(ctx, t.ARN)
-		switch {
-		case err != nil:
-			return nil, false, fmt.Errorf("read the claim on %s: %w", t.Name, err)
-		case !ok || !claim.Shared || !holdsSession(claim.Holders, s.ID):
-			return nil, false, fmt.Errorf("%s (%s): this session's claim went while it was attaching (its session ended, or an exclusive attach took over); attach again", t.LogicalID, t.Name)
+		var claim Snapshot
+		if attempt == 0 && listsOnly(cur.vars(), p.holders) {
+			// The holders Join left are the claim as of a moment before this read of the function; a session
+			// that joined since could be on the function but not among them, and only then is the claim read.
+			claim = p.snap
+			claim.Holders = p.holders
+		} else {
+			var ok bool
+			claim, ok, err = in.Claims.GetSnapshot(ctx, t.ARN)
+			switch {
+			case err != nil:
+				return nil, false, fmt.Errorf("read the claim on %s: %w", t.Name, err)
+			case !ok || !claim.Shared || !holdsSession(claim.Holders, s.ID):
+				return nil, false, fmt.Errorf("%s (%s): this session's claim went while it was attaching (its session ended, or an exclusive attach took over); attach again", t.LogicalID, t.Name)
+			}
 		}
 		env, layers, err := in.joined(claim, &cur, s, t, p.layer)
 		if err != nil {
@@ -254,9 +265,13 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 
 // leave takes a selective session out of a function it shares: its entries go from the lists when other live
 // sessions remain (Left), and when it is the last one the snapshot goes back as for any restore.
-func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
+//
+// read is the claim as the caller read it (Restore's SessionSnapshots), for the store to build on; a
+// Snapshot with only FunctionARN set makes it read the claim itself.
+func (in *Instrumenter) leave(ctx context.Context, read Snapshot, session string) Result {
+	arn := read.FunctionARN
 	res := Result{FunctionARN: arn, FunctionName: arn}
-	claim, last, err := in.Claims.Leave(ctx, arn, session)
+	claim, last, err := in.Claims.Leave(ctx, read, session)
 	var held *HeldError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -275,7 +290,7 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 	if last {
 		return in.restoreSnapshot(ctx, claim, true)
 	}
-	for range sharedAttempts {
+	for attempt := range sharedAttempts {
 		_, cur, err := in.getSettled(ctx, arn)
 		var nf *types.ResourceNotFoundException
 		switch {
@@ -285,11 +300,15 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 		case err != nil:
 			return failed(claim, err)
 		}
-		now, ok, err := in.Claims.GetSnapshot(ctx, arn)
-		if err != nil {
-			return failed(claim, fmt.Errorf("read the claim on %s: %w", res.FunctionName, err))
-		}
 		vars := cur.vars()
+		now, ok := claim, true
+		// As in join: the holders Leave left are the claim of a moment before this read of the function, and
+		// only a session missing from them (one that joined since) makes it worth reading the claim again.
+		if attempt > 0 || !listsOnly(vars, append(slices.Clone(claim.Holders), Holder{Session: session})) {
+			if now, ok, err = in.Claims.GetSnapshot(ctx, arn); err != nil {
+				return failed(claim, fmt.Errorf("read the claim on %s: %w", res.FunctionName, err))
+			}
+		}
 		if !ok || !now.Shared || !selectivelyInstrumented(vars) {
 			// The last session out, or a takeover, puts the whole snapshot back: nothing of ours to take out.
 			res.Outcome, res.Message = Left, "left; the last session out puts it back"
@@ -334,6 +353,30 @@ func (in *Instrumenter) leave(ctx context.Context, arn, session string) Result {
 	res.Outcome = Left
 	res.Message = fmt.Sprintf("left, but it kept changing while plldb took this session's entries out (%d tries); the next session to attach or detach drops them", sharedAttempts)
 	return res
+}
+
+// listsOnly tells whether vars carry selective instrumentation whose lists name no session but holders. A
+// function that is not selectively instrumented (yet, or any more) answers false: whoever writes it first, or
+// finds the claim gone, must see the claim as it is now.
+func listsOnly(vars map[string]string, holders []Holder) bool {
+	if holders == nil || !selectivelyInstrumented(vars) {
+		return false
+	}
+	links, keys, err := sessionLists(vars)
+	if err != nil {
+		return false
+	}
+	for _, l := range links {
+		if !holdsSession(holders, l.Session) {
+			return false
+		}
+	}
+	for id := range keys {
+		if !holdsSession(holders, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // redactSessions cuts every function key of a PLLDB_SESSIONS value out of an error, however Lambda quotes the

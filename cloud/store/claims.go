@@ -41,6 +41,13 @@ type Snapshot struct {
 	// the snapshot back and then releases the claim, so a session refused by it only has to wait. Claim never
 	// writes it.
 	Releasing bool
+	// Version is a shared claim's version as the snapshot was read (GetSnapshot, SessionSnapshots,
+	// StackSnapshots), 0 for an exclusive claim or a snapshot not read from a claim. Claim with Shared takes
+	// the snapshot's Version and Holders as the claim it will find (Version 0: no claim yet), and Leave takes
+	// them so when Version is set, instead of reading the claim once more: each writes with a transaction
+	// conditioned on that version, so a claim that changed since the caller read it fails the write and is read
+	// again, exactly as a change between the store's own read and its write would.
+	Version int64
 }
 
 // Holder is one session sharing a claim.
@@ -215,6 +222,9 @@ func decodeClaim(it item) (snap Snapshot, owner string, err error) {
 		return fail(fmt.Errorf("attribute %s on a shared claim", attrReleasing))
 	}
 	if snap.Shared {
+		if snap.Version, _, err = getN(it, attrVersion); err != nil {
+			return fail(err)
+		}
 		m, ok := it[attrHolders].(*types.AttributeValueMemberM)
 		if !ok {
 			return fail(fmt.Errorf("shared claim without a holders map (%T)", it[attrHolders]))
@@ -261,8 +271,24 @@ func heldBy(it item, arn string) *HeldError {
 //   - A live session's claim that Leave marked as being released (the last selective session out, restoring)
 //     fails with a *HeldError with Releasing set, whether the claim asked for is shared or exclusive.
 func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
+	_, err := s.claim(ctx, snap, owner)
+	return err
+}
+
+// Join is Claim for a selective session (snap.Shared must be set) that also returns the claim's holders as its
+// write left them, this session among them: a caller that reads the function after Join knows, without reading
+// the claim again, which sessions' entries it may find there (a session it does not know of joined later).
+func (s *Store) Join(ctx context.Context, snap Snapshot, owner string) ([]Holder, error) {
+	if !snap.Shared {
+		return nil, fmt.Errorf("join %s: the snapshot is not a shared claim", snap.FunctionARN)
+	}
+	return s.claim(ctx, snap, owner)
+}
+
+// claim is Claim, with the holders a shared claim's write left.
+func (s *Store) claim(ctx context.Context, snap Snapshot, owner string) ([]Holder, error) {
 	if snap.FunctionARN == "" || snap.Session == "" {
-		return fmt.Errorf("claim: function ARN and session are required (ARN %q, session %q)", snap.FunctionARN, snap.Session)
+		return nil, fmt.Errorf("claim: function ARN and session are required (ARN %q, session %q)", snap.FunctionARN, snap.Session)
 	}
 	name := snap.FunctionName
 	if name == "" {
@@ -271,12 +297,17 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	// Only Leave marks a claim as being released; a snapshot read back from a releasing claim (a takeover's)
 	// starts a claim that is not.
 	snap.Releasing = false
-	if _, err := s.GetSession(ctx, snap.Session); err != nil {
-		return fmt.Errorf("claim %s: %w", name, err)
+	if err := s.live(ctx, snap.Session); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", name, err)
 	}
 	if snap.Shared {
 		return s.claimShared(ctx, snap, owner, name)
 	}
+	return nil, s.claimExclusive(ctx, snap, owner, name)
+}
+
+// claimExclusive is Claim for an exclusive claim.
+func (s *Store) claimExclusive(ctx context.Context, snap Snapshot, owner, name string) error {
 	snap.Holders = nil
 	it := encodeClaim(snap, owner)
 	cond, names, values := "attribute_not_exists(#arn)", map[string]string{"#arn": attrARN}, item(nil)
@@ -326,7 +357,7 @@ func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 		if holder.Session == snap.Session {
 			return nil
 		}
-		_, err = s.GetSession(ctx, holder.Session)
+		err = s.live(ctx, holder.Session)
 		if err == nil {
 			return holder
 		}
@@ -400,8 +431,9 @@ func (s *Store) GetSnapshot(ctx context.Context, functionARN string) (Snapshot, 
 
 // SessionSnapshots lists the snapshots of the functions the session holds, exclusively or shared, ordered by
 // ARN. It reads the by-session index, which is eventually consistent: a claim made a moment ago may be missing.
-// A shared claim is found by the session's membership item and read by ARN (strongly consistent), and listed
-// only if the session still holds it, with Session set to the session.
+// A shared claim is found by the session's membership item and read by ARN (strongly consistent, in batches),
+// and listed only if the session still holds it, with Session set to the session and Version to the version
+// read, for Leave.
 func (s *Store) SessionSnapshots(ctx context.Context, session string) ([]Snapshot, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.t.Claims),
@@ -420,18 +452,12 @@ func (s *Store) SessionSnapshots(ctx context.Context, session string) ([]Snapsho
 		if err != nil {
 			return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
 		}
-		for _, arn := range shared {
-			it, found, err := s.getClaimItem(ctx, arn)
-			if err != nil {
-				return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
-			}
-			if !found {
-				continue
-			}
-			snap, _, err := decodeClaim(it)
-			if err != nil {
-				return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
-			}
+		// One BatchGetItem per 100 shared functions rather than a GetItem each: a detach reads them all.
+		claims, err := s.StackSnapshots(ctx, shared)
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots of session %q: %w", session, err)
+		}
+		for _, snap := range claims {
 			if snap.Shared && holds(snap.Holders, session) {
 				snap.Session = session
 				snaps = append(snaps, snap)

@@ -437,7 +437,7 @@ func TestLeaveMarksTheLastOnesClaimReleasing(t *testing.T) {
 	require.NoError(t, x.s.Claim(ctx, first, "alice"))
 	x.d.calls.take()
 
-	got, last, err := x.s.Leave(ctx, first.FunctionARN, "S1")
+	got, last, err := x.s.Leave(ctx, store.Snapshot{FunctionARN: first.FunctionARN}, "S1")
 	require.NoError(t, err)
 	require.True(t, last)
 	assert.True(t, got.Releasing)
@@ -459,7 +459,7 @@ func TestLeaveMarksTheLastOnesClaimReleasing(t *testing.T) {
 		assert.Equal(t, "function f is being put back by session S1 (owner alice), the last selective session to leave it", held.Error())
 	}
 
-	again, last, err := x.s.Leave(ctx, first.FunctionARN, "S1")
+	again, last, err := x.s.Leave(ctx, store.Snapshot{FunctionARN: first.FunctionARN}, "S1")
 	require.NoError(t, err)
 	assert.True(t, last)
 	assert.True(t, again.Releasing, "a repeated leave keeps the mark")
@@ -486,7 +486,7 @@ func TestReleasingClaimOfAnEndedSessionIsTakenOverUnmarked(t *testing.T) {
 	first := snapshot("f", "S1")
 	first.Shared = true
 	require.NoError(t, x.s.Claim(ctx, first, "alice"))
-	_, _, err := x.s.Leave(ctx, first.FunctionARN, "S1")
+	_, _, err := x.s.Leave(ctx, store.Snapshot{FunctionARN: first.FunctionARN}, "S1")
 	require.NoError(t, err)
 	require.NoError(t, x.s.DeleteSession(ctx, "S1"))
 

@@ -49,13 +49,19 @@
 // Selective sessions (docs/knock.md) share a function: any number hold it at once, and the claim keeps the
 // snapshot the first of them took, which the last one out restores. A shared claim has no session attribute,
 // so it is not in the by-session index itself; each holder has a membership item there instead, whose key
-// cannot be a function's (ARNs start with "arn:"), and SessionSnapshots reads the claim it points to by ARN
-// (strongly consistent) and lists it only if the session still holds it. A holders map rather than a string set
-// keeps each holder's owner for "held by" messages. Every change of the holders (Claim with Shared, Leave,
+// cannot be a function's (ARNs start with "arn:"), and SessionSnapshots reads the claims they point to by ARN
+// (strongly consistent, BatchGetItem) and lists one only if the session still holds it. A holders map rather
+// than a string set keeps each holder's owner for "held by" messages. Every change of the holders (Claim with Shared, Leave,
 // Release, dropping holders whose sessions are no longer live) is one TransactWriteItems: the claim's update
 // conditioned on its version ver (incremented) together with the membership items' puts and deletes, so two
-// developers joining or leaving at once serialize, the loser reading again (writeAttempts times). When the
-// last live holder leaves, Leave turns the claim into that session's exclusive claim in the same way, marked
+// developers joining or leaving at once serialize, the loser reading again (writeAttempts times). Because the
+// version is the condition, Claim and Leave build their first transaction on the claim as the caller read it
+// (Snapshot.Version and Holders, from StackSnapshots or SessionSnapshots; for Claim, Version 0 means no claim)
+// instead of reading it once more: a claim that changed since fails the transaction like one that changed
+// between the store's own read and its write, and is read again. Join is Claim returning the holders its write
+// left, so that the instrumenter reads the claim again only when the function names a session outside them.
+// When the last live holder leaves, Leave turns the claim into that session's exclusive claim in the same way
+// (updating it in place, so that what it does not change stays as stored), marked
 // releasing in that same transaction: nobody joins while it restores, a claim refused meanwhile gets a
 // HeldError with Releasing set (from the claim item it reads or gets back anyway, no request more), so that the
 // attach can wait for the release rather than give up, and if the session dies meanwhile, the claim is an
@@ -65,7 +71,9 @@
 // expired selective sessions too. Snapshots skips membership items.
 //
 // Expiry is always checked on read against the store's clock, so an item DynamoDB has not yet deleted is never
-// taken as live.
+// taken as live. Under a context from WithSessionCache (one attach or detach of many functions) Claim and Leave
+// read each session they check once, not once per function; a session found live is still checked against its
+// expiry at every use, and one found gone stays gone.
 //
 // The dead-man sweep (StaleSessions) finds sessions whose functions must be put back with no developer left to do
 // it: expired, deleted, or silent. A session's "seen" is set when it is created and, through DeveloperSeen, when
@@ -76,6 +84,13 @@
 //
 // # Calls and permissions
 //
+// Per function, an attach or detach makes these DynamoDB requests (pinned by the instrument package's
+// TestDynamoDBRequestsPerFunction): a first selective attach 3 (TransactWriteItems, GetItem after reading the
+// function, UpdateItem for the revision), a join 2, a leave 2 (TransactWriteItems, UpdateItem), the last one out
+// 2 (TransactWriteItems, DeleteItem), an exclusive attach 2 (PutItem, UpdateItem) and its detach 1 (DeleteItem);
+// per call, one BatchGetItem per 100 functions for the claims an attach plans from (StackSnapshots), one GetItem
+// per session checked and, for a detach, the by-session Query and a BatchGetItem per 100 shared claims.
+//
 // Per routed message ($default) the relay makes two reads: GetItem (sender) and Query (destination). $connect
 // costs GetItem on sessions and a conditional PutItem on tickets in the authorizer, then GetItem and
 // TransactWriteItems on connections; $disconnect a GetItem, a GetItem and a TransactWriteItems, and one Query per
@@ -84,8 +99,9 @@
 //
 //	relay Lambda   sessions: GetItem, UpdateItem (DeveloperSeen), DeleteItem (sweep); tickets: PutItem;
 //	               connections: GetItem, Query, PutItem, DeleteItem, ConditionCheckItem; claims (expiry restore
-//	               and sweep): GetItem, Query on index by-session, DeleteItem, Scan (StaleSessions), and for
-//	               shared claims PutItem, UpdateItem, DeleteItem inside TransactWriteItems (Leave)
+//	               and sweep): GetItem, BatchGetItem (SessionSnapshots), Query on index by-session, DeleteItem,
+//	               Scan (StaleSessions), and for shared claims PutItem, UpdateItem, DeleteItem inside
+//	               TransactWriteItems (Leave)
 //	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
 //	               UpdateItem, DeleteItem, Scan, Query on index by-session, TransactWriteItems (shared claims)
 package store

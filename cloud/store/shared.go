@@ -48,7 +48,7 @@ func (s *Store) getClaimItem(ctx context.Context, arn string) (item, bool, error
 // liveHolders splits holders into those whose sessions are live and those whose sessions expired or are gone.
 func (s *Store) liveHolders(ctx context.Context, hs []Holder) (live, dead []Holder, err error) {
 	for _, h := range hs {
-		_, err := s.GetSession(ctx, h.Session)
+		err := s.live(ctx, h.Session)
 		switch {
 		case err == nil:
 			live = append(live, h)
@@ -86,78 +86,94 @@ func (s *Store) setHolders(functionARN string, ver int64, hs []Holder) types.Tra
 
 // claimShared adds snap.Session to the selective sessions sharing the function: the path of Claim for a
 // Snapshot with Shared set. Every change of the holders is one transaction conditioned on the claim's version,
-// which also writes or deletes the membership items, so concurrent joins and leaves serialize.
-func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name string) error {
+// which also writes or deletes the membership items, so concurrent joins and leaves serialize. The first round
+// builds on the claim as the caller read it (snap.Version and snap.Holders; Version 0: no claim) rather than
+// reading it again: the transaction's condition is that very version (or that there is no claim), so a claim
+// that changed since fails it, and the next round reads it. It returns the claim's holders as its write (or,
+// for a session that holds it already, the read that found so) left them.
+func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name string) ([]Holder, error) {
 	me := Holder{Session: snap.Session, Owner: owner}
-	for range writeAttempts {
-		cur, found, err := s.getClaimItem(ctx, snap.FunctionARN)
-		if err != nil {
-			return fmt.Errorf("claim %s: %w", name, err)
+	// The caller's reading costs no request, so its round is on top of writeAttempts.
+	for attempt := range writeAttempts + 1 {
+		var cur item
+		var found bool
+		var old Snapshot
+		if attempt == 0 {
+			found = snap.Version > 0
+			old = Snapshot{Shared: true, Holders: snap.Holders, Version: snap.Version}
+		} else {
+			var err error
+			if cur, found, err = s.getClaimItem(ctx, snap.FunctionARN); err != nil {
+				return nil, fmt.Errorf("claim %s: %w", name, err)
+			}
+			if found {
+				if old, _, err = decodeClaim(cur); err != nil {
+					return nil, fmt.Errorf("claim %s: %w", name, err)
+				}
+			}
 		}
 		var ops []types.TransactWriteItem
+		holders := []Holder{me}
 		switch {
 		case !found:
 			fresh := snap
-			fresh.Holders = []Holder{me}
+			fresh.Holders, fresh.Version = []Holder{me}, 0
 			it := encodeClaim(fresh, owner)
 			it[attrVersion] = nv(1)
 			ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
 				ConditionExpression: aws.String("attribute_not_exists(#arn)"), ExpressionAttributeNames: map[string]string{"#arn": attrARN}}}}
+		case !old.Shared:
+			if old.Session == snap.Session {
+				return nil, fmt.Errorf("claim %s: session %s holds it exclusively already", name, snap.Session)
+			}
+			held := heldBy(cur, snap.FunctionARN)
+			if err := s.live(ctx, old.Session); err == nil {
+				return nil, held
+			} else if !errors.Is(err, ErrNotFound) {
+				return nil, fmt.Errorf("claim %s: check holder: %w", name, err)
+			}
+			s.log().InfoContext(ctx, "taking over the claim of a dead session", "function", name,
+				"from_session", old.Session, "session", snap.Session)
+			fresh := snap
+			fresh.Holders, fresh.Version = []Holder{me}, 0
+			it := encodeClaim(fresh, owner)
+			it[attrVersion] = nv(1)
+			ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
+				ConditionExpression:       aws.String("#session = :holder"),
+				ExpressionAttributeNames:  map[string]string{"#session": attrSession},
+				ExpressionAttributeValues: item{":holder": sv(old.Session)}}}}
 		default:
-			old, _, err := decodeClaim(cur)
-			if err != nil {
-				return fmt.Errorf("claim %s: %w", name, err)
-			}
-			if !old.Shared {
-				if old.Session == snap.Session {
-					return fmt.Errorf("claim %s: session %s holds it exclusively already", name, snap.Session)
-				}
-				held := heldBy(cur, snap.FunctionARN)
-				if _, err := s.GetSession(ctx, old.Session); err == nil {
-					return held
-				} else if !errors.Is(err, ErrNotFound) {
-					return fmt.Errorf("claim %s: check holder: %w", name, err)
-				}
-				s.log().InfoContext(ctx, "taking over the claim of a dead session", "function", name,
-					"from_session", old.Session, "session", snap.Session)
-				fresh := snap
-				fresh.Holders = []Holder{me}
-				it := encodeClaim(fresh, owner)
-				it[attrVersion] = nv(1)
-				ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
-					ConditionExpression:       aws.String("#session = :holder"),
-					ExpressionAttributeNames:  map[string]string{"#session": attrSession},
-					ExpressionAttributeValues: item{":holder": sv(old.Session)}}}}
-				break
-			}
 			if holds(old.Holders, snap.Session) {
-				return nil // a retried attach: the first snapshot stands
-			}
-			ver, _, err := getN(cur, attrVersion)
-			if err != nil {
-				return fmt.Errorf("claim %s: %w", name, err)
+				if attempt == 0 {
+					// Only a fresh read may say so without a write: this session may have been dropped since
+					// the caller read the claim.
+					continue
+				}
+				return old.Holders, nil // a retried attach: the first snapshot stands
 			}
 			live, dead, err := s.liveHolders(ctx, old.Holders)
 			if err != nil {
-				return fmt.Errorf("claim %s: %w", name, err)
+				return nil, fmt.Errorf("claim %s: %w", name, err)
 			}
 			for _, d := range dead {
 				s.log().InfoContext(ctx, "dropping a dead session from a shared claim", "function", name, "from_session", d.Session)
 				ops = append(ops, s.memberDelete(d.Session, snap.FunctionARN))
 			}
-			ops = append(ops, s.setHolders(snap.FunctionARN, ver, append(live, me)))
+			holders = append(live, me)
+			ops = append(ops, s.setHolders(snap.FunctionARN, old.Version, holders))
 		}
 		ops = append(ops, s.memberPut(snap.Session, owner, snap.FunctionARN))
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
+		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops})
 		if isRetryableCancel(err) {
-			continue // someone joined or left meanwhile: read again
+			continue // someone joined or left meanwhile (or since the caller read it): read again
 		}
 		if err != nil {
-			return fmt.Errorf("claim %s: %w", name, err)
+			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
-		return nil
+		slices.SortFunc(holders, func(a, b Holder) int { return strings.Compare(a.Session, b.Session) })
+		return holders, nil
 	}
-	return fmt.Errorf("claim %s: changed concurrently %d times", name, writeAttempts)
+	return nil, fmt.Errorf("claim %s: changed concurrently %d times", name, writeAttempts)
 }
 
 // takeOverShared replaces a shared claim none of whose holders is live with snap's exclusive claim, deleting
@@ -192,29 +208,42 @@ func (s *Store) takeOverShared(ctx context.Context, snap Snapshot, owner string,
 // so (Releasing), and may wait for the release (or, if session dies first, takes the claim over and restores
 // it). Leaving an exclusive claim of session's own returns it with last true, unchanged (a repeated leave);
 // another session's exclusive claim fails with *HeldError; no claim, with ErrNotFound.
-func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapshot, bool, error) {
-	for range writeAttempts {
-		cur, found, err := s.getClaimItem(ctx, functionARN)
-		if err != nil {
-			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
-		}
-		if !found {
-			return Snapshot{}, false, fmt.Errorf("leave %s: no claim: %w", functionARN, ErrNotFound)
-		}
-		old, owner, err := decodeClaim(cur)
-		if err != nil {
-			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
-		}
-		if !old.Shared {
-			if old.Session == session {
-				return old, true, nil
+//
+// read names the function (FunctionARN). When read.Version is set, read is the shared claim as the caller read
+// it (SessionSnapshots), and the first round builds on it instead of reading the claim again: the transaction
+// is conditioned on that version, so a claim that changed since fails it and the next round reads it.
+func (s *Store) Leave(ctx context.Context, read Snapshot, session string) (Snapshot, bool, error) {
+	functionARN := read.FunctionARN
+	if functionARN == "" {
+		return Snapshot{}, false, errors.New("leave: empty function ARN")
+	}
+	// The caller's reading costs no request, so its round is on top of writeAttempts.
+	for attempt := range writeAttempts + 1 {
+		var old Snapshot
+		if attempt == 0 {
+			if !read.Shared || read.Version == 0 {
+				continue
 			}
-			return Snapshot{}, false, heldBy(cur, functionARN)
+			old = read
+		} else {
+			cur, found, err := s.getClaimItem(ctx, functionARN)
+			if err != nil {
+				return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+			}
+			if !found {
+				return Snapshot{}, false, fmt.Errorf("leave %s: no claim: %w", functionARN, ErrNotFound)
+			}
+			if old, _, err = decodeClaim(cur); err != nil {
+				return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
+			}
+			if !old.Shared {
+				if old.Session == session {
+					return old, true, nil
+				}
+				return Snapshot{}, false, heldBy(cur, functionARN)
+			}
 		}
-		ver, _, err := getN(cur, attrVersion)
-		if err != nil {
-			return Snapshot{}, false, fmt.Errorf("leave %s: %w", functionARN, err)
-		}
+		owner := ""
 		for _, h := range old.Holders {
 			if h.Session == session {
 				owner = h.Owner
@@ -227,14 +256,13 @@ func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapsho
 		var ops []types.TransactWriteItem
 		last := len(live) == 0
 		out := old
+		out.Session, out.Version = "", old.Version+1
 		if last {
-			out.Shared, out.Holders, out.Session, out.Releasing = false, nil, session, true
-			cond, names, values := versionCond(ver)
-			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: encodeClaim(out, owner),
-				ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+			out.Shared, out.Holders, out.Session, out.Releasing, out.Version = false, nil, session, true, 0
+			ops = append(ops, s.releasingUpdate(functionARN, old.Version, session, owner))
 		} else {
 			out.Holders = live
-			ops = append(ops, s.setHolders(functionARN, ver, live))
+			ops = append(ops, s.setHolders(functionARN, old.Version, live))
 		}
 		for _, h := range old.Holders {
 			if last || !holds(live, h.Session) {
@@ -251,6 +279,24 @@ func (s *Store) Leave(ctx context.Context, functionARN, session string) (Snapsho
 		return out, last, nil
 	}
 	return Snapshot{}, false, fmt.Errorf("leave %s: changed concurrently %d times", functionARN, writeAttempts)
+}
+
+// releasingUpdate turns the shared claim, at version ver, into session's exclusive claim marked releasing. It
+// updates the claim in place rather than putting it whole, so that what it does not change (the snapshot, the
+// revision another session recorded meanwhile, which does not change the version) stays as stored, whether
+// the caller read the claim a moment ago or earlier.
+func (s *Store) releasingUpdate(functionARN string, ver int64, session, owner string) types.TransactWriteItem {
+	cond, names, values := versionCond(ver)
+	names["#session"], names["#owner"], names["#releasing"] = attrSession, attrOwner, attrReleasing
+	names["#shared"], names["#holders"] = attrShared, attrHolders
+	values[":session"], values[":owner"] = sv(session), sv(owner)
+	values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
+	return types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.t.Claims),
+		Key:                       claimKey(functionARN),
+		UpdateExpression:          aws.String("SET #session = :session, #owner = :owner, #releasing = :true REMOVE #shared, #holders, #ver"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values}}
 }
 
 // releaseShared takes session out of a shared claim without looking at anybody's liveness, deleting the claim
