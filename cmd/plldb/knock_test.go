@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -133,4 +135,14 @@ def handler(event, context):
 		"both invocations are printed, the plain one too: %s", out.String())
 	// Every knock starts with the pinned header: none appears in plldb local's output.
 	assert.NotContains(t, out.String(), knock.Header)
+
+	// `plldb invoke FN --knock`, as the Debug Console line and docs/knock.md write it, with no --endpoint-url: the
+	// knock goes to the plldb local whose session signed it, here on a port of its own, not to the default 3001.
+	cmd := exec.Command(plldbBin, "invoke", "Echo", "--knock", "--log", "none")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	require.NoError(t, json.Unmarshal(stdout, &res), string(stdout))
+	assert.Equal(t, true, res["debugpy"], "knocked, at the session's own endpoint %s: under debugpy", endpoint)
 }
