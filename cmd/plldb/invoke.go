@@ -163,7 +163,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 // parseWithArg parses flags on both sides of the one positional argument, since `plldb invoke FN --event e.json`
 // is how people type it and the flag package stops at the first argument.
 func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return "", err
 	}
 	if fs.NArg() == 0 {
@@ -171,7 +171,7 @@ func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
 		return "", errors.New("plldb invoke: name the function to invoke")
 	}
 	fn := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
+	if err := parseFlags(fs, fs.Args()[1:]); err != nil {
 		return "", err
 	}
 	if fs.NArg() > 0 {

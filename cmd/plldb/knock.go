@@ -27,7 +27,7 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		awsCLI    = fs.Bool("aws-cli", false, "print an aws lambda invoke command carrying the knock in its client context")
 		boto3     = fs.Bool("boto3", false, "print Python (boto3) invoking the function with the knock in its client context")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

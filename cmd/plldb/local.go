@@ -45,7 +45,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	profile := fs.String("profile", "", "AWS profile whose credentials the handlers get as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (default: the SDK's chain: environment, AWS_PROFILE, the default profile, SSO …)")
 	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

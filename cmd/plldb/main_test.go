@@ -200,3 +200,38 @@ func (l *lockedBuilder) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestHelpAndBadFlagsOfEveryCommand: `plldb CMD --help` succeeds, as `plldb --help` does (and for invoke, whose 1
+// means the function failed, it must not say 1); a flag a command does not have is said once, with the usage,
+// not once by the flag set and again by main.
+func TestHelpAndBadFlagsOfEveryCommand(t *testing.T) {
+	for name := range commands {
+		if name == "version" {
+			continue // takes no flags
+		}
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(plldbBin, name, "--help")
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			require.NoError(t, cmd.Run(), "plldb %s --help exits 0\n%s", name, stderr.String())
+			assert.Empty(t, stdout.String(), "the usage goes to stderr")
+			assert.Regexp(t, `(?i)^usage:? (of )?plldb `+name, stderr.String(), "the usage")
+			assert.NotContains(t, stderr.String(), "plldb: ")
+
+			cmd = exec.Command(plldbBin, name, "--no-such-flag")
+			stdout.Reset()
+			stderr.Reset()
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee)
+			want := 1
+			if name == "invoke" {
+				want = exitInvokeFailed // docs/invoke.md: a bad flag could not be invoked
+			}
+			assert.Equal(t, want, ee.ExitCode())
+			assert.Equal(t, 1, strings.Count(stderr.String(), "flag provided but not defined: -no-such-flag"), stderr.String())
+			assert.NotContains(t, stderr.String(), "plldb: flag provided")
+		})
+	}
+}
