@@ -19,7 +19,7 @@ type Format string
 const (
 	FormatHeader Format = "header" // X-Plldb-Knock: <token>
 	FormatCurl   Format = "curl"   // curl -H 'X-Plldb-Knock: <token>' '<URL>'
-	FormatAWSCLI Format = "awsCli" // aws lambda invoke … --client-context <base64>
+	FormatAWSCLI Format = "awsCli" // aws lambda invoke … --client-context <base64> out.json (AWS CLI v1 or v2)
 	FormatBoto3  Format = "boto3"  // three lines of Python invoking the function with the knock in its client context
 )
 
@@ -49,7 +49,9 @@ func FormatLine(f Format, tok string, o LineOptions) (string, error) {
 		if o.Endpoint != "" {
 			endpoint = " --endpoint-url " + ShellQuote(o.Endpoint)
 		}
-		return fmt.Sprintf("aws lambda invoke%s --function-name %s --client-context %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
+		// No --payload: the event is then {}, and the line runs with the AWS CLI v1 and v2 alike (v2 would need
+		// --cli-binary-format raw-in-base64-out to read a JSON --payload, an option v1 does not have).
+		return fmt.Sprintf("aws lambda invoke%s --function-name %s --client-context %s out.json\n",
 			endpoint, ShellQuote(fn), ClientContext(tok)), nil
 	case FormatBoto3:
 		endpoint := ""

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/bridge/knock"
 	"github.com/plldb/plldb/layer/carrier"
+	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
 // knockSession starts a selective session of audience owned by this test process, as plldb local or attach would.
@@ -84,7 +86,7 @@ func TestKnockFormats(t *testing.T) {
 
 	out, err = knockCmd(t, "--stack-name", "orders", "--function", "CreateOrder", "--aws-cli")
 	require.NoError(t, err)
-	m = regexp.MustCompile(`^aws lambda invoke --function-name 'CreateOrder' --client-context ([A-Za-z0-9+/=]+) --payload '\{\}' --cli-binary-format raw-in-base64-out out\.json\n$`).FindStringSubmatch(out)
+	m = regexp.MustCompile(`^aws lambda invoke --function-name 'CreateOrder' --client-context ([A-Za-z0-9+/=]+) out\.json\n$`).FindStringSubmatch(out)
 	require.NotNil(t, m, out)
 	cc, err := base64.StdEncoding.DecodeString(m[1])
 	require.NoError(t, err)
@@ -145,4 +147,28 @@ def handler(event, context):
 	require.NoError(t, err, stderr.String())
 	require.NoError(t, json.Unmarshal(stdout, &res), string(stdout))
 	assert.Equal(t, true, res["debugpy"], "knocked, at the session's own endpoint %s: under debugpy", endpoint)
+
+	// The --aws-cli line, run as it is printed with the AWS CLI users have (the virtualenv's is v1, which has no
+	// --cli-binary-format): it runs, and knocked.
+	line, err := exec.Command(plldbBin, "knock", "--local", "--function", "Echo", "--aws-cli").Output()
+	require.NoError(t, err)
+	work := t.TempDir()
+	cli := exec.Command("sh", "-c", string(line))
+	cli.Dir = work
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "PATH=") {
+			cli.Env = append(cli.Env, kv)
+		}
+	}
+	cli.Env = append(cli.Env, "PATH="+filepath.Dir(pyenv.Python(t))+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(work, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(work, "none"))
+	cliOut, err := cli.CombinedOutput()
+	require.NoError(t, err, "%s", cliOut)
+	answer, err := os.ReadFile(filepath.Join(work, "out.json"))
+	require.NoError(t, err)
+	res = nil
+	require.NoError(t, json.Unmarshal(answer, &res), string(answer))
+	assert.Equal(t, true, res["debugpy"], "the aws lambda invoke line is knocked: under debugpy")
+	assert.Equal(t, map[string]any{}, res["custom"], "the knock is stripped from the client context")
 }
