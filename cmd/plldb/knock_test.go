@@ -148,10 +148,14 @@ def handler(event, context):
 	require.NoError(t, json.Unmarshal(stdout, &res), string(stdout))
 	assert.Equal(t, true, res["debugpy"], "knocked, at the session's own endpoint %s: under debugpy", endpoint)
 
-	// The --aws-cli line, run as it is printed with the AWS CLI users have (the virtualenv's is v1, which has no
-	// --cli-binary-format): it runs, and knocked.
-	line, err := exec.Command(plldbBin, "knock", "--local", "--function", "Echo", "--aws-cli").Output()
+	// The banner's --aws-cli command prints a line, and that line, run as it is printed with the AWS CLI users
+	// have (the virtualenv's is v1, which has no --cli-binary-format), runs and is knocked.
+	m := regexp.MustCompile(`(?m)^  (plldb knock .*--aws-cli) +# a ready-to-run`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	knockArgs := strings.Fields(m[1])
+	line, err := exec.Command(plldbBin, knockArgs[1:]...).Output()
 	require.NoError(t, err)
+	assert.False(t, strings.Contains(string(line), "'FUNCTION'"), "ready to run: no name to fill in") // the line holds a knock: not printed
 	work := t.TempDir()
 	cli := exec.Command("sh", "-c", string(line))
 	cli.Dir = work

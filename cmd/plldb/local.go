@@ -195,8 +195,9 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	}
 	if p.KnockSession() != nil {
 		fmt.Fprintln(w, "  plldb knock --local               # prints the X-Plldb-Knock header for HTTP events")
-		fmt.Fprintln(w, "  plldb knock --local --aws-cli     # a ready-to-run aws lambda invoke with the knock in its client context")
 		if fns := p.Functions(); len(fns) > 0 {
+			// Without --function the line says FUNCTION for the user to replace: not ready to run.
+			fmt.Fprintf(w, "  plldb knock --local --function %s --aws-cli     # a ready-to-run aws lambda invoke with the knock in its client context\n", fns[0].LogicalID)
 			fmt.Fprintf(w, "  plldb invoke %s --knock --endpoint-url %s\n", fns[0].LogicalID, p.Endpoint())
 		}
 	}
