@@ -95,7 +95,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	p, err := local.Start(ctx, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("plldb local: %w", err)
 	}
 	if opts.AllowRemote {
 		warnRemote(stderr, "Lambda Invoke endpoint", p.Endpoint(), opts.Token,

@@ -172,6 +172,15 @@ func TestErrorsNameTheCommandOnce(t *testing.T) {
 	out, err = exec.Command(plldbBin, "frobnicate").CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "\nplldb: unknown command", "a message without the command gets plldb's name")
+
+	// plldb local's errors from starting its pipeline name it, as its flag errors do.
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	out, err = exec.Command(plldbBin, "local", "--template", missing, "--port", "0").CombinedOutput()
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(string(out), "plldb local: "+missing+": cannot read template"), string(out))
+	out, err = exec.Command(plldbBin, "local", "--template", apps.HelloTemplate(), "--host", "0.0.0.0", "--port", "0").CombinedOutput()
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(string(out), `plldb local: Invoke API host "0.0.0.0" is not a loopback address`), string(out))
 }
 
 func TestUsageListsEveryCommand(t *testing.T) {
