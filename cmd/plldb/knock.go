@@ -53,6 +53,11 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
 	}
+	if *function != "" {
+		if err := s.CheckFunction(*function); err != nil {
+			return fmt.Errorf("plldb knock: --function %w", err)
+		}
+	}
 	tok, err := s.Mint(knockkey.MintOptions{Function: *function, TTL: *ttl, Route: *route})
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)

@@ -148,6 +148,13 @@ def handler(event, context):
 	require.NoError(t, json.Unmarshal(stdout, &res), string(stdout))
 	assert.Equal(t, true, res["debugpy"], "knocked, at the session's own endpoint %s: under debugpy", endpoint)
 
+	// A function the session does not serve is refused, as the plldbKnock request refuses it: its knock would
+	// verify nowhere and the invocation would run without the debugger.
+	nope := exec.Command(plldbBin, "knock", "--local", "--function", "Nope")
+	nopeOut, err := nope.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, "plldb knock: --function \"Nope\" is not a function of this session (it debugs Echo)\n", string(nopeOut))
+
 	// The banner's --aws-cli command prints a line, and that line, run as it is printed with the AWS CLI users
 	// have (the virtualenv's is v1, which has no --cli-binary-format), runs and is knocked.
 	m := regexp.MustCompile(`(?m)^  (plldb knock .*--aws-cli) +# a ready-to-run`).FindStringSubmatch(out.String())
