@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/plldb/plldb/adapter/knockkey"
@@ -39,6 +40,13 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *ttl < time.Second || *ttl > knock.MaxTTL {
 		return fmt.Errorf("plldb knock: --for must be between 1s and %s", knock.MaxTTL)
+	}
+	if *route != "" {
+		if _, err := knock.ParseRoute(*route); err != nil {
+			// The parser's errors are about tokens ("knock malformed: …"); here the flag is at fault.
+			why := strings.TrimPrefix(err.Error(), knock.ErrMalformed.Error()+": ")
+			return fmt.Errorf(`plldb knock: --route %q: %s; want "METHOD /path/glob", e.g. 'POST /orders/*'`, *route, why)
+		}
 	}
 	formats := 0
 	for _, set := range []bool{*curl != "", *awsCLI, *boto3} {

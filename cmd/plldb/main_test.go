@@ -173,6 +173,14 @@ func TestErrorsNameTheCommandOnce(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, string(out), "\nplldb: unknown command", "a message without the command gets plldb's name")
 
+	// A bad --route is the flag's fault, said before looking for a session; not "knock malformed", which is what
+	// a refused token says.
+	cmd = exec.Command(plldbBin, "knock", "--local", "--route", "GET")
+	cmd.Env = append(os.Environ(), "PLLDB_KNOCK_DIR="+knockDir)
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, `plldb knock: --route "GET": route is not "METHOD /path"; want "METHOD /path/glob", e.g. 'POST /orders/*'`+"\n", string(out))
+
 	// plldb local's errors from starting its pipeline name it, as its flag errors do.
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
 	out, err = exec.Command(plldbBin, "local", "--template", missing, "--port", "0").CombinedOutput()
