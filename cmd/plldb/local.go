@@ -194,10 +194,14 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 		fmt.Fprintln(w, "Selective mode: only invocations carrying a knock run under the debugger; the rest run at full speed without it.")
 	}
 	if p.KnockSession() != nil {
-		fmt.Fprintln(w, "  plldb knock --local               # prints the X-Plldb-Knock header for HTTP events")
-		if fns := p.Functions(); len(fns) > 0 {
+		header := "plldb knock --local"
+		if fns := p.Functions(); len(fns) == 0 {
+			fmt.Fprintf(w, "  %s  # prints the X-Plldb-Knock header for HTTP events\n", header)
+		} else {
 			// Without --function the line says FUNCTION for the user to replace: not ready to run.
-			fmt.Fprintf(w, "  plldb knock --local --function %s --aws-cli     # a ready-to-run aws lambda invoke with the knock in its client context\n", fns[0].LogicalID)
+			cli := "plldb knock --local --function " + fns[0].LogicalID + " --aws-cli"
+			fmt.Fprintf(w, "  %-*s  # prints the X-Plldb-Knock header for HTTP events\n", len(cli), header)
+			fmt.Fprintf(w, "  %s  # a ready-to-run aws lambda invoke with the knock in its client context\n", cli)
 			fmt.Fprintf(w, "  plldb invoke %s --knock --endpoint-url %s\n", fns[0].LogicalID, p.Endpoint())
 		}
 	}
