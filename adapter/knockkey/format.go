@@ -64,6 +64,13 @@ func FormatLine(f Format, tok string, o LineOptions) (string, error) {
 	return "", fmt.Errorf("unknown knock format %q: header, curl, awsCli or boto3", string(f))
 }
 
+// RouteApplies reports whether a knock bound to a route can work in f's line. The awsCli and boto3 lines invoke
+// the function with the event {}, which is no HTTP request, so a route-bound knock would be refused there and
+// the invocation would run without the debugger (VS Code's Copy Knock… asks no route for them, for that reason).
+func RouteApplies(f Format) bool {
+	return f != FormatAWSCLI && f != FormatBoto3
+}
+
 // ClientContext is the X-Amz-Client-Context value carrying tok: base64 of {"custom":{"plldbKnock":tok}}, the
 // field layer/carrier looks for.
 func ClientContext(tok string) string {

@@ -57,6 +57,18 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if formats > 1 {
 		return errors.New("plldb knock: --curl, --aws-cli and --boto3 go one at a time")
 	}
+	f, o := knockkey.FormatHeader, knockkey.LineOptions{Function: *function}
+	switch {
+	case *curl != "":
+		f, o.URL = knockkey.FormatCurl, *curl
+	case *awsCLI:
+		f = knockkey.FormatAWSCLI
+	case *boto3:
+		f = knockkey.FormatBoto3
+	}
+	if *route != "" && !knockkey.RouteApplies(f) {
+		return errors.New("plldb knock: --route goes with the header and --curl: the --aws-cli and --boto3 lines invoke the function with the event {}, which is no HTTP request, so a knock bound to a route would be refused there")
+	}
 	s, err := loadKnockSession(audience)
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
@@ -70,17 +82,8 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
 	}
-	f, o := knockkey.FormatHeader, knockkey.LineOptions{Function: *function}
 	if *local {
 		o.Endpoint = s.Endpoint // a deployed stack's functions answer on AWS's own endpoint
-	}
-	switch {
-	case *curl != "":
-		f, o.URL = knockkey.FormatCurl, *curl
-	case *awsCLI:
-		f = knockkey.FormatAWSCLI
-	case *boto3:
-		f = knockkey.FormatBoto3
 	}
 	line, err := knockkey.FormatLine(f, tok, o)
 	if err != nil {

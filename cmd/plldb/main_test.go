@@ -181,6 +181,14 @@ func TestErrorsNameTheCommandOnce(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, `plldb knock: --route "GET": route is not "METHOD /path"; want "METHOD /path/glob", e.g. 'POST /orders/*'`+"\n", string(out))
 
+	// A route with a line that invokes the function with the event {}, no HTTP request: its knock could never
+	// verify.
+	cmd = exec.Command(plldbBin, "knock", "--local", "--route", "POST /orders/*", "--aws-cli")
+	cmd.Env = append(os.Environ(), "PLLDB_KNOCK_DIR="+knockDir)
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, "plldb knock: --route goes with the header and --curl: the --aws-cli and --boto3 lines invoke the function with the event {}, which is no HTTP request, so a knock bound to a route would be refused there\n", string(out))
+
 	// plldb local's errors from starting its pipeline name it, as its flag errors do.
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
 	out, err = exec.Command(plldbBin, "local", "--template", missing, "--port", "0").CombinedOutput()
