@@ -161,7 +161,11 @@ func (s *session) knockRequest(req request) {
 		return
 	}
 	if a.Format != "" {
-		line, err = knockkey.FormatLine(format, tok, knockkey.LineOptions{URL: a.URL, Function: a.Function, Endpoint: ks.Endpoint})
+		fn := a.Function
+		if fn != "" {
+			fn = ks.InvokeName(fn) // "function" may be a logical id; Lambda knows the deployed name
+		}
+		line, err = knockkey.FormatLine(format, tok, knockkey.LineOptions{URL: a.URL, Function: fn, Endpoint: ks.Endpoint})
 		if err != nil {
 			s.respondErr(req, "%s: %v", req.command, err)
 			return

@@ -56,6 +56,18 @@ type Function struct {
 	Name      string `json:"name,omitempty"` // the deployed (physical) name, when it differs
 }
 
+// InvokeName is the name to invoke the function named name by (its logical id or deployed name): the deployed
+// name, which is what Lambda knows it by (a logical id names nothing outside its stack); name itself when the
+// session does not know the function.
+func (s *Session) InvokeName(name string) string {
+	for _, f := range s.Functions {
+		if (f.LogicalID == name || f.Name == name) && f.Name != "" {
+			return f.Name
+		}
+	}
+	return name
+}
+
 // CheckFunction refuses a function name that is none of the session's functions (the logical id or name of
 // one), saying which there are: a knock bound to it would verify nowhere, and its invocation would run without
 // the debugger. With no functions known it accepts any name.

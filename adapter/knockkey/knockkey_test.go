@@ -189,6 +189,12 @@ func TestSessionFileKeepsTheFunctions(t *testing.T) {
 	err = l.CheckFunction("CreateOrders")
 	assert.EqualError(t, err, `"CreateOrders" is not a function of this session (it debugs CreateOrder, Api/ListOrders)`)
 
+	// The ready-to-run lines invoke a function by the name Lambda knows, whichever name --function gave.
+	assert.Equal(t, "orders-CreateOrder-1A2B", l.InvokeName("CreateOrder"))
+	assert.Equal(t, "orders-CreateOrder-1A2B", l.InvokeName("orders-CreateOrder-1A2B"))
+	assert.Equal(t, "orders-ListOrders-3C4D", l.InvokeName("Api/ListOrders"))
+
 	l.Functions = nil // a file from before the functions were saved: nothing to check against
 	assert.NoError(t, l.CheckFunction("Anything"))
+	assert.Equal(t, "CreateOrder", l.InvokeName("CreateOrder"))
 }

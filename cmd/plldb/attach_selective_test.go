@@ -63,6 +63,12 @@ func TestAttachSelectiveRunsOnlyKnockedInvocationsHere(t *testing.T) {
 	tok, ok = strings.CutPrefix(strings.TrimSpace(string(header)), "X-Plldb-Knock: ")
 	require.True(t, ok)
 	assert.Equal(t, "local", invoke(tok), "a knock bound to the function by its deployed name runs here")
+	// The --aws-cli line of a knock bound by logical id invokes the deployed name: Lambda knows no logical id.
+	kc = exec.Command(plldbBin, "knock", "--stack-name", a.stack, "--function", "OrdersFunction", "--aws-cli")
+	cliLine, err := kc.Output()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(cliLine), "aws lambda invoke --function-name '"+a.fns["OrdersFunction"].Name+"' --client-context "),
+		"the line invokes %s", a.fns["OrdersFunction"].Name) // the line holds a knock: not printed
 	kc = exec.Command(plldbBin, "knock", "--stack-name", a.stack, "--function", "OrderFunction")
 	refused, err := kc.CombinedOutput()
 	require.Error(t, err)

@@ -85,6 +85,9 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *local {
 		o.Endpoint = s.Endpoint // a deployed stack's functions answer on AWS's own endpoint
 	}
+	if o.Function != "" {
+		o.Function = s.InvokeName(o.Function) // --function may be a logical id; Lambda knows the deployed name
+	}
 	line, err := knockkey.FormatLine(f, tok, o)
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
