@@ -92,8 +92,18 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
 	}
-	_, err = io.WriteString(stdout, line)
-	return err
+	if _, err := io.WriteString(stdout, line); err != nil {
+		return err
+	}
+	if *function == "" && !knockkey.RouteApplies(f) && len(s.Functions) > 0 {
+		// The line invokes FUNCTION, a placeholder: say what to put there (on stderr, so that stdout stays the line).
+		names := make([]string, len(s.Functions))
+		for i, fn := range s.Functions {
+			names[i] = s.InvokeName(fn.LogicalID)
+		}
+		fmt.Fprintf(stderr, "plldb knock: replace FUNCTION with the function to invoke (%s), or name it with --function\n", strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // knockAudience is the audience --stack-name or --local names.

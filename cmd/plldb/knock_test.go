@@ -155,6 +155,15 @@ def handler(event, context):
 	require.Error(t, err)
 	assert.Equal(t, "plldb knock: --function \"Nope\" is not a function of this session (it debugs Echo)\n", string(nopeOut))
 
+	// Without --function the boto3 and AWS CLI lines invoke FUNCTION: stderr says what to put there.
+	var boto3Err strings.Builder
+	b3 := exec.Command(plldbBin, "knock", "--local", "--boto3")
+	b3.Stderr = &boto3Err
+	b3Out, err := b3.Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(b3Out), `FunctionName="FUNCTION"`)
+	assert.Equal(t, "plldb knock: replace FUNCTION with the function to invoke (Echo), or name it with --function\n", boto3Err.String())
+
 	// The banner's --aws-cli command prints a line, and that line, run as it is printed with the AWS CLI users
 	// have (the virtualenv's is v1, which has no --cli-binary-format), runs and is knocked.
 	m := regexp.MustCompile(`(?m)^  (plldb knock .*--aws-cli) +# a ready-to-run`).FindStringSubmatch(out.String())
