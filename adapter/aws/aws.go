@@ -214,6 +214,9 @@ func Attach(ctx context.Context, o Options) (s *Session, err error) {
 		// The layer takes a knock's issuer as the session whose link it routes the invocation over, and that
 		// link is the session's PLLDB_SESSIONS entry: the knock session's id has to be the attach session's.
 		ks.ID = s.ID
+		for _, p := range pairs {
+			ks.Functions = append(ks.Functions, knockkey.Function{LogicalID: p.remote.LogicalID, Name: p.remote.Name})
+		}
 		s.knock = ks
 	}
 

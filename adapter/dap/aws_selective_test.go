@@ -67,6 +67,10 @@ func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
 	tok := kr.Value
 	assert.Equal(t, stack+"/OrdersFunction", kr.Audience)
 	assert.Equal(t, ks.ID, kr.Session)
+	// Asked by logical id, the AWS CLI line invokes the deployed name: Lambda knows no logical id.
+	var line struct{ Text string }
+	require.NoError(t, c.Request(t, "plldbKnock", map[string]any{"function": "OrdersFunction", "format": "awsCli"}).Decode(&line))
+	assert.True(t, strings.HasPrefix(line.Text, "aws lambda invoke --function-name '"+orders+"' --client-context "), "the line invokes %s", orders)
 	type answer struct {
 		payload []byte
 		err     error

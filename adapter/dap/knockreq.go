@@ -143,6 +143,10 @@ func (s *session) knockRequest(req request) {
 		return
 	}
 	format := knockkey.Format(a.Format)
+	if a.Route != "" && !knockkey.RouteApplies(format) {
+		s.respondErr(req, "%s: \"route\" goes with the formats header and curl: the awsCli and boto3 lines invoke the function with the event {}, which is no HTTP request, so a knock bound to a route would be refused there", req.command)
+		return
+	}
 	line := ""
 	if a.Format != "" {
 		// Checked before minting: no token is made for a request that cannot be answered.
@@ -157,7 +161,11 @@ func (s *session) knockRequest(req request) {
 		return
 	}
 	if a.Format != "" {
-		line, err = knockkey.FormatLine(format, tok, knockkey.LineOptions{URL: a.URL, Function: a.Function, Endpoint: ks.Endpoint})
+		fn := a.Function
+		if fn != "" {
+			fn = ks.InvokeName(fn) // "function" may be a logical id; Lambda knows the deployed name
+		}
+		line, err = knockkey.FormatLine(format, tok, knockkey.LineOptions{URL: a.URL, Function: fn, Endpoint: ks.Endpoint})
 		if err != nil {
 			s.respondErr(req, "%s: %v", req.command, err)
 			return

@@ -113,6 +113,8 @@ func TestKnockRequestMintsTheSessionsKnock(t *testing.T) {
 		{map[string]any{"route": "orders"}, "route"},
 		{map[string]any{"format": "wget"}, `unknown knock format "wget"`},
 		{map[string]any{"format": "curl"}, "needs the URL"},
+		{map[string]any{"format": "awsCli", "route": "POST /orders/*"}, `"route" goes with the formats header and curl: the awsCli and boto3 lines invoke the function with the event {}`},
+		{map[string]any{"format": "boto3", "route": "POST /orders/*"}, `"route" goes with the formats header and curl`},
 		{map[string]any{"for": 600}, "arguments must be an object of strings"},
 	} {
 		r := c.RequestError(t, "plldbKnock", bad.args)

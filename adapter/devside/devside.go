@@ -231,7 +231,7 @@ func (s *Side) spec(fn template.Function, python string) executor.Spec {
 		Debug:          s.cfg.Debug,
 		OpenDebugpy:    s.cfg.OpenDebugpy,
 		EnforceTimeout: !s.cfg.Debug,
-		Logger:         s.log.With("function", fn.LogicalID),
+		Logger:         s.log, // the executor names its function in every line
 		MaxConcurrency: limit,
 		IdleTimeout:    s.cfg.IdleTimeout,
 		OnStart:        s.cfg.OnSandboxStart,

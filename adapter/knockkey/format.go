@@ -19,7 +19,7 @@ type Format string
 const (
 	FormatHeader Format = "header" // X-Plldb-Knock: <token>
 	FormatCurl   Format = "curl"   // curl -H 'X-Plldb-Knock: <token>' '<URL>'
-	FormatAWSCLI Format = "awsCli" // aws lambda invoke … --client-context <base64>
+	FormatAWSCLI Format = "awsCli" // aws lambda invoke … --client-context <base64> out.json (AWS CLI v1 or v2)
 	FormatBoto3  Format = "boto3"  // three lines of Python invoking the function with the knock in its client context
 )
 
@@ -49,7 +49,9 @@ func FormatLine(f Format, tok string, o LineOptions) (string, error) {
 		if o.Endpoint != "" {
 			endpoint = " --endpoint-url " + ShellQuote(o.Endpoint)
 		}
-		return fmt.Sprintf("aws lambda invoke%s --function-name %s --client-context %s --payload '{}' --cli-binary-format raw-in-base64-out out.json\n",
+		// No --payload: the event is then {}, and the line runs with the AWS CLI v1 and v2 alike (v2 would need
+		// --cli-binary-format raw-in-base64-out to read a JSON --payload, an option v1 does not have).
+		return fmt.Sprintf("aws lambda invoke%s --function-name %s --client-context %s out.json\n",
 			endpoint, ShellQuote(fn), ClientContext(tok)), nil
 	case FormatBoto3:
 		endpoint := ""
@@ -60,6 +62,13 @@ func FormatLine(f Format, tok string, o LineOptions) (string, error) {
 			endpoint, strconv.Quote(fn), strconv.Quote(ClientContext(tok))), nil
 	}
 	return "", fmt.Errorf("unknown knock format %q: header, curl, awsCli or boto3", string(f))
+}
+
+// RouteApplies reports whether a knock bound to a route can work in f's line. The awsCli and boto3 lines invoke
+// the function with the event {}, which is no HTTP request, so a route-bound knock would be refused there and
+// the invocation would run without the debugger (VS Code's Copy Knock… asks no route for them, for that reason).
+func RouteApplies(f Format) bool {
+	return f != FormatAWSCLI && f != FormatBoto3
 }
 
 // ClientContext is the X-Amz-Client-Context value carrying tok: base64 of {"custom":{"plldbKnock":tok}}, the

@@ -43,18 +43,57 @@ type Session struct {
 	// Endpoint is where the session takes invocations (plldb local's Invoke API), for ready-to-run lines; "" when
 	// unknown.
 	Endpoint string
-	PID      int // the process running the session
-	path     string
+	// Functions are the functions the session debugs, which a knock can be bound to; nil when unknown (a file
+	// written before they were saved).
+	Functions []Function
+	PID       int // the process running the session
+	path      string
+}
+
+// Function is a function of a session, which a knock binds to by either name.
+type Function struct {
+	LogicalID string `json:"logicalId"`
+	Name      string `json:"name,omitempty"` // the deployed (physical) name, when it differs
+}
+
+// InvokeName is the name to invoke the function named name by (its logical id or deployed name): the deployed
+// name, which is what Lambda knows it by (a logical id names nothing outside its stack); name itself when the
+// session does not know the function.
+func (s *Session) InvokeName(name string) string {
+	for _, f := range s.Functions {
+		if (f.LogicalID == name || f.Name == name) && f.Name != "" {
+			return f.Name
+		}
+	}
+	return name
+}
+
+// CheckFunction refuses a function name that is none of the session's functions (the logical id or name of
+// one), saying which there are: a knock bound to it would verify nowhere, and its invocation would run without
+// the debugger. With no functions known it accepts any name.
+func (s *Session) CheckFunction(name string) error {
+	if len(s.Functions) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(s.Functions))
+	for _, f := range s.Functions {
+		if f.LogicalID == name || f.Name == name {
+			return nil
+		}
+		ids = append(ids, f.LogicalID)
+	}
+	return fmt.Errorf("%q is not a function of this session (it debugs %s)", name, strings.Join(ids, ", "))
 }
 
 // file is the on-disk form.
 type file struct {
-	Audience string `json:"audience"`
-	Session  string `json:"session"`
-	Seed     []byte `json:"privateKeySeed"`
-	Endpoint string `json:"endpoint,omitempty"`
-	PID      int    `json:"pid"`
-	Created  string `json:"created"`
+	Audience  string     `json:"audience"`
+	Session   string     `json:"session"`
+	Seed      []byte     `json:"privateKeySeed"`
+	Endpoint  string     `json:"endpoint,omitempty"`
+	Functions []Function `json:"functions,omitempty"`
+	PID       int        `json:"pid"`
+	Created   string     `json:"created"`
 }
 
 // New generates a session for audience with a fresh key pair and session id.
@@ -165,7 +204,7 @@ func (s *Session) Save() error {
 		return err
 	}
 	js, err := json.Marshal(file{Audience: s.Audience, Session: s.ID, Seed: s.Private.Seed(), Endpoint: s.Endpoint,
-		PID: s.PID, Created: time.Now().UTC().Format(time.RFC3339)})
+		Functions: s.Functions, PID: s.PID, Created: time.Now().UTC().Format(time.RFC3339)})
 	if err != nil {
 		return fmt.Errorf("encode knock session: %w", err)
 	}
@@ -240,7 +279,7 @@ func Load(audience string) (*Session, error) {
 	}
 	priv := ed25519.NewKeyFromSeed(f.Seed)
 	return &Session{Audience: f.Audience, ID: f.Session, Private: priv, Public: priv.Public().(ed25519.PublicKey),
-		Endpoint: f.Endpoint, PID: f.PID}, nil
+		Endpoint: f.Endpoint, Functions: f.Functions, PID: f.PID}, nil
 }
 
 func read(path string) (file, error) {

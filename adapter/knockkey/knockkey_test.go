@@ -171,3 +171,30 @@ func TestDirEnv(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	require.NoError(t, s.Remove())
 }
+
+func TestSessionFileKeepsTheFunctions(t *testing.T) {
+	t.Setenv(DirEnv, filepath.Join(t.TempDir(), "knock"))
+	s, err := New("orders")
+	require.NoError(t, err)
+	s.Functions = []Function{{LogicalID: "CreateOrder", Name: "orders-CreateOrder-1A2B"}, {LogicalID: "Api/ListOrders", Name: "orders-ListOrders-3C4D"}}
+	require.NoError(t, s.Save())
+	t.Cleanup(func() { _ = s.Remove() })
+
+	l, err := Load("orders")
+	require.NoError(t, err)
+	assert.Equal(t, s.Functions, l.Functions)
+	for _, name := range []string{"CreateOrder", "orders-CreateOrder-1A2B", "Api/ListOrders", "orders-ListOrders-3C4D"} {
+		assert.NoError(t, l.CheckFunction(name), name)
+	}
+	err = l.CheckFunction("CreateOrders")
+	assert.EqualError(t, err, `"CreateOrders" is not a function of this session (it debugs CreateOrder, Api/ListOrders)`)
+
+	// The ready-to-run lines invoke a function by the name Lambda knows, whichever name --function gave.
+	assert.Equal(t, "orders-CreateOrder-1A2B", l.InvokeName("CreateOrder"))
+	assert.Equal(t, "orders-CreateOrder-1A2B", l.InvokeName("orders-CreateOrder-1A2B"))
+	assert.Equal(t, "orders-ListOrders-3C4D", l.InvokeName("Api/ListOrders"))
+
+	l.Functions = nil // a file from before the functions were saved: nothing to check against
+	assert.NoError(t, l.CheckFunction("Anything"))
+	assert.Equal(t, "CreateOrder", l.InvokeName("CreateOrder"))
+}

@@ -294,7 +294,7 @@ func (p *Pipeline) startRelay(ctx context.Context) error {
 	p.session = relay.NewSession("local-"+randomID(6), ownerName(), time.Time{})
 	store.PutSession(p.session)
 	p.audience = "plldb-local"
-	p.gw = gateway.New(gateway.Config{Logger: p.log.With("component", "gateway")}, nil)
+	p.gw = gateway.New(gateway.Config{Logger: p.log}, nil) // it logs as component=gateway
 	var routes gateway.Routes = &relay.Handlers{Store: store, Conns: p.gw, Audience: p.audience, Logger: p.log.With("component", "relay")}
 	if p.opts.wrapRoutes != nil {
 		routes = p.opts.wrapRoutes(routes)

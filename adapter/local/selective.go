@@ -71,6 +71,10 @@ func (p *Pipeline) saveKnockSession() error {
 		return nil
 	}
 	p.knocks.Endpoint = p.Endpoint()
+	p.knocks.Functions = nil
+	for _, sf := range p.fns {
+		p.knocks.Functions = append(p.knocks.Functions, knockkey.Function{LogicalID: sf.LogicalID, Name: sf.Name})
+	}
 	if err := p.knocks.Save(); err != nil {
 		return fmt.Errorf("selective mode: %w", err)
 	}

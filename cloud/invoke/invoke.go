@@ -61,11 +61,12 @@ func (r *Request) SetCustom(key, value string) {
 	custom[key] = value
 }
 
-// ParseClientContext reads a client context given as JSON: an object, as Lambda requires.
+// ParseClientContext reads a client context given as JSON: an object, as Lambda requires. Its error does not say
+// "client context": the caller names where the value came from (plldb invoke: "--client-context: …").
 func ParseClientContext(s string) (map[string]any, error) {
 	var cc map[string]any
 	if err := json.Unmarshal([]byte(s), &cc); err != nil || cc == nil {
-		return nil, errors.New("client context: want a JSON object, such as {\"custom\": {\"key\": \"value\"}}")
+		return nil, errors.New("not a JSON object: want one such as {\"custom\": {\"key\": \"value\"}}")
 	}
 	return cc, nil
 }

@@ -56,6 +56,24 @@ func TestAttachSelectiveRunsOnlyKnockedInvocationsHere(t *testing.T) {
 	assert.Equal(t, "local", invoke(tok), "a knocked invocation runs here")
 	assert.NotContains(t, out.String(), tok, "the knock is never printed by attach")
 
+	// --function takes the stack's functions by logical id or deployed name, and refuses any other.
+	kc = exec.Command(plldbBin, "knock", "--stack-name", a.stack, "--function", a.fns["OrdersFunction"].Name)
+	header, err = kc.Output()
+	require.NoError(t, err)
+	tok, ok = strings.CutPrefix(strings.TrimSpace(string(header)), "X-Plldb-Knock: ")
+	require.True(t, ok)
+	assert.Equal(t, "local", invoke(tok), "a knock bound to the function by its deployed name runs here")
+	// The --aws-cli line of a knock bound by logical id invokes the deployed name: Lambda knows no logical id.
+	kc = exec.Command(plldbBin, "knock", "--stack-name", a.stack, "--function", "OrdersFunction", "--aws-cli")
+	cliLine, err := kc.Output()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(cliLine), "aws lambda invoke --function-name '"+a.fns["OrdersFunction"].Name+"' --client-context "),
+		"the line invokes %s", a.fns["OrdersFunction"].Name) // the line holds a knock: not printed
+	kc = exec.Command(plldbBin, "knock", "--stack-name", a.stack, "--function", "OrderFunction")
+	refused, err := kc.CombinedOutput()
+	require.Error(t, err)
+	assert.Regexp(t, `^plldb knock: --function "OrderFunction" is not a function of this session \(it debugs \w+Function, \w+Function\)\n$`, string(refused))
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.NoError(t, cmd.Wait(), "plldb attach exits cleanly on Ctrl-C\n%s", out.String())
 	a.assertRestored(t)

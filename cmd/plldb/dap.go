@@ -23,7 +23,7 @@ func runDAP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&listen, "listen", "", "serve DAP clients on HOST:PORT (port 0: any free port; loopback only unless --allow-remote) instead of stdin/stdout")
 	registerAllowRemote(fs, &allowRemote)
 	logs.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -50,7 +50,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	var (
 		event         = fs.String("event", "", "event JSON file, or - for stdin (default: {})")
-		endpoint      = fs.String("endpoint-url", "", "Invoke API of a plldb local (default "+defaultLocalEndpoint+" when --stack-name is not given)")
+		endpoint      = fs.String("endpoint-url", "", "Invoke API of a plldb local (default "+defaultLocalEndpoint+" when --stack-name is not given; with --knock, that of the plldb local --selective whose session signs it)")
 		stackName     = fs.String("stack-name", "", "invoke the deployed function of this stack: FN is its logical id, physical name or ARN")
 		qualifier     = fs.String("qualifier", "", "version or alias to invoke")
 		async         = fs.Bool("async", false, "Event invocation: Lambda queues it and answers 202 with no result or log")
@@ -85,6 +85,8 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("plldb invoke: --client-context: %w", err)
 		}
 	}
+	// knockEndpoint is the Invoke API of the plldb local whose session signs the knock, if it said.
+	knockEndpoint := ""
 	if *withKnock {
 		// The knock goes in ClientContext.custom, the carrier of a direct Invoke, whatever the event's shape; it
 		// lives a minute, since the invocation is sent now.
@@ -101,6 +103,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("plldb invoke: --knock: %w", err)
 		}
 		req.SetCustom("plldbKnock", tok)
+		knockEndpoint = s.Endpoint
 	}
 	if err := invoke.Check(req); err != nil {
 		return fmt.Errorf("plldb invoke: %w", err)
@@ -136,6 +139,11 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	} else {
 		url := *endpoint
 		if url == "" {
+			// A knock only verifies at the plldb local whose session signed it, which need not listen on the
+			// default port (--port, a launch's invokePort): send it there.
+			url = knockEndpoint
+		}
+		if url == "" {
 			url = defaultLocalEndpoint
 		}
 		client, where = localClient(url, *region), "plldb local at "+url
@@ -155,7 +163,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 // parseWithArg parses flags on both sides of the one positional argument, since `plldb invoke FN --event e.json`
 // is how people type it and the flag package stops at the first argument.
 func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return "", err
 	}
 	if fs.NArg() == 0 {
@@ -163,7 +171,7 @@ func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
 		return "", errors.New("plldb invoke: name the function to invoke")
 	}
 	fn := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
+	if err := parseFlags(fs, fs.Args()[1:]); err != nil {
 		return "", err
 	}
 	if fs.NArg() > 0 {

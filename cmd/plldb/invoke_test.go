@@ -182,7 +182,7 @@ func TestInvokeLocal(t *testing.T) {
 
 		out = invokeCmd(t, "HelloFunction", "--endpoint-url", endpoint, "--client-context", "[1]")
 		assert.Equal(t, exitInvokeFailed, out.status)
-		assert.Contains(t, out.err.Error(), "--client-context: client context: want a JSON object")
+		assert.Equal(t, `plldb invoke: --client-context: not a JSON object: want one such as {"custom": {"key": "value"}}`, out.err.Error())
 		assert.Equal(t, before, rec.count(), "nothing was invoked")
 	})
 

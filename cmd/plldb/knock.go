@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/plldb/plldb/adapter/knockkey"
@@ -27,7 +28,7 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		awsCLI    = fs.Bool("aws-cli", false, "print an aws lambda invoke command carrying the knock in its client context")
 		boto3     = fs.Bool("boto3", false, "print Python (boto3) invoking the function with the knock in its client context")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -40,6 +41,13 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *ttl < time.Second || *ttl > knock.MaxTTL {
 		return fmt.Errorf("plldb knock: --for must be between 1s and %s", knock.MaxTTL)
 	}
+	if *route != "" {
+		if _, err := knock.ParseRoute(*route); err != nil {
+			// The parser's errors are about tokens ("knock malformed: …"); here the flag is at fault.
+			why := strings.TrimPrefix(err.Error(), knock.ErrMalformed.Error()+": ")
+			return fmt.Errorf(`plldb knock: --route %q: %s; want "METHOD /path/glob", e.g. 'POST /orders/*'`, *route, why)
+		}
+	}
 	formats := 0
 	for _, set := range []bool{*curl != "", *awsCLI, *boto3} {
 		if set {
@@ -49,18 +57,7 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if formats > 1 {
 		return errors.New("plldb knock: --curl, --aws-cli and --boto3 go one at a time")
 	}
-	s, err := loadKnockSession(audience)
-	if err != nil {
-		return fmt.Errorf("plldb knock: %w", err)
-	}
-	tok, err := s.Mint(knockkey.MintOptions{Function: *function, TTL: *ttl, Route: *route})
-	if err != nil {
-		return fmt.Errorf("plldb knock: %w", err)
-	}
 	f, o := knockkey.FormatHeader, knockkey.LineOptions{Function: *function}
-	if *local {
-		o.Endpoint = s.Endpoint // a deployed stack's functions answer on AWS's own endpoint
-	}
 	switch {
 	case *curl != "":
 		f, o.URL = knockkey.FormatCurl, *curl
@@ -69,12 +66,44 @@ func runKnock(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	case *boto3:
 		f = knockkey.FormatBoto3
 	}
+	if *route != "" && !knockkey.RouteApplies(f) {
+		return errors.New("plldb knock: --route goes with the header and --curl: the --aws-cli and --boto3 lines invoke the function with the event {}, which is no HTTP request, so a knock bound to a route would be refused there")
+	}
+	s, err := loadKnockSession(audience)
+	if err != nil {
+		return fmt.Errorf("plldb knock: %w", err)
+	}
+	if *function != "" {
+		if err := s.CheckFunction(*function); err != nil {
+			return fmt.Errorf("plldb knock: --function %w", err)
+		}
+	}
+	tok, err := s.Mint(knockkey.MintOptions{Function: *function, TTL: *ttl, Route: *route})
+	if err != nil {
+		return fmt.Errorf("plldb knock: %w", err)
+	}
+	if *local {
+		o.Endpoint = s.Endpoint // a deployed stack's functions answer on AWS's own endpoint
+	}
+	if o.Function != "" {
+		o.Function = s.InvokeName(o.Function) // --function may be a logical id; Lambda knows the deployed name
+	}
 	line, err := knockkey.FormatLine(f, tok, o)
 	if err != nil {
 		return fmt.Errorf("plldb knock: %w", err)
 	}
-	_, err = io.WriteString(stdout, line)
-	return err
+	if _, err := io.WriteString(stdout, line); err != nil {
+		return err
+	}
+	if *function == "" && !knockkey.RouteApplies(f) && len(s.Functions) > 0 {
+		// The line invokes FUNCTION, a placeholder: say what to put there (on stderr, so that stdout stays the line).
+		names := make([]string, len(s.Functions))
+		for i, fn := range s.Functions {
+			names[i] = s.InvokeName(fn.LogicalID)
+		}
+		fmt.Fprintf(stderr, "plldb knock: replace FUNCTION with the function to invoke (%s), or name it with --function\n", strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // knockAudience is the audience --stack-name or --local names.

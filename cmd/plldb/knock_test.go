@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/bridge/knock"
 	"github.com/plldb/plldb/layer/carrier"
+	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
 // knockSession starts a selective session of audience owned by this test process, as plldb local or attach would.
@@ -82,7 +86,7 @@ func TestKnockFormats(t *testing.T) {
 
 	out, err = knockCmd(t, "--stack-name", "orders", "--function", "CreateOrder", "--aws-cli")
 	require.NoError(t, err)
-	m = regexp.MustCompile(`^aws lambda invoke --function-name 'CreateOrder' --client-context ([A-Za-z0-9+/=]+) --payload '\{\}' --cli-binary-format raw-in-base64-out out\.json\n$`).FindStringSubmatch(out)
+	m = regexp.MustCompile(`^aws lambda invoke --function-name 'CreateOrder' --client-context ([A-Za-z0-9+/=]+) out\.json\n$`).FindStringSubmatch(out)
 	require.NotNil(t, m, out)
 	cc, err := base64.StdEncoding.DecodeString(m[1])
 	require.NoError(t, err)
@@ -133,4 +137,58 @@ def handler(event, context):
 		"both invocations are printed, the plain one too: %s", out.String())
 	// Every knock starts with the pinned header: none appears in plldb local's output.
 	assert.NotContains(t, out.String(), knock.Header)
+
+	// `plldb invoke FN --knock`, as the Debug Console line and docs/knock.md write it, with no --endpoint-url: the
+	// knock goes to the plldb local whose session signed it, here on a port of its own, not to the default 3001.
+	cmd := exec.Command(plldbBin, "invoke", "Echo", "--knock", "--log", "none")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	require.NoError(t, json.Unmarshal(stdout, &res), string(stdout))
+	assert.Equal(t, true, res["debugpy"], "knocked, at the session's own endpoint %s: under debugpy", endpoint)
+
+	// A function the session does not serve is refused, as the plldbKnock request refuses it: its knock would
+	// verify nowhere and the invocation would run without the debugger.
+	nope := exec.Command(plldbBin, "knock", "--local", "--function", "Nope")
+	nopeOut, err := nope.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, "plldb knock: --function \"Nope\" is not a function of this session (it debugs Echo)\n", string(nopeOut))
+
+	// Without --function the boto3 and AWS CLI lines invoke FUNCTION: stderr says what to put there.
+	var boto3Err strings.Builder
+	b3 := exec.Command(plldbBin, "knock", "--local", "--boto3")
+	b3.Stderr = &boto3Err
+	b3Out, err := b3.Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(b3Out), `FunctionName="FUNCTION"`)
+	assert.Equal(t, "plldb knock: replace FUNCTION with the function to invoke (Echo), or name it with --function\n", boto3Err.String())
+
+	// The banner's --aws-cli command prints a line, and that line, run as it is printed with the AWS CLI users
+	// have (the virtualenv's is v1, which has no --cli-binary-format), runs and is knocked.
+	m := regexp.MustCompile(`(?m)^  (plldb knock .*--aws-cli) +# a ready-to-run`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	knockArgs := strings.Fields(m[1])
+	line, err := exec.Command(plldbBin, knockArgs[1:]...).Output()
+	require.NoError(t, err)
+	assert.False(t, strings.Contains(string(line), "'FUNCTION'"), "ready to run: no name to fill in") // the line holds a knock: not printed
+	work := t.TempDir()
+	cli := exec.Command("sh", "-c", string(line))
+	cli.Dir = work
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "PATH=") {
+			cli.Env = append(cli.Env, kv)
+		}
+	}
+	cli.Env = append(cli.Env, "PATH="+filepath.Dir(pyenv.Python(t))+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(work, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(work, "none"))
+	cliOut, err := cli.CombinedOutput()
+	require.NoError(t, err, "%s", cliOut)
+	answer, err := os.ReadFile(filepath.Join(work, "out.json"))
+	require.NoError(t, err)
+	res = nil
+	require.NoError(t, json.Unmarshal(answer, &res), string(answer))
+	assert.Equal(t, true, res["debugpy"], "the aws lambda invoke line is knocked: under debugpy")
+	assert.Equal(t, map[string]any{}, res["custom"], "the knock is stripped from the client context")
 }

@@ -45,7 +45,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	profile := fs.String("profile", "", "AWS profile whose credentials the handlers get as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (default: the SDK's chain: environment, AWS_PROFILE, the default profile, SSO …)")
 	listen := fs.String("listen", "", "serve DAP on HOST:PORT for IDEs to attach to (\"request\": \"attach\"), one at a time, for as long as this runs; implies --debug (loopback only unless --allow-remote)")
 	logs.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -95,7 +95,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	p, err := local.Start(ctx, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("plldb local: %w", err)
 	}
 	if opts.AllowRemote {
 		warnRemote(stderr, "Lambda Invoke endpoint", p.Endpoint(), opts.Token,
@@ -194,9 +194,14 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 		fmt.Fprintln(w, "Selective mode: only invocations carrying a knock run under the debugger; the rest run at full speed without it.")
 	}
 	if p.KnockSession() != nil {
-		fmt.Fprintln(w, "  plldb knock --local               # prints the X-Plldb-Knock header for HTTP events")
-		fmt.Fprintln(w, "  plldb knock --local --aws-cli     # a ready-to-run aws lambda invoke with the knock in its client context")
-		if fns := p.Functions(); len(fns) > 0 {
+		header := "plldb knock --local"
+		if fns := p.Functions(); len(fns) == 0 {
+			fmt.Fprintf(w, "  %s  # prints the X-Plldb-Knock header for HTTP events\n", header)
+		} else {
+			// Without --function the line says FUNCTION for the user to replace: not ready to run.
+			cli := "plldb knock --local --function " + fns[0].LogicalID + " --aws-cli"
+			fmt.Fprintf(w, "  %-*s  # prints the X-Plldb-Knock header for HTTP events\n", len(cli), header)
+			fmt.Fprintf(w, "  %s  # a ready-to-run aws lambda invoke with the knock in its client context\n", cli)
 			fmt.Fprintf(w, "  plldb invoke %s --knock --endpoint-url %s\n", fns[0].LogicalID, p.Endpoint())
 		}
 	}

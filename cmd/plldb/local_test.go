@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,8 +16,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/testfixtures/apps"
+	"github.com/plldb/plldb/testfixtures/logbuf"
+	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
 // TestLocalConcurrencyFlags: --max-concurrency 1 lets one invocation of Slow run; a second synchronous one gets
@@ -81,4 +88,69 @@ func TestReportUnfinishedPrintsTheRequestIDs(t *testing.T) {
 	out.Reset()
 	assert.NoError(t, reportUnfinished(&out, nil))
 	assert.Empty(t, out.String())
+}
+
+// TestLocalLogLinesSayEachAttributeOnce: plldb local's log lines (here at debug level, in selective mode, through
+// a knocked and an unknocked invocation) name each attribute once: a logger handed down with an attribute its
+// receiver adds again printed "function=Echo function=Echo" and "component=gateway component=gateway".
+func TestLocalLogLinesSayEachAttributeOnce(t *testing.T) {
+	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
+	tpl := pythonApp(t, "Echo", "def handler(event, context):\n    return event\n")
+	cmd := exec.Command(plldbBin, "local", "--template", tpl, "--port", "0", "--python", pyenv.Python(t), "--selective", "--log-level", "debug")
+	stderr := &logbuf.Buffer{}
+	cmd.Stderr = writerFunc(func(b []byte) (int, error) { stderr.WriteString(string(b)); return len(b), nil })
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	endpoint := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if ep, ok := strings.CutPrefix(sc.Text(), "Lambda Invoke endpoint: "); ok {
+				endpoint <- ep
+			}
+		}
+	}()
+	var ep string
+	select {
+	case ep = <-endpoint:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("plldb local printed no endpoint\n%s", stderr.String())
+	}
+	invokeJSON(t, ep, "Echo")
+	invokeJSON(t, ep, "Echo", "--knock")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait())
+
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Greater(t, len(lines), 10, "debug logging says something")
+	for _, line := range lines {
+		seen := map[string]bool{}
+		for _, kv := range logAttrs(t, line) {
+			assert.False(t, seen[kv], "%s twice in %s", kv, line)
+			seen[kv] = true
+		}
+	}
+}
+
+// logAttrs splits a slog text line into its key=value pairs (values quoted with Go's syntax when they need it).
+func logAttrs(t *testing.T, line string) []string {
+	t.Helper()
+	var out []string
+	for rest := strings.TrimSpace(line); rest != ""; rest = strings.TrimLeft(rest, " ") {
+		key, after, ok := strings.Cut(rest, "=")
+		require.True(t, ok && !strings.Contains(key, " "), "not a slog text line: %q", line)
+		val := after
+		if strings.HasPrefix(after, `"`) {
+			q, err := strconv.QuotedPrefix(after)
+			require.NoError(t, err, line)
+			val = q
+		} else if i := strings.IndexByte(after, ' '); i >= 0 {
+			val = after[:i]
+		}
+		out = append(out, key+"="+val)
+		rest = after[len(val):]
+	}
+	return out
 }

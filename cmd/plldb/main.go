@@ -57,12 +57,13 @@ func main() {
 }
 
 // errorLine is what main prints for err: "plldb: " and the message, unless the message already names the
-// command ("plldb knock: …"), which would read "plldb: plldb knock: …"; nothing for --help or a command that has
-// already said what went wrong.
+// command ("plldb knock: …"), which would read "plldb: plldb knock: …"; nothing for --help, a bad flag (the flag
+// set has printed it with the usage) or a command that has already said what went wrong.
 func errorLine(err error) string {
 	msg := err.Error()
+	var fe *flagError
 	switch {
-	case errors.Is(err, flag.ErrHelp) || msg == "":
+	case errors.Is(err, flag.ErrHelp) || errors.As(err, &fe) || msg == "":
 		return ""
 	case strings.HasPrefix(msg, "plldb "):
 		return msg
@@ -86,11 +87,30 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// exitStatus is the exit status for a command's error: 0 for none, the exitError's code, else 1.
+// flagError is a command line a command's flag set refused; the flag set has already printed why, and the
+// command's flags.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+
+func (e *flagError) Unwrap() error { return e.err }
+
+// parseFlags parses args with fs (whose output is the command's stderr). Its errors are flag.ErrHelp for -h and
+// --help, and a flagError for a command line it refused.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &flagError{err}
+}
+
+// exitStatus is the exit status for a command's error: 0 for none and for --help (as `plldb --help`), the
+// exitError's code, else 1.
 func exitStatus(err error) int {
 	var ee *exitError
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ee):
 		return ee.code

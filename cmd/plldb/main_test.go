@@ -172,6 +172,31 @@ func TestErrorsNameTheCommandOnce(t *testing.T) {
 	out, err = exec.Command(plldbBin, "frobnicate").CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "\nplldb: unknown command", "a message without the command gets plldb's name")
+
+	// A bad --route is the flag's fault, said before looking for a session; not "knock malformed", which is what
+	// a refused token says.
+	cmd = exec.Command(plldbBin, "knock", "--local", "--route", "GET")
+	cmd.Env = append(os.Environ(), "PLLDB_KNOCK_DIR="+knockDir)
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, `plldb knock: --route "GET": route is not "METHOD /path"; want "METHOD /path/glob", e.g. 'POST /orders/*'`+"\n", string(out))
+
+	// A route with a line that invokes the function with the event {}, no HTTP request: its knock could never
+	// verify.
+	cmd = exec.Command(plldbBin, "knock", "--local", "--route", "POST /orders/*", "--aws-cli")
+	cmd.Env = append(os.Environ(), "PLLDB_KNOCK_DIR="+knockDir)
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, "plldb knock: --route goes with the header and --curl: the --aws-cli and --boto3 lines invoke the function with the event {}, which is no HTTP request, so a knock bound to a route would be refused there\n", string(out))
+
+	// plldb local's errors from starting its pipeline name it, as its flag errors do.
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	out, err = exec.Command(plldbBin, "local", "--template", missing, "--port", "0").CombinedOutput()
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(string(out), "plldb local: "+missing+": cannot read template"), string(out))
+	out, err = exec.Command(plldbBin, "local", "--template", apps.HelloTemplate(), "--host", "0.0.0.0", "--port", "0").CombinedOutput()
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(string(out), `plldb local: Invoke API host "0.0.0.0" is not a loopback address`), string(out))
 }
 
 func TestUsageListsEveryCommand(t *testing.T) {
@@ -181,4 +206,39 @@ func TestUsageListsEveryCommand(t *testing.T) {
 		assert.Regexp(t, `(?m)^  `+name+` +\S`, string(out))
 	}
 	assert.NotContains(t, string(out), "demo", "the demo is cmd/plldb-demo, not a plldb command")
+}
+
+// TestHelpAndBadFlagsOfEveryCommand: `plldb CMD --help` succeeds, as `plldb --help` does (and for invoke, whose 1
+// means the function failed, it must not say 1); a flag a command does not have is said once, with the usage,
+// not once by the flag set and again by main.
+func TestHelpAndBadFlagsOfEveryCommand(t *testing.T) {
+	for name := range commands {
+		if name == "version" {
+			continue // takes no flags
+		}
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(plldbBin, name, "--help")
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			require.NoError(t, cmd.Run(), "plldb %s --help exits 0\n%s", name, stderr.String())
+			assert.Empty(t, stdout.String(), "the usage goes to stderr")
+			assert.Regexp(t, `(?i)^usage:? (of )?plldb `+name, stderr.String(), "the usage")
+			assert.NotContains(t, stderr.String(), "plldb: ")
+
+			cmd = exec.Command(plldbBin, name, "--no-such-flag")
+			stdout.Reset()
+			stderr.Reset()
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee)
+			want := 1
+			if name == "invoke" {
+				want = exitInvokeFailed // docs/invoke.md: a bad flag could not be invoked
+			}
+			assert.Equal(t, want, ee.ExitCode())
+			assert.Equal(t, 1, strings.Count(stderr.String(), "flag provided but not defined: -no-such-flag"), stderr.String())
+			assert.NotContains(t, stderr.String(), "plldb: flag provided")
+		})
+	}
 }

@@ -37,7 +37,7 @@ func (a *awsFlags) config(ctx context.Context) (aws.Config, error) {
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

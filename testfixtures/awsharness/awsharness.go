@@ -145,7 +145,7 @@ func New(t testing.TB, o Options) *Harness {
 	h.Store.Logger = log
 	h.Store.Now = h.Clock.Now
 	audience := name + ".relay.plldb.test"
-	h.Gateway = gateway.New(gateway.Config{Logger: log.With("component", "gateway")}, nil)
+	h.Gateway = gateway.New(gateway.Config{Logger: log}, nil) // it logs as component=gateway
 	h.Gateway.SetRoutes(&relay.Handlers{
 		Store: h.Store, Conns: h.Gateway, Audience: audience, Logger: log.With("component", "relay"),
 		// The relay Lambda's expiry path, on the same store: restores with the Lambda API, untracked by RelayCalls.

@@ -124,6 +124,14 @@ function M.configurations(opts)
   }
 end
 
+-- What each knock format puts in the register, in the words of VS Code's Copy Knock… messages.
+local KNOCK_WHAT = {
+  header = 'the X-Plldb-Knock header',
+  curl = 'a curl command with a knock',
+  awsCli = 'an AWS CLI command with a knock',
+  boto3 = 'a boto3 snippet with a knock',
+}
+
 --- Asks the running plldb debug session for a knock (the adapter's plldbKnock request, docs/dap.md) and puts
 --- its header line, `X-Plldb-Knock: <token>`, in a register: `+` when Neovim has a clipboard, else the unnamed
 --- register. The session must be selective ("selective": true). opts, all optional:
@@ -163,8 +171,8 @@ function M.knock(opts, on_done)
       end
       local reg = opts.register or (vim.fn.has('clipboard') == 1 and '+' or '"')
       vim.fn.setreg(reg, body.text or body.line)
-      vim.notify(string.format('plldb: %s for %s in register %s; it expires at %s', opts.format and opts.format ~= 'header'
-        and ('a ' .. opts.format .. ' line with a knock') or 'the X-Plldb-Knock header', body.audience, reg, body.expires))
+      vim.notify(string.format('plldb: %s for %s in register %s; it expires at %s',
+        KNOCK_WHAT[opts.format or 'header'] or 'the X-Plldb-Knock header', body.audience, reg, body.expires))
       finish(nil, body)
     end)
   end

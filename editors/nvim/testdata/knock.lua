@@ -148,6 +148,22 @@ local steps = {
       check(vim.fn.getreg('k') == "curl -H 'X-Plldb-Knock: " .. body.value .. "' 'http://localhost:8080/x'\n",
         'register k holds %q', vim.fn.getreg('k'))
       table.insert(result.knocks, { token = body.value, want = 'local/PackageFunction', ttl_s = 7200 })
+      -- The message names what the register holds in words, for every format ("a awsCli line" was no English).
+      for _, f in ipairs({ { 'curl', 'a curl command' }, { 'awsCli', 'an AWS CLI command' }, { 'boto3', 'a boto3 snippet' } }) do
+        local n = #result.notifications
+        done = false
+        require('plldb').knock({ fn = 'HelloFunction', format = f[1], url = 'http://localhost:8080/x', register = 'k' },
+          function(e, b)
+            done, err, body = true, e, b
+          end)
+        wait_for('the knock', function()
+          return done
+        end)
+        check(not err, 'knock failed: %s', tostring(err))
+        local m = next_notification(n)
+        check(m.msg:find('plldb: ' .. f[2] .. ' with a knock for local/HelloFunction in register k; it expires at ', 1, true) == 1,
+          '%s: told %q', f[1], m.msg)
+      end
       done = false
       require('plldb').knock({ fn = 'HelloFunction', ttl = '13h' }, function(e)
         done, err = true, e
