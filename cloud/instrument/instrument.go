@@ -649,15 +649,43 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 	return stuck
 }
 
+// releaseClaimed gives up the claims a refused attach made, before it changed any function.
 func (in *Instrumenter) releaseClaimed(session string, plans []*plan, claimed []bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultWaitTimeout)
 	defer cancel()
 	for i, p := range plans {
-		if claimed[i] {
-			if err := in.Claims.Release(ctx, p.target.ARN, session); err != nil {
-				in.logger().Warn("release claim after a refused attach", "function", p.target.Name, "err", err)
-			}
+		if !claimed[i] {
+			continue
 		}
+		if p.snap.Shared {
+			in.leaveUnwritten(ctx, p.target, session)
+			continue
+		}
+		if err := in.Claims.Release(ctx, p.target.ARN, session); err != nil {
+			in.logger().Warn("release claim after a refused attach", "function", p.target.Name, "err", err)
+		}
+	}
+}
+
+// leaveUnwritten takes session out of a shared claim it joined without writing its entries to the function.
+// Not Release, which deletes the claim with its last holder: the sessions sharing the function when it joined
+// may all have left since, each taking only its own entries out because this session still held it, which
+// makes this session the last one out, so it puts the snapshot back (the function is still instrumented, and
+// without the claim nothing could restore it). Otherwise there is nothing of its own on the function to take out.
+func (in *Instrumenter) leaveUnwritten(ctx context.Context, t Target, session string) {
+	claim, last, err := in.Claims.Leave(ctx, Snapshot{FunctionARN: t.ARN}, session)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return
+	case err != nil:
+		in.logger().Warn("leave a shared claim after a refused attach", "function", t.Name, "err", err)
+		return
+	case !last:
+		return
+	}
+	if r := in.restoreSnapshot(ctx, claim, true); r.Outcome != Restored && r.Outcome != Merged && r.Outcome != Gone {
+		in.logger().Warn("put back a function this refused attach was the last to hold", "function", t.Name,
+			"outcome", r.Outcome, "message", r.Message)
 	}
 }
 
