@@ -212,9 +212,9 @@ type plan struct {
 // adds its entries to the function's lists (shared.go), and is refused only by a live non-selective session.
 //
 // When the only refusals are functions that the last selective session to leave them is putting back
-// (HeldError.Releasing), the function is about to be free: Instrument releases what it claimed, waits with a
-// growing pause and starts again from reading the functions, so that one put back meanwhile is snapshotted
-// afresh from its restored configuration; after ReleaseWait it refuses as for any held function, saying how
+// (HeldError.Releasing), the function is about to be free: Instrument gives up what it claimed
+// (releaseClaimed), waits with a growing pause and starts again from reading the functions, so that one put
+// back meanwhile is snapshotted afresh from its restored configuration; after ReleaseWait it refuses as for any held function, saying how
 // long it waited. A selective and an exclusive attach wait alike.
 func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	if err := in.check(s, targets); err != nil {
