@@ -339,6 +339,47 @@ func TestSharedClaimsConformance(t *testing.T) {
 			assert.Equal(t, "s-2", stored.Session)
 			assert.Equal(t, map[string]string{"A": "s-1"}, stored.Environment)
 		}},
+		{"a reading of a claim that went since is not taken for a new claim on the function", func(t *testing.T, ctx context.Context, cs claimStore) {
+			// Between a caller's reading and its write the claim can be put back, released and made afresh by
+			// another session: the new claim must not pass for the one read, or the write built on the reading
+			// would drop the new claim's holders.
+			for _, id := range []string{"s-1", "s-2", "s-3"} {
+				cs.start(t, id, id)
+			}
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-1", true), "s-1"))
+			read, ok, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			require.True(t, ok)
+			listed, err := cs.claims.SessionSnapshots(ctx, "s-1")
+			require.NoError(t, err)
+			require.Len(t, listed, 1)
+			_, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
+			require.NoError(t, err)
+			require.True(t, last)
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-1"))
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-2", true), "s-2"), "the function is free: a new claim")
+
+			joined := read
+			joined.Session = "s-3"
+			holders, err := cs.claims.Join(ctx, joined, "s-3")
+			require.NoError(t, err)
+			assert.Equal(t, []string{"s-2", "s-3"}, holderIDs(holders))
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"s-2", "s-3"}, holderIDs(got.Holders), "s-2 stays, s-1 (gone) does not come back")
+			assert.Equal(t, map[string]string{"A": "s-2"}, got.Environment, "the new claim's snapshot")
+
+			// s-1's listing from before is stale the same way: it does not hold the new claim, so its leave is
+			// not the last one out and puts nothing back under s-2 and s-3.
+			left, last, err := cs.claims.Leave(ctx, listed[0], "s-1")
+			require.NoError(t, err)
+			assert.False(t, last)
+			assert.Equal(t, []string{"s-2", "s-3"}, holderIDs(left.Holders))
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.True(t, got.Shared)
+			assert.Equal(t, []string{"s-2", "s-3"}, holderIDs(got.Holders))
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -212,9 +212,9 @@ type plan struct {
 // adds its entries to the function's lists (shared.go), and is refused only by a live non-selective session.
 //
 // When the only refusals are functions that the last selective session to leave them is putting back
-// (HeldError.Releasing), the function is about to be free: Instrument releases what it claimed, waits with a
-// growing pause and starts again from reading the functions, so that one put back meanwhile is snapshotted
-// afresh from its restored configuration; after ReleaseWait it refuses as for any held function, saying how
+// (HeldError.Releasing), the function is about to be free: Instrument gives up what it claimed
+// (releaseClaimed), waits with a growing pause and starts again from reading the functions, so that one put
+// back meanwhile is snapshotted afresh from its restored configuration; after ReleaseWait it refuses as for any held function, saying how
 // long it waited. A selective and an exclusive attach wait alike.
 func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	if err := in.check(s, targets); err != nil {
@@ -649,15 +649,43 @@ func (in *Instrumenter) rollback(s Session, plans []*plan, claimed, updated []bo
 	return stuck
 }
 
+// releaseClaimed gives up the claims a refused attach made, before it changed any function.
 func (in *Instrumenter) releaseClaimed(session string, plans []*plan, claimed []bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultWaitTimeout)
 	defer cancel()
 	for i, p := range plans {
-		if claimed[i] {
-			if err := in.Claims.Release(ctx, p.target.ARN, session); err != nil {
-				in.logger().Warn("release claim after a refused attach", "function", p.target.Name, "err", err)
-			}
+		if !claimed[i] {
+			continue
 		}
+		if p.snap.Shared {
+			in.leaveUnwritten(ctx, p.target, session)
+			continue
+		}
+		if err := in.Claims.Release(ctx, p.target.ARN, session); err != nil {
+			in.logger().Warn("release claim after a refused attach", "function", p.target.Name, "err", err)
+		}
+	}
+}
+
+// leaveUnwritten takes session out of a shared claim it joined without writing its entries to the function.
+// Not Release, which deletes the claim with its last holder: the sessions sharing the function when it joined
+// may all have left since, each taking only its own entries out because this session still held it, which
+// makes this session the last one out, so it puts the snapshot back (the function is still instrumented, and
+// without the claim nothing could restore it). Otherwise there is nothing of its own on the function to take out.
+func (in *Instrumenter) leaveUnwritten(ctx context.Context, t Target, session string) {
+	claim, last, err := in.Claims.Leave(ctx, Snapshot{FunctionARN: t.ARN}, session)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return
+	case err != nil:
+		in.logger().Warn("leave a shared claim after a refused attach", "function", t.Name, "err", err)
+		return
+	case !last:
+		return
+	}
+	if r := in.restoreSnapshot(ctx, claim, true); r.Outcome != Restored && r.Outcome != Merged && r.Outcome != Gone {
+		in.logger().Warn("put back a function this refused attach was the last to hold", "function", t.Name,
+			"outcome", r.Outcome, "message", r.Message)
 	}
 }
 

@@ -251,3 +251,90 @@ func TestAttachWaitingForAReleaseStopsWithItsContext(t *testing.T) {
 		assert.True(t, snap.Releasing)
 	})
 }
+
+// joinHooks is a claim store that runs a hook once before, and once after, session's first Join of a function
+// (by ARN): how a test puts other sessions' steps between an attach's claims.
+type joinHooks struct {
+	instrument.Claims
+	session       string
+	mu            sync.Mutex
+	before, after map[string]func()
+}
+
+func (h *joinHooks) take(m map[string]func(), arn string) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := m[arn]
+	delete(m, arn)
+	if f == nil {
+		f = func() {}
+	}
+	return f
+}
+
+func (h *joinHooks) Join(ctx context.Context, snap instrument.Snapshot, owner string) ([]instrument.Holder, error) {
+	if snap.Session != h.session {
+		return h.Claims.Join(ctx, snap, owner)
+	}
+	h.take(h.before, snap.FunctionARN)()
+	hs, err := h.Claims.Join(ctx, snap, owner)
+	h.take(h.after, snap.FunctionARN)()
+	return hs, err
+}
+
+// TestRefusedAttachLastOnAFunctionPutsItBack: bob attaches orders, which carol shares, and items, which alice
+// shares. Bob joins orders; carol then leaves it, only her entries going since bob still holds it; alice leaves
+// items as its last one out before bob's claim on it, which is refused as being put back. Bob's attach, giving
+// up what it claimed, is then the last one out of orders: it puts the snapshot back and releases the claim,
+// rather than deleting the claim and leaving orders instrumented with nothing to restore it from (which made
+// its next attempt refuse orders as carrying plldb's instrumentation with no snapshot).
+func TestRefusedAttachLastOnAFunctionPutsItBack(t *testing.T) {
+	eachClaimStore(t, func(t *testing.T, e *env, cs claimStore) {
+		ctx := context.Background()
+		orders := e.create(fn{what: "lastorders", env: map[string]string{"TABLE": "orders"}})
+		items := e.create(fn{what: "lastitems", env: map[string]string{"TABLE": "items"}})
+		before := restorable(t, e.raw(orders.Name))
+		in := e.sharedInstrumenter(cs.claims)
+		a, b, c := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host"), newDev(t, cs, "s-c", "carol@host")
+		join(t, in, orders, c)
+		join(t, in, items, a)
+
+		carolLeft := make(chan struct{})
+		hooks := &joinHooks{Claims: cs.claims, session: b.s.ID}
+		hooks.after = map[string]func(){orders.ARN: func() {
+			defer close(carolLeft)
+			_, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: orders.ARN}, c.s.ID)
+			assert.NoError(t, err)
+			assert.False(t, last, "bob holds orders too")
+		}}
+		hooks.before = map[string]func(){items.ARN: func() {
+			select {
+			case <-carolLeft:
+			case <-time.After(time.Minute):
+				t.Error("bob's claim on orders never came")
+			}
+			_, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: items.ARN}, a.s.ID)
+			assert.NoError(t, err)
+			assert.True(t, last)
+		}}
+		in.Claims = hooks
+		in.ReleaseWait = 50 * time.Millisecond
+		itemsB := b.target(items)
+		itemsB.Key = []byte("function-key-of-s-b-for-items-0123456789")
+		_, err := in.Instrument(ctx, b.s, []instrument.Target{b.target(orders), itemsB})
+		var refused *instrument.RefusedError
+		require.ErrorAs(t, err, &refused)
+		require.Len(t, refused.Refusals, 1, "%v", err)
+		assert.Equal(t, items.Name, refused.Refusals[0].Function.Name)
+		require.NotNil(t, refused.Refusals[0].Held)
+		assert.True(t, refused.Refusals[0].Held.Releasing)
+
+		_, ok, err := cs.claims.GetSnapshot(ctx, orders.ARN)
+		require.NoError(t, err)
+		assert.False(t, ok, "nobody holds orders")
+		assert.Equal(t, before, restorable(t, e.raw(orders.Name)), "and it is put back")
+		held, err := cs.claims.SessionSnapshots(ctx, b.s.ID)
+		require.NoError(t, err)
+		assert.Empty(t, held)
+	})
+}

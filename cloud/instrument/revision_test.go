@@ -39,6 +39,11 @@ func (r *revisions) current(name string) string {
 }
 
 func (r *revisions) GetFunctionConfiguration(ctx context.Context, in *lambda.GetFunctionConfigurationInput, optFns ...func(*lambda.Options)) (*lambda.GetFunctionConfigurationOutput, error) {
+	// Lambda answers a configuration and its RevisionId together: an update landing between reading the one
+	// and the other would label the old configuration with the new revision, and a guarded update built on it
+	// would pass and undo that update.
+	r.serial.Lock()
+	defer r.serial.Unlock()
 	out, err := r.Client.GetFunctionConfiguration(ctx, in, optFns...)
 	if err != nil {
 		return nil, err

@@ -53,8 +53,10 @@
 // (strongly consistent, BatchGetItem) and lists one only if the session still holds it. A holders map rather
 // than a string set keeps each holder's owner for "held by" messages. Every change of the holders (Claim with Shared, Leave,
 // Release, dropping holders whose sessions are no longer live) is one TransactWriteItems: the claim's update
-// conditioned on its version ver (incremented) together with the membership items' puts and deletes, so two
-// developers joining or leaving at once serialize, the loser reading again (writeAttempts times). Because the
+// conditioned on its version ver (incremented; a claim made afresh starts at a random version, so that a
+// reading of a claim that went since never matches its successor) together with the membership items' puts
+// and deletes, so two developers joining or leaving at once serialize, the loser reading again (writeAttempts
+// times). Because the
 // version is the condition, Claim and Leave build their first transaction on the claim as the caller read it
 // (Snapshot.Version and Holders, from StackSnapshots or SessionSnapshots; for Claim, Version 0 means no claim)
 // instead of reading it once more: a claim that changed since fails the transaction like one that changed

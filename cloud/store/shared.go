@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -69,6 +71,20 @@ func without(hs []Holder, session string) []Holder {
 	return slices.DeleteFunc(slices.Clone(hs), func(h Holder) bool { return h.Session == session })
 }
 
+// firstVersion is the version a shared claim starts at when it is made afresh (on a free function, or over a
+// dead session's exclusive claim): random, not 1. A caller's reading of a claim is built on with only its
+// version as the write's condition (claimShared, Leave), so a claim put back, released and made afresh by
+// someone else since that reading must not have the version read: with every claim starting at 1, a join built
+// on the old reading overwrote the new claim's holders, and a leave built on it took the new claim for the last
+// one out. Versions then only count up, so a repeat needs the same 62 random bits twice.
+func firstVersion() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on supported platforms
+	}
+	return int64(binary.BigEndian.Uint64(b[:])>>2) | 1
+}
+
 func versionCond(ver int64) (string, map[string]string, item) {
 	return "#ver = :ver", map[string]string{"#ver": attrVersion}, item{":ver": nv(ver)}
 }
@@ -119,7 +135,7 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 			fresh := snap
 			fresh.Holders, fresh.Version = []Holder{me}, 0
 			it := encodeClaim(fresh, owner)
-			it[attrVersion] = nv(1)
+			it[attrVersion] = nv(firstVersion())
 			ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
 				ConditionExpression: aws.String("attribute_not_exists(#arn)"), ExpressionAttributeNames: map[string]string{"#arn": attrARN}}}}
 		case !old.Shared:
@@ -137,7 +153,7 @@ func (s *Store) claimShared(ctx context.Context, snap Snapshot, owner, name stri
 			fresh := snap
 			fresh.Holders, fresh.Version = []Holder{me}, 0
 			it := encodeClaim(fresh, owner)
-			it[attrVersion] = nv(1)
+			it[attrVersion] = nv(firstVersion())
 			ops = []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(s.t.Claims), Item: it,
 				ConditionExpression:       aws.String("#session = :holder"),
 				ExpressionAttributeNames:  map[string]string{"#session": attrSession},
