@@ -3,7 +3,6 @@ package dap
 import (
 	"encoding/json"
 	"sort"
-	"strings"
 	"time"
 
 	godap "github.com/google/go-dap"
@@ -109,7 +108,7 @@ func (s *session) functionsRequest(req request) {
 }
 
 func (s *session) knockRequest(req request) {
-	started, ks, fns := s.knockBackend()
+	started, ks, _ := s.knockBackend()
 	switch {
 	case !started:
 		s.respondErr(req, "%s: nothing is launched yet: launch with \"selective\": true first", req.command)
@@ -134,13 +133,12 @@ func (s *session) knockRequest(req request) {
 		}
 		ttl = d
 	}
-	if a.Function != "" && !namesFunction(fns, a.Function) {
-		var ids []string
-		for _, f := range fns {
-			ids = append(ids, f.LogicalID)
+	if a.Function != "" {
+		// The knock session lists the backend's functions, as the file `plldb knock --function` checks does.
+		if err := ks.CheckFunction(a.Function); err != nil {
+			s.respondErr(req, "%s: %v", req.command, err)
+			return
 		}
-		s.respondErr(req, "%s: %q is not a function of this session (it debugs %s)", req.command, a.Function, strings.Join(ids, ", "))
-		return
 	}
 	format := knockkey.Format(a.Format)
 	if a.Route != "" && !knockkey.RouteApplies(format) {
@@ -179,14 +177,4 @@ func (s *session) knockRequest(req request) {
 		Header: knockkey.Header, Value: tok, Line: knockkey.Header + ": " + tok,
 		Expires: exp.UTC().Format(time.RFC3339), Audience: aud, Session: ks.ID, Text: line,
 	}})
-}
-
-// namesFunction reports whether name is the logical id or name of one of fns.
-func namesFunction(fns []knockFunction, name string) bool {
-	for _, f := range fns {
-		if f.LogicalID == name || f.Name == name {
-			return true
-		}
-	}
-	return false
 }

@@ -256,7 +256,7 @@ func (s *Side) onLog(line executor.LogLine) {
 // invocations that arrive. It returns once the link is up.
 func (s *Side) Connect(ctx context.Context, link wsclient.Config) error {
 	if link.Logger == nil {
-		link.Logger = s.log.With("component", "developer-link")
+		link.Logger = s.log.With("link", "developer") // wsclient adds component=wsclient
 	}
 	onConnect := link.OnConnect
 	link.OnConnect = func(ctx context.Context, c *wsclient.Client) error {

@@ -349,7 +349,7 @@ func (p *Pipeline) connectDeveloper(ctx context.Context) error {
 	err := p.dev.Connect(ctx, wsclient.Config{
 		URL:    url,
 		Ticket: p.ticketer(wire.RoleDeveloper, "", peer),
-		Logger: p.log.With("component", "developer-link"),
+		Logger: p.log.With("link", "developer"), // wsclient adds component=wsclient
 	})
 	if err != nil {
 		return fmt.Errorf("connect developer side to the embedded gateway: %w", err)

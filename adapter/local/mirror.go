@@ -48,7 +48,7 @@ func (p *Pipeline) mirrorLink(sf *servedFunction) (*wsclient.Client, error) {
 		URL:       p.gw.URL(),
 		Ticket:    p.ticketer(wire.RoleFunction, sf.Name, peer),
 		OnConnect: hello(wire.Hello{Role: wire.RoleFunction, Peer: peer, Agent: "plldb-local-mirror", Function: &identity}),
-		Logger:    p.log.With("component", "mirror-link", "function", sf.LogicalID),
+		Logger:    p.log.With("link", "mirror", "function", sf.LogicalID), // wsclient adds component=wsclient
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect the mirror link of %s: %w", sf.LogicalID, err)

@@ -81,7 +81,7 @@ func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox
 					URL:       p.gw.URL(),
 					Ticket:    p.ticketer(wire.RoleFunction, sf.Name, peer),
 					OnConnect: hello(wire.Hello{Role: wire.RoleFunction, Peer: peer, Agent: "plldb-local-sandbox", Function: &identity}),
-					Logger:    p.log.With("component", "sandbox-link", "function", sf.LogicalID),
+					Logger:    p.log.With("link", "sandbox", "function", sf.LogicalID), // wsclient adds component=wsclient
 				})
 				select {
 				case linked <- err:

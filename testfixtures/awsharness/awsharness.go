@@ -372,7 +372,7 @@ func (h *Harness) start(c *lambda.GetFunctionConfigurationOutput) (*sandbox, err
 		// Selective mode dials each link at its session's first valid knock, never at start, so nothing waits for
 		// it; its sessions are cfg.Selective.Links.
 		for _, sc := range cfg.Sessions() {
-			dial, err := proxy.RelayDialer(sc, h.Logger.With("component", "sandbox-link", "function", name, "session", sc.SessionID))
+			dial, err := proxy.RelayDialer(sc, h.Logger.With("link", "sandbox", "function", name, "session", sc.SessionID)) // wsclient adds component=wsclient
 			if err != nil {
 				cancel()
 				_ = api.Close()

@@ -171,8 +171,13 @@ function M.knock(opts, on_done)
       end
       local reg = opts.register or (vim.fn.has('clipboard') == 1 and '+' or '"')
       vim.fn.setreg(reg, body.text or body.line)
-      vim.notify(string.format('plldb: %s for %s in register %s; it expires at %s',
-        KNOCK_WHAT[opts.format or 'header'] or 'the X-Plldb-Knock header', body.audience, reg, body.expires))
+      -- Without a function the AWS CLI and boto3 lines invoke FUNCTION: say so, as plldb knock and VS Code do.
+      local fill = ''
+      if (opts.format == 'awsCli' or opts.format == 'boto3') and not args['function'] then
+        fill = '. Replace FUNCTION with the name of the function to invoke.'
+      end
+      vim.notify(string.format('plldb: %s for %s in register %s; it expires at %s%s',
+        KNOCK_WHAT[opts.format or 'header'] or 'the X-Plldb-Knock header', body.audience, reg, body.expires, fill))
       finish(nil, body)
     end)
   end

@@ -164,6 +164,22 @@ local steps = {
         check(m.msg:find('plldb: ' .. f[2] .. ' with a knock for local/HelloFunction in register k; it expires at ', 1, true) == 1,
           '%s: told %q', f[1], m.msg)
       end
+      -- For every function, the AWS CLI and boto3 lines invoke FUNCTION, and the message says to replace it.
+      for _, f in ipairs({ 'awsCli', 'boto3' }) do
+        local n = #result.notifications
+        done = false
+        require('plldb').knock({ fn = '*', format = f, register = 'k' }, function(e, b)
+          done, err, body = true, e, b
+        end)
+        wait_for('the knock', function()
+          return done
+        end)
+        check(not err, 'knock failed: %s', tostring(err))
+        check(vim.fn.getreg('k'):find('FUNCTION', 1, true), '%s: register k holds %q', f, vim.fn.getreg('k'))
+        local m = next_notification(n)
+        check(m.msg:find(' for local in register k; it expires at ', 1, true), '%s: told %q', f, m.msg)
+        check(vim.endswith(m.msg, '. Replace FUNCTION with the name of the function to invoke.'), '%s: told %q', f, m.msg)
+      end
       done = false
       require('plldb').knock({ fn = 'HelloFunction', ttl = '13h' }, function(e)
         done, err = true, e

@@ -82,6 +82,9 @@ async function freePort(): Promise<number> {
     // Not Linux: the usual bound.
   }
   const from = 10000;
+  if (low <= from + 1000) {
+    low = 32768; // a range starting this low leaves no room below it: the usual bound, as testfixtures/freeport
+  }
   for (let i = 0; i < 100; i++) {
     const port = from + crypto.randomInt(Math.max(1, low - from));
     if (await canListen(port)) {
