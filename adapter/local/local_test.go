@@ -25,6 +25,7 @@ import (
 
 	"github.com/plldb/plldb/adapter/local"
 	"github.com/plldb/plldb/bridge/wire"
+	"github.com/plldb/plldb/layer/proxy"
 	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
@@ -532,4 +533,27 @@ def slow(event, context):
 	b, err := os.ReadFile(runs)
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the handler ran once: %q", b)
+}
+
+// TestSandboxesGiveTheDeveloperSideLongerThanLambdasAckTimeout: in Lambda a sandbox waits 3 s for the developer to
+// take an invocation and then falls back to the deployed code. plldb local has nothing to fall back to and its
+// developer side is in the same process, late only when the machine is saturated; 50 invocations cold-starting
+// at once on 2 loaded cores failed with "no acknowledgement from the developer within 3s". The invocation the
+// developer side receives says how long its sandbox waits (AckTimeoutMs, which also sets the developer side's
+// own ack budget).
+func TestSandboxesGiveTheDeveloperSideLongerThanLambdasAckTimeout(t *testing.T) {
+	got := make(chan int64, 1)
+	opts := local.Options{Template: apps.HelloTemplate(), Functions: []string{"HelloFunction"}}
+	opts.BeforeRun = func(_ context.Context, inv *wire.Invoke) {
+		select {
+		case got <- inv.AckTimeoutMs:
+		default:
+		}
+	}
+	p := start(t, opts)
+	_, err := p.Invoke(context.Background(), "HelloFunction", local.InvokeRequest{Payload: []byte(`{}`)})
+	require.NoError(t, err)
+	ms := <-got
+	assert.Greater(t, ms, proxy.DefaultAckTimeout.Milliseconds(), "longer than Lambda's default")
+	assert.GreaterOrEqual(t, ms, int64(10_000))
 }

@@ -56,6 +56,9 @@ func (p *Pipeline) release(sf *servedFunction, sb *sandbox, healthy bool) {
 	sb.stop()
 }
 
+// localAckTimeout is how long an emulated sandbox waits for the developer side to take an invocation.
+const localAckTimeout = 15 * time.Second
+
 func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox, error) {
 	api := runtimeapi.NewServer(runtimeapi.ServerOptions{Logger: p.log.With("component", "runtime-api")})
 	if err := api.Start(p.ctx); err != nil {
@@ -75,7 +78,12 @@ func (p *Pipeline) newSandbox(ctx context.Context, sf *servedFunction) (*sandbox
 			// No original runtime runs beside the emulated sandbox, so there is nothing to fall back to: an
 			// invocation the developer side cannot take gets a clear error instead.
 			Strict: true,
-			Env:    sf.Env,
+			// The Lambda default (3 s) is how long a sandbox waits before it falls back to the deployed code. Here
+			// there is none, and the developer side runs in this process: it is late only when the machine is
+			// saturated (dozens of sandboxes cold-starting at once on a laptop), and then waiting beats failing
+			// the invocation with Plldb.NoDeveloper. The function's own deadline still bounds the wait.
+			AckTimeout: localAckTimeout,
+			Env:        sf.Env,
 			Dial: func(ctx context.Context) (proxy.Link, error) {
 				c, err := wsclient.Dial(ctx, wsclient.Config{
 					URL:       p.gw.URL(),
