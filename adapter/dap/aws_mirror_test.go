@@ -14,7 +14,6 @@ import (
 
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
-	"github.com/plldb/plldb/testfixtures/moto"
 
 	awsmode "github.com/plldb/plldb/adapter/aws"
 	"github.com/plldb/plldb/adapter/knockkey"
@@ -30,36 +29,20 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
-	stack := "dap-mir-" + strings.ToLower(h.Install.Name)
-	fns := h.DeployStack(t, stack, []awsharness.Function{
-		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Env: map[string]string{"STAGE": "dev"}, Timeout: 5},
-	})
-	orders := fns["OrdersFunction"].Name
-	before := h.Settings(t, orders)
+	stack, orders, before := ordersStack(t, h, app, "dap-mir-", map[string]string{"STAGE": "dev"})
 
 	c := startAdapter(t)
 	c.ExpectInitializeResponse(t)
-	c.Request(t, "launch", map[string]any{
-		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
-		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"},
+	banner := launchAWSOrders(t, c, h, app, stack, map[string]any{
 		"selective": true, "mirror": true, "env": map[string]string{"ORDERS_TABLE": "orders-scratch"},
 	})
-	banner := c.ExpectOutputEventContaining(t, "attached to stack "+stack)
 	assert.Contains(t, banner, "selective mirror: the deployed code answers every caller")
 	c.ExpectInitializedEvent(t)
 	bps := setBreakpoints(t, c, app.Handler, map[string]any{"line": awsharness.BreakpointLine})
 	require.Len(t, bps, 1)
 	c.Request(t, "configurationDone", nil)
 
-	event := func(knock string, order int) []byte {
-		headers := map[string]string{"Accept": "application/json"}
-		if knock != "" {
-			headers["X-Plldb-Knock"] = knock
-		}
-		b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}, "order": order})
-		require.NoError(t, err)
-		return b
-	}
+	event := func(knock string, order int) []byte { return ordersEvent(t, knock, order) }
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -169,12 +152,7 @@ func TestAWSModeMirrorAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 func TestAWSModeSelectiveLaunchSharingAStackLeavesItToTheOther(t *testing.T) {
 	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
-	stack := "dap-shr-" + strings.ToLower(h.Install.Name)
-	fns := h.DeployStack(t, stack, []awsharness.Function{
-		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Timeout: 5},
-	})
-	orders := fns["OrdersFunction"].Name
-	before := h.Settings(t, orders)
+	stack, orders, before := ordersStack(t, h, app, "dap-shr-", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -193,11 +171,7 @@ func TestAWSModeSelectiveLaunchSharingAStackLeavesItToTheOther(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "alice-knock"))
 	c := startAdapter(t)
 	c.ExpectInitializeResponse(t)
-	c.Request(t, "launch", map[string]any{
-		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
-		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"}, "selective": true,
-	})
-	banner := c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	banner := launchAWSOrders(t, c, h, app, stack, map[string]any{"selective": true})
 	assert.Contains(t, banner, "selective", "the banner says only knocked invocations run here")
 	assert.NotContains(t, banner, "their invocations now run here")
 	c.ExpectInitializedEvent(t)
@@ -207,13 +181,7 @@ func TestAWSModeSelectiveLaunchSharingAStackLeavesItToTheOther(t *testing.T) {
 
 	call := func(knock string) map[string]any {
 		t.Helper()
-		headers := map[string]string{}
-		if knock != "" {
-			headers["X-Plldb-Knock"] = knock
-		}
-		b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}})
-		require.NoError(t, err)
-		resp, err := h.Invoke(ctx, orders, b)
+		resp, err := h.Invoke(ctx, orders, ordersEvent(t, knock, 0))
 		require.NoError(t, err)
 		var out map[string]any
 		require.NoError(t, json.Unmarshal(resp.Payload, &out), "payload %s", resp.Payload)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/plldb/plldb/adapter/knockkey"
 	"github.com/plldb/plldb/testfixtures/awsharness"
-	"github.com/plldb/plldb/testfixtures/moto"
 )
 
 // TestAWSModeSelectiveStopsOnlyKnockedInvocations: a "mode": "aws" launch with "selective": true lets an
@@ -23,34 +22,17 @@ func TestAWSModeSelectiveStopsOnlyKnockedInvocations(t *testing.T) {
 	t.Setenv(knockkey.DirEnv, filepath.Join(t.TempDir(), "knock"))
 	h := newAWSHarness(t)
 	app := awsharness.WriteApp(t)
-	stack := "dap-sel-" + strings.ToLower(h.Install.Name)
-	fns := h.DeployStack(t, stack, []awsharness.Function{
-		{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Env: map[string]string{"STAGE": "dev"}, Timeout: 5},
-	})
-	orders := fns["OrdersFunction"].Name
-	before := h.Settings(t, orders)
+	stack, orders, before := ordersStack(t, h, app, "dap-sel-", map[string]string{"STAGE": "dev"})
 
 	c := startAdapter(t)
 	c.ExpectInitializeResponse(t)
-	c.Request(t, "launch", map[string]any{
-		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
-		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"}, "selective": true,
-	})
-	c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+	launchAWSOrders(t, c, h, app, stack, map[string]any{"selective": true})
 	c.ExpectInitializedEvent(t)
 	bps := setBreakpoints(t, c, app.Handler, map[string]any{"line": awsharness.BreakpointLine})
 	require.Len(t, bps, 1)
 	c.Request(t, "configurationDone", nil)
 
-	event := func(knock string) []byte {
-		headers := map[string]string{"Accept": "application/json"}
-		if knock != "" {
-			headers["X-Plldb-Knock"] = knock
-		}
-		b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}, "order": 42})
-		require.NoError(t, err)
-		return b
-	}
+	event := func(knock string) []byte { return ordersEvent(t, knock, 42) }
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	resp, err := h.Invoke(ctx, orders, event(""))

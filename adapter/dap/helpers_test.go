@@ -2,8 +2,10 @@ package dap
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/plldb/plldb/testfixtures/apps"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 	"github.com/plldb/plldb/testfixtures/logbuf"
+	"github.com/plldb/plldb/testfixtures/moto"
 	"github.com/plldb/plldb/testfixtures/pyenv"
 )
 
@@ -174,4 +177,40 @@ func bpLine(t testing.TB, file, fn string) int {
 	line, err := apps.BreakpointLine(file, fn)
 	require.NoError(t, err)
 	return line
+}
+
+// ordersStack deploys a stack named prefix plus the install's name, holding the harness app's OrdersFunction
+// (the deployed code answers {"where": "deployed"}) with env, and returns the stack's name, the function's
+// deployed name and its settings before any attach.
+func ordersStack(t testing.TB, h *awsharness.Harness, app awsharness.App, prefix string, env map[string]string) (stack, orders string, before awsharness.Settings) {
+	t.Helper()
+	stack = prefix + strings.ToLower(h.Install.Name)
+	fns := h.DeployStack(t, stack, []awsharness.Function{{LogicalID: "OrdersFunction", CodeDir: app.Deployed, Env: env, Timeout: 5}})
+	orders = fns["OrdersFunction"].Name
+	return stack, orders, h.Settings(t, orders)
+}
+
+// launchAWSOrders sends an aws-mode launch of the stack's OrdersFunction from app's template, with attrs added,
+// and returns the "attached to stack" banner once the adapter says it.
+func launchAWSOrders(t testing.TB, c *daptest.Client, h *awsharness.Harness, app awsharness.App, stack string, attrs map[string]any) string {
+	t.Helper()
+	args := map[string]any{
+		"mode": "aws", "stackName": stack, "installName": h.Install.Name, "endpointUrl": h.Moto.Endpoint, "region": moto.Region,
+		"template": app.Template, "python": testPython(t), "functions": []string{"OrdersFunction"},
+	}
+	maps.Copy(args, attrs)
+	c.Request(t, "launch", args)
+	return c.ExpectOutputEventContaining(t, "attached to stack "+stack)
+}
+
+// ordersEvent is an API Gateway (REST) GET /orders event, with the knock in its headers unless knock is "".
+func ordersEvent(t testing.TB, knock string, order int) []byte {
+	t.Helper()
+	headers := map[string]string{"Accept": "application/json"}
+	if knock != "" {
+		headers["X-Plldb-Knock"] = knock
+	}
+	b, err := json.Marshal(map[string]any{"httpMethod": "GET", "path": "/orders", "headers": headers, "requestContext": map[string]any{}, "order": order})
+	require.NoError(t, err)
+	return b
 }

@@ -16,31 +16,19 @@ import (
 func TestSelectiveMirrorLaunchAnswersTheCallerWhileTheCopyIsStopped(t *testing.T) {
 	c, endpoint, line := startSelectiveHello(t, map[string]any{"selective": true, "mirror": true})
 
-	r := result(t, invoke(t, endpoint, "HelloFunction", `{"name": "plain"}`))
-	assert.Equal(t, 200, r.status)
-	assert.Contains(t, r.body, "plain")
-
-	tok := localKnock(t, "HelloFunction")
-	ch := invoke(t, endpoint, "HelloFunction", `{"name": "knocked", "headers": {"X-Plldb-Knock": "`+tok+`"}}`)
-	st := c.ExpectStoppedEventReason(t, "breakpoint")
-	frames := c.StackTrace(t, st.ThreadID)
-	require.NotEmpty(t, frames)
-	assert.Equal(t, line, frames[0].Line)
-	ev := c.Evaluate(t, frames[0].ID, "repr(event)")
-	assert.Contains(t, ev, "knocked")
-	assert.NotContains(t, strings.ToLower(ev), "x-plldb-knock", "the copy has no knock")
+	tok, ch, thread := plainThenKnocked(t, c, endpoint, line)
 
 	// The copy is stopped, and the caller already has its answer: the deployed code's.
-	r = result(t, ch)
+	r := result(t, ch)
 	assert.Equal(t, 200, r.status)
 	assert.Contains(t, r.body, "knocked")
 	assert.NotContains(t, r.body, tok)
-	assert.Equal(t, line, c.StackTrace(t, st.ThreadID)[0].Line, "still stopped at the breakpoint")
+	assert.Equal(t, line, c.StackTrace(t, thread)[0].Line, "still stopped at the breakpoint")
 	for _, m := range c.History() {
 		assert.NotContains(t, string(m.Raw), "plldb: mirror", "no report before the copy has finished")
 	}
 
-	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
+	c.Request(t, "continue", map[string]any{"threadId": thread})
 	out := c.ExpectOutputEventContaining(t, "plldb: mirror HelloFunction ")
 	assert.Contains(t, out, ` — deployed: {"statusCode": 200`)
 	assert.Contains(t, out, ` · local: {"statusCode": 200`)

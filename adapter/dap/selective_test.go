@@ -18,23 +18,9 @@ import (
 func TestSelectiveLaunchStopsOnlyKnockedInvocations(t *testing.T) {
 	c, endpoint, line := startSelectiveHello(t, map[string]any{"selective": true})
 
-	// Unknocked: answered without stopping.
-	r := result(t, invoke(t, endpoint, "HelloFunction", `{"name": "plain"}`))
-	assert.Equal(t, 200, r.status)
-	assert.Contains(t, r.body, "plain")
-
-	tok := localKnock(t, "HelloFunction")
-	ch := invoke(t, endpoint, "HelloFunction", `{"name": "knocked", "headers": {"X-Plldb-Knock": "`+tok+`"}}`)
-	st := c.ExpectStoppedEventReason(t, "breakpoint")
-	frames := c.StackTrace(t, st.ThreadID)
-	require.NotEmpty(t, frames)
-	assert.Equal(t, line, frames[0].Line)
-	ev := c.Evaluate(t, frames[0].ID, "repr(event)")
-	assert.Contains(t, ev, "knocked")
-	assert.NotContains(t, ev, tok)
-	assert.NotContains(t, strings.ToLower(ev), "x-plldb-knock", "the knock is stripped before the handler")
-	c.Request(t, "continue", map[string]any{"threadId": st.ThreadID})
-	r = result(t, ch)
+	tok, ch, thread := plainThenKnocked(t, c, endpoint, line)
+	c.Request(t, "continue", map[string]any{"threadId": thread})
+	r := result(t, ch)
 	assert.Equal(t, 200, r.status)
 	assert.NotContains(t, r.body, tok)
 }
@@ -72,4 +58,26 @@ func localKnock(t *testing.T, function string) string {
 	tok, err := s.Mint(knockkey.MintOptions{Function: function, TTL: time.Minute})
 	require.NoError(t, err)
 	return tok
+}
+
+// plainThenKnocked invokes HelloFunction without a knock, which is answered without stopping, then with a knock
+// of the session, which stops at line with neither the knock header nor the token in the handler's event. It
+// returns the token, the knocked call's pending answer and the stopped thread.
+func plainThenKnocked(t *testing.T, c *daptest.Client, endpoint string, line int) (tok string, ch <-chan invokeResult, thread int) {
+	t.Helper()
+	r := result(t, invoke(t, endpoint, "HelloFunction", `{"name": "plain"}`))
+	assert.Equal(t, 200, r.status)
+	assert.Contains(t, r.body, "plain")
+
+	tok = localKnock(t, "HelloFunction")
+	ch = invoke(t, endpoint, "HelloFunction", `{"name": "knocked", "headers": {"X-Plldb-Knock": "`+tok+`"}}`)
+	st := c.ExpectStoppedEventReason(t, "breakpoint")
+	frames := c.StackTrace(t, st.ThreadID)
+	require.NotEmpty(t, frames)
+	assert.Equal(t, line, frames[0].Line)
+	ev := c.Evaluate(t, frames[0].ID, "repr(event)")
+	assert.Contains(t, ev, "knocked")
+	assert.NotContains(t, ev, tok)
+	assert.NotContains(t, strings.ToLower(ev), "x-plldb-knock", "the knock is stripped before the handler")
+	return tok, ch, st.ThreadID
 }
