@@ -577,13 +577,9 @@ func (in *Instrumenter) apply(ctx context.Context, s Session, p *plan) (*Attache
 		// Lambda quotes the variables back in some refusals ("String measured: {...}"): keep the key out.
 		return nil, false, fmt.Errorf("update %s: %w", t.Name, redact(err, p.env[EnvFunctionKey]))
 	}
-	after, err := in.waitUpdated(ctx, t.ARN, c)
+	rev, err := in.settle(ctx, t, s.ID, c)
 	if err != nil {
 		return nil, true, err
-	}
-	rev := after.revision()
-	if err := in.Claims.SetRevisionAfter(ctx, t.ARN, s.ID, rev); err != nil {
-		return nil, true, fmt.Errorf("record the revision of %s: %w", t.Name, err)
 	}
 	in.logger().Debug("instrumented", "function", t.Name, "logical_id", t.LogicalID, "layer", p.layer)
 	return &Attached{StackFunction: t.StackFunction, Layer: p.layer, Revision: rev}, true, nil
@@ -733,6 +729,20 @@ func (in *Instrumenter) updateGuarded(ctx context.Context, cur *fnConfig, up *la
 		return fnConfig{}, false, err
 	}
 	return fromUpdate(out), false, nil
+}
+
+// settle waits for plldb's update of t to finish and records the revision it left in t's claim, so that a
+// restore can tell later changes by others from plldb's own.
+func (in *Instrumenter) settle(ctx context.Context, t Target, session string, c fnConfig) (string, error) {
+	after, err := in.waitUpdated(ctx, t.ARN, c)
+	if err != nil {
+		return "", err
+	}
+	rev := after.revision()
+	if err := in.Claims.SetRevisionAfter(ctx, t.ARN, session, rev); err != nil {
+		return "", fmt.Errorf("record the revision of %s: %w", t.Name, err)
+	}
+	return rev, nil
 }
 
 // waitUpdated polls until the function's last update is no longer in progress.

@@ -249,13 +249,9 @@ func (in *Instrumenter) join(ctx context.Context, s Session, p *plan) (*Attached
 			// Lambda quotes the variables back in some refusals: keep the function keys out.
 			return nil, false, fmt.Errorf("update %s: %w", t.Name, redactSessions(err, env[EnvSessions]))
 		}
-		after, err := in.waitUpdated(ctx, t.ARN, c)
+		rev, err := in.settle(ctx, t, s.ID, c)
 		if err != nil {
 			return nil, true, err
-		}
-		rev := after.revision()
-		if err := in.Claims.SetRevisionAfter(ctx, t.ARN, s.ID, rev); err != nil {
-			return nil, true, fmt.Errorf("record the revision of %s: %w", t.Name, err)
 		}
 		in.logger().Debug("joined", "function", t.Name, "logical_id", t.LogicalID, "sessions", len(claim.Holders))
 		return &Attached{StackFunction: t.StackFunction, Layer: p.layer, Revision: rev}, true, nil
