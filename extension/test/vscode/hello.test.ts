@@ -12,13 +12,12 @@ import * as assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { test, TestContext } from 'node:test';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { ROOT } from '../util';
+import { post, ROOT } from '../util';
 
 const env = {
   node: process.env.CODE_SERVER_NODE ?? '',
@@ -99,19 +98,6 @@ function canListen(port: number): Promise<boolean> {
     const s = net.createServer();
     s.once('error', () => ok(false));
     s.listen(port, '127.0.0.1', () => s.close(() => ok(true)));
-  });
-}
-
-function post(url: string, body: string): Promise<{ status: number; body: string }> {
-  return new Promise((ok, fail) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', fail);
-    });
-    req.on('error', fail);
-    req.end(body);
   });
 }
 
