@@ -8,39 +8,18 @@
 --   PLLDB_NVIM_TIMEOUT_MS how long to wait for any one thing
 --   PLLDB_KNOCK_DIR       where the launch keeps its knock session file (copied into the result's folder, for the
 --                         Go side to verify the knocks with the session's key)
-local env = function(name)
-  return (assert(os.getenv(name), name .. ' is not set'))
-end
+local lib = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)), 'testlib.lua'))
+local env, fail, check, wait_for, TIMEOUT = lib.env, lib.fail, lib.check, lib.wait_for, lib.TIMEOUT
 local RESULT = env('PLLDB_NVIM_RESULT')
 local PLLDB = env('PLLDB_NVIM_PLLDB')
 local APP = env('PLLDB_NVIM_APP')
 local BP_LINE = tonumber(env('PLLDB_NVIM_BP_LINE'))
 local PYTHON = env('PLLDB_NVIM_PYTHON')
 local KNOCK_DIR = env('PLLDB_KNOCK_DIR')
-local TIMEOUT = tonumber(os.getenv('PLLDB_NVIM_TIMEOUT_MS') or '120000')
 
 local result = { steps = {}, notifications = {}, picks = {}, knocks = {} }
 
-vim.notify = function(msg, level)
-  table.insert(result.notifications, { msg = tostring(msg), level = level or vim.log.levels.INFO })
-end
-
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
-
-local function check(cond, fmt, ...)
-  if not cond then
-    fail(fmt, ...)
-  end
-  return cond
-end
-
-local function wait_for(what, cond)
-  if not vim.wait(TIMEOUT, cond, 20) then
-    fail('timed out after %.0f s waiting for %s', TIMEOUT / 1000, what)
-  end
-end
+lib.record_notifications(result.notifications)
 
 -- The last notification, once one more than n has arrived.
 local function next_notification(n)

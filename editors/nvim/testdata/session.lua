@@ -14,15 +14,13 @@
 -- The script does what a user does (setup, open the file, set a breakpoint, continue, pick the configuration,
 -- invoke, look around, continue, terminate) and checks what the user would see. The steps run in order; the
 -- first that fails ends the scenario, then the session is terminated and the result written either way.
-local env = function(name)
-  return (assert(os.getenv(name), name .. ' is not set'))
-end
+local lib = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)), 'testlib.lua'))
+local env, fail, check, wait_for, TIMEOUT = lib.env, lib.fail, lib.check, lib.wait_for, lib.TIMEOUT
 local RESULT = env('PLLDB_NVIM_RESULT')
 local TRANSPORT = env('PLLDB_NVIM_TRANSPORT')
 local PLLDB = env('PLLDB_NVIM_PLLDB')
 local APP = env('PLLDB_NVIM_APP')
 local BP_LINE = tonumber(env('PLLDB_NVIM_BP_LINE'))
-local TIMEOUT = tonumber(os.getenv('PLLDB_NVIM_TIMEOUT_MS') or '120000')
 local PAUSE_MS = 3000 -- how long a paused invocation must stay paused
 
 local result = {
@@ -37,27 +35,7 @@ local result = {
 }
 
 -- Everything nvim-dap tells the user goes through vim.notify.
-vim.notify = function(msg, level)
-  table.insert(result.notifications, { msg = tostring(msg), level = level or vim.log.levels.INFO })
-end
-
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
-
-local function check(cond, fmt, ...)
-  if not cond then
-    fail(fmt, ...)
-  end
-  return cond
-end
-
-local function wait_for(what, cond, timeout)
-  timeout = timeout or TIMEOUT
-  if not vim.wait(timeout, cond, 20) then
-    fail('timed out after %.0f s waiting for %s', timeout / 1000, what)
-  end
-end
+lib.record_notifications(result.notifications)
 
 local function realpath(p)
   return p and (vim.uv.fs_realpath(p) or p)
