@@ -184,12 +184,16 @@ class Workbench {
     await this.page.locator(`.tabs-container .tab[data-resource-name="${path.basename(rel)}"]`).waitFor({ state: 'visible' });
   }
 
-  /** goToLine puts the cursor on a line (Ctrl+G). */
+  /** goToLine puts the cursor on a line, as typing ":N" in Quick Open does. */
   async goToLine(line: number): Promise<void> {
     await this.page.keyboard.press('F1');
     const input = this.page.locator('.quick-input-widget .quick-input-box input');
     await input.waitFor({ state: 'visible' });
     await input.fill(`:${line}`);
+    // Replacing ">" by ":" hands the box from the command provider to the go-to-line one, which takes a moment:
+    // an Enter before it answers goes to the command list, where ":N" matches nothing, and the box stays open
+    // (CI saw that once). A user presses Enter after reading "go to line N", and so does this.
+    await this.page.locator('.quick-input-widget', { hasText: new RegExp(`go to line ${line}\\b`, 'i') }).waitFor({ state: 'visible' });
     await this.page.keyboard.press('Enter');
     await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
   }
