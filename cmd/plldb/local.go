@@ -180,7 +180,9 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	if fns := p.Functions(); len(fns) > 0 {
 		env := ""
 		if remote {
-			env = "AWS_ACCESS_KEY_ID=<token from stderr> "
+			// The AWS CLI refuses an access key id from the environment without a secret key beside it
+			// (partial credentials), so the line carries one: plldb local checks only the token.
+			env = "AWS_ACCESS_KEY_ID=<token from stderr> AWS_SECRET_ACCESS_KEY=unused "
 		}
 		// AWS CLI v2 reads --payload as base64 unless told otherwise; v1 has no --cli-binary-format and sends it as is.
 		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json  # AWS CLI v2\n",
