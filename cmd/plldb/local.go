@@ -171,9 +171,16 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	if debug {
 		fmt.Fprintln(w, "The debugpy ports take any local client: on a shared machine debug through plldb dap, whose debugpys only plldb can reach.")
 	}
+	served := map[string]bool{}
+	for _, fn := range p.Functions() {
+		served[fn.LogicalID] = true
+	}
 	for _, fn := range p.Template().Functions {
-		if !fn.Supported {
+		switch {
+		case !fn.Supported:
 			fmt.Fprintf(w, "  %-*s not served: %s\n", width, label(fn), fn.Reason)
+		case !served[fn.LogicalID]:
+			fmt.Fprintf(w, "  %-*s not served: not in --functions\n", width, label(fn))
 		}
 	}
 	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
