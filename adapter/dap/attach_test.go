@@ -94,6 +94,8 @@ func TestHostServesSuccessiveIDEs(t *testing.T) {
 	c2 := daptest.NewT(t, other)
 	c2.ExpectInitializeResponse(t)
 	assert.Contains(t, c2.RequestError(t, "attach", map[string]any{}).ErrorText(), "another IDE is connected")
+	launchErr := c2.RequestError(t, "launch", map[string]any{"type": "plldb", "request": "launch", "name": "l"}).ErrorText()
+	assert.Contains(t, launchErr, `this plldb already runs the functions (debugging HelloFunction; Invoke API at `+endpoint+`): send "request": "attach" instead of launch`)
 	require.NoError(t, c2.Close())
 
 	c.Request(t, "disconnect", map[string]any{"terminateDebuggee": true}) // the backend is the host's: ignored

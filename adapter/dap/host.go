@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,7 +163,7 @@ func (h *Host) claim(s *session) error {
 	defer h.mu.Unlock()
 	switch {
 	case h.b != nil: // first: even with no IDE connected, a launch here is never possible
-		return fmt.Errorf(`this plldb already runs the functions (%s): send "request": "attach" instead of launch`, h.b.banner()[len("plldb: "):])
+		return fmt.Errorf(`this plldb already runs the functions (%s): send "request": "attach" instead of launch`, strings.TrimSuffix(strings.TrimPrefix(h.b.banner(), "plldb: "), "\n"))
 	case h.owner != nil:
 		return errHostBusy
 	}

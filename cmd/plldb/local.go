@@ -171,16 +171,25 @@ func printServing(w io.Writer, p *local.Pipeline, debug, remote bool) {
 	if debug {
 		fmt.Fprintln(w, "The debugpy ports take any local client: on a shared machine debug through plldb dap, whose debugpys only plldb can reach.")
 	}
+	served := map[string]bool{}
+	for _, fn := range p.Functions() {
+		served[fn.LogicalID] = true
+	}
 	for _, fn := range p.Template().Functions {
-		if !fn.Supported {
+		switch {
+		case !fn.Supported:
 			fmt.Fprintf(w, "  %-*s not served: %s\n", width, label(fn), fn.Reason)
+		case !served[fn.LogicalID]:
+			fmt.Fprintf(w, "  %-*s not served: not in --functions\n", width, label(fn))
 		}
 	}
 	fmt.Fprintf(w, "Lambda Invoke endpoint: %s\n", p.Endpoint())
 	if fns := p.Functions(); len(fns) > 0 {
 		env := ""
 		if remote {
-			env = "AWS_ACCESS_KEY_ID=<token from stderr> "
+			// The AWS CLI refuses an access key id from the environment without a secret key beside it
+			// (partial credentials), so the line carries one: plldb local checks only the token.
+			env = "AWS_ACCESS_KEY_ID=<token from stderr> AWS_SECRET_ACCESS_KEY=unused "
 		}
 		// AWS CLI v2 reads --payload as base64 unless told otherwise; v1 has no --cli-binary-format and sends it as is.
 		fmt.Fprintf(w, "  %saws lambda invoke --endpoint-url %s --function-name %s --payload '{}' --cli-binary-format raw-in-base64-out out.json  # AWS CLI v2\n",

@@ -17,3 +17,12 @@ func TestLocalBannerShowsDeployedNames(t *testing.T) {
 	assert.Regexp(t, regexp.MustCompile(`(?m)^  HelloFunction +python3\.12  app\.handler$`), banner, "a function without FunctionName is its logical id")
 	assert.Regexp(t, regexp.MustCompile(`(?m)^  NodeFunction +not served: runtime "nodejs20\.x"`), banner)
 }
+
+func TestLocalBannerNamesTheFunctionsLeftOutByFunctions(t *testing.T) {
+	_, _, out := startLocal(t, apps.HelloTemplate(), "--functions", "HelloFunction")
+	banner := out.String()
+	assert.Regexp(t, regexp.MustCompile(`(?m)^  HelloFunction +python3\.12  app\.handler$`), banner)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^  PackageFunction \(local-orders-dev\) +not served: not in --functions$`), banner)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^  FailingFunction +not served: not in --functions$`), banner)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^  NodeFunction +not served: runtime "nodejs20\.x"`), banner, "the runtime is the reason, --functions or not")
+}

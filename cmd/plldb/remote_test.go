@@ -132,9 +132,9 @@ func TestLocalAllowRemoteWantsTheToken(t *testing.T) {
 	token := tokenLine.FindStringSubmatch(stderr.String())[1]
 	assert.Contains(t, stderr.String(), "WARNING: --allow-remote: the Lambda Invoke endpoint at "+endpoint)
 	assert.Contains(t, stderr.String(), "AWS_ACCESS_KEY_ID=<token>")
-	require.Eventually(t, func() bool {
-		return strings.Contains(stdout.String(), "AWS_ACCESS_KEY_ID=<token from stderr> aws lambda invoke")
-	}, 10*time.Second, 10*time.Millisecond)
+	v1Line := regexp.MustCompile(`(?m)^  (AWS_ACCESS_KEY_ID=<token from stderr> .*) +# AWS CLI v1$`)
+	require.Eventually(t, func() bool { return v1Line.MatchString(stdout.String()) }, 10*time.Second, 10*time.Millisecond,
+		stdout.String())
 
 	post := func(auth string) (int, string) {
 		req, err := http.NewRequest(http.MethodPost, endpoint+"/2015-03-31/functions/HelloFunction/invocations", strings.NewReader(`{"name":"remote"}`))
@@ -156,4 +156,27 @@ func TestLocalAllowRemoteWantsTheToken(t *testing.T) {
 	assert.Contains(t, body, "hello from dev")
 	assert.Equal(t, 1, strings.Count(stderr.String(), token), "the token is printed once")
 	assert.NotContains(t, stdout.String(), token)
+
+	// What a user without AWS keys in the environment runs: the banner's AWS CLI line with the token put in, and
+	// plldb invoke with the token alone in AWS_ACCESS_KEY_ID, as docs/invoke.md says.
+	work := t.TempDir()
+	env := []string{"PATH=" + filepath.Dir(pyenv.Python(t)) + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME=" + work, "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE=" + filepath.Join(work, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(work, "none")}
+	line := strings.Replace(v1Line.FindStringSubmatch(stdout.String())[1], "<token from stderr>", token, 1)
+	cli := exec.Command("sh", "-c", line)
+	cli.Dir, cli.Env = work, env
+	out, err := cli.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	answer, err := os.ReadFile(filepath.Join(work, "out.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(answer), `"errorMessage": "boom"`, "the banner's line invokes the first function, FailingFunction")
+
+	inv := exec.Command(plldbBin, "invoke", "HelloFunction", "--endpoint-url", endpoint, "--log", "none")
+	inv.Env = append(env, "AWS_ACCESS_KEY_ID="+token)
+	var invErr strings.Builder
+	inv.Stderr = &invErr
+	res, err := inv.Output()
+	require.NoError(t, err, invErr.String())
+	assert.Contains(t, string(res), "hello from dev")
 }
