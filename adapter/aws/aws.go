@@ -570,14 +570,14 @@ func match(remote []instrument.StackFunction, tpl *template.Template, want []str
 	for _, w := range want {
 		r, ok := byKey[w]
 		if !ok {
-			return nil, fmt.Errorf("attach: the stack has no function %q", w)
+			return nil, &template.FunctionsError{Err: fmt.Errorf("attach: the stack has no function %q", w)}
 		}
 		f, ok := localOf(r)
 		if !ok {
-			return nil, fmt.Errorf("attach: function %s is not in %s", r.LogicalID, describeTemplate(tpl))
+			return nil, &template.FunctionsError{Err: fmt.Errorf("attach: function %s is not in %s", r.LogicalID, describeTemplate(tpl))}
 		}
 		if !f.Supported {
-			return nil, fmt.Errorf("attach: function %s: %s", r.LogicalID, f.Reason)
+			return nil, &template.FunctionsError{Err: fmt.Errorf("attach: function %s: %s", r.LogicalID, f.Reason)}
 		}
 		out = append(out, pair{r, *f})
 	}

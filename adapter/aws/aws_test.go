@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	awsmode "github.com/plldb/plldb/adapter/aws"
+	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/cloud/instrument"
 	"github.com/plldb/plldb/testfixtures/awsharness"
 )
@@ -161,6 +162,7 @@ func TestAttachNeedsAStackAndKnownFunctions(t *testing.T) {
 	o.Functions = []string{"NoSuchFunction"}
 	_, err = awsmode.Attach(context.Background(), o)
 	assert.ErrorContains(t, err, `no function "NoSuchFunction"`)
+	assert.ErrorAs(t, err, new(*template.FunctionsError), "a refusal of a function asked for by name")
 	f.assertRestored(t)
 }
 

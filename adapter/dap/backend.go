@@ -2,6 +2,7 @@ package dap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/plldb/plldb/adapter/devside"
 	"github.com/plldb/plldb/adapter/executor"
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/cloud/awsconfig"
 	"github.com/plldb/plldb/cloud/instrument"
 )
@@ -149,6 +151,15 @@ func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 
 // startBackendWith starts what cfg describes, for as long as ctx lasts, with hooks.
 func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hooks, log *slog.Logger) (backend, error) {
+	b, err := startBackendOf(ctx, cfg, hooks, log)
+	if fe := (*template.FunctionsError)(nil); errors.As(err, &fe) {
+		// The pipeline cannot know the name came from the launch's "functions"; the user needs to.
+		return nil, fmt.Errorf(`"functions": %w`, err)
+	}
+	return b, err
+}
+
+func startBackendOf(ctx context.Context, cfg *LaunchConfig, hooks devside.Hooks, log *slog.Logger) (backend, error) {
 	if cfg.Mode != "aws" {
 		// Handlers get the developer's credentials, as a deployed handler gets its role's.
 		creds, err := awsconfig.DeveloperCredentials(ctx, cfg.Profile)

@@ -325,7 +325,9 @@ func TestBadLaunchAttributes(t *testing.T) {
 		{map[string]any{"template": tpl, "env": map[string]any{"A": 1}}, `"env" must be an object of string values`},
 		{map[string]any{"template": tpl, "cwd": filepath.Join(app, "nope")}, `"cwd"`},
 		{map[string]any{"template": tpl, "python": filepath.Join(app, "nopython")}, `"python"`},
-		{map[string]any{"template": tpl, "invokePort": 0, "python": testPython(t), "functions": []string{"NoSuchFunction"}}, `NoSuchFunction`},
+		{map[string]any{"template": tpl, "invokePort": 0, "python": testPython(t), "functions": []string{"NoSuchFunction"}}, `"functions": `},
+		{map[string]any{"template": tpl, "invokePort": 0, "python": testPython(t), "functions": []string{"NoSuchFunction"}}, `no function "NoSuchFunction" in the template; its functions: FailingFunction, HelloFunction, NodeFunction, PackageFunction`},
+		{map[string]any{"template": tpl, "invokePort": 0, "python": testPython(t), "functions": []string{"NodeFunction"}}, `"functions": `},
 	}
 	for _, tc := range cases {
 		m := c.RequestError(t, "launch", tc.args)

@@ -278,10 +278,14 @@ func selectFunctions(tpl *template.Template, want []string) ([]template.Function
 	for _, name := range want {
 		fn, ok := tpl.Function(name)
 		if !ok {
-			return nil, fmt.Errorf("%s: no function %q in the template", tpl.Path, name)
+			var have []string
+			for _, f := range tpl.Functions {
+				have = append(have, f.LogicalID)
+			}
+			return nil, &template.FunctionsError{Err: fmt.Errorf("%s: no function %q in the template; its functions: %s", tpl.Path, name, strings.Join(have, ", "))}
 		}
 		if !fn.Supported {
-			return nil, fmt.Errorf("%s: function %s: %s", tpl.Path, fn.LogicalID, fn.Reason)
+			return nil, &template.FunctionsError{Err: fmt.Errorf("%s: function %s: %s", tpl.Path, fn.LogicalID, fn.Reason)}
 		}
 		fns = append(fns, *fn)
 	}

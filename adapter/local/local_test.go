@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/adapter/local"
+	"github.com/plldb/plldb/adapter/template"
 	"github.com/plldb/plldb/bridge/wire"
 	"github.com/plldb/plldb/layer/proxy"
 	"github.com/plldb/plldb/testfixtures/apps"
@@ -352,10 +353,12 @@ func TestBadTemplatesAreReportedClearly(t *testing.T) {
 	_, err = local.Start(ctx, local.Options{Template: apps.HelloTemplate(), Functions: []string{"NodeFunction"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not supported yet")
+	assert.ErrorAs(t, err, new(*template.FunctionsError), "a refusal of a function asked for by name")
 
 	_, err = local.Start(ctx, local.Options{Template: apps.HelloTemplate(), Functions: []string{"Ghost"}})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `no function "Ghost"`)
+	assert.Contains(t, err.Error(), `no function "Ghost" in the template; its functions: FailingFunction, HelloFunction, NodeFunction, PackageFunction`, "names the ones it has")
+	assert.ErrorAs(t, err, new(*template.FunctionsError))
 }
 
 // writeApp writes a one-folder SAM app: files go to src/, each "Name: module.fn" line of fns becomes a

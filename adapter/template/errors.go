@@ -47,3 +47,13 @@ func errAt(file string, n *yaml.Node, format string, args ...any) *Error {
 	}
 	return e
 }
+
+// FunctionsError refuses a function the caller asked for by name (`--functions`, a launch's "functions"):
+// one that the template or stack does not have, or that plldb cannot serve. It is its own type so that each
+// front end can name the setting the name came from, which only the front end knows.
+type FunctionsError struct{ Err error }
+
+func (e *FunctionsError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the refusal itself.
+func (e *FunctionsError) Unwrap() error { return e.Err }
