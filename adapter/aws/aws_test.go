@@ -62,11 +62,13 @@ func stackName(base string) string {
 	return name + suffix
 }
 
+// options attach the fixture's stack. The session logs to the harness's logger, so that its warnings (a relay
+// dial retried after a 5xx, a failed clean-up) show beside the relay's when a test fails.
 func (f *fixture) options() awsmode.Options {
 	in := f.h.Install
 	return awsmode.Options{
 		StackName: f.stack, Template: "testdata/app/template.yaml", Python: f.h.Python,
-		AWS: f.h.AWS, Install: &in, Logger: slog.New(slog.DiscardHandler),
+		AWS: f.h.AWS, Install: &in, Logger: f.h.Logger.With("side", "attach"),
 	}
 }
 
