@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,10 +35,7 @@ func newFixture(t testing.TB) *fixture { return newFixtureWith(t, awsharness.Opt
 func newFixtureWith(t testing.TB, o awsharness.Options) *fixture {
 	t.Helper()
 	h := awsharness.New(t, o)
-	stack := "app-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	if len(stack) > 40 {
-		stack = stack[:40]
-	}
+	stack := stackName("app-" + t.Name())
 	deployed, err := filepath.Abs("testdata/deployed")
 	require.NoError(t, err)
 	fns := h.DeployStack(t, stack, []awsharness.Function{
@@ -51,11 +49,27 @@ func newFixtureWith(t testing.TB, o awsharness.Options) *fixture {
 	return f
 }
 
+var stackSeq atomic.Int64
+
+// stackName names a test's stack after base, at most 40 characters, and unique in the test binary: moto lives as
+// long as the binary, so with -count=N every run of a test deploys its own stack instead of meeting the stack
+// of the run before (CreateStack: AlreadyExistsException), and a flaky test can be rerun in one process.
+func stackName(base string) string {
+	suffix := fmt.Sprintf("-%d", stackSeq.Add(1))
+	name := strings.ToLower(strings.ReplaceAll(base, "/", "-"))
+	if len(name) > 40-len(suffix) {
+		name = name[:40-len(suffix)]
+	}
+	return name + suffix
+}
+
+// options attach the fixture's stack. The session logs to the harness's logger, so that its warnings (a relay
+// dial retried after a 5xx, a failed clean-up) show beside the relay's when a test fails.
 func (f *fixture) options() awsmode.Options {
 	in := f.h.Install
 	return awsmode.Options{
 		StackName: f.stack, Template: "testdata/app/template.yaml", Python: f.h.Python,
-		AWS: f.h.AWS, Install: &in, Logger: slog.New(slog.DiscardHandler),
+		AWS: f.h.AWS, Install: &in, Logger: f.h.Logger.With("side", "attach"),
 	}
 }
 
@@ -261,8 +275,8 @@ func TestAttachTwelveFunctions(t *testing.T) {
 		fns = append(fns, awsharness.Function{LogicalID: id, CodeDir: deployed, Env: map[string]string{"N": fmt.Sprint(i)}})
 		fmt.Fprintf(&tpl, "  %s:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: %s\n      Handler: app.handler\n", id, src)
 	}
-	stackName := "app-twelve"
-	deployedFns := h.DeployStack(t, stackName, fns)
+	stack := stackName("app-twelve")
+	deployedFns := h.DeployStack(t, stack, fns)
 	before := map[string]awsharness.Settings{}
 	for id, fn := range deployedFns {
 		before[id] = h.Settings(t, fn.Name)
@@ -272,7 +286,7 @@ func TestAttachTwelveFunctions(t *testing.T) {
 
 	in := h.Install
 	s, err := awsmode.Attach(context.Background(), awsmode.Options{
-		StackName: stackName, Template: template, Python: h.Python, AWS: h.AWS, Install: &in,
+		StackName: stack, Template: template, Python: h.Python, AWS: h.AWS, Install: &in,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)

@@ -19,7 +19,7 @@
 //	             pk "s#<session>",       sk "r#<role>#<order>#<id>" index entry: by session and role
 //	             pk "s#<session>",       sk "p#<peer>#<order>#<id>" index entry: by session and peer
 //	Tickets      HASH jti (S)                   TTL attribute "ttl"
-//	             expires N (unix ns)
+//	             expires N (unix ns), use S (random token of the write: a retry is not a replay)
 //	Claims       HASH arn (S)                   no TTL
 //	             GSI "by-session": HASH session (S), projection ALL
 //	             arn "<function ARN>"                 a claim: the snapshot, and either session S + owner S

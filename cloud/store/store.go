@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -181,23 +183,37 @@ func decodeSession(it item) (relay.Session, error) {
 
 // UseTicket implements relay.Store: one conditional write, which fails when the id is already recorded with an
 // expiry still ahead.
+//
+// The write carries a random token of this call. DynamoDB may apply a write and lose its answer (a 500
+// InternalServerError, "the request may or may not have succeeded", or a dropped connection), and the SDK then
+// sends the same write again, which finds the id recorded: by this very call. Without the token that retry
+// reported a fresh ticket as replayed, and the relay denied it: API Gateway's 403, which wsclient does not retry,
+// so an attach failed and a developer's reconnect gave up on the relay. With the token, a failed condition whose
+// item holds this call's token is this call's own write, and any other is a replay. The failed write returns the
+// item it met (ReturnValuesOnConditionCheckFailure), so telling them apart costs no extra request.
 func (s *Store) UseTicket(ctx context.Context, jti string, expires time.Time) error {
 	if jti == "" {
 		return errors.New("use ticket: empty ticket id")
 	}
+	use := newUseToken()
 	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.t.Tickets),
 		Item: item{
 			attrJTI:      sv(jti),
 			attrExpires:  nv(unixNano(expires)),
 			TTLAttribute: nv(ttlSeconds(expires)),
+			attrUse:      sv(use),
 		},
-		ConditionExpression:       aws.String("attribute_not_exists(#jti) OR #exp <= :now"),
-		ExpressionAttributeNames:  map[string]string{"#jti": attrJTI, "#exp": attrExpires},
-		ExpressionAttributeValues: item{":now": nv(unixNano(s.now()))},
+		ConditionExpression:                 aws.String("attribute_not_exists(#jti) OR #exp <= :now"),
+		ExpressionAttributeNames:            map[string]string{"#jti": attrJTI, "#exp": attrExpires},
+		ExpressionAttributeValues:           item{":now": nv(unixNano(s.now()))},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
+		if got, _ := getS(failed.Item, attrUse); got == use {
+			return nil // an earlier attempt of this call wrote it; only its answer was lost
+		}
 		return fmt.Errorf("ticket id: %w", relay.ErrReplayed)
 	}
 	if err != nil {
@@ -205,6 +221,15 @@ func (s *Store) UseTicket(ctx context.Context, jti string, expires time.Time) er
 		return fmt.Errorf("record ticket id: %w", err)
 	}
 	return nil
+}
+
+// newUseToken returns a random token that tells one UseTicket call's write from every other's.
+func newUseToken() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // Connection items.

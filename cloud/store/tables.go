@@ -54,6 +54,7 @@ const (
 	attrConnectedAt = "connected_at"
 	attrPutAt       = "put_at"
 	attrJTI         = "jti"
+	attrUse         = "use"
 	attrARN         = "arn"
 	attrName        = "function_name"
 	attrConfig      = "config"
