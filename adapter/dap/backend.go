@@ -146,15 +146,16 @@ func (b awsBackend) close(ctx context.Context) error {
 
 func (s *session) startBackend(cfg *LaunchConfig) (backend, error) {
 	hooks := devside.Hooks{Observer: observer{s}, OnLog: s.onLog, OnSandboxStart: s.onSandboxStart, OnSandboxExit: s.onSandboxExit, BeforeRun: s.holdUntilConfigured, OnMirror: s.onMirror}
-	return startBackendWith(s.ctx, cfg, hooks, s.log)
+	return startBackendWith(s.ctx, cfg, hooks, s.log, `"functions"`)
 }
 
-// startBackendWith starts what cfg describes, for as long as ctx lasts, with hooks.
-func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hooks, log *slog.Logger) (backend, error) {
+// startBackendWith starts what cfg describes, for as long as ctx lasts, with hooks. A function refused by name
+// is reported under functionsSetting, where the user gave cfg.Functions: the pipeline cannot know, the user
+// needs to.
+func startBackendWith(ctx context.Context, cfg *LaunchConfig, hooks devside.Hooks, log *slog.Logger, functionsSetting string) (backend, error) {
 	b, err := startBackendOf(ctx, cfg, hooks, log)
 	if fe := (*template.FunctionsError)(nil); errors.As(err, &fe) {
-		// The pipeline cannot know the name came from the launch's "functions"; the user needs to.
-		return nil, fmt.Errorf(`"functions": %w`, err)
+		return nil, fmt.Errorf("%s: %w", functionsSetting, err)
 	}
 	return b, err
 }

@@ -172,7 +172,7 @@ func parseLaunchWith(raw json.RawMessage, defaults map[string]any) (*LaunchConfi
 			}
 		}
 		if c.Template == "" && c.Mode == "local" {
-			return nil, fmt.Errorf(`"template" is required: no template.yaml in %s`, c.Cwd)
+			return nil, fmt.Errorf(`"template" is required: no template.yaml, template.yml or template.json in %s`, c.Cwd)
 		}
 	}
 	if c.Template == "" { // AWS mode without a local template: the deployed stack's template maps the functions

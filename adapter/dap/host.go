@@ -136,7 +136,8 @@ func (h *Host) bind(s *session) (backend, error) {
 	}
 	// Starting takes a while (an AWS attach); a second IDE meanwhile finds the host bound. The backend's hooks
 	// already reach s, whose debuggees are not attached yet.
-	b, err = startBackendWith(h.ctx, cfg, h.Hooks(), h.log)
+	// The defaults are the command's flags: the IDE's attach request has no "functions" to look for.
+	b, err = startBackendWith(h.ctx, cfg, h.Hooks(), h.log, "plldb attach --functions")
 	if err != nil {
 		return fail(err)
 	}

@@ -371,6 +371,27 @@ func TestAttachListenKeepsTheSessionAcrossIDEs(t *testing.T) {
 	assert.Equal(t, "deployed", a.where(t, "OrdersFunction"))
 }
 
+// TestAttachListenNamesItsFunctionsFlag: `plldb attach --listen` attaches at the first attach request, from its
+// own flags. When its --functions names a function the stack does not have, the IDE's refusal names that flag:
+// the attach request has no "functions" for the user to look for. The stack is left as deployed.
+func TestAttachListenNamesItsFunctionsFlag(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, _, addr, out := startListening(t, a.env(), false, "attach", "--stack-name", a.stack, "--name", a.h.Install.Name,
+		"--functions", "NoSuchFunction", "--template", a.app.Template, "--python", pyenv.Python(t), "--listen", "127.0.0.1:0", "--log-level", "warn")
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	c := daptest.NewT(t, conn)
+	c.Request(t, "initialize", map[string]any{"adapterID": "plldb"})
+	refusal := c.RequestError(t, "attach", map[string]any{"type": "plldb", "request": "attach", "name": "attach"}).ErrorText()
+	assert.Contains(t, refusal, `plldb attach --functions: attach: the stack has no function "NoSuchFunction"`)
+	assert.NotContains(t, refusal, `"functions"`)
+	require.NoError(t, c.Close())
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "plldb attach --listen exits cleanly on Ctrl-C\n%s", out.String())
+	a.assertRestored(t)
+}
+
 // assertInstrumentedOnly checks that logicalID is instrumented and every other function is as deployed.
 func (a *awsApp) assertInstrumentedOnly(t *testing.T, logicalID string) {
 	t.Helper()
