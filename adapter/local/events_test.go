@@ -97,6 +97,8 @@ func TestEventRetriesLikeLambda(t *testing.T) {
 		fmt.Sprintf(outcome(once, "event invocation failed on every attempt; discarded as Lambda discards it"), "Once") + " attempt=1 error=RuntimeError",
 		fmt.Sprintf(outcome(timesOut, "event invocation failed on every attempt; discarded as Lambda discards it"), "Slowpoke") + " attempt=3 error=Sandbox.Timedout",
 		fmt.Sprintf(outcome(flaky, "event invocation failed; Lambda retries it"), "Gate") + " attempt=2 error=RuntimeError retryIn=40ms",
+		fmt.Sprintf(outcome(timesOut, "event invocation failed; Lambda retries it"), "Slowpoke") + " attempt=1 error=Sandbox.Timedout retryIn=20ms",
+		fmt.Sprintf(outcome(timesOut, "event invocation failed; Lambda retries it"), "Slowpoke") + " attempt=2 error=Sandbox.Timedout retryIn=40ms",
 	}
 	require.Eventually(t, func() bool {
 		for _, w := range wantLogs {
@@ -112,7 +114,11 @@ func TestEventRetriesLikeLambda(t *testing.T) {
 	assert.Equal(t, 3, got[flaky.header.Get("X-Amzn-Requestid")], "fails twice, then succeeds: 3 runs")
 	assert.Equal(t, 3, got[always.header.Get("X-Amzn-Requestid")], "always fails: the first run and 2 retries")
 	assert.Equal(t, 1, got[once.header.Get("X-Amzn-Requestid")], "MaximumRetryAttempts 0: no retry")
-	assert.Equal(t, 3, got[timesOut.header.Get("X-Amzn-Requestid")], "timed out every time: 3 runs")
+	// Three attempts, each timed out (the log lines above). Each attempt's 1 s runs from when Lambda hands it
+	// over, and the sandbox it times out in is replaced; on a loaded machine the replacement's start can take
+	// the whole second, so the handler itself is seen at least once, not necessarily three times (CI saw 2).
+	assert.GreaterOrEqual(t, got[timesOut.header.Get("X-Amzn-Requestid")], 1, "timed out every time")
+	assert.LessOrEqual(t, got[timesOut.header.Get("X-Amzn-Requestid")], 3, "timed out every time: at most 3 runs")
 	assert.Len(t, got, 4)
 }
 
