@@ -456,7 +456,7 @@ func TestLeaveMarksTheLastOnesClaimReleasing(t *testing.T) {
 		var held *store.HeldError
 		require.ErrorAs(t, x.s.Claim(ctx, join, "bob"), &held, "shared %v", shared)
 		assert.Equal(t, want, held)
-		assert.Equal(t, "function f is being put back by session S1 (owner alice), the last selective session to leave it", held.Error())
+		assert.Equal(t, "function f is being put back by session S1 (owner alice), which is detaching from it", held.Error())
 	}
 
 	again, last, err := x.s.Leave(ctx, store.Snapshot{FunctionARN: first.FunctionARN}, "S1")
