@@ -40,7 +40,7 @@ type Claims interface {
 	// dropping holders that are no longer live). It returns a *HeldError if a live session holds the function
 	// exclusively, or, for an exclusive claim, if live selective sessions share it (HeldError.Holders). A claim
 	// whose holders are all no longer live is replaced. A re-claim by the same session keeps the first snapshot.
-	// It never writes snap.Releasing.
+	// It never writes snap.Releasing (only Leave and MarkReleasing do).
 	Claim(ctx context.Context, snap Snapshot, owner string) error
 	// Join is Claim for a selective session's shared claim (snap.Shared set) that also returns the claim's
 	// holders as its write left them, this session among them.
@@ -53,6 +53,12 @@ type Claims interface {
 	// set it is the shared claim as the caller read it (SessionSnapshots), which a store may build on instead
 	// of reading the claim again, as long as its write fails when the claim changed since.
 	Leave(ctx context.Context, read Snapshot, session string) (snap Snapshot, last bool, err error)
+	// MarkReleasing marks session's exclusive claim on the function as being released, before a plain
+	// session's detach puts the snapshot back: a claim by another session meanwhile fails with a *HeldError
+	// with Releasing set, as for the last selective session out (Leave), and the mark goes with the claim
+	// (Release) or with a takeover after session ended. It fails with a *HeldError when another session holds
+	// the function, and with an error wrapping store.ErrNotFound when nobody does. One conditional write.
+	MarkReleasing(ctx context.Context, functionARN, session string) error
 	// SetRevisionAfter records the revision plldb's update left on the function.
 	SetRevisionAfter(ctx context.Context, functionARN, session, revision string) error
 	// GetSnapshot returns the claim on the function, whoever holds it.
@@ -137,7 +143,7 @@ func (m *MemoryClaims) claim(ctx context.Context, snap Snapshot, owner string) (
 	if snap.FunctionARN == "" || snap.Session == "" {
 		return nil, errors.New("claim: snapshot needs a function ARN and a session")
 	}
-	snap.Releasing = false // only Leave marks a claim so
+	snap.Releasing = false // only Leave and MarkReleasing mark a claim so
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	me := Holder{Session: snap.Session, Owner: owner}
@@ -216,6 +222,27 @@ func holdsSession(hs []Holder, session string) bool {
 func sortHolders(hs []Holder) []Holder {
 	slices.SortFunc(hs, func(a, b Holder) int { return strings.Compare(a.Session, b.Session) })
 	return hs
+}
+
+// MarkReleasing implements Claims.
+func (m *MemoryClaims) MarkReleasing(ctx context.Context, functionARN, session string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.claims[functionARN]
+	switch {
+	case !ok:
+		return fmt.Errorf("mark %s as being released by session %s: no claim: %w", functionARN, session, store.ErrNotFound)
+	case cur.snap.Shared:
+		return m.held(cur, slices.Clone(cur.snap.Holders)) // as the DynamoDB store answers: the holders as stored
+	case cur.snap.Session != session:
+		return m.held(cur, nil)
+	}
+	cur.snap.Releasing = true
+	m.claims[functionARN] = cur
+	return nil
 }
 
 // SetRevisionAfter implements Claims.

@@ -212,7 +212,7 @@ func TestSharedClaimsConformance(t *testing.T) {
 				var held *instrument.HeldError
 				require.ErrorAs(t, cs.claims.Claim(ctx, snap("s-3", shared), "carol"), &held, "shared %v", shared)
 				assert.Equal(t, instrument.HeldError{Session: "s-1", Owner: "alice", Function: "orders", Releasing: true}, *held)
-				assert.Equal(t, "function orders is being put back by session s-1 (owner alice), the last selective session to leave it", held.Error())
+				assert.Equal(t, "function orders is being put back by session s-1 (owner alice), which is detaching from it", held.Error())
 			}
 			got, last, err = cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-1")
 			require.NoError(t, err)
@@ -240,6 +240,81 @@ func TestSharedClaimsConformance(t *testing.T) {
 			var held *instrument.HeldError
 			require.ErrorAs(t, cs.claims.Claim(ctx, snap("s-1", true), "alice"), &held)
 			assert.False(t, held.Releasing, "a plain session's claim is not about to be free")
+		}},
+		{"a plain session's detach marks its own claim releasing until it is released", func(t *testing.T, ctx context.Context, cs claimStore) {
+			cs.start(t, "s-x", "carol")
+			cs.start(t, "s-1", "alice")
+			err := cs.claims.MarkReleasing(ctx, arn, "s-x")
+			assert.ErrorIs(t, err, relay.ErrNotFound, "no claim to mark")
+
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-x", false), "carol"))
+			require.NoError(t, cs.claims.SetRevisionAfter(ctx, arn, "s-x", "r-x"))
+			var held *instrument.HeldError
+			require.ErrorAs(t, cs.claims.MarkReleasing(ctx, arn, "s-1"), &held, "only the holder marks its claim")
+			assert.Equal(t, instrument.HeldError{Session: "s-x", Owner: "carol", Function: "orders"}, *held)
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, got.Releasing, "a refused mark changes nothing")
+
+			require.NoError(t, cs.claims.MarkReleasing(ctx, arn, "s-x"))
+			require.NoError(t, cs.claims.MarkReleasing(ctx, arn, "s-x"), "marking again")
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.True(t, got.Releasing)
+			assert.False(t, got.Shared)
+			assert.Equal(t, "s-x", got.Session)
+			assert.Equal(t, map[string]string{"A": "s-x"}, got.Environment, "the snapshot stays as it was")
+			assert.Equal(t, "r-x", got.RevisionAfter)
+			list, err := cs.claims.SessionSnapshots(ctx, "s-x")
+			require.NoError(t, err)
+			require.Len(t, list, 1)
+			assert.True(t, list[0].Releasing)
+			for _, shared := range []bool{true, false} {
+				require.ErrorAs(t, cs.claims.Claim(ctx, snap("s-1", shared), "alice"), &held, "shared %v", shared)
+				assert.Equal(t, instrument.HeldError{Session: "s-x", Owner: "carol", Function: "orders", Releasing: true}, *held)
+				assert.Equal(t, "function orders is being put back by session s-x (owner carol), which is detaching from it", held.Error())
+			}
+			_, last, err := cs.claims.Leave(ctx, instrument.Snapshot{FunctionARN: arn}, "s-x")
+			require.NoError(t, err)
+			assert.True(t, last)
+
+			require.NoError(t, cs.claims.Release(ctx, arn, "s-x"))
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-1", false), "alice"), "released: free to claim")
+			got, _, err = cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.False(t, got.Releasing, "the mark went with the claim")
+		}},
+		{"a marked claim of a session that ended is taken over unmarked", func(t *testing.T, ctx context.Context, cs claimStore) {
+			cs.start(t, "s-x", "carol")
+			cs.start(t, "s-1", "alice")
+			require.NoError(t, cs.claims.Claim(ctx, snap("s-x", false), "carol"))
+			require.NoError(t, cs.claims.MarkReleasing(ctx, arn, "s-x"))
+			cs.end(t, "s-x")
+			stale, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			require.True(t, stale.Releasing)
+			mine := stale
+			mine.Session = "s-1"
+			require.NoError(t, cs.claims.Claim(ctx, mine, "alice"), "a takeover, as Recover and attach make it")
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.Equal(t, "s-1", got.Session)
+			assert.False(t, got.Releasing)
+			assert.Equal(t, map[string]string{"A": "s-x"}, got.Environment, "the ended session's snapshot, to put back")
+		}},
+		{"a shared claim is not marked by MarkReleasing", func(t *testing.T, ctx context.Context, cs claimStore) {
+			for _, id := range []string{"s-1", "s-2"} {
+				cs.start(t, id, id)
+				require.NoError(t, cs.claims.Claim(ctx, snap(id, true), id))
+			}
+			var held *instrument.HeldError
+			require.ErrorAs(t, cs.claims.MarkReleasing(ctx, arn, "s-1"), &held)
+			assert.Equal(t, []string{"s-1", "s-2"}, holderIDs(held.Holders))
+			assert.False(t, held.Releasing)
+			got, _, err := cs.claims.GetSnapshot(ctx, arn)
+			require.NoError(t, err)
+			assert.True(t, got.Shared)
+			assert.False(t, got.Releasing)
 		}},
 		{"release takes one holder out and the claim goes with the last", func(t *testing.T, ctx context.Context, cs claimStore) {
 			for _, id := range []string{"s-1", "s-2"} {

@@ -44,10 +44,11 @@ const (
 	DefaultPollInterval = 250 * time.Millisecond
 	DefaultWaitTimeout  = 3 * time.Minute
 	maxPollInterval     = 2 * time.Second
-	// DefaultReleaseWait bounds how long Instrument waits for functions that the last selective session to
-	// leave them is putting back. That restore is one guarded update and Lambda applying it, usually a few
-	// seconds; 30 s covers a slow one, while a restore that stopped (a conflict keeps the claim until that
-	// session detaches again) does not keep a developer waiting for long before hearing why.
+	// DefaultReleaseWait bounds how long Instrument waits for functions that a detaching session (a plain one,
+	// or the last selective session to leave them) is putting back. That restore is one guarded update and
+	// Lambda applying it, usually a few seconds; 30 s covers a slow one, while a restore that stopped (a
+	// conflict keeps the claim until that session detaches again or ends) does not keep a developer waiting
+	// for long before hearing why.
 	DefaultReleaseWait = 30 * time.Second
 )
 
@@ -148,8 +149,8 @@ type Instrumenter struct {
 	PollInterval time.Duration
 	// WaitTimeout bounds the wait for one function's update to finish; default DefaultWaitTimeout.
 	WaitTimeout time.Duration
-	// ReleaseWait bounds how long Instrument waits for functions being put back by the last selective session
-	// to leave them before it refuses; default DefaultReleaseWait.
+	// ReleaseWait bounds how long Instrument waits for functions being put back by a detaching session (a
+	// plain one, or the last selective session to leave them) before it refuses; default DefaultReleaseWait.
 	ReleaseWait time.Duration
 	Logger      *slog.Logger
 	Now         func() time.Time
@@ -211,11 +212,12 @@ type plan struct {
 // session (Session.Selective) shares its functions with the other selective sessions: it joins their claim and
 // adds its entries to the function's lists (shared.go), and is refused only by a live non-selective session.
 //
-// When the only refusals are functions that the last selective session to leave them is putting back
-// (HeldError.Releasing), the function is about to be free: Instrument gives up what it claimed
-// (releaseClaimed), waits with a growing pause and starts again from reading the functions, so that one put
-// back meanwhile is snapshotted afresh from its restored configuration; after ReleaseWait it refuses as for any held function, saying how
-// long it waited. A selective and an exclusive attach wait alike.
+// When the only refusals are functions that a detaching session is putting back (HeldError.Releasing: a plain
+// session's detach, or the last selective session to leave them), the function is about to be free:
+// Instrument gives up what it claimed (releaseClaimed), waits with a growing pause and starts again from
+// reading the functions, so that one put back meanwhile is snapshotted afresh from its restored
+// configuration; after ReleaseWait it refuses as for any held function, saying how long it waited. A
+// selective and an exclusive attach wait alike.
 func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Target) (*Attachment, error) {
 	if err := in.check(s, targets); err != nil {
 		return nil, err
@@ -239,7 +241,7 @@ func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Tar
 		}
 		if since.IsZero() {
 			since = time.Now()
-			in.logger().Info("waiting for the last selective session out to put functions back before attaching",
+			in.logger().Info("waiting for detaching sessions to put functions back before attaching",
 				"functions", refusedNames(releasing), "for_at_most", bound)
 		}
 		left := bound - time.Since(since)
@@ -253,7 +255,7 @@ func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Tar
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return att, fmt.Errorf("attach: stopped waiting for %s to be put back by the last selective session out: %w", refusedNames(releasing), ctx.Err())
+			return att, fmt.Errorf("attach: stopped waiting for %s to be put back by the session detaching from it: %w", refusedNames(releasing), ctx.Err())
 		case <-timer.C:
 		}
 		delay = min(delay*2, maxPollInterval)
@@ -262,8 +264,8 @@ func (in *Instrumenter) Instrument(ctx context.Context, s Session, targets []Tar
 	}
 }
 
-// onlyReleasing returns err's refusals when every one of them is a function being put back by the last
-// selective session to leave it, and nil otherwise.
+// onlyReleasing returns err's refusals when every one of them is a function being put back by a detaching
+// session, and nil otherwise.
 func onlyReleasing(err error) *RefusedError {
 	var refused *RefusedError
 	if !errors.As(err, &refused) || len(refused.Refusals) == 0 {

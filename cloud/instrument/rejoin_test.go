@@ -200,7 +200,7 @@ func TestAttachRefusedWhenTheFunctionIsStillBeingPutBackAtTheBound(t *testing.T)
 		require.NotNil(t, refused.Refusals[0].Held)
 		assert.True(t, refused.Refusals[0].Held.Releasing)
 		assert.Equal(t, "s-a", refused.Refusals[0].Held.Session)
-		assert.Contains(t, err.Error(), "is being put back by session s-a (owner alice@host), the last selective session to leave it")
+		assert.Contains(t, err.Error(), "is being put back by session s-a (owner alice@host), which is detaching from it")
 		assert.Contains(t, err.Error(), "plldb waited 50ms for it to finish")
 		assert.NotContains(t, err.Error(), "without --selective")
 		held, err := cs.claims.SessionSnapshots(ctx, b.s.ID)
@@ -227,7 +227,7 @@ func TestAttachWaitingForAReleaseStopsWithItsContext(t *testing.T) {
 
 		// The first pause is as long as the bound, so that the cancel lands in it: the waiting message is logged
 		// just before it.
-		sig := newSignal("waiting for the last selective session out")
+		sig := newSignal("waiting for detaching sessions")
 		in.Logger = slog.New(sig)
 		in.ReleaseWait, in.PollInterval = time.Hour, time.Hour
 		ctx, cancel := context.WithCancel(context.Background())

@@ -20,7 +20,8 @@ import (
 // served one at a time). Per function, a selective attach claims it with one transaction, reads the claim
 // again after reading the function (the first to write must see the claim as it is) and records the revision;
 // a join does the same but for that read, since the function names no session its Join did not see; a leave
-// takes one transaction and the revision; the last one out one transaction and the release. Per call, the
+// takes one transaction and the revision; the last one out one transaction and the release; a plain session's
+// detach marks its claim releasing with one update, then releases it. Per call, the
 // claims are read to plan with one BatchGetItem (per 100 functions), session liveness once per session, and a
 // detach lists the session's shared claims with one BatchGetItem.
 func TestDynamoDBRequestsPerFunction(t *testing.T) {
@@ -107,5 +108,6 @@ func TestDynamoDBRequestsPerFunction(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, results, n)
 	})
-	assert.Equal(t, map[string]int{"DynamoDB.Query": 1, "DynamoDB.DeleteItem": n}, got)
+	assert.Equal(t, map[string]int{"DynamoDB.Query": 1, "DynamoDB.UpdateItem": n, "DynamoDB.DeleteItem": n}, got,
+		"per function: the update that marks it releasing (an attach meeting it waits), and the release")
 }

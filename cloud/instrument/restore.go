@@ -68,7 +68,7 @@ func (in *Instrumenter) Restore(ctx context.Context, session string) ([]Result, 
 			results[i] = in.leave(ctx, snaps[i], session)
 			return
 		}
-		results[i] = in.restoreOne(ctx, snaps[i])
+		results[i] = in.detachOne(ctx, snaps[i])
 	})
 	return results, nil
 }
@@ -103,7 +103,7 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 		case !ok:
 			return
 		case snap.Session == r.Session:
-			res := in.restoreOne(ctx, snap)
+			res := in.detachOne(ctx, snap)
 			results[i] = &res
 			return
 		}
@@ -125,7 +125,7 @@ func (in *Instrumenter) Recover(ctx context.Context, r Recovery) ([]Result, erro
 				res = in.leave(ctx, Snapshot{FunctionARN: arn}, h.Session)
 			}
 		case held != nil && r.Force:
-			res = in.restoreOne(ctx, snap)
+			res = in.detachOne(ctx, snap)
 		}
 		results[i] = &res
 	})
@@ -178,6 +178,32 @@ const mergeAttempts = 3
 // (Conflict). Every update is guarded by the RevisionId it was computed from. The claim is released unless
 // the restore failed or conflicted.
 func (in *Instrumenter) restoreOne(ctx context.Context, snap Snapshot) Result {
+	return in.restoreSnapshot(ctx, snap, false)
+}
+
+// detachOne is restoreOne for a session detaching from a function it holds exclusively (Restore, and Recover
+// for a claim of the recovering session's own or a forced one). It first marks the claim as being released,
+// as Leave does for the last selective session out, so that an attach that meets the claim while this
+// restore runs waits for the release instead of being refused. A conflict or failure keeps the mark with the
+// claim, until the session detaches again or ends; then the next attach or the sweep takes the claim over
+// (Claim never writes the mark). A takeover's restore (takeOver) is no detach and does not mark: its session
+// goes on to attach, or keeps the claim after a conflict while it is not putting anything back.
+func (in *Instrumenter) detachOne(ctx context.Context, snap Snapshot) Result {
+	if !snap.Releasing {
+		err := in.Claims.MarkReleasing(ctx, snap.FunctionARN, snap.Session)
+		var held *HeldError
+		switch {
+		case errors.As(err, &held):
+			// Taken over meanwhile (this session ended) or held by another session: theirs to put back.
+			return Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName, Outcome: Held, Message: held.Error()}
+		case errors.Is(err, store.ErrNotFound):
+			// Nobody holds it any more (a detach of this session running alongside, or the sweep): there is no
+			// claim to mark, and the restore goes on as it always has, its release a no-op.
+			in.logger().Debug("no claim to mark as being released", "function", snap.FunctionName, "session", snap.Session)
+		case err != nil:
+			return failed(snap, fmt.Errorf("mark the claim on %s as being released: %w", snap.FunctionName, err))
+		}
+	}
 	return in.restoreSnapshot(ctx, snap, false)
 }
 

@@ -37,9 +37,9 @@ type Snapshot struct {
 	// to the session asked about.
 	Shared  bool
 	Holders []Holder // the sessions sharing the claim, by session id; nil on an exclusive claim
-	// Releasing marks the exclusive claim Leave gives the last selective session out: that session is putting
-	// the snapshot back and then releases the claim, so a session refused by it only has to wait. Claim never
-	// writes it.
+	// Releasing marks an exclusive claim whose session is putting the snapshot back and then releases the
+	// claim, so a session refused by it only has to wait: the claim Leave gives the last selective session out,
+	// or one MarkReleasing marked for a plain session's detach. Claim never writes it.
 	Releasing bool
 	// Version is a shared claim's version as the snapshot was read (GetSnapshot, SessionSnapshots,
 	// StackSnapshots), 0 for an exclusive claim or a snapshot not read from a claim. Claim with Shared takes
@@ -63,8 +63,9 @@ type HeldError struct {
 	Session, Owner string
 	Function       string   // the function's name, or its ARN when the name is not known
 	Holders        []Holder // set when selective sessions share the function
-	// Releasing says that Session, the last selective session to leave the function, is putting it back and
-	// will then release it (Snapshot.Releasing): the function is about to be free.
+	// Releasing says that Session, detaching from the function (a plain session, or the last selective session
+	// to leave it), is putting it back and will then release it (Snapshot.Releasing): the function is about to
+	// be free.
 	Releasing bool
 }
 
@@ -74,7 +75,7 @@ func (e *HeldError) Error() string {
 		return fmt.Sprintf("function %s is held by selective sessions %s: detach them or attach with --selective",
 			e.Function, HolderNames(e.Holders))
 	case e.Releasing:
-		return fmt.Sprintf("function %s is being put back by session %s (owner %s), the last selective session to leave it",
+		return fmt.Sprintf("function %s is being put back by session %s (owner %s), which is detaching from it",
 			e.Function, e.Session, e.Owner)
 	}
 	return fmt.Sprintf("function %s is held by session %s (owner %s)", e.Function, e.Session, e.Owner)
@@ -268,8 +269,9 @@ func heldBy(it item, arn string) *HeldError {
 //     (keeping the first snapshot, dropping holders that are no longer live), and fails with *HeldError while a
 //     live session holds the function exclusively. An exclusive claim on a function shared by live selective
 //     sessions fails with a *HeldError listing them all (Holders); one whose holders are all gone takes over.
-//   - A live session's claim that Leave marked as being released (the last selective session out, restoring)
-//     fails with a *HeldError with Releasing set, whether the claim asked for is shared or exclusive.
+//   - A live session's claim marked as being released (by Leave for the last selective session out, or by
+//     MarkReleasing for a plain session's detach; either is restoring) fails with a *HeldError with Releasing
+//     set, whether the claim asked for is shared or exclusive.
 func (s *Store) Claim(ctx context.Context, snap Snapshot, owner string) error {
 	_, err := s.claim(ctx, snap, owner)
 	return err
@@ -294,8 +296,8 @@ func (s *Store) claim(ctx context.Context, snap Snapshot, owner string) ([]Holde
 	if name == "" {
 		name = snap.FunctionARN
 	}
-	// Only Leave marks a claim as being released; a snapshot read back from a releasing claim (a takeover's)
-	// starts a claim that is not.
+	// Only Leave and MarkReleasing mark a claim as being released; a snapshot read back from a releasing claim
+	// (a takeover's) starts a claim that is not.
 	snap.Releasing = false
 	if err := s.live(ctx, snap.Session); err != nil {
 		return nil, fmt.Errorf("claim %s: %w", name, err)
@@ -401,6 +403,42 @@ func (s *Store) SetRevisionAfter(ctx context.Context, functionARN, session, revi
 	}
 	if err != nil {
 		return fmt.Errorf("set revision of %s: %w", functionARN, err)
+	}
+	return nil
+}
+
+// MarkReleasing marks session's exclusive claim on the function as being released: the session is about to put
+// the snapshot back and release the claim (a plain session's detach), so that a session refused by the claim
+// meanwhile gets a *HeldError with Releasing set and may wait for the release instead of giving up. It is the
+// mark Leave sets for the last selective session out, with the same afterlife: Release removes it with the
+// claim; if session dies first, its claim is an ended session's, which the next attach or the sweep takes over
+// (Claim never writes the mark), and if the restore stops on a conflict or a failure the claim stays marked,
+// held by session, until it detaches again or ends. It is one UpdateItem conditioned on session holding the
+// claim exclusively; marking a claim marked already changes nothing. It fails with *HeldError when another
+// session (or selective sessions) holds the function, and with an error wrapping ErrNotFound when nobody does.
+func (s *Store) MarkReleasing(ctx context.Context, functionARN, session string) error {
+	if functionARN == "" || session == "" {
+		return fmt.Errorf("mark releasing: function ARN and session are required (ARN %q, session %q)", functionARN, session)
+	}
+	// A shared claim has no session attribute, so the condition also keeps the mark off shared claims.
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.t.Claims),
+		Key:                                 claimKey(functionARN),
+		UpdateExpression:                    aws.String("SET #releasing = :true"),
+		ConditionExpression:                 aws.String("#session = :session"),
+		ExpressionAttributeNames:            map[string]string{"#releasing": attrReleasing, "#session": attrSession},
+		ExpressionAttributeValues:           item{":session": sv(session), ":true": &types.AttributeValueMemberBOOL{Value: true}},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		if len(failed.Item) == 0 {
+			return fmt.Errorf("mark %s as being released by session %s: no claim: %w", functionARN, session, ErrNotFound)
+		}
+		return heldBy(failed.Item, functionARN)
+	}
+	if err != nil {
+		return fmt.Errorf("mark %s as being released by session %s: %w", functionARN, session, err)
 	}
 	return nil
 }

@@ -456,7 +456,7 @@ func TestLeaveMarksTheLastOnesClaimReleasing(t *testing.T) {
 		var held *store.HeldError
 		require.ErrorAs(t, x.s.Claim(ctx, join, "bob"), &held, "shared %v", shared)
 		assert.Equal(t, want, held)
-		assert.Equal(t, "function f is being put back by session S1 (owner alice), the last selective session to leave it", held.Error())
+		assert.Equal(t, "function f is being put back by session S1 (owner alice), which is detaching from it", held.Error())
 	}
 
 	again, last, err := x.s.Leave(ctx, store.Snapshot{FunctionARN: first.FunctionARN}, "S1")
@@ -498,6 +498,61 @@ func TestReleasingClaimOfAnEndedSessionIsTakenOverUnmarked(t *testing.T) {
 	got, _, err := x.s.GetSnapshot(ctx, first.FunctionARN)
 	require.NoError(t, err)
 	assert.Equal(t, "S2", got.Session)
+	assert.False(t, got.Releasing)
+}
+
+// TestMarkReleasingMarksAPlainSessionsOwnClaim: a plain session's detach marks its exclusive claim with one
+// conditional UpdateItem that keeps the rest of the claim as stored; a claim by anyone else meanwhile is refused
+// saying the function is being put back; the mark is refused on another session's claim, on a shared claim and
+// where there is no claim, changing nothing; a takeover after the session ended does not carry it over.
+func TestMarkReleasingMarksAPlainSessionsOwnClaim(t *testing.T) {
+	x := newClaims(t, relay.NewSession("S1", "alice", time.Time{}), relay.NewSession("S2", "bob", time.Time{}))
+	ctx := context.Background()
+	first := snapshot("f", "S1")
+	assert.ErrorIs(t, x.s.MarkReleasing(ctx, first.FunctionARN, "S1"), store.ErrNotFound, "no claim")
+	require.NoError(t, x.s.Claim(ctx, first, "alice"))
+	require.NoError(t, x.s.SetRevisionAfter(ctx, first.FunctionARN, "S1", "r-1"))
+
+	var held *store.HeldError
+	require.ErrorAs(t, x.s.MarkReleasing(ctx, first.FunctionARN, "S2"), &held)
+	assert.Equal(t, &store.HeldError{Session: "S1", Owner: "alice", Function: "f"}, held)
+	x.d.calls.take()
+	require.NoError(t, x.s.MarkReleasing(ctx, first.FunctionARN, "S1"))
+	assert.Equal(t, map[string]int{"UpdateItem": 1}, x.d.calls.take(), "one conditional write")
+	require.NoError(t, x.s.MarkReleasing(ctx, first.FunctionARN, "S1"), "marking again")
+	stored, ok, err := x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.True(t, stored.Releasing)
+	assert.Equal(t, "S1", stored.Session)
+	assert.Equal(t, "r-1", stored.RevisionAfter, "the rest of the claim stays as stored")
+	assert.Equal(t, first.Environment, stored.Environment)
+
+	for _, shared := range []bool{true, false} {
+		other := snapshot("f", "S2")
+		other.Shared = shared
+		require.ErrorAs(t, x.s.Claim(ctx, other, "bob"), &held, "shared %v", shared)
+		assert.Equal(t, &store.HeldError{Session: "S1", Owner: "alice", Function: "f", Releasing: true}, held)
+	}
+
+	require.NoError(t, x.s.DeleteSession(ctx, "S1"))
+	stale := stored
+	stale.Session = "S2"
+	require.NoError(t, x.s.Claim(ctx, stale, "bob"), "an ended session's marked claim is taken over")
+	got, _, err := x.s.GetSnapshot(ctx, first.FunctionARN)
+	require.NoError(t, err)
+	assert.Equal(t, "S2", got.Session)
+	assert.False(t, got.Releasing)
+	require.NoError(t, x.s.Release(ctx, first.FunctionARN, "S2"))
+
+	shared := snapshot("g", "S2")
+	shared.Shared = true
+	require.NoError(t, x.s.Claim(ctx, shared, "bob"))
+	require.ErrorAs(t, x.s.MarkReleasing(ctx, shared.FunctionARN, "S2"), &held, "a shared claim is left by Leave, not marked")
+	assert.Equal(t, []store.Holder{{Session: "S2", Owner: "bob"}}, held.Holders)
+	got, _, err = x.s.GetSnapshot(ctx, shared.FunctionARN)
+	require.NoError(t, err)
+	assert.True(t, got.Shared)
 	assert.False(t, got.Releasing)
 }
 

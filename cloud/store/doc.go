@@ -23,8 +23,8 @@
 //	Claims       HASH arn (S)                   no TTL
 //	             GSI "by-session": HASH session (S), projection ALL
 //	             arn "<function ARN>"                 a claim: the snapshot, and either session S + owner S
-//	                                                  (exclusive; releasing BOOL when the last selective
-//	                                                  session out is putting it back) or shared BOOL,
+//	                                                  (exclusive; releasing BOOL while that session, detaching,
+//	                                                  is putting it back) or shared BOOL,
 //	                                                  holders M{session: owner}, ver N (shared by selective
 //	                                                  sessions)
 //	             arn "member#<session>#<function ARN>" a shared claim's holder: session S, member_of S, owner S
@@ -67,7 +67,11 @@
 // releasing in that same transaction: nobody joins while it restores, a claim refused meanwhile gets a
 // HeldError with Releasing set (from the claim item it reads or gets back anyway, no request more), so that the
 // attach can wait for the release rather than give up, and if the session dies meanwhile, the claim is an
-// ended session's, which the next attach or the sweep takes over (Claim never writes the mark). An exclusive
+// ended session's, which the next attach or the sweep takes over (Claim never writes the mark). A plain
+// session's detach sets the same mark on its exclusive claim before it puts the snapshot back (MarkReleasing:
+// one UpdateItem conditioned on the session holding the claim), with the same afterlife: Release removes it
+// with the claim, a takeover of an ended session's claim does not carry it over, and a restore that stops on
+// a conflict or a failure keeps it, with the claim, until the session detaches again or ends. An exclusive
 // claim on a shared function fails with a HeldError naming every live holder, and takes the claim over when
 // none is left. StaleSessions reads the holders maps as well as the session attributes, so the sweep finds
 // expired selective sessions too. Snapshots skips membership items.
@@ -89,9 +93,10 @@
 // Per function, an attach or detach makes these DynamoDB requests (pinned by the instrument package's
 // TestDynamoDBRequestsPerFunction): a first selective attach 3 (TransactWriteItems, GetItem after reading the
 // function, UpdateItem for the revision), a join 2, a leave 2 (TransactWriteItems, UpdateItem), the last one out
-// 2 (TransactWriteItems, DeleteItem), an exclusive attach 2 (PutItem, UpdateItem) and its detach 1 (DeleteItem);
-// per call, one BatchGetItem per 100 functions for the claims an attach plans from (StackSnapshots), one GetItem
-// per session checked and, for a detach, the by-session Query and a BatchGetItem per 100 shared claims.
+// 2 (TransactWriteItems, DeleteItem), an exclusive attach 2 (PutItem, UpdateItem) and its detach 2 (UpdateItem
+// for the releasing mark, DeleteItem); per call, one BatchGetItem per 100 functions for the claims an attach
+// plans from (StackSnapshots), one GetItem per session checked and, for a detach, the by-session Query and a
+// BatchGetItem per 100 shared claims.
 //
 // Per routed message ($default) the relay makes two reads: GetItem (sender) and Query (destination). $connect
 // costs GetItem on sessions and a conditional PutItem on tickets in the authorizer, then GetItem and
@@ -102,8 +107,8 @@
 //	relay Lambda   sessions: GetItem, UpdateItem (DeveloperSeen), DeleteItem (sweep); tickets: PutItem;
 //	               connections: GetItem, Query, PutItem, DeleteItem, ConditionCheckItem; claims (expiry restore
 //	               and sweep): GetItem, BatchGetItem (SessionSnapshots), Query on index by-session, DeleteItem,
-//	               Scan (StaleSessions), and for shared claims PutItem, UpdateItem, DeleteItem inside
-//	               TransactWriteItems (Leave)
+//	               UpdateItem (MarkReleasing), Scan (StaleSessions), and for shared claims PutItem, UpdateItem,
+//	               DeleteItem inside TransactWriteItems (Leave)
 //	developer CLI  sessions: GetItem, PutItem, DeleteItem, Scan; claims: GetItem, BatchGetItem, PutItem,
 //	               UpdateItem, DeleteItem, Scan, Query on index by-session, TransactWriteItems (shared claims)
 package store

@@ -203,6 +203,12 @@ func statusHook(ctx context.Context, cfg aws.Config, inst stack.Info, out io.Wri
 			fmt.Fprintf(out, "  instrumented: %s (shared by selective sessions %s)\n", s.FunctionName, store.HolderNames(s.Holders))
 			continue
 		}
+		if s.Releasing {
+			// The session is detaching (a plain detach, or the last selective session out): attaches that
+			// meet the claim wait for it rather than being refused.
+			fmt.Fprintf(out, "  instrumented: %s (session %s; releasing: session %s is putting it back)\n", s.FunctionName, s.Session, s.Session)
+			continue
+		}
 		fmt.Fprintf(out, "  instrumented: %s (session %s)\n", s.FunctionName, s.Session)
 	}
 	return nil

@@ -268,6 +268,24 @@ func TestStatusListsSessionsAndInstrumentedFunctions(t *testing.T) {
 	require.NoError(t, cmd.Wait())
 }
 
+// TestStatusShowsAClaimBeingPutBack: while a session's detach is putting a function back (its claim marked
+// releasing, as the detach marks it before restoring), `plldb status` says so; the detach then finishes.
+func TestStatusShowsAClaimBeingPutBack(t *testing.T) {
+	a := newAWSApp(t)
+	cmd, session, _ := a.attach(t)
+	orders := a.fns["OrdersFunction"]
+	// The detach's own first step, taken here so that status runs while it stands.
+	require.NoError(t, a.h.Store.MarkReleasing(context.Background(), orders.ARN, session))
+	status := exec.Command(plldbBin, "status")
+	status.Env = a.env()
+	out, err := status.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "instrumented: "+orders.Name+" (session "+session+"; releasing: session "+session+" is putting it back)")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait())
+	a.assertRestored(t)
+}
+
 // sweep runs the helper stack's dead-man sweep, as the relay Lambda's schedule does, on the harness's store
 // (whose clock the test moves).
 func (a *awsApp) sweep(t *testing.T) instrument.SweepReport {
