@@ -156,23 +156,8 @@ func TestAttachMeetingAStoppedPlainDetachIsRefusedAtTheBound(t *testing.T) {
 		x := session("s-x")
 		x.Owner = "carol@host"
 		plainDetachStopsAfterMarking(t, in, cs, tg, x)
-		instrumented := restorable(t, e.raw(tg.Name))
-
 		b := newDev(t, cs, "s-b", "bob@host")
-		in.ReleaseWait = 50 * time.Millisecond
-		_, err := in.Instrument(ctx, b.s, []instrument.Target{b.target(tg)})
-		var refused *instrument.RefusedError
-		require.ErrorAs(t, err, &refused)
-		require.Len(t, refused.Refusals, 1)
-		require.NotNil(t, refused.Refusals[0].Held)
-		assert.True(t, refused.Refusals[0].Held.Releasing)
-		assert.Equal(t, "s-x", refused.Refusals[0].Held.Session)
-		assert.Contains(t, err.Error(), "is being put back by session s-x (owner carol@host), which is detaching from it")
-		assert.Contains(t, err.Error(), "plldb waited 50ms for it to finish")
-		held, err := cs.claims.SessionSnapshots(ctx, b.s.ID)
-		require.NoError(t, err)
-		assert.Empty(t, held)
-		assert.Equal(t, instrumented, restorable(t, e.raw(tg.Name)), "the refused attach changed nothing")
+		refusedAtTheBound(t, e, in, cs, tg, b, "s-x", "carol@host")
 
 		results, err := in.Restore(ctx, x.ID)
 		require.NoError(t, err)

@@ -190,25 +190,9 @@ func TestAttachRefusedWhenTheFunctionIsStillBeingPutBackAtTheBound(t *testing.T)
 		in := e.sharedInstrumenter(cs.claims)
 		a, b := newDev(t, cs, "s-a", "alice@host"), newDev(t, cs, "s-b", "bob@host")
 		lastOneOutLeaves(t, in, cs, tg, a)
-		instrumented := restorable(t, e.raw(tg.Name))
+		refusedAtTheBound(t, e, in, cs, tg, b, "s-a", "alice@host")
 
-		in.ReleaseWait = 50 * time.Millisecond
-		_, err := in.Instrument(ctx, b.s, []instrument.Target{b.target(tg)})
-		var refused *instrument.RefusedError
-		require.ErrorAs(t, err, &refused)
-		require.Len(t, refused.Refusals, 1)
-		require.NotNil(t, refused.Refusals[0].Held)
-		assert.True(t, refused.Refusals[0].Held.Releasing)
-		assert.Equal(t, "s-a", refused.Refusals[0].Held.Session)
-		assert.Contains(t, err.Error(), "is being put back by session s-a (owner alice@host), which is detaching from it")
-		assert.Contains(t, err.Error(), "plldb waited 50ms for it to finish")
-		assert.NotContains(t, err.Error(), "without --selective")
-		held, err := cs.claims.SessionSnapshots(ctx, b.s.ID)
-		require.NoError(t, err)
-		assert.Empty(t, held)
-		assert.Equal(t, instrumented, restorable(t, e.raw(tg.Name)), "the refused attach changed nothing")
-
-		_, err = in.Restore(ctx, a.s.ID)
+		_, err := in.Restore(ctx, a.s.ID)
 		require.NoError(t, err)
 		_, err = in.Instrument(ctx, b.s, []instrument.Target{b.target(tg)})
 		require.NoError(t, err)
@@ -337,4 +321,28 @@ func TestRefusedAttachLastOnAFunctionPutsItBack(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, held)
 	})
+}
+
+// refusedAtTheBound attaches b to tg, which session holder (owner) marked as being put back and is not
+// finishing, with a ReleaseWait of 50 ms: the refusal says the function is being put back, by whom and how
+// long plldb waited, b holds nothing and the function is as it was.
+func refusedAtTheBound(t *testing.T, e *env, in *instrument.Instrumenter, cs claimStore, tg instrument.Target, b dev, holder, owner string) {
+	t.Helper()
+	ctx := context.Background()
+	instrumented := restorable(t, e.raw(tg.Name))
+	in.ReleaseWait = 50 * time.Millisecond
+	_, err := in.Instrument(ctx, b.s, []instrument.Target{b.target(tg)})
+	var refused *instrument.RefusedError
+	require.ErrorAs(t, err, &refused)
+	require.Len(t, refused.Refusals, 1)
+	require.NotNil(t, refused.Refusals[0].Held)
+	assert.True(t, refused.Refusals[0].Held.Releasing)
+	assert.Equal(t, holder, refused.Refusals[0].Held.Session)
+	assert.Contains(t, err.Error(), "is being put back by session "+holder+" (owner "+owner+"), which is detaching from it")
+	assert.Contains(t, err.Error(), "plldb waited 50ms for it to finish")
+	assert.NotContains(t, err.Error(), "without --selective")
+	held, err := cs.claims.SessionSnapshots(ctx, b.s.ID)
+	require.NoError(t, err)
+	assert.Empty(t, held)
+	assert.Equal(t, instrumented, restorable(t, e.raw(tg.Name)), "the refused attach changed nothing")
 }
