@@ -2,6 +2,7 @@ package instrument_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -319,6 +320,7 @@ type interleavedClaims struct {
 	instrument.Claims
 	afterSessionSnapshots func()          // once, after the detach listed its claims
 	afterMarkReleasing    func(err error) // once, after the detach tried to mark a claim
+	markFails             error           // when set, MarkReleasing fails so, as a store that cannot be written
 }
 
 func (c *interleavedClaims) SessionSnapshots(ctx context.Context, session string) ([]instrument.Snapshot, error) {
@@ -331,6 +333,9 @@ func (c *interleavedClaims) SessionSnapshots(ctx context.Context, session string
 }
 
 func (c *interleavedClaims) MarkReleasing(ctx context.Context, functionARN, session string) error {
+	if c.markFails != nil {
+		return c.markFails
+	}
 	err := c.Claims.MarkReleasing(ctx, functionARN, session)
 	if hook := c.afterMarkReleasing; hook != nil {
 		c.afterMarkReleasing = nil
@@ -387,5 +392,32 @@ func TestADetachFindingItsClaimGoneLeavesTheFunctionAlone(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Restored}, outcomes(results))
 		assert.Equal(t, before, restorable(t, e.raw(tg.Name)))
+	})
+}
+
+// TestADetachWhoseMarkFailsStillPutsTheFunctionBack: the releasing mark only spares an attach a refusal; when
+// the store cannot write it (throttled past the SDK's retries, say), the detach still puts the function back
+// and releases the claim, as before the mark existed, rather than leaving the function instrumented.
+func TestADetachWhoseMarkFailsStillPutsTheFunctionBack(t *testing.T) {
+	eachClaimStore(t, func(t *testing.T, e *env, cs claimStore) {
+		ctx := context.Background()
+		tg := e.create(fn{what: "markfails", env: map[string]string{"TABLE": "orders"}})
+		before := restorable(t, e.raw(tg.Name))
+		x := session("s-x")
+		cs.start(t, x.ID, x.Owner)
+		hooked := &interleavedClaims{Claims: cs.claims}
+		in := e.instrumenter(hooked)
+		_, err := in.Instrument(ctx, x, []instrument.Target{tg})
+		require.NoError(t, err)
+
+		hooked.markFails = errors.New("ProvisionedThroughputExceededException: rate of requests exceeds the allowed throughput")
+		results, err := in.Restore(ctx, x.ID)
+		require.NoError(t, err)
+		require.Len(t, results, 1)
+		assert.Equal(t, instrument.Restored, results[0].Outcome, results[0].Message)
+		assert.Equal(t, before, restorable(t, e.raw(tg.Name)), "back byte for byte")
+		_, ok, err := cs.claims.GetSnapshot(ctx, tg.ARN)
+		require.NoError(t, err)
+		assert.False(t, ok, "the claim is released")
 	})
 }

@@ -30,7 +30,8 @@ const (
 	// its own changes (or it kept changing under the restore); it was left as it is, and the claim and its
 	// snapshot stay for a later `plldb detach`.
 	Conflict Outcome = "conflict"
-	// Held: another live session holds the function (Recover only); nothing was done.
+	// Held: another live session holds the function (Recover, or a detach whose claim was taken over
+	// meanwhile); nothing was done.
 	Held Outcome = "held"
 	// Gone: the function no longer exists; the claim was released.
 	Gone Outcome = "gone"
@@ -206,7 +207,11 @@ func (in *Instrumenter) detachOne(ctx context.Context, snap Snapshot) Result {
 			return Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName, Outcome: Restored,
 				Message: "no claim on it any more: already put back"}
 		case err != nil:
-			return failed(snap, fmt.Errorf("mark the claim on %s as being released: %w", snap.FunctionName, err))
+			// The mark only lets an attach that meets the claim wait instead of being refused; the claim itself
+			// still keeps everyone else off, so a store that failed to mark must not keep the function
+			// instrumented.
+			in.logger().Warn("could not mark the claim as being released; putting the function back anyway",
+				"function", snap.FunctionName, "err", err)
 		}
 	}
 	return in.restoreSnapshot(ctx, snap, false)
