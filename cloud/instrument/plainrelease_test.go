@@ -2,6 +2,7 @@ package instrument_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/plldb/plldb/cloud/instrument"
+	"github.com/plldb/plldb/cloud/store"
 )
 
 // plainDetachStopsAfterMarking attaches the plain session x to tg and runs its detach until it is about to
@@ -294,5 +296,113 @@ func TestAPlainDetachThatConflictsKeepsOthersWaitingOnlyBoundedly(t *testing.T) 
 		require.NoError(t, err)
 		assert.Equal(t, y.ID, snap.Session, "taken over, to keep the snapshot")
 		assert.False(t, snap.Releasing, "a takeover's restore is no detach: nobody waits on it")
+	})
+}
+
+// interleavedClaims is a claim store through which one plldb process runs, with hooks that let another
+// process act at a chosen moment of its detach.
+type interleavedClaims struct {
+	instrument.Claims
+	afterSessionSnapshots func()          // once, after the detach listed its claims
+	afterMarkReleasing    func(err error) // once, after the detach tried to mark a claim
+	markFails             error           // when set, MarkReleasing fails so, as a store that cannot be written
+}
+
+func (c *interleavedClaims) SessionSnapshots(ctx context.Context, session string) ([]instrument.Snapshot, error) {
+	snaps, err := c.Claims.SessionSnapshots(ctx, session)
+	if hook := c.afterSessionSnapshots; hook != nil {
+		c.afterSessionSnapshots = nil
+		hook()
+	}
+	return snaps, err
+}
+
+func (c *interleavedClaims) MarkReleasing(ctx context.Context, functionARN, session string) error {
+	if c.markFails != nil {
+		return c.markFails
+	}
+	err := c.Claims.MarkReleasing(ctx, functionARN, session)
+	if hook := c.afterMarkReleasing; hook != nil {
+		c.afterMarkReleasing = nil
+		hook(err)
+	}
+	return err
+}
+
+// TestADetachFindingItsClaimGoneLeavesTheFunctionAlone: two detaches of one plain session run alongside (its
+// own Ctrl-C and the relay's expiry restore). The first puts the function back and releases the claim; by the
+// time the second goes to mark the claim there is none, and a colleague attaches at once. The second detach
+// must not "put back" its stale snapshot over the colleague's instrumentation: no claim left means the
+// function was put back already.
+func TestADetachFindingItsClaimGoneLeavesTheFunctionAlone(t *testing.T) {
+	eachClaimStore(t, func(t *testing.T, e *env, cs claimStore) {
+		ctx := context.Background()
+		tg := e.create(fn{what: "claimgone", env: map[string]string{"TABLE": "orders"}})
+		before := restorable(t, e.raw(tg.Name))
+		in := e.instrumenter(cs.claims)
+		x := session("s-x")
+		x.Owner = "carol@host"
+		cs.start(t, x.ID, x.Owner)
+		_, err := in.Instrument(ctx, x, []instrument.Target{tg})
+		require.NoError(t, err)
+
+		b := session("s-b")
+		b.Owner = "bob@host"
+		cs.start(t, b.ID, b.Owner)
+		hooked := &interleavedClaims{Claims: cs.claims}
+		hooked.afterSessionSnapshots = func() {
+			results, err := in.Restore(ctx, x.ID)
+			require.NoError(t, err)
+			require.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Restored}, outcomes(results))
+			require.Equal(t, before, restorable(t, e.raw(tg.Name)))
+		}
+		hooked.afterMarkReleasing = func(err error) {
+			require.ErrorIs(t, err, store.ErrNotFound, "the first detach released the claim")
+			_, err = in.Instrument(ctx, b, []instrument.Target{tg})
+			require.NoError(t, err)
+		}
+		second := e.instrumenter(hooked)
+		results, err := second.Restore(ctx, x.ID)
+		require.NoError(t, err)
+		require.Len(t, results, 1)
+		assert.Equal(t, instrument.Restored, results[0].Outcome, results[0].Message)
+		assert.Contains(t, results[0].Message, "already put back")
+
+		assert.Equal(t, b.ID, vars(e.config(tg.Name))["PLLDB_SESSION"], "bob's instrumentation stands")
+		snap, ok, err := cs.claims.GetSnapshot(ctx, tg.ARN)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, b.ID, snap.Session)
+		results, err = in.Restore(ctx, b.ID)
+		require.NoError(t, err)
+		assert.Equal(t, map[string]instrument.Outcome{tg.Name: instrument.Restored}, outcomes(results))
+		assert.Equal(t, before, restorable(t, e.raw(tg.Name)))
+	})
+}
+
+// TestADetachWhoseMarkFailsStillPutsTheFunctionBack: the releasing mark only spares an attach a refusal; when
+// the store cannot write it (throttled past the SDK's retries, say), the detach still puts the function back
+// and releases the claim, as before the mark existed, rather than leaving the function instrumented.
+func TestADetachWhoseMarkFailsStillPutsTheFunctionBack(t *testing.T) {
+	eachClaimStore(t, func(t *testing.T, e *env, cs claimStore) {
+		ctx := context.Background()
+		tg := e.create(fn{what: "markfails", env: map[string]string{"TABLE": "orders"}})
+		before := restorable(t, e.raw(tg.Name))
+		x := session("s-x")
+		cs.start(t, x.ID, x.Owner)
+		hooked := &interleavedClaims{Claims: cs.claims}
+		in := e.instrumenter(hooked)
+		_, err := in.Instrument(ctx, x, []instrument.Target{tg})
+		require.NoError(t, err)
+
+		hooked.markFails = errors.New("ProvisionedThroughputExceededException: rate of requests exceeds the allowed throughput")
+		results, err := in.Restore(ctx, x.ID)
+		require.NoError(t, err)
+		require.Len(t, results, 1)
+		assert.Equal(t, instrument.Restored, results[0].Outcome, results[0].Message)
+		assert.Equal(t, before, restorable(t, e.raw(tg.Name)), "back byte for byte")
+		_, ok, err := cs.claims.GetSnapshot(ctx, tg.ARN)
+		require.NoError(t, err)
+		assert.False(t, ok, "the claim is released")
 	})
 }

@@ -30,7 +30,8 @@ const (
 	// its own changes (or it kept changing under the restore); it was left as it is, and the claim and its
 	// snapshot stay for a later `plldb detach`.
 	Conflict Outcome = "conflict"
-	// Held: another live session holds the function (Recover only); nothing was done.
+	// Held: another live session holds the function (Recover, or a detach whose claim was taken over
+	// meanwhile); nothing was done.
 	Held Outcome = "held"
 	// Gone: the function no longer exists; the claim was released.
 	Gone Outcome = "gone"
@@ -197,11 +198,20 @@ func (in *Instrumenter) detachOne(ctx context.Context, snap Snapshot) Result {
 			// Taken over meanwhile (this session ended) or held by another session: theirs to put back.
 			return Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName, Outcome: Held, Message: held.Error()}
 		case errors.Is(err, store.ErrNotFound):
-			// Nobody holds it any more (a detach of this session running alongside, or the sweep): there is no
-			// claim to mark, and the restore goes on as it always has, its release a no-op.
-			in.logger().Debug("no claim to mark as being released", "function", snap.FunctionName, "session", snap.Session)
+			// Nobody holds it any more: a detach of this session running alongside (its own and the relay's
+			// expiry restore) put it back and released the claim, for a claim goes only after its restore. The
+			// function is free, so another session may claim and instrument it at any moment; restoring it from
+			// this snapshot now would take that session's changes out as if they were plldb's own (as leave
+			// does on a claim that is gone, nothing is done).
+			in.logger().Debug("no claim left to put back", "function", snap.FunctionName, "session", snap.Session)
+			return Result{FunctionARN: snap.FunctionARN, FunctionName: snap.FunctionName, Outcome: Restored,
+				Message: "no claim on it any more: already put back"}
 		case err != nil:
-			return failed(snap, fmt.Errorf("mark the claim on %s as being released: %w", snap.FunctionName, err))
+			// The mark only lets an attach that meets the claim wait instead of being refused; the claim itself
+			// still keeps everyone else off, so a store that failed to mark must not keep the function
+			// instrumented.
+			in.logger().Warn("could not mark the claim as being released; putting the function back anyway",
+				"function", snap.FunctionName, "err", err)
 		}
 	}
 	return in.restoreSnapshot(ctx, snap, false)
