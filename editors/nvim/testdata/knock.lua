@@ -22,6 +22,18 @@ local result = { steps = {}, notifications = {}, picks = {}, knocks = {} }
 lib.record_notifications(result.notifications)
 
 -- The last notification, once one more than n has arrived.
+-- knock calls the Lua API and waits for its callback, answering the callback's error and body.
+local function knock(opts)
+  local done, err, body = false, nil, nil
+  require('plldb').knock(opts, function(e, b)
+    done, err, body = true, e, b
+  end)
+  wait_for('the knock', function()
+    return done
+  end)
+  return err, body
+end
+
 local function next_notification(n)
   wait_for('a message', function()
     return #result.notifications > n
@@ -115,14 +127,8 @@ local steps = {
         return vim.fn.getreg('"'):find('X-Plldb-Knock: ', 1, true) == 1 or vim.fn.getreg('+'):find('X-Plldb-Knock: ', 1, true) == 1
       end)
       check(#result.picks == n, 'a function was given, yet the user was asked')
-      local done, err, body
-      require('plldb').knock({ fn = 'PackageFunction', ttl = '2h', format = 'curl', url = 'http://localhost:8080/x',
-        register = 'k' }, function(e, b)
-        done, err, body = true, e, b
-      end)
-      wait_for('the knock', function()
-        return done
-      end)
+      local err, body = knock({ fn = 'PackageFunction', ttl = '2h', format = 'curl', url = 'http://localhost:8080/x',
+        register = 'k' })
       check(not err, 'knock failed: %s', tostring(err))
       check(vim.fn.getreg('k') == "curl -H 'X-Plldb-Knock: " .. body.value .. "' 'http://localhost:8080/x'\n",
         'register k holds %q', vim.fn.getreg('k'))
@@ -130,14 +136,7 @@ local steps = {
       -- The message names what the register holds in words, for every format ("a awsCli line" was no English).
       for _, f in ipairs({ { 'curl', 'a curl command' }, { 'awsCli', 'an AWS CLI command' }, { 'boto3', 'a boto3 snippet' } }) do
         local n = #result.notifications
-        done = false
-        require('plldb').knock({ fn = 'HelloFunction', format = f[1], url = 'http://localhost:8080/x', register = 'k' },
-          function(e, b)
-            done, err, body = true, e, b
-          end)
-        wait_for('the knock', function()
-          return done
-        end)
+        err = knock({ fn = 'HelloFunction', format = f[1], url = 'http://localhost:8080/x', register = 'k' })
         check(not err, 'knock failed: %s', tostring(err))
         local m = next_notification(n)
         check(m.msg:find('plldb: ' .. f[2] .. ' with a knock for local/HelloFunction in register k; it expires at ', 1, true) == 1,
@@ -146,26 +145,14 @@ local steps = {
       -- For every function, the AWS CLI and boto3 lines invoke FUNCTION, and the message says to replace it.
       for _, f in ipairs({ 'awsCli', 'boto3' }) do
         local n = #result.notifications
-        done = false
-        require('plldb').knock({ fn = '*', format = f, register = 'k' }, function(e, b)
-          done, err, body = true, e, b
-        end)
-        wait_for('the knock', function()
-          return done
-        end)
+        err = knock({ fn = '*', format = f, register = 'k' })
         check(not err, 'knock failed: %s', tostring(err))
         check(vim.fn.getreg('k'):find('FUNCTION', 1, true), '%s: register k holds %q', f, vim.fn.getreg('k'))
         local m = next_notification(n)
         check(m.msg:find(' for local in register k; it expires at ', 1, true), '%s: told %q', f, m.msg)
         check(vim.endswith(m.msg, '. Replace FUNCTION with the name of the function to invoke.'), '%s: told %q', f, m.msg)
       end
-      done = false
-      require('plldb').knock({ fn = 'HelloFunction', ttl = '13h' }, function(e)
-        done, err = true, e
-      end)
-      wait_for('the refusal', function()
-        return done
-      end)
+      err = knock({ fn = 'HelloFunction', ttl = '13h' })
       check(err and err:find('"for" must be a duration between 1s and 12h', 1, true), 'a 13 h knock: %s', tostring(err))
       result.notifications[#result.notifications].expected = true
     end,
